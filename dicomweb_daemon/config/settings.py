@@ -1,0 +1,132 @@
+"""Typed settings with Orthanc's key names, their defaults and their validation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
+ORTHANC_KEYS_ACCEPTED = {
+    "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
+    "StorageCompression", "Plugins", "ConcurrentJobs", "HttpThreadsCount", "DicomModalities",
+    "OrthancPeers", "LuaScripts", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
+    "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
+    "MaximumStorageMode", "MaximumStorageCacheSize", "CheckRevisions", "ExtraMainDicomTags",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: its type, default and documentation."""
+
+    kind: type | tuple
+    default: Any
+    doc: str
+    minimum: int | None = None
+    choices: tuple | None = None
+
+
+TOP: dict[str, Option] = {
+    "Name": Option(str, "dicomweb-daemon", "Name of this server, shown in /system."),
+    "HttpPort": Option(int, 8042, "HTTP port (REST API and DICOMweb).", minimum=0),
+    "RemoteAccessAllowed": Option(bool, False, "Listen on all interfaces instead of loopback only."),
+    "StorageDirectory": Option(str, "dicomweb-data", "Folder of the stored DICOM files."),
+    "IndexDirectory": Option(str, "", "Folder of the SQLite index (default: StorageDirectory)."),
+    "AuthenticationEnabled": Option(bool, False, "Require HTTP Basic authentication on every route."),
+    "RegisteredUsers": Option(dict, {}, "User name -> password for HTTP Basic authentication."),
+    "DefaultEncoding": Option(str, "Latin1", "Character set assumed when SpecificCharacterSet is absent."),
+    "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
+    "MaximumStorageSize": Option(int, 0, "Quota of stored files in MB (0 = unlimited).", minimum=0),
+    "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
+    "StableAge": Option(int, 60, "Seconds without a new instance before a resource is stable.", minimum=1),
+    "LogExportedResources": Option(bool, False, "Record exported resources in /exports."),
+    "DicomAet": Option(str, "ORTHANC", "Application entity title of this server."),
+    "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
+    "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
+}
+
+BACKENDS: dict[str, Option] = {
+    "Storage": Option(str, "filesystem", "Name of the IStorageArea plugin that keeps the files."),
+    "Index": Option(str, "sqlite", "Name of the IIndex plugin that keeps the database."),
+}
+
+DEFAULT_ENCODINGS = (
+    "Ascii", "Utf8", "Latin1", "Latin2", "Latin3", "Latin4", "Latin5", "Cyrillic", "Windows1251",
+    "Arabic", "Greek", "Hebrew", "Thai", "Japanese", "Chinese", "Korean", "JapaneseKanji", "SimplifiedChinese",
+)
+
+
+@dataclass
+class Settings:
+    """The validated configuration, with Orthanc's key names as attribute names."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def index_directory(self) -> str:
+        return self.values["IndexDirectory"] or self.values["StorageDirectory"]
+
+
+def _check(path: str, value: Any, opt: Option) -> Any:
+    kind = opt.kind
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ValueError(f"configuration key {path} must be of type {name}, not {type(value).__name__}")
+    if opt.minimum is not None and value < opt.minimum:
+        raise ValueError(f"configuration key {path} must be >= {opt.minimum}, not {value}")
+    if opt.choices and value not in opt.choices:
+        raise ValueError(f"configuration key {path} must be one of {', '.join(opt.choices)}, not {value!r}")
+    return value
+
+
+def _section(raw: dict, schema: dict[str, Option], prefix: str, unknown: list[str]) -> dict[str, Any]:
+    out = {}
+    for key, opt in schema.items():
+        out[key] = _check(prefix + key, raw[key], opt) if key in raw else opt.default
+    unknown.extend(prefix + k for k in raw if k not in schema)
+    return out
+
+
+def validate(raw: dict) -> tuple[Settings, list[str]]:
+    """Check ``raw`` against the schema; raise ValueError naming the key path, return unknown keys."""
+    unknown: list[str] = []
+    top = {k: v for k, v in raw.items() if k in TOP}
+    values = _section(top, TOP, "", [])
+    users = values["RegisteredUsers"]
+    for user, password in users.items():
+        if not isinstance(password, str):
+            raise ValueError(f"configuration key RegisteredUsers.{user} must be of type str")
+    if values["DefaultEncoding"] not in DEFAULT_ENCODINGS:
+        raise ValueError(
+            f"configuration key DefaultEncoding must be one of {', '.join(DEFAULT_ENCODINGS)}, "
+            f"not {values['DefaultEncoding']!r}"
+        )
+    backends_raw = raw.get("Backends", {})
+    if not isinstance(backends_raw, dict):
+        raise ValueError("configuration key Backends must be of type dict")
+    backends = _section(backends_raw, BACKENDS, "Backends.", unknown)
+    sections = {k: v for k, v in raw.items() if k not in TOP and k != "Backends"}
+    unknown.extend(k for k in sections if k not in ORTHANC_KEYS_ACCEPTED and k not in KNOWN_SECTIONS)
+    if values["RemoteAccessAllowed"]:
+        # As Orthanc: remote access turns authentication on unless it is explicitly off, and a
+        # server open to the network with nobody allowed in is a configuration mistake.
+        if "AuthenticationEnabled" not in raw:
+            values["AuthenticationEnabled"] = True
+        if not users:
+            raise ValueError(
+                "configuration key RegisteredUsers must name at least one user when "
+                "RemoteAccessAllowed is true"
+            )
+    return Settings(values=values, backends=backends, sections=sections), unknown
+
+
+# Sections read by later parts of the daemon (DICOMweb server and client).
+KNOWN_SECTIONS = {"DicomWeb"}

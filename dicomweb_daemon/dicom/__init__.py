@@ -1,0 +1,1 @@
+"""The DICOM model: identifiers, tags per level, parsing. Pure: no database, files or HTTP."""

@@ -1,0 +1,183 @@
+"""Parse a DICOM file once at ingest and extract everything the index and later reads need."""
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
+
+from ..errors import BadFileFormat
+from .identifiers import is_valid_uid, resource_ids
+from .layout import TruncatedFile, frame_ranges, walk
+from .tags import MAIN_TAGS
+
+ROOT_TOKEN = "%%DICOMWEB_ROOT%%"
+BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+EXPECTED_COUNT_TAGS = ("ImagesInAcquisition", "CardiacNumberOfImages", "NumberOfSlices", "NumberOfTimeSlices")
+
+
+@dataclass
+class ParsedInstance:
+    """What ingest learns from one file; nothing here needs the file again."""
+
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    ids: tuple[str, str, str, str]
+    main_tags: dict[str, dict[str, str]]
+    size: int
+    md5: str
+    metadata_json: bytes
+    frames: list = field(default_factory=list)
+    index_in_series: int | None = None
+    expected_instances: int | None = None
+    number_of_frames: int = 0
+    charset: str = ""
+
+
+def element_text(elem: DataElement) -> str:
+    """The value of ``elem`` as the text Orthanc shows (multiple values joined by backslash)."""
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1", "replace")
+    if isinstance(value, (list, MultiValue)):
+        return "\\".join("" if v is None else str(v) for v in value)
+    return str(value)
+
+
+def _main_tags(ds: Dataset) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for level, keywords in MAIN_TAGS.items():
+        found = {}
+        for kw in keywords:
+            elem = ds.data_element(kw) if kw in ds else None
+            if isinstance(elem, DataElement) and elem.VR != "SQ":
+                found[kw] = element_text(elem).strip("\x00 ")
+        out[level] = found
+    return out
+
+
+def _int_or_none(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _bulk_paths(node: Any, path: str) -> None:
+    """Replace the bulk-data sentinels left by pydicom with URIs naming the element's path."""
+    for tag, attr in node.items():
+        here = f"{path}/{tag.lower()}"
+        if attr.get("BulkDataURI") == "":
+            attr["BulkDataURI"] = here
+        for i, item in enumerate(attr.get("Value", ()) if attr.get("vr") == "SQ" else ()):
+            if isinstance(item, dict):
+                _bulk_paths(item, f"{here}/{i + 1}")
+
+
+def dicom_json(ds: Dataset, instance_url: str, pixel_vr: str | None) -> bytes:
+    """DICOM JSON (PS3.18 §F.2) with BulkDataURI for binary values and pixel data."""
+    try:
+        body = ds.to_json_dict(bulk_data_threshold=0, bulk_data_element_handler=lambda _elem: "")
+    except Exception:  # a value pydicom cannot encode: skip it rather than refuse the file
+        body = {}
+        for elem in ds:
+            try:
+                body.update(Dataset({elem.tag: elem}).to_json_dict(0, lambda _e: ""))
+            except Exception:
+                continue
+    _bulk_paths(body, f"{ROOT_TOKEN}{instance_url}/bulk")
+    if pixel_vr:
+        body["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{ROOT_TOKEN}{instance_url}"}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_file(path: str) -> ParsedInstance:
+    """Parse and validate the file at ``path``; raise BadFileFormat saying what is wrong."""
+    with open(path, "rb") as f:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError) as e:
+            raise BadFileFormat("Bad file format", f"not a DICOM file: {e}") from None
+        except Exception as e:
+            raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
+        meta = ds.file_meta
+        ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+        dataset_offset = _dataset_offset(f, meta)
+        size = f.seek(0, 2)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            md5 = hashlib.md5(buf).hexdigest()
+            try:
+                pixels = None if ts.is_deflated else walk(buf, dataset_offset, ts.is_implicit_VR is False,
+                                                          ts.is_little_endian)
+            except TruncatedFile as e:
+                raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
+            except Exception as e:
+                raise BadFileFormat("Bad file format", f"malformed DICOM file: {e}") from None
+    return _describe(ds, str(ts), size, md5, pixels)
+
+
+def _dataset_offset(f, meta) -> int:
+    """Offset of the first dataset element, right after the file meta information."""
+    f.seek(128 + 4)
+    hdr = f.read(12)
+    if len(hdr) == 12 and hdr[:4] == b"\x02\x00\x00\x00":  # (0002,0000) group length, explicit VR
+        group_length = int.from_bytes(hdr[8:12], "little")
+        return 128 + 4 + 12 + group_length
+    # Without a group length, walk the group 2 elements.
+    from pydicom.filereader import _read_file_meta_info, read_preamble  # noqa: PLC0415
+
+    f.seek(0)
+    read_preamble(f, False)
+    _read_file_meta_info(f)
+    return f.tell()
+
+
+def _describe(ds: Dataset, ts: str, size: int, md5: str, pixels) -> ParsedInstance:
+    for kw in REQUIRED:
+        value = str(ds.get(kw, "") or "").strip("\x00 ")
+        if not value:
+            raise BadFileFormat("Bad file format", f"the DICOM file has no {kw}")
+        if not is_valid_uid(value):
+            raise BadFileFormat("Bad file format", f"the DICOM file has an invalid {kw}: {value!r}")
+    patient_id = str(ds.get("PatientID", "") or "").strip("\x00 ")
+    study, series, sop = (str(ds.get(kw)).strip("\x00 ") for kw in REQUIRED)
+    ids = resource_ids(patient_id, study, series, sop)
+    frames_n = _int_or_none(ds, "NumberOfFrames") or 1
+    frames: list = []
+    pixel_vr = None
+    if pixels is not None:
+        bits = _int_or_none(ds, "BitsAllocated") or 8
+        pixel_vr = "OB" if pixels.encapsulated or bits <= 8 else "OW"
+        rows, cols = _int_or_none(ds, "Rows") or 0, _int_or_none(ds, "Columns") or 0
+        samples = _int_or_none(ds, "SamplesPerPixel") or 1
+        frame_size = (rows * cols * samples * bits + 7) // 8
+        frames = frame_ranges(pixels, frames_n, frame_size)
+    url = f"/studies/{study}/series/{series}/instances/{sop}"
+    expected = next((v for v in (_int_or_none(ds, k) for k in EXPECTED_COUNT_TAGS) if v), None)
+    index = _int_or_none(ds, "InstanceNumber")
+    if index is None:
+        index = _int_or_none(ds, "ImageIndex")
+    return ParsedInstance(
+        patient_id=patient_id, study_uid=study, series_uid=series, sop_uid=sop,
+        sop_class_uid=str(ds.get("SOPClassUID", "") or ""), transfer_syntax=ts, ids=ids,
+        main_tags=_main_tags(ds), size=size, md5=md5, metadata_json=dicom_json(ds, url, pixel_vr),
+        frames=frames, index_in_series=index, expected_instances=expected,
+        number_of_frames=frames_n if pixels is not None else 0,
+        charset=element_text(ds["SpecificCharacterSet"]) if "SpecificCharacterSet" in ds else "",
+    )

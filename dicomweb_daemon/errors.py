@@ -1,0 +1,74 @@
+"""Errors that handlers raise; :mod:`dicomweb_daemon.web.errors` renders them as Orthanc does."""
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class DaemonError(Exception):
+    """An error with an HTTP status and Orthanc's error name (``OrthancError``)."""
+
+    status = 500
+    orthanc_error = "Internal error"
+    orthanc_status = -1
+
+    def __init__(self, message: str | None = None, details: str | None = None):
+        super().__init__(message or self.orthanc_error)
+        self.message = message or self.orthanc_error
+        self.details = details
+
+    @property
+    def http_error(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequest(DaemonError):
+    status = 400
+    orthanc_error = "Bad request"
+    orthanc_status = 8
+
+
+class BadFileFormat(BadRequest):
+    orthanc_error = "Bad file format"
+    orthanc_status = 15
+
+
+class UnknownResource(DaemonError):
+    status = 404
+    orthanc_error = "Unknown resource"
+    orthanc_status = 17
+
+
+class InexistentItem(DaemonError):
+    status = 404
+    orthanc_error = "Accessing an inexistent item"
+    orthanc_status = 7
+
+
+class NotAcceptable(DaemonError):
+    status = 406
+    orthanc_error = "Not acceptable"
+    orthanc_status = 44
+
+
+class UnsupportedMediaType(DaemonError):
+    status = 415
+    orthanc_error = "Unsupported media type"
+    orthanc_status = 3000
+
+
+class PayloadTooLarge(DaemonError):
+    status = 413
+    orthanc_error = "Request entity too large"
+    orthanc_status = 3001
+
+
+class FullStorage(DaemonError):
+    status = 507
+    orthanc_error = "The file storage is full"
+    orthanc_status = 14
+
+
+class Conflict(DaemonError):
+    status = 409
+    orthanc_error = "Conflict"
+    orthanc_status = 3002

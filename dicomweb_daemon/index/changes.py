@@ -1,0 +1,110 @@
+"""The changes and exports logs, and the statistics, as Orthanc exposes them."""
+from __future__ import annotations
+
+import time
+
+from .schema import LEVEL_NAME
+
+_PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
+
+
+class ChangesMixin:
+    def changes(self, since: int = 0, limit: int = 100) -> dict:
+        """``GET /changes``: entries with ``Seq > since``, at most ``limit``; ``Done`` when all given."""
+        rows = self.db.execute(
+            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit + 1)).fetchall()
+        done = len(rows) <= limit
+        rows = rows[:limit]
+        entries = []
+        for seq, change_type, level, public_id, date in rows:
+            name = LEVEL_NAME[level]
+            entries.append({"ChangeType": change_type, "Date": date, "ID": public_id,
+                            "Path": f"/{_PLURAL[name]}/{public_id}", "ResourceType": name, "Seq": seq})
+        last = rows[-1][0] if rows else self.last_change()
+        return {"Changes": entries, "Done": done, "Last": last}
+
+    def last_change(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return row[0] if row else 0
+
+    def last_changes(self, limit: int) -> dict:
+        """``GET /changes?last``: the newest entry (Orthanc ignores ``limit`` there)."""
+        last = self.last_change()
+        return self.changes(max(last - 1, 0), 1) if last else {"Changes": [], "Done": True, "Last": 0}
+
+    def clear_changes(self) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM changes")
+
+    def log_export(self, public_id: str, remote: str) -> None:
+        """Record an export of ``public_id`` to ``remote`` (when LogExportedResources is on)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        with self.transaction() as c:
+            row = c.execute("SELECT internal, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+            tags = dict(c.execute(
+                "WITH RECURSIVE up(internal, parent) AS (SELECT internal, parent FROM resources "
+                "WHERE internal = ? UNION ALL SELECT r.internal, r.parent FROM resources r "
+                "JOIN up ON r.internal = up.parent) SELECT t.tag, t.value FROM main_tags t JOIN up "
+                "USING (internal) WHERE t.tag IN ('PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', "
+                "'SOPInstanceUID')", (row[0],)))
+            c.execute("INSERT INTO exports (level, public_id, remote, patient_id, study_uid, series_uid, "
+                      "sop_uid, date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (row[1], public_id, remote, tags.get("PatientID", ""), tags.get("StudyInstanceUID", ""),
+                       tags.get("SeriesInstanceUID", ""), tags.get("SOPInstanceUID", ""), stamp))
+
+    def exports(self, since: int = 0, limit: int = 100) -> dict:
+        rows = self.db.execute(
+            "SELECT seq, level, public_id, remote, patient_id, study_uid, series_uid, sop_uid, date "
+            "FROM exports WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit + 1)).fetchall()
+        done = len(rows) <= limit
+        out = []
+        for seq, level, public_id, remote, patient, study, series, sop, date in rows[:limit]:
+            name = LEVEL_NAME[level]
+            entry = {"Date": date, "ID": public_id, "Path": f"/{_PLURAL[name]}/{public_id}",
+                     "PatientID": patient, "RemoteModality": remote, "ResourceType": name, "Seq": seq}
+            for key, value in (("StudyInstanceUID", study), ("SeriesInstanceUID", series),
+                               ("SOPInstanceUID", sop)):
+                if value:
+                    entry[key] = value
+            out.append(entry)
+        last = rows[min(len(rows), limit) - 1][0] if rows else 0
+        return {"Exports": out, "Done": done, "Last": last}
+
+    def clear_exports(self) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM exports")
+
+    def statistics(self, public_id: str | None = None) -> dict:
+        """Counts and exact sizes, of everything or of one resource's subtree."""
+        if public_id is None:
+            counts = dict(self.db.execute("SELECT level, COUNT(*) FROM resources GROUP BY level"))
+            size = self.db.execute("SELECT COALESCE(SUM(file_size), 0) FROM instances").fetchone()[0]
+            return {
+                "CountPatients": counts.get(0, 0), "CountStudies": counts.get(1, 0),
+                "CountSeries": counts.get(2, 0), "CountInstances": counts.get(3, 0),
+                "TotalDiskSize": str(size), "TotalDiskSizeMB": size // (1024 * 1024),
+                "TotalUncompressedSize": str(size), "TotalUncompressedSizeMB": size // (1024 * 1024),
+            }
+        internal = self.internal_of(public_id)
+        level = self.db.execute("SELECT level FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
+        rows = self.db.execute(_SUBTREE_COUNTS, (internal,)).fetchall()
+        counts = {lvl: n for lvl, n, _ in rows}
+        size = sum(s or 0 for _, _, s in rows)
+        out = {key: counts.get(lvl, 0) for lvl, key in _COUNT_KEYS.items() if lvl > level}
+        mb = size // (1024 * 1024)
+        out.update({"DiskSize": str(size), "DiskSizeMB": mb, "UncompressedSize": str(size),
+                    "UncompressedSizeMB": mb, "DicomDiskSize": str(size), "DicomDiskSizeMB": mb,
+                    "DicomUncompressedSize": str(size), "DicomUncompressedSizeMB": mb})
+        return out
+
+
+_COUNT_KEYS = {1: "CountStudies", 2: "CountSeries", 3: "CountInstances"}
+_SUBTREE_COUNTS = """
+WITH RECURSIVE tree(internal, level) AS (
+    SELECT internal, level FROM resources WHERE internal = ?
+    UNION ALL SELECT r.internal, r.level FROM resources r JOIN tree ON r.parent = tree.internal
+)
+SELECT tree.level, COUNT(*), SUM(i.file_size) FROM tree LEFT JOIN instances i USING (internal)
+GROUP BY tree.level
+"""

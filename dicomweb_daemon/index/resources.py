@@ -1,0 +1,184 @@
+"""Reads of the index: resources as Orthanc describes them, their relatives, instance files."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from ..errors import UnknownResource
+from .schema import LEVEL_NAME, LEVEL_NUMBER
+
+CHILD_KEY = {"Patient": "Studies", "Study": "Series", "Series": "Instances"}
+PARENT_KEY = {"Study": "ParentPatient", "Series": "ParentStudy", "Instance": "ParentSeries"}
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class ResourcesMixin:
+    def internal_of(self, public_id: str, level: str | None = None, conn=None) -> int:
+        c = conn or self.db
+        row = c.execute("SELECT internal, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+        if row is None or (level is not None and row[1] != LEVEL_NUMBER[level]):
+            raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
+        return row[0]
+
+    def level_of(self, public_id: str) -> str | None:
+        row = self.db.execute("SELECT level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+        return LEVEL_NAME[row[0]] if row else None
+
+    def list_ids(self, level: str, since: int = 0, limit: int = 0) -> list[str]:
+        """Public IDs at ``level`` in creation order, paged as Orthanc's ``since`` / ``limit``."""
+        sql = "SELECT public_id FROM resources WHERE level = ? ORDER BY internal LIMIT ? OFFSET ?"
+        return [r[0] for r in self.db.execute(sql, (LEVEL_NUMBER[level], limit or -1, since))]
+
+    def relatives(self, public_id: str, level: str, target: str) -> list[str]:
+        """IDs at ``target`` level related to the resource: descendants or the one ancestor."""
+        internal = self.internal_of(public_id, level)
+        src, dst = LEVEL_NUMBER[level], LEVEL_NUMBER[target]
+        if dst <= src:
+            for _ in range(src - dst):
+                internal = self.db.execute("SELECT parent FROM resources WHERE internal = ?",
+                                           (internal,)).fetchone()[0]
+            return [self.db.execute("SELECT public_id FROM resources WHERE internal = ?",
+                                    (internal,)).fetchone()[0]]
+        sql = f"SELECT r{dst - src}.public_id FROM resources r0 "
+        for k in range(1, dst - src + 1):
+            sql += f"JOIN resources r{k} ON r{k}.parent = r{k - 1}.internal "
+        sql += f"WHERE r0.internal = ? ORDER BY r{dst - src}.internal"
+        return [r[0] for r in self.db.execute(sql, (internal,))]
+
+    def main_tags(self, internals: list[int]) -> dict[int, dict[str, str]]:
+        out: dict[int, dict[str, str]] = defaultdict(dict)
+        for i in range(0, len(internals), 900):
+            chunk = internals[i : i + 900]
+            for internal, tag, value in self.db.execute(
+                    f"SELECT internal, tag, value FROM main_tags WHERE internal IN ({_marks(len(chunk))})", chunk):
+                out[internal][tag] = value
+        return out
+
+    def describe(self, public_ids: list[str]) -> list[dict]:
+        """Orthanc's JSON of each resource (all of one level or mixed), in the given order."""
+        rows = {}
+        for i in range(0, len(public_ids), 900):
+            chunk = public_ids[i : i + 900]
+            for r in self.db.execute(
+                    "SELECT public_id, internal, level, parent, last_update, stable FROM resources "
+                    f"WHERE public_id IN ({_marks(len(chunk))})", chunk):
+                rows[r[0]] = r
+        missing = [p for p in public_ids if p not in rows]
+        if missing:
+            raise UnknownResource("Unknown resource", f"no resource with ID {missing[0]}")
+        internals = [r[1] for r in rows.values()]
+        parents = [r[3] for r in rows.values() if r[3] is not None]
+        tags = self.main_tags(internals + parents)
+        public_of = self._public_ids(parents)
+        children = self._children(internals)
+        series_extra = self._series_extra([r[1] for r in rows.values() if r[2] == 2])
+        instance_extra = self._instance_extra([r[1] for r in rows.values() if r[2] == 3])
+        out = []
+        for pid in public_ids:
+            _, internal, lvl, parent, last_update, stable = rows[pid]
+            level = LEVEL_NAME[lvl]
+            item: dict = {"ID": pid, "Type": level, "MainDicomTags": tags.get(internal, {}), "Labels": []}
+            if level in PARENT_KEY:
+                item[PARENT_KEY[level]] = public_of[parent]
+            if level in CHILD_KEY:
+                item[CHILD_KEY[level]] = children.get(internal, [])
+                item["IsStable"] = bool(stable)
+                item["LastUpdate"] = last_update
+            if level == "Study":
+                item["PatientMainDicomTags"] = tags.get(parent, {})
+            if level == "Series":
+                item.update(series_extra[internal])
+            if level == "Instance":
+                item.update(instance_extra[internal])
+            out.append(item)
+        return out
+
+    def _public_ids(self, internals: list[int]) -> dict[int, str]:
+        out = {}
+        uniq = list(set(internals))
+        for i in range(0, len(uniq), 900):
+            chunk = uniq[i : i + 900]
+            out.update(self.db.execute(
+                f"SELECT internal, public_id FROM resources WHERE internal IN ({_marks(len(chunk))})", chunk))
+        return out
+
+    def _children(self, internals: list[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = defaultdict(list)
+        for i in range(0, len(internals), 900):
+            chunk = internals[i : i + 900]
+            for parent, public_id in self.db.execute(
+                    f"SELECT parent, public_id FROM resources WHERE parent IN ({_marks(len(chunk))}) "
+                    "ORDER BY internal", chunk):
+                out[parent].append(public_id)
+        return out
+
+    def _series_extra(self, internals: list[int]) -> dict[int, dict]:
+        out = {}
+        for internal in internals:
+            expected = self.db.execute("SELECT expected_instances FROM series_info WHERE internal = ?",
+                                       (internal,)).fetchone()
+            expected = expected[0] if expected else None
+            indexes = [r[0] for r in self.db.execute(
+                "SELECT i.index_in_series FROM resources r JOIN instances i USING (internal) "
+                "WHERE r.parent = ?", (internal,))]
+            out[internal] = {"ExpectedNumberOfInstances": expected, "Status": series_status(expected, indexes)}
+        return out
+
+    def _instance_extra(self, internals: list[int]) -> dict[int, dict]:
+        out = {}
+        for i in range(0, len(internals), 900):
+            chunk = internals[i : i + 900]
+            for internal, uuid, size, index in self.db.execute(
+                    "SELECT internal, file_uuid, file_size, index_in_series FROM instances "
+                    f"WHERE internal IN ({_marks(len(chunk))})", chunk):
+                out[internal] = {"FileSize": size, "FileUuid": uuid, "IndexInSeries": index}
+        return out
+
+    def instance(self, public_id: str) -> dict:
+        """Everything stored about one instance's file (no DICOM parsing needed)."""
+        row = self.db.execute(
+            "SELECT r.internal, i.file_uuid, i.file_size, i.md5, i.transfer_syntax, i.sop_class_uid, "
+            "i.number_of_frames, i.frames, i.reception_date, i.origin, i.remote_aet, i.charset, "
+            "i.index_in_series, r.last_update FROM resources r JOIN instances i USING (internal) "
+            "WHERE r.public_id = ?", (public_id,)).fetchone()
+        if row is None:
+            raise UnknownResource("Unknown resource", f"no instance with ID {public_id}")
+        keys = ("internal", "file_uuid", "file_size", "md5", "transfer_syntax", "sop_class_uid",
+                "number_of_frames", "frames", "reception_date", "origin", "remote_aet", "charset",
+                "index_in_series", "last_update")
+        info = dict(zip(keys, row, strict=True))
+        info["frames"] = json.loads(info["frames"])
+        return info
+
+    def instance_files(self, public_ids: list[str]) -> list[tuple[str, str, int]]:
+        """``(instance ID, file uuid, size)`` of every instance under the given resources."""
+        out = []
+        for pid in public_ids:
+            internal = self.internal_of(pid)
+            out.extend(self.db.execute(_FILES_UNDER, (internal,)))
+        return out
+
+    def user_metadata(self, public_id: str) -> dict[str, str]:
+        internal = self.internal_of(public_id)
+        return dict(self.db.execute("SELECT name, value FROM user_metadata WHERE internal = ?", (internal,)))
+
+
+def series_status(expected: int | None, indexes: list[int | None]) -> str:
+    """Orthanc's series status from the expected count and the instances' IndexInSeries."""
+    if not expected:
+        return "Unknown"
+    if any(i is None or i < 1 or i > expected for i in indexes) or len(set(indexes)) != len(indexes):
+        return "Inconsistent"
+    return "Complete" if len(indexes) == expected else "Missing"
+
+
+_FILES_UNDER = """
+WITH RECURSIVE tree(internal) AS (
+    SELECT ? UNION ALL SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal
+)
+SELECT r.public_id, i.file_uuid, i.file_size FROM instances i JOIN tree USING (internal)
+JOIN resources r USING (internal) ORDER BY i.internal
+"""

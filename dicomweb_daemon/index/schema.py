@@ -1,0 +1,86 @@
+"""SQLite schema of the index, and its version (reported as /system DatabaseVersion)."""
+
+SCHEMA_VERSION = 6  # Orthanc's database schema version, reported for compatibility
+
+LEVEL_NUMBER = {"Patient": 0, "Study": 1, "Series": 2, "Instance": 3}
+LEVEL_NAME = {v: k for k, v in LEVEL_NUMBER.items()}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    internal INTEGER PRIMARY KEY,
+    public_id TEXT NOT NULL UNIQUE,
+    level INTEGER NOT NULL,
+    parent INTEGER REFERENCES resources(internal) ON DELETE CASCADE,
+    last_update TEXT NOT NULL,
+    last_update_ts REAL NOT NULL,
+    stable INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent);
+CREATE INDEX IF NOT EXISTS resources_level ON resources(level, internal);
+CREATE INDEX IF NOT EXISTS resources_unstable ON resources(last_update_ts) WHERE stable = 0;
+
+CREATE TABLE IF NOT EXISTS main_tags (
+    internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    value TEXT NOT NULL,
+    norm TEXT NOT NULL,
+    PRIMARY KEY (internal, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS main_tags_value ON main_tags(tag, value);
+CREATE INDEX IF NOT EXISTS main_tags_norm ON main_tags(tag, norm);
+
+CREATE TABLE IF NOT EXISTS instances (
+    internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
+    file_uuid TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    index_in_series INTEGER,
+    number_of_frames INTEGER NOT NULL,
+    frames TEXT NOT NULL,
+    metadata BLOB NOT NULL,
+    reception_date TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    remote_aet TEXT NOT NULL,
+    charset TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
+
+CREATE TABLE IF NOT EXISTS series_info (
+    internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
+    expected_instances INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS user_metadata (
+    internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (internal, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_type TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    public_id TEXT NOT NULL,
+    date TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS exports (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    level INTEGER NOT NULL,
+    public_id TEXT NOT NULL,
+    remote TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    sop_uid TEXT NOT NULL,
+    date TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS globals (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""

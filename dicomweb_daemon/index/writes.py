@@ -1,0 +1,148 @@
+"""Writes to the index: store an instance, delete resources, mark resources stable."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from ..dicom.parsing import ParsedInstance
+from ..errors import FullStorage, UnknownResource
+from .normalize import normalize
+from .schema import LEVEL_NAME
+
+LEVELS = ("Patient", "Study", "Series", "Instance")
+
+
+@dataclass
+class StoreResult:
+    status: str  # Success | AlreadyStored
+    replaced_file: str | None = None
+
+
+class WritesMixin:
+    def store(self, p: ParsedInstance, file_uuid: str, *, overwrite: bool = False, origin: str = "RestApi",
+              remote_aet: str = "", max_storage_mb: int = 0, max_patients: int = 0) -> StoreResult:
+        """Index one parsed instance whose file is already stored under ``file_uuid``."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
+                "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
+            replaced = None
+            if row:
+                if not overwrite:
+                    return StoreResult("AlreadyStored")
+                replaced = row[1]
+                c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
+            self._check_quota(c, p, max_storage_mb, max_patients)
+            parent = None
+            for depth, level in enumerate(LEVELS):
+                public_id = p.ids[depth]
+                found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+                if found and depth < 3:
+                    parent = found[0]
+                    c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
+                              "WHERE internal = ?", (stamp, now, parent))
+                    continue
+                cur = c.execute(
+                    "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
+                    "VALUES (?, ?, ?, ?, ?)", (public_id, depth, parent, stamp, now))
+                parent = cur.lastrowid
+                c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
+                              [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+                if level == "Series":
+                    c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
+                c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
+                          (f"New{level}", depth, public_id, stamp))
+            c.execute(
+                "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
+                 p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin,
+                 remote_aet, p.charset))
+        return StoreResult("Success", replaced)
+
+    @staticmethod
+    def _check_quota(c, p: ParsedInstance, max_storage_mb: int, max_patients: int) -> None:
+        if max_storage_mb:
+            used = c.execute("SELECT COALESCE(SUM(file_size), 0) FROM instances").fetchone()[0]
+            if used + p.size > max_storage_mb * 1024 * 1024:
+                raise FullStorage("The file storage is full",
+                                  f"MaximumStorageSize of {max_storage_mb} MB would be exceeded")
+        if max_patients:
+            known = c.execute("SELECT 1 FROM resources WHERE public_id = ?", (p.ids[0],)).fetchone()
+            count = c.execute("SELECT COUNT(*) FROM resources WHERE level = 0").fetchone()[0]
+            if not known and count >= max_patients:
+                raise FullStorage("The file storage is full",
+                                  f"MaximumPatientCount of {max_patients} patients is reached")
+
+    def delete(self, public_id: str, level: str | None = None) -> tuple[list[str], dict | None]:
+        """Delete a resource and its descendants, then the ancestors left empty.
+
+        Returns the file UUIDs to remove from storage (after the commit) and the remaining ancestor."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        with self.transaction() as c:
+            row = c.execute("SELECT internal, level, parent FROM resources WHERE public_id = ?",
+                            (public_id,)).fetchone()
+            if row is None or (level is not None and LEVEL_NAME[row[1]] != level):
+                raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
+            internal, lvl, parent = row
+            files = [r[0] for r in c.execute(_DESCENDANT_FILES, (internal,))]
+            c.execute("DELETE FROM resources WHERE internal = ?", (internal,))
+            c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES ('Deleted', ?, ?, ?)",
+                      (lvl, public_id, stamp))
+            remaining = None
+            while parent is not None:
+                prow = c.execute("SELECT public_id, level, parent FROM resources WHERE internal = ?",
+                                 (parent,)).fetchone()
+                if c.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
+                    name = LEVEL_NAME[prow[1]]
+                    remaining = {"ID": prow[0], "Path": f"/{_PLURAL[name]}/{prow[0]}", "Type": name}
+                    break
+                c.execute("DELETE FROM resources WHERE internal = ?", (parent,))
+                c.execute("INSERT INTO changes (change_type, level, public_id, date) "
+                          "VALUES ('Deleted', ?, ?, ?)", (prow[1], prow[0], stamp))
+                parent = prow[2]
+        return files, remaining
+
+    def mark_stable(self, stable_age: float) -> int:
+        """Mark resources without a new instance for ``stable_age`` seconds as stable; log it."""
+        limit = time.time() - stable_age
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        with self.transaction() as c:
+            rows = c.execute("SELECT internal, level, public_id FROM resources "
+                             "WHERE stable = 0 AND last_update_ts <= ? AND level < 3", (limit,)).fetchall()
+            c.executemany("UPDATE resources SET stable = 1 WHERE internal = ?", [(r[0],) for r in rows])
+            # Deepest first, as Orthanc reports a series before its study and patient.
+            c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
+                          [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp)
+                           for r in sorted(rows, key=lambda r: -r[1])])
+            c.execute("UPDATE resources SET stable = 1 WHERE stable = 0 AND level = 3")
+        return len(rows)
+
+    def unreferenced_files(self, uuids: list[str]) -> list[str]:
+        """Those of ``uuids`` that no instance references (left by a crash before the commit)."""
+        known = set()
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(r[0] for r in self.db.execute(
+                f"SELECT file_uuid FROM instances WHERE file_uuid IN ({marks})", chunk))
+        return [u for u in uuids if u not in known]
+
+    def set_user_metadata(self, public_id: str, name: str, value: str | None) -> None:
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            if value is None:
+                c.execute("DELETE FROM user_metadata WHERE internal = ? AND name = ?", (internal, name))
+            else:
+                c.execute("INSERT OR REPLACE INTO user_metadata VALUES (?, ?, ?)", (internal, name, value))
+
+
+_PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
+_DESCENDANT_FILES = """
+WITH RECURSIVE tree(internal) AS (
+    SELECT ? UNION ALL SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal
+)
+SELECT i.file_uuid FROM instances i JOIN tree USING (internal)
+"""

@@ -1,0 +1,113 @@
+"""The daemon: its state (settings, storage, index, ingest) and its services in start-up order."""
+from __future__ import annotations
+
+import os
+
+from twisted.application import internet, service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from .storage.ingest import Ingest
+from .threads import in_db, in_db_write, in_io
+
+log = Logger()
+
+
+class Daemon:
+    """What every route family shares; no module-level state anywhere else."""
+
+    def __init__(self, settings, storage, index):
+        self.settings = settings
+        self.storage = storage
+        self.index = index
+        self.ingest = Ingest(storage, index, settings)
+        self.spool_dir = getattr(storage, "tmp", None) and str(storage.tmp) or _own_spool(settings)
+
+    async def spooled_body(self, request) -> str:
+        """The request body as a file path that ingest may consume."""
+        spooled = getattr(request, "spool_path", None)
+        if spooled:
+            request.spool_path = None  # ingest owns it now
+            await in_io(request.content.flush)
+            return spooled
+        request.content.seek(0)
+        data = request.content.read()
+        return await in_io(_write_temp, self.spool_dir, data)
+
+    async def delete(self, public_id: str, level: str | None = None) -> dict | None:
+        files, remaining = await in_db_write(self.index.delete, public_id, level)
+        for uuid in files:
+            await in_io(self.storage.remove, uuid, "dicom")
+        return remaining
+
+    async def resource_metadata(self, public_id: str, level: str) -> dict[str, str]:
+        """Orthanc's metadata of a resource: the built-in entries, then the user's."""
+        await in_db(self.index.internal_of, public_id, level)
+        values: dict[str, str] = {}
+        if level == "Instance":
+            info = await in_db(self.index.instance, public_id)
+            values.update({
+                "IndexInSeries": "" if info["index_in_series"] is None else str(info["index_in_series"]),
+                "Origin": info["origin"], "ReceptionDate": info["reception_date"],
+                "RemoteAET": info["remote_aet"], "SopClassUid": info["sop_class_uid"],
+                "TransferSyntax": info["transfer_syntax"],
+            })
+        else:
+            described = (await in_db(self.index.describe, [public_id]))[0]
+            values["LastUpdate"] = described["LastUpdate"]
+        values.update(await in_db(self.index.user_metadata, public_id))
+        return values
+
+    async def default_encoding(self) -> str:
+        return await in_db(self.index.get_global, "DefaultEncoding", self.settings.DefaultEncoding)
+
+    async def requested_tags(self, level: str, ids: list[str], names: list[str]) -> dict:
+        return await in_db(self.index.requested_tags, ids, names)
+
+
+def _own_spool(settings) -> str:
+    path = os.path.join(os.path.abspath(settings.StorageDirectory), "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _write_temp(folder: str, data: bytes) -> str:
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="body-", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
+
+
+class MaintenanceService(service.Service):
+    """Marks resources stable after StableAge, and sweeps files orphaned by a crash."""
+
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+        self.loop = task.LoopingCall(self._tick)
+
+    def startService(self):  # noqa: N802 - Twisted API
+        super().startService()
+        age = self.daemon.settings.StableAge
+        self.loop.start(min(1.0, age / 2), now=False)
+        defer.ensureDeferred(self.daemon.ingest.sweep_orphans()).addErrback(
+            lambda f: log.failure("orphan sweep failed", f))
+
+    def stopService(self):  # noqa: N802 - Twisted API
+        if self.loop.running:
+            self.loop.stop()
+        return super().stopService()
+
+    def _tick(self):
+        d = defer.ensureDeferred(in_db_write(self.daemon.index.mark_stable, self.daemon.settings.StableAge))
+        d.addErrback(lambda f: log.failure("stability check failed", f))
+        return d
+
+
+def make_http_service(daemon: Daemon) -> service.Service:
+    from .web.app import build_site
+
+    s = daemon.settings
+    interface = "" if s.RemoteAccessAllowed else "127.0.0.1"
+    return internet.TCPServer(s.HttpPort, build_site(daemon), interface=interface)

@@ -1,0 +1,1 @@
+"""Where files live (storage areas) and how they get there (the ingest pipeline)."""

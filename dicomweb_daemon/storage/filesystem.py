@@ -1,0 +1,100 @@
+"""The built-in storage area: one file per attachment under StorageDirectory, written atomically."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import uuid as uuidlib
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from ..interfaces import IStorageArea
+
+
+@implementer(IPlugin, IStorageArea)
+class FilesystemStorage:
+    """Files at ``root/ab/cd/abcd...`` (Orthanc's layout); temp files in ``root/tmp``."""
+
+    name = "filesystem"
+
+    def __init__(self, root: str | None = None):
+        self.root = pathlib.Path(root) if root else None
+        self.tmp = self.root / "tmp" if root else None
+
+    def open(self, settings) -> FilesystemStorage:
+        storage = FilesystemStorage(os.path.abspath(settings.StorageDirectory))
+        storage.tmp.mkdir(parents=True, exist_ok=True)
+        storage.sweep_temp()
+        return storage
+
+    # -- paths -------------------------------------------------------------------------------
+    def _path(self, uuid: str) -> pathlib.Path:
+        return self.root / uuid[0:2] / uuid[2:4] / uuid
+
+    def path(self, uuid: str, kind: str) -> str | None:
+        return str(self._path(uuid))
+
+    def temp_path(self) -> str:
+        """A fresh path in the temp folder (same filesystem, so ``create`` is a rename)."""
+        return str(self.tmp / f"upload-{uuidlib.uuid4().hex}")
+
+    def sweep_temp(self) -> int:
+        """Remove what a crash left in the temp folder; return how many were removed."""
+        removed = 0
+        for p in self.tmp.iterdir():
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    # -- IStorageArea ------------------------------------------------------------------------
+    def create(self, uuid: str, kind: str, source_path: str) -> None:
+        target = self._path(uuid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source_path, "rb") as f:
+            os.fsync(f.fileno())
+        if os.path.dirname(os.path.abspath(source_path)) == str(self.tmp):
+            os.replace(source_path, target)
+        else:
+            staging = self.temp_path()
+            shutil.copyfile(source_path, staging)
+            with open(staging, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(staging, target)
+        _fsync_dir(target.parent)
+
+    def read(self, uuid: str, kind: str) -> bytes:
+        return self._path(uuid).read_bytes()
+
+    def read_range(self, uuid: str, kind: str, start: int, end: int) -> bytes:
+        with open(self._path(uuid), "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def remove(self, uuid: str, kind: str) -> None:
+        self._path(uuid).unlink(missing_ok=True)
+
+    def size(self, uuid: str, kind: str) -> int | None:
+        try:
+            return self._path(uuid).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def uuids(self):
+        for first in self.root.iterdir():
+            if len(first.name) != 2 or not first.is_dir():
+                continue
+            for second in first.iterdir():
+                for f in second.iterdir():
+                    yield f.name, "dicom"
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

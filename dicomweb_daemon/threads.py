@@ -1,0 +1,58 @@
+"""The named thread pools (db, cpu, io) and the only way across: ``in_db``, ``in_cpu``, ``in_io``.
+
+The reactor thread parses HTTP and orchestrates; anything that blocks runs in one of these.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+_pools: dict[str, ThreadPool] = {}
+_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8}
+
+
+def pool(name: str) -> ThreadPool:
+    """Return the pool ``name``, started on first use and stopped with the reactor."""
+    tp = _pools.get(name)
+    if tp is None:
+        size = _SIZES[name]
+        tp = _pools[name] = ThreadPool(minthreads=0, maxthreads=size, name=f"dicomweb-{name}")
+        tp.start()
+        reactor.addSystemEventTrigger("during", "shutdown", _stop, name)
+    return tp
+
+
+def _stop(name: str) -> None:
+    tp = _pools.pop(name, None)
+    if tp is not None:
+        tp.stop()
+
+
+def _run(name: str, f: Callable[..., T], *args: Any, **kwargs: Any):
+    return deferToThreadPool(reactor, pool(name), f, *args, **kwargs)
+
+
+async def in_db(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a reading index call in a db thread."""
+    return await _run("db", f, *args, **kwargs)
+
+
+async def in_db_write(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a writing index call in the single writer thread (SQLite has one writer)."""
+    return await _run("db_write", f, *args, **kwargs)
+
+
+async def in_cpu(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run DICOM parsing, hashing or pixel work in a cpu thread."""
+    return await _run("cpu", f, *args, **kwargs)
+
+
+async def in_io(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run file reads and writes in an io thread."""
+    return await _run("io", f, *args, **kwargs)

@@ -1,0 +1,1 @@
+"""HTTP: the site, the root resource, and the route families (REST, DICOMweb)."""

@@ -1,0 +1,23 @@
+"""Assemble the HTTP site: route families on one Klein app, behind the root resource."""
+from __future__ import annotations
+
+from .rest.archive import ArchiveRoutes
+from .rest.instances import InstanceRoutes
+from .rest.resources import ResourceRoutes
+from .rest.system import SystemRoutes
+from .rest.tools import ToolsRoutes
+from .root import RootResource
+from .routing import mount
+from .site import DaemonSite
+
+
+def build_app(daemon):
+    families = [ResourceRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon), SystemRoutes(daemon),
+                ArchiveRoutes(daemon)]
+    return mount(families)
+
+
+def build_site(daemon) -> DaemonSite:
+    root = RootResource(build_app(daemon).resource(), daemon.settings)
+    max_body = daemon.settings.MaximumBodySize * 1024 * 1024
+    return DaemonSite(root, spool_dir=daemon.spool_dir, max_body=max_body)

@@ -1,0 +1,1 @@
+"""Orthanc-compatible REST routes."""

@@ -1,0 +1,176 @@
+"""Instances: store (POST /instances, single files or ZIPs), the file and its tags."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pydicom
+
+from ...dicom.orthanc_json import content, full_tags, simplified_tags
+from ...errors import BadFileFormat, BadRequest, DaemonError, UnknownResource
+from ...threads import in_cpu, in_db, in_io
+from ..routing import has_flag, json_response, route
+from ..streaming import send_file
+
+
+class InstanceRoutes:
+    """Orthanc's instance routes that read or write the DICOM file itself."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.index = daemon.index
+        self.storage = daemon.storage
+
+    @route("/instances", methods=("POST",))
+    async def store(self, request):
+        path = await self.daemon.spooled_body(request)
+        if await in_io(_is_zip, path):
+            return json_response(request, await self._store_zip(path))
+        answer = await self.daemon.ingest.store_path(path)
+        return json_response(request, answer.orthanc_json())
+
+    async def _store_zip(self, path: str) -> list[dict]:
+        try:
+            members = await in_io(_zip_members, path)
+        except zipfile.BadZipFile as e:
+            await in_io(os.unlink, path)
+            raise BadRequest("Bad file format", f"corrupt ZIP archive: {e}") from None
+        answers = []
+        try:
+            for name in members:
+                try:
+                    member_path = await in_io(_extract, path, name, self.daemon.spool_dir)
+                    answer = await self.daemon.ingest.store_path(member_path)
+                    answers.append(answer.orthanc_json())
+                except (DaemonError, zipfile.BadZipFile, OSError, ValueError) as e:
+                    message = e.message if isinstance(e, DaemonError) else "Bad file format"
+                    details = getattr(e, "details", None) or str(e)
+                    answers.append({"Filename": name, "Status": "Failure", "Message": message,
+                                    "Details": details})
+        finally:
+            await in_io(os.unlink, path)
+        return answers
+
+    async def _file(self, public_id: str) -> dict:
+        return await in_db(self.index.instance, public_id)
+
+    @route("/instances/<id>/file")
+    async def file(self, request, id):  # noqa: A002
+        info = await self._file(id)
+        request.setHeader(b"Content-Type", b"application/dicom")
+        request.setHeader(b"Content-Disposition", f'filename="{id}.dcm"'.encode())
+        await send_file(request, self.storage, info["file_uuid"], info["file_size"])
+        return None
+
+    async def _dataset(self, public_id: str, pixels: bool = False):
+        info = await self._file(public_id)
+        path = self.storage.path(info["file_uuid"], "dicom")
+        if path is None:
+            data = await in_io(self.storage.read, info["file_uuid"], "dicom")
+            import io
+
+            path = io.BytesIO(data)
+        return await in_cpu(pydicom.dcmread, path, stop_before_pixels=not pixels)
+
+    @route("/instances/<id>/tags")
+    async def tags(self, request, id):  # noqa: A002
+        ds = await self._dataset(id)
+        view = simplified_tags if has_flag(request, "simplify") else full_tags
+        return json_response(request, await in_cpu(view, ds))
+
+    @route("/instances/<id>/simplified-tags")
+    async def simplified(self, request, id):  # noqa: A002
+        ds = await self._dataset(id)
+        return json_response(request, await in_cpu(simplified_tags, ds))
+
+    @route("/instances/<id>/header")
+    async def header(self, request, id):  # noqa: A002
+        ds = await self._dataset(id)
+        view = simplified_tags if has_flag(request, "simplify") else full_tags
+        return json_response(request, await in_cpu(view, ds.file_meta))
+
+    @route("/instances/<id>/content")
+    @route("/instances/<id>/content/<path:rest>")
+    async def content(self, request, id, rest=""):  # noqa: A002
+        segments = [s for s in rest.split("/") if s]
+        needs_pixels = any(s.replace("-", "").lower().startswith("7fe0") for s in segments)
+        ds = await self._dataset(id, pixels=needs_pixels)
+        value = await in_cpu(content, ds, segments)
+        if isinstance(value, list):
+            return json_response(request, value)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        return value
+
+    @route("/instances/<id>/attachments")
+    async def attachments(self, request, id):  # noqa: A002
+        await self._file(id)
+        return json_response(request, ["dicom"])
+
+    @route("/instances/<id>/attachments/dicom")
+    async def attachment_ops(self, request, id):  # noqa: A002
+        await self._file(id)
+        return json_response(request, ["compress", "compressed-data", "compressed-md5", "compressed-size",
+                                       "data", "info", "is-compressed", "md5", "size", "uncompress",
+                                       "uncompressed-md5", "uncompressed-size", "verify-md5"])
+
+    @route("/instances/<id>/attachments/dicom/<any(data,'compressed-data'):what>")
+    async def attachment_data(self, request, id, what):  # noqa: A002
+        info = await self._file(id)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        await send_file(request, self.storage, info["file_uuid"], info["file_size"])
+        return None
+
+    @route("/instances/<id>/attachments/dicom/<what>")
+    async def attachment_info(self, request, id, what):  # noqa: A002
+        info = await self._file(id)
+        size, md5 = info["file_size"], info["md5"]
+        answers = {"size": str(size), "compressed-size": str(size), "uncompressed-size": str(size),
+                   "md5": md5, "compressed-md5": md5, "uncompressed-md5": md5, "is-compressed": "0",
+                   "info": {"CompressedMD5": md5, "CompressedSize": size, "ContentType": 1,
+                            "UncompressedMD5": md5, "UncompressedSize": size, "Uuid": info["file_uuid"]}}
+        if what not in answers:
+            raise UnknownResource("Unknown resource", f"no attachment operation {what!r}")
+        value = answers[what]
+        if isinstance(value, dict):
+            return json_response(request, value)
+        request.setHeader(b"Content-Type", b"text/plain")
+        return value.encode()
+
+    @route("/instances/<id>/attachments/dicom/verify-md5", methods=("POST",))
+    async def verify_md5(self, request, id):  # noqa: A002
+        info = await self._file(id)
+        actual = await in_io(_md5_of, self.storage, info["file_uuid"])
+        if actual != info["md5"]:
+            raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
+        return json_response(request, {})
+
+
+def _is_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _zip_members(path: str) -> list[str]:
+    with zipfile.ZipFile(path) as z:
+        return [i.filename for i in z.infolist() if not i.is_dir()]
+
+
+def _extract(path: str, name: str, spool_dir: str) -> str:
+    import tempfile
+
+    fd, target = tempfile.mkstemp(prefix="zip-", dir=spool_dir)
+    with zipfile.ZipFile(path) as z, z.open(name) as src, os.fdopen(fd, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return target
+
+
+def _md5_of(storage, uuid: str) -> str:
+    import hashlib
+
+    h = hashlib.md5()
+    path = storage.path(uuid, "dicom")
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

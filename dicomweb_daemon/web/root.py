@@ -1,0 +1,43 @@
+"""The root resource: slash normalization, remote-access and authentication checks, then routing."""
+from __future__ import annotations
+
+import base64
+import hmac
+
+from twisted.web.resource import Resource
+
+from .errors import error_body
+
+
+class RootResource(Resource):
+    """Sits in front of the Klein app; everything that concerns every route happens here."""
+
+    isLeaf = True
+
+    def __init__(self, klein_resource, settings):
+        super().__init__()
+        self.inner = klein_resource
+        self.users = {u.encode(): p.encode() for u, p in settings.RegisteredUsers.items()}
+        self.auth = settings.AuthenticationEnabled
+
+    def render(self, request):
+        # Orthanc routes "/dicom-web//studies" as "/dicom-web/studies": drop empty segments.
+        request.postpath = [seg for seg in request.postpath if seg]
+        if self.auth and not self._authorized(request):
+            request.setResponseCode(401)
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="dicomweb-daemon"')
+            request.setHeader(b"Content-Type", b"application/json")
+            return error_body(request, 401, "Unauthorized", "valid HTTP Basic credentials are required")
+        return self.inner.render(request)
+
+    def _authorized(self, request) -> bool:
+        header = request.getHeader(b"authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).partition(b":")
+        except ValueError:
+            return False
+        expected = self.users.get(user)
+        return expected is not None and hmac.compare_digest(expected, password)

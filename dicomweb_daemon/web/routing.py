@@ -1,0 +1,92 @@
+"""Route families: classes whose methods carry ``@route``; ``mount`` puts them on one Klein app.
+
+Each family holds its state (passed to ``__init__``); no module-level app or globals.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from klein import Klein
+
+from .errors import render_error
+
+
+def route(path: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+    """Mark a method of a route family as the handler of ``path`` for ``methods``."""
+
+    def mark(f: Callable) -> Callable:
+        f.__dict__.setdefault("_routes", []).append((path, methods))
+        return f
+
+    return mark
+
+
+def mount(families: list[object]) -> Klein:
+    """One Klein app with the routes of every family, and JSON errors for all of them."""
+    app = Klein()
+    for family in families:
+        for name in dir(type(family)):
+            member = getattr(type(family), name, None)
+            for path, methods in getattr(member, "_routes", ()):
+                bound = getattr(family, name)
+                endpoint = f"{type(family).__name__}.{name}:{path}"
+                app.route(path, methods=list(methods), endpoint=endpoint, strict_slashes=False)(bound)
+    app.handle_errors(Exception)(render_error)
+    return app
+
+
+def json_response(request, body: Any, status: int = 200) -> bytes:
+    """Orthanc's JSON answer: indented by three spaces, UTF-8."""
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(body, indent=3, ensure_ascii=False).encode("utf-8")
+
+
+def query(request) -> dict[str, list[str]]:
+    """Query arguments as text, keeping valueless flags such as ``?expand`` (Twisted drops them)."""
+    cached = getattr(request, "_query", None)
+    if cached is None:
+        _, _, qs = request.uri.decode("latin-1").partition("?")
+        cached = request._query = parse_qs(qs, keep_blank_values=True, encoding="utf-8", errors="replace")
+    return cached
+
+
+def arg(request, name: str, default: str | None = None) -> str | None:
+    """A query argument as text (the last one when repeated)."""
+    values = query(request).get(name)
+    return values[-1] if values else default
+
+
+def has_flag(request, name: str) -> bool:
+    """Orthanc's boolean query flags: present without value, or true/1."""
+    value = arg(request, name)
+    return value is not None and value.lower() not in ("false", "0", "no")
+
+
+def int_arg(request, name: str, default: int = 0) -> int:
+    from ..errors import BadRequest
+
+    value = arg(request, name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest("Bad request", f"query argument {name} must be an integer, not {value!r}") from None
+    if number < 0:
+        raise BadRequest("Bad request", f"query argument {name} must not be negative")
+    return number
+
+
+def read_json_body(request) -> Any:
+    from ..errors import BadRequest
+
+    request.content.seek(0)
+    raw = request.content.read()
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError as e:
+        raise BadRequest("Bad request", f"the body is not valid JSON: {e}") from None

@@ -1,0 +1,32 @@
+"""Packaging for dicomweb-daemon.
+
+The twistd dropin lives in ``twisted/plugins/``; install in a mode that keeps that directory on
+``sys.path`` (``pip install .`` or ``pip install -e . --config-settings editable_mode=compat``) so
+that ``twistd dicomweb`` finds it.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="dicomweb-daemon",
+    version="0.1.0",
+    description="DICOM store and DICOMweb server on Twisted, with an Orthanc-compatible REST API",
+    python_requires=">=3.10",
+    packages=find_packages(include=["dicomweb_daemon", "dicomweb_daemon.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/dicomweb_plugin.py"]},
+    install_requires=[
+        "twisted>=23.8",
+        "klein>=23.5",
+        "treq>=23.11",
+        "zope.interface>=6",
+        "pydicom>=3.0",
+        "numpy>=1.24",
+        "pillow>=10",
+        "pylibjpeg>=2.0",
+        "pylibjpeg-libjpeg>=2.1",
+        "pylibjpeg-openjpeg>=2.3",
+        "pylibjpeg-rle>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5"],
+    },
+)

@@ -1,0 +1,124 @@
+"""Fixtures that start real daemons (``twistd -n dicomweb``) on free loopback ports."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A running daemon: its URL, data folder, log, and a way to stop or kill it."""
+
+    def __init__(self, folder: Path, config: dict | None = None, env: dict | None = None):
+        self.folder = folder
+        self.port = free_port()
+        self.data = folder / "data"
+        conf = {"HttpPort": self.port, "StorageDirectory": str(self.data), "StableAge": 2}
+        conf.update(config or {})
+        self.config_path = folder / "config.json"
+        self.config_path.write_text(json.dumps(conf))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / "daemon.log"
+        self.env = dict(os.environ, **(env or {}))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> Daemon:
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*TWISTD, "-n", "--pidfile=", "dicomweb", "--config", str(self.config_path)],
+            cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited ({self.proc.returncode}):\n{self.log_path.read_text()}")
+            try:
+                requests.get(self.url + "/tools/now", timeout=1, auth=self.auth())
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("daemon did not answer in time")
+
+    def auth(self):
+        users = json.loads(self.config_path.read_text()).get("RegisteredUsers")
+        return next(iter(users.items())) if users else None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=60, **kw)
+
+    def post(self, path: str, data=None, **kw) -> requests.Response:
+        return requests.post(self.url + path, data=data, timeout=60, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return requests.delete(self.url + path, timeout=60, **kw)
+
+    def put(self, path: str, data=None, **kw) -> requests.Response:
+        return requests.put(self.url + path, data=data, timeout=60, **kw)
+
+    def store(self, path_or_bytes) -> dict:
+        data = Path(path_or_bytes).read_bytes() if not isinstance(path_or_bytes, bytes) else path_or_bytes
+        r = self.post("/instances", data)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    """Start daemons with a given config; all are stopped at the end of the test."""
+    started: list[Daemon] = []
+
+    def make(config: dict | None = None, start: bool = True, name: str = "d", env: dict | None = None) -> Daemon:
+        folder = tmp_path / f"{name}{len(started)}"
+        folder.mkdir()
+        d = Daemon(folder, config, env)
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One daemon shared by the tests of a module."""
+    d = Daemon(tmp_path_factory.mktemp("daemon")).start()
+    yield d
+    d.stop()
