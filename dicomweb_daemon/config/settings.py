@@ -49,6 +49,23 @@ BACKENDS: dict[str, Option] = {
     "Index": Option(str, "sqlite", "Name of the IIndex plugin that keeps the database."),
 }
 
+METADATA_MODES = ("Full", "MainDicomTags", "Extrapolate")
+DICOMWEB: dict[str, Option] = {
+    "Enable": Option(bool, True, "Serve DICOMweb (QIDO-RS, WADO-RS, STOW-RS) under Root."),
+    "Root": Option(str, "/dicom-web/", "URL path of the DICOMweb services."),
+    "EnableWado": Option(bool, True, "Serve WADO-URI under WadoRoot."),
+    "WadoRoot": Option(str, "/wado", "URL path of WADO-URI."),
+    "Ssl": Option(bool, False, "Build URLs in answers with https (when no proxy header says otherwise)."),
+    "QidoCaseSensitive": Option(bool, True, "QIDO-RS matching is case-sensitive (person names never are)."),
+    "Host": Option(str, "", "Deprecated: host:port used in URLs of answers instead of the request's Host."),
+    "PublicRoot": Option(str, "", "Public URL path of Root when a proxy rewrites paths."),
+    "StudiesMetadata": Option(str, "Full", "How study metadata is produced.", choices=METADATA_MODES),
+    "SeriesMetadata": Option(str, "Full", "How series metadata is produced.", choices=METADATA_MODES),
+    "StudiesMetadataExtrapolatedTags": Option(list, [], "Tags extrapolated in study metadata (Extrapolate)."),
+    "SeriesMetadataExtrapolatedTags": Option(list, [], "Tags extrapolated in series metadata (Extrapolate)."),
+    "CorsAllowedOrigins": Option(list, [], "Origins allowed by CORS (\"*\" for any); empty = no CORS headers."),
+}
+
 DEFAULT_ENCODINGS = (
     "Ascii", "Utf8", "Latin1", "Latin2", "Latin3", "Latin4", "Latin5", "Cyrillic", "Windows1251",
     "Arabic", "Greek", "Hebrew", "Thai", "Japanese", "Chinese", "Korean", "JapaneseKanji", "SimplifiedChinese",
@@ -113,7 +130,17 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")
     backends = _section(backends_raw, BACKENDS, "Backends.", unknown)
-    sections = {k: v for k, v in raw.items() if k not in TOP and k != "Backends"}
+    dicomweb_raw = raw.get("DicomWeb", {})
+    if not isinstance(dicomweb_raw, dict):
+        raise ValueError("configuration key DicomWeb must be of type dict")
+    dicomweb = _section(dicomweb_raw, DICOMWEB, "DicomWeb.", [])
+    unknown.extend(f"DicomWeb.{k}" for k in dicomweb_raw if k not in DICOMWEB and k not in DICOMWEB_ACCEPTED)
+    for key in ("Root", "WadoRoot", "PublicRoot"):
+        value = dicomweb[key]
+        if value and not value.startswith("/"):
+            raise ValueError(f"configuration key DicomWeb.{key} must start with '/', not {value!r}")
+    sections = {k: v for k, v in raw.items() if k not in TOP and k not in ("Backends", "DicomWeb")}
+    sections["DicomWeb"] = dicomweb
     unknown.extend(k for k in sections if k not in ORTHANC_KEYS_ACCEPTED and k not in KNOWN_SECTIONS)
     if values["RemoteAccessAllowed"]:
         # As Orthanc: remote access turns authentication on unless it is explicitly off, and a
@@ -130,3 +157,6 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
 
 # Sections read by later parts of the daemon (DICOMweb server and client).
 KNOWN_SECTIONS = {"DicomWeb"}
+# Keys of Orthanc's DicomWeb section that belong to the DICOMweb client (a later issue).
+DICOMWEB_ACCEPTED = {"Servers", "ServersInDatabase", "MetadataWorkerThreadsCount", "EnableMetadataCache",
+                     "StowMaxInstances", "StowMaxSize"}

@@ -14,6 +14,7 @@ from zope.interface import implementer
 from ..interfaces import IIndex
 from .changes import ChangesMixin
 from .computed import ComputedMixin
+from .dicomweb_reads import DicomwebMixin
 from .matching import FindMixin
 from .resources import ResourcesMixin
 from .schema import SCHEMA, SCHEMA_VERSION
@@ -26,7 +27,7 @@ def orthanc_time(ts: float | None = None) -> str:
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, ComputedMixin):
+class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, ComputedMixin, DicomwebMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

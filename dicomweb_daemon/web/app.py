@@ -1,7 +1,9 @@
 """Assemble the HTTP site: route families on one Klein app, behind the root resource."""
 from __future__ import annotations
 
+from . import dicomweb
 from .rest.archive import ArchiveRoutes
+from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
@@ -13,7 +15,7 @@ from .site import DaemonSite
 
 def build_app(daemon):
     families = [ResourceRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon), SystemRoutes(daemon),
-                ArchiveRoutes(daemon)]
+                ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
     return mount(families)
 
 

@@ -25,12 +25,16 @@ def route(path: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
 
 
 def mount(families: list[object]) -> Klein:
-    """One Klein app with the routes of every family, and JSON errors for all of them."""
+    """One Klein app with the routes of every family, and JSON errors for all of them.
+
+    A family with a ``prefix`` attribute (DICOMweb's configurable Root) has it put before its paths."""
     app = Klein()
     for family in families:
+        prefix = getattr(family, "prefix", "").rstrip("/")
         for name in dir(type(family)):
             member = getattr(type(family), name, None)
             for path, methods in getattr(member, "_routes", ()):
+                path = prefix + path
                 bound = getattr(family, name)
                 endpoint = f"{type(family).__name__}.{name}:{path}"
                 app.route(path, methods=list(methods), endpoint=endpoint, strict_slashes=False)(bound)
