@@ -16,6 +16,7 @@ from .changes import ChangesMixin
 from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
 from .matching import FindMixin
+from .qido import QidoMixin
 from .resources import ResourcesMixin
 from .schema import SCHEMA, SCHEMA_VERSION
 from .writes import WritesMixin
@@ -27,7 +28,8 @@ def orthanc_time(ts: float | None = None) -> str:
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, ComputedMixin, DicomwebMixin):
+class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, ComputedMixin, DicomwebMixin,
+                  QidoMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

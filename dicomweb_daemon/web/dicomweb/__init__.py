@@ -4,8 +4,16 @@ from __future__ import annotations
 
 def families(daemon) -> list[object]:
     """The DICOMweb route families to mount (none when DicomWeb.Enable is false)."""
+    from .qido import QidoRoutes
+    from .rendered import RenderedRoutes
+    from .stow import StowRoutes
+    from .wado_rs import WadoRoutes
+    from .wado_uri import WadoUriRoutes
+
     config = daemon.settings.sections["DicomWeb"]
-    if not config["Enable"]:
-        return []
     found: list[object] = []
+    if config["Enable"]:
+        found += [QidoRoutes(daemon), StowRoutes(daemon), WadoRoutes(daemon), RenderedRoutes(daemon)]
+    if config["EnableWado"]:
+        found.append(WadoUriRoutes(daemon))
     return found
