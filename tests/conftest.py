@@ -34,6 +34,7 @@ class Daemon:
         conf.update(config or {})
         self.config_path = folder / "config.json"
         self.config_path.write_text(json.dumps(conf))
+        self.users = conf.get("RegisteredUsers") or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "daemon.log"
         self.env = dict(os.environ, **(env or {}))
@@ -61,8 +62,7 @@ class Daemon:
         raise RuntimeError("daemon did not answer in time")
 
     def auth(self):
-        users = json.loads(self.config_path.read_text()).get("RegisteredUsers")
-        return next(iter(users.items())) if users else None
+        return next(iter(self.users.items())) if self.users else None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

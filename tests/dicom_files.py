@@ -16,7 +16,11 @@ MULTIFRAME = get_testdata_file("emri_small.dcm")
 
 
 def testdata(name: str) -> str:
+    """Path of one of pydicom's test files (pydicom-data included)."""
     return get_testdata_file(name)
+
+
+testdata.__test__ = False  # a helper, not a test, despite its name
 
 
 def make_ct(patient_id: str = "P1", patient_name: str = "DOE^JOHN", study_uid: str | None = None,

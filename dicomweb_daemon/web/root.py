@@ -4,9 +4,12 @@ from __future__ import annotations
 import base64
 import hmac
 
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from .errors import error_body
+
+log = Logger()
 
 
 class RootResource(Resource):
@@ -21,6 +24,15 @@ class RootResource(Resource):
         self.auth = settings.AuthenticationEnabled
 
     def render(self, request):
+        try:
+            return self._render(request)
+        except Exception:
+            log.failure("unexpected error before routing {uri}", uri=request.uri.decode("latin-1"))
+            request.setResponseCode(500)
+            request.setHeader(b"Content-Type", b"application/json")
+            return error_body(request, 500, "Internal error")
+
+    def _render(self, request):
         # Orthanc routes "/dicom-web//studies" as "/dicom-web/studies": drop empty segments.
         request.postpath = [seg for seg in request.postpath if seg]
         if self.auth and not self._authorized(request):
@@ -31,9 +43,9 @@ class RootResource(Resource):
         return self.inner.render(request)
 
     def _authorized(self, request) -> bool:
-        header = request.getHeader(b"authorization") or ""
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
+        header = request.getHeader(b"authorization") or b""
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() != b"basic":
             return False
         try:
             user, _, password = base64.b64decode(value.strip(), validate=True).partition(b":")

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import blockingCallFromThread
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..threads import in_io
 
 CHUNK = 1 << 20
+log = Logger()
 
 
 class ClientGone(Exception):
@@ -129,6 +131,12 @@ async def stream_from_thread(request, produce: Callable[[ThreadWriter], None]) -
     try:
         await in_io(run)
     except ClientGone:
-        pass
-    finally:
+        out.done()
+    except Exception:
+        # Headers and part of the body are gone: a truncated body must not look complete.
+        log.failure("streamed answer failed mid-way on {uri}", uri=request.uri.decode("latin-1"))
+        request.unregisterProducer()
+        if request.transport is not None:
+            request.transport.abortConnection()
+    else:
         out.done()

@@ -39,7 +39,8 @@ class InstanceRoutes:
         try:
             for name in members:
                 try:
-                    member_path = await in_io(_extract, path, name, self.daemon.spool_dir)
+                    limit = self.daemon.settings.MaximumBodySize * 1024 * 1024
+                    member_path = await in_io(_extract, path, name, self.daemon.spool_dir, limit)
                     answer = await self.daemon.ingest.store_path(member_path)
                     answers.append(answer.orthanc_json())
                 except (DaemonError, zipfile.BadZipFile, OSError, ValueError) as e:
@@ -155,13 +156,22 @@ def _zip_members(path: str) -> list[str]:
         return [i.filename for i in z.infolist() if not i.is_dir()]
 
 
-def _extract(path: str, name: str, spool_dir: str) -> str:
+def _extract(path: str, name: str, spool_dir: str, limit: int) -> str:
+    """Extract one member to a spool file, refusing to inflate past ``limit`` bytes (ZIP bombs)."""
     import tempfile
 
     fd, target = tempfile.mkstemp(prefix="zip-", dir=spool_dir)
-    with zipfile.ZipFile(path) as z, z.open(name) as src, os.fdopen(fd, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
+    try:
+        with zipfile.ZipFile(path) as z, z.open(name) as src, os.fdopen(fd, "wb") as dst:
+            written = 0
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise ValueError(f"ZIP member {name!r} inflates beyond MaximumBodySize")
+                dst.write(chunk)
+    except BaseException:
+        os.unlink(target)
+        raise
     return target
 
 

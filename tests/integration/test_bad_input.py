@@ -1,0 +1,109 @@
+"""Bad input never hurts: clear JSON errors, nothing written, the daemon keeps serving."""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+
+import pydicom
+
+from tests.dicom_files import CT_SMALL, make_ct, testdata
+
+
+def storage_files(d) -> list[str]:
+    out = []
+    for folder, _, files in os.walk(d.data):
+        out += [os.path.join(folder, f) for f in files if not f.startswith("index.sqlite")]
+    return out
+
+
+def assert_orthanc_error(r, status: int, method: str = "POST") -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert body["HttpStatus"] == status and body["Method"] == method
+    assert body["Message"] and "Traceback" not in r.text
+    return body
+
+
+def test_bad_bodies_store_nothing(make_daemon):
+    """Non-DICOM, truncated DICOM, DICOM without UIDs and corrupt ZIPs get 400, and nothing is stored."""
+    d = make_daemon()
+    original = open(CT_SMALL, "rb").read()
+    no_uid = pydicom.dcmread(CT_SMALL)
+    del no_uid.SOPInstanceUID
+    buf = io.BytesIO()
+    no_uid.save_as(buf)
+    bad_bodies = {
+        "empty": b"",
+        "text": b"hello, I am not a DICOM file" * 10,
+        "truncated": original[: len(original) - 1000],
+        "header only": original[:200],
+        "no SOPInstanceUID": buf.getvalue(),
+        "corrupt zip": b"PK\x03\x04" + b"\x00" * 100,
+        "pydicom truncated file": open(testdata("MR_truncated.dcm"), "rb").read(),
+    }
+    for name, body in bad_bodies.items():
+        r = d.post("/instances", body)
+        err = assert_orthanc_error(r, 400)
+        assert err["Uri"] == "/instances", name
+    assert d.get("/instances").json() == []
+    assert storage_files(d) == []
+    assert d.get("/statistics").json()["CountInstances"] == 0
+    assert d.store(CT_SMALL)["Status"] == "Success"
+
+
+def test_missing_uid_is_named(make_daemon):
+    """The error says which required UID is missing."""
+    d = make_daemon()
+    ds = pydicom.dcmread(CT_SMALL)
+    del ds.StudyInstanceUID
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    body = assert_orthanc_error(d.post("/instances", buf.getvalue()), 400)
+    assert "StudyInstanceUID" in body["Details"]
+
+
+def test_unknown_routes_ids_and_methods(make_daemon):
+    """Unknown routes and IDs are 404 JSON; a wrong method is 405 with an Allow header."""
+    d = make_daemon()
+    assert_orthanc_error(d.get("/no/such/route"), 404, "GET")
+    assert_orthanc_error(d.get("/patients/not-an-id"), 404, "GET")
+    assert_orthanc_error(d.get("/instances/00000000-00000000-00000000-00000000-00000000/file"), 404, "GET")
+    r = d.put("/patients")
+    assert_orthanc_error(r, 405, "PUT")
+    assert "GET" in r.headers["Allow"]
+    assert_orthanc_error(d.get("/patients?limit=abc"), 400, "GET")
+
+
+def test_huge_body_is_refused_while_streaming(make_daemon):
+    """A body above MaximumBodySize gets 413 JSON, and nothing is left in the spool folder."""
+    d = make_daemon({"MaximumBodySize": 1})
+    r = d.post("/instances", b"\0" * (2 * 1024 * 1024))
+    assert_orthanc_error(r, 413)
+    assert storage_files(d) == []
+    assert d.get("/system").status_code == 200
+
+
+def test_zip_bomb_like_member_and_mixed_zip(make_daemon):
+    """A ZIP whose members are bad is answered member by member; good members are stored."""
+    d = make_daemon()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("zeros.bin", b"\0" * (5 * 1024 * 1024))
+        z.writestr("good.dcm", make_ct("ZB-1"))
+    r = d.post("/instances", buf.getvalue())
+    assert r.status_code == 200
+    assert [a["Status"] for a in r.json()] == ["Failure", "Success"]
+    assert len(d.get("/instances").json()) == 1
+    assert [f for f in storage_files(d) if f.startswith(str(d.data / "tmp"))] == []
+
+
+def test_quota_refuses_with_507_and_stores_nothing(make_daemon):
+    """MaximumPatientCount refuses a new patient with 507, keeping the index and files unchanged."""
+    d = make_daemon({"MaximumPatientCount": 1})
+    d.store(make_ct("Q-1"))
+    r = d.post("/instances", make_ct("Q-2"))
+    assert_orthanc_error(r, 507)
+    assert len(d.get("/patients").json()) == 1 and len(storage_files(d)) == 1
+    assert d.post("/instances", make_ct("Q-1")).status_code == 200  # same patient still accepted

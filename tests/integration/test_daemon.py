@@ -1,0 +1,179 @@
+"""Start-up, configuration, plugins, security and durability of the daemon process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, TWISTD, Daemon
+from tests.dicom_files import CT_SMALL, make_ct
+
+
+def run_twistd(tmp_path, config: dict | None = None, extra: list[str] | None = None, env=None):
+    """Run twistd until it exits (it should fail) and return (exit code, output)."""
+    args = [*TWISTD, "-n", "--pidfile=", "dicomweb"]
+    if config is not None:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(config))
+        args += ["--config", str(path)]
+    proc = subprocess.run(args + (extra or []), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, **(env or {})))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_defaults_listen_on_loopback_8042_with_data_folder(tmp_path):
+    """With no options: 127.0.0.1:8042, SQLite and files under ./dicomweb-data."""
+    try:
+        requests.get("http://127.0.0.1:8042/system", timeout=0.5)
+        pytest.skip("port 8042 is taken on this machine")
+    except requests.ConnectionError:
+        pass
+    proc = subprocess.Popen([*TWISTD, "-n", "--pidfile=", "dicomweb"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                r = requests.post("http://127.0.0.1:8042/instances", data=open(CT_SMALL, "rb").read(), timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert r.status_code == 200
+        assert (tmp_path / "dicomweb-data" / "index.sqlite").exists()
+        system = requests.get("http://127.0.0.1:8042/system", timeout=5).json()
+        assert system["HttpPort"] == 8042 and system["Version"].startswith("1.")
+        assert system["DicomwebDaemonVersion"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    """A wrong type or value stops start-up with a message naming the key path."""
+    code, out = run_twistd(tmp_path, {"HttpPort": "eighty"})
+    assert code != 0 and "HttpPort" in out and "int" in out
+    code, out = run_twistd(tmp_path, {"DicomWeb": {"StudiesMetadata": "Everything"}})
+    assert code != 0 and "DicomWeb.StudiesMetadata" in out
+    code, out = run_twistd(tmp_path, {"RemoteAccessAllowed": True})
+    assert code != 0 and "RegisteredUsers" in out
+    (tmp_path / "broken.json").write_text("{ nope")
+    code, out = run_twistd(tmp_path, None, ["--config", str(tmp_path / "broken.json")])
+    assert code != 0 and "not valid JSON" in out
+
+
+def test_misspelt_plugin_stops_startup(tmp_path):
+    """A storage plugin name nobody provides stops start-up, listing what is available."""
+    code, out = run_twistd(tmp_path, {"Backends": {"Storage": "filesystme"}})
+    assert code != 0 and "Backends.Storage" in out and "filesystem" in out
+
+
+def test_config_folder_comments_env_and_unknown_keys(tmp_path, monkeypatch):
+    """A folder of *.json files with comments is merged, ${ENV} expanded, unknown keys warned about."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    d = Daemon(tmp_path)
+    (folder / "1.json").write_text(textwrap.dedent(f"""
+        {{
+          // the port
+          "HttpPort": {d.port}, /* block comment */
+          "StorageDirectory": "{d.data}",
+          "Name": "${{DICOMWEB_TEST_NAME}}",
+          "SomethingUnknown": 3
+        }}"""))
+    (folder / "2.json").write_text('{"DicomAet": "SECOND"}')
+    d.config_path = folder
+    d.env["DICOMWEB_TEST_NAME"] = "from-env"
+    d.start()
+    try:
+        system = d.get("/system").json()
+        assert system["Name"] == "from-env" and system["DicomAet"] == "SECOND"
+        assert "SomethingUnknown" in d.log_path.read_text()
+    finally:
+        d.stop()
+
+
+def test_custom_storage_plugin_is_discovered_and_used(make_daemon, tmp_path):
+    """A dropin providing IStorageArea, selected by name, receives the stored files."""
+    plugins = tmp_path / "site-plugins"
+    plugins.mkdir()
+    (plugins / "recording_storage.py").write_text(textwrap.dedent("""
+        import os
+        from dicomweb_daemon.storage.filesystem import FilesystemStorage
+
+        class RecordingStorage(FilesystemStorage):
+            name = "recording"
+
+            def open(self, settings):
+                storage = RecordingStorage(os.path.abspath(settings.StorageDirectory))
+                storage.tmp.mkdir(parents=True, exist_ok=True)
+                return storage
+
+            def create(self, uuid, kind, source_path):
+                super().create(uuid, kind, source_path)
+                with open(self.root / "created.log", "a") as f:
+                    f.write(uuid + "\\n")
+
+        recording = RecordingStorage()
+    """))
+    d = make_daemon({"Backends": {"Storage": "recording"}}, env={"DICOMWEB_PLUGIN_PATH": str(plugins)})
+    answer = d.store(CT_SMALL)
+    uuid = d.get(f"/instances/{answer['ID']}").json()["FileUuid"]
+    assert (d.data / "created.log").read_text().split() == [uuid]
+    assert d.get("/system").json()["StorageAreaPlugin"] == "recording"
+
+
+def test_authentication_challenges_and_accepts(make_daemon):
+    """With AuthenticationEnabled every route answers 401 with a Basic challenge until credentials come."""
+    d = make_daemon({"AuthenticationEnabled": True, "RegisteredUsers": {"alice": "s3cret"}})
+    for path in ("/system", "/patients", "/no/such/route"):
+        r = requests.get(d.url + path, timeout=5)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+        assert r.json()["HttpStatus"] == 401
+    assert requests.get(d.url + "/system", auth=("alice", "wrong"), timeout=5).status_code == 401
+    assert requests.get(d.url + "/system", auth=("alice", "s3cret"), timeout=5).status_code == 200
+    r = requests.post(d.url + "/instances", data=make_ct("AUTH-1"), auth=("alice", "s3cret"), timeout=5)
+    assert r.status_code == 200
+
+
+def test_acknowledged_store_survives_kill_9(make_daemon):
+    """A file acknowledged with 200 is there after kill -9 and a restart, file and index."""
+    d = make_daemon()
+    answers = [d.store(make_ct(f"K9-{i}")) for i in range(5)]
+    d.kill9()
+    d.start()
+    for a in answers:
+        assert d.get(f"/instances/{a['ID']}").status_code == 200
+        assert d.get(f"/instances/{a['ID']}/file").content[128:132] == b"DICM"
+    assert d.get("/statistics").json()["CountInstances"] == 5
+
+
+def test_startup_sweeps_crash_leftovers(make_daemon):
+    """Temp files and files without an index row (a crash mid-ingest) are removed at start-up."""
+    d = make_daemon()
+    kept = d.store(make_ct("SWEEP-1"))
+    d.stop()
+    orphan = d.data / "ab" / "cd" / "abcd0000-0000-0000-0000-000000000000"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"half-ingested")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    (d.data / "tmp" / "body-leftover").write_bytes(b"partial upload")
+    d.start()
+    deadline = time.time() + 10
+    while orphan.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not orphan.exists()
+    assert not (d.data / "tmp" / "body-leftover").exists()
+    assert d.get(f"/instances/{kept['ID']}/file").status_code == 200
+
+
+def test_twistd_help_lists_options():
+    """twistd dicomweb --help lists the daemon's options."""
+    out = subprocess.run([*TWISTD, "dicomweb", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "--config" in out.stdout and "--port" in out.stdout
+    assert sys.executable

@@ -1,0 +1,121 @@
+"""Deleting resources at every level, and the changes and exports logs."""
+from __future__ import annotations
+
+import os
+import time
+
+from pydicom.uid import generate_uid
+
+from tests.dicom_files import make_ct
+
+
+def stored_files(daemon) -> list[str]:
+    out = []
+    for folder, _, files in os.walk(daemon.data):
+        if os.path.basename(folder) == "tmp":
+            continue
+        out += [f for f in files if not f.startswith("index.sqlite")]
+    return out
+
+
+def test_delete_instance_keeps_parents_while_they_have_children(make_daemon):
+    """Deleting one of two instances answers the series as RemainingAncestor and removes the file."""
+    d = make_daemon()
+    study, series = generate_uid(), generate_uid()
+    a = d.store(make_ct("DEL-1", study_uid=study, series_uid=series))
+    b = d.store(make_ct("DEL-1", study_uid=study, series_uid=series))
+    assert len(stored_files(d)) == 2
+    r = d.delete(f"/instances/{a['ID']}")
+    assert r.status_code == 200
+    assert r.json()["RemainingAncestor"] == {"ID": b["ParentSeries"], "Path": f"/series/{b['ParentSeries']}",
+                                             "Type": "Series"}
+    assert d.get(f"/instances/{a['ID']}").status_code == 404
+    assert len(stored_files(d)) == 1
+
+
+def test_deleting_last_instance_removes_empty_parents(make_daemon):
+    """Parents that become empty are removed too, up to the patient."""
+    d = make_daemon()
+    a = d.store(make_ct("DEL-2"))
+    r = d.delete(f"/instances/{a['ID']}")
+    assert r.json()["RemainingAncestor"] is None
+    for path in (f"/series/{a['ParentSeries']}", f"/studies/{a['ParentStudy']}", f"/patients/{a['ParentPatient']}"):
+        assert d.get(path).status_code == 404
+    assert d.get("/patients").json() == []
+    assert stored_files(d) == []
+
+
+def test_delete_study_and_patient_levels(make_daemon):
+    """DELETE works at study and patient level and removes every file below."""
+    d = make_daemon()
+    a = d.store(make_ct("DEL-3"))
+    b = d.store(make_ct("DEL-3"))  # another study of the same patient
+    r = d.delete(f"/studies/{a['ParentStudy']}")
+    assert r.json()["RemainingAncestor"]["ID"] == a["ParentPatient"]
+    assert d.get(f"/studies/{b['ParentStudy']}").status_code == 200
+    assert d.delete(f"/patients/{a['ParentPatient']}").json()["RemainingAncestor"] is None
+    assert stored_files(d) == []
+
+
+def test_delete_unknown_or_wrong_level_is_404(make_daemon):
+    """An unknown ID, or an ID of another level, answers 404 in Orthanc's error shape."""
+    d = make_daemon()
+    a = d.store(make_ct("DEL-4"))
+    r = d.delete("/instances/00000000-00000000-00000000-00000000-00000000")
+    assert r.status_code == 404
+    body = r.json()
+    assert body["HttpStatus"] == 404 and body["Method"] == "DELETE" and body["Uri"].startswith("/instances/")
+    assert d.delete(f"/studies/{a['ID']}").status_code == 404
+    assert d.get(f"/instances/{a['ID']}").status_code == 200
+
+
+def test_bulk_delete(make_daemon):
+    """POST /tools/bulk-delete removes every listed resource."""
+    d = make_daemon()
+    a, b, c = (d.store(make_ct(f"BULK-{i}")) for i in range(3))
+    r = d.post("/tools/bulk-delete", json={"Resources": [a["ParentPatient"], b["ID"]]})
+    assert r.status_code == 200
+    assert d.get("/patients").json() == [c["ParentPatient"]]
+    assert d.post("/tools/bulk-delete", json={"Resources": "nope"}).status_code == 400
+
+
+def test_changes_log(make_daemon):
+    """/changes lists New* and Deleted entries with Seq, paging with since/limit, Done and Last."""
+    d = make_daemon()
+    a = d.store(make_ct("CHG-1"))
+    changes = d.get("/changes").json()
+    types = [c["ChangeType"] for c in changes["Changes"]]
+    assert types == ["NewPatient", "NewStudy", "NewSeries", "NewInstance"]
+    assert changes["Done"] is True and changes["Last"] == changes["Changes"][-1]["Seq"]
+    first = changes["Changes"][0]
+    assert first["ID"] == a["ParentPatient"] and first["Path"] == f"/patients/{a['ParentPatient']}"
+    assert first["ResourceType"] == "Patient" and len(first["Date"]) == 15
+    page = d.get("/changes?since=1&limit=2").json()
+    assert [c["Seq"] for c in page["Changes"]] == [2, 3] and page["Done"] is False and page["Last"] == 3
+    d.delete(f"/instances/{a['ID']}")
+    tail = d.get(f"/changes?since={changes['Last']}").json()["Changes"]
+    assert [c["ChangeType"] for c in tail] == ["Deleted"] * 4
+    assert d.get("/changes?last").json()["Changes"][-1]["ChangeType"] == "Deleted"
+    assert d.delete("/changes").status_code == 200
+    assert d.get("/changes").json()["Changes"] == []
+
+
+def test_stable_changes_after_stable_age(make_daemon):
+    """After StableAge seconds without new instances, resources become stable and it is logged."""
+    d = make_daemon({"StableAge": 1})
+    a = d.store(make_ct("STABLE-1"))
+    assert d.get(f"/series/{a['ParentSeries']}").json()["IsStable"] is False
+    deadline = time.time() + 15
+    while time.time() < deadline and not d.get(f"/series/{a['ParentSeries']}").json()["IsStable"]:
+        time.sleep(0.2)
+    assert d.get(f"/studies/{a['ParentStudy']}").json()["IsStable"] is True
+    types = [c["ChangeType"] for c in d.get("/changes").json()["Changes"]]
+    assert types[-3:] == ["StableSeries", "StableStudy", "StablePatient"]
+
+
+def test_exports_log_is_empty_and_clearable(make_daemon):
+    """/exports answers Orthanc's shape, and DELETE clears it."""
+    d = make_daemon()
+    body = d.get("/exports").json()
+    assert body == {"Exports": [], "Done": True, "Last": 0}
+    assert d.delete("/exports").status_code == 200

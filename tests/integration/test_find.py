@@ -1,0 +1,110 @@
+"""Searching with /tools/find and /tools/lookup."""
+from __future__ import annotations
+
+import pytest
+from pydicom.uid import generate_uid
+
+from tests.dicom_files import make_ct
+
+
+@pytest.fixture(scope="module")
+def corpus(daemon):
+    """Five patients with known names, dates and modalities."""
+    stored = {}
+    rows = [("F1", "SMITH^JOHN", "20180105", "CT"), ("F2", "Smith^Jane", "20180620", "MR"),
+            ("F3", "MÜLLER^JOSÉ", "20190101", "CT"), ("F4", "BROWN^BOB", "20171231", "US"),
+            ("F5", "SMYTHE^ANN", "20181231", "CT")]
+    for pid, name, date, modality in rows:
+        study = generate_uid()
+        answer = daemon.store(make_ct(pid, name, study_uid=study, study_date=date, modality=modality,
+                                      charset="ISO_IR 192"))
+        if modality == "CT":  # a second series in another modality for ModalitiesInStudy
+            daemon.store(make_ct(pid, name, study_uid=study, study_date=date, modality="SR", charset="ISO_IR 192"))
+        stored[pid] = answer
+    return stored
+
+
+def find(daemon, body):
+    r = daemon.post("/tools/find", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_find_exact_and_wildcards(daemon, corpus):
+    """Exact values and * ? wildcards match main tags; patient tags work at study level."""
+    assert find(daemon, {"Level": "Patient", "Query": {"PatientID": "F1"}}) == [corpus["F1"]["ParentPatient"]]
+    smiths = find(daemon, {"Level": "Study", "Query": {"PatientName": "sm?th^*"}})
+    assert set(smiths) == {corpus["F1"]["ParentStudy"], corpus["F2"]["ParentStudy"]}
+    assert find(daemon, {"Level": "Study", "Query": {"PatientName": "*"}, "Limit": 0}) != []
+
+
+def test_person_names_are_case_and_accent_insensitive(daemon, corpus):
+    """PatientName matching ignores case, and accents when matching the normalized form."""
+    assert find(daemon, {"Level": "Patient", "Query": {"PatientName": "smith^jane"}}) == \
+        [corpus["F2"]["ParentPatient"]]
+    assert find(daemon, {"Level": "Patient", "Query": {"PatientName": "muller*"}}) == \
+        [corpus["F3"]["ParentPatient"]]
+
+
+def test_case_sensitive_flag_on_other_tags(daemon, corpus):
+    """CaseSensitive applies to non-PN tags such as StudyDescription."""
+    assert find(daemon, {"Level": "Study", "Query": {"StudyDescription": "chest", "PatientID": "F1"}}) == []
+    assert find(daemon, {"Level": "Study", "Query": {"StudyDescription": "chest", "PatientID": "F1"},
+                         "CaseSensitive": False}) == [corpus["F1"]["ParentStudy"]]
+
+
+def test_date_ranges_and_lists(daemon, corpus):
+    """Date ranges a-b, a-, -b and lists with backslash."""
+    in_2018 = find(daemon, {"Level": "Study", "Query": {"StudyDate": "20180101-20181231"}})
+    assert set(in_2018) == {corpus[p]["ParentStudy"] for p in ("F1", "F2", "F5")}
+    assert set(find(daemon, {"Level": "Study", "Query": {"StudyDate": "20190101-"}})) >= {corpus["F3"]["ParentStudy"]}
+    assert corpus["F4"]["ParentStudy"] in find(daemon, {"Level": "Study", "Query": {"StudyDate": "-20171231"}})
+    listed = find(daemon, {"Level": "Patient", "Query": {"PatientID": "F1\\F4"}})
+    assert set(listed) == {corpus["F1"]["ParentPatient"], corpus["F4"]["ParentPatient"]}
+
+
+def test_child_level_tags_and_modalities_in_study(daemon, corpus):
+    """A series tag can select studies, and ModalitiesInStudy matches any of its series."""
+    us = find(daemon, {"Level": "Study", "Query": {"Modality": "US"}})
+    assert us == [corpus["F4"]["ParentStudy"]]
+    ct = find(daemon, {"Level": "Study", "Query": {"ModalitiesInStudy": "CT\\US"}})
+    assert set(ct) >= {corpus[p]["ParentStudy"] for p in ("F1", "F3", "F4", "F5")}
+    assert corpus["F2"]["ParentStudy"] not in ct
+
+
+def test_expand_limit_since_and_requested_tags(daemon, corpus):
+    """Expand returns resources; Limit/Since page; RequestedTags adds computed tags."""
+    everything = find(daemon, {"Level": "Study", "Query": {"PatientID": "F*"}})
+    assert find(daemon, {"Level": "Study", "Query": {"PatientID": "F*"}, "Limit": 2, "Since": 1}) == everything[1:3]
+    expanded = find(daemon, {"Level": "Study", "Query": {"PatientID": "F1"}, "Expand": True,
+                             "RequestedTags": ["ModalitiesInStudy", "NumberOfStudyRelatedInstances",
+                                               "NumberOfStudyRelatedSeries", "PatientName", "Rows"]})
+    assert len(expanded) == 1
+    study = expanded[0]
+    assert study["Type"] == "Study" and study["ID"] == corpus["F1"]["ParentStudy"]
+    tags = study["RequestedTags"]
+    assert tags["ModalitiesInStudy"] == "CT\\SR"
+    assert tags["NumberOfStudyRelatedInstances"] == "2" and tags["NumberOfStudyRelatedSeries"] == "2"
+    assert tags["PatientName"] == "SMITH^JOHN"
+    assert tags["Rows"] == "64"
+
+
+def test_bad_find_bodies_are_400(daemon, corpus):
+    """A bad /tools/find body answers 400 with a JSON message."""
+    for body in ({"Query": {}}, {"Level": "Planet", "Query": {}}, {"Level": "Study", "Query": {"NoSuchTag": "x"}},
+                 {"Level": "Study", "Query": {"PatientID": 3}}, {"Level": "Study", "Query": {}, "Limit": -1}):
+        r = daemon.post("/tools/find", json=body)
+        assert r.status_code == 400, body
+        assert r.json()["HttpStatus"] == 400 and r.json()["Message"]
+    r = daemon.post("/tools/find", data=b"{not json")
+    assert r.status_code == 400 and "JSON" in r.json()["Details"]
+
+
+def test_lookup(daemon, corpus):
+    """/tools/lookup finds a resource by PatientID, UID or AccessionNumber."""
+    a = corpus["F1"]
+    found = daemon.post("/tools/lookup", data=b"F1").json()
+    assert {"ID": a["ParentPatient"], "Path": f"/patients/{a['ParentPatient']}", "Type": "Patient"} in found
+    accession = daemon.post("/tools/lookup", data=b"ACCF1").json()
+    assert accession[0]["Type"] == "Study" and accession[0]["ID"] == a["ParentStudy"]
+    assert daemon.post("/tools/lookup", data=b"nothing-here").json() == []
