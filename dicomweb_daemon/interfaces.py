@@ -66,3 +66,19 @@ class ICodec(Interface):
 
     def can_encode(transfer_syntax):  # noqa: N805
         """True when this codec encodes pixel data into ``transfer_syntax``."""
+
+    def decode_frame(header, frame, transfer_syntax):  # noqa: N805
+        """Decode one frame (its fragments joined when encapsulated) stored in ``transfer_syntax``.
+
+        ``header`` is a pydicom Dataset carrying the Image Pixel module (Rows, Columns, BitsAllocated,
+        PhotometricInterpretation...). Returns ``(array, changes)``: a native-endian numpy array shaped
+        ``(rows, columns)`` or ``(rows, columns, samples)`` and the pixel-module attributes that
+        describe it when they differ from the header (e.g. ``{"PhotometricInterpretation": "RGB"}``
+        after a YBR_FULL_422 JPEG). Raises ValueError on corrupt data (cpu pool)."""
+
+    def encode_frame(header, array, transfer_syntax, quality):  # noqa: N805
+        """Encode one decoded frame into ``transfer_syntax``; ``header`` describes ``array``.
+
+        ``quality`` (1-100 or None) steers lossy syntaxes only. Returns ``(data, changes)``: the
+        encoded bytes and the attributes to set on the dataset (PhotometricInterpretation,
+        LossyImageCompression...). Raises ValueError when this array cannot be encoded (cpu pool)."""

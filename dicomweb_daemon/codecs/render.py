@@ -1,0 +1,246 @@
+"""Rendering a frame for people (PS3.18 §8.3.5.1, the rendered and thumbnail resources): the
+grayscale pipeline of PS3.3 C.11 (modality LUT, VOI LUT or window, presentation), palette and
+YCbCr colour to RGB, then cropping, scaling to a viewport and encoding as JPEG, PNG or GIF."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from ..errors import BadRequest, NotAcceptable
+from . import limits
+from .frames import Image, open_image
+
+MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF"}
+WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+ENCAPSULATED_DOCUMENTS = {
+    "1.2.840.10008.5.1.4.1.1.104.1": "application/pdf",
+    "1.2.840.10008.5.1.4.1.1.104.2": "text/xml",  # CDA
+}
+
+
+def modality_values(ds: Dataset, array: np.ndarray) -> np.ndarray:
+    """PS3.3 C.11.1: stored values to modality values (LUT sequence, else slope and intercept)."""
+    if "ModalityLUTSequence" in ds:
+        from pydicom.pixels import apply_modality_lut
+
+        return np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    out = array.astype(np.float64)
+    if slope != 1:
+        out *= slope
+    if intercept:
+        out += intercept
+    return out
+
+
+def window_to_8bit(values: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
+    """PS3.3 C.11.2.1.2: map modality values through a window to 0..255 (float)."""
+    function = (function or "LINEAR").upper()
+    if function == "SIGMOID":
+        return 255.0 / (1 + np.exp(-4 * (values - center) / max(width, 1e-6)))
+    if function == "LINEAR_EXACT":
+        width = max(width, 1e-6)
+        return np.clip((values - center) / width + 0.5, 0, 1) * 255.0
+    if width <= 1:  # C.11.2.1.2.1: width >= 1 for LINEAR; at 1 it is a threshold
+        return np.where(values <= center - 0.5, 0.0, 255.0)
+    return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0, 1) * 255.0
+
+
+def _first(value) -> float:
+    if value is None:
+        return None
+    try:
+        return float(value[0])
+    except TypeError:
+        return float(value)
+
+
+def file_window(ds: Dataset, frame: int) -> tuple[float, float, str] | None:
+    """The first window of the file: per-frame functional groups first, then the image's own."""
+    for group in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        seq = ds.get(group)
+        if not seq:
+            continue
+        item = seq[frame] if group.startswith("Per") and frame < len(seq) else seq[0]
+        voi = item.get("FrameVOILUTSequence")
+        if voi and "WindowCenter" in voi[0] and "WindowWidth" in voi[0]:
+            return _first(voi[0].WindowCenter), _first(voi[0].WindowWidth), \
+                str(voi[0].get("VOILUTFunction", "LINEAR") or "LINEAR")
+    if "WindowCenter" in ds and "WindowWidth" in ds and ds.WindowCenter not in (None, "") \
+            and ds.WindowWidth not in (None, ""):
+        return _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
+    return None
+
+
+def grayscale_to_8bit(ds: Dataset, array: np.ndarray, frame: int,
+                      window: tuple | None, photometric: str) -> np.ndarray:
+    """The grayscale pipeline: modality LUT, VOI (explicit window, file window, VOI LUT, or the
+    frame's range), then MONOCHROME1 inversion (PS3.3 C.7.6.3.1.2)."""
+    values = modality_values(ds, array)
+    if window is not None:
+        center, width, function = window
+        out = window_to_8bit(values, center, width, function)
+    elif (found := file_window(ds, frame)) is not None:
+        out = window_to_8bit(values, *found)
+    elif "VOILUTSequence" in ds:
+        from pydicom.pixels import apply_voi_lut
+
+        lut = np.asarray(apply_voi_lut(values.astype(np.int64), ds), dtype=np.float64)
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2] or 16)
+        out = lut * 255.0 / ((1 << bits) - 1)
+    else:
+        low, high = float(values.min()), float(values.max())
+        out = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    if photometric == "MONOCHROME1":
+        out = 255.0 - out
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def color_to_8bit(ds: Dataset, array: np.ndarray, photometric: str, bits_stored: int) -> np.ndarray:
+    """Palette and YCbCr to RGB (PS3.3 C.7.6.3.1.5-6), scaled to 8 bits."""
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        rgb = np.asarray(apply_color_lut(array, ds))
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        return _scale_bits(rgb, 16 if bits > 8 else 8)
+    if photometric.startswith("YBR_FULL"):
+        from pydicom.pixels import convert_color_space
+
+        array = convert_color_space(array, "YBR_FULL", "RGB")
+    elif photometric not in ("RGB", "YBR_ICT", "YBR_RCT"):
+        raise NotAcceptable("Not acceptable", f"cannot render PhotometricInterpretation {photometric}")
+    return _scale_bits(array[..., :3], bits_stored)
+
+
+def _scale_bits(array: np.ndarray, bits: int) -> np.ndarray:
+    if bits <= 8:
+        return array.astype(np.uint8)
+    return np.clip(np.rint(array.astype(np.float64) * (255.0 / ((1 << bits) - 1))), 0, 255).astype(np.uint8)
+
+
+def frame_to_8bit(image: Image, index: int, window: tuple | None = None) -> np.ndarray:
+    """Frame ``index`` (0-based) as uint8 greyscale (rows, cols) or RGB (rows, cols, 3)."""
+    array, changes = image.decode(index)
+    photometric = str(changes.get("PhotometricInterpretation", image.px["photometric"]))
+    if image.px["samples"] == 1 and photometric != "PALETTE COLOR":
+        return grayscale_to_8bit(image.ds, array, index, window, photometric)
+    return color_to_8bit(image.ds, array, photometric, image.px["bits_stored"])
+
+
+def crop(array: np.ndarray, region: tuple | None) -> np.ndarray:
+    """PS3.18 §9.4.1 region: ``(x1, y1, x2, y2)`` as fractions of the image, top-left origin."""
+    if region is None:
+        return array
+    x1, y1, x2, y2 = (float(v) for v in region)
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        raise BadRequest("Bad request", "region must be x1,y1,x2,y2 with 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+    rows, cols = array.shape[:2]
+    top, bottom = int(y1 * rows), max(int(y1 * rows) + 1, int(round(y2 * rows)))
+    left, right = int(x1 * cols), max(int(x1 * cols) + 1, int(round(x2 * cols)))
+    return array[top:bottom, left:right]
+
+
+def fit(width: int, height: int, viewport: tuple | None) -> tuple[int, int]:
+    """Scale to fit the viewport, keeping the aspect ratio (PS3.18 §8.3.5.1.2)."""
+    if not viewport:
+        return width, height
+    vw, vh = int(viewport[0] or 0), int(viewport[1] or 0)
+    if vw <= 0 and vh <= 0:
+        return width, height
+    limits.check_viewport(vw or vh, vh or vw)
+    scale = min(vw / width if vw > 0 else np.inf, vh / height if vh > 0 else np.inf)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_pil(array: np.ndarray, viewport: tuple | None = None):
+    from PIL import Image as PILImage
+
+    picture = PILImage.fromarray(np.ascontiguousarray(array), "L" if array.ndim == 2 else "RGB")
+    size = fit(picture.width, picture.height, viewport)
+    if size != picture.size:
+        picture = picture.resize(size, PILImage.Resampling.LANCZOS)
+    return picture
+
+
+def encode_picture(pictures: list, media_type: str, quality: int | None) -> bytes:
+    """JPEG, PNG or GIF (an animated GIF when several frames are given)."""
+    fmt = MEDIA_TYPES.get(media_type)
+    if fmt is None:
+        raise NotAcceptable("Not acceptable", f"cannot render as {media_type} "
+                            f"(available: {', '.join(MEDIA_TYPES)})")
+    out = io.BytesIO()
+    first = pictures[0]
+    if fmt == "JPEG":
+        q = 90 if quality is None else int(quality)
+        if not 1 <= q <= 100:
+            raise BadRequest("Bad request", "quality must be between 1 and 100")
+        first.save(out, "JPEG", quality=q)
+    elif fmt == "GIF" and len(pictures) > 1:
+        first.save(out, "GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    else:
+        first.save(out, fmt)
+    return out.getvalue()
+
+
+#: Frames of an animated GIF of a whole multi-frame instance (bounded work per request).
+MAX_ANIMATED_FRAMES = 200
+
+
+def render(path, frame: int = 1, *, media_type: str = "image/jpeg", window: tuple | None = None,
+           viewport: tuple | None = None, quality: int | None = None, region: tuple | None = None,
+           all_frames: bool = False) -> bytes:
+    """One frame (1-based, PS3.18) of ``path`` rendered as ``media_type``.
+
+    ``window`` is ``(center, width[, function])`` (PS3.18 §8.3.5.1.4), ``viewport`` ``(width, height)``,
+    ``region`` ``(x1, y1, x2, y2)`` fractions; ``all_frames`` with image/gif animates the instance."""
+    if media_type not in MEDIA_TYPES:
+        raise NotAcceptable("Not acceptable", f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
+    window = parse_window(window)
+    image = open_image(path)
+    if not 1 <= frame <= image.frames:
+        from ..errors import UnknownResource
+
+        raise UnknownResource("Unknown resource", f"frame {frame} does not exist (the instance has {image.frames})")
+    indexes = [frame - 1]
+    if all_frames and media_type == "image/gif" and image.frames > 1:
+        indexes = list(range(min(image.frames, MAX_ANIMATED_FRAMES)))
+    pictures = [to_pil(crop(frame_to_8bit(image, i, window), region), viewport) for i in indexes]
+    return encode_picture(pictures, media_type, quality)
+
+
+def parse_window(window) -> tuple[float, float, str] | None:
+    if window is None:
+        return None
+    if isinstance(window, str):
+        window = [p for p in window.split(",")]
+    try:
+        center, width = float(window[0]), float(window[1])
+    except (IndexError, TypeError, ValueError):
+        raise BadRequest("Bad request", "window must be center,width[,function]") from None
+    function = str(window[2]).strip().upper() if len(window) > 2 and window[2] else "LINEAR"
+    if function not in WINDOW_FUNCTIONS:
+        raise BadRequest("Bad request", f"window function must be one of {', '.join(WINDOW_FUNCTIONS)}")
+    if width <= 0:
+        raise BadRequest("Bad request", "window width must be positive")
+    return center, width, function
+
+
+def document(path) -> tuple[bytes, str] | None:
+    """The encapsulated document of a PDF/CDA instance (PS3.3 C.24.2) and its media type, else None."""
+    from .frames import open_image as _open
+
+    ds = _open(path, require_pixels=False).ds
+    media = ENCAPSULATED_DOCUMENTS.get(str(ds.get("SOPClassUID", "")))
+    if media is None or "EncapsulatedDocument" not in ds:
+        return None
+    data = bytes(ds.EncapsulatedDocument)
+    length = ds.get("EncapsulatedDocumentLength")
+    if length:
+        data = data[:int(length)]
+    elif media == "application/pdf" and data.endswith(b"\0"):
+        data = data[:-1]  # the even-length pad of PS3.5 §7.1
+    return data, str(ds.get("MIMETypeOfEncapsulatedDocument") or media)
