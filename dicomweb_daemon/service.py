@@ -58,9 +58,6 @@ class Daemon:
         values.update(await in_db(self.index.user_metadata, public_id))
         return values
 
-    async def default_encoding(self) -> str:
-        return await in_db(self.index.get_global, "DefaultEncoding", self.settings.DefaultEncoding)
-
     async def requested_tags(self, level: str, ids: list[str], names: list[str]) -> dict:
         return await in_db(self.index.requested_tags, ids, names)
 

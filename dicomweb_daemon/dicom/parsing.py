@@ -107,8 +107,10 @@ def dicom_json(ds: Dataset, instance_url: str, pixel_vr: str | None) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def parse_file(path: str) -> ParsedInstance:
-    """Parse and validate the file at ``path``; raise BadFileFormat saying what is wrong."""
+def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance:
+    """Parse and validate the file at ``path``; raise BadFileFormat saying what is wrong.
+
+    ``default_charset`` decodes text of files without SpecificCharacterSet (Orthanc's DefaultEncoding)."""
     with open(path, "rb") as f:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
@@ -129,6 +131,13 @@ def parse_file(path: str) -> ParsedInstance:
                 raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
             except Exception as e:
                 raise BadFileFormat("Bad file format", f"malformed DICOM file: {e}") from None
+    if "SpecificCharacterSet" not in ds and default_charset != "ISO_IR 6":
+        ds.SpecificCharacterSet = default_charset
+        try:
+            ds.decode()
+        except (LookupError, ValueError):
+            pass
+        del ds.SpecificCharacterSet
     return _describe(ds, str(ts), size, md5, pixels)
 
 

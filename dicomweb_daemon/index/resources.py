@@ -27,6 +27,15 @@ class ResourcesMixin:
         row = self.db.execute("SELECT level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
         return LEVEL_NAME[row[0]] if row else None
 
+    def existing_instances(self, public_ids: list[str]) -> set[str]:
+        """Those of ``public_ids`` already stored as instances."""
+        found: set[str] = set()
+        for i in range(0, len(public_ids), 900):
+            chunk = public_ids[i : i + 900]
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT public_id FROM resources WHERE level = 3 AND public_id IN ({_marks(len(chunk))})", chunk))
+        return found
+
     def list_ids(self, level: str, since: int = 0, limit: int = 0) -> list[str]:
         """Public IDs at ``level`` in creation order, paged as Orthanc's ``since`` / ``limit``."""
         sql = "SELECT public_id FROM resources WHERE level = ? ORDER BY internal LIMIT ? OFFSET ?"

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from ..dicom.parsing import ParsedInstance
-from ..errors import FullStorage, UnknownResource
+from ..errors import DaemonError, FullStorage, UnknownResource
 from .normalize import normalize
 from .schema import LEVEL_NAME
 
@@ -20,46 +20,70 @@ class StoreResult:
 
 
 class WritesMixin:
-    def store(self, p: ParsedInstance, file_uuid: str, *, overwrite: bool = False, origin: str = "RestApi",
-              remote_aet: str = "", max_storage_mb: int = 0, max_patients: int = 0) -> StoreResult:
+    def store(self, p: ParsedInstance, file_uuid: str, **options) -> StoreResult:
         """Index one parsed instance whose file is already stored under ``file_uuid``."""
+        result = self.store_many([(p, file_uuid)], **options)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def store_many(self, items: list[tuple[ParsedInstance, str]], *, overwrite: bool = False,
+                   origin: str = "RestApi", remote_aet: str = "", max_storage_mb: int = 0,
+                   max_patients: int = 0) -> list[StoreResult | DaemonError]:
+        """Index several instances in one transaction (one commit, one fsync for a whole STOW).
+
+        Each instance has its own savepoint: one refused by the quota leaves the others stored."""
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        results: list[StoreResult | DaemonError] = []
         with self.transaction() as c:
-            row = c.execute(
-                "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
-                "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
-            replaced = None
-            if row:
-                if not overwrite:
-                    return StoreResult("AlreadyStored")
-                replaced = row[1]
-                c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
-            self._check_quota(c, p, max_storage_mb, max_patients)
-            parent = None
-            for depth, level in enumerate(LEVELS):
-                public_id = p.ids[depth]
-                found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
-                if found and depth < 3:
-                    parent = found[0]
-                    c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
-                              "WHERE internal = ?", (stamp, now, parent))
-                    continue
-                cur = c.execute(
-                    "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
-                    "VALUES (?, ?, ?, ?, ?)", (public_id, depth, parent, stamp, now))
-                parent = cur.lastrowid
-                c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
-                              [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
-                if level == "Series":
-                    c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
-                c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
-                          (f"New{level}", depth, public_id, stamp))
-            c.execute(
-                "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
-                 p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin,
-                 remote_aet, p.charset))
+            for p, file_uuid in items:
+                c.execute("SAVEPOINT instance")
+                try:
+                    results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin, remote_aet,
+                                                   max_storage_mb, max_patients))
+                except DaemonError as e:
+                    c.execute("ROLLBACK TO instance")
+                    results.append(e)
+                c.execute("RELEASE instance")
+        return results
+
+    def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
+                   origin: str, remote_aet: str, max_storage_mb: int, max_patients: int) -> StoreResult:
+        row = c.execute(
+            "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
+            "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
+        replaced = None
+        if row:
+            if not overwrite:
+                return StoreResult("AlreadyStored")
+            replaced = row[1]
+            c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
+        self._check_quota(c, p, max_storage_mb, max_patients)
+        parent = None
+        for depth, level in enumerate(LEVELS):
+            public_id = p.ids[depth]
+            found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+            if found and depth < 3:
+                parent = found[0]
+                c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
+                          "WHERE internal = ?", (stamp, now, parent))
+                continue
+            cur = c.execute(
+                "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
+                "VALUES (?, ?, ?, ?, ?)", (public_id, depth, parent, stamp, now))
+            parent = cur.lastrowid
+            c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
+                          [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+            if level == "Series":
+                c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
+            c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
+                      (f"New{level}", depth, public_id, stamp))
+        c.execute(
+            "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
+             p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin,
+             remote_aet, p.charset))
         return StoreResult("Success", replaced)
 
     @staticmethod

@@ -1,17 +1,22 @@
-"""The ingest pipeline: parse (cpu) -> validate -> store the file (io) -> index it (db) -> answer.
+"""The ingest pipeline: parse (cpu) -> validate -> store the files (io) -> index them (db) -> answer.
 
-A failure at any step leaves no file and no row; a crash between file and row leaves a file that
-the start-up sweep removes.
+Several files (a STOW request, a ZIP) go through together: parsed in parallel, indexed in one
+transaction. A failure at any step leaves no file and no row for that file; a crash between file and
+row leaves a file that the start-up sweep removes.
 """
 from __future__ import annotations
 
 import os
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
+from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance, parse_file
+from ..errors import DaemonError
 from ..threads import in_cpu, in_db, in_db_write, in_io
 
 log = Logger()
@@ -31,37 +36,89 @@ class StoreAnswer:
 
 
 class Ingest:
-    """Stores files into a storage area and the index, as one unit of work per file."""
+    """Stores files into a storage area and the index."""
 
     def __init__(self, storage, index, settings):
         self.storage = storage
         self.index = index
         self.settings = settings
+        self.default_encoding = settings.DefaultEncoding
 
     async def store_path(self, path: str, origin: str = "RestApi", remote_aet: str = "") -> StoreAnswer:
-        """Ingest the file at ``path`` (consumed: moved into storage or removed)."""
+        """Ingest the file at ``path`` (consumed: moved into storage or removed); raise on failure."""
+        result = (await self.store_paths([path], origin, remote_aet))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def store_paths(self, paths: list[str], origin: str = "RestApi",
+                          remote_aet: str = "") -> list[StoreAnswer | DaemonError]:
+        """Ingest several files; one answer or error per path, in order. Every path is consumed."""
         try:
-            parsed = await in_cpu(parse_file, path)
-            overwrite = self.settings.OverwriteInstances
-            if not overwrite and await in_db(self.index.level_of, parsed.ids[3]):
-                return StoreAnswer(parsed, "AlreadyStored")
-            file_uuid = str(uuidlib.uuid4())
-            await in_io(self.storage.create, file_uuid, "dicom", path)
-            try:
-                result = await in_db_write(
-                    self.index.store, parsed, file_uuid, overwrite=overwrite, origin=origin,
-                    remote_aet=remote_aet, max_storage_mb=self.settings.MaximumStorageSize,
-                    max_patients=self.settings.MaximumPatientCount)
-            except BaseException:
-                await in_io(self.storage.remove, file_uuid, "dicom")
-                raise
-            if result.status != "Success":
-                await in_io(self.storage.remove, file_uuid, "dicom")
-            if result.replaced_file:
-                await in_io(self.storage.remove, result.replaced_file, "dicom")
-            return StoreAnswer(parsed, result.status)
+            return await self._store(paths, origin, remote_aet)
         finally:
-            await in_io(_unlink, path)
+            await in_io(_unlink_all, paths)
+
+    async def _store(self, paths: list[str], origin: str, remote_aet: str) -> list[StoreAnswer | DaemonError]:
+        charset = charset_for(self.default_encoding)
+        parsed = await defer.DeferredList(
+            [defer.ensureDeferred(in_cpu(parse_file, p, charset)) for p in paths], consumeErrors=True)
+        results: list = []
+        for ok, value in parsed:
+            if ok:
+                results.append(value)
+            elif isinstance(value.value, DaemonError):
+                results.append(value.value)
+            else:
+                raise value.value
+        overwrite = self.settings.OverwriteInstances
+        todo = [i for i, r in enumerate(results) if isinstance(r, ParsedInstance)]
+        if not overwrite and todo:
+            known = await in_db(self.index.existing_instances, [results[i].ids[3] for i in todo])
+            for i in list(todo):
+                if results[i].ids[3] in known:
+                    results[i] = StoreAnswer(results[i], "AlreadyStored")
+                    todo.remove(i)
+        if not todo:
+            return results
+        uuids = {i: str(uuidlib.uuid4()) for i in todo}
+        await in_io(self._create_files, [(uuids[i], paths[i]) for i in todo])
+        try:
+            indexed = await in_db_write(
+                self.index.store_many, [(results[i], uuids[i]) for i in todo], overwrite=overwrite,
+                origin=origin, remote_aet=remote_aet, max_storage_mb=self.settings.MaximumStorageSize,
+                max_patients=self.settings.MaximumPatientCount)
+        except BaseException:
+            await in_io(self._remove_files, list(uuids.values()))
+            raise
+        unused = []
+        for i, outcome in zip(todo, indexed, strict=True):
+            if isinstance(outcome, DaemonError):
+                results[i] = outcome
+                unused.append(uuids[i])
+                continue
+            if outcome.status != "Success":
+                unused.append(uuids[i])
+            if outcome.replaced_file:
+                unused.append(outcome.replaced_file)
+            results[i] = StoreAnswer(results[i], outcome.status)
+        if unused:
+            await in_io(self._remove_files, unused)
+        return results
+
+    def _create_files(self, items: list[tuple[str, str]]) -> None:
+        done = []
+        try:
+            for uuid, path in items:
+                self.storage.create(uuid, "dicom", path)
+                done.append(uuid)
+        except BaseException:
+            self._remove_files(done)
+            raise
+
+    def _remove_files(self, uuids: list[str]) -> None:
+        for uuid in uuids:
+            self.storage.remove(uuid, "dicom")
 
     async def sweep_orphans(self) -> int:
         """Remove stored files that no index row references (a crash between file and commit)."""
@@ -78,16 +135,15 @@ class Ingest:
         return removed
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _older_than(path: str | None, seconds: float) -> bool:
-    import time
-
     try:
         return path is None or os.stat(path).st_mtime < time.time() - seconds
     except FileNotFoundError:

@@ -190,3 +190,13 @@ def test_series_status_complete_and_missing(daemon):
     daemon.store(make_ct("SER-1", study_uid=study, series_uid=series, instance_number=2,
                          extra={"ImagesInAcquisition": 2}))
     assert daemon.get(f"/series/{first['ParentSeries']}").json()["Status"] == "Complete"
+
+
+def test_default_encoding_decodes_files_without_charset(make_daemon):
+    """A Latin-1 name in a file without SpecificCharacterSet is read with DefaultEncoding."""
+    d = make_daemon({"DefaultEncoding": "Latin1"})
+    data = make_ct("ENC-1", patient_name="PLACEHOLDER^NAME")
+    data = data.replace(b"PLACEHOLDER^NAME", "MÜLLER^JOSÉÉÉÉÉÉ".encode("latin-1"))
+    answer = d.store(data)
+    name = d.get(f"/patients/{answer['ParentPatient']}").json()["MainDicomTags"]["PatientName"]
+    assert name == "MÜLLER^JOSÉÉÉÉÉÉ"

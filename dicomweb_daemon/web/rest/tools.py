@@ -6,7 +6,7 @@ import time
 from ...config.settings import DEFAULT_ENCODINGS
 from ...dicom.identifiers import LEVELS
 from ...errors import BadRequest
-from ...threads import in_db, in_db_write
+from ...threads import in_db
 from ..routing import json_response, read_json_body, route
 
 LEVEL_NAMES = {name.lower(): name for name in LEVELS}
@@ -65,9 +65,9 @@ class ToolsRoutes:
         return json_response(request, {})
 
     @route("/tools/default-encoding")
-    async def get_encoding(self, request):
+    def get_encoding(self, request):
         request.setHeader(b"Content-Type", b"text/plain")
-        return (await self.daemon.default_encoding()).encode()
+        return self.daemon.ingest.default_encoding.encode()
 
     @route("/tools/default-encoding", methods=("PUT",))
     async def put_encoding(self, request):
@@ -75,7 +75,8 @@ class ToolsRoutes:
         value = request.content.read().decode("utf-8", "replace").strip()
         if value not in DEFAULT_ENCODINGS:
             raise BadRequest("Bad request", f"unknown encoding {value!r}; one of {', '.join(DEFAULT_ENCODINGS)}")
-        await in_db_write(self.index.set_global, "DefaultEncoding", value)
+        # As in Orthanc: a run-time change, until the next start reads the configuration again.
+        self.daemon.ingest.default_encoding = value
         return json_response(request, {})
 
     @route("/tools/now")
