@@ -6,6 +6,7 @@ lists of values separated by ``\\``, and ranges ``a-b``, ``a-``, ``-b`` for date
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
@@ -18,6 +19,13 @@ RANGE_VRS = {"DA", "TM", "DT"}
 LOOKUP_TAGS = ("PatientID", "StudyInstanceUID", "AccessionNumber", "SeriesInstanceUID", "SOPInstanceUID")
 _TYPES = {"PatientID": "Patient", "StudyInstanceUID": "Study", "AccessionNumber": "Study",
           "SeriesInstanceUID": "Series", "SOPInstanceUID": "Instance"}
+
+
+def _json_matches(attrs: dict, keyword: str, pattern: str, case_sensitive: bool) -> bool:
+    from .computed import json_value_text
+
+    attr = attrs.get(f"{tag_for_keyword(keyword):08X}")
+    return attr is not None and value_matches(pattern, json_value_text(attr), vr_of(keyword), case_sensitive)
 
 
 @dataclass
@@ -55,9 +63,7 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
         cond = " OR ".join("t.value GLOB ?" for _ in values)
         return Constraint(keyword, level, f"({cond})", [_glob(v) for v in values])
     if keyword not in LEVEL_OF_KEYWORD:
-        if tag_for_keyword(keyword) is None:
-            raise BadRequest("Bad request", f"unknown DICOM tag {keyword!r} in the query")
-        raise BadRequest("Bad request", f"{keyword} is not a main DICOM tag: it cannot be searched yet")
+        raise KeyError(keyword)
     if pattern in ("", "*"):
         return None
     level = LEVEL_NUMBER[LEVEL_OF_KEYWORD[keyword]]
@@ -113,13 +119,58 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int) 
     return sql, params + [limit or -1, since]
 
 
+def value_matches(pattern: str, value: str, vr: str, case_sensitive: bool) -> bool:
+    """The same matching rules as the SQL, in Python, for tags that are not indexed."""
+    if pattern in ("", "*"):
+        return True
+    if not (case_sensitive and vr != "PN"):
+        pattern, value = normalize(pattern), normalize(value)
+    if vr in RANGE_VRS and "-" in pattern and "\\" not in pattern:
+        low, high = (p.strip() for p in pattern.split("-", 1))
+        return (not low or value >= low) and (not high or value[: len(high)] <= high)
+    options = pattern.split("\\")
+    return any(fnmatchcase(value, _fnmatch(o)) if ("*" in o or "?" in o) else value == o for o in options)
+
+
+def _fnmatch(pattern: str) -> str:
+    return "".join(f"[{c}]" if c in "[]" else c for c in pattern)
+
+
+def split_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split into (indexed main tags, other known tags); an unknown keyword is a 400."""
+    main, other = {}, {}
+    for keyword, pattern in query.items():
+        if keyword == "ModalitiesInStudy" or keyword in LEVEL_OF_KEYWORD:
+            main[keyword] = pattern
+        elif tag_for_keyword(keyword) is not None:
+            other[keyword] = pattern
+        else:
+            raise BadRequest("Bad request", f"unknown DICOM tag {keyword!r} in the query")
+    return main, other
+
+
 class FindMixin:
     def find(self, level: str, query: dict[str, str], *, case_sensitive: bool = True, limit: int = 0,
              since: int = 0) -> list[str]:
-        """Public IDs at ``level`` whose main tags (or ancestors' / descendants') match ``query``."""
-        constraints = [c for k, v in query.items() if (c := constraint(k, v, case_sensitive)) is not None]
-        sql, params = find_sql(level, constraints, limit, since)
-        return [r[0] for r in self.db.execute(sql, params)]
+        """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``.
+
+        Main tags are matched in SQL; other tags against the DICOM JSON stored at ingest for the
+        resource's first instance (as Orthanc reads a file for them), never against the files."""
+        main, other = split_query(query)
+        constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
+        other = {k: v for k, v in other.items() if v not in ("", "*")}
+        if not other:
+            sql, params = find_sql(level, constraints, limit, since)
+            return [r[0] for r in self.db.execute(sql, params)]
+        sql, params = find_sql(level, constraints, 0, 0)
+        found = []
+        depth = LEVEL_NUMBER[level]
+        for (public_id,) in self.db.execute(sql, params).fetchall():
+            internal = self.internal_of(public_id)
+            attrs = self._first_instance_json(internal, depth)
+            if all(_json_matches(attrs, k, v, case_sensitive) for k, v in other.items()):
+                found.append(public_id)
+        return found[since : since + limit if limit else None]
 
     def lookup(self, value: str) -> list[dict]:
         """``/tools/lookup``: resources whose identifying tag equals ``value``."""

@@ -108,3 +108,12 @@ def test_lookup(daemon, corpus):
     accession = daemon.post("/tools/lookup", data=b"ACCF1").json()
     assert accession[0]["Type"] == "Study" and accession[0]["ID"] == a["ParentStudy"]
     assert daemon.post("/tools/lookup", data=b"nothing-here").json() == []
+
+
+def test_tags_outside_the_main_set_match_stored_metadata(daemon, corpus):
+    """A tag that is not a main tag is matched against the metadata stored at ingest."""
+    found = find(daemon, {"Level": "Instance", "Query": {"PatientID": "F4", "PhotometricInterpretation": "MONO*"}})
+    assert found == [corpus["F4"]["ID"]]
+    assert find(daemon, {"Level": "Instance", "Query": {"PatientID": "F4", "Rows": "512"}}) == []
+    studies = find(daemon, {"Level": "Study", "Query": {"BitsStored": "12", "PatientID": "F1\\F2"}, "Limit": 1})
+    assert len(studies) == 1
