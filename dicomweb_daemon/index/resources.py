@@ -170,6 +170,11 @@ class ResourcesMixin:
             out.extend(self.db.execute(_FILES_UNDER, (internal,)))
         return out
 
+    def is_protected(self, public_id: str) -> bool:
+        internal = self.internal_of(public_id, "Patient")
+        row = self.db.execute("SELECT 1 FROM protected_patients WHERE internal = ?", (internal,)).fetchone()
+        return row is not None
+
     def user_metadata(self, public_id: str) -> dict[str, str]:
         internal = self.internal_of(public_id)
         return dict(self.db.execute("SELECT name, value FROM user_metadata WHERE internal = ?", (internal,)))

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS user_metadata (
     PRIMARY KEY (internal, name)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS protected_patients (
+    internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE
+);
+
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     change_type TEXT NOT NULL,

@@ -154,6 +154,15 @@ class WritesMixin:
                 f"SELECT file_uuid FROM instances WHERE file_uuid IN ({marks})", chunk))
         return [u for u in uuids if u not in known]
 
+    def set_protected(self, public_id: str, protected: bool) -> None:
+        """Orthanc's patient protection against recycling."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, "Patient", conn=c)
+            if protected:
+                c.execute("INSERT OR IGNORE INTO protected_patients VALUES (?)", (internal,))
+            else:
+                c.execute("DELETE FROM protected_patients WHERE internal = ?", (internal,))
+
     def set_user_metadata(self, public_id: str, name: str, value: str | None) -> None:
         with self.transaction() as c:
             internal = self.internal_of(public_id, conn=c)

@@ -200,3 +200,15 @@ def test_default_encoding_decodes_files_without_charset(make_daemon):
     answer = d.store(data)
     name = d.get(f"/patients/{answer['ParentPatient']}").json()["MainDicomTags"]["PatientName"]
     assert name == "MÜLLER^JOSÉÉÉÉÉÉ"
+
+
+def test_patient_protection(daemon):
+    """PUT /patients/{id}/protected 1|0 is read back; other bodies are 400."""
+    ids = daemon.store(CT_SMALL)
+    url = f"/patients/{ids['ParentPatient']}/protected"
+    assert daemon.get(url).text == "0"
+    assert daemon.put(url, b"1").status_code == 200
+    assert daemon.get(url).text == "1"
+    assert daemon.put(url, b"yes").status_code == 400
+    daemon.put(url, b"0")
+    assert daemon.get(url).text == "0"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...dicom.identifiers import LEVEL_OF_PLURAL
-from ...errors import UnknownResource
+from ...errors import BadRequest, UnknownResource
 from ...threads import in_db, in_db_write
 from ..routing import arg, has_flag, int_arg, json_response, route
 
@@ -96,6 +96,20 @@ class ResourceRoutes:
     async def metadata_delete(self, request, plural, id, name):  # noqa: A002
         await self._check(id, LEVEL_OF_PLURAL[plural])
         await in_db_write(self.index.set_user_metadata, id, name, None)
+        return json_response(request, {})
+
+    @route("/patients/<id>/protected")
+    async def get_protected(self, request, id):  # noqa: A002
+        request.setHeader(b"Content-Type", b"text/plain")
+        return b"1" if await in_db(self.index.is_protected, id) else b"0"
+
+    @route("/patients/<id>/protected", methods=("PUT",))
+    async def put_protected(self, request, id):  # noqa: A002
+        request.content.seek(0)
+        value = request.content.read().strip()
+        if value not in (b"0", b"1"):
+            raise BadRequest("Bad request", "the body must be 0 or 1")
+        await in_db_write(self.index.set_protected, id, value == b"1")
         return json_response(request, {})
 
     async def _check(self, public_id: str, level: str) -> None:
