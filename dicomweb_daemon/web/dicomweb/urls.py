@@ -8,7 +8,7 @@ _FORWARDED_PAIR = re.compile(r'(\w+)=("[^"]*"|[^;,\s]*)')
 
 def _forwarded(request) -> dict[str, str]:
     """The first element of an RFC 7239 ``Forwarded`` header, as a dict."""
-    header = request.getHeader(b"forwarded")
+    header = request.getHeader("forwarded")
     if not header:
         return {}
     first = header.split(",")[0]
@@ -18,10 +18,10 @@ def _forwarded(request) -> dict[str, str]:
 def base_url(request, config: dict) -> str:
     """``scheme://host[:port]`` + the DICOMweb root as clients see it, without a trailing slash."""
     fwd = _forwarded(request)
-    scheme = fwd.get("proto") or request.getHeader(b"x-forwarded-proto") or (
+    scheme = fwd.get("proto") or request.getHeader("x-forwarded-proto") or (
         "https" if config.get("Ssl") or request.isSecure() else "http")
-    host = fwd.get("host") or request.getHeader(b"x-forwarded-host") or config.get("Host") or \
-        request.getHeader(b"host")
+    host = fwd.get("host") or request.getHeader("x-forwarded-host") or config.get("Host") or \
+        request.getHeader("host")
     if not host:
         addr = request.getHost()
         host = f"{addr.host}:{addr.port}"

@@ -1,8 +1,225 @@
-"""WADO-RS retrieve, metadata, bulk data, frames (PS3.18 §10.4)."""
+"""WADO-RS retrieve, metadata, bulk data, frames (PS3.18 §10.4), and DELETE / CORS beyond Orthanc.
+
+Instances are found by UID through the index's main tags; files stream as stored when the Accept
+header allows it (``transfer-syntax=*`` or the stored syntax), metadata is the per-instance JSON
+precomputed at ingest, joined as bytes.
+"""
 from __future__ import annotations
 
+import gzip
+from email.utils import parsedate_to_datetime
 
-class WadoRoutes:
+from twisted.logger import Logger
+
+from ... import metadata as metadata_pkg
+from ...dicom.identifiers import is_valid_uid
+from ...errors import BadRequest, NotAcceptable
+from ...metadata.xml import json_to_xml
+from ...threads import in_cpu, in_db
+from ..multipart import MultipartWriter
+from ..negotiation import MediaRange, accept_of
+from ..routing import route
+from ..streaming import Backpressure, ClientGone
+from .cors import add_cors, preflight
+from .retrieve import dicom_target, is_pixel_request, stream_stored, transcoded_file
+from .urls import base_url
+from .wado_pixels import PixelRoutesMixin, http_date
+
+log = Logger()
+GZIP_MIN = 1024  # smaller JSON is not worth a compressor's header
+
+
+def check_uids(*uids: str | None) -> None:
+    """400 before any work for a malformed UID (PS3.5 §9.1)."""
+    for uid in uids:
+        if uid is not None and not is_valid_uid(uid):
+            raise BadRequest("Bad request", f"{uid!r} is not a valid UID")
+
+
+class WadoRoutes(PixelRoutesMixin):
+    """WADO-RS under DicomWeb.Root."""
+
     def __init__(self, daemon):
         self.daemon = daemon
-        self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
+        self.index = daemon.index
+        self.storage = daemon.storage
+        self.config = daemon.settings.sections["DicomWeb"]
+        self.prefix = self.config["Root"]
+        self.strategies = metadata_pkg.strategies()
+
+    # -- CORS preflight (any path under Root) --------------------------------------------------
+    @route("/<path:rest>", methods=("OPTIONS",))
+    async def options(self, request, rest):
+        return preflight(request, self.config)
+
+    # -- retrieve (PS3.18 §10.4.1.1.1) ----------------------------------------------------------
+    @route("/studies/<study>", methods=("GET", "HEAD"))
+    async def retrieve_study(self, request, study):
+        return await self._retrieve(request, study)
+
+    @route("/studies/<study>/series/<series>", methods=("GET", "HEAD"))
+    async def retrieve_series(self, request, study, series):
+        return await self._retrieve(request, study, series)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("GET", "HEAD"))
+    async def retrieve_instance(self, request, study, series, sop):
+        add_cors(request, self.config)
+        check_uids(study, series, sop)
+        ranges = accept_of(request)
+        if is_pixel_request(ranges):
+            # The PixelData BulkDataURI is the instance URL (PS3.18 §8.7.3.5.4 bulk data).
+            return await self.send_pixel_data(request, study, series, sop, ranges)
+        return await self._retrieve(request, study, series, sop)
+
+    async def _retrieve(self, request, study: str, series: str | None = None, sop: str | None = None):
+        add_cors(request, self.config)
+        check_uids(study, series, sop)
+        ranges = accept_of(request)
+        rows = await in_db(self.index.wado_instances, study, series, sop)
+        target = dicom_target(ranges, {r["transfer_syntax"] for r in rows})
+        writer = MultipartWriter("application/dicom")
+        request.setHeader(b"Content-Type", writer.content_type())
+        if request.method == b"HEAD":
+            return b""
+        await self._stream_instances(request, writer, rows, target)
+        return None
+
+    async def _stream_instances(self, request, writer: MultipartWriter, rows: list[dict], target: str | None):
+        """One part per instance; stored bytes stream in chunks, re-encoded ones go whole."""
+        out = Backpressure(request)
+        try:
+            for row in rows:
+                if target is None or target == row["transfer_syntax"]:
+                    ts, size = row["transfer_syntax"], row["file_size"]
+                    await out.write(writer.part_header(f"application/dicom; transfer-syntax={ts}",
+                                                       {"Content-Length": str(size)}))
+                    await stream_stored(out, self.storage, row["file_uuid"], size)
+                else:
+                    data = await transcoded_file(self.storage, row, target)
+                    await out.write(writer.part_header(f"application/dicom; transfer-syntax={target}",
+                                                       {"Content-Length": str(len(data))}) + data)
+                await out.write(writer.part_end())
+            await out.write(writer.close())
+        except ClientGone:
+            pass
+        except Exception:
+            # Headers are sent: a truncated multipart must not look complete, so cut the connection.
+            log.failure("retrieve failed while streaming {uri}", uri=request.uri.decode("latin-1"))
+            request.unregisterProducer()
+            if request.transport:
+                request.transport.abortConnection()
+            return
+        out.done()
+
+    # -- delete (beyond PS3.18: Orthanc's DELETE by UID) ------------------------------------------
+    @route("/studies/<study>", methods=("DELETE",))
+    async def delete_study(self, request, study):
+        return await self._delete(request, study)
+
+    @route("/studies/<study>/series/<series>", methods=("DELETE",))
+    async def delete_series(self, request, study, series):
+        return await self._delete(request, study, series)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("DELETE",))
+    async def delete_instance(self, request, study, series, sop):
+        return await self._delete(request, study, series, sop)
+
+    async def _delete(self, request, study: str, series: str | None = None, sop: str | None = None):
+        add_cors(request, self.config)
+        check_uids(study, series, sop)
+        for public_id in await in_db(self.index.wado_resource_ids, study, series, sop):
+            await self.daemon.delete(public_id)
+        request.setResponseCode(204)
+        return b""
+
+    # -- metadata (PS3.18 §10.4.1.1.2) --------------------------------------------------------------
+    @route("/studies/<study>/metadata", methods=("GET", "HEAD"))
+    async def study_metadata(self, request, study):
+        return await self._metadata(request, study)
+
+    @route("/studies/<study>/series/<series>/metadata", methods=("GET", "HEAD"))
+    async def series_metadata(self, request, study, series):
+        return await self._metadata(request, study, series)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/metadata", methods=("GET", "HEAD"))
+    async def instance_metadata(self, request, study, series, sop):
+        return await self._metadata(request, study, series, sop)
+
+    async def _metadata(self, request, study: str, series: str | None = None, sop: str | None = None):
+        add_cors(request, self.config)
+        check_uids(study, series, sop)
+        xml = metadata_as_xml(accept_of(request))
+        strategy, tags = metadata_pkg.strategy_for(self.strategies, self.config, series, sop)
+        source = await in_db(strategy.fetch, self.index, study, series, sop, tags)
+        root = base_url(request, self.config)
+        etag = metadata_pkg.entity_tag(strategy.name, root, source.rows, f"xml={xml}|tags={tags}")
+        modified = max(r["last_update"] for r in source.rows)
+        request.setHeader(b"ETag", etag.encode())
+        request.setHeader(b"Last-Modified", http_date(modified).encode())
+        request.setHeader(b"Cache-Control", b"no-cache")  # revalidate each time: the study may grow
+        request.setHeader(b"Vary", b"Accept, Accept-Encoding")
+        if not_modified(request, etag, modified):
+            request.setResponseCode(304)
+            return b""
+        parts = await in_cpu(strategy.render, source, root.encode())
+        if xml:
+            writer = MultipartWriter("application/dicom+xml")
+            request.setHeader(b"Content-Type", writer.content_type())
+            body = await in_cpu(_xml_multipart, writer, parts)
+        else:
+            request.setHeader(b"Content-Type", b"application/dicom+json")
+            body = b"[" + b",".join(parts) + b"]"
+        if len(body) >= GZIP_MIN and accepts_gzip(request):
+            body = await in_cpu(gzip.compress, body, 1)
+            request.setHeader(b"Content-Encoding", b"gzip")
+        request.setHeader(b"Content-Length", str(len(body)).encode())
+        return b"" if request.method == b"HEAD" else body
+
+
+def metadata_as_xml(ranges: list[MediaRange]) -> bool:
+    """JSON unless the client prefers ``multipart/related; type="application/dicom+xml"``; else 406."""
+    for r in ranges:
+        if r.media_type in ("multipart/related", "multipart/*"):
+            if r.part_type == "application/dicom+xml":
+                return True
+            if r.part_type in ("application/dicom+json", "application/json"):
+                return False
+        elif r.media_type == "application/dicom+xml":
+            return True
+        elif r.media_type in ("*/*", "application/*", "application/dicom+json", "application/json"):
+            return False
+    raise NotAcceptable("Not acceptable", 'metadata is served as application/dicom+json or '
+                        'multipart/related; type="application/dicom+xml"')
+
+
+def _xml_multipart(writer: MultipartWriter, parts: list[bytes]) -> bytes:
+    chunks = []
+    for part in parts:
+        chunks += [writer.part_header(), json_to_xml(part), writer.part_end()]
+    chunks.append(writer.close())
+    return b"".join(chunks)
+
+
+def accepts_gzip(request) -> bool:
+    header = (request.getHeader("accept-encoding") or "").lower()
+    for item in header.split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "x-gzip"):
+            return "q=0" not in params.replace(" ", "") or "q=0." in params.replace(" ", "")
+    return False
+
+
+def not_modified(request, etag: str, modified: str) -> bool:
+    """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since."""
+    inm = request.getHeader("if-none-match")
+    if inm is not None:
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        return "*" in tags or etag in tags
+    ims = request.getHeader("if-modified-since")
+    if ims:
+        try:
+            return parsedate_to_datetime(ims) >= parsedate_to_datetime(http_date(modified))
+        except (TypeError, ValueError):
+            return False
+    return False
+

@@ -1,8 +1,158 @@
-"""WADO-URI (PS3.18 §9) under WadoRoot."""
+"""WADO-URI (PS3.18 §9) under DicomWeb.WadoRoot: one instance named by its UIDs in the query.
+
+``contentType=application/dicom`` sends the file (as stored, or in ``transferSyntax``); image
+content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are rendered by the codecs
+package when it offers ``render``, and refused with 406 otherwise.
+"""
 from __future__ import annotations
+
+import io
+
+from ...errors import BadRequest, NotAcceptable, UnknownResource
+from ...threads import in_cpu, in_db
+from ..negotiation import EXPLICIT_LE
+from ..routing import arg, route
+from ..streaming import send_file
+from .cors import add_cors, preflight
+from .retrieve import can_transcode, codec, read_file, transcoded_file
+from .wado_rs import check_uids
+
+IMAGE_TYPES = ("image/jpeg", "image/gif", "image/png", "image/jp2")
+
+
+def _required(request, name: str) -> str:
+    value = arg(request, name)
+    if not value:
+        raise BadRequest("Bad request", f"WADO-URI parameter {name} is required (PS3.18 §9.1.2.1)")
+    return value
+
+
+def _content_types(request) -> list[str]:
+    """``contentType`` may list several types, most preferred first, with q values (PS3.18 §9.1.2.2.1)."""
+    raw = arg(request, "contentType")
+    if not raw:
+        return ["image/jpeg"]
+    items = []
+    for n, part in enumerate(raw.split(",")):
+        kind, _, params = part.partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            name, _, value = p.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    raise BadRequest("Bad request", f"bad quality value in contentType {raw!r}") from None
+        items.append((-q, n, kind.strip().lower()))
+    return [kind for _, _, kind in sorted(items) if kind]
 
 
 class WadoUriRoutes:
+    """WADO-URI: ``GET {WadoRoot}?requestType=WADO&studyUID=..&seriesUID=..&objectUID=..``."""
+
     def __init__(self, daemon):
         self.daemon = daemon
-        self.prefix = daemon.settings.sections["DicomWeb"]["WadoRoot"]
+        self.index = daemon.index
+        self.storage = daemon.storage
+        self.config = daemon.settings.sections["DicomWeb"]
+        self.prefix = self.config["WadoRoot"]
+
+    @route("/", methods=("OPTIONS",))
+    async def options(self, request):
+        return preflight(request, self.config)
+
+    @route("/", methods=("GET", "HEAD"))
+    async def wado(self, request):
+        add_cors(request, self.config)
+        request_type = _required(request, "requestType")
+        if request_type != "WADO":
+            raise BadRequest("Bad request", f"requestType must be WADO, not {request_type!r}")
+        study, series, sop = (_required(request, n) for n in ("studyUID", "seriesUID", "objectUID"))
+        check_uids(study, series, sop)
+        types = _content_types(request)
+        info = await in_db(self.index.instance_by_sop, sop)
+        if info["study_uid"] != study or info["series_uid"] != series:
+            raise UnknownResource("Unknown resource",
+                                  f"instance {sop} is not in series {series} of study {study}")
+        for kind in types:
+            if kind in ("application/dicom", "*/*", "application/*"):
+                return await self._file(request, info)
+            if kind in IMAGE_TYPES or kind in ("image/*",):
+                render = codec("render")
+                if render is not None:
+                    return await self._rendered(request, info, "image/jpeg" if kind == "image/*" else kind, render)
+        raise NotAcceptable("Not acceptable",
+                            f"cannot answer contentType {','.join(types)}: "
+                            + ("application/dicom is available; rendered images need the codecs package"
+                               if codec("render") is None else "use application/dicom or image/jpeg"))
+
+    async def _file(self, request, info: dict):
+        """The file, in ``transferSyntax`` when given (PS3.18 §9.1.2.2.7), else as stored."""
+        stored = info["transfer_syntax"]
+        target = arg(request, "transferSyntax") or stored
+        if target == "*":
+            target = stored
+        request.setHeader(b"Content-Type", b"application/dicom")
+        request.setHeader(b"Content-Disposition", f'attachment; filename="{info["public_id"]}.dcm"'.encode())
+        if target == stored:
+            await send_file(request, self.storage, info["file_uuid"], info["file_size"])
+            return None
+        if not can_transcode(stored, target):
+            raise NotAcceptable("Not acceptable",
+                                f"the instance is stored as {stored}; transferSyntax may be {stored}"
+                                + (f" or {EXPLICIT_LE}" if can_transcode(stored, EXPLICIT_LE) else ""))
+        return await transcoded_file(self.storage, info, target)
+
+    async def _rendered(self, request, info: dict, kind: str, render) -> bytes:
+        """An image made by the codecs package with the presentation parameters (PS3.18 §9.1.2.2)."""
+        options = _render_options(request)
+        path = self.storage.path(info["file_uuid"], "dicom")
+        source = path if path is not None else io.BytesIO(await read_file(self.storage, info["file_uuid"]))
+        image = await in_cpu(_render, render, source, kind, options)
+        request.setHeader(b"Content-Type", kind.encode())
+        return image
+
+
+def _render(render, source, kind: str, options: dict) -> bytes:
+    frame = options.pop("frame", 1)
+    return render(source, frame, media_type=kind, **options)
+
+
+def _number(request, name: str, kind=int, low: float | None = None, high: float | None = None):
+    text = arg(request, name)
+    if text in (None, ""):
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise BadRequest("Bad request", f"WADO-URI parameter {name} must be a number, not {text!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BadRequest("Bad request", f"WADO-URI parameter {name} is out of range: {text!r}")
+    return value
+
+
+def _render_options(request) -> dict:
+    """rows, columns, region, windowCenter/windowWidth, frameNumber, imageQuality, checked (400)."""
+    options: dict = {}
+    rows, columns = _number(request, "rows", int, 1), _number(request, "columns", int, 1)
+    if rows or columns:
+        options["viewport"] = (columns or 0, rows or 0)
+    center, width = _number(request, "windowCenter", float), _number(request, "windowWidth", float, 0)
+    if (center is None) != (width is None):
+        raise BadRequest("Bad request", "windowCenter and windowWidth go together (PS3.18 §9.1.2.2.4)")
+    if center is not None:
+        options["window"] = (center, width)
+    quality = _number(request, "imageQuality", int, 1, 100)
+    if quality is not None:
+        options["quality"] = quality
+    options["frame"] = _number(request, "frameNumber", int, 1) or 1
+    region = arg(request, "region")
+    if region:
+        try:
+            box = tuple(float(v) for v in region.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+            raise BadRequest("Bad request", "region must be x1,y1,x2,y2 fractions with x1<x2 and y1<y2")
+        options["region"] = box
+    return options

@@ -1,0 +1,256 @@
+"""What WADO-RS and WADO-URI send: stored files and frames, as stored or in another transfer syntax.
+
+Files go out as stored whenever the Accept header allows it, streamed in 1 MB chunks read in io
+threads with backpressure; a change of transfer syntax is per instance in a cpu thread. Native
+re-encodings (implicit VR / big endian -> explicit VR little endian) are ours with pydicom;
+compressed ones belong to :mod:`dicomweb_daemon.codecs`, used when it offers them.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+
+import numpy as np
+import pydicom
+from pydicom.filewriter import dcmwrite
+
+from ...errors import NotAcceptable
+from ...threads import in_cpu, in_io
+from ..negotiation import (
+    BIG_ENDIAN,
+    DEFLATED,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    NATIVE,
+    MediaRange,
+    media_type_for_syntax,
+)
+from ..streaming import CHUNK, Backpressure
+
+_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+# -- the codecs package ---------------------------------------------------------------------------
+def codec(name: str):
+    """A function of :mod:`dicomweb_daemon.codecs` (``transcode_file``, ``transcode_frame``,
+    ``render``, ``can_transcode``), or None when that package does not provide it."""
+    try:
+        module = importlib.import_module("dicomweb_daemon.codecs")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+def can_transcode(stored: str, target: str) -> bool:
+    """True when a stored file in ``stored`` can be sent in ``target``."""
+    if target == stored:
+        return True
+    if target == EXPLICIT_LE and stored in (IMPLICIT_LE, BIG_ENDIAN, DEFLATED):
+        return True
+    check = codec("can_transcode")
+    if check is None or codec("transcode_file") is None:
+        return False
+    try:
+        return bool(check(stored, target))
+    except Exception:  # noqa: BLE001 - an unknown UID is simply not possible
+        return False
+
+
+def can_convert_frames(stored: str, target: str) -> bool:
+    """True when frames stored in ``stored`` can be sent in ``target`` (a codec decodes/encodes)."""
+    check = codec("can_transcode")
+    if check is None or codec("transcode_frame") is None:
+        return False
+    try:
+        return bool(check(stored, target))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# -- Accept for whole instances (PS3.18 §8.7.3.5.1, Table 8.7.3-2) ------------------------------------
+def dicom_target(ranges: list[MediaRange], stored: set[str]) -> str | None:
+    """The transfer syntax to send ``application/dicom`` parts in (None: as stored), or 406."""
+    for r in ranges:
+        if r.media_type in ("multipart/related", "multipart/*", "*/*"):
+            part = r.part_type or "application/dicom"
+        elif r.media_type in ("application/dicom", "application/*"):
+            part = "application/dicom"
+        else:
+            continue
+        if not MediaRange(part).matches("application/dicom") and part != "*/*":
+            continue
+        ts = r.transfer_syntax
+        target = None if ts == "*" else (ts or EXPLICIT_LE)
+        if target is None or all(can_transcode(s, target) for s in stored):
+            return target
+    possible = ", ".join(sorted({"*", *stored} | ({EXPLICIT_LE} if stored <= {*NATIVE, DEFLATED} else set())))
+    raise NotAcceptable("Not acceptable",
+                        'cannot answer this Accept: send multipart/related; type="application/dicom" with '
+                        f"transfer-syntax one of: {possible} (stored as {', '.join(sorted(stored))})")
+
+
+def is_pixel_request(ranges: list[MediaRange]) -> bool:
+    """At an instance URL, the best range asks for the pixel data (bulk) rather than the file."""
+    best = ranges[0]
+    kind = best.part_type if best.media_type in ("multipart/related", "multipart/*") else best.media_type
+    kind = kind or "application/dicom"
+    return kind == "application/octet-stream" or kind.startswith(("image/", "video/"))
+
+
+# -- Accept for frames and pixel data (PS3.18 §8.7.3.5.3 / .4, Table 8.7.3-5) ---------------------------
+def frame_answer(ranges: list[MediaRange], stored: str) -> tuple[str, str | None, bool]:
+    """``(part content type, target transfer syntax or None for as stored, multipart)``, or 406."""
+    encapsulated = stored not in NATIVE
+    stored_type = media_type_for_syntax(stored)
+    for r in ranges:
+        multipart = r.media_type in ("multipart/related", "multipart/*")
+        part = (r.part_type or "application/octet-stream") if multipart else r.media_type
+        ts = r.transfer_syntax
+        if part in ("*/*", "image/*", "video/*") and ts is None:
+            if encapsulated and (part == "*/*" or MediaRange(part).matches(stored_type)):
+                return f"{stored_type}; transfer-syntax={stored}", None, multipart or part == "*/*"
+            if not encapsulated and part == "*/*":
+                return f"application/octet-stream; transfer-syntax={EXPLICIT_LE}", EXPLICIT_LE, True
+            continue
+        if part == "application/octet-stream":
+            if ts == "*" or ts == stored:
+                return f"application/octet-stream; transfer-syntax={stored}", None, multipart
+            target = ts or EXPLICIT_LE
+            if not encapsulated and target in (EXPLICIT_LE, IMPLICIT_LE):
+                return f"application/octet-stream; transfer-syntax={target}", target, multipart
+            if target in NATIVE and can_convert_frames(stored, target):
+                return f"application/octet-stream; transfer-syntax={target}", target, multipart
+            continue
+        if encapsulated and part == stored_type and ts in (None, "*", stored):
+            return f"{stored_type}; transfer-syntax={stored}", None, multipart
+        target = ts if ts not in (None, "*") else _default_syntax(part)
+        if target and media_type_for_syntax(target) == part and can_convert_frames(stored, target):
+            return f"{part}; transfer-syntax={target}", target, multipart
+    native_ts = stored if encapsulated else EXPLICIT_LE
+    offers = [f'multipart/related; type="application/octet-stream"; transfer-syntax={native_ts}',
+              'multipart/related; type="application/octet-stream"; transfer-syntax=*']
+    if encapsulated:
+        offers.insert(0, f'multipart/related; type="{stored_type}"; transfer-syntax={stored}')
+    undecodable = encapsulated and not can_convert_frames(stored, EXPLICIT_LE)
+    raise NotAcceptable("Not acceptable",
+                        f"the pixel data is stored as {stored}{' and cannot be decoded here' if undecodable else ''}"
+                        f"; acceptable: {' | '.join(offers)}")
+
+
+def _default_syntax(media_type: str) -> str | None:
+    from ..negotiation import MEDIA_TYPE_SYNTAXES
+
+    syntaxes = MEDIA_TYPE_SYNTAXES.get(media_type)
+    return syntaxes[0] if syntaxes else None
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _read_ranges(path: str, ranges: list) -> bytes:
+    with open(path, "rb") as f:
+        out = []
+        for offset, length in ranges:
+            f.seek(offset)
+            out.append(f.read(length))
+        return b"".join(out)
+
+
+async def read_ranges(storage, uuid: str, ranges: list) -> bytes:
+    """The bytes of ``ranges`` (``[offset, length]`` pairs) of a stored file, joined: one io call."""
+    path = storage.path(uuid, "dicom")
+    if path is not None:
+        return await in_io(_read_ranges, path, ranges)
+    parts = [await in_io(storage.read_range, uuid, "dicom", o, o + n) for o, n in ranges]
+    return b"".join(parts)
+
+
+async def read_file(storage, uuid: str) -> bytes:
+    path = storage.path(uuid, "dicom")
+    return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
+
+
+async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
+                        end: int | None = None) -> None:
+    """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
+    thread, waiting whenever the client is slower than the disk."""
+    end = size if end is None else end
+    path = storage.path(uuid, "dicom")
+    if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
+        await out.write(await in_io(_read_whole, path) if path else await in_io(storage.read, uuid, "dicom"))
+        return
+    f = await in_io(open, path, "rb") if path else None
+    try:
+        pos = start
+        while pos < end:
+            n = min(CHUNK, end - pos)
+            if f is not None:
+                chunk = await in_io(_seek_read, f, pos, n)
+            else:
+                chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
+            if not chunk:
+                break
+            await out.write(chunk)
+            pos += len(chunk)
+    finally:
+        if f is not None:
+            await in_io(f.close)
+
+
+def _seek_read(f, pos: int, n: int) -> bytes:
+    f.seek(pos)
+    return f.read(n)
+
+
+# -- changing the transfer syntax ------------------------------------------------------------------
+def _swap(value: bytes, width: int) -> bytes:
+    usable = len(value) - len(value) % width
+    arr = np.frombuffer(value[:usable], dtype=f">u{width}")
+    return arr.astype(f"<u{width}").tobytes() + value[usable:]
+
+
+def _swap_dataset(ds, top: bool = True) -> None:
+    """Big endian -> little endian for binary values pydicom keeps raw (OW, OF, OL, OD, OV)."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _swap_dataset(item, False)
+        elif elem.VR in _SWAP_WIDTH and isinstance(elem.value, bytes):
+            width = _SWAP_WIDTH[elem.VR]
+            if top and elem.tag == 0x7FE00010:
+                width = max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
+            if width > 1:
+                elem.value = _swap(elem.value, width)
+
+
+def native_to_explicit_le(data: bytes) -> bytes:
+    """Re-encode a native (implicit VR LE, big endian, deflated) file in explicit VR LE (cpu)."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    if ds.file_meta.get("TransferSyntaxUID") == BIG_ENDIAN:
+        _swap_dataset(ds)
+    ds.file_meta.TransferSyntaxUID = EXPLICIT_LE
+    out = io.BytesIO()
+    dcmwrite(out, ds, little_endian=True, implicit_vr=False, enforce_file_format=True)
+    return out.getvalue()
+
+
+async def transcoded_file(storage, row: dict, target: str) -> bytes:
+    """The stored file of ``row`` in transfer syntax ``target`` (not as stored)."""
+    stored = row["transfer_syntax"]
+    path = storage.path(row["file_uuid"], "dicom")
+    if target == EXPLICIT_LE and stored in (IMPLICIT_LE, BIG_ENDIAN, DEFLATED):
+        return await in_cpu(native_to_explicit_le, await read_file(storage, row["file_uuid"]))
+    transcode = codec("transcode_file")
+    if transcode is None:
+        raise NotAcceptable("Not acceptable", f"cannot transcode {stored} to {target} (no codec)")
+    source = path if path is not None else io.BytesIO(await read_file(storage, row["file_uuid"]))
+    return await in_cpu(transcode, source, target)
+
+
+def swap_native_frame(data: bytes, bits_allocated: int) -> bytes:
+    """A big-endian native frame as little endian (cpu)."""
+    width = (bits_allocated + 7) // 8
+    return _swap(data, width) if width > 1 else data

@@ -1,0 +1,288 @@
+"""WADO-RS bulk data and frames (PS3.18 §10.4.1.1.4 / §10.4.1.1.5), mixed into WadoRoutes.
+
+Frames are ranged reads of the stored file through the frame table computed at ingest; nothing
+parses the file unless a value lies inside a sequence or the transfer syntax must change.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pydicom
+
+from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
+from ...threads import in_cpu, in_db
+from ..multipart import MultipartWriter
+from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
+from ..routing import route
+from ..streaming import Backpressure, ClientGone, send_file
+from .cors import add_cors
+from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, swap_native_frame
+
+_FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
+_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
+
+
+class RangeNotSatisfiable(DaemonError):
+    status = 416
+    orthanc_error = "Range not satisfiable"
+    orthanc_status = 3003
+
+
+def http_date(orthanc_stamp: str) -> str:
+    """Orthanc's ``20240131T235959`` (UTC) as an HTTP date."""
+    try:
+        moment = datetime.strptime(orthanc_stamp, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        moment = datetime.now(timezone.utc)
+    return format_datetime(moment, usegmt=True)
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,3,5`` -> [1, 3, 5]; 400 for anything else (PS3.18 §10.4.1.1.5: positive integers)."""
+    if not _FRAME_LIST.match(text):
+        raise BadRequest("Bad request", f"malformed frame list {text!r}: expected numbers such as 1,3,5")
+    numbers = [int(n) for n in text.split(",")]
+    if any(n < 1 for n in numbers):
+        raise BadRequest("Bad request", "frame numbers start at 1")
+    return numbers
+
+
+def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range as ``[start, end)`` (RFC 9110 §14.1.2); None when absent or several.
+
+    Raises 416 when the range starts past the end."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":
+            n = int(last)
+            start, end = max(0, total - n), total
+            if n == 0:
+                raise ValueError
+        else:
+            start = int(first)
+            end = min(total, int(last) + 1) if last else total
+            if int(last or start) < start:
+                return None
+    except ValueError:
+        raise RangeNotSatisfiable("Range not satisfiable", f"bad range {header!r} for {total} bytes") from None
+    if start >= total:
+        raise RangeNotSatisfiable("Range not satisfiable", f"the range {header!r} starts past the end ({total} bytes)")
+    return start, end
+
+
+def _bulk_value(data: bytes, segments: list[str]) -> bytes:
+    """The raw value at a BulkDataURI path ``tag[/item/tag...]`` of a file (cpu)."""
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    node = ds
+    for i in range(0, len(segments), 2):
+        tag = int(segments[i], 16)
+        if tag not in node:
+            raise UnknownResource("Unknown resource", f"no element {segments[i]} at this path")
+        elem = node[tag]
+        if i + 1 == len(segments):
+            value = elem.value
+            if isinstance(value, bytes):
+                return value
+            raise UnknownResource("Unknown resource", f"element {segments[i]} is not bulk data")
+        index = int(segments[i + 1])
+        if elem.VR != "SQ" or not 1 <= index <= len(elem.value):
+            raise UnknownResource("Unknown resource", f"no item {index} in {segments[i]}")
+        node = elem.value[index - 1]
+    raise UnknownResource("Unknown resource", "a bulk data path ends with a tag")
+
+
+def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
+    """Bulk data is ``multipart/related; type="application/octet-stream"`` by default; a single
+    part when the client asks for ``application/octet-stream`` itself (PS3.18 §8.7.3.5.4)."""
+    for r in ranges:
+        if r.media_type in ("multipart/related", "multipart/*") and r.part_type in (None, "application/octet-stream"):
+            return True
+        if r.media_type == "application/octet-stream":
+            return False
+        if r.media_type == "*/*":
+            return True
+    raise NotAcceptable("Not acceptable", 'bulk data is served as multipart/related; '
+                        'type="application/octet-stream" or application/octet-stream')
+
+
+class PixelRoutesMixin:
+    """Bulk data and frames; expects ``index``, ``storage`` and ``config`` on the family."""
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/bulk/<path:tag_path>", methods=("GET", "HEAD"))
+    async def bulk(self, request, study, series, sop, tag_path):
+        add_cors(request, self.config)
+        segments = [s for s in tag_path.split("/") if s]
+        for i, s in enumerate(segments):
+            if (i % 2 == 0 and not _TAG.match(s)) or (i % 2 == 1 and not s.isdigit()):
+                raise BadRequest("Bad request", f"malformed bulk data path {tag_path!r}")
+        ranges = accept_of(request)
+        if segments and segments[0].lower() in ("7fe00010", "7fe00008", "7fe00009") and len(segments) == 1:
+            return await self.send_pixel_data(request, study, series, sop, ranges)
+        multipart = _bulk_wants_multipart(ranges)
+        row = (await in_db(self.index.wado_instances, study, series, sop))[0]
+        data = await read_file(self.storage, row["file_uuid"])
+        value = await in_cpu(_bulk_value, data, segments)
+        return self._answer_bytes(request, value, multipart)
+
+    def _answer_bytes(self, request, value: bytes, multipart: bool) -> bytes:
+        """A small in-memory value, whole or as the requested range, single or multipart."""
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        span = self._range(request, len(value))
+        if span is not None:
+            value = value[span[0]:span[1]]
+        if not multipart:
+            request.setHeader(b"Content-Type", b"application/octet-stream")
+            return value
+        writer = MultipartWriter("application/octet-stream")
+        request.setHeader(b"Content-Type", writer.content_type())
+        return writer.part_header() + value + writer.part_end() + writer.close()
+
+    def _range(self, request, total: int) -> tuple[int, int] | None:
+        try:
+            span = parse_range(request.getHeader("range"), total)
+        except RangeNotSatisfiable:
+            request.setHeader(b"Content-Range", f"bytes */{total}".encode())
+            raise
+        if span is not None:
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", f"bytes {span[0]}-{span[1] - 1}/{total}".encode())
+        return span
+
+    async def send_pixel_data(self, request, study, series, sop, ranges: list[MediaRange]):
+        """PixelData's bulk value: native bytes (ranged) or, when encapsulated, every frame."""
+        check = [r for r in ranges if r.media_type != "application/dicom"] or ranges
+        row = (await in_db(self.index.wado_instances, study, series, sop))[0]
+        table = row["frames"]
+        if not table:
+            raise UnknownResource("Unknown resource", f"instance {sop} has no pixel data")
+        stored = row["transfer_syntax"]
+        if stored not in NATIVE:
+            return await self.send_frames(request, row, list(range(1, len(table) + 1)), check)
+        ctype, target, multipart = frame_answer(check, stored)
+        if stored == BIG_ENDIAN and target not in (None, BIG_ENDIAN):
+            data = b"".join([await self._frame(row, n, target) for n in range(1, len(table) + 1)])
+            return self._answer_bytes(request, data, multipart)
+        start, end = table[0][0][0], table[-1][0][0] + table[-1][0][1]
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        span = self._range(request, end - start)
+        first, last = (start + span[0], start + span[1]) if span else (start, end)
+        if not multipart:
+            request.setHeader(b"Content-Type", ctype.encode())
+            await send_file(request, self.storage, row["file_uuid"], row["file_size"], first, last)
+            return None
+        writer = MultipartWriter("application/octet-stream")
+        request.setHeader(b"Content-Type", writer.content_type())
+        if request.method == b"HEAD":
+            return b""
+        out = Backpressure(request)
+        try:
+            await out.write(writer.part_header(ctype, {"Content-Length": str(last - first)}))
+            await stream_stored(out, self.storage, row["file_uuid"], row["file_size"], first, last)
+            await out.write(writer.part_end() + writer.close())
+        except ClientGone:
+            pass
+        out.done()
+        return None
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frame_list>", methods=("GET", "HEAD"))
+    async def frames(self, request, study, series, sop, frame_list):
+        add_cors(request, self.config)
+        numbers = parse_frame_list(frame_list)
+        row = (await in_db(self.index.wado_instances, study, series, sop))[0]
+        return await self.send_frames(request, row, numbers, accept_of(request))
+
+    async def send_frames(self, request, row: dict, numbers: list[int], ranges: list[MediaRange]):
+        table = row["frames"]
+        if not table:
+            raise UnknownResource("Unknown resource", "this instance has no pixel data, hence no frames")
+        missing = [n for n in numbers if n > len(table)]
+        if missing:
+            raise UnknownResource("Unknown resource",
+                                  f"no frame {missing[0]}: the instance has {len(table)} frame(s)")
+        ctype, target, multipart = frame_answer(ranges, row["transfer_syntax"])
+        if not multipart and len(numbers) == 1:
+            data = await self._frame(row, numbers[0], target)
+            request.setHeader(b"Content-Type", ctype.encode())
+            return data
+        writer = MultipartWriter(ctype.split(";")[0])
+        request.setHeader(b"Content-Type", writer.content_type())
+        if request.method == b"HEAD":
+            return b""
+        out = Backpressure(request)
+        try:
+            for n in numbers:
+                data = await self._frame(row, n, target)
+                await out.write(writer.part_header(ctype, {"Content-Length": str(len(data))}) + data +
+                                writer.part_end())
+            await out.write(writer.close())
+        except ClientGone:
+            pass
+        except Exception:
+            request.unregisterProducer()
+            if request.transport:
+                request.transport.abortConnection()
+            raise
+        out.done()
+        return None
+
+    async def _frame(self, row: dict, number: int, target: str | None) -> bytes:
+        """Frame ``number`` (1-based) as stored, or in ``target``."""
+        data = await read_ranges(self.storage, row["file_uuid"], row["frames"][number - 1])
+        stored = row["transfer_syntax"]
+        if target is None or target == stored:
+            return data
+        attrs = await self._pixel_attributes(row)
+        if stored in NATIVE and target in NATIVE:
+            if (stored == BIG_ENDIAN) != (target == BIG_ENDIAN):
+                return await in_cpu(swap_native_frame, data, attrs.get("BitsAllocated", 16))
+            return data
+        convert = codec("transcode_frame")
+        if convert is None:
+            raise NotAcceptable("Not acceptable", f"cannot convert frames from {stored} to {target}")
+        return await in_cpu(_convert_frame, convert, attrs, data, stored, target)
+
+    async def _pixel_attributes(self, row: dict) -> dict:
+        """The Image Pixel module values (keyword -> value) from the stored metadata JSON."""
+        cached = row.get("_pixel_attrs")
+        if cached is None:
+            blob = await in_db(self.index.metadata_blob, row["public_id"])
+            cached = row["_pixel_attrs"] = await in_cpu(_pixel_module, blob)
+        return cached
+
+
+_PIXEL_KEYS = {"00280002": "SamplesPerPixel", "00280004": "PhotometricInterpretation", "00280006":
+               "PlanarConfiguration", "00280008": "NumberOfFrames", "00280010": "Rows", "00280011": "Columns",
+               "00280100": "BitsAllocated", "00280101": "BitsStored", "00280102": "HighBit",
+               "00280103": "PixelRepresentation"}
+
+
+def _convert_frame(convert, attrs: dict, data: bytes, stored: str, target: str) -> bytes:
+    """Decode / re-encode one frame with the codecs package, given the Image Pixel module (cpu)."""
+    header = pydicom.Dataset()
+    for keyword, value in attrs.items():
+        if keyword != "NumberOfFrames":
+            setattr(header, keyword, value)
+    return convert(header, data, stored, target)
+
+
+def _pixel_module(blob: bytes) -> dict:
+    import zlib
+
+    body = json.loads(zlib.decompress(blob))
+    out = {}
+    for key, name in _PIXEL_KEYS.items():
+        values = body.get(key, {}).get("Value")
+        if values:
+            out[name] = values[0]
+    return out
