@@ -162,13 +162,20 @@ class ResourcesMixin:
         info["frames"] = json.loads(info["frames"])
         return info
 
-    def instance_files(self, public_ids: list[str]) -> list[tuple[str, str, int]]:
-        """``(instance ID, file uuid, size)`` of every instance under the given resources."""
-        out = []
-        for pid in public_ids:
-            internal = self.internal_of(pid)
-            out.extend(self.db.execute(_FILES_UNDER, (internal,)))
-        return out
+    def instances_under(self, public_ids: list[str]) -> list[dict]:
+        """Every instance under the given resources, once, with its file and its ancestors' main tags."""
+        internals = [self.internal_of(pid) for pid in public_ids]
+        rows = self.db.execute(
+            "WITH RECURSIVE tree(internal) AS (SELECT value FROM json_each(?) UNION "
+            "SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal) "
+            "SELECT ir.public_id, i.file_uuid, i.file_size, se.internal, st.internal, pa.internal "
+            "FROM instances i JOIN tree USING (internal) JOIN resources ir ON ir.internal = i.internal "
+            "JOIN resources se ON se.internal = ir.parent JOIN resources st ON st.internal = se.parent "
+            "JOIN resources pa ON pa.internal = st.parent ORDER BY pa.internal, st.internal, se.internal, "
+            "i.index_in_series, i.internal", (json.dumps(internals),)).fetchall()
+        tags = self.main_tags(list({x for r in rows for x in r[3:]}))
+        return [{"ID": r[0], "file_uuid": r[1], "size": r[2], "series": tags.get(r[3], {}),
+                 "study": tags.get(r[4], {}), "patient": tags.get(r[5], {})} for r in rows]
 
     def is_protected(self, public_id: str) -> bool:
         internal = self.internal_of(public_id, "Patient")
@@ -187,12 +194,3 @@ def series_status(expected: int | None, indexes: list[int | None]) -> str:
     if any(i is None or i < 1 or i > expected for i in indexes) or len(set(indexes)) != len(indexes):
         return "Inconsistent"
     return "Complete" if len(indexes) == expected else "Missing"
-
-
-_FILES_UNDER = """
-WITH RECURSIVE tree(internal) AS (
-    SELECT ? UNION ALL SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal
-)
-SELECT r.public_id, i.file_uuid, i.file_size FROM instances i JOIN tree USING (internal)
-JOIN resources r USING (internal) ORDER BY i.internal
-"""

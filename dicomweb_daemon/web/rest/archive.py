@@ -49,18 +49,10 @@ class ArchiveRoutes:
 def _entries_of(index, storage, ids: list[str]) -> list[ArchiveEntry]:
     """Every instance under ``ids`` with the folder names of its patient, study and series."""
     entries = []
-    seen = set()
-    for instance_id, uuid, _size in index.instance_files(ids):
-        if instance_id in seen:
-            continue
-        seen.add(instance_id)
-        patient, study, series = (index.relatives(instance_id, "Instance", lvl)[0]
-                                  for lvl in ("Patient", "Study", "Series"))
-        internals = [index.internal_of(x) for x in (patient, study, series)]
-        tags = index.main_tags(internals)
-        p, st, se = (tags.get(i, {}) for i in internals)
+    for item in index.instances_under(ids):
+        p, st, se = item["patient"], item["study"], item["series"]
         folders = (folder_name(p.get("PatientID", ""), p.get("PatientName", "")),
                    folder_name(st.get("AccessionNumber", ""), st.get("StudyDescription", "")),
                    folder_name(se.get("Modality", ""), se.get("SeriesNumber", ""), se.get("SeriesDescription", "")))
-        entries.append(ArchiveEntry(storage.path(uuid, "dicom"), folders, se.get("Modality", "")))
+        entries.append(ArchiveEntry(storage.path(item["file_uuid"], "dicom"), folders, se.get("Modality", "")))
     return entries
