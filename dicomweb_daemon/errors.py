@@ -16,6 +16,10 @@ class DaemonError(Exception):
         self.message = message or self.orthanc_error
         self.details = details
 
+    def __reduce__(self):
+        # Errors cross process boundaries (parsing runs in worker processes): keep the details.
+        return (type(self), (self.message, self.details))
+
     @property
     def http_error(self) -> str:
         return HTTPStatus(self.status).phrase

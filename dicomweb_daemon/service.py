@@ -8,7 +8,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from .storage.ingest import Ingest
-from .threads import in_db, in_db_write, in_io
+from .threads import configure_processes, in_db, in_db_write, in_io
 
 log = Logger()
 
@@ -86,6 +86,8 @@ class MaintenanceService(service.Service):
 
     def startService(self):  # noqa: N802 - Twisted API
         super().startService()
+        workers = self.daemon.settings.IngestWorkers
+        configure_processes(os.cpu_count() or 1 if workers < 0 else workers)
         age = self.daemon.settings.StableAge
         self.loop.start(min(1.0, age / 2), now=False)
         defer.ensureDeferred(self.daemon.ingest.sweep_orphans()).addErrback(

@@ -1,6 +1,8 @@
 """The named thread pools (db, cpu, io) and the only way across: ``in_db``, ``in_cpu``, ``in_io``.
 
 The reactor thread parses HTTP and orchestrates; anything that blocks runs in one of these.
+``in_process`` runs pure-Python CPU work (DICOM parsing at ingest) in worker processes, because
+threads share one GIL: with it, parsing uses every core instead of one.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPool] = {}
-_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8}
+_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "wait": 16}
 
 
 def pool(name: str) -> ThreadPool:
@@ -26,6 +28,32 @@ def pool(name: str) -> ThreadPool:
         tp.start()
         reactor.addSystemEventTrigger("during", "shutdown", _stop, name)
     return tp
+
+
+_processes: list = []  # [ProcessPoolExecutor] once configured
+
+
+def configure_processes(workers: int) -> None:
+    """Use ``workers`` processes for ``in_process`` (0: run in the cpu threads instead)."""
+    if workers <= 0 or _processes:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the daemon has threads, and a forked copy of a locked mutex never unlocks.
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    _processes.append(executor)
+    for _ in range(workers):  # start the workers now, not on the first upload
+        executor.submit(int)
+    reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
+
+
+async def in_process(f: Callable[..., T], *args: Any) -> T:
+    """Run picklable ``f(*args)`` in a worker process (or a cpu thread when there are none)."""
+    if not _processes:
+        return await in_cpu(f, *args)
+    future = _processes[0].submit(f, *args)
+    return await _run("wait", future.result)
 
 
 def _stop(name: str) -> None:

@@ -30,7 +30,8 @@ class Daemon:
         self.folder = folder
         self.port = free_port()
         self.data = folder / "data"
-        conf = {"HttpPort": self.port, "StorageDirectory": str(self.data), "StableAge": 2}
+        # Parsing in threads keeps test daemons light; test_ingest_workers covers worker processes.
+        conf = {"HttpPort": self.port, "StorageDirectory": str(self.data), "StableAge": 2, "IngestWorkers": 0}
         conf.update(config or {})
         self.config_path = folder / "config.json"
         self.config_path.write_text(json.dumps(conf))

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance, parse_file
 from ..errors import DaemonError
-from ..threads import in_cpu, in_db, in_db_write, in_io
+from ..threads import in_db, in_db_write, in_io, in_process
 
 log = Logger()
 
@@ -62,7 +62,7 @@ class Ingest:
     async def _store(self, paths: list[str], origin: str, remote_aet: str) -> list[StoreAnswer | DaemonError]:
         charset = charset_for(self.default_encoding)
         parsed = await defer.DeferredList(
-            [defer.ensureDeferred(in_cpu(parse_file, p, charset)) for p in paths], consumeErrors=True)
+            [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
         results: list = []
         for ok, value in parsed:
             if ok:
@@ -82,7 +82,7 @@ class Ingest:
         if not todo:
             return results
         uuids = {i: str(uuidlib.uuid4()) for i in todo}
-        await in_io(self._create_files, [(uuids[i], paths[i]) for i in todo])
+        await self._create_files([(uuids[i], paths[i]) for i in todo])
         try:
             indexed = await in_db_write(
                 self.index.store_many, [(results[i], uuids[i]) for i in todo], overwrite=overwrite,
@@ -106,15 +106,15 @@ class Ingest:
             await in_io(self._remove_files, unused)
         return results
 
-    def _create_files(self, items: list[tuple[str, str]]) -> None:
-        done = []
-        try:
-            for uuid, path in items:
-                self.storage.create(uuid, "dicom", path)
-                done.append(uuid)
-        except BaseException:
-            self._remove_files(done)
-            raise
+    async def _create_files(self, items: list[tuple[str, str]]) -> None:
+        """Store the files in parallel io threads (their fsyncs overlap); all or none."""
+        outcomes = await defer.DeferredList(
+            [defer.ensureDeferred(in_io(self.storage.create, uuid, "dicom", path)) for uuid, path in items],
+            consumeErrors=True)
+        failed = [f for ok, f in outcomes if not ok]
+        if failed:
+            await in_io(self._remove_files, [uuid for uuid, _ in items])
+            failed[0].raiseException()
 
     def _remove_files(self, uuids: list[str]) -> None:
         for uuid in uuids:

@@ -30,24 +30,31 @@ class InstanceRoutes:
         return json_response(request, answer.orthanc_json())
 
     async def _store_zip(self, path: str) -> list[dict]:
+        """Store every member of a ZIP, by chunks of files indexed together; report the bad ones."""
         try:
             members = await in_io(_zip_members, path)
         except zipfile.BadZipFile as e:
             await in_io(os.unlink, path)
             raise BadRequest("Bad file format", f"corrupt ZIP archive: {e}") from None
-        answers = []
+        answers: list[dict] = []
+        limit = self.daemon.settings.MaximumBodySize * 1024 * 1024
         try:
-            for name in members:
-                try:
-                    limit = self.daemon.settings.MaximumBodySize * 1024 * 1024
-                    member_path = await in_io(_extract, path, name, self.daemon.spool_dir, limit)
-                    answer = await self.daemon.ingest.store_path(member_path)
-                    answers.append(answer.orthanc_json())
-                except (DaemonError, zipfile.BadZipFile, OSError, ValueError) as e:
-                    message = e.message if isinstance(e, DaemonError) else "Bad file format"
-                    details = getattr(e, "details", None) or str(e)
-                    answers.append({"Filename": name, "Status": "Failure", "Message": message,
-                                    "Details": details})
+            for start in range(0, len(members), ZIP_CHUNK):
+                chunk = members[start : start + ZIP_CHUNK]
+                slots: list[dict | None] = [None] * len(chunk)
+                extracted: list[tuple[int, str]] = []
+                for i, name in enumerate(chunk):
+                    try:
+                        extracted.append((i, await in_io(_extract, path, name, self.daemon.spool_dir, limit)))
+                    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+                        slots[i] = _failure(name, "Bad file format", str(e))
+                results = await self.daemon.ingest.store_paths([p for _, p in extracted])
+                for (i, _), result in zip(extracted, results, strict=True):
+                    if isinstance(result, DaemonError):
+                        slots[i] = _failure(chunk[i], result.message, result.details or result.message)
+                    else:
+                        slots[i] = result.orthanc_json()
+                answers.extend(slots)
         finally:
             await in_io(os.unlink, path)
         return answers
@@ -144,6 +151,13 @@ class InstanceRoutes:
         if actual != info["md5"]:
             raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
         return json_response(request, {})
+
+
+ZIP_CHUNK = 32
+
+
+def _failure(name: str, message: str, details: str) -> dict:
+    return {"Filename": name, "Status": "Failure", "Message": message, "Details": details}
 
 
 def _is_zip(path: str) -> bool:

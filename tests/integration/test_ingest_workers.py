@@ -1,0 +1,24 @@
+"""Parsing at ingest in worker processes gives the same answers and errors as in threads."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.dicom_files import CT_SMALL, make_ct
+
+
+def test_worker_processes_store_and_report_errors(make_daemon):
+    """With IngestWorkers, good files are stored and a bad one gets its detailed 400."""
+    d = make_daemon({"IngestWorkers": 2})
+    answer = d.store(CT_SMALL)
+    assert answer["Status"] == "Success"
+    truncated = open(CT_SMALL, "rb").read()[:-1000]
+    r = d.post("/instances", truncated)
+    assert r.status_code == 400 and "truncated" in r.json()["Details"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(6):
+            z.writestr(f"{i}.dcm", make_ct(f"W-{i}"))
+    answers = d.post("/instances", buf.getvalue()).json()
+    assert [a["Status"] for a in answers] == ["Success"] * 6
+    assert d.get("/statistics").json()["CountInstances"] == 7
