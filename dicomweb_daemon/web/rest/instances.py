@@ -8,6 +8,7 @@ import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
 from ...errors import BadFileFormat, BadRequest, DaemonError, UnknownResource
+from ...storage.uploads import extract_member, file_md5, is_zip, zip_members
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
@@ -24,7 +25,7 @@ class InstanceRoutes:
     @route("/instances", methods=("POST",))
     async def store(self, request):
         path = await self.daemon.spooled_body(request)
-        if await in_io(_is_zip, path):
+        if await in_io(is_zip, path):
             return json_response(request, await self._store_zip(path))
         answer = await self.daemon.ingest.store_path(path)
         return json_response(request, answer.orthanc_json())
@@ -32,7 +33,7 @@ class InstanceRoutes:
     async def _store_zip(self, path: str) -> list[dict]:
         """Store every member of a ZIP, by chunks of files indexed together; report the bad ones."""
         try:
-            members = await in_io(_zip_members, path)
+            members = await in_io(zip_members, path)
         except zipfile.BadZipFile as e:
             await in_io(os.unlink, path)
             raise BadRequest("Bad file format", f"corrupt ZIP archive: {e}") from None
@@ -45,7 +46,7 @@ class InstanceRoutes:
                 extracted: list[tuple[int, str]] = []
                 for i, name in enumerate(chunk):
                     try:
-                        extracted.append((i, await in_io(_extract, path, name, self.daemon.spool_dir, limit)))
+                        extracted.append((i, await in_io(extract_member, path, name, self.daemon.spool_dir, limit)))
                     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
                         slots[i] = _failure(name, "Bad file format", str(e))
                 results = await self.daemon.ingest.store_paths([p for _, p in extracted])
@@ -147,7 +148,7 @@ class InstanceRoutes:
     @route("/instances/<id>/attachments/dicom/verify-md5", methods=("POST",))
     async def verify_md5(self, request, id):  # noqa: A002
         info = await self._file(id)
-        actual = await in_io(_md5_of, self.storage, info["file_uuid"])
+        actual = await in_io(file_md5, self.storage, info["file_uuid"])
         if actual != info["md5"]:
             raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
         return json_response(request, {})
@@ -158,43 +159,3 @@ ZIP_CHUNK = 32
 
 def _failure(name: str, message: str, details: str) -> dict:
     return {"Filename": name, "Status": "Failure", "Message": message, "Details": details}
-
-
-def _is_zip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
-
-
-def _zip_members(path: str) -> list[str]:
-    with zipfile.ZipFile(path) as z:
-        return [i.filename for i in z.infolist() if not i.is_dir()]
-
-
-def _extract(path: str, name: str, spool_dir: str, limit: int) -> str:
-    """Extract one member to a spool file, refusing to inflate past ``limit`` bytes (ZIP bombs)."""
-    import tempfile
-
-    fd, target = tempfile.mkstemp(prefix="zip-", dir=spool_dir)
-    try:
-        with zipfile.ZipFile(path) as z, z.open(name) as src, os.fdopen(fd, "wb") as dst:
-            written = 0
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise ValueError(f"ZIP member {name!r} inflates beyond MaximumBodySize")
-                dst.write(chunk)
-    except BaseException:
-        os.unlink(target)
-        raise
-    return target
-
-
-def _md5_of(storage, uuid: str) -> str:
-    import hashlib
-
-    h = hashlib.md5()
-    path = storage.path(uuid, "dicom")
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
