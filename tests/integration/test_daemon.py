@@ -177,3 +177,30 @@ def test_twistd_help_lists_options():
     out = subprocess.run([*TWISTD, "dicomweb", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "--config" in out.stdout and "--port" in out.stdout
     assert sys.executable
+
+
+def _external_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_remote_access_is_off_by_default(make_daemon):
+    """By default only loopback answers; RemoteAccessAllowed opens the other interfaces (with users)."""
+    address = _external_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to test from")
+    closed = make_daemon()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://{address}:{closed.port}/system", timeout=5)
+    opened = make_daemon({"RemoteAccessAllowed": True, "RegisteredUsers": {"bob": "pw"}})
+    r = requests.get(f"http://{address}:{opened.port}/system", timeout=5)
+    assert r.status_code == 401  # authentication is on by default with remote access
+    assert requests.get(f"http://{address}:{opened.port}/system", auth=("bob", "pw"), timeout=5).status_code == 200

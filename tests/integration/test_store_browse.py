@@ -212,3 +212,19 @@ def test_patient_protection(daemon):
     assert daemon.put(url, b"yes").status_code == 400
     daemon.put(url, b"0")
     assert daemon.get(url).text == "0"
+
+
+def test_overwrite_instances_replaces_the_stored_file(make_daemon):
+    """With OverwriteInstances, a second file with the same UIDs replaces the first one and its file."""
+    d = make_daemon({"OverwriteInstances": True})
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    first = make_ct("OW-1", study_uid=study, series_uid=series, sop_uid=sop, extra={"ImageComments": "first"})
+    second = make_ct("OW-1", study_uid=study, series_uid=series, sop_uid=sop, extra={"ImageComments": "second"})
+    a = d.store(first)
+    uuid_a = d.get(f"/instances/{a['ID']}").json()["FileUuid"]
+    b = d.store(second)
+    assert b["Status"] == "Success" and b["ID"] == a["ID"]
+    info = d.get(f"/instances/{b['ID']}").json()
+    assert info["FileUuid"] != uuid_a and info["MainDicomTags"]["ImageComments"] == "second"
+    assert d.get(f"/instances/{b['ID']}/file").content == second
+    assert not (d.data / uuid_a[0:2] / uuid_a[2:4] / uuid_a).exists()
