@@ -7,6 +7,7 @@ import tempfile
 
 from twisted.web.server import Request, Site
 
+from ..logs import access_line
 from .errors import error_body
 
 IN_MEMORY_LIMIT = 64 * 1024
@@ -58,7 +59,9 @@ class SpoolingRequest(Request):
     def _remove_spool(self, result):
         if self.spool_path:
             try:
-                self.content.close()
+                # Twisted has closed and dropped ``content`` already when the request finished.
+                if self.content is not None:
+                    self.content.close()
                 os.unlink(self.spool_path)
             except OSError:
                 pass
@@ -69,6 +72,7 @@ class DaemonSite(Site):
     requestFactory = SpoolingRequest
 
     def __init__(self, resource, spool_dir: str, max_body: int, **kwargs):
+        kwargs.setdefault("logFormatter", lambda timestamp, request: access_line(timestamp, request))
         super().__init__(resource, **kwargs)
         self.spool_dir = spool_dir
         self.max_body = max_body

@@ -204,3 +204,12 @@ def test_remote_access_is_off_by_default(make_daemon):
     r = requests.get(f"http://{address}:{opened.port}/system", timeout=5)
     assert r.status_code == 401  # authentication is on by default with remote access
     assert requests.get(f"http://{address}:{opened.port}/system", auth=("bob", "pw"), timeout=5).status_code == 200
+
+
+def test_access_log_has_no_query_strings(make_daemon):
+    """QIDO-style query strings (patient names) do not reach the access log."""
+    d = make_daemon()
+    d.get("/patients?PatientName=SECRET^NAME&limit=1")
+    d.stop()
+    log = d.log_path.read_text()
+    assert "GET /patients HTTP/1.1" in log and "SECRET" not in log
