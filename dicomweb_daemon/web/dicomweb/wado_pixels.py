@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pydicom
+from twisted.logger import Logger
 
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
@@ -22,6 +23,7 @@ from ..streaming import Backpressure, ClientGone, send_file
 from .cors import add_cors
 from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, swap_native_frame
 
+log = Logger()
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 
@@ -229,10 +231,12 @@ class PixelRoutesMixin:
         except ClientGone:
             pass
         except Exception:
+            # Headers are sent: cut the connection rather than end the multipart as if complete.
+            log.failure("frames failed while streaming {uri}", uri=request.uri.decode("latin-1"))
             request.unregisterProducer()
             if request.transport:
                 request.transport.abortConnection()
-            raise
+            return None
         out.done()
         return None
 

@@ -7,13 +7,13 @@ precomputed at ingest, joined as bytes.
 from __future__ import annotations
 
 import gzip
-from email.utils import parsedate_to_datetime
 
 from twisted.logger import Logger
 
 from ... import metadata as metadata_pkg
 from ...dicom.identifiers import is_valid_uid
 from ...errors import BadRequest, NotAcceptable
+from ...metadata.cache import MetadataCache
 from ...metadata.xml import json_to_xml
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
@@ -26,6 +26,7 @@ from .urls import base_url
 from .wado_pixels import PixelRoutesMixin, http_date
 
 log = Logger()
+KEY_COLUMNS = ("public_id", "md5", "last_update")
 GZIP_MIN = 1024  # smaller JSON is not worth a compressor's header
 
 
@@ -46,6 +47,7 @@ class WadoRoutes(PixelRoutesMixin):
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["Root"]
         self.strategies = metadata_pkg.strategies()
+        self.cache = MetadataCache()
 
     # -- CORS preflight (any path under Root) --------------------------------------------------
     @route("/<path:rest>", methods=("OPTIONS",))
@@ -150,30 +152,54 @@ class WadoRoutes(PixelRoutesMixin):
         check_uids(study, series, sop)
         xml = metadata_as_xml(accept_of(request))
         strategy, tags = metadata_pkg.strategy_for(self.strategies, self.config, series, sop)
-        source = await in_db(strategy.fetch, self.index, study, series, sop, tags)
         root = base_url(request, self.config)
-        etag = metadata_pkg.entity_tag(strategy.name, root, source.rows, f"xml={xml}|tags={tags}")
-        modified = max(r["last_update"] for r in source.rows)
-        request.setHeader(b"ETag", etag.encode())
-        request.setHeader(b"Last-Modified", http_date(modified).encode())
+        variant = f"xml={xml}|tags={tags}"
+        # A light query first (IDs and MD5s): enough for 304 and for a cache hit.
+        keys = await in_db(self.index.wado_instances, study, series, sop, KEY_COLUMNS)
+        etag = metadata_pkg.entity_tag(strategy.name, root, keys, variant)
+        modified = max(r["last_update"] for r in keys)
         request.setHeader(b"Cache-Control", b"no-cache")  # revalidate each time: the study may grow
         request.setHeader(b"Vary", b"Accept, Accept-Encoding")
+        request.setHeader(b"Last-Modified", http_date(modified).encode())
+        request.setHeader(b"ETag", etag.encode())
         if not_modified(request, etag, modified):
             request.setResponseCode(304)
             return b""
-        parts = await in_cpu(strategy.render, source, root.encode())
+        gzipped = accepts_gzip(request)
+        body = self.cache.get(etag, gzipped)
+        if body is None:
+            plain = self.cache.get(etag, False)
+            if plain is None:
+                source = await in_db(strategy.fetch, self.index, study, series, sop, tags)
+                etag = metadata_pkg.entity_tag(strategy.name, root, source.rows, variant)  # may have grown
+                request.setHeader(b"ETag", etag.encode())
+                plain = await in_cpu(_assemble, strategy, source, root.encode(), _boundary(etag) if xml else None)
+                self.cache.put(etag, False, plain)
+            body = plain
+            if gzipped and len(plain) >= GZIP_MIN:
+                body = await in_cpu(gzip.compress, plain, 1)
+                self.cache.put(etag, True, body)
+        if body[:2] == b"\x1f\x8b":  # JSON and XML never start so: this body is the gzipped one
+            request.setHeader(b"Content-Encoding", b"gzip")
         if xml:
-            writer = MultipartWriter("application/dicom+xml")
-            request.setHeader(b"Content-Type", writer.content_type())
-            body = await in_cpu(_xml_multipart, writer, parts)
+            request.setHeader(b"Content-Type", MultipartWriter("application/dicom+xml", _boundary(etag)).content_type())
         else:
             request.setHeader(b"Content-Type", b"application/dicom+json")
-            body = b"[" + b",".join(parts) + b"]"
-        if len(body) >= GZIP_MIN and accepts_gzip(request):
-            body = await in_cpu(gzip.compress, body, 1)
-            request.setHeader(b"Content-Encoding", b"gzip")
         request.setHeader(b"Content-Length", str(len(body)).encode())
         return b"" if request.method == b"HEAD" else body
+
+
+def _boundary(etag: str) -> str:
+    """The multipart boundary of an XML answer: fixed per content, so the cached body stays valid."""
+    return etag.strip('"')
+
+
+def _assemble(strategy, source, root: bytes, xml_boundary: str | None) -> bytes:
+    """The whole answer: a JSON array joined from per-instance objects, or XML parts (cpu)."""
+    parts = strategy.render(source, root)
+    if xml_boundary is None:
+        return b"[" + b",".join(parts) + b"]"
+    return _xml_multipart(MultipartWriter("application/dicom+xml", xml_boundary), parts)
 
 
 def metadata_as_xml(ranges: list[MediaRange]) -> bool:
@@ -210,16 +236,12 @@ def accepts_gzip(request) -> bool:
 
 
 def not_modified(request, etag: str, modified: str) -> bool:
-    """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since."""
-    inm = request.getHeader("if-none-match")
-    if inm is not None:
-        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
-        return "*" in tags or etag in tags
-    ims = request.getHeader("if-modified-since")
-    if ims:
-        try:
-            return parsedate_to_datetime(ims) >= parsedate_to_datetime(http_date(modified))
-        except (TypeError, ValueError):
-            return False
-    return False
+    """If-None-Match (RFC 9110 §13.1.2) against our strong ETag.
 
+    If-Modified-Since is not honoured: deleting an instance changes the answer without making it
+    newer, so only the entity tag can say whether the client's copy is still right."""
+    inm = request.getHeader("if-none-match")
+    if inm is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+    return "*" in tags or etag in tags
