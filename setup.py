@@ -28,6 +28,7 @@ setup(
         "pyjpegls>=1.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5"],
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
+                 "dicomweb-client>=0.59"],
     },
 )

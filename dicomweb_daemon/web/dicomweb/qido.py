@@ -1,8 +1,102 @@
-"""QIDO-RS search (PS3.18 §10.6)."""
+"""QIDO-RS search (PS3.18 §10.6): the six search resources, their query parameters, and the
+answer in DICOM JSON or in a multipart of PS3.19 XML documents."""
 from __future__ import annotations
+
+from pydicom.datadict import tag_for_keyword
+
+from ...dicom.qido_model import attribute_tag, default_fields, keyword_of, vr_of
+from ...errors import BadRequest
+from ...index.qido import QidoQuery
+from ...index.qido_matching import Filter
+from ...threads import in_db
+from ..routing import arg, int_arg, query, route
+from .dataset_answers import accepted_format, json_answer, xml_multipart_answer
+
+# Query parameters that are not attributes (PS3.18 §8.3.4, §8.3.3.1); ``_`` is a cache buster
+# that browsers' JavaScript adds.
+CONTROL = {"limit", "offset", "fuzzymatching", "includefield", "accept", "charset", "_"}
+
+
+def _uid(value: str, what: str) -> str:
+    if not value or any(c in value for c in "*?\\,"):
+        raise BadRequest("Bad request", f"invalid {what} {value!r}")
+    return value
+
+
+def _tag(name: str, where: str) -> int:
+    if "." in name:
+        raise BadRequest("Bad request", f"{where} {name!r}: matching inside sequences is not supported")
+    tag = attribute_tag(name)
+    if tag is None:
+        raise BadRequest("Bad request", f"unknown DICOM attribute {name!r} in {where}")
+    return tag
+
+
+def parse_query(request, level: int, study: str | None, series: str | None, case_sensitive: bool) -> QidoQuery:
+    """A QidoQuery from the URL: matching keys, includefield, fuzzymatching, limit, offset."""
+    fuzzy_arg = (arg(request, "fuzzymatching") or "false").lower()
+    if fuzzy_arg not in ("true", "false"):
+        raise BadRequest("Bad request", f"fuzzymatching must be true or false, not {fuzzy_arg!r}")
+    fuzzy = fuzzy_arg == "true"
+    q = QidoQuery(level=level, limit=int_arg(request, "limit"), offset=int_arg(request, "offset"))
+    fields = [tag_for_keyword(kw) for kw in default_fields(level, study is not None, series is not None)]
+    for value in query(request).get("includefield", []):
+        for name in value.split(","):
+            name = name.strip()
+            if name.lower() == "all":
+                q.all_fields = True
+            elif name:
+                fields.append(_tag(name.split(".")[0], "includefield"))
+    for key, values in query(request).items():
+        if key in CONTROL:
+            continue
+        tag = _tag(key, "the query")
+        q.filters.append(Filter(tag, keyword_of(tag), vr_of(tag), values[-1].strip(), case_sensitive, fuzzy))
+    if study is not None:
+        q.filters.append(Filter(0x0020000D, "StudyInstanceUID", "UI", _uid(study, "StudyInstanceUID")))
+    if series is not None:
+        q.filters.append(Filter(0x0020000E, "SeriesInstanceUID", "UI", _uid(series, "SeriesInstanceUID")))
+    q.fields = list(dict.fromkeys(fields))
+    return q
 
 
 class QidoRoutes:
+    """Search for studies, series and instances, across everything or inside a study / series."""
+
     def __init__(self, daemon):
         self.daemon = daemon
-        self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
+        self.config = daemon.settings.sections["DicomWeb"]
+        self.prefix = self.config["Root"]
+
+    async def _search(self, request, level: int, study: str | None = None, series: str | None = None) -> bytes:
+        form = accepted_format(request, xml_in_multipart=True)
+        q = parse_query(request, level, study, series, self.config["QidoCaseSensitive"])
+        results = await in_db(self.daemon.index.qido, q)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        if form == "xml":
+            return xml_multipart_answer(request, self.daemon, results)
+        return json_answer(request, self.daemon, results)
+
+    @route("/studies")
+    async def studies(self, request):
+        return await self._search(request, 1)
+
+    @route("/series")
+    async def series(self, request):
+        return await self._search(request, 2)
+
+    @route("/instances")
+    async def instances(self, request):
+        return await self._search(request, 3)
+
+    @route("/studies/<study>/series")
+    async def study_series(self, request, study):
+        return await self._search(request, 2, study)
+
+    @route("/studies/<study>/instances")
+    async def study_instances(self, request, study):
+        return await self._search(request, 3, study)
+
+    @route("/studies/<study>/series/<series>/instances")
+    async def series_instances(self, request, study, series):
+        return await self._search(request, 3, study, series)

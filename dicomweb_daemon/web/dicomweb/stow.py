@@ -1,8 +1,167 @@
-"""STOW-RS store (PS3.18 §10.5)."""
+"""STOW-RS store (PS3.18 §10.5): ``multipart/related; type="application/dicom"`` bodies split part
+by part from the spooled request file, each part ingested on its own, and the Store Instances
+Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
 from __future__ import annotations
+
+import io
+import os
+
+import pydicom
+from twisted.logger import Logger
+
+from ...dicom.parsing import ROOT_TOKEN
+from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType
+from ...threads import in_cpu, in_io
+from ..routing import route
+from .dataset_answers import accepted_format, json_answer, xml_answer
+from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
+
+log = Logger()
+
+DICOM = "application/dicom"
+# Failure reasons of PS3.18 Table 10.5.3-2 / PS3.4 Annex GG.
+CANNOT_UNDERSTAND = 0xC000
+WRONG_STUDY = 0xA900
+OUT_OF_RESOURCES = 0xA700
+PROCESSING_FAILURE = 0x0110
+PART_TYPES = {DICOM, "application/octet-stream", ""}
+
+
+def _peek(path: str) -> tuple[str, str, str] | None:
+    """SOP Class, SOP Instance and Study Instance UIDs of a part, or None when it is not DICOM."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
+    except Exception:
+        return None
+    return tuple(str(ds.get(kw, "") or "").strip("\x00 ") for kw in
+                 ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"))  # type: ignore[return-value]
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _open_body(request):
+    """A reader of the whole request body, apart from ``request.content`` (which stays the site's)."""
+    if getattr(request, "spool_path", None):
+        request.content.flush()
+        return open(request.spool_path, "rb")
+    request.content.seek(0)
+    return io.BytesIO(request.content.read())
+
+
+def _ui(value: str) -> dict:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
 
 
 class StowRoutes:
+    """Store instances, in any study or in the study named by the URL."""
+
     def __init__(self, daemon):
         self.daemon = daemon
         self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
+
+    @route("/studies", methods=("POST",))
+    async def store(self, request):
+        return await self._store(request, None)
+
+    @route("/studies/<study>", methods=("POST",))
+    async def store_in_study(self, request, study):
+        return await self._store(request, study)
+
+    async def _store(self, request, study: str | None) -> bytes:
+        media, params = content_type_params((request.getHeader(b"content-type") or b"").decode("latin-1"))
+        single = media == DICOM
+        if not single:
+            if media != "multipart/related":
+                raise UnsupportedMediaType("Unsupported media type", f'STOW-RS expects multipart/related; '
+                                           f'type="{DICOM}", not {media or "no Content-Type"!r}')
+            if params.get("type", DICOM).lower() != DICOM:
+                raise UnsupportedMediaType("Unsupported media type", f"only {DICOM} parts can be stored, "
+                                           f"not {params['type']!r}")
+            if not params.get("boundary"):
+                raise BadRequest("Bad request", "the multipart/related Content-Type has no boundary")
+        form = accepted_format(request, xml_in_multipart=False)
+        referenced: list[dict] = []
+        failed: list[dict] = []
+        if single:
+            path = await self.daemon.spooled_body(request)
+            await self._store_part(Part({"content-type": DICOM}, path), study, referenced, failed)
+        else:
+            await self._store_parts(request, params["boundary"], study, referenced, failed)
+        body = self._response(study, referenced, failed)
+        status = 409 if not referenced else 202 if failed else 200
+        if form == "xml":
+            return xml_answer(request, self.daemon, body, status)
+        return json_answer(request, self.daemon, body, status)
+
+    async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
+        source = await in_io(_open_body, request)
+        splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
+        try:
+            while True:
+                try:
+                    part = await in_io(splitter.next_part)
+                except MultipartError as e:
+                    done = f" ({len(referenced)} instances stored before)" if referenced else ""
+                    raise BadRequest("Bad request", f"malformed multipart body: {e}{done}") from None
+                if part is None:
+                    break
+                await self._store_part(part, study, referenced, failed)
+        finally:
+            await in_io(source.close)
+        if splitter.parts == 0:
+            raise BadRequest("Bad request", "the multipart body has no part")
+
+    async def _store_part(self, part: Part, study: str | None, referenced: list, failed: list) -> None:
+        """Ingest one part (its file is consumed whatever happens) and record the outcome."""
+        uids = await in_cpu(_peek, part.path) if part.content_type in PART_TYPES else None
+        if uids is None:
+            await in_io(_unlink, part.path)
+            failed.append(self._failure("", "", CANNOT_UNDERSTAND))
+            return
+        sop_class, sop_uid, study_uid = uids
+        if study is not None and study_uid != study:
+            # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
+            await in_io(_unlink, part.path)
+            failed.append(self._failure(sop_class, sop_uid, WRONG_STUDY))
+            return
+        try:
+            answer = await self.daemon.ingest.store_path(part.path, origin="DicomWeb")
+        except FullStorage:
+            failed.append(self._failure(sop_class, sop_uid, OUT_OF_RESOURCES))
+            return
+        except DaemonError:
+            failed.append(self._failure(sop_class, sop_uid, CANNOT_UNDERSTAND))
+            return
+        except Exception:
+            log.failure("STOW-RS could not store an instance")
+            failed.append(self._failure(sop_class, sop_uid, PROCESSING_FAILURE))
+            return
+        p = answer.parsed
+        url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
+        referenced.append({"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
+                           "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid})
+
+    @staticmethod
+    def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
+        return {"00081150": _ui(sop_class), "00081155": _ui(sop_uid),
+                "00081197": {"vr": "US", "Value": [reason]}}
+
+    @staticmethod
+    def _response(study: str | None, referenced: list[dict], failed: list[dict]) -> dict:
+        """The Store Instances Response Module: RetrieveURL of the study, then both sequences."""
+        studies = {item.pop("_study") for item in referenced}
+        target = study or (studies.pop() if len(studies) == 1 else None)
+        body: dict = {}
+        if target:
+            body["00081190"] = {"vr": "UR", "Value": [f"{ROOT_TOKEN}/studies/{target}"]}
+        if failed:
+            body["00081198"] = {"vr": "SQ", "Value": failed}
+        if referenced:
+            body["00081199"] = {"vr": "SQ", "Value": referenced}
+        return body

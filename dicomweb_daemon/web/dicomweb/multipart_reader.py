@@ -1,0 +1,144 @@
+"""Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part from
+its spooled file, each part written to its own temp file: a body of any size is never in memory.
+
+The methods block: call them in an io thread.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from email.message import Message
+
+CHUNK = 1 << 20
+MAX_HEADERS = 64 * 1024
+MAX_PADDING = 1024
+
+
+class MultipartError(ValueError):
+    """The body is not a well-formed multipart body."""
+
+
+@dataclass
+class Part:
+    """One part: its headers (lower-case names) and the temp file holding its body."""
+
+    headers: dict[str, str]
+    path: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def content_type_params(header: str) -> tuple[str, dict[str, str]]:
+    """Media type (lower-case) and its parameters, quoted or not (RFC 2045 §5.1)."""
+    m = Message()
+    m["content-type"] = header
+    params = {k.lower(): v for k, v in (m.get_params() or [])[1:] if isinstance(v, str)}
+    return (m.get_content_type() if "/" in header.split(";")[0] else ""), params
+
+
+class MultipartSplitter:
+    """Splits the body read from ``source`` at ``boundary``; :meth:`next_part` gives one part at a time."""
+
+    def __init__(self, source, boundary: str, spool_dir: str):
+        self.source = source
+        self.delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self.spool_dir = spool_dir
+        # The first boundary may start the body: pretend a line break came before it.
+        self.buf = b"\r\n"
+        self.eof = False
+        self.started = False
+        self.closed = False
+        self.parts = 0
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        data = self.source.read(CHUNK)
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _find(self, needle: bytes, limit: int | None, what: str) -> int:
+        """Index of ``needle`` in the buffer, reading more as needed; an error past ``limit`` or EOF."""
+        start = 0
+        while True:
+            i = self.buf.find(needle, start)
+            if i >= 0:
+                return i
+            if limit is not None and len(self.buf) > limit:
+                raise MultipartError(f"{what} is too long")
+            start = max(0, len(self.buf) - len(needle) + 1)
+            if not self._fill():
+                raise MultipartError(f"the body ends inside {what}")
+
+    def _skip_preamble(self) -> None:
+        while (i := self.buf.find(self.delimiter)) < 0:
+            self.buf = self.buf[-(len(self.delimiter) - 1):]
+            if not self._fill():
+                raise MultipartError("no boundary delimiter found in the body")
+        self.buf = self.buf[i + len(self.delimiter):]
+
+    def next_part(self) -> Part | None:
+        """The next part, or None after the close delimiter."""
+        if self.closed:
+            return None
+        if not self.started:
+            self._skip_preamble()
+            self.started = True
+        while len(self.buf) < 2 and self._fill():
+            pass
+        if self.buf.startswith(b"--"):
+            self.closed = True
+            return None
+        end = self._find(b"\r\n", MAX_PADDING, "a boundary line")
+        if self.buf[:end].strip(b" \t"):
+            raise MultipartError("unexpected characters after a boundary delimiter")
+        self.buf = self.buf[end + 2:]
+        while len(self.buf) < 2 and self._fill():
+            pass
+        if self.buf.startswith(b"\r\n"):
+            raw_headers, self.buf = b"", self.buf[2:]
+        else:
+            end = self._find(b"\r\n\r\n", MAX_HEADERS, "the headers of a part")
+            raw_headers, self.buf = self.buf[:end], self.buf[end + 4:]
+        headers = _parse_headers(raw_headers)
+        fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._copy_body(out)
+        except BaseException:
+            os.unlink(path)
+            raise
+        self.parts += 1
+        return Part(headers, path)
+
+    def _copy_body(self, out) -> None:
+        keep = len(self.delimiter) - 1
+        while True:
+            i = self.buf.find(self.delimiter)
+            if i >= 0:
+                out.write(self.buf[:i])
+                self.buf = self.buf[i + len(self.delimiter):]
+                return
+            if len(self.buf) > keep:
+                out.write(self.buf[:-keep])
+                self.buf = self.buf[-keep:]
+            if not self._fill():
+                raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")
+
+
+def _parse_headers(raw: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in raw.decode("latin-1").split("\r\n"):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise MultipartError(f"malformed part header line {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    return headers
