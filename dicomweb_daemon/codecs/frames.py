@@ -94,6 +94,11 @@ def split_frames(ds: Dataset, transfer_syntax: str, px: dict) -> list[bytes]:
     except Exception as e:  # noqa: BLE001
         raise BadFileFormat("Bad file format", f"the pixel data cannot be read: {e}") from None
     if not uid.UID(transfer_syntax).is_compressed:
+        if transfer_syntax == uid.ExplicitVRBigEndian and px["bits_allocated"] == 8 \
+                and ds["PixelData"].VR == "OW":
+            # Big endian OW swaps each pair of 8-bit samples (PS3.5 §7.3 and Annex D): undo it.
+            even = data + b"\0" if len(data) % 2 else data
+            data = np.frombuffer(even, dtype=">u2").astype("<u2").tobytes()[:len(data)]
         limits.check_native_length(px, len(data))
         size = limits.frame_bytes(px)
         return [data[i * size:(i + 1) * size] for i in range(px["frames"])]

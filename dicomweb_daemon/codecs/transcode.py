@@ -150,6 +150,9 @@ def transcode_file(path, target_ts: str, quality: int | None = None) -> bytes:
     ds = transcode_dataset(image.ds, target_ts, quality)
     out = io.BytesIO()
     syntax = uid.UID(target_ts)
+    # Raw elements of a file read as implicit VR get their VR only when converted: convert them all
+    # so that an explicit VR syntax can be written (pydicom converts lazily).
+    ds.walk(lambda *_: None)
     try:
         # Explicit encoding arguments: pydicom converts between endiannesses only when told to.
         dcmwrite(out, ds, implicit_vr=syntax.is_implicit_VR, little_endian=syntax.is_little_endian,

@@ -1,8 +1,204 @@
-"""WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3)."""
+"""WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3 and §10.4.1.1.4).
+
+An instance or frame renders as one image; a study or series renders as a multipart/related of
+its instances' renderings, and its thumbnail is one representative image (the middle instance
+of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width,function``,
+``viewport=width,height``, ``quality``, and ``accept`` as an alternative to the Accept header.
+"""
 from __future__ import annotations
+
+from ... import codecs
+from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
+from ...threads import in_cpu, in_db
+from ..multipart import MultipartWriter
+from ..rest.images import accepted, instance_source
+from ..routing import arg, route
+
+RENDERED_TYPES = ["image/jpeg", "image/png", "image/gif"]
+THUMBNAIL_VIEWPORT = (128, 128)
+
+
+def find_instances(index, study: str, series: str | None = None, sop: str | None = None) -> list[str]:
+    """Public IDs of the instances under the given UIDs, series by series, in InstanceNumber order
+    (db thread). The UIDs are matched on the main_tags rows of each level."""
+    sql = ["SELECT i.public_id FROM main_tags st JOIN resources se ON se.parent = st.internal "
+           "JOIN resources i ON i.parent = se.internal"]
+    params: list = []
+    if series is not None:
+        sql.append("JOIN main_tags set_ ON set_.internal = se.internal AND set_.tag = 'SeriesInstanceUID' "
+                   "AND set_.value = ?")
+        params.append(series)
+    if sop is not None:
+        sql.append("JOIN main_tags it ON it.internal = i.internal AND it.tag = 'SOPInstanceUID' AND it.value = ?")
+        params.append(sop)
+    sql.append("LEFT JOIN main_tags num ON num.internal = i.internal AND num.tag = 'InstanceNumber' "
+               "LEFT JOIN main_tags snum ON snum.internal = se.internal AND snum.tag = 'SeriesNumber' "
+               "WHERE st.tag = 'StudyInstanceUID' AND st.value = ? "
+               "ORDER BY CAST(snum.value AS INTEGER), se.internal, CAST(num.value AS INTEGER), i.internal")
+    params.append(study)
+    rows = index.db.execute(" ".join(sql), params).fetchall()
+    if not rows:
+        what = "instance" if sop else "series" if series else "study"
+        raise UnknownResource("Unknown resource", f"no {what} with these UIDs")
+    return [r[0] for r in rows]
+
+
+def _numbers(request, name: str, count_min: int, count_max: int) -> tuple[float, ...] | None:
+    value = arg(request, name)
+    if value in (None, ""):
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if not count_min <= len(parts) <= count_max:
+        raise BadRequest("Bad request", f"{name} must have {count_min} to {count_max} comma-separated values")
+    try:
+        return tuple(float(p) if p else 0.0 for p in parts)
+    except ValueError:
+        raise BadRequest("Bad request", f"{name} must be numbers, not {value!r}") from None
 
 
 class RenderedRoutes:
+    """Consumer-ready images of DICOM instances (PS3.18 §10.4.1.1.3)."""
+
     def __init__(self, daemon):
         self.daemon = daemon
         self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _options(self, request, thumbnail: bool) -> dict:
+        window = None
+        raw_window = arg(request, "window")
+        if raw_window:
+            parts = [p.strip() for p in raw_window.split(",")]
+            if len(parts) not in (2, 3):
+                raise BadRequest("Bad request", "window must be center,width[,function]")
+            window = tuple(parts)
+        viewport = _numbers(request, "viewport", 2, 6)
+        if viewport is not None:
+            viewport = (int(viewport[0]), int(viewport[1]))
+        elif thumbnail:
+            viewport = THUMBNAIL_VIEWPORT
+        quality = _numbers(request, "quality", 1, 1)
+        return {"window": window, "viewport": viewport, "quality": int(quality[0]) if quality else None,
+                "media_type": self._media(request)}
+
+    def _media(self, request) -> str:
+        explicit = arg(request, "accept")
+        if explicit:
+            for media in (m.split(";")[0].strip().lower() for m in explicit.split(",")):
+                if media in RENDERED_TYPES:
+                    return media
+                if media in ("*/*", "image/*"):
+                    return "image/jpeg"
+            raise NotAcceptable("Not acceptable", f"rendered images are {', '.join(RENDERED_TYPES)} only")
+        return accepted(request, RENDERED_TYPES, "image/jpeg")
+
+    # -- one instance -------------------------------------------------------------------------
+    async def _render_one(self, request, public_id: str, frame: int, options: dict, thumbnail: bool,
+                          all_frames: bool = False) -> bytes:
+        source = await instance_source(self.daemon, public_id)
+        if not thumbnail:
+            document = await in_cpu(codecs.document, source)
+            if document is not None:
+                request.setHeader(b"Content-Type", document[1].encode())
+                return document[0]
+        data = await in_cpu(codecs.render, source, frame, all_frames=all_frames, **options)
+        request.setHeader(b"Content-Type", options["media_type"].encode())
+        return data
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/rendered")
+    async def instance_rendered(self, request, study, series, sop):
+        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
+        options = self._options(request, False)
+        return await self._render_one(request, ids[0], 1, options, False, all_frames=True)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/thumbnail")
+    async def instance_thumbnail(self, request, study, series, sop):
+        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
+        return await self._render_one(request, ids[0], 1, self._options(request, True), True)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frames>/rendered")
+    async def frames_rendered(self, request, study, series, sop, frames):
+        return await self._frames(request, study, series, sop, frames, False)
+
+    @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frames>/thumbnail")
+    async def frames_thumbnail(self, request, study, series, sop, frames):
+        return await self._frames(request, study, series, sop, frames, True)
+
+    async def _frames(self, request, study, series, sop, frames: str, thumbnail: bool):
+        numbers = _frame_list(frames)
+        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
+        options = self._options(request, thumbnail)
+        if len(numbers) == 1 or thumbnail:
+            return await self._render_one(request, ids[0], numbers[0], options, thumbnail)
+        source = await instance_source(self.daemon, ids[0])
+        writer = MultipartWriter(options["media_type"])
+        body = []
+        for number in numbers:
+            data = await in_cpu(codecs.render, source, number, **options)
+            body += [writer.part_header(), data, writer.part_end()]
+        body.append(writer.close())
+        request.setHeader(b"Content-Type", writer.content_type())
+        return b"".join(body)
+
+    # -- several instances --------------------------------------------------------------------
+    @route("/studies/<study>/rendered")
+    async def study_rendered(self, request, study):
+        return await self._many(request, await in_db(find_instances, self.daemon.index, study))
+
+    @route("/studies/<study>/series/<series>/rendered")
+    async def series_rendered(self, request, study, series):
+        return await self._many(request, await in_db(find_instances, self.daemon.index, study, series))
+
+    @route("/studies/<study>/thumbnail")
+    async def study_thumbnail(self, request, study):
+        return await self._representative(request, await in_db(find_instances, self.daemon.index, study))
+
+    @route("/studies/<study>/series/<series>/thumbnail")
+    async def series_thumbnail(self, request, study, series):
+        ids = await in_db(find_instances, self.daemon.index, study, series)
+        return await self._representative(request, ids)
+
+    async def _representative(self, request, ids: list[str]):
+        """PS3.18 §10.4.1.1.4: one image standing for the study or series: the middle instance of
+        the first series that has pixels (ids come series by series in InstanceNumber order)."""
+        options = self._options(request, True)
+        series_of = await in_db(self.daemon.index.describe, ids)
+        groups: dict[str, list[str]] = {}
+        for item in series_of:
+            groups.setdefault(item["ParentSeries"], []).append(item["ID"])
+        last_error: DaemonError | None = None
+        for members in groups.values():
+            try:
+                return await self._render_one(request, members[len(members) // 2], 1, options, True)
+            except NotAcceptable as e:  # not an image (SR, PDF...): try the next series
+                last_error = e
+        raise last_error or NotAcceptable("Not acceptable", "nothing to render")
+
+    async def _many(self, request, ids: list[str]):
+        """A multipart/related of every image instance rendered; non-image instances are skipped."""
+        options = self._options(request, False)
+        writer = MultipartWriter(options["media_type"])
+        body: list[bytes] = []
+        for public_id in ids:
+            source = await instance_source(self.daemon, public_id)
+            try:
+                data = await in_cpu(codecs.render, source, 1, **options)
+            except NotAcceptable:
+                continue
+            body += [writer.part_header(), data, writer.part_end()]
+        if not body:
+            raise NotAcceptable("Not acceptable", "none of these instances is an image")
+        body.append(writer.close())
+        request.setHeader(b"Content-Type", writer.content_type())
+        return b"".join(body)
+
+
+def _frame_list(frames: str) -> list[int]:
+    try:
+        numbers = [int(f) for f in frames.split(",") if f.strip()]
+    except ValueError:
+        raise BadRequest("Bad request", f"frames must be a comma-separated list of integers, not {frames!r}") \
+            from None
+    if not numbers or any(n < 1 for n in numbers):
+        raise BadRequest("Bad request", "frame numbers start at 1 (PS3.18 §10.4.1.1.5)")
+    return numbers

@@ -1,7 +1,193 @@
-"""Orthanc's image routes (/preview, /image-uint8, /numpy, frames): filled in by the pixels issue."""
+"""Orthanc's image routes: /preview, /image-uint8|uint16|int16, raw frames, /numpy exports, and
+/tools/transfer-syntaxes. Frames here are numbered from 0, as in Orthanc's API."""
 from __future__ import annotations
+
+import io
+
+from ... import codecs
+from ...codecs import arrays
+from ...errors import BadRequest, NotAcceptable
+from ...threads import in_cpu, in_db, in_io
+from ..routing import arg, json_response, route
+
+PAM = "image/x-portable-arbitrarymap"
+_RAW_TYPES = {"1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
+              "1.2.840.10008.1.2.4.57": "image/jpeg", "1.2.840.10008.1.2.4.70": "image/jpeg",
+              "1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.81": "image/jls",
+              "1.2.840.10008.1.2.4.90": "image/jp2", "1.2.840.10008.1.2.4.91": "image/jp2",
+              "1.2.840.10008.1.2.5": "image/x-dicom-rle"}
+
+
+def accepted(request, offered: list[str], default: str) -> str:
+    """The first offered media type the Accept header allows (RFC 9110 §12.5.1), by q then order;
+    ``default`` when there is no Accept header or it allows anything. 406 otherwise."""
+    header = request.getHeader(b"accept")
+    if not header:
+        return default
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    ranges = []
+    for position, item in enumerate(header.split(",")):
+        fields = [f.strip() for f in item.split(";")]
+        media, q = fields[0].lower(), 1.0
+        for field in fields[1:]:
+            if field.lower().startswith("q="):
+                try:
+                    q = float(field[2:])
+                except ValueError:
+                    q = 0.0
+        if media:
+            ranges.append((-q, position, media))
+    for negative_q, _, media in sorted(ranges):
+        if negative_q == 0:
+            continue
+        if media in ("*/*", "image/*") and default in offered:
+            return default
+        if media in offered:
+            return media
+        if media.endswith("/*"):
+            for candidate in offered:
+                if candidate.startswith(media[:-1]):
+                    return candidate
+    raise NotAcceptable("Not acceptable", f"this resource is available as {', '.join(offered)} only")
+
+
+async def instance_source(daemon, public_id: str):
+    """A local path of the instance's file, or its bytes in a file object when storage has no paths."""
+    info = await in_db(daemon.index.instance, public_id)
+    path = daemon.storage.path(info["file_uuid"], "dicom")
+    if path is None:
+        return io.BytesIO(await in_io(daemon.storage.read, info["file_uuid"], "dicom"))
+    return str(path)
+
+
+def _frame_number(frame: str) -> int:
+    try:
+        number = int(frame)
+    except ValueError:
+        raise BadRequest("Bad request", f"frame must be an integer, not {frame!r}") from None
+    if number < 0:
+        raise BadRequest("Bad request", "frame numbers start at 0")
+    return number
+
+
+def _flag(request, name: str, default: bool) -> bool:
+    value = arg(request, name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no")
 
 
 class ImageRoutes:
+    """Decoded pixels of instances and series, in the forms Orthanc offers."""
+
     def __init__(self, daemon):
         self.daemon = daemon
+
+    @route("/tools/transfer-syntaxes")
+    async def transfer_syntaxes(self, request):
+        decodable = await in_cpu(codecs.decodable_syntaxes)
+        encodable = await in_cpu(codecs.encodable_syntaxes)
+        return json_response(request, {"Decodable": decodable, "Encodable": encodable})
+
+    @route("/instances/<id>/frames")
+    async def frames(self, request, id):  # noqa: A002
+        info = await in_db(self.daemon.index.instance, id)
+        return json_response(request, list(range(int(info["number_of_frames"] or 1))))
+
+    @route("/instances/<id>/preview")
+    @route("/instances/<id>/frames/<frame>/preview")
+    async def preview(self, request, id, frame="0"):  # noqa: A002
+        """PNG (or JPEG on request) with the file's default window, as a person would see it."""
+        index = _frame_number(frame)
+        media = accepted(request, ["image/png", "image/jpeg"], "image/png")
+        source = await instance_source(self.daemon, id)
+        quality = _quality(request)
+        data = await in_cpu(codecs.render, source, index + 1, media_type=media, quality=quality)
+        request.setHeader(b"Content-Type", media.encode())
+        return data
+
+    @route("/instances/<id>/<any('image-uint8','image-uint16','image-int16'):kind>")
+    @route("/instances/<id>/frames/<frame>/<any('image-uint8','image-uint16','image-int16'):kind>")
+    async def typed_image(self, request, id, kind, frame="0"):  # noqa: A002
+        """Stored values clamped to the asked type, as PNG or PAM (no rescale, no window)."""
+        index = _frame_number(frame)
+        media = accepted(request, ["image/png", PAM], "image/png")
+        source = await instance_source(self.daemon, id)
+        pixel_format = kind.split("-", 1)[1]
+        encode = arrays.encode_pam if media == PAM else arrays.encode_png
+        data = await in_cpu(lambda: encode(arrays.typed_frame(source, index, pixel_format)))
+        request.setHeader(b"Content-Type", media.encode())
+        return data
+
+    @route("/instances/<id>/frames/<frame>/raw")
+    async def raw(self, request, id, frame):  # noqa: A002
+        """The frame's stored bytes, read through the frame table without parsing the file."""
+        index = _frame_number(frame)
+        info = await in_db(self.daemon.index.instance, id)
+        ranges = info["frames"] or []
+        if index >= max(len(ranges), int(info["number_of_frames"] or 0)):
+            from ...errors import UnknownResource
+
+            raise UnknownResource("Unknown resource", f"frame {index} does not exist "
+                                  f"(the instance has {info['number_of_frames']})")
+        if index < len(ranges) and ranges[index]:
+            parts = [await in_io(self.daemon.storage.read_range, info["file_uuid"], "dicom", off, off + size)
+                     for off, size in ranges[index]]
+            data = b"".join(parts)
+        else:
+            source = await instance_source(self.daemon, id)
+            data = await in_cpu(arrays.raw_frame, source, index)
+        request.setHeader(b"Content-Type",
+                          _RAW_TYPES.get(info["transfer_syntax"], "application/octet-stream").encode())
+        return data
+
+    @route("/instances/<id>/numpy")
+    async def instance_numpy(self, request, id):  # noqa: A002
+        """``.npy`` (or ``.npz`` with compress=1) shaped (frames, rows, columns, channels)."""
+        rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
+        source = await instance_source(self.daemon, id)
+        data = await in_cpu(lambda: arrays.encode_numpy(arrays.instance_array(source, rescale), compress))
+        return _numpy_answer(request, data, compress)
+
+    @route("/series/<id>/numpy")
+    async def series_numpy(self, request, id):  # noqa: A002
+        """The whole series as one array, slices in spatial order (else by InstanceNumber)."""
+        rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
+        instances = await in_db(self.daemon.index.relatives, id, "Series", "Instance")
+        described = await in_db(self.daemon.index.describe, instances)
+        items = []
+        for item in described:
+            items.append((await instance_source(self.daemon, item["ID"]), item["MainDicomTags"]))
+        data = await in_cpu(lambda: arrays.encode_numpy(arrays.series_array(items, rescale), compress))
+        return _numpy_answer(request, data, compress)
+
+    @route("/instances/<id>/pdf")
+    async def pdf(self, request, id):  # noqa: A002
+        """The PDF of an Encapsulated PDF instance (PS3.3 A.45)."""
+        source = await instance_source(self.daemon, id)
+        found = await in_cpu(codecs.document, source)
+        if found is None or found[1] != "application/pdf":
+            raise BadRequest("Bad request", "this instance is not an Encapsulated PDF")
+        request.setHeader(b"Content-Type", b"application/pdf")
+        return found[0]
+
+
+def _quality(request) -> int | None:
+    value = arg(request, "quality")
+    if value in (None, ""):
+        return None
+    try:
+        quality = int(value)
+    except ValueError:
+        raise BadRequest("Bad request", f"quality must be an integer, not {value!r}") from None
+    if not 1 <= quality <= 100:
+        raise BadRequest("Bad request", "quality must be between 1 and 100")
+    return quality
+
+
+def _numpy_answer(request, data: bytes, compress: bool) -> bytes:
+    request.setHeader(b"Content-Type", b"application/octet-stream")
+    name = "array.npz" if compress else "array.npy"
+    request.setHeader(b"Content-Disposition", f'attachment; filename="{name}"'.encode())
+    return data

@@ -1,0 +1,154 @@
+"""Codecs over HTTP: every stored transfer syntax decodes to pydicom's pixels, and hostile or
+unsupported pixel data gets a clear 4xx JSON while the daemon keeps serving."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom import uid
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
+
+from tests.dicom_files import testdata
+
+# One file per stored syntax: native (LE, BE, deflated), RLE, JPEG baseline / extended / lossless,
+# JPEG-LS lossless and near-lossless, JPEG 2000 lossless and lossy.
+FILES = ["MR_small_implicit.dcm", "SC_rgb_expb_16bit.dcm", "image_dfl.dcm", "emri_small_RLE.dcm",
+         "SC_rgb_dcmtk_+eb+cy+np.dcm", "JPGExtended.dcm", "JPEG-LL.dcm", "emri_small_jpeg_ls_lossless.dcm",
+         "JPEGLSNearLossless_16.dcm", "emri_small_jpeg_2k_lossless.dcm", "693_J2KI.dcm", "US1_J2KR.dcm"]
+
+
+def fresh(ds: Dataset) -> bytes:
+    """The dataset with new UIDs (pydicom's test files share theirs between syntaxes), as a file."""
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = uid.generate_uid(), uid.generate_uid(), \
+        uid.generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def image(rows: int, columns: int, frames: int, pixel_data: bytes, ts: str = uid.ExplicitVRLittleEndian,
+          bits: int = 8) -> bytes:
+    """A small secondary-capture image whose header says what we want, true or not."""
+    ds = Dataset()
+    ds.SOPClassUID = uid.SecondaryCaptureImageStorage
+    ds.PatientID, ds.PatientName, ds.Modality = "CODEC", "CODEC^TEST", "OT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    ds.PixelData = pixel_data
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.TransferSyntaxUID = ts
+    if uid.UID(ts).is_compressed:
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    return fresh(ds)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_stored_syntax_decodes_like_pydicom(daemon, name):
+    """Pixels served by /numpy?rescale=0 (grey) or /image-uint8 (colour) equal pydicom's pixel_array."""
+    data = fresh(pydicom.dcmread(testdata(name)))
+    answer = daemon.store(data)
+    reference = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if int(ds.SamplesPerPixel) == 1:
+        r = daemon.get(f"/instances/{answer['ID']}/numpy?rescale=0")
+        assert r.status_code == 200, r.text
+        got = np.load(io.BytesIO(r.content))
+        assert got.shape == (frames, ds.Rows, ds.Columns, 1)
+        assert np.array_equal(got[..., 0], reference.reshape(frames, ds.Rows, ds.Columns))
+    else:
+        r = daemon.get(f"/instances/{answer['ID']}/image-uint8")
+        assert r.status_code == 200, r.text
+        got = np.asarray(Image.open(io.BytesIO(r.content))).astype(float)
+        first = reference[0] if frames > 1 else reference
+        scale = 255 / ((1 << int(ds.BitsStored)) - 1) if int(ds.BitsAllocated) > 8 else 1
+        assert np.abs(got - np.rint(first * scale)).max() <= 1
+
+
+def test_transfer_syntaxes_lists_htj2k_and_jpeg_ls(daemon):
+    """The codec list names HTJ2K among the decodable syntaxes and JPEG-LS among the encodable."""
+    body = daemon.get("/tools/transfer-syntaxes").json()
+    assert uid.HTJ2K in body["Decodable"] and uid.JPEGLSLossless in body["Encodable"]
+    assert uid.JPEGLossless not in body["Encodable"]
+
+
+def test_unsupported_syntax_is_415(daemon):
+    """Pixel data in a syntax no codec reads (MPEG2 video) is a 415 JSON, not a 500."""
+    answer = daemon.store(image(16, 16, 1, encapsulate([b"\x00\x00\x01\xb3" + b"\0" * 60]), ts=uid.MPEG2MPML))
+    r = daemon.get(f"/instances/{answer['ID']}/preview")
+    assert r.status_code == 415 and r.json()["HttpStatus"] == 415
+    assert uid.JPEG2000Lossless in r.json()["Details"]
+    assert daemon.get("/system").status_code == 200
+
+
+def test_corrupt_codestream_is_400(daemon):
+    """A JPEG 2000 fragment of garbage is a 400 JSON naming the problem; the daemon keeps serving."""
+    answer = daemon.store(image(16, 16, 1, encapsulate([b"\xff\x4f\xff\x51" + b"\x13" * 200]),
+                                ts=uid.JPEG2000Lossless))
+    for route in ("preview", "image-uint8", "numpy"):
+        r = daemon.get(f"/instances/{answer['ID']}/{route}")
+        assert r.status_code == 400 and r.json()["HttpStatus"] == 400, (route, r.text)
+    assert daemon.get("/system").status_code == 200
+
+
+def test_decompression_bomb_is_400(daemon):
+    """A codestream announcing 2048x2048 pixels inside a 16x16 header is refused before decoding."""
+    from pydicom.pixels import get_encoder
+
+    big = np.zeros((2048, 2048), dtype=np.uint8)
+    stream = get_encoder(uid.JPEG2000Lossless).encode(
+        big, rows=2048, columns=2048, samples_per_pixel=1, bits_allocated=8, bits_stored=8,
+        pixel_representation=0, photometric_interpretation="MONOCHROME2", number_of_frames=1)
+    answer = daemon.store(image(16, 16, 1, encapsulate([stream]), ts=uid.JPEG2000Lossless))
+    r = daemon.get(f"/instances/{answer['ID']}/preview")
+    assert r.status_code == 400 and "2048x2048" in r.json()["Details"]
+
+
+def test_absurd_dimensions_are_4xx(daemon):
+    """A header of 60000x60000 pixels x 1000 frames over 64 bytes of pixels is a 4xx, never an allocation."""
+    r = daemon.post("/instances", image(60000, 60000, 1000, b"\0" * 64))
+    if r.status_code == 200:
+        instance = r.json()["ID"]
+        for route in ("preview", "numpy", "frames/0/image-uint16"):
+            answer = daemon.get(f"/instances/{instance}/{route}")
+            assert answer.status_code == 400 and answer.json()["HttpStatus"] == 400, (route, answer.text)
+    else:
+        assert 400 <= r.status_code < 500
+    assert daemon.get("/system").status_code == 200
+
+
+def test_short_native_pixel_data_is_400(daemon):
+    """Native pixel data shorter than the header claims is a 400 naming both sizes."""
+    r = daemon.post("/instances", image(64, 64, 4, b"\x07" * 4096))
+    if r.status_code != 200:
+        assert 400 <= r.status_code < 500
+        return
+    preview = daemon.get(f"/instances/{r.json()['ID']}/frames/3/preview")
+    assert preview.status_code == 400 and "16384" in preview.json()["Details"]
+
+
+def test_non_image_is_406(daemon):
+    """Asking pixels of an instance without pixel data is a 406 JSON saying so."""
+    ds = pydicom.dcmread(testdata("CT_small.dcm"))
+    del ds.PixelData
+    answer = daemon.store(fresh(ds))
+    r = daemon.get(f"/instances/{answer['ID']}/preview")
+    assert r.status_code == 406 and "no pixel data" in r.json()["Details"]
+
+
+def test_stored_frames_match_generate_frames(daemon):
+    """Frames of an encapsulated multi-frame instance come back one by one as pydicom splits them."""
+    data = fresh(pydicom.dcmread(testdata("emri_small_jpeg_ls_lossless.dcm")))
+    answer = daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    expected = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    for n in (0, len(expected) - 1):
+        assert daemon.get(f"/instances/{answer['ID']}/frames/{n}/raw").content == expected[n]

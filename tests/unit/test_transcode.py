@@ -1,0 +1,243 @@
+"""Transcoding (dicomweb_daemon.codecs) against pydicom's own decoding of its test files."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import uid
+from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+
+from dicomweb_daemon import codecs
+from dicomweb_daemon.codecs.limits import ImageTooLarge
+from dicomweb_daemon.errors import BadFileFormat, NotAcceptable
+
+LOSSY = {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000, uid.HTJ2K}
+LOSSLESS_TARGETS = [uid.RLELossless, uid.JPEGLSLossless, uid.JPEG2000Lossless]
+MAX_TEST_BYTES = 4 << 20  # keeps the sweep quick on a shared machine
+
+
+def _images() -> list[tuple[str, Dataset, np.ndarray]]:
+    """Every pydicom test file whose pixels pydicom itself decodes, with that reference array."""
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in sorted(get_testdata_files("*")):
+            try:
+                ds = pydicom.dcmread(path)
+                if "PixelData" not in ds or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+                    continue
+                reference = ds.pixel_array
+            except Exception:  # noqa: BLE001 - files pydicom cannot decode are not references
+                continue
+            if reference.nbytes <= MAX_TEST_BYTES:
+                found.append((path, ds, reference))
+    return found
+
+
+IMAGES = _images()
+LOSSLESS = [i for i in IMAGES if i[1].file_meta.TransferSyntaxUID not in LOSSY]
+LOSSY_FILES = [i for i in IMAGES if i[1].file_meta.TransferSyntaxUID in LOSSY]
+
+
+def _name(item) -> str:
+    return item[0].rsplit("/", 1)[-1]
+
+
+def _decoded(data: bytes) -> tuple[Dataset, np.ndarray]:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return ds, ds.pixel_array
+
+
+def _encodable_everywhere(ds: Dataset) -> bool:
+    # RLE, JPEG-LS and JPEG 2000 hold 8 or 16 bits; CharLS refuses images of a few pixels.
+    return int(ds.BitsAllocated) in (8, 16) and int(ds.Rows) >= 8 and int(ds.Columns) >= 8
+
+
+def test_sweep_is_not_empty():
+    """pydicom's test data gives the sweeps below dozens of lossless and lossy images."""
+    assert len(LOSSLESS) > 40 and len(LOSSY_FILES) > 10
+
+
+@pytest.mark.parametrize("item", LOSSLESS, ids=_name)
+def test_lossless_round_trip_is_bit_exact(item):
+    """Each lossless file decoded, re-encoded losslessly (native, RLE, JPEG-LS, JPEG 2000) and decoded
+    again gives exactly pydicom's pixel_array; only sizes the codec cannot hold are refused (406)."""
+    path, ds, reference = item
+    for target in [uid.ExplicitVRLittleEndian, *LOSSLESS_TARGETS]:
+        try:
+            out = codecs.transcode_file(path, target)
+        except NotAcceptable:
+            assert target != uid.ExplicitVRLittleEndian and not _encodable_everywhere(ds), (path, target)
+            continue
+        written, got = _decoded(out)
+        assert written.file_meta.TransferSyntaxUID == target
+        assert got.shape == reference.shape and np.array_equal(got, reference), (path, target)
+
+
+@pytest.mark.parametrize("item", LOSSY_FILES, ids=_name)
+def test_lossy_sources_decode_like_pydicom(item):
+    """A lossy file transcoded to explicit little endian holds exactly what pydicom decodes from it."""
+    path, _, reference = item
+    _, got = _decoded(codecs.transcode_file(path, uid.ExplicitVRLittleEndian))
+    assert np.array_equal(got, reference)
+
+
+def test_ybr_full_422_jpeg_becomes_rgb():
+    """A YBR_FULL_422 JPEG decoded to a native syntax is labelled RGB, planar configuration 0."""
+    path = get_testdata_file("SC_rgb_dcmtk_+eb+cy+np.dcm")
+    assert pydicom.dcmread(path).PhotometricInterpretation == "YBR_FULL_422"
+    written, got = _decoded(codecs.transcode_file(path, uid.ExplicitVRLittleEndian))
+    assert written.PhotometricInterpretation == "RGB" and written.PlanarConfiguration == 0
+    assert np.array_equal(got, pydicom.dcmread(path).pixel_array)
+
+
+def test_planar_configuration_1_becomes_0():
+    """Colour planes stored separately (PlanarConfiguration 1) are interleaved when re-encoded."""
+    path = get_testdata_file("SC_rgb_rle.dcm")  # RLE keeps one segment per sample: planar by nature
+    written, got = _decoded(codecs.transcode_file(path, uid.ExplicitVRLittleEndian))
+    assert written.PlanarConfiguration == 0
+    assert np.array_equal(got, pydicom.dcmread(path).pixel_array)
+
+
+def test_lossy_jpeg2000_reports_its_ratio():
+    """A lossy encode sets LossyImageCompression 01, the method and the achieved ratio (PS3.3 C.7.6.1.1.5)."""
+    path = get_testdata_file("CT_small.dcm")
+    written, got = _decoded(codecs.transcode_file(path, uid.JPEG2000))
+    assert written.LossyImageCompression == "01"
+    assert written.LossyImageCompressionMethod == "ISO_15444_1"
+    fragment = next(pydicom.encaps.generate_frames(written.PixelData, number_of_frames=1))
+    actual = 128 * 128 * 2 / len(fragment)
+    assert float(written.LossyImageCompressionRatio) == pytest.approx(actual, rel=0.01)
+    reference = pydicom.dcmread(path).pixel_array.astype(float)
+    assert 0 < np.abs(got - reference).max() < 200
+
+
+def test_lossy_history_is_appended():
+    """Re-encoding an already lossy image lossily appends a second ratio and method."""
+    path = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")
+    written, _ = _decoded(codecs.transcode_file(path, uid.JPEG2000))
+    assert list(written.LossyImageCompressionMethod) == ["ISO_10918_1", "ISO_15444_1"]
+    assert len(written.LossyImageCompressionRatio) == 2
+
+
+def test_jpeg_baseline_from_8bit_rgb():
+    """8-bit RGB encodes as JPEG baseline (Pillow), labelled YBR_FULL_422, close to the source."""
+    path = get_testdata_file("SC_rgb.dcm")
+    written, got = _decoded(codecs.transcode_file(path, uid.JPEGBaseline8Bit))
+    assert written.PhotometricInterpretation == "YBR_FULL_422"
+    assert written.LossyImageCompressionMethod == "ISO_10918_1"
+    reference = pydicom.dcmread(path).pixel_array.astype(int)
+    assert np.abs(got.astype(int) - reference).max() <= 16
+
+
+def test_jpeg_baseline_refuses_16bit():
+    """JPEG baseline holds 8 bits only: a 16-bit CT is refused with 406, not a 500."""
+    with pytest.raises(NotAcceptable):
+        codecs.transcode_file(get_testdata_file("CT_small.dcm"), uid.JPEGBaseline8Bit)
+
+
+def test_unknown_target_syntax_is_not_acceptable():
+    """A transfer syntax no codec writes is a 406 naming the encodable ones."""
+    with pytest.raises(NotAcceptable) as e:
+        codecs.transcode_file(get_testdata_file("CT_small.dcm"), uid.JPEGLossless)
+    assert uid.JPEG2000Lossless in e.value.details
+
+
+def test_frame_transcoding_matches_file_transcoding():
+    """transcode_frame of each stored frame equals the frames of the whole-file transcode."""
+    path = get_testdata_file("emri_small_jpeg_2k_lossless.dcm")
+    ds = pydicom.dcmread(path)
+    frames = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    reference = ds.pixel_array
+    for index, frame in enumerate(frames):
+        out = codecs.transcode_frame(ds, frame, uid.JPEG2000Lossless, uid.ExplicitVRLittleEndian)
+        got = np.frombuffer(out, dtype="<u2" if ds.PixelRepresentation == 0 else "<i2").reshape(ds.Rows, ds.Columns)
+        assert np.array_equal(got, reference[index])
+    again = codecs.transcode_frame(ds, codecs.transcode_frame(ds, frames[0], uid.JPEG2000Lossless,
+                                                               uid.ExplicitVRLittleEndian),
+                                   uid.ExplicitVRLittleEndian, uid.JPEGLSLossless)
+    assert again[:2] == b"\xff\xd8"
+
+
+def test_can_transcode():
+    """can_transcode says yes for decodable-to-encodable pairs and no when nothing encodes the target."""
+    assert codecs.can_transcode(uid.JPEG2000Lossless, uid.ExplicitVRLittleEndian)
+    assert codecs.can_transcode(uid.ExplicitVRLittleEndian, uid.RLELossless)
+    assert not codecs.can_transcode(uid.ExplicitVRLittleEndian, uid.JPEGLossless)
+    assert uid.HTJ2KLossless in codecs.decodable_syntaxes()
+    assert uid.JPEGLSLossless in codecs.encodable_syntaxes()
+
+
+def _file(rows: int, columns: int, frames: int, pixel_data: bytes, ts=uid.ExplicitVRLittleEndian) -> bytes:
+    ds = Dataset()
+    ds.SOPClassUID = uid.SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = uid.generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = pixel_data
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ts
+    if uid.UID(ts).is_compressed:
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_absurd_dimensions_are_refused_before_decoding():
+    """A header announcing 60000x60000x1000 pixels is refused (400) without allocating them."""
+    data = io.BytesIO(_file(60000, 60000, 1000, b"\0" * 64))
+    with pytest.raises(ImageTooLarge):
+        codecs.transcode_file(data, uid.RLELossless)
+    with pytest.raises(ImageTooLarge):
+        codecs.transcode_file(io.BytesIO(data.getvalue()), uid.ExplicitVRBigEndian)
+
+
+def test_short_pixel_data_is_refused():
+    """Native pixel data shorter than Rows x Columns x frames is a 400, not a crash or garbage."""
+    with pytest.raises(BadFileFormat) as e:
+        codecs.transcode_file(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), uid.RLELossless)
+    assert "8192" in e.value.details
+    with pytest.raises(BadFileFormat):
+        codecs.render(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), 2)
+
+
+def test_decompression_bomb_is_refused():
+    """A JPEG 2000 frame whose codestream is far larger than the header says is refused before decoding."""
+    from pydicom.pixels import get_encoder
+
+    big = (np.arange(512 * 512) % 251).astype(np.uint8).reshape(512, 512)
+    stream = get_encoder(uid.JPEG2000Lossless).encode(
+        big, rows=512, columns=512, samples_per_pixel=1, bits_allocated=8, bits_stored=8,
+        pixel_representation=0, photometric_interpretation="MONOCHROME2", number_of_frames=1)
+    bomb = _file(16, 16, 1, encapsulate([stream]), ts=uid.JPEG2000Lossless)
+    with pytest.raises(BadFileFormat) as e:
+        codecs.transcode_file(io.BytesIO(bomb), uid.ExplicitVRLittleEndian)
+    assert "512x512" in e.value.details
+
+
+def test_truncated_file_from_pydicom_is_refused():
+    """pydicom's MR_truncated.dcm (pixel data cut short) is refused with a 400 by transcode and render."""
+    path = get_testdata_file("MR_truncated.dcm")
+    with pytest.raises(BadFileFormat):
+        codecs.transcode_file(path, uid.RLELossless)
+    with pytest.raises(BadFileFormat):
+        codecs.render(path)
+
+
+def test_codecs_are_plugins():
+    """The built-in codecs are ICodec dropins that twisted.plugin discovers and zope.interface verifies."""
+    from dicomweb_daemon.interfaces import ICodec
+    from dicomweb_daemon.registry import discover
+
+    found = discover(ICodec)
+    assert {"native", "pydicom", "rle", "jpeg-ls", "jpeg-2000", "pillow-jpeg"} <= set(found)
