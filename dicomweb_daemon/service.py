@@ -7,6 +7,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from .index.writes import Origin
 from .storage.ingest import Ingest
 from .threads import configure_processes, in_db, in_db_write, in_io
 
@@ -34,6 +35,13 @@ class Daemon:
         data = request.content.read()
         return await in_io(_write_temp, self.spool_dir, data)
 
+    @staticmethod
+    def origin(request, name: str) -> Origin:
+        """Who sent an upload: the client's address and, with authentication, the user name."""
+        host = getattr(request.getClientAddress(), "host", "")
+        user = request.getUser().decode("utf-8", "replace") if request.getHeader(b"authorization") else ""
+        return Origin(name, remote_ip=host, username=user)
+
     async def delete(self, public_id: str, level: str | None = None) -> dict | None:
         files, remaining = await in_db_write(self.index.delete, public_id, level)
         for uuid in files:
@@ -47,11 +55,14 @@ class Daemon:
         if level == "Instance":
             info = await in_db(self.index.instance, public_id)
             values.update({
+                "HttpUsername": info["http_username"],
                 "IndexInSeries": "" if info["index_in_series"] is None else str(info["index_in_series"]),
                 "Origin": info["origin"], "ReceptionDate": info["reception_date"],
-                "RemoteAET": info["remote_aet"], "SopClassUid": info["sop_class_uid"],
-                "TransferSyntax": info["transfer_syntax"],
+                "RemoteAET": info["remote_aet"], "RemoteIP": info["remote_ip"],
+                "SopClassUid": info["sop_class_uid"], "TransferSyntax": info["transfer_syntax"],
             })
+            if info["pixel_data_offset"] is not None:
+                values["PixelDataOffset"] = str(info["pixel_data_offset"])
         else:
             described = (await in_db(self.index.describe, [public_id]))[0]
             values["LastUpdate"] = described["LastUpdate"]

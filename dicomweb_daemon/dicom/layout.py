@@ -29,6 +29,7 @@ class PixelLayout:
     fragments: list[tuple[int, int]] = field(default_factory=list)
     basic_offsets: list[int] = field(default_factory=list)
     encapsulated: bool = False
+    element_offset: int = 0  # where the (7FE0,0010) element itself starts (Orthanc's PixelDataOffset)
 
 
 class _Walker:
@@ -67,7 +68,8 @@ class _Walker:
                 return value
             if length == UNDEFINED:
                 if top and tag in PIXEL_DATA_TAGS:
-                    pos = self.encapsulated(value)
+                    start, pos = pos, self.encapsulated(value)
+                    self.pixels.element_offset = start
                 elif vr == b"UN":
                     # PS3.5 §6.2.2: an undefined-length UN holds a sequence in implicit VR LE.
                     explicit, self.explicit = self.explicit, False
@@ -80,7 +82,7 @@ class _Walker:
             if vr == b"SQ" or (vr is None and self._implicit_sequence(tag)):
                 self.items(value, value + length)
             if top and tag in PIXEL_DATA_TAGS:
-                self.pixels = PixelLayout(value, length)
+                self.pixels = PixelLayout(value, length, element_offset=pos)
             pos = value + length
         if end is None and pos >= self.size and not top:
             raise TruncatedFile("item without its delimiter at the end of the file")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.datadict import private_dictionary_description
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
@@ -15,26 +16,40 @@ PIXEL_DATA = 0x7FE00010
 
 
 def _name(elem: DataElement) -> str:
-    return elem.keyword or ("Unknown Tag & Data" if not elem.tag.is_private else elem.name)
+    """Orthanc's names: the keyword; for private tags the dictionary's description without spaces."""
+    if elem.keyword:
+        return elem.keyword
+    if elem.tag.is_private_creator:
+        return "PrivateCreator"
+    if elem.tag.is_private and elem.private_creator:
+        try:
+            words = private_dictionary_description(elem.tag, elem.private_creator).split()
+            return "".join(w[:1].upper() + w[1:] for w in words)
+        except KeyError:
+            pass
+    return "Unknown Tag & Data"
+
+
+def _entry(elem: DataElement, kind: str, value: Any) -> dict[str, Any]:
+    entry = {"Name": _name(elem)}
+    if elem.tag.is_private and not elem.tag.is_private_creator and elem.private_creator:
+        entry["PrivateCreator"] = elem.private_creator
+    entry.update({"Type": kind, "Value": value})
+    return entry
 
 
 def full_tags(ds: Dataset) -> dict[str, Any]:
-    """The ``/tags`` view: ``{"0010,0010": {"Name", "Type", "Value"}}``."""
+    """The ``/tags`` view: ``{"0010,0010": {"Name", "Type", "Value"}}``; binary values are Null."""
     out: dict[str, Any] = {}
     for elem in ds:
-        if elem.tag == PIXEL_DATA:
-            continue
         key = tag_key(elem.tag)
         if elem.VR == "SQ":
-            out[key] = {"Name": _name(elem), "Type": "Sequence", "Value": [full_tags(i) for i in elem.value]}
-        elif elem.VR in BINARY_VRS or elem.value is None:
-            out[key] = {"Name": _name(elem), "Type": "Null", "Value": None}
+            out[key] = _entry(elem, "Sequence", [full_tags(i) for i in elem.value])
+        elif elem.tag == PIXEL_DATA or elem.VR in BINARY_VRS or elem.value is None:
+            out[key] = _entry(elem, "Null", None)
         else:
             text = element_text(elem)
-            if len(text) > MAX_LENGTH:
-                out[key] = {"Name": _name(elem), "Type": "TooLong", "Value": None}
-            else:
-                out[key] = {"Name": _name(elem), "Type": "String", "Value": text}
+            out[key] = _entry(elem, "TooLong", None) if len(text) > MAX_LENGTH else _entry(elem, "String", text)
     return out
 
 
@@ -42,12 +57,11 @@ def simplified_tags(ds: Dataset) -> dict[str, Any]:
     """The ``/simplified-tags`` view: ``{"PatientName": "..."}``, sequences as lists."""
     out: dict[str, Any] = {}
     for elem in ds:
-        if elem.tag == PIXEL_DATA:
-            continue
-        key = elem.keyword or tag_key(elem.tag)
+        name = _name(elem)
+        key = tag_key(elem.tag) if name in ("Unknown Tag & Data", "PrivateCreator") else name
         if elem.VR == "SQ":
             out[key] = [simplified_tags(i) for i in elem.value]
-        elif elem.VR in BINARY_VRS or elem.value is None:
+        elif elem.tag == PIXEL_DATA or elem.VR in BINARY_VRS or elem.value is None:
             out[key] = None
         else:
             text = element_text(elem)

@@ -45,6 +45,7 @@ class ParsedInstance:
     expected_instances: int | None = None
     number_of_frames: int = 0
     charset: str = ""
+    pixel_data_offset: int | None = None
 
 
 def element_text(elem: DataElement) -> str:
@@ -188,5 +189,6 @@ def _describe(ds: Dataset, ts: str, size: int, md5: str, pixels) -> ParsedInstan
         main_tags=_main_tags(ds), size=size, md5=md5, metadata_json=dicom_json(ds, url, pixel_vr),
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
+        pixel_data_offset=pixels.element_offset if pixels is not None else None,
         charset=element_text(ds["SpecificCharacterSet"]) if "SpecificCharacterSet" in ds else "",
     )

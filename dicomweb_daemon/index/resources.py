@@ -151,13 +151,14 @@ class ResourcesMixin:
         row = self.db.execute(
             "SELECT r.internal, i.file_uuid, i.file_size, i.md5, i.transfer_syntax, i.sop_class_uid, "
             "i.number_of_frames, i.frames, i.reception_date, i.origin, i.remote_aet, i.charset, "
-            "i.index_in_series, r.last_update FROM resources r JOIN instances i USING (internal) "
+            "i.index_in_series, r.last_update, i.pixel_data_offset, i.remote_ip, i.http_username "
+            "FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (public_id,)).fetchone()
         if row is None:
             raise UnknownResource("Unknown resource", f"no instance with ID {public_id}")
         keys = ("internal", "file_uuid", "file_size", "md5", "transfer_syntax", "sop_class_uid",
                 "number_of_frames", "frames", "reception_date", "origin", "remote_aet", "charset",
-                "index_in_series", "last_update")
+                "index_in_series", "last_update", "pixel_data_offset", "remote_ip", "http_username")
         info = dict(zip(keys, row, strict=True))
         info["frames"] = json.loads(info["frames"])
         return info

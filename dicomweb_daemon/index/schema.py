@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS instances (
     reception_date TEXT NOT NULL,
     origin TEXT NOT NULL,
     remote_aet TEXT NOT NULL,
-    charset TEXT NOT NULL
+    charset TEXT NOT NULL,
+    pixel_data_offset INTEGER,
+    remote_ip TEXT NOT NULL DEFAULT '',
+    http_username TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 

@@ -13,6 +13,16 @@ from .schema import LEVEL_NAME
 LEVELS = ("Patient", "Study", "Series", "Instance")
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where an instance came from (Orthanc's Origin, RemoteAET, RemoteIP, HttpUsername metadata)."""
+
+    name: str = "RestApi"
+    remote_aet: str = ""
+    remote_ip: str = ""
+    username: str = ""
+
+
 @dataclass
 class StoreResult:
     status: str  # Success | AlreadyStored
@@ -28,7 +38,7 @@ class WritesMixin:
         return result
 
     def store_many(self, items: list[tuple[ParsedInstance, str]], *, overwrite: bool = False,
-                   origin: str = "RestApi", remote_aet: str = "", max_storage_mb: int = 0,
+                   origin: Origin | None = None, max_storage_mb: int = 0,
                    max_patients: int = 0) -> list[StoreResult | DaemonError]:
         """Index several instances in one transaction (one commit, one fsync for a whole STOW).
 
@@ -40,7 +50,7 @@ class WritesMixin:
             for p, file_uuid in items:
                 c.execute("SAVEPOINT instance")
                 try:
-                    results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin, remote_aet,
+                    results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin or Origin(),
                                                    max_storage_mb, max_patients))
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
@@ -49,7 +59,7 @@ class WritesMixin:
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
-                   origin: str, remote_aet: str, max_storage_mb: int, max_patients: int) -> StoreResult:
+                   origin: Origin, max_storage_mb: int, max_patients: int) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
@@ -61,6 +71,7 @@ class WritesMixin:
             c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
         self._check_quota(c, p, max_storage_mb, max_patients)
         parent = None
+        created = []
         for depth, level in enumerate(LEVELS):
             public_id = p.ids[depth]
             found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
@@ -77,13 +88,15 @@ class WritesMixin:
                           [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
             if level == "Series":
                 c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
-            c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
-                      (f"New{level}", depth, public_id, stamp))
+            created.append((f"New{level}", depth, public_id, stamp))
         c.execute(
-            "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
-             p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin,
-             remote_aet, p.charset))
+             p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin.name,
+             origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username))
+        # Orthanc logs the instance first, then the resources it created, bottom-up.
+        c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
+                      created[::-1])
         return StoreResult("Success", replaced)
 
     @staticmethod

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance, parse_file
 from ..errors import DaemonError
+from ..index.writes import Origin
 from ..threads import in_db, in_db_write, in_io, in_process
 
 log = Logger()
@@ -44,22 +45,25 @@ class Ingest:
         self.settings = settings
         self.default_encoding = settings.DefaultEncoding
 
-    async def store_path(self, path: str, origin: str = "RestApi", remote_aet: str = "") -> StoreAnswer:
+    async def store_path(self, path: str, origin: str | Origin = "RestApi") -> StoreAnswer:
         """Ingest the file at ``path`` (consumed: moved into storage or removed); raise on failure."""
-        result = (await self.store_paths([path], origin, remote_aet))[0]
+        result = (await self.store_paths([path], origin))[0]
         if isinstance(result, Exception):
             raise result
         return result
 
-    async def store_paths(self, paths: list[str], origin: str = "RestApi",
-                          remote_aet: str = "") -> list[StoreAnswer | DaemonError]:
-        """Ingest several files; one answer or error per path, in order. Every path is consumed."""
+    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi") -> list[StoreAnswer | DaemonError]:
+        """Ingest several files; one answer or error per path, in order. Every path is consumed.
+
+        ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...)."""
+        if isinstance(origin, str):
+            origin = Origin(origin)
         try:
-            return await self._store(paths, origin, remote_aet)
+            return await self._store(paths, origin)
         finally:
             await in_io(_unlink_all, paths)
 
-    async def _store(self, paths: list[str], origin: str, remote_aet: str) -> list[StoreAnswer | DaemonError]:
+    async def _store(self, paths: list[str], origin: Origin) -> list[StoreAnswer | DaemonError]:
         charset = charset_for(self.default_encoding)
         parsed = await defer.DeferredList(
             [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
@@ -86,7 +90,7 @@ class Ingest:
         try:
             indexed = await in_db_write(
                 self.index.store_many, [(results[i], uuids[i]) for i in todo], overwrite=overwrite,
-                origin=origin, remote_aet=remote_aet, max_storage_mb=self.settings.MaximumStorageSize,
+                origin=origin, max_storage_mb=self.settings.MaximumStorageSize,
                 max_patients=self.settings.MaximumPatientCount)
         except BaseException:
             await in_io(self._remove_files, list(uuids.values()))

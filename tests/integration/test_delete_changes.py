@@ -85,9 +85,9 @@ def test_changes_log(make_daemon):
     a = d.store(make_ct("CHG-1"))
     changes = d.get("/changes").json()
     types = [c["ChangeType"] for c in changes["Changes"]]
-    assert types == ["NewPatient", "NewStudy", "NewSeries", "NewInstance"]
+    assert types == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]  # Orthanc's order
     assert changes["Done"] is True and changes["Last"] == changes["Changes"][-1]["Seq"]
-    first = changes["Changes"][0]
+    first = changes["Changes"][-1]
     assert first["ID"] == a["ParentPatient"] and first["Path"] == f"/patients/{a['ParentPatient']}"
     assert first["ResourceType"] == "Patient" and len(first["Date"]) == 15
     page = d.get("/changes?since=1&limit=2").json()

@@ -104,9 +104,13 @@ def test_file_tags_and_content(daemon):
     assert r.headers["Content-Type"] == "application/dicom"
     tags = daemon.get(f"/instances/{ids['ID']}/tags").json()
     assert tags["0010,0010"] == {"Name": "PatientName", "Type": "String", "Value": "CompressedSamples^CT1"}
-    assert "7fe0,0010" not in tags
+    assert tags["7fe0,0010"] == {"Name": "PixelData", "Type": "Null", "Value": None}
+    assert tags["0009,0010"] == {"Name": "PrivateCreator", "Type": "String", "Value": "GEMS_IDEN_01"}
+    assert tags["0043,1028"]["PrivateCreator"] == "GEMS_PARM_01"
+    # pydicom's private dictionary says "Unique image iden" where DCMTK's says "Unique Image Identifier"
+    assert tags["0043,1028"]["Name"].startswith("UniqueImageIden") and tags["0043,1028"]["Type"] == "Null"
     simple = daemon.get(f"/instances/{ids['ID']}/simplified-tags").json()
-    assert simple["PatientID"] == "1CT1"
+    assert simple["PatientID"] == "1CT1" and simple["PixelData"] is None
     assert daemon.get(f"/instances/{ids['ID']}/tags?simplify").json()["PatientID"] == "1CT1"
     assert daemon.get(f"/instances/{ids['ID']}/content/0010-0020").content == b"1CT1"
     listing = daemon.get(f"/instances/{ids['ID']}/content").json()
@@ -151,7 +155,8 @@ def test_metadata_and_statistics(daemon):
     meta = daemon.get(f"/instances/{ids['ID']}/metadata?expand").json()
     assert meta["TransferSyntax"] == "1.2.840.10008.1.2.1"
     assert meta["SopClassUid"] == "1.2.840.10008.5.1.4.1.1.2"
-    assert meta["Origin"] == "RestApi"
+    assert meta["Origin"] == "RestApi" and meta["RemoteIP"] == "127.0.0.1" and meta["HttpUsername"] == ""
+    assert meta["PixelDataOffset"] == "6288"  # where (7FE0,0010) starts, as Orthanc reports
     assert "ReceptionDate" in daemon.get(f"/instances/{ids['ID']}/metadata").json()
     assert daemon.get(f"/instances/{ids['ID']}/metadata/IndexInSeries").text == "1"
     assert daemon.put(f"/instances/{ids['ID']}/metadata/1024", b"hello").status_code == 200

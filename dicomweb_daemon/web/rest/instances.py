@@ -1,6 +1,7 @@
 """Instances: store (POST /instances, single files or ZIPs), the file and its tags."""
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 
@@ -26,11 +27,11 @@ class InstanceRoutes:
     async def store(self, request):
         path = await self.daemon.spooled_body(request)
         if await in_io(is_zip, path):
-            return json_response(request, await self._store_zip(path))
-        answer = await self.daemon.ingest.store_path(path)
+            return json_response(request, await self._store_zip(path, self.daemon.origin(request, "RestApi")))
+        answer = await self.daemon.ingest.store_path(path, self.daemon.origin(request, "RestApi"))
         return json_response(request, answer.orthanc_json())
 
-    async def _store_zip(self, path: str) -> list[dict]:
+    async def _store_zip(self, path: str, origin) -> list[dict]:
         """Store every member of a ZIP, by chunks of files indexed together; report the bad ones."""
         try:
             members = await in_io(zip_members, path)
@@ -49,7 +50,7 @@ class InstanceRoutes:
                         extracted.append((i, await in_io(extract_member, path, name, self.daemon.spool_dir, limit)))
                     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
                         slots[i] = _failure(name, "Bad file format", str(e))
-                results = await self.daemon.ingest.store_paths([p for _, p in extracted])
+                results = await self.daemon.ingest.store_paths([p for _, p in extracted], origin)
                 for (i, _), result in zip(extracted, results, strict=True):
                     if isinstance(result, DaemonError):
                         slots[i] = _failure(chunk[i], result.message, result.details or result.message)
@@ -75,11 +76,12 @@ class InstanceRoutes:
         info = await self._file(public_id)
         path = self.storage.path(info["file_uuid"], "dicom")
         if path is None:
-            data = await in_io(self.storage.read, info["file_uuid"], "dicom")
-            import io
-
-            path = io.BytesIO(data)
-        return await in_cpu(pydicom.dcmread, path, stop_before_pixels=not pixels)
+            path = io.BytesIO(await in_io(self.storage.read, info["file_uuid"], "dicom"))
+        ds = await in_cpu(pydicom.dcmread, path, stop_before_pixels=not pixels)
+        if not pixels and info["pixel_data_offset"] is not None:
+            # Shown as Null, as Orthanc does, without reading the pixels themselves.
+            ds.add_new(0x7FE00010, "OB", None)
+        return ds
 
     @route("/instances/<id>/tags")
     async def tags(self, request, id):  # noqa: A002
