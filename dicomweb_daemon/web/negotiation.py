@@ -27,9 +27,18 @@ MEDIA_TYPE_SYNTAXES: dict[str, tuple[str, ...]] = {
     "video/mpeg": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
     "video/mp4": ("1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104",
                   "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106"),
-    "video/H265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
+    "video/h265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
 }
 MEDIA_TYPE_OF_SYNTAX = {ts: mt for mt, tss in MEDIA_TYPE_SYNTAXES.items() for ts in tss}
+
+# Names from older editions of PS3.18 and from common clients, mapped to the current ones.
+MEDIA_TYPE_ALIASES = {
+    "image/dicom+jpeg": "image/jpeg", "image/dicom+rle": "image/dicom-rle", "image/x-dicom-rle": "image/dicom-rle",
+    "image/dicom+jpeg-ls": "image/jls", "image/x-jls": "image/jls", "image/jpeg-ls": "image/jls",
+    "image/dicom+jp2": "image/jp2", "image/dicom+jpeg2000": "image/jp2", "image/jpeg2000": "image/jp2",
+    "image/dicom+jpx": "image/jpx", "image/x-jpx": "image/jpx", "application/x-dicom": "application/dicom",
+}
+PARAM_ALIASES = {"transfersyntax": "transfer-syntax", "transfer_syntax": "transfer-syntax", "ts": "transfer-syntax"}
 
 _PARAM = re.compile(r';\s*([^=;,\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,]*)')
 
@@ -80,7 +89,7 @@ def parse_media_range(text: str) -> MediaRange:
     params: dict[str, str] = {}
     q = 1.0
     for name, value in _PARAM.findall(";" + rest):
-        name = name.lower()
+        name = PARAM_ALIASES.get(name.lower(), name.lower())
         value = value.strip().strip('"').strip()
         if name == "q":
             try:
@@ -94,8 +103,11 @@ def parse_media_range(text: str) -> MediaRange:
             for k, v in inner.params.items():
                 params.setdefault(k, v)
             value = inner.media_type
+        if name == "type":
+            value = MEDIA_TYPE_ALIASES.get(value.lower(), value.lower())
         params.setdefault(name, value)  # a repeated parameter: the first one wins
-    return MediaRange(head.strip().lower() or "*/*", params, q)
+    media_type = head.strip().lower() or "*/*"
+    return MediaRange(MEDIA_TYPE_ALIASES.get(media_type, media_type), params, q)
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:

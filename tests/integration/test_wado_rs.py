@@ -96,6 +96,22 @@ def test_retrieve_series_has_one_part_per_instance_in_instance_number_order(daem
     assert numbers == [1, 2, 3]
 
 
+def test_large_file_streams_in_chunks_and_a_client_may_leave(daemon):
+    """A 6 MB file streams whole (several 1 MB reads); a client closing mid-way leaves the daemon serving."""
+    data, ds = renamed("color3d_jpeg_baseline.dcm")
+    daemon.store(data)
+    r = daemon.get(url_of(ds, "study"), headers={"Accept": DICOM_ANY})
+    assert r.status_code == 200
+    assert parts(r)[0][1] == data
+    for _ in range(3):
+        partial = requests.get(daemon.url + url_of(ds, "study"), headers={"Accept": DICOM_ANY}, stream=True,
+                               timeout=30)
+        assert len(next(partial.iter_content(65536))) > 0
+        partial.close()
+    assert daemon.get(url_of(ds) + "/metadata").status_code == 200
+    assert "Unhandled" not in daemon.log_path.read_text()
+
+
 @pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm"])
 def test_default_syntax_reencodes_native_files_in_explicit_little_endian(daemon, name):
     """Without transfer-syntax, implicit VR and big endian files are re-encoded in explicit VR LE."""
@@ -261,6 +277,26 @@ def test_bulk_data_uri_gives_the_value_with_ranges(daemon):
     assert_json_error(daemon.get(url_of(ds) + "/bulk/00099999"), 404)
 
 
+def test_bulk_data_inside_a_sequence(daemon):
+    """A binary value inside a sequence item has a BulkDataURI naming its path, which answers its bytes."""
+    ds = pydicom.dcmread(io.BytesIO(make_ct("BULK-SQ")))
+    icon = pydicom.Dataset()
+    icon.Rows = icon.Columns = 4
+    icon.SamplesPerPixel, icon.BitsAllocated, icon.BitsStored, icon.HighBit = 1, 8, 8, 7
+    icon.PhotometricInterpretation, icon.PixelRepresentation = "MONOCHROME2", 0
+    icon.add_new(0x7FE00010, "OB", bytes(range(16)))
+    ds.IconImageSequence = [icon]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    daemon.store(out.getvalue())
+    meta = daemon.get(url_of(ds) + "/metadata").json()[0]
+    uri = meta["00880200"]["Value"][0]["7FE00010"]["BulkDataURI"]
+    assert uri == daemon.url + url_of(ds) + "/bulk/00880200/1/7fe00010"
+    r = requests.get(uri, headers={"Accept": "application/octet-stream"}, timeout=30)
+    assert r.status_code == 200 and r.content == bytes(range(16))
+    assert_json_error(daemon.get(url_of(ds) + "/bulk/00880200/2/7fe00010"), 404)
+
+
 def test_pixel_data_at_the_instance_url(daemon):
     """Accept application/octet-stream at the instance URL answers PixelData, ranged or whole."""
     _, ds = stored(daemon, CT_SMALL)
@@ -300,6 +336,7 @@ def test_big_endian_frames_come_little_endian(daemon):
     ("JPEGLSNearLossless_16.dcm", "image/jls", "1.2.840.10008.1.2.4.81"),
     ("SC_rgb_jpeg_gdcm.dcm", "image/jpeg", "1.2.840.10008.1.2.4.70"),
     ("emri_small_RLE.dcm", "image/dicom-rle", "1.2.840.10008.1.2.5"),
+    ("color3d_jpeg_baseline.dcm", "image/jpeg", "1.2.840.10008.1.2.4.50"),
 ])
 def test_encapsulated_frames_as_stored(daemon, name, media_type, syntax):
     """Compressed frames come as stored in their media type, or as octet-stream with transfer-syntax=*."""
@@ -330,6 +367,34 @@ def test_compressed_frames_decoded_to_native_on_request(daemon):
     (headers, body), = parts(r)
     assert headers["content-type"] == f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
     assert body == ds.pixel_array[2].astype(ds.pixel_array.dtype.newbyteorder("<")).tobytes()
+
+
+def test_native_frames_encoded_on_request(daemon):
+    """A native frame asked for as image/jp2 (old name image/dicom+jp2 too) is encoded losslessly."""
+    import openjpeg
+
+    data, ds = renamed("MR_small.dcm")
+    daemon.store(data)
+    for media_type in ("image/jp2", "image/dicom+jp2"):
+        r = daemon.get(url_of(ds) + "/frames/1", headers={"Accept": f'multipart/related; type="{media_type}"'})
+        assert r.status_code == 200, r.text
+        (headers, body), = parts(r)
+        assert headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
+        assert np.array_equal(openjpeg.decode(body), ds.pixel_array)
+
+
+def test_retrieve_in_a_compressed_syntax_on_request(daemon):
+    """transfer-syntax=1.2.840.10008.1.2.4.90 re-encodes a native file in lossless JPEG 2000."""
+    data, ds = renamed("CT_small.dcm")
+    daemon.store(data)
+    r = daemon.get(url_of(ds), headers={"Accept": 'multipart/related; type="application/dicom"; '
+                                                  "transfer-syntax=1.2.840.10008.1.2.4.90"})
+    assert r.status_code == 200, r.text
+    (headers, body), = parts(r)
+    assert headers["content-type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90"
+    got = pydicom.dcmread(io.BytesIO(body))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert np.array_equal(got.pixel_array, ds.pixel_array)
 
 
 def test_bad_frame_requests(daemon):

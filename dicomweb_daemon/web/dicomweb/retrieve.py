@@ -13,6 +13,8 @@ import io
 import numpy as np
 import pydicom
 from pydicom.filewriter import dcmwrite
+from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
 
 from ...errors import NotAcceptable
 from ...threads import in_cpu, in_io
@@ -25,8 +27,9 @@ from ..negotiation import (
     MediaRange,
     media_type_for_syntax,
 )
-from ..streaming import CHUNK, Backpressure
+from ..streaming import CHUNK, Backpressure, ClientGone
 
+log = Logger()
 _SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
@@ -171,6 +174,30 @@ async def read_ranges(storage, uuid: str, ranges: list) -> bytes:
 async def read_file(storage, uuid: str) -> bytes:
     path = storage.path(uuid, "dicom")
     return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
+
+
+async def streamed(request, produce) -> None:
+    """Run ``await produce(out)`` with a Backpressure writer, then end the answer properly.
+
+    Once headers are out, an error cannot become a JSON answer: the connection is cut so that a
+    truncated multipart never looks complete. A client that leaves (the write fails, or Klein
+    cancels the handler) just stops the work; nothing is left registered on a dead channel."""
+    out = Backpressure(request)
+    ok = False
+    try:
+        await produce(out)
+        ok = True
+    except (ClientGone, CancelledError):
+        pass
+    except Exception:
+        log.failure("streaming {uri} failed after the headers were sent", uri=request.uri.decode("latin-1"))
+    if request.channel is None:  # the connection is gone already
+        return
+    request.unregisterProducer()
+    if ok and not out.gone:
+        request.finish()
+    elif request.transport is not None:
+        request.transport.abortConnection()
 
 
 async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,

@@ -12,18 +12,15 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pydicom
-from twisted.logger import Logger
 
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
 from ..routing import route
-from ..streaming import Backpressure, ClientGone, send_file
 from .cors import add_cors
-from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, swap_native_frame
+from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, streamed, swap_native_frame
 
-log = Logger()
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 
@@ -179,22 +176,25 @@ class PixelRoutesMixin:
         request.setHeader(b"Accept-Ranges", b"bytes")
         span = self._range(request, end - start)
         first, last = (start + span[0], start + span[1]) if span else (start, end)
+        uuid, size = row["file_uuid"], row["file_size"]
         if not multipart:
             request.setHeader(b"Content-Type", ctype.encode())
-            await send_file(request, self.storage, row["file_uuid"], row["file_size"], first, last)
+            request.setHeader(b"Content-Length", str(last - first).encode())
+            if request.method == b"HEAD":
+                return b""
+            await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size, first, last))
             return None
         writer = MultipartWriter("application/octet-stream")
         request.setHeader(b"Content-Type", writer.content_type())
         if request.method == b"HEAD":
             return b""
-        out = Backpressure(request)
-        try:
+
+        async def produce(out):
             await out.write(writer.part_header(ctype, {"Content-Length": str(last - first)}))
-            await stream_stored(out, self.storage, row["file_uuid"], row["file_size"], first, last)
+            await stream_stored(out, self.storage, uuid, size, first, last)
             await out.write(writer.part_end() + writer.close())
-        except ClientGone:
-            pass
-        out.done()
+
+        await streamed(request, produce)
         return None
 
     @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frame_list>", methods=("GET", "HEAD"))
@@ -221,23 +221,15 @@ class PixelRoutesMixin:
         request.setHeader(b"Content-Type", writer.content_type())
         if request.method == b"HEAD":
             return b""
-        out = Backpressure(request)
-        try:
+
+        async def produce(out):
             for n in numbers:
                 data = await self._frame(row, n, target)
                 await out.write(writer.part_header(ctype, {"Content-Length": str(len(data))}) + data +
                                 writer.part_end())
             await out.write(writer.close())
-        except ClientGone:
-            pass
-        except Exception:
-            # Headers are sent: cut the connection rather than end the multipart as if complete.
-            log.failure("frames failed while streaming {uri}", uri=request.uri.decode("latin-1"))
-            request.unregisterProducer()
-            if request.transport:
-                request.transport.abortConnection()
-            return None
-        out.done()
+
+        await streamed(request, produce)
         return None
 
     async def _frame(self, row: dict, number: int, target: str | None) -> bytes:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 
-from twisted.logger import Logger
-
 from ... import metadata as metadata_pkg
 from ...dicom.identifiers import is_valid_uid
 from ...errors import BadRequest, NotAcceptable
@@ -19,13 +17,11 @@ from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, accept_of
 from ..routing import route
-from ..streaming import Backpressure, ClientGone
 from .cors import add_cors, preflight
-from .retrieve import dicom_target, is_pixel_request, stream_stored, transcoded_file
+from .retrieve import dicom_target, is_pixel_request, stream_stored, streamed, transcoded_file
 from .urls import base_url
 from .wado_pixels import PixelRoutesMixin, http_date
 
-log = Logger()
 KEY_COLUMNS = ("public_id", "md5", "last_update")
 GZIP_MIN = 1024  # smaller JSON is not worth a compressor's header
 
@@ -88,8 +84,8 @@ class WadoRoutes(PixelRoutesMixin):
 
     async def _stream_instances(self, request, writer: MultipartWriter, rows: list[dict], target: str | None):
         """One part per instance; stored bytes stream in chunks, re-encoded ones go whole."""
-        out = Backpressure(request)
-        try:
+
+        async def produce(out):
             for row in rows:
                 if target is None or target == row["transfer_syntax"]:
                     ts, size = row["transfer_syntax"], row["file_size"]
@@ -102,16 +98,8 @@ class WadoRoutes(PixelRoutesMixin):
                                                        {"Content-Length": str(len(data))}) + data)
                 await out.write(writer.part_end())
             await out.write(writer.close())
-        except ClientGone:
-            pass
-        except Exception:
-            # Headers are sent: a truncated multipart must not look complete, so cut the connection.
-            log.failure("retrieve failed while streaming {uri}", uri=request.uri.decode("latin-1"))
-            request.unregisterProducer()
-            if request.transport:
-                request.transport.abortConnection()
-            return
-        out.done()
+
+        await streamed(request, produce)
 
     # -- delete (beyond PS3.18: Orthanc's DELETE by UID) ------------------------------------------
     @route("/studies/<study>", methods=("DELETE",))

@@ -12,9 +12,8 @@ from ...errors import BadRequest, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..negotiation import EXPLICIT_LE
 from ..routing import arg, route
-from ..streaming import send_file
 from .cors import add_cors, preflight
-from .retrieve import can_transcode, codec, read_file, transcoded_file
+from .retrieve import can_transcode, codec, read_file, stream_stored, streamed, transcoded_file
 from .wado_rs import check_uids
 
 IMAGE_TYPES = ("image/jpeg", "image/gif", "image/png", "image/jp2")
@@ -95,7 +94,11 @@ class WadoUriRoutes:
         request.setHeader(b"Content-Type", b"application/dicom")
         request.setHeader(b"Content-Disposition", f'attachment; filename="{info["public_id"]}.dcm"'.encode())
         if target == stored:
-            await send_file(request, self.storage, info["file_uuid"], info["file_size"])
+            request.setHeader(b"Content-Length", str(info["file_size"]).encode())
+            if request.method == b"HEAD":
+                return b""
+            uuid, size = info["file_uuid"], info["file_size"]
+            await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size))
             return None
         if not can_transcode(stored, target):
             raise NotAcceptable("Not acceptable",
