@@ -49,6 +49,89 @@ class IIndex(Interface):
     def open(settings):  # noqa: N805
         """Return a ready index for ``settings`` (schema created or migrated; start-up thread)."""
 
+    # -- writes: the single db_write thread (in_db_write) ------------------------------------
+    def store_many(items, overwrite=False, origin=None, max_storage_mb=0, max_patients=0):  # noqa: N805
+        """Index ``[(ParsedInstance, file uuid)]`` in one transaction; a StoreResult or error each."""
+
+    def delete(public_id, level):  # noqa: N805
+        """Delete a resource, its descendants and emptied ancestors: (file uuids, remaining ancestor)."""
+
+    def mark_stable(stable_age):  # noqa: N805
+        """Mark resources without news for ``stable_age`` seconds as stable, logging Stable* changes."""
+
+    def set_user_metadata(public_id, name, value):  # noqa: N805
+        """Set (or, with None, remove) a user metadata entry."""
+
+    def set_protected(public_id, protected):  # noqa: N805
+        """Protect a patient against recycling, or not."""
+
+    def clear_changes():  # noqa: N805
+        """Empty the changes log."""
+
+    def clear_exports():  # noqa: N805
+        """Empty the exports log."""
+
+    def log_export(public_id, remote):  # noqa: N805
+        """Record that a resource was sent to ``remote``."""
+
+    # -- reads: any db thread (in_db) ---------------------------------------------------------
+    def existing_instances(public_ids):  # noqa: N805
+        """The subset of instance IDs already stored."""
+
+    def level_of(public_id):  # noqa: N805
+        """"Patient", "Study", "Series", "Instance", or None when unknown."""
+
+    def internal_of(public_id, level):  # noqa: N805
+        """The internal key of a resource; UnknownResource when absent (or of another level)."""
+
+    def list_ids(level, since, limit):  # noqa: N805
+        """Public IDs of a level in creation order, paged."""
+
+    def relatives(public_id, level, target):  # noqa: N805
+        """IDs at ``target`` level under (or the one above) a resource."""
+
+    def describe(public_ids):  # noqa: N805
+        """Orthanc's JSON of each resource, in order."""
+
+    def main_tags(internals):  # noqa: N805
+        """``{internal: {keyword: value}}`` of the indexed main tags."""
+
+    def instance(public_id):  # noqa: N805
+        """What is stored about one instance's file: uuid, size, md5, syntax, frame table, origin..."""
+
+    def instances_under(public_ids):  # noqa: N805
+        """Every instance under resources, once, with its file and its ancestors' main tags."""
+
+    def user_metadata(public_id):  # noqa: N805
+        """``{name: value}`` of user metadata."""
+
+    def is_protected(public_id):  # noqa: N805
+        """Whether a patient is protected."""
+
+    def statistics(public_id):  # noqa: N805
+        """Counts and sizes of everything (None) or of a resource's subtree."""
+
+    def changes(since, limit):  # noqa: N805
+        """Orthanc's /changes answer."""
+
+    def last_changes(limit):  # noqa: N805
+        """Orthanc's /changes?last answer."""
+
+    def exports(since, limit):  # noqa: N805
+        """Orthanc's /exports answer."""
+
+    def find(level, query, case_sensitive=True, limit=0, since=0):  # noqa: N805
+        """Public IDs matching an Orthanc /tools/find query."""
+
+    def lookup(value):  # noqa: N805
+        """Resources whose identifying tag equals ``value``."""
+
+    def requested_tags(public_ids, names):  # noqa: N805
+        """``{id: {name: value}}`` of main, computed and stored tags."""
+
+    def unreferenced_files(uuids):  # noqa: N805
+        """Those of ``uuids`` that no instance references (crash leftovers)."""
+
 
 class IMetadataStrategy(Interface):
     """How WADO-RS metadata of a study or series is produced (Full, MainDicomTags, Extrapolate)."""

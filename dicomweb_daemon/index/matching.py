@@ -150,7 +150,7 @@ def split_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 class FindMixin:
-    def find(self, level: str, query: dict[str, str], *, case_sensitive: bool = True, limit: int = 0,
+    def find(self, level: str, query: dict[str, str], case_sensitive: bool = True, limit: int = 0,
              since: int = 0) -> list[str]:
         """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``.
 

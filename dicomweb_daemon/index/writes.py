@@ -37,7 +37,7 @@ class WritesMixin:
             raise result
         return result
 
-    def store_many(self, items: list[tuple[ParsedInstance, str]], *, overwrite: bool = False,
+    def store_many(self, items: list[tuple[ParsedInstance, str]], overwrite: bool = False,
                    origin: Origin | None = None, max_storage_mb: int = 0,
                    max_patients: int = 0) -> list[StoreResult | DaemonError]:
         """Index several instances in one transaction (one commit, one fsync for a whole STOW).
