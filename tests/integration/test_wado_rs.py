@@ -172,6 +172,7 @@ def test_unknown_and_malformed_uids(daemon):
     assert_json_error(daemon.get(f"/dicom-web/studies/{ds.StudyInstanceUID}/series/1.2.3.999"), 404)
     assert_json_error(daemon.get(url_of(ds, "series") + "/instances/1.2.3.999/metadata"), 404)
     assert_json_error(daemon.get("/dicom-web/studies/not-a-uid"), 400)
+    assert_json_error(daemon.get(url_of(ds) + "/no-such-resource"), 404)
 
 
 # -- metadata -------------------------------------------------------------------------------------

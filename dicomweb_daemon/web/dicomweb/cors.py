@@ -5,6 +5,10 @@ list empty nothing is added, as before CORS existed.
 """
 from __future__ import annotations
 
+import functools
+
+from ..routing import route
+
 EXPOSED = (b"Content-Type, Content-Length, Content-Range, Content-Location, Content-Encoding, ETag, "
            b"Last-Modified, Accept-Ranges, Location, Warning")
 METHODS = b"GET, HEAD, POST, PUT, DELETE, OPTIONS"
@@ -45,3 +49,23 @@ def preflight(request, config: dict) -> bytes:
         request.setHeader(b"Access-Control-Allow-Headers", asked.encode("latin-1") if asked else HEADERS)
         request.setHeader(b"Access-Control-Max-Age", b"600")
     return b""
+
+
+def cors_route(path: str, methods: tuple[str, ...] = ("GET", "HEAD")):
+    """``@route`` for a family with a ``config`` (DicomWeb section): also answers the OPTIONS
+    preflight of ``path``, and adds the CORS headers to every answer (errors included) up front.
+
+    Per path rather than one catch-all OPTIONS route: a catch-all would turn every unknown URL
+    under the root into 405 instead of 404."""
+
+    def mark(f):
+        @functools.wraps(f)
+        async def handler(self, request, *args, **kwargs):
+            if request.method == b"OPTIONS":
+                return preflight(request, self.config)
+            add_cors(request, self.config)
+            return await f(self, request, *args, **kwargs)
+
+        return route(path, methods=(*methods, "OPTIONS"))(handler)
+
+    return mark

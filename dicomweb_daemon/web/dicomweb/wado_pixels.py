@@ -17,8 +17,7 @@ from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
-from ..routing import route
-from .cors import add_cors
+from .cors import cors_route
 from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, streamed, swap_native_frame
 
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
@@ -118,9 +117,8 @@ def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
 class PixelRoutesMixin:
     """Bulk data and frames; expects ``index``, ``storage`` and ``config`` on the family."""
 
-    @route("/studies/<study>/series/<series>/instances/<sop>/bulk/<path:tag_path>", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>/instances/<sop>/bulk/<path:tag_path>", methods=("GET", "HEAD"))
     async def bulk(self, request, study, series, sop, tag_path):
-        add_cors(request, self.config)
         segments = [s for s in tag_path.split("/") if s]
         for i, s in enumerate(segments):
             if (i % 2 == 0 and not _TAG.match(s)) or (i % 2 == 1 and not s.isdigit()):
@@ -197,9 +195,8 @@ class PixelRoutesMixin:
         await streamed(request, produce)
         return None
 
-    @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frame_list>", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>/instances/<sop>/frames/<frame_list>", methods=("GET", "HEAD"))
     async def frames(self, request, study, series, sop, frame_list):
-        add_cors(request, self.config)
         numbers = parse_frame_list(frame_list)
         row = (await in_db(self.index.wado_instances, study, series, sop))[0]
         return await self.send_frames(request, row, numbers, accept_of(request))

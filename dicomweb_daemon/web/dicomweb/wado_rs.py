@@ -16,8 +16,7 @@ from ...metadata.xml import json_to_xml
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, accept_of
-from ..routing import route
-from .cors import add_cors, preflight
+from .cors import cors_route
 from .retrieve import dicom_target, is_pixel_request, stream_stored, streamed, transcoded_file
 from .urls import base_url
 from .wado_pixels import PixelRoutesMixin, http_date
@@ -45,23 +44,17 @@ class WadoRoutes(PixelRoutesMixin):
         self.strategies = metadata_pkg.strategies()
         self.cache = MetadataCache()
 
-    # -- CORS preflight (any path under Root) --------------------------------------------------
-    @route("/<path:rest>", methods=("OPTIONS",))
-    async def options(self, request, rest):
-        return preflight(request, self.config)
-
     # -- retrieve (PS3.18 §10.4.1.1.1) ----------------------------------------------------------
-    @route("/studies/<study>", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>", methods=("GET", "HEAD"))
     async def retrieve_study(self, request, study):
         return await self._retrieve(request, study)
 
-    @route("/studies/<study>/series/<series>", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>", methods=("GET", "HEAD"))
     async def retrieve_series(self, request, study, series):
         return await self._retrieve(request, study, series)
 
-    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>/instances/<sop>", methods=("GET", "HEAD"))
     async def retrieve_instance(self, request, study, series, sop):
-        add_cors(request, self.config)
         check_uids(study, series, sop)
         ranges = accept_of(request)
         if is_pixel_request(ranges):
@@ -70,7 +63,6 @@ class WadoRoutes(PixelRoutesMixin):
         return await self._retrieve(request, study, series, sop)
 
     async def _retrieve(self, request, study: str, series: str | None = None, sop: str | None = None):
-        add_cors(request, self.config)
         check_uids(study, series, sop)
         ranges = accept_of(request)
         rows = await in_db(self.index.wado_instances, study, series, sop)
@@ -102,20 +94,19 @@ class WadoRoutes(PixelRoutesMixin):
         await streamed(request, produce)
 
     # -- delete (beyond PS3.18: Orthanc's DELETE by UID) ------------------------------------------
-    @route("/studies/<study>", methods=("DELETE",))
+    @cors_route("/studies/<study>", methods=("DELETE",))
     async def delete_study(self, request, study):
         return await self._delete(request, study)
 
-    @route("/studies/<study>/series/<series>", methods=("DELETE",))
+    @cors_route("/studies/<study>/series/<series>", methods=("DELETE",))
     async def delete_series(self, request, study, series):
         return await self._delete(request, study, series)
 
-    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("DELETE",))
+    @cors_route("/studies/<study>/series/<series>/instances/<sop>", methods=("DELETE",))
     async def delete_instance(self, request, study, series, sop):
         return await self._delete(request, study, series, sop)
 
     async def _delete(self, request, study: str, series: str | None = None, sop: str | None = None):
-        add_cors(request, self.config)
         check_uids(study, series, sop)
         for public_id in await in_db(self.index.wado_resource_ids, study, series, sop):
             await self.daemon.delete(public_id)
@@ -123,20 +114,19 @@ class WadoRoutes(PixelRoutesMixin):
         return b""
 
     # -- metadata (PS3.18 §10.4.1.1.2) --------------------------------------------------------------
-    @route("/studies/<study>/metadata", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/metadata", methods=("GET", "HEAD"))
     async def study_metadata(self, request, study):
         return await self._metadata(request, study)
 
-    @route("/studies/<study>/series/<series>/metadata", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>/metadata", methods=("GET", "HEAD"))
     async def series_metadata(self, request, study, series):
         return await self._metadata(request, study, series)
 
-    @route("/studies/<study>/series/<series>/instances/<sop>/metadata", methods=("GET", "HEAD"))
+    @cors_route("/studies/<study>/series/<series>/instances/<sop>/metadata", methods=("GET", "HEAD"))
     async def instance_metadata(self, request, study, series, sop):
         return await self._metadata(request, study, series, sop)
 
     async def _metadata(self, request, study: str, series: str | None = None, sop: str | None = None):
-        add_cors(request, self.config)
         check_uids(study, series, sop)
         xml = metadata_as_xml(accept_of(request))
         strategy, tags = metadata_pkg.strategy_for(self.strategies, self.config, series, sop)

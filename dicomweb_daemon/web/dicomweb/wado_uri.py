@@ -11,8 +11,8 @@ import io
 from ...errors import BadRequest, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..negotiation import EXPLICIT_LE
-from ..routing import arg, route
-from .cors import add_cors, preflight
+from ..routing import arg
+from .cors import cors_route
 from .retrieve import can_transcode, codec, read_file, stream_stored, streamed, transcoded_file
 from .wado_rs import check_uids
 
@@ -56,13 +56,8 @@ class WadoUriRoutes:
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["WadoRoot"]
 
-    @route("/", methods=("OPTIONS",))
-    async def options(self, request):
-        return preflight(request, self.config)
-
-    @route("/", methods=("GET", "HEAD"))
+    @cors_route("/", methods=("GET", "HEAD"))
     async def wado(self, request):
-        add_cors(request, self.config)
         request_type = _required(request, "requestType")
         if request_type != "WADO":
             raise BadRequest("Bad request", f"requestType must be WADO, not {request_type!r}")
