@@ -42,6 +42,7 @@ TOP: dict[str, Option] = {
     "DicomAet": Option(str, "ORTHANC", "Application entity title of this server."),
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
+    "SyncWrites": Option(bool, True, "fsync files and index commits before acknowledging a store."),
     "IngestWorkers": Option(int, -1, "Processes that parse DICOM at ingest (-1: one per core, 0: threads).",
                             minimum=-1),
 }

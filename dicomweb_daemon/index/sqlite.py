@@ -34,8 +34,9 @@ class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, Computed
 
     name = "sqlite"
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, sync: bool = True):
         self.path = path
+        self.sync = sync
         self._local = threading.local()
         self._write_lock = threading.Lock()
         if path:
@@ -47,13 +48,14 @@ class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, Computed
     def open(self, settings) -> SqliteIndex:
         folder = os.path.abspath(settings.index_directory)
         os.makedirs(folder, exist_ok=True)
-        return SqliteIndex(os.path.join(folder, "index.sqlite"))
+        return SqliteIndex(os.path.join(folder, "index.sqlite"), settings.SyncWrites)
 
     def _connect(self) -> sqlite3.Connection:
         c = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         c.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit acknowledged to a client survives a power cut, not only a kill -9.
-        c.execute("PRAGMA synchronous=FULL")
+        # FULL: a commit acknowledged to a client survives a power cut. NORMAL (WAL): it survives a
+        # crash of the daemon (kill -9), as the WAL is in the OS's cache, but maybe not of the machine.
+        c.execute(f"PRAGMA synchronous={'FULL' if self.sync else 'NORMAL'}")
         c.execute("PRAGMA foreign_keys=ON")
         c.execute("PRAGMA cache_size=-65536")
         c.execute("PRAGMA temp_store=MEMORY")

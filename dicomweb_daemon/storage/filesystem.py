@@ -18,12 +18,13 @@ class FilesystemStorage:
 
     name = "filesystem"
 
-    def __init__(self, root: str | None = None):
+    def __init__(self, root: str | None = None, sync: bool = True):
         self.root = pathlib.Path(root) if root else None
+        self.sync = sync  # fsync files and folders: a stored file survives a power cut
         self.tmp = self.root / "tmp" if root else None
 
     def open(self, settings) -> FilesystemStorage:
-        storage = FilesystemStorage(os.path.abspath(settings.StorageDirectory))
+        storage = FilesystemStorage(os.path.abspath(settings.StorageDirectory), settings.SyncWrites)
         storage.tmp.mkdir(parents=True, exist_ok=True)
         storage.sweep_temp()
         return storage
@@ -54,17 +55,20 @@ class FilesystemStorage:
     def create(self, uuid: str, kind: str, source_path: str) -> None:
         target = self._path(uuid)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source_path, "rb") as f:
-            os.fsync(f.fileno())
+        if self.sync:
+            with open(source_path, "rb") as f:
+                os.fsync(f.fileno())
         if os.path.dirname(os.path.abspath(source_path)) == str(self.tmp):
             os.replace(source_path, target)
         else:
             staging = self.temp_path()
             shutil.copyfile(source_path, staging)
-            with open(staging, "rb") as f:
-                os.fsync(f.fileno())
+            if self.sync:
+                with open(staging, "rb") as f:
+                    os.fsync(f.fileno())
             os.replace(staging, target)
-        _fsync_dir(target.parent)
+        if self.sync:
+            _fsync_dir(target.parent)
 
     def read(self, uuid: str, kind: str) -> bytes:
         return self._path(uuid).read_bytes()

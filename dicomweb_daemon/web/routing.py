@@ -46,7 +46,9 @@ def json_response(request, body: Any, status: int = 200) -> bytes:
     """Orthanc's JSON answer: indented by three spaces, UTF-8."""
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(body, indent=3, ensure_ascii=False).encode("utf-8")
+    data = json.dumps(body, indent=3, ensure_ascii=False).encode("utf-8")
+    request.setHeader(b"Content-Length", str(len(data)).encode())
+    return data
 
 
 def query(request) -> dict[str, list[str]]:

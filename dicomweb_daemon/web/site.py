@@ -43,6 +43,11 @@ class SpoolingRequest(Request):
         self.content.write(data)
 
     def requestReceived(self, command, path, version):  # noqa: N802 - Twisted API
+        transport = getattr(self.channel, "transport", None)
+        if transport is not None and hasattr(transport, "setTcpNoDelay"):
+            # Answers leave in several writes (headers, body, the last chunk): with Nagle's algorithm
+            # and the client's delayed ACK each small request would wait ~40 ms.
+            transport.setTcpNoDelay(True)
         if self.too_large:
             self.method, self.uri = command, path
             self.clientproto = version

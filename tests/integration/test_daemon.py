@@ -140,9 +140,10 @@ def test_authentication_challenges_and_accepts(make_daemon):
     assert r.status_code == 200
 
 
-def test_acknowledged_store_survives_kill_9(make_daemon):
-    """A file acknowledged with 200 is there after kill -9 and a restart, file and index."""
-    d = make_daemon()
+@pytest.mark.parametrize("sync", [True, False])
+def test_acknowledged_store_survives_kill_9(make_daemon, sync):
+    """A file acknowledged with 200 is there after kill -9 and a restart, file and index (fsync or not)."""
+    d = make_daemon({"SyncWrites": sync})
     answers = [d.store(make_ct(f"K9-{i}")) for i in range(5)]
     d.kill9()
     d.start()
