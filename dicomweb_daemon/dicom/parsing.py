@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -60,14 +61,19 @@ def element_text(elem: DataElement) -> str:
     return str(value)
 
 
+_MAIN_TAG_NUMBERS = {level: [(kw, tag_for_keyword(kw)) for kw in kws] for level, kws in MAIN_TAGS.items()}
+
+
 def _main_tags(ds: Dataset) -> dict[str, dict[str, str]]:
+    """The main tags present in ``ds``, per level (looked up by tag number: this runs per ingest)."""
     out: dict[str, dict[str, str]] = {}
-    for level, keywords in MAIN_TAGS.items():
+    for level, tags in _MAIN_TAG_NUMBERS.items():
         found = {}
-        for kw in keywords:
-            elem = ds.data_element(kw) if kw in ds else None
-            if isinstance(elem, DataElement) and elem.VR != "SQ":
-                found[kw] = element_text(elem).strip("\x00 ")
+        for kw, tag in tags:
+            if tag in ds:
+                elem = ds[tag]
+                if elem.VR != "SQ":
+                    found[kw] = element_text(elem).strip("\x00 ")
         out[level] = found
     return out
 
