@@ -145,16 +145,18 @@ class WritesMixin:
     def mark_stable(self, stable_age: float) -> int:
         """Mark resources without a new instance for ``stable_age`` seconds as stable; log it."""
         limit = time.time() - stable_age
+        due = "SELECT internal, level, public_id FROM resources WHERE stable = 0 AND last_update_ts <= ?"
+        if self.db.execute(due + " LIMIT 1", (limit,)).fetchone() is None:
+            return 0  # the common case: no write transaction at all
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         with self.transaction() as c:
-            rows = c.execute("SELECT internal, level, public_id FROM resources "
-                             "WHERE stable = 0 AND last_update_ts <= ? AND level < 3", (limit,)).fetchall()
+            rows = c.execute(due, (limit,)).fetchall()
             c.executemany("UPDATE resources SET stable = 1 WHERE internal = ?", [(r[0],) for r in rows])
-            # Deepest first, as Orthanc reports a series before its study and patient.
+            # Deepest first, as Orthanc reports a series before its study and patient; instances
+            # have no stability of their own.
             c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
                           [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp)
-                           for r in sorted(rows, key=lambda r: -r[1])])
-            c.execute("UPDATE resources SET stable = 1 WHERE stable = 0 AND level = 3")
+                           for r in sorted(rows, key=lambda r: -r[1]) if r[1] < 3])
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:
