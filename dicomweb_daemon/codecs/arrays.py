@@ -91,7 +91,7 @@ def instance_array(path, rescale: bool = True, budget: int | None = None) -> np.
         if _is_color(image, photometric):
             array = color_to_8bit(image.ds, array, photometric, image.px["bits_stored"])
         elif rescale:
-            array = modality_values(image.ds, array)
+            array = modality_values(image.ds, array, index)
         frames.append(array if array.ndim == 3 else array[:, :, None])
     return np.stack(frames)
 

@@ -39,7 +39,42 @@ class Image:
         if not 0 <= index < self.frames:
             raise UnknownResource("Unknown resource", f"frame {index + 1} does not exist "
                                   f"(the instance has {self.frames})")
+        if getattr(self, "_cache", None) is None:
+            one = self._read_one(index)
+            if one is not None:
+                return one
         return self._frames()[index]
+
+    def _read_one(self, index: int) -> bytes | None:
+        """Read only frame ``index`` from the file when the pixel data is still deferred: one frame
+        of a large multi-frame instance costs one frame of I/O. None when that is not possible."""
+        from pydicom.dataelem import RawDataElement
+        from pydicom.encaps import get_frame
+
+        path = getattr(self.ds, "filename", None)
+        if not isinstance(path, str) or self.transfer_syntax == uid.DeflatedExplicitVRLittleEndian:
+            return None
+        raw = self.ds.get_item("PixelData", keep_deferred=True)
+        if not isinstance(raw, RawDataElement) or raw.value is not None or raw.value_tell is None:
+            return None
+        with open(path, "rb") as f:
+            f.seek(raw.value_tell)
+            if uid.UID(self.transfer_syntax).is_compressed:
+                extended = None
+                if "ExtendedOffsetTable" in self.ds and "ExtendedOffsetTableLengths" in self.ds:
+                    extended = (self.ds.ExtendedOffsetTable, self.ds.ExtendedOffsetTableLengths)
+                try:
+                    return get_frame(f, index, number_of_frames=self.frames, extended_offsets=extended)
+                except Exception as e:  # noqa: BLE001 - broken item tags, missing fragments...
+                    raise BadFileFormat("Bad file format", f"the encapsulated pixel data is invalid: {e}") \
+                        from None
+            if self.px["bits_allocated"] == 1 or (self.transfer_syntax == uid.ExplicitVRBigEndian
+                                                  and self.px["bits_allocated"] == 8):
+                return None  # bit-packed or byte-swapped: the whole-data path handles those
+            limits.check_native_length(self.px, raw.length)
+            size = limits.frame_bytes(self.px)
+            f.seek(raw.value_tell + index * size)
+            return f.read(size)
 
     def _frames(self) -> list[bytes]:
         cached = getattr(self, "_cache", None)

@@ -20,14 +20,30 @@ ENCAPSULATED_DOCUMENTS = {
 }
 
 
-def modality_values(ds: Dataset, array: np.ndarray) -> np.ndarray:
-    """PS3.3 C.11.1: stored values to modality values (LUT sequence, else slope and intercept)."""
+def _functional_group(ds: Dataset, frame: int, sequence: str):
+    """The item of ``sequence`` for ``frame`` in an enhanced multi-frame image (PS3.3 C.7.6.16):
+    per-frame groups first, then the shared ones; None when absent."""
+    for group in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        items = ds.get(group)
+        if not items:
+            continue
+        item = items[frame] if group.startswith("Per") and frame < len(items) else items[0]
+        found = item.get(sequence)
+        if found:
+            return found[0]
+    return None
+
+
+def modality_values(ds: Dataset, array: np.ndarray, frame: int = 0) -> np.ndarray:
+    """PS3.3 C.11.1: stored values to modality values (LUT sequence, else slope and intercept,
+    taken from the frame's Pixel Value Transformation in enhanced images)."""
     if "ModalityLUTSequence" in ds:
         from pydicom.pixels import apply_modality_lut
 
         return np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    source = _functional_group(ds, frame, "PixelValueTransformationSequence") or ds
+    slope = float(source.get("RescaleSlope", 1) or 1)
+    intercept = float(source.get("RescaleIntercept", 0) or 0)
     out = array.astype(np.float64)
     if slope != 1:
         out *= slope
@@ -60,15 +76,9 @@ def _first(value) -> float:
 
 def file_window(ds: Dataset, frame: int) -> tuple[float, float, str] | None:
     """The first window of the file: per-frame functional groups first, then the image's own."""
-    for group in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
-        seq = ds.get(group)
-        if not seq:
-            continue
-        item = seq[frame] if group.startswith("Per") and frame < len(seq) else seq[0]
-        voi = item.get("FrameVOILUTSequence")
-        if voi and "WindowCenter" in voi[0] and "WindowWidth" in voi[0]:
-            return _first(voi[0].WindowCenter), _first(voi[0].WindowWidth), \
-                str(voi[0].get("VOILUTFunction", "LINEAR") or "LINEAR")
+    voi = _functional_group(ds, frame, "FrameVOILUTSequence")
+    if voi is not None and "WindowCenter" in voi and "WindowWidth" in voi:
+        return _first(voi.WindowCenter), _first(voi.WindowWidth), str(voi.get("VOILUTFunction", "LINEAR") or "LINEAR")
     if "WindowCenter" in ds and "WindowWidth" in ds and ds.WindowCenter not in (None, "") \
             and ds.WindowWidth not in (None, ""):
         return _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
@@ -79,7 +89,7 @@ def grayscale_to_8bit(ds: Dataset, array: np.ndarray, frame: int,
                       window: tuple | None, photometric: str) -> np.ndarray:
     """The grayscale pipeline: modality LUT, VOI (explicit window, file window, VOI LUT, or the
     frame's range), then MONOCHROME1 inversion (PS3.3 C.7.6.3.1.2)."""
-    values = modality_values(ds, array)
+    values = modality_values(ds, array, frame)
     if window is not None:
         center, width, function = window
         out = window_to_8bit(values, center, width, function)

@@ -138,6 +138,52 @@ def test_signed_mr_renders_with_its_window(daemon):
     assert np.abs(png(r.content).astype(int) - expected).max() <= 1
 
 
+def _lut(item) -> tuple[int, np.ndarray]:
+    first = int(item.LUTDescriptor[1])
+    data = item.LUTData
+    return first, np.asarray(data if not isinstance(data, bytes) else np.frombuffer(data, "<u2"), dtype=float)
+
+
+def test_modality_lut_sequence(daemon):
+    """A Modality LUT Sequence maps stored values through its table before the window (PS3.3 C.11.1)."""
+    data = fresh("mlut_18.dcm")
+    daemon.store(data)
+    ds = read(data)
+    first, table = _lut(ds.ModalityLUTSequence[0])
+    values = table[np.clip(ds.pixel_array.astype(int) - first, 0, len(table) - 1)]
+    expected = np.rint((values - values.min()) * 255 / (values.max() - values.min()))
+    r = daemon.get(instance_url(data) + "/rendered", headers={"Accept": "image/png"})
+    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+
+
+def test_voi_lut_sequence(daemon):
+    """Without a window, a VOI LUT Sequence maps modality values to display values (PS3.3 C.11.2)."""
+    data = fresh("vlut_04.dcm")
+    daemon.store(data)
+    ds = read(data)
+    item = ds.VOILUTSequence[0]
+    first, table = _lut(item)
+    bits = int(item.LUTDescriptor[2])
+    values = table[np.clip(ds.pixel_array.astype(int) - first, 0, len(table) - 1)]
+    expected = np.rint(values * 255 / ((1 << bits) - 1))
+    r = daemon.get(instance_url(data) + "/rendered", headers={"Accept": "image/png"})
+    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+
+
+def test_enhanced_ct_uses_functional_groups(daemon):
+    """An enhanced CT takes rescale and window from its functional groups, frame by frame."""
+    data = fresh("eCT_Supplemental.dcm")
+    daemon.store(data)
+    ds = read(data)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    rescale = shared.PixelValueTransformationSequence[0]
+    voi = shared.FrameVOILUTSequence[0]
+    frame = ds.pixel_array[1].astype(float) * float(rescale.RescaleSlope) + float(rescale.RescaleIntercept)
+    expected = reference_window(frame, float(voi.WindowCenter), float(voi.WindowWidth))
+    r = daemon.get(instance_url(data) + "/frames/2/rendered", headers={"Accept": "image/png"})
+    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+
+
 def test_palette_color_renders_through_its_lut(daemon):
     """PALETTE COLOR maps each index through the red, green and blue LUTs (PS3.3 C.7.6.3.1.5)."""
     path = fresh("OBXXXX1A.dcm")
@@ -384,3 +430,21 @@ def test_transfer_syntaxes_route(daemon):
     assert "1.2.840.10008.1.2.4.201" in body["Decodable"]  # HTJ2K lossless
     assert {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80",
             "1.2.840.10008.1.2.4.90"} <= set(body["Encodable"])
+
+
+def test_study_rendered_skips_what_cannot_render(daemon):
+    """A study rendering skips instances without pixels or with corrupt ones; none renderable is a 406."""
+    study = generate_uid()
+    daemon.store(make_ct(patient_id="MIXED", study_uid=study, instance_number=1))
+    broken = read(make_ct(patient_id="MIXED", study_uid=study, instance_number=2))
+    broken.PixelData = b"\0" * 100  # far shorter than 64x64x2 bytes
+    daemon.store(as_bytes(broken))
+    r = daemon.get(f"/dicom-web/studies/{study}/rendered")
+    assert r.status_code == 200 and r.content.count(b"\xff\xd8\xff") == 1
+    assert r.content.rstrip().endswith(b"--")
+    only_text = generate_uid()
+    report = read(make_ct(patient_id="MIXED", study_uid=only_text))
+    del report.PixelData
+    daemon.store(as_bytes(report))
+    none = daemon.get(f"/dicom-web/studies/{only_text}/rendered")
+    assert none.status_code == 406 and none.json()["HttpStatus"] == 406

@@ -8,11 +8,12 @@ of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width
 from __future__ import annotations
 
 from ... import codecs
-from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
+from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource, UnsupportedMediaType
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..rest.images import accepted, instance_source
 from ..routing import arg, route
+from ..streaming import Backpressure, ClientGone
 
 RENDERED_TYPES = ["image/jpeg", "image/png", "image/gif"]
 THUMBNAIL_VIEWPORT = (128, 128)
@@ -175,22 +176,33 @@ class RenderedRoutes:
         raise last_error or NotAcceptable("Not acceptable", "nothing to render")
 
     async def _many(self, request, ids: list[str]):
-        """A multipart/related of every image instance rendered; non-image instances are skipped."""
+        """A multipart/related of every image instance rendered, streamed part by part as each is
+        rendered; instances that cannot be rendered (not images, corrupt pixels) are skipped."""
         options = self._options(request, False)
         writer = MultipartWriter(options["media_type"])
-        body: list[bytes] = []
-        for public_id in ids:
-            source = await instance_source(self.daemon, public_id)
-            try:
-                data = await in_cpu(codecs.render, source, 1, **options)
-            except NotAcceptable:
-                continue
-            body += [writer.part_header(), data, writer.part_end()]
-        if not body:
-            raise NotAcceptable("Not acceptable", "none of these instances is an image")
-        body.append(writer.close())
-        request.setHeader(b"Content-Type", writer.content_type())
-        return b"".join(body)
+        out: Backpressure | None = None
+        last_error: DaemonError | None = None
+        try:
+            for public_id in ids:
+                source = await instance_source(self.daemon, public_id)
+                try:
+                    data = await in_cpu(codecs.render, source, 1, **options)
+                except (NotAcceptable, UnsupportedMediaType, BadRequest) as e:
+                    last_error = e
+                    continue
+                if out is None:
+                    request.setHeader(b"Content-Type", writer.content_type())
+                    out = Backpressure(request)
+                await out.write(writer.part_header() + data + writer.part_end())
+            if out is None:
+                raise last_error or NotAcceptable("Not acceptable", "none of these instances is an image")
+            await out.write(writer.close())
+        except ClientGone:
+            pass
+        finally:
+            if out is not None:
+                out.done()
+        return None
 
 
 def _frame_list(frames: str) -> list[int]:
