@@ -358,6 +358,29 @@ def test_encapsulated_frames_as_stored(daemon, name, media_type, syntax):
     assert parts(r)[0][0]["content-type"] == f"application/octet-stream; transfer-syntax={syntax}"
 
 
+def test_encapsulated_pixel_data_at_the_instance_url_is_every_frame(daemon):
+    """Asking the instance URL for its compressed media type answers every frame as stored, in order."""
+    data, ds = renamed("emri_small_jpeg_2k_lossless.dcm")
+    daemon.store(data)
+    r = daemon.get(url_of(ds), headers={"Accept": 'multipart/related; type="image/jp2"'})
+    assert r.status_code == 200, r.text
+    assert [body for _, body in parts(r)] == list(generate_frames(ds.PixelData, number_of_frames=10))
+
+
+def test_head_and_refused_everything(daemon):
+    """HEAD answers headers without a body; an Accept where everything has q=0 is 406."""
+    data, ds = stored(daemon, CT_SMALL)
+    plain = {"Accept-Encoding": "identity"}
+    head = requests.head(daemon.url + url_of(ds, "series") + "/metadata", headers=plain, timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    body = daemon.get(url_of(ds, "series") + "/metadata", headers=plain).content
+    assert int(head.headers["Content-Length"]) == len(body)
+    head = requests.head(daemon.url + url_of(ds), headers={"Accept": DICOM_ANY}, timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Type"].startswith("multipart/related")
+    assert_json_error(daemon.get(url_of(ds), headers={"Accept": "*/*; q=0"}), 406)
+
+
 def test_compressed_frames_decoded_to_native_on_request(daemon):
     """Accept application/octet-stream without syntax decodes a lossless JPEG 2000 frame to native bytes."""
     data, ds = renamed("emri_small_jpeg_2k_lossless.dcm")

@@ -94,6 +94,8 @@ def dicom_target(ranges: list[MediaRange], stored: set[str]) -> str | None:
 
 def is_pixel_request(ranges: list[MediaRange]) -> bool:
     """At an instance URL, the best range asks for the pixel data (bulk) rather than the file."""
+    if not ranges:  # everything had q=0: nothing is acceptable, the file route says so
+        return False
     best = ranges[0]
     kind = best.part_type if best.media_type in ("multipart/related", "multipart/*") else best.media_type
     kind = kind or "application/dicom"
