@@ -154,6 +154,29 @@ def crop(array: np.ndarray, region: tuple | None) -> np.ndarray:
     return array[top:bottom, left:right]
 
 
+def source_rectangle(array: np.ndarray, viewport: tuple | None) -> np.ndarray:
+    """PS3.18 §8.3.5.1.3: ``viewport=vw,vh,sx,sy,sw,sh`` renders only the source rectangle at
+    (sx, sy) of sw x sh pixels; a negative sw or sh flips the image along that axis."""
+    if not viewport or len(viewport) < 6:
+        return array
+    rows, cols = array.shape[:2]
+    sx, sy = int(viewport[2] or 0), int(viewport[3] or 0)
+    sw = int(viewport[4]) if viewport[4] else cols - sx
+    sh = int(viewport[5]) if viewport[5] else rows - sy
+    left, right = sorted((sx, sx + sw))
+    top, bottom = sorted((sy, sy + sh))
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(cols, right), min(rows, bottom)
+    if right <= left or bottom <= top:
+        raise BadRequest("Bad request", "the viewport's source rectangle lies outside the image")
+    out = array[top:bottom, left:right]
+    if sw < 0:
+        out = out[:, ::-1]
+    if sh < 0:
+        out = out[::-1]
+    return out
+
+
 def fit(width: int, height: int, viewport: tuple | None) -> tuple[int, int]:
     """Scale to fit the viewport, keeping the aspect ratio (PS3.18 §8.3.5.1.2)."""
     if not viewport:
@@ -205,7 +228,8 @@ def render(path, frame: int = 1, *, media_type: str = "image/jpeg", window: tupl
            all_frames: bool = False) -> bytes:
     """One frame (1-based, PS3.18) of ``path`` rendered as ``media_type``.
 
-    ``window`` is ``(center, width[, function])`` (PS3.18 §8.3.5.1.4), ``viewport`` ``(width, height)``,
+    ``window`` is ``(center, width[, function])`` (PS3.18 §8.3.5.1.4), ``viewport`` ``(width, height)``
+    or ``(vw, vh, sx, sy, sw, sh)`` (§8.3.5.1.3),
     ``region`` ``(x1, y1, x2, y2)`` fractions; ``all_frames`` with image/gif animates the instance."""
     if media_type not in MEDIA_TYPES:
         raise NotAcceptable("Not acceptable", f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
@@ -218,7 +242,8 @@ def render(path, frame: int = 1, *, media_type: str = "image/jpeg", window: tupl
     indexes = [frame - 1]
     if all_frames and media_type == "image/gif" and image.frames > 1:
         indexes = list(range(min(image.frames, MAX_ANIMATED_FRAMES)))
-    pictures = [to_pil(crop(frame_to_8bit(image, i, window), region), viewport) for i in indexes]
+    pictures = [to_pil(source_rectangle(crop(frame_to_8bit(image, i, window), region), viewport), viewport)
+                for i in indexes]
     return encode_picture(pictures, media_type, quality)
 
 
@@ -231,7 +256,8 @@ def parse_window(window) -> tuple[float, float, str] | None:
         center, width = float(window[0]), float(window[1])
     except (IndexError, TypeError, ValueError):
         raise BadRequest("Bad request", "window must be center,width[,function]") from None
-    function = str(window[2]).strip().upper() if len(window) > 2 and window[2] else "LINEAR"
+    # PS3.18 spells the functions linear, linear-exact, sigmoid; PS3.3 LINEAR, LINEAR_EXACT, SIGMOID.
+    function = str(window[2]).strip().upper().replace("-", "_") if len(window) > 2 and window[2] else "LINEAR"
     if function not in WINDOW_FUNCTIONS:
         raise BadRequest("Bad request", f"window function must be one of {', '.join(WINDOW_FUNCTIONS)}")
     if width <= 0:

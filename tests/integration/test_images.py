@@ -87,7 +87,7 @@ def test_rendered_ct_uses_rescale_and_file_window(daemon):
 def test_rendered_explicit_window(daemon, function):
     """window=center,width,function overrides the file's window, with each VOI LUT function."""
     daemon.store(CT_SMALL)
-    url = instance_url(CT_SMALL) + f"/frames/1/rendered?window=40,400,{function.lower()}"
+    url = instance_url(CT_SMALL) + f"/frames/1/rendered?window=40,400,{function.lower().replace('_', '-')}"
     r = daemon.get(url, headers={"Accept": "image/png"})
     assert r.status_code == 200, r.text
     ds = pydicom.dcmread(CT_SMALL)
@@ -448,3 +448,18 @@ def test_study_rendered_skips_what_cannot_render(daemon):
     daemon.store(as_bytes(report))
     none = daemon.get(f"/dicom-web/studies/{only_text}/rendered")
     assert none.status_code == 406 and none.json()["HttpStatus"] == 406
+
+
+def test_viewport_source_rectangle(daemon):
+    """viewport=vw,vh,sx,sy,sw,sh renders only that source rectangle, flipped when sw is negative."""
+    daemon.store(WINDOWED)
+    ds = read(WINDOWED)
+    full = reference_window(modality(ds, ds.pixel_array), 1500, 3000)
+    r = daemon.get(instance_url(WINDOWED) + "/rendered?viewport=20,10,8,4,20,10", headers={"Accept": "image/png"})
+    assert r.status_code == 200, r.text
+    assert np.abs(png(r.content).astype(int) - full[4:14, 8:28]).max() <= 1
+    flipped = daemon.get(instance_url(WINDOWED) + "/rendered?viewport=20,10,28,4,-20,10",
+                         headers={"Accept": "image/png"})
+    assert np.abs(png(flipped.content).astype(int) - full[4:14, 8:28][:, ::-1]).max() <= 1
+    outside = daemon.get(instance_url(WINDOWED) + "/rendered?viewport=20,10,500,500,20,10")
+    assert outside.status_code == 400

@@ -75,7 +75,9 @@ class RenderedRoutes:
             window = tuple(parts)
         viewport = _numbers(request, "viewport", 2, 6)
         if viewport is not None:
-            viewport = (int(viewport[0]), int(viewport[1]))
+            if len(viewport) not in (2, 6):
+                raise BadRequest("Bad request", "viewport must be vw,vh or vw,vh,sx,sy,sw,sh")
+            viewport = tuple(int(v) for v in viewport)
         elif thumbnail:
             viewport = THUMBNAIL_VIEWPORT
         quality = _numbers(request, "quality", 1, 1)
