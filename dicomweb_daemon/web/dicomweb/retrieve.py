@@ -202,6 +202,10 @@ async def streamed(request, produce) -> None:
         request.transport.abortConnection()
 
 
+class ShortRead(OSError):
+    """The stored file is shorter than the index says: the answer cannot be completed."""
+
+
 async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
                         end: int | None = None) -> None:
     """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
@@ -209,7 +213,7 @@ async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start:
     end = size if end is None else end
     path = storage.path(uuid, "dicom")
     if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
-        await out.write(await in_io(_read_whole, path) if path else await in_io(storage.read, uuid, "dicom"))
+        await out.write(checked(await read_file(storage, uuid), size))
         return
     f = await in_io(open, path, "rb") if path else None
     try:
@@ -220,13 +224,18 @@ async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start:
                 chunk = await in_io(_seek_read, f, pos, n)
             else:
                 chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
-            if not chunk:
-                break
-            await out.write(chunk)
-            pos += len(chunk)
+            await out.write(checked(chunk, n))
+            pos += n
     finally:
         if f is not None:
             await in_io(f.close)
+
+
+def checked(data: bytes, expected: int) -> bytes:
+    """``data`` if it has the length the index promised (and Content-Length announced)."""
+    if len(data) != expected:
+        raise ShortRead(f"read {len(data)} bytes of a stored file where {expected} were expected")
+    return data
 
 
 def _seek_read(f, pos: int, n: int) -> bytes:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 
+from twisted.internet import defer
+
 from ... import metadata as metadata_pkg
 from ...dicom.identifiers import is_valid_uid
 from ...errors import BadRequest, NotAcceptable
@@ -16,8 +18,17 @@ from ...metadata.xml import json_to_xml
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, accept_of
+from ..streaming import CHUNK
 from .cors import cors_route
-from .retrieve import dicom_target, is_pixel_request, stream_stored, streamed, transcoded_file
+from .retrieve import (
+    checked,
+    dicom_target,
+    is_pixel_request,
+    read_file,
+    stream_stored,
+    streamed,
+    transcoded_file,
+)
 from .urls import base_url
 from .wado_pixels import PixelRoutesMixin, http_date
 
@@ -75,21 +86,42 @@ class WadoRoutes(PixelRoutesMixin):
         return None
 
     async def _stream_instances(self, request, writer: MultipartWriter, rows: list[dict], target: str | None):
-        """One part per instance; stored bytes stream in chunks, re-encoded ones go whole."""
+        """One part per instance. Stored bytes stream (small files in one read, the next one read
+        while this one is sent); re-encoded ones go whole. As stored, the length is known up
+        front, so the answer has a Content-Length instead of chunked framing."""
+        def header(row: dict, ts: str, size: int) -> bytes:
+            return writer.part_header(f"application/dicom; transfer-syntax={ts}", {"Content-Length": str(size)})
+
+        if target is None:
+            total = sum(len(header(r, r["transfer_syntax"], r["file_size"])) + r["file_size"] + 2 for r in rows)
+            request.setHeader(b"Content-Length", str(total + len(writer.close())).encode())
+
+        def read_ahead(i: int):
+            if i < len(rows) and (target is None or target == rows[i]["transfer_syntax"]) \
+                    and rows[i]["file_size"] <= CHUNK:
+                return defer.ensureDeferred(read_file(self.storage, rows[i]["file_uuid"]))
+            return None
 
         async def produce(out):
-            for row in rows:
-                if target is None or target == row["transfer_syntax"]:
+            ahead = read_ahead(0)
+            try:
+                for i, row in enumerate(rows):
+                    current, ahead = ahead, read_ahead(i + 1)
                     ts, size = row["transfer_syntax"], row["file_size"]
-                    await out.write(writer.part_header(f"application/dicom; transfer-syntax={ts}",
-                                                       {"Content-Length": str(size)}))
-                    await stream_stored(out, self.storage, row["file_uuid"], size)
-                else:
-                    data = await transcoded_file(self.storage, row, target)
-                    await out.write(writer.part_header(f"application/dicom; transfer-syntax={target}",
-                                                       {"Content-Length": str(len(data))}) + data)
-                await out.write(writer.part_end())
-            await out.write(writer.close())
+                    if current is not None:
+                        data = checked(await current, size)
+                        await out.write(header(row, ts, size) + data + writer.part_end())
+                    elif target is None or target == ts:
+                        await out.write(header(row, ts, size))
+                        await stream_stored(out, self.storage, row["file_uuid"], size)
+                        await out.write(writer.part_end())
+                    else:
+                        data = await transcoded_file(self.storage, row, target)
+                        await out.write(header(row, target, len(data)) + data + writer.part_end())
+                await out.write(writer.close())
+            finally:
+                if ahead is not None:  # the client left: a read still under way must not log its failure
+                    ahead.addErrback(lambda _: None)
 
         await streamed(request, produce)
 
