@@ -176,7 +176,6 @@ def decode_frame(header: Dataset, frame: bytes, transfer_syntax: str, px: dict |
 
 
 def _with_dummy_pixels(header: Dataset) -> Dataset:
-    copy = Dataset()
-    copy.update(header)
+    copy = pixel_header(header)
     copy.PixelData = b""
     return copy

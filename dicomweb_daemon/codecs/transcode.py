@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from ..errors import BadFileFormat, DaemonError, NotAcceptable
 from . import limits
-from .frames import decode_frame, open_image
+from .frames import decode_frame, open_image, pixel_header
 from .providers import LITTLE_ENDIAN_NATIVE
 from .registry import decoder_for, encoder_for
 
@@ -37,8 +37,7 @@ def can_transcode(source_ts: str, target_ts: str) -> bool:
 def encode_array(header: Dataset, array: np.ndarray, changes: dict, target_ts: str,
                  quality: int | None = None) -> tuple[bytes, dict]:
     """Encode a decoded frame; ``changes`` are the attributes the decoder changed."""
-    described = Dataset()
-    described.update(header)
+    described = pixel_header(header)  # new elements: the caller's header must not change
     for keyword, value in changes.items():
         setattr(described, keyword, value)
     codec = encoder_for(target_ts)

@@ -241,3 +241,35 @@ def test_codecs_are_plugins():
 
     found = discover(ICodec)
     assert {"native", "pydicom", "rle", "jpeg-ls", "jpeg-2000", "pillow-jpeg"} <= set(found)
+
+
+@pytest.mark.parametrize("target", [uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
+                                    uid.ExplicitVRBigEndian])
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "SC_rgb_jpeg_gdcm.dcm", "emri_small_jpeg_ls_lossless.dcm",
+                                  "SC_rgb_expb_16bit_2frame.dcm", "OBXXXX1A_expb_2frame.dcm"])
+def test_native_targets_keep_every_pixel(name, target):
+    """Implicit VR, deflated and big endian targets hold exactly pydicom's pixels (byte order included)."""
+    path = get_testdata_file(name)
+    written, got = _decoded(codecs.transcode_file(path, target))
+    assert written.file_meta.TransferSyntaxUID == target
+    assert np.array_equal(got, pydicom.dcmread(path).pixel_array)
+
+
+def test_jpeg_baseline_from_8bit_greyscale():
+    """8-bit greyscale encodes as a greyscale JPEG baseline, MONOCHROME2 kept, close to the source."""
+    path = get_testdata_file("image_dfl.dcm")
+    written, got = _decoded(codecs.transcode_file(path, uid.JPEGBaseline8Bit))
+    assert written.PhotometricInterpretation == "MONOCHROME2"
+    reference = pydicom.dcmread(path).pixel_array.astype(int)
+    assert np.abs(got.astype(int) - reference).mean() < 3
+
+
+def test_frame_changes_are_reported():
+    """transcode_frame_ex says which pixel attributes the new frame needs (YBR_FULL_422 JPEG -> RGB)."""
+    path = get_testdata_file("SC_rgb_dcmtk_+eb+cy+np.dcm")
+    ds = pydicom.dcmread(path)
+    frame = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    data, changes = codecs.transcode_frame_ex(ds, frame, uid.JPEGBaseline8Bit, uid.ExplicitVRLittleEndian)
+    assert changes["PhotometricInterpretation"] == "RGB" and changes["PlanarConfiguration"] == 0
+    assert ds.PhotometricInterpretation == "YBR_FULL_422"  # the caller's header is left alone
+    assert np.array_equal(np.frombuffer(data, np.uint8).reshape(ds.Rows, ds.Columns, 3), ds.pixel_array)
