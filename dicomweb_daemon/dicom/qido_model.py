@@ -83,6 +83,7 @@ def keyword_of(tag: int) -> str:
     return keyword_for_tag(tag) or ""
 
 
+@lru_cache(maxsize=4096)
 def tag_hex(tag: int) -> str:
     return f"{tag:08X}"
 

@@ -78,8 +78,8 @@ class QidoMixin:
             register_functions(conn)
             self._local.qido_conn = conn
         fields = list(dict.fromkeys([*q.fields, *(f.tag for f in q.filters)]))
-        conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
-        sql = self._qido_select(q.level, conds)
+        joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
+        sql = self._qido_select(q.level, joins, conds)
         if not post:
             rows = conn.execute(sql + " LIMIT ? OFFSET ?", [*params, q.limit or -1, q.offset]).fetchall()
             return self._qido_build(q.level, rows, fields, q.all_fields)
@@ -109,15 +109,25 @@ class QidoMixin:
             return "r.parent"
         return f"a{k + 1}.parent"
 
-    def _qido_select(self, level: int, conds: list[str]) -> str:
+    def _qido_select(self, level: int, tag_joins: list[str], conds: list[str]) -> str:
         joins = "".join(f" JOIN resources a{k} ON a{k}.internal = {self._qido_ref(level, k)}"
-                        for k in range(level - 1, 0, -1))
+                        for k in range(level - 1, 0, -1)) + "".join(tag_joins)
         cols = ", ".join(self._qido_ref(level, k) for k in range(level, -1, -1))
-        where = " AND ".join([f"r.level = {int(level)}", *conds])
+        # With keys on main tags, "+" keeps SQLite from walking the level index in order (which it
+        # prefers for the ORDER BY) so that it starts from the keys' index; without keys, the level
+        # index in order is the best plan, paging included.
+        level_cond = f"{'+' if tag_joins else ''}r.level = {int(level)}"
+        where = " AND ".join([level_cond, *conds])
         return f"SELECT {cols} FROM resources r{joins} WHERE {where} ORDER BY r.internal"
 
-    def _qido_conditions(self, level: int, filters: list[Filter]) -> tuple[list[str], list, list[Filter]]:
-        """SQL conditions for the keys the index can answer; the others are returned to test later."""
+    def _qido_conditions(self, level: int, filters: list[Filter]) -> tuple[list[str], list[str], list, list[Filter]]:
+        """SQL joins and conditions for the keys the index can answer, and their parameters (joins'
+        first); the other keys are returned, to be tested on the built results.
+
+        A key on the main tags of the resource or an ancestor is a join, so that a selective key (a
+        UID, a PatientID) lets SQLite start from the main_tags index rather than scan a level."""
+        joins: list[str] = []
+        join_params: list = []
         conds: list[str] = []
         params: list = []
         post: list[Filter] = []
@@ -139,10 +149,12 @@ class QidoMixin:
                 sql, p = f.sql("ix.sop_class_uid")
                 conds.append(f"EXISTS (SELECT 1 FROM instances ix WHERE ix.internal = r.internal AND {sql})")
             elif (at := main_level(kw, level)) is not None and at <= level:
-                sql, p = f.sql("t.value", "t.norm")
-                conds.append(f"EXISTS (SELECT 1 FROM main_tags t WHERE t.internal = {self._qido_ref(level, at)} "
-                             f"AND t.tag = ? AND {sql})")
-                p = [kw, *p]
+                m = f"m{len(joins)}"
+                sql, p = f.sql(f"{m}.value", f"{m}.norm")
+                joins.append(f" JOIN main_tags {m} ON {m}.internal = {self._qido_ref(level, at)} "
+                             f"AND {m}.tag = ? AND {sql}")
+                join_params += [kw, *p]
+                continue
             elif at is not None:
                 sql, p = f.sql("t.value", "t.norm")
                 depth = at - level
@@ -154,7 +166,7 @@ class QidoMixin:
                 post.append(f)
                 continue
             params += p
-        return conds, params, post
+        return joins, conds, join_params + params, post
 
     # -- result attributes ------------------------------------------------------------------
     def _qido_build(self, level: int, rows: list[tuple], fields: list[int], all_fields: bool) -> list[dict]:

@@ -25,6 +25,7 @@ class Part:
 
     headers: dict[str, str]
     path: str
+    size: int = 0
 
     @property
     def content_type(self) -> str:
@@ -111,11 +112,12 @@ class MultipartSplitter:
         try:
             with os.fdopen(fd, "wb") as out:
                 self._copy_body(out)
+                size = out.tell()
         except BaseException:
             os.unlink(path)
             raise
         self.parts += 1
-        return Part(headers, path)
+        return Part(headers, path, size)
 
     def _copy_body(self, out) -> None:
         keep = len(self.delimiter) - 1

@@ -25,6 +25,10 @@ WRONG_STUDY = 0xA900
 OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0x0110
 PART_TYPES = {DICOM, "application/octet-stream", ""}
+# Parts ingested together: parsed in parallel and indexed in one transaction, without holding more
+# than this much spooled data at once.
+BATCH_PARTS = 32
+BATCH_BYTES = 256 << 20
 
 
 def _peek(path: str) -> tuple[str, str, str] | None:
@@ -90,7 +94,7 @@ class StowRoutes:
         failed: list[dict] = []
         if single:
             path = await self.daemon.spooled_body(request)
-            await self._store_part(Part({"content-type": DICOM}, path), study, referenced, failed)
+            await self._store_batch([Part({"content-type": DICOM}, path)], study, referenced, failed)
         else:
             await self._store_parts(request, params["boundary"], study, referenced, failed)
         body = self._response(study, referenced, failed)
@@ -100,52 +104,76 @@ class StowRoutes:
         return json_answer(request, self.daemon, body, status)
 
     async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
+        """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
         source = await in_io(_open_body, request)
         splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
+        batch: list[Part] = []
         try:
             while True:
                 try:
                     part = await in_io(splitter.next_part)
                 except MultipartError as e:
+                    # The complete parts before the break are stored, as if they had come alone.
+                    pending, batch = batch, []
+                    await self._store_batch(pending, study, referenced, failed)
                     done = f" ({len(referenced)} instances stored before)" if referenced else ""
                     raise BadRequest("Bad request", f"malformed multipart body: {e}{done}") from None
                 if part is None:
                     break
-                await self._store_part(part, study, referenced, failed)
+                batch.append(part)
+                if len(batch) >= BATCH_PARTS or sum(p.size for p in batch) >= BATCH_BYTES:
+                    pending, batch = batch, []
+                    await self._store_batch(pending, study, referenced, failed)
+            pending, batch = batch, []
+            await self._store_batch(pending, study, referenced, failed)
         finally:
             await in_io(source.close)
+            for part in batch:  # only when something unexpected broke off the loop
+                await in_io(_unlink, part.path)
         if splitter.parts == 0:
             raise BadRequest("Bad request", "the multipart body has no part")
 
-    async def _store_part(self, part: Part, study: str | None, referenced: list, failed: list) -> None:
-        """Ingest one part (its file is consumed whatever happens) and record the outcome."""
-        uids = await in_cpu(_peek, part.path) if part.content_type in PART_TYPES else None
-        if uids is None:
-            await in_io(_unlink, part.path)
-            failed.append(self._failure("", "", CANNOT_UNDERSTAND))
-            return
-        sop_class, sop_uid, study_uid = uids
-        if study is not None and study_uid != study:
-            # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
-            await in_io(_unlink, part.path)
-            failed.append(self._failure(sop_class, sop_uid, WRONG_STUDY))
-            return
+    async def _store_batch(self, parts: list[Part], study: str | None, referenced: list, failed: list) -> None:
+        """Ingest parts (their files are consumed whatever happens) and record each outcome in order."""
+        outcomes: list[dict | None] = [None] * len(parts)
+        todo: list[tuple[int, Part, tuple[str, str, str]]] = []
         try:
-            answer = await self.daemon.ingest.store_path(part.path, origin="DicomWeb")
-        except FullStorage:
-            failed.append(self._failure(sop_class, sop_uid, OUT_OF_RESOURCES))
-            return
-        except DaemonError:
-            failed.append(self._failure(sop_class, sop_uid, CANNOT_UNDERSTAND))
-            return
-        except Exception:
-            log.failure("STOW-RS could not store an instance")
-            failed.append(self._failure(sop_class, sop_uid, PROCESSING_FAILURE))
-            return
-        p = answer.parsed
-        url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
-        referenced.append({"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
-                           "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid})
+            for i, part in enumerate(parts):
+                uids = await in_cpu(_peek, part.path) if part.content_type in PART_TYPES else None
+                if uids is None:
+                    outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
+                elif study is not None and uids[2] != study:
+                    # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
+                    outcomes[i] = self._failure(uids[0], uids[1], WRONG_STUDY)
+                else:
+                    todo.append((i, part, uids))
+        except BaseException:
+            for part in parts:
+                await in_io(_unlink, part.path)
+            raise
+        for i, part in enumerate(parts):
+            if outcomes[i] is not None:
+                await in_io(_unlink, part.path)
+        if todo:
+            try:
+                results = await self.daemon.ingest.store_paths([part.path for _, part, _ in todo], "DicomWeb")
+            except Exception:
+                log.failure("STOW-RS could not store {count} instances", count=len(todo))
+                results = [None] * len(todo)
+            for (i, _part, (sop_class, sop_uid, _study)), result in zip(todo, results, strict=True):
+                if isinstance(result, FullStorage):
+                    outcomes[i] = self._failure(sop_class, sop_uid, OUT_OF_RESOURCES)
+                elif isinstance(result, DaemonError):
+                    outcomes[i] = self._failure(sop_class, sop_uid, CANNOT_UNDERSTAND)
+                elif result is None:
+                    outcomes[i] = self._failure(sop_class, sop_uid, PROCESSING_FAILURE)
+                else:
+                    p = result.parsed
+                    url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
+                    outcomes[i] = {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
+                                   "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
+        for outcome in outcomes:
+            (referenced if "_study" in outcome else failed).append(outcome)
 
     @staticmethod
     def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
