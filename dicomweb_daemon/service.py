@@ -26,14 +26,17 @@ class Daemon:
 
     async def spooled_body(self, request) -> str:
         """The request body as a file path that ingest may consume."""
+        return (await self.spooled_upload(request))[0]
+
+    async def spooled_upload(self, request) -> tuple[str, bytes]:
+        """The request body as a file path that ingest may consume, and its first 4 bytes (one hop)."""
         spooled = getattr(request, "spool_path", None)
         if spooled:
             request.spool_path = None  # ingest owns it now
-            await in_io(request.content.flush)
-            return spooled
+            return await in_io(_flush_and_peek, request.content, spooled)
         request.content.seek(0)
         data = request.content.read()
-        return await in_io(_write_temp, self.spool_dir, data)
+        return await in_io(_write_temp, self.spool_dir, data), data[:4]
 
     @staticmethod
     def origin(request, name: str) -> Origin:
@@ -77,6 +80,12 @@ def _own_spool(settings) -> str:
     path = os.path.join(os.path.abspath(settings.StorageDirectory), "tmp")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def _flush_and_peek(content, path: str) -> tuple[str, bytes]:
+    content.flush()
+    with open(path, "rb") as f:
+        return path, f.read(4)
 
 
 def _write_temp(folder: str, data: bytes) -> str:

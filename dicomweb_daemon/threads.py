@@ -48,6 +48,11 @@ def configure_processes(workers: int) -> None:
     reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
 
 
+def has_processes() -> bool:
+    """Whether ``in_process`` runs in worker processes (else it would be one more thread hop)."""
+    return bool(_processes)
+
+
 async def in_process(f: Callable[..., T], *args: Any) -> T:
     """Run picklable ``f(*args)`` in a worker process (or a cpu thread when there are none)."""
     if not _processes:

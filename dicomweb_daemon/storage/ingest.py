@@ -1,8 +1,10 @@
-"""The ingest pipeline: parse (cpu) -> validate -> store the files (io) -> index them (db) -> answer.
+"""The ingest pipeline: parse -> validate -> store the files -> index them -> answer.
 
-Several files (a STOW request, a ZIP) go through together: parsed in parallel, indexed in one
-transaction. A failure at any step leaves no file and no row for that file; a crash between file and
-row leaves a file that the start-up sweep removes.
+Every thread hop costs a scheduling delay, which grows with the machine's load, so a request crosses
+as few as possible: the files' parsing (in worker processes when configured, for parallelism past
+the GIL), then one blocking step in a cpu thread that stores the files and indexes them all in one
+transaction. A failure at any step leaves no file and no row for that file; a crash between file
+and row leaves a file that the start-up sweep removes.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance, parse_file
 from ..errors import DaemonError
 from ..index.writes import Origin
-from ..threads import in_db, in_db_write, in_io, in_process
+from ..threads import has_processes, in_cpu, in_db, in_io, in_process
 
 log = Logger()
 
@@ -34,6 +36,9 @@ class StoreAnswer:
         ids = self.parsed.ids
         return {"ID": ids[3], "ParentPatient": ids[0], "ParentStudy": ids[1], "ParentSeries": ids[2],
                 "Path": f"/instances/{ids[3]}", "Status": self.status}
+
+
+Outcome = StoreAnswer | DaemonError
 
 
 class Ingest:
@@ -52,48 +57,58 @@ class Ingest:
             raise result
         return result
 
-    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi") -> list[StoreAnswer | DaemonError]:
+    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi") -> list[Outcome]:
         """Ingest several files; one answer or error per path, in order. Every path is consumed.
 
         ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...)."""
         if isinstance(origin, str):
             origin = Origin(origin)
-        try:
-            return await self._store(paths, origin)
-        finally:
-            await in_io(_unlink_all, paths)
-
-    async def _store(self, paths: list[str], origin: Origin) -> list[StoreAnswer | DaemonError]:
         charset = charset_for(self.default_encoding)
-        parsed = await defer.DeferredList(
-            [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
-        results: list = []
-        for ok, value in parsed:
-            if ok:
-                results.append(value)
-            elif isinstance(value.value, DaemonError):
-                results.append(value.value)
-            else:
-                raise value.value
+        parsed: list = list(paths)
+        if has_processes():
+            outcomes = await defer.DeferredList(
+                [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
+            parsed = [value if ok else value.value for ok, value in outcomes]
+        return await in_cpu(self._store_blocking, paths, parsed, charset, origin)
+
+    def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin) -> list[Outcome]:
+        """Parse what is not parsed yet, store the new files, index them in one transaction (cpu thread)."""
+        try:
+            results: list = []
+            for path, item in zip(paths, parsed, strict=True):
+                if isinstance(item, str):
+                    try:
+                        item = parse_file(path, charset)
+                    except DaemonError as e:
+                        item = e
+                elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
+                    raise item
+                results.append(item)
+            return self._index_parsed(paths, results, origin)
+        finally:
+            _unlink_all(paths)
+
+    def _index_parsed(self, paths: list[str], results: list, origin: Origin) -> list[Outcome]:
         overwrite = self.settings.OverwriteInstances
         todo = [i for i, r in enumerate(results) if isinstance(r, ParsedInstance)]
         if not overwrite and todo:
-            known = await in_db(self.index.existing_instances, [results[i].ids[3] for i in todo])
-            for i in list(todo):
-                if results[i].ids[3] in known:
-                    results[i] = StoreAnswer(results[i], "AlreadyStored")
-                    todo.remove(i)
+            known = self.index.existing_instances([results[i].ids[3] for i in todo])
+            for i in [i for i in todo if results[i].ids[3] in known]:
+                results[i] = StoreAnswer(results[i], "AlreadyStored")
+                todo.remove(i)
         if not todo:
             return results
         uuids = {i: str(uuidlib.uuid4()) for i in todo}
-        await self._create_files([(uuids[i], paths[i]) for i in todo])
+        created: list[str] = []
         try:
-            indexed = await in_db_write(
-                self.index.store_many, [(results[i], uuids[i]) for i in todo], overwrite=overwrite,
-                origin=origin, max_storage_mb=self.settings.MaximumStorageSize,
-                max_patients=self.settings.MaximumPatientCount)
+            for i in todo:
+                self.storage.create(uuids[i], "dicom", paths[i])
+                created.append(uuids[i])
+            indexed = self.index.store_many(
+                [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
+                max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount)
         except BaseException:
-            await in_io(self._remove_files, list(uuids.values()))
+            self._remove_files(created)
             raise
         unused = []
         for i, outcome in zip(todo, indexed, strict=True):
@@ -106,19 +121,8 @@ class Ingest:
             if outcome.replaced_file:
                 unused.append(outcome.replaced_file)
             results[i] = StoreAnswer(results[i], outcome.status)
-        if unused:
-            await in_io(self._remove_files, unused)
+        self._remove_files(unused)
         return results
-
-    async def _create_files(self, items: list[tuple[str, str]]) -> None:
-        """Store the files in parallel io threads (their fsyncs overlap); all or none."""
-        outcomes = await defer.DeferredList(
-            [defer.ensureDeferred(in_io(self.storage.create, uuid, "dicom", path)) for uuid, path in items],
-            consumeErrors=True)
-        failed = [f for ok, f in outcomes if not ok]
-        if failed:
-            await in_io(self._remove_files, [uuid for uuid, _ in items])
-            failed[0].raiseException()
 
     def _remove_files(self, uuids: list[str]) -> None:
         for uuid in uuids:

@@ -6,11 +6,7 @@ import os
 import tempfile
 import zipfile
 
-
-def is_zip(path: str) -> bool:
-    """A ZIP starts with a local file header (POST /instances takes DICOM files and ZIPs)."""
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
+ZIP_MAGIC = b"PK\x03\x04"  # a ZIP starts with a local file header (POST /instances takes ZIPs too)
 
 
 def zip_members(path: str) -> list[str]:

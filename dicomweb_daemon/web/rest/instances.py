@@ -9,7 +9,7 @@ import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
 from ...errors import BadFileFormat, BadRequest, DaemonError, UnknownResource
-from ...storage.uploads import extract_member, file_md5, is_zip, zip_members
+from ...storage.uploads import ZIP_MAGIC, extract_member, file_md5, zip_members
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
@@ -25,8 +25,8 @@ class InstanceRoutes:
 
     @route("/instances", methods=("POST",))
     async def store(self, request):
-        path = await self.daemon.spooled_body(request)
-        if await in_io(is_zip, path):
+        path, magic = await self.daemon.spooled_upload(request)
+        if magic == ZIP_MAGIC:
             return json_response(request, await self._store_zip(path, self.daemon.origin(request, "RestApi")))
         answer = await self.daemon.ingest.store_path(path, self.daemon.origin(request, "RestApi"))
         return json_response(request, answer.orthanc_json())
