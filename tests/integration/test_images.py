@@ -463,3 +463,16 @@ def test_viewport_source_rectangle(daemon):
     assert np.abs(png(flipped.content).astype(int) - full[4:14, 8:28][:, ::-1]).max() <= 1
     outside = daemon.get(instance_url(WINDOWED) + "/rendered?viewport=20,10,500,500,20,10")
     assert outside.status_code == 400
+
+
+def test_daemon_keeps_serving_during_renders(daemon):
+    """Renders run in the cpu pool: while eight run at once, /system and the renders all answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon.store(WINDOWED)
+    url = instance_url(WINDOWED) + "/rendered?viewport=512,512"
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        renders = [pool.submit(daemon.get, url) for _ in range(8)]
+        system = pool.submit(daemon.get, "/system")
+        assert system.result().status_code == 200
+        assert all(r.result().status_code == 200 and r.result().content[:2] == b"\xff\xd8" for r in renders)
