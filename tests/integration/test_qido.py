@@ -255,3 +255,21 @@ def test_unsatisfiable_accept_is_406(daemon):
     assert r.status_code == 406
     assert "application/dicom+json" in r.json()["Details"]
     assert qido(daemon, "/studies?limit=1", headers={"Accept": "application/json"}).status_code == 200
+
+
+def test_person_name_keys_match_any_component_group(daemon):
+    """A name key matches the alphabetic, ideographic or phonetic group of a stored name."""
+    for name in ("chrH31.dcm", "chrH32.dcm"):
+        daemon.store(charset_file(name))
+    for pattern, expected in (("Yamada^Tarou", ["H31EXAMPLE"]), ("山田^太郎", ["H31EXAMPLE", "H32EXAMPLE"]),
+                              ("やまだ*", ["H31EXAMPLE", "H32EXAMPLE"]), ("ﾔﾏﾀﾞ^ﾀﾛｳ", ["H32EXAMPLE"])):
+        found = qido(daemon, "/studies", params={"PatientName": pattern, "PatientID": "H3*"}).json()
+        assert sorted(values(s, "00100020")[0] for s in found) == expected, pattern
+
+
+def test_accept_query_parameter_chooses_the_format(daemon):
+    """The accept query parameter (PS3.18 §8.3.3.1) overrides the Accept header."""
+    r = qido(daemon, "/studies", params={"limit": "1", "accept": 'multipart/related; type="application/dicom+xml"'},
+             headers={"Accept": "application/dicom+json"})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("multipart/related")
