@@ -82,6 +82,7 @@ def test_retrieve_as_stored_streams_the_stored_files(daemon):
         (headers, body), = parts(r)
         assert body == data
         assert headers["content-type"] == f"application/dicom; transfer-syntax={EXPLICIT_LE}"
+        assert int(r.headers["Content-Length"]) == len(r.content)  # known up front when as stored
 
 
 def test_retrieve_series_has_one_part_per_instance_in_instance_number_order(daemon):
