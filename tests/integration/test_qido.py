@@ -273,3 +273,18 @@ def test_accept_query_parameter_chooses_the_format(daemon):
              headers={"Accept": "application/dicom+json"})
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("multipart/related")
+
+
+def test_searches_never_read_the_stored_files(make_daemon):
+    """QIDO-RS answers from the index alone: with the DICOM files gone, every level still answers in full."""
+    d = make_daemon()
+    study = generate_uid()
+    d.store(make_ct("NOFILES", study_uid=study, extra={"InstitutionalDepartmentName": "Cardio"}))
+    removed = [p for p in d.data.rglob("*") if p.is_file() and p.parent.parent.parent == d.data]
+    for p in removed:
+        p.unlink()
+    assert removed
+    [s] = qido(d, f"/studies?StudyInstanceUID={study}&includefield=all").json()
+    assert values(s, "00201208") == [1]
+    [i] = qido(d, f"/studies/{study}/instances?includefield=all&InstitutionalDepartmentName=Cardio").json()
+    assert values(i, "00280010") == [64] and values(i, "00081040") == ["Cardio"]
