@@ -476,3 +476,14 @@ def test_daemon_keeps_serving_during_renders(daemon):
         system = pool.submit(daemon.get, "/system")
         assert system.result().status_code == 200
         assert all(r.result().status_code == 200 and r.result().content[:2] == b"\xff\xd8" for r in renders)
+
+
+def test_bad_rendering_parameters_are_400(daemon):
+    """Malformed window, viewport, quality or frame numbers are 400 JSON answers, not 500s."""
+    daemon.store(CT_SMALL)
+    base = instance_url(CT_SMALL)
+    for query in ("/rendered?window=abc,1", "/rendered?window=40,400,cubic", "/rendered?window=40,0",
+                  "/rendered?viewport=1", "/rendered?viewport=1,2,3", "/rendered?quality=x", "/frames/0/rendered",
+                  "/frames/a/rendered"):
+        r = daemon.get(base + query)
+        assert r.status_code == 400 and r.json()["HttpStatus"] == 400, query

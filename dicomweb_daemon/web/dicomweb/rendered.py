@@ -8,6 +8,7 @@ of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width
 from __future__ import annotations
 
 from ... import codecs
+from ...codecs.render import ENCAPSULATED_DOCUMENTS, parse_window
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource, UnsupportedMediaType
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
@@ -72,7 +73,7 @@ class RenderedRoutes:
             parts = [p.strip() for p in raw_window.split(",")]
             if len(parts) not in (2, 3):
                 raise BadRequest("Bad request", "window must be center,width[,function]")
-            window = tuple(parts)
+            window = parse_window(parts)  # 400 before any work
         viewport = _numbers(request, "viewport", 2, 6)
         if viewport is not None:
             if len(viewport) not in (2, 6):
@@ -98,8 +99,10 @@ class RenderedRoutes:
     # -- one instance -------------------------------------------------------------------------
     async def _render_one(self, request, public_id: str, frame: int, options: dict, thumbnail: bool,
                           all_frames: bool = False) -> bytes:
+        info = await in_db(self.daemon.index.instance, public_id)
         source = await instance_source(self.daemon, public_id)
-        if not thumbnail:
+        if not thumbnail and info["sop_class_uid"] in ENCAPSULATED_DOCUMENTS:
+            # PS3.18 §10.4.1.1.3: an encapsulated document is rendered as itself.
             document = await in_cpu(codecs.document, source)
             if document is not None:
                 request.setHeader(b"Content-Type", document[1].encode())
