@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 import uuid as uuidlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from twisted.internet import defer
@@ -39,6 +41,8 @@ class StoreAnswer:
 
 
 Outcome = StoreAnswer | DaemonError
+Check = Callable[[ParsedInstance], DaemonError | None]
+_WRITERS = ThreadPoolExecutor(8, thread_name_prefix="dicomweb-store")
 
 
 class Ingest:
@@ -57,10 +61,13 @@ class Ingest:
             raise result
         return result
 
-    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi") -> list[Outcome]:
+    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi",
+                          check: Check | None = None) -> list[Outcome]:
         """Ingest several files; one answer or error per path, in order. Every path is consumed.
 
-        ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...)."""
+        ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...).
+        ``check(parsed)`` may refuse a parsed instance before anything is stored, by returning the
+        DaemonError to answer (STOW-RS refuses an instance of another study than its URL's)."""
         if isinstance(origin, str):
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
@@ -69,9 +76,10 @@ class Ingest:
             outcomes = await defer.DeferredList(
                 [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
             parsed = [value if ok else value.value for ok, value in outcomes]
-        return await in_cpu(self._store_blocking, paths, parsed, charset, origin)
+        return await in_cpu(self._store_blocking, paths, parsed, charset, origin, check)
 
-    def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin) -> list[Outcome]:
+    def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin,
+                        check: Check | None) -> list[Outcome]:
         """Parse what is not parsed yet, store the new files, index them in one transaction (cpu thread)."""
         try:
             results: list = []
@@ -83,6 +91,8 @@ class Ingest:
                         item = e
                 elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
                     raise item
+                if check is not None and isinstance(item, ParsedInstance):
+                    item = check(item) or item
                 results.append(item)
             return self._index_parsed(paths, results, origin)
         finally:
@@ -99,16 +109,16 @@ class Ingest:
         if not todo:
             return results
         uuids = {i: str(uuidlib.uuid4()) for i in todo}
-        created: list[str] = []
         try:
-            for i in todo:
-                self.storage.create(uuids[i], "dicom", paths[i])
-                created.append(uuids[i])
+            if len(todo) == 1:
+                self.storage.create(uuids[todo[0]], "dicom", paths[todo[0]])
+            else:  # in parallel: the files' fsyncs overlap instead of adding up
+                list(_WRITERS.map(lambda i: self.storage.create(uuids[i], "dicom", paths[i]), todo))
             indexed = self.index.store_many(
                 [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
                 max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount)
         except BaseException:
-            self._remove_files(created)
+            self._remove_files(list(uuids.values()))  # removing a file never written is a no-op
             raise
         unused = []
         for i, outcome in zip(todo, indexed, strict=True):
