@@ -76,3 +76,9 @@ class Conflict(DaemonError):
     status = 409
     orthanc_error = "Conflict"
     orthanc_status = 3002
+
+
+class WrongStudy(Conflict):
+    """STOW-RS to studies/{uid}: the instance belongs to another study (PS3.18 §10.5.3, 0xA900)."""
+
+    orthanc_error = "The instance does not belong to the study of the URL"
