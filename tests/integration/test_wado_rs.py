@@ -331,6 +331,11 @@ def test_big_endian_frames_come_little_endian(daemon):
     daemon.store(data)
     r = daemon.get(url_of(ds) + "/frames/2")
     assert parts(r)[0][1] == ds.pixel_array[1].astype("<u2").tobytes()
+    whole = daemon.get(url_of(ds), headers={"Accept": "application/octet-stream"})
+    assert whole.content == ds.pixel_array.astype("<u2").tobytes()
+    as_stored = daemon.get(url_of(ds) + "/frames/2", headers={
+        "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})
+    assert parts(as_stored)[0][1] == ds.pixel_array[1].astype(">u2").tobytes()
 
 
 @pytest.mark.parametrize(("name", "media_type", "syntax"), [

@@ -106,6 +106,7 @@ def test_rendering_parameters(daemon):
     ({"objectUID": "1.2.3.4.5.6"}, 404),
     ({"seriesUID": "1.2.3.4.5.6"}, 404),
     ({"contentType": "text/html"}, 406),
+    ({"contentType": "application/dicom", "anonymize": "yes"}, 400),
 ])
 def test_bad_parameters(daemon, change, status):
     """Missing or invalid parameters are 400, unknown or mismatched UIDs 404, unsupported types 406: as JSON."""

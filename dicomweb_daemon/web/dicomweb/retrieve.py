@@ -30,7 +30,7 @@ from ..negotiation import (
 from ..streaming import CHUNK, Backpressure, ClientGone
 
 log = Logger()
-_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 # -- the codecs package ---------------------------------------------------------------------------
@@ -244,7 +244,8 @@ def _seek_read(f, pos: int, n: int) -> bytes:
 
 
 # -- changing the transfer syntax ------------------------------------------------------------------
-def _swap(value: bytes, width: int) -> bytes:
+def swap_bytes(value: bytes, width: int) -> bytes:
+    """Each ``width``-byte word of ``value`` with its bytes reversed (big <-> little endian)."""
     usable = len(value) - len(value) % width
     arr = np.frombuffer(value[:usable], dtype=f">u{width}")
     return arr.astype(f"<u{width}").tobytes() + value[usable:]
@@ -256,12 +257,12 @@ def _swap_dataset(ds, top: bool = True) -> None:
         if elem.VR == "SQ":
             for item in elem.value:
                 _swap_dataset(item, False)
-        elif elem.VR in _SWAP_WIDTH and isinstance(elem.value, bytes):
-            width = _SWAP_WIDTH[elem.VR]
+        elif elem.VR in SWAP_WIDTH and isinstance(elem.value, bytes):
+            width = SWAP_WIDTH[elem.VR]
             if top and elem.tag == 0x7FE00010:
                 width = max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
             if width > 1:
-                elem.value = _swap(elem.value, width)
+                elem.value = swap_bytes(elem.value, width)
 
 
 def native_to_explicit_le(data: bytes) -> bytes:
@@ -291,4 +292,4 @@ async def transcoded_file(storage, row: dict, target: str) -> bytes:
 def swap_native_frame(data: bytes, bits_allocated: int) -> bytes:
     """A big-endian native frame as little endian (cpu)."""
     width = (bits_allocated + 7) // 8
-    return _swap(data, width) if width > 1 else data
+    return swap_bytes(data, width) if width > 1 else data

@@ -18,7 +18,17 @@ from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
 from .cors import cors_route
-from .retrieve import codec, frame_answer, read_file, read_ranges, stream_stored, streamed, swap_native_frame
+from .retrieve import (
+    SWAP_WIDTH,
+    codec,
+    frame_answer,
+    read_file,
+    read_ranges,
+    stream_stored,
+    streamed,
+    swap_bytes,
+    swap_native_frame,
+)
 
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
@@ -91,6 +101,8 @@ def _bulk_value(data: bytes, segments: list[str]) -> bytes:
         if i + 1 == len(segments):
             value = elem.value
             if isinstance(value, bytes):
+                if str(ds.file_meta.get("TransferSyntaxUID", "")) == BIG_ENDIAN and elem.VR in SWAP_WIDTH:
+                    return swap_bytes(value, SWAP_WIDTH[elem.VR])  # DICOMweb bulk data is little endian
                 return value
             raise UnknownResource("Unknown resource", f"element {segments[i]} is not bulk data")
         index = int(segments[i + 1])

@@ -63,6 +63,9 @@ class WadoUriRoutes:
             raise BadRequest("Bad request", f"requestType must be WADO, not {request_type!r}")
         study, series, sop = (_required(request, n) for n in ("studyUID", "seriesUID", "objectUID"))
         check_uids(study, series, sop)
+        if (arg(request, "anonymize") or "").lower() == "yes":
+            # PS3.18 §9.1.2.2.8: never send identifying data to a client that asked for none.
+            raise BadRequest("Bad request", "anonymize=yes is not supported by this server")
         types = _content_types(request)
         info = await in_db(self.index.instance_by_sop, sop)
         if info["study_uid"] != study or info["series_uid"] != series:
