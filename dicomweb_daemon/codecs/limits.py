@@ -17,6 +17,8 @@ MAX_FRAME_BYTES = 1 << 30
 MAX_DECODED_BYTES = 1 << 30
 #: Largest side of a rendered image (viewport) and of any frame.
 MAX_SIDE = 1 << 16
+#: Largest rendered picture (pixels): a viewport scales up too, and Pillow allocates the result.
+MAX_OUTPUT_PIXELS = 1 << 26
 
 
 class ImageTooLarge(BadRequest):
@@ -142,3 +144,10 @@ def check_codestream(px: dict, data: bytes, transfer_syntax: str) -> None:
 def check_viewport(width: int, height: int) -> None:
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise BadRequest("Bad request", f"viewport must be between 1 and {MAX_SIDE} pixels per side")
+
+
+def check_output(width: int, height: int) -> None:
+    """Refuse a rendering whose picture would be larger than :data:`MAX_OUTPUT_PIXELS`."""
+    if width * height > MAX_OUTPUT_PIXELS:
+        raise BadRequest("Bad request", f"a {width}x{height} rendering exceeds {MAX_OUTPUT_PIXELS} pixels: "
+                         "ask for a smaller viewport")

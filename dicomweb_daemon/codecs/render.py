@@ -194,6 +194,7 @@ def to_pil(array: np.ndarray, viewport: tuple | None = None):
 
     picture = PILImage.fromarray(np.ascontiguousarray(array), "L" if array.ndim == 2 else "RGB")
     size = fit(picture.width, picture.height, viewport)
+    limits.check_output(*size)
     if size != picture.size:
         picture = picture.resize(size, PILImage.Resampling.LANCZOS)
     return picture
@@ -241,7 +242,10 @@ def render(path, frame: int = 1, *, media_type: str = "image/jpeg", window: tupl
         raise UnknownResource("Unknown resource", f"frame {frame} does not exist (the instance has {image.frames})")
     indexes = [frame - 1]
     if all_frames and media_type == "image/gif" and image.frames > 1:
-        indexes = list(range(min(image.frames, MAX_ANIMATED_FRAMES)))
+        # Every frame of the animation is held in memory until the GIF is written: bound the total.
+        width, height = fit(image.px["columns"], image.px["rows"], viewport)
+        budget = max(1, limits.MAX_OUTPUT_PIXELS // max(1, width * height))
+        indexes = list(range(min(image.frames, MAX_ANIMATED_FRAMES, budget)))
     pictures = [to_pil(source_rectangle(crop(frame_to_8bit(image, i, window), region), viewport), viewport)
                 for i in indexes]
     return encode_picture(pictures, media_type, quality)

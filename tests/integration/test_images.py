@@ -260,6 +260,8 @@ def test_viewport_scales_to_fit(daemon):
     assert bad.status_code in (200, 400)
     huge = daemon.get(instance_url(CT_SMALL) + "/rendered?viewport=100000000,100000000")
     assert huge.status_code == 400 and huge.json()["HttpStatus"] == 400
+    upscaled = daemon.get(instance_url(CT_SMALL) + "/rendered?viewport=60000,60000")  # 3.6e9 pixels
+    assert upscaled.status_code == 400 and "viewport" in upscaled.json()["Details"]
 
 
 def test_quality_changes_jpeg_size(daemon):
