@@ -1,17 +1,17 @@
 """STOW-RS store (PS3.18 §10.5): ``multipart/related; type="application/dicom"`` bodies split part
-by part from the spooled request file, each part ingested on its own, and the Store Instances
+by part from the spooled request file, ingested by batches (one parse per part), and the Store Instances
 Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
 from __future__ import annotations
 
 import io
 import os
 
-import pydicom
 from twisted.logger import Logger
 
-from ...dicom.parsing import ROOT_TOKEN
-from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType
-from ...threads import in_cpu, in_io
+from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
+from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
+from ...storage.ingest import StoreAnswer
+from ...threads import in_io
 from ..routing import route
 from .dataset_answers import accepted_format, json_answer, xml_answer
 from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
@@ -29,17 +29,6 @@ PART_TYPES = {DICOM, "application/octet-stream", ""}
 # than this much spooled data at once.
 BATCH_PARTS = 32
 BATCH_BYTES = 256 << 20
-
-
-def _peek(path: str) -> tuple[str, str, str] | None:
-    """SOP Class, SOP Instance and Study Instance UIDs of a part, or None when it is not DICOM."""
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True,
-                             specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
-    except Exception:
-        return None
-    return tuple(str(ds.get(kw, "") or "").strip("\x00 ") for kw in
-                 ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"))  # type: ignore[return-value]
 
 
 def _unlink(path: str) -> None:
@@ -134,46 +123,55 @@ class StowRoutes:
             raise BadRequest("Bad request", "the multipart body has no part")
 
     async def _store_batch(self, parts: list[Part], study: str | None, referenced: list, failed: list) -> None:
-        """Ingest parts (their files are consumed whatever happens) and record each outcome in order."""
+        """Ingest parts (their files are consumed whatever happens) and record each outcome in order.
+
+        Each part is parsed once, by ingest; the study of the URL is checked on the parsed instance
+        before anything is stored."""
         outcomes: list[dict | None] = [None] * len(parts)
-        todo: list[tuple[int, Part, tuple[str, str, str]]] = []
-        try:
-            for i, part in enumerate(parts):
-                uids = await in_cpu(_peek, part.path) if part.content_type in PART_TYPES else None
-                if uids is None:
-                    outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
-                elif study is not None and uids[2] != study:
-                    # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
-                    outcomes[i] = self._failure(uids[0], uids[1], WRONG_STUDY)
-                else:
-                    todo.append((i, part, uids))
-        except BaseException:
-            for part in parts:
-                await in_io(_unlink, part.path)
-            raise
-        for i, part in enumerate(parts):
-            if outcomes[i] is not None:
-                await in_io(_unlink, part.path)
+        todo = [i for i, part in enumerate(parts) if part.content_type in PART_TYPES]
+        for i in set(range(len(parts))) - set(todo):
+            await in_io(_unlink, parts[i].path)
+            outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
+        checked: list[ParsedInstance] = []
+
+        def check(p: ParsedInstance) -> DaemonError | None:
+            checked.append(p)
+            if study is not None and p.study_uid != study:
+                # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
+                e = WrongStudy("Conflict", f"the instance belongs to study {p.study_uid}, not {study}")
+                e.parsed = p
+                return e
+            return None
+
         if todo:
             try:
-                results = await self.daemon.ingest.store_paths([part.path for _, part, _ in todo], "DicomWeb")
+                results = await self.daemon.ingest.store_paths([parts[i].path for i in todo], "DicomWeb", check)
             except Exception:
                 log.failure("STOW-RS could not store {count} instances", count=len(todo))
                 results = [None] * len(todo)
-            for (i, _part, (sop_class, sop_uid, _study)), result in zip(todo, results, strict=True):
-                if isinstance(result, FullStorage):
-                    outcomes[i] = self._failure(sop_class, sop_uid, OUT_OF_RESOURCES)
-                elif isinstance(result, DaemonError):
-                    outcomes[i] = self._failure(sop_class, sop_uid, CANNOT_UNDERSTAND)
-                elif result is None:
-                    outcomes[i] = self._failure(sop_class, sop_uid, PROCESSING_FAILURE)
-                else:
-                    p = result.parsed
-                    url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
-                    outcomes[i] = {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
-                                   "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
+            # Index refusals (quota) lose the parsed instance: they are the checked ones left, in order.
+            answered = {id(r.parsed) for r in results if isinstance(r, (StoreAnswer, WrongStudy))}
+            unanswered = iter([p for p in checked if id(p) not in answered])
+            for i, result in zip(todo, results, strict=True):
+                outcomes[i] = self._outcome(result, unanswered)
         for outcome in outcomes:
             (referenced if "_study" in outcome else failed).append(outcome)
+
+    def _outcome(self, result, unanswered) -> dict:
+        """The ReferencedSOPSequence or FailedSOPSequence item of one part's ingest result."""
+        if isinstance(result, StoreAnswer):
+            p = result.parsed
+            url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
+            return {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
+                    "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
+        if isinstance(result, WrongStudy):
+            return self._failure(result.parsed.sop_class_uid, result.parsed.sop_uid, WRONG_STUDY)
+        if isinstance(result, FullStorage):
+            p = next(unanswered, None)
+            return self._failure(p.sop_class_uid if p else "", p.sop_uid if p else "", OUT_OF_RESOURCES)
+        if isinstance(result, DaemonError):  # not parsable: nothing is known of it
+            return self._failure("", "", CANNOT_UNDERSTAND)
+        return self._failure("", "", PROCESSING_FAILURE)
 
     @staticmethod
     def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
