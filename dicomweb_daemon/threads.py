@@ -41,11 +41,23 @@ def configure_processes(workers: int) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the daemon has threads, and a forked copy of a locked mutex never unlocks.
-    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent)
     _processes.append(executor)
     for _ in range(workers):  # start the workers now, not on the first upload
         executor.submit(int)
     reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """In a worker: end when the daemon ends, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker ends when its task queue closes
 
 
 def has_processes() -> bool:

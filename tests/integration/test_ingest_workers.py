@@ -22,3 +22,27 @@ def test_worker_processes_store_and_report_errors(make_daemon):
     answers = d.post("/instances", buf.getvalue()).json()
     assert [a["Status"] for a in answers] == ["Success"] * 6
     assert d.get("/statistics").json()["CountInstances"] == 7
+
+
+def test_workers_end_with_a_killed_daemon(make_daemon):
+    """Parse workers do not outlive a daemon killed with kill -9."""
+    import os
+    import time
+
+    d = make_daemon({"IngestWorkers": 2})
+    d.store(CT_SMALL)
+    children = [int(p) for p in os.popen(f"pgrep -P {d.proc.pid}").read().split()]
+    assert children
+    d.kill9()
+    deadline = time.time() + 10
+    def running(pid: int) -> bool:
+        try:
+            return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    alive = children
+    while alive and time.time() < deadline:
+        alive = [p for p in alive if running(p)]
+        time.sleep(0.1)
+    assert alive == []
