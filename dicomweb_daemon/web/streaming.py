@@ -58,6 +58,17 @@ class Backpressure:
         if self.gone:
             raise ClientGone()
 
+    async def write_many(self, pieces: list[bytes]) -> None:
+        """Write every piece (no copy into one buffer), then wait once while the client is slow."""
+        if self.gone:
+            raise ClientGone()
+        for piece in pieces:
+            self.request.write(piece)
+        while self._resumed is not None and not self.gone:
+            await self._resumed
+        if self.gone:
+            raise ClientGone()
+
     def done(self) -> None:
         self.request.unregisterProducer()
         if not self.gone:

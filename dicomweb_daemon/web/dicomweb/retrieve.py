@@ -173,6 +173,51 @@ async def read_ranges(storage, uuid: str, ranges: list) -> bytes:
     return b"".join(parts)
 
 
+def _read_many(path: str, frames: list[list]) -> list[bytes]:
+    with open(path, "rb") as f:
+        out = []
+        for ranges in frames:
+            chunks = []
+            for offset, length in ranges:
+                f.seek(offset)
+                chunks.append(checked(f.read(length), length))
+            out.append(b"".join(chunks) if len(chunks) != 1 else chunks[0])
+        return out
+
+
+async def read_frames(storage, uuid: str, frames: list[list]) -> list[bytes]:
+    """Several frames (each a list of ``[offset, length]`` ranges) of one file in one io call."""
+    path = storage.path(uuid, "dicom")
+    if path is not None:
+        return await in_io(_read_many, path, frames)
+    return [await read_ranges(storage, uuid, ranges) for ranges in frames]
+
+
+def batches(sizes: list[int], budget: int = 4 * CHUNK) -> list[list[int]]:
+    """Indexes of ``sizes`` grouped in order, each group within ``budget`` bytes (at least one)."""
+    groups: list[list[int]] = []
+    total = budget
+    for i, size in enumerate(sizes):
+        if total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size
+    return groups
+
+
+def _read_wholes(paths: list[str]) -> list[bytes]:
+    return [_read_whole(p) for p in paths]
+
+
+async def read_files(storage, uuids: list[str]) -> list[bytes]:
+    """Several whole stored files in one io call (small instances cost a thread hop per group)."""
+    paths = [storage.path(u, "dicom") for u in uuids]
+    if None not in paths:
+        return await in_io(_read_wholes, paths)
+    return [await read_file(storage, u) for u in uuids]
+
+
 async def read_file(storage, uuid: str) -> bytes:
     path = storage.path(uuid, "dicom")
     return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pydicom
+from twisted.internet import defer
 
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
@@ -20,9 +21,11 @@ from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
 from .cors import cors_route
 from .retrieve import (
     SWAP_WIDTH,
+    batches,
     codec,
     frame_answer,
     read_file,
+    read_frames,
     read_ranges,
     stream_stored,
     streamed,
@@ -228,15 +231,45 @@ class PixelRoutesMixin:
             return data
         writer = MultipartWriter(ctype.split(";")[0])
         request.setHeader(b"Content-Type", writer.content_type())
+        stored = row["transfer_syntax"]
+        if target is None or target == stored or (stored in NATIVE and target in NATIVE and BIG_ENDIAN not in
+                                                  (stored, target)):
+            # The bytes go as stored: their length is known, so no chunked framing is needed.
+            sizes = [_size(table[n - 1]) for n in numbers]
+            framing = sum(len(writer.part_header(ctype, {"Content-Length": str(n)})) + 2 for n in sizes)
+            request.setHeader(b"Content-Length", str(sum(sizes) + framing + len(writer.close())).encode())
         if request.method == b"HEAD":
             return b""
+        # Frames are read several per io call (the next group while this one is sent); the first
+        # is converted before any header goes out, so a frame that cannot be decoded is a JSON error.
+        groups = [[numbers[i] for i in g] for g in batches([_size(table[n - 1]) for n in numbers])]
+        uuid = row["file_uuid"]
+
+        def read(i: int):
+            if i >= len(groups):
+                return None
+            return defer.ensureDeferred(read_frames(self.storage, uuid, [table[n - 1] for n in groups[i]]))
+
+        ahead = read(0)
+        first = await ahead
+        converted_first = await self._convert(row, first[0], target)
 
         async def produce(out):
-            for n in numbers:
-                data = await self._frame(row, n, target)
-                await out.write(writer.part_header(ctype, {"Content-Length": str(len(data))}) + data +
-                                writer.part_end())
-            await out.write(writer.close())
+            nonlocal ahead
+            try:
+                for g in range(len(groups)):
+                    datas = first if g == 0 else await ahead
+                    ahead = read(g + 1)
+                    pieces = []
+                    for k, data in enumerate(datas):
+                        data = converted_first if g == 0 and k == 0 else await self._convert(row, data, target)
+                        pieces += [writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
+                                   writer.part_end()]
+                    await out.write_many(pieces)  # one wait per group, not per frame
+                await out.write(writer.close())
+            finally:
+                if ahead is not None:
+                    ahead.addErrback(lambda _: None)
 
         await streamed(request, produce)
         return None
@@ -244,6 +277,10 @@ class PixelRoutesMixin:
     async def _frame(self, row: dict, number: int, target: str | None) -> bytes:
         """Frame ``number`` (1-based) as stored, or in ``target``."""
         data = await read_ranges(self.storage, row["file_uuid"], row["frames"][number - 1])
+        return await self._convert(row, data, target)
+
+    async def _convert(self, row: dict, data: bytes, target: str | None) -> bytes:
+        """A frame's stored bytes as stored, or in ``target``."""
         stored = row["transfer_syntax"]
         if target is None or target == stored:
             return data
@@ -270,6 +307,10 @@ _PIXEL_KEYS = {"00280002": "SamplesPerPixel", "00280004": "PhotometricInterpreta
                "PlanarConfiguration", "00280008": "NumberOfFrames", "00280010": "Rows", "00280011": "Columns",
                "00280100": "BitsAllocated", "00280101": "BitsStored", "00280102": "HighBit",
                "00280103": "PixelRepresentation"}
+
+
+def _size(ranges: list) -> int:
+    return sum(length for _, length in ranges)
 
 
 def _convert_frame(convert, attrs: dict, data: bytes, stored: str, target: str) -> bytes:

@@ -24,7 +24,7 @@ from .retrieve import (
     checked,
     dicom_target,
     is_pixel_request,
-    read_file,
+    read_files,
     stream_stored,
     streamed,
     transcoded_file,
@@ -86,38 +86,54 @@ class WadoRoutes(PixelRoutesMixin):
         return None
 
     async def _stream_instances(self, request, writer: MultipartWriter, rows: list[dict], target: str | None):
-        """One part per instance. Stored bytes stream (small files in one read, the next one read
-        while this one is sent); re-encoded ones go whole. As stored, the length is known up
-        front, so the answer has a Content-Length instead of chunked framing."""
-        def header(row: dict, ts: str, size: int) -> bytes:
+        """One part per instance. Small files sent as stored are read several per io call (the
+        next group while this one is sent) and written with one wait per group; big ones stream
+        in chunks; re-encoded ones go whole. As stored, the length is known up front, so the
+        answer has a Content-Length instead of chunked framing."""
+        def header(ts: str, size: int) -> bytes:
             return writer.part_header(f"application/dicom; transfer-syntax={ts}", {"Content-Length": str(size)})
 
         if target is None:
-            total = sum(len(header(r, r["transfer_syntax"], r["file_size"])) + r["file_size"] + 2 for r in rows)
+            total = sum(len(header(r["transfer_syntax"], r["file_size"])) + r["file_size"] + 2 for r in rows)
             request.setHeader(b"Content-Length", str(total + len(writer.close())).encode())
 
-        def read_ahead(i: int):
-            if i < len(rows) and (target is None or target == rows[i]["transfer_syntax"]) \
-                    and rows[i]["file_size"] <= CHUNK:
-                return defer.ensureDeferred(read_file(self.storage, rows[i]["file_uuid"]))
+        def as_stored(row: dict) -> bool:
+            return target is None or target == row["transfer_syntax"]
+
+        small = [as_stored(r) and r["file_size"] <= CHUNK for r in rows]
+        groups: list[list[int]] = []
+        for i, row in enumerate(rows):
+            if small[i] and groups and small[groups[-1][0]] and \
+                    sum(rows[k]["file_size"] for k in groups[-1]) + row["file_size"] <= 4 * CHUNK:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+
+        def read_ahead(g: int):
+            if g < len(groups) and small[groups[g][0]]:
+                return defer.ensureDeferred(read_files(self.storage, [rows[i]["file_uuid"] for i in groups[g]]))
             return None
 
         async def produce(out):
             ahead = read_ahead(0)
             try:
-                for i, row in enumerate(rows):
-                    current, ahead = ahead, read_ahead(i + 1)
-                    ts, size = row["transfer_syntax"], row["file_size"]
+                for g, group in enumerate(groups):
+                    current, ahead = ahead, read_ahead(g + 1)
                     if current is not None:
-                        data = checked(await current, size)
-                        await out.write(header(row, ts, size) + data + writer.part_end())
-                    elif target is None or target == ts:
-                        await out.write(header(row, ts, size))
-                        await stream_stored(out, self.storage, row["file_uuid"], size)
+                        pieces = []
+                        for i, data in zip(group, await current, strict=True):
+                            ts, size = rows[i]["transfer_syntax"], rows[i]["file_size"]
+                            pieces += [header(ts, size), checked(data, size), writer.part_end()]
+                        await out.write_many(pieces)
+                        continue
+                    row = rows[group[0]]
+                    if as_stored(row):
+                        await out.write(header(row["transfer_syntax"], row["file_size"]))
+                        await stream_stored(out, self.storage, row["file_uuid"], row["file_size"])
                         await out.write(writer.part_end())
                     else:
                         data = await transcoded_file(self.storage, row, target)
-                        await out.write(header(row, target, len(data)) + data + writer.part_end())
+                        await out.write_many([header(target, len(data)), data, writer.part_end()])
                 await out.write(writer.close())
             finally:
                 if ahead is not None:  # the client left: a read still under way must not log its failure
