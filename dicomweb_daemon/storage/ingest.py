@@ -67,7 +67,8 @@ class Ingest:
 
         ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...).
         ``check(parsed)`` may refuse a parsed instance before anything is stored, by returning the
-        DaemonError to answer (STOW-RS refuses an instance of another study than its URL's)."""
+        DaemonError to answer (STOW-RS refuses an instance of another study than its URL's). An error
+        about a parsed instance (refused by the check or by the index) carries it as ``.parsed``."""
         if isinstance(origin, str):
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
@@ -92,7 +93,10 @@ class Ingest:
                 elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
                     raise item
                 if check is not None and isinstance(item, ParsedInstance):
-                    item = check(item) or item
+                    refusal = check(item)
+                    if refusal is not None:
+                        refusal.parsed = item  # what the refused instance was, for the answer
+                        item = refusal
                 results.append(item)
             return self._index_parsed(paths, results, origin)
         finally:
@@ -123,6 +127,7 @@ class Ingest:
         unused = []
         for i, outcome in zip(todo, indexed, strict=True):
             if isinstance(outcome, DaemonError):
+                outcome.parsed = results[i]  # what the refused instance was, for the answer
                 results[i] = outcome
                 unused.append(uuids[i])
                 continue

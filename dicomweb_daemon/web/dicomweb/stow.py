@@ -31,6 +31,22 @@ BATCH_PARTS = 32
 BATCH_BYTES = 256 << 20
 
 
+def _next_batch(splitter: MultipartSplitter) -> tuple[list[Part], MultipartError | None, bool]:
+    """Up to BATCH_PARTS parts or BATCH_BYTES bytes; the error that stopped the split; whether it ended."""
+    parts: list[Part] = []
+    size = 0
+    while len(parts) < BATCH_PARTS and size < BATCH_BYTES:
+        try:
+            part = splitter.next_part()
+        except MultipartError as e:
+            return parts, e, True
+        if part is None:
+            return parts, None, True
+        parts.append(part)
+        size += part.size
+    return parts, None, False
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -99,22 +115,16 @@ class StowRoutes:
         batch: list[Part] = []
         try:
             while True:
-                try:
-                    part = await in_io(splitter.next_part)
-                except MultipartError as e:
+                # One io hop per batch of parts, not per part: hops cost a scheduling delay each.
+                batch, error, done = await in_io(_next_batch, splitter)
+                pending, batch = batch, []
+                await self._store_batch(pending, study, referenced, failed)
+                if error is not None:
                     # The complete parts before the break are stored, as if they had come alone.
-                    pending, batch = batch, []
-                    await self._store_batch(pending, study, referenced, failed)
-                    done = f" ({len(referenced)} instances stored before)" if referenced else ""
-                    raise BadRequest("Bad request", f"malformed multipart body: {e}{done}") from None
-                if part is None:
+                    stored = f" ({len(referenced)} instances stored before)" if referenced else ""
+                    raise BadRequest("Bad request", f"malformed multipart body: {error}{stored}") from None
+                if done:
                     break
-                batch.append(part)
-                if len(batch) >= BATCH_PARTS or sum(p.size for p in batch) >= BATCH_BYTES:
-                    pending, batch = batch, []
-                    await self._store_batch(pending, study, referenced, failed)
-            pending, batch = batch, []
-            await self._store_batch(pending, study, referenced, failed)
         finally:
             await in_io(source.close)
             for part in batch:  # only when something unexpected broke off the loop
@@ -132,15 +142,10 @@ class StowRoutes:
         for i in set(range(len(parts))) - set(todo):
             await in_io(_unlink, parts[i].path)
             outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
-        checked: list[ParsedInstance] = []
-
         def check(p: ParsedInstance) -> DaemonError | None:
-            checked.append(p)
             if study is not None and p.study_uid != study:
                 # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
-                e = WrongStudy("Conflict", f"the instance belongs to study {p.study_uid}, not {study}")
-                e.parsed = p
-                return e
+                return WrongStudy("Conflict", f"the instance belongs to study {p.study_uid}, not {study}")
             return None
 
         if todo:
@@ -149,29 +154,29 @@ class StowRoutes:
             except Exception:
                 log.failure("STOW-RS could not store {count} instances", count=len(todo))
                 results = [None] * len(todo)
-            # Index refusals (quota) lose the parsed instance: they are the checked ones left, in order.
-            answered = {id(r.parsed) for r in results if isinstance(r, (StoreAnswer, WrongStudy))}
-            unanswered = iter([p for p in checked if id(p) not in answered])
             for i, result in zip(todo, results, strict=True):
-                outcomes[i] = self._outcome(result, unanswered)
+                outcomes[i] = self._outcome(result)
         for outcome in outcomes:
             (referenced if "_study" in outcome else failed).append(outcome)
 
-    def _outcome(self, result, unanswered) -> dict:
+    def _outcome(self, result) -> dict:
         """The ReferencedSOPSequence or FailedSOPSequence item of one part's ingest result."""
         if isinstance(result, StoreAnswer):
             p = result.parsed
             url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
             return {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
                     "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
+        parsed = getattr(result, "parsed", None)  # None when the part could not even be parsed
+        sop_class, sop_uid = (parsed.sop_class_uid, parsed.sop_uid) if parsed else ("", "")
         if isinstance(result, WrongStudy):
-            return self._failure(result.parsed.sop_class_uid, result.parsed.sop_uid, WRONG_STUDY)
-        if isinstance(result, FullStorage):
-            p = next(unanswered, None)
-            return self._failure(p.sop_class_uid if p else "", p.sop_uid if p else "", OUT_OF_RESOURCES)
-        if isinstance(result, DaemonError):  # not parsable: nothing is known of it
-            return self._failure("", "", CANNOT_UNDERSTAND)
-        return self._failure("", "", PROCESSING_FAILURE)
+            reason = WRONG_STUDY
+        elif isinstance(result, FullStorage):
+            reason = OUT_OF_RESOURCES
+        elif isinstance(result, DaemonError):
+            reason = CANNOT_UNDERSTAND
+        else:
+            reason = PROCESSING_FAILURE
+        return self._failure(sop_class, sop_uid, reason)
 
     @staticmethod
     def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
