@@ -76,9 +76,8 @@ def transcode_dataset(ds: Dataset, target_ts: str, quality: int | None = None) -
     source_ts = str(ds.file_meta.get("TransferSyntaxUID", uid.ExplicitVRLittleEndian))
     target = uid.UID(target_ts)
     if "PixelData" not in ds:
-        # PS3.5 §10: without pixel data, the syntax only changes the dataset encoding.
-        if target.is_compressed and not target.is_transfer_syntax:
-            raise NotAcceptable("Not acceptable", f"{target_ts} is not a transfer syntax")
+        # Without pixel data a compressed syntax only says how the dataset is encoded (explicit VR
+        # little endian, PS3.5 §A.4), so any syntax can be answered.
         ds.file_meta.TransferSyntaxUID = target
         return ds
     image = Image(ds, source_ts, limits.pixel_module(ds))

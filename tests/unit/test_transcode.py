@@ -273,3 +273,12 @@ def test_frame_changes_are_reported():
     assert changes["PhotometricInterpretation"] == "RGB" and changes["PlanarConfiguration"] == 0
     assert ds.PhotometricInterpretation == "YBR_FULL_422"  # the caller's header is left alone
     assert np.array_equal(np.frombuffer(data, np.uint8).reshape(ds.Rows, ds.Columns, 3), ds.pixel_array)
+
+
+def test_non_image_changes_only_its_syntax():
+    """An instance without pixel data (an RT plan) can be sent in any syntax: only the UID changes."""
+    path = get_testdata_file("rtplan.dcm")
+    written = pydicom.dcmread(io.BytesIO(codecs.transcode_file(path, uid.JPEG2000Lossless)))
+    original = pydicom.dcmread(path)
+    assert written.file_meta.TransferSyntaxUID == uid.JPEG2000Lossless
+    assert written.RTPlanLabel == original.RTPlanLabel and "PixelData" not in written
