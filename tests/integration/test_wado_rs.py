@@ -212,6 +212,17 @@ def test_metadata_etag_304_and_gzip(daemon):
     assert changed.headers["ETag"] != etag
 
 
+def test_metadata_never_stale_after_an_instance_is_replaced(make_daemon):
+    """With OverwriteInstances, a file stored again with other values shows them in the next metadata answer."""
+    d = make_daemon({"OverwriteInstances": True})
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    d.store(make_ct("OW-1", study_uid=study, series_uid=series, sop_uid=sop, extra={"ImageComments": "first"}))
+    path = f"/dicom-web/studies/{study}/series/{series}/metadata"
+    assert d.get(path).json()[0]["00204000"]["Value"] == ["first"]
+    d.store(make_ct("OW-1", study_uid=study, series_uid=series, sop_uid=sop, extra={"ImageComments": "second"}))
+    assert d.get(path).json()[0]["00204000"]["Value"] == ["second"]
+
+
 def test_metadata_as_xml_parts(daemon):
     """type="application/dicom+xml" answers one Native DICOM Model document per instance."""
     _, ds = stored(daemon, CT_SMALL)

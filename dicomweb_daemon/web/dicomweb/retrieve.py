@@ -86,7 +86,8 @@ def dicom_target(ranges: list[MediaRange], stored: set[str]) -> str | None:
         target = None if ts == "*" else (ts or EXPLICIT_LE)
         if target is None or all(can_transcode(s, target) for s in stored):
             return target
-    possible = ", ".join(sorted({"*", *stored} | ({EXPLICIT_LE} if stored <= {*NATIVE, DEFLATED} else set())))
+    possible = ", ".join(sorted({"*", *([next(iter(stored))] if len(stored) == 1 else []),
+                                 *([EXPLICIT_LE] if all(can_transcode(s, EXPLICIT_LE) for s in stored) else [])}))
     raise NotAcceptable("Not acceptable",
                         'cannot answer this Accept: send multipart/related; type="application/dicom" with '
                         f"transfer-syntax one of: {possible} (stored as {', '.join(sorted(stored))})")
@@ -131,12 +132,12 @@ def frame_answer(ranges: list[MediaRange], stored: str) -> tuple[str, str | None
         target = ts if ts not in (None, "*") else _default_syntax(part)
         if target and media_type_for_syntax(target) == part and can_convert_frames(stored, target):
             return f"{part}; transfer-syntax={target}", target, multipart
-    native_ts = stored if encapsulated else EXPLICIT_LE
-    offers = [f'multipart/related; type="application/octet-stream"; transfer-syntax={native_ts}',
-              'multipart/related; type="application/octet-stream"; transfer-syntax=*']
+    undecodable = encapsulated and not can_convert_frames(stored, EXPLICIT_LE)
+    offers = ['multipart/related; type="application/octet-stream"; transfer-syntax=*']
+    if not undecodable:
+        offers.insert(0, f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}')
     if encapsulated:
         offers.insert(0, f'multipart/related; type="{stored_type}"; transfer-syntax={stored}')
-    undecodable = encapsulated and not can_convert_frames(stored, EXPLICIT_LE)
     raise NotAcceptable("Not acceptable",
                         f"the pixel data is stored as {stored}{' and cannot be decoded here' if undecodable else ''}"
                         f"; acceptable: {' | '.join(offers)}")
