@@ -489,3 +489,17 @@ def test_bad_rendering_parameters_are_400(daemon):
                   "/frames/a/rendered"):
         r = daemon.get(base + query)
         assert r.status_code == 400 and r.json()["HttpStatus"] == 400, query
+
+
+def test_orthanc_rendered(daemon):
+    """Orthanc's /rendered takes width/height and window-center/window-width; PNG unless JPEG is asked."""
+    answer = daemon.store(WINDOWED)
+    ds = read(WINDOWED)
+    r = daemon.get(f"/instances/{answer['ID']}/rendered?window-center=100&window-width=600")
+    assert r.headers["Content-Type"] == "image/png"
+    expected = reference_window(modality(ds, ds.pixel_array), 100, 600)
+    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+    small = daemon.get(f"/instances/{answer['ID']}/frames/0/rendered?width=32", headers={"Accept": "image/jpeg"})
+    assert small.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(small.content)).size == (32, 32)
+    assert daemon.get(f"/instances/{answer['ID']}/rendered?window-center=100").status_code == 400

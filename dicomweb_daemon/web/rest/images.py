@@ -107,6 +107,27 @@ class ImageRoutes:
         request.setHeader(b"Content-Type", media.encode())
         return data
 
+    @route("/instances/<id>/rendered")
+    @route("/instances/<id>/frames/<frame>/rendered")
+    async def rendered(self, request, id, frame="0"):  # noqa: A002
+        """Orthanc's rendered image: ``width``/``height`` (fit), ``window-center``/``window-width``,
+        ``quality``; PNG, or JPEG when asked for."""
+        index = _frame_number(frame)
+        media = accepted(request, ["image/png", "image/jpeg"], "image/png")
+        width, height = _size(request, "width"), _size(request, "height")
+        center, span = arg(request, "window-center"), arg(request, "window-width")
+        window = None
+        if center not in (None, "") or span not in (None, ""):
+            from ...codecs.render import parse_window
+
+            window = parse_window([center, span])  # 400 when one is missing or not a number
+        viewport = (width, height) if width or height else None
+        source = await instance_source(self.daemon, id)
+        data = await in_cpu(codecs.render, source, index + 1, media_type=media, quality=_quality(request),
+                            window=window, viewport=viewport)
+        request.setHeader(b"Content-Type", media.encode())
+        return data
+
     @route("/instances/<id>/<any('image-uint8','image-uint16','image-int16'):kind>")
     @route("/instances/<id>/frames/<frame>/<any('image-uint8','image-uint16','image-int16'):kind>")
     async def typed_image(self, request, id, kind, frame="0"):  # noqa: A002
@@ -184,6 +205,19 @@ def _quality(request) -> int | None:
     if not 1 <= quality <= 100:
         raise BadRequest("Bad request", "quality must be between 1 and 100")
     return quality
+
+
+def _size(request, name: str) -> int:
+    value = arg(request, name)
+    if value in (None, ""):
+        return 0
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest("Bad request", f"{name} must be an integer, not {value!r}") from None
+    if number < 0:
+        raise BadRequest("Bad request", f"{name} must not be negative")
+    return number
 
 
 def _numpy_answer(request, data: bytes, compress: bool) -> bytes:
