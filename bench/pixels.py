@@ -108,7 +108,9 @@ def main() -> None:
     multi_native = as_file(ct(frames=100), folder, "ct100.dcm")
     t = time.perf_counter()
     j2k = folder / "ct100-j2k.dcm"
-    j2k.write_bytes(codecs.transcode_file(multi_native, JPEG2000Lossless))
+    encoded = pydicom.dcmread(io.BytesIO(codecs.transcode_file(multi_native, JPEG2000Lossless)))
+    encoded.SOPInstanceUID = encoded.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    encoded.save_as(j2k, enforce_file_format=True)
     print(f"setup: 100 frames 512x512 encoded to JPEG 2000 lossless in {time.perf_counter() - t:.1f} s "
           f"({os.path.getsize(j2k) / 1e6:.1f} MB)")
 
@@ -131,6 +133,12 @@ def main() -> None:
         get(rendered)  # warm-up
         print(f"GET .../rendered (image/jpeg), 512x512 16-bit CT:        "
               f"{summary([get(rendered)[0] for _ in range(a.rounds)])}")
+
+        jhead = pydicom.dcmread(str(j2k), stop_before_pixels=True)
+        frame_url = (f"{url}/dicom-web/studies/{jhead.StudyInstanceUID}/series/{jhead.SeriesInstanceUID}"
+                     f"/instances/{jhead.SOPInstanceUID}/frames/50/rendered")
+        print(f"GET frames/50/rendered of the 100-frame JPEG 2000 one:   "
+              f"{summary([get(frame_url)[0] for _ in range(a.rounds)])}")
 
         # 2. transcoding JPEG 2000 -> explicit VR little endian
         t = time.perf_counter()
