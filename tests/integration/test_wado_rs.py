@@ -286,6 +286,8 @@ def test_bulk_data_uri_gives_the_value_with_ranges(daemon):
     past = requests.get(uri, headers={"Accept": "application/octet-stream", "Range": "bytes=100000-"}, timeout=30)
     assert_json_error(past, 416)
     assert past.headers["Content-Range"] == f"bytes */{len(expected)}"
+    trailing = daemon.get(url_of(ds) + "/bulk/fffcfffc", headers={"Accept": "application/octet-stream"})
+    assert trailing.content == ds[0xFFFCFFFC].value  # an element after the pixel data
     assert_json_error(daemon.get(url_of(ds) + "/bulk/00431028/x"), 400)
     assert_json_error(daemon.get(url_of(ds) + "/bulk/00099999"), 404)
 

@@ -94,7 +94,10 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
 
 def _bulk_value(data: bytes, segments: list[str]) -> bytes:
     """The raw value at a BulkDataURI path ``tag[/item/tag...]`` of a file (cpu)."""
-    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    # Elements before the pixel data need no pixel data read (most bulk values); trailing ones
+    # such as (FFFC,FFFC) padding do.
+    before_pixels = int(segments[0], 16) < 0x7FE00010
+    ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=before_pixels)
     node = ds
     for i in range(0, len(segments), 2):
         tag = int(segments[i], 16)
