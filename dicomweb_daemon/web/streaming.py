@@ -50,13 +50,7 @@ class Backpressure:
 
     async def write(self, data: bytes) -> None:
         """Write ``data``, then wait while the transport asks us to pause."""
-        if self.gone:
-            raise ClientGone()
-        self.request.write(data)
-        while self._resumed is not None and not self.gone:
-            await self._resumed
-        if self.gone:
-            raise ClientGone()
+        await self.write_many([data])
 
     async def write_many(self, pieces: list[bytes]) -> None:
         """Write every piece (no copy into one buffer), then wait once while the client is slow."""
@@ -69,10 +63,81 @@ class Backpressure:
         if self.gone:
             raise ClientGone()
 
-    def done(self) -> None:
-        self.request.unregisterProducer()
-        if not self.gone:
-            self.request.finish()
+
+async def streamed(request, produce) -> None:
+    """Run ``await produce(out)`` with a Backpressure writer, then end the answer properly.
+
+    Once headers are out, an error cannot become a JSON answer: the connection is cut so that a
+    truncated body never looks complete. A client that leaves (the write fails, or Klein cancels
+    the handler) just stops the work; nothing is left registered on a dead channel."""
+    out = Backpressure(request)
+    ok = False
+    try:
+        await produce(out)
+        ok = True
+    except (ClientGone, defer.CancelledError):
+        pass
+    except Exception:
+        log.failure("streaming {uri} failed after the headers were sent", uri=request.uri.decode("latin-1"))
+    if request.channel is None:  # the connection is gone already
+        return
+    request.unregisterProducer()
+    if ok and not out.gone:
+        request.finish()
+    elif request.transport is not None:
+        request.transport.abortConnection()
+
+
+class ShortRead(OSError):
+    """The stored file is shorter than the index says: the answer cannot be completed."""
+
+
+def checked(data: bytes, expected: int) -> bytes:
+    """``data`` if it has the length the index promised (and Content-Length announced)."""
+    if len(data) != expected:
+        raise ShortRead(f"read {len(data)} bytes of a stored file where {expected} were expected")
+    return data
+
+
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _seek_read(f, pos: int, n: int) -> bytes:
+    f.seek(pos)
+    return f.read(n)
+
+
+async def read_file(storage, uuid: str) -> bytes:
+    """A whole stored file, in one io call."""
+    path = storage.path(uuid, "dicom")
+    return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
+
+
+async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
+                        end: int | None = None) -> None:
+    """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
+    thread, waiting whenever the client is slower than the disk."""
+    end = size if end is None else end
+    path = storage.path(uuid, "dicom")
+    if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
+        await out.write(checked(await read_file(storage, uuid), size))
+        return
+    f = await in_io(open, path, "rb") if path else None
+    try:
+        pos = start
+        while pos < end:
+            n = min(CHUNK, end - pos)
+            if f is not None:
+                chunk = await in_io(_seek_read, f, pos, n)
+            else:
+                chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
+            await out.write(checked(chunk, n))
+            pos += n
+    finally:
+        if f is not None:
+            await in_io(f.close)
 
 
 async def send_file(request, storage, uuid: str, size: int, start: int = 0, end: int | None = None) -> None:
@@ -82,28 +147,7 @@ async def send_file(request, storage, uuid: str, size: int, start: int = 0, end:
     if request.method == b"HEAD":
         request.finish()
         return
-    out = Backpressure(request)
-    path = storage.path(uuid, "dicom")
-    f = await in_io(open, path, "rb") if path else None
-    try:
-        pos = start
-        while pos < end:
-            n = min(CHUNK, end - pos)
-            if f is not None:
-                await in_io(f.seek, pos)
-                chunk = await in_io(f.read, n)
-            else:
-                chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
-            if not chunk:
-                break
-            await out.write(chunk)
-            pos += len(chunk)
-    except ClientGone:
-        pass
-    finally:
-        if f is not None:
-            await in_io(f.close)
-        out.done()
+    await streamed(request, lambda out: stream_stored(out, storage, uuid, size, start, end))
 
 
 class ThreadWriter:
@@ -132,22 +176,14 @@ class ThreadWriter:
 
 async def stream_from_thread(request, produce: Callable[[ThreadWriter], None]) -> None:
     """Run ``produce(writer)`` in an io thread, streaming what it writes; finish the request."""
-    out = Backpressure(request)
-    writer = ThreadWriter(out)
 
-    def run():
-        produce(writer)
-        writer.flush()
+    async def run(out: Backpressure) -> None:
+        writer = ThreadWriter(out)
 
-    try:
-        await in_io(run)
-    except ClientGone:
-        out.done()
-    except Exception:
-        # Headers and part of the body are gone: a truncated body must not look complete.
-        log.failure("streamed answer failed mid-way on {uri}", uri=request.uri.decode("latin-1"))
-        request.unregisterProducer()
-        if request.transport is not None:
-            request.transport.abortConnection()
-    else:
-        out.done()
+        def work() -> None:
+            produce(writer)
+            writer.flush()
+
+        await in_io(work)
+
+    await streamed(request, run)

@@ -60,3 +60,20 @@ def test_archive_of_unknown_resource_is_404(make_daemon):
     d = make_daemon()
     r = d.get("/studies/00000000-00000000-00000000-00000000-00000000/archive")
     assert r.status_code == 404 and r.json()["HttpStatus"] == 404
+
+
+def test_client_leaving_mid_archive_does_not_hurt(make_daemon):
+    """A client that closes the connection in the middle of a large archive leaves the daemon serving."""
+    d = make_daemon()
+    study = generate_uid()
+    for i in range(6):
+        d.store(make_ct("ARC-BIG", study_uid=study, instance_number=i, size=512))
+    studies = d.get("/studies").json()
+    r = d.get(f"/studies/{studies[0]}/archive", stream=True)
+    assert r.status_code == 200
+    r.raw.read(100_000)
+    r.close()
+    assert d.get("/system").status_code == 200
+    full = d.get(f"/studies/{studies[0]}/archive")
+    assert len(zipfile.ZipFile(io.BytesIO(full.content)).namelist()) == 6
+    assert "Unhandled" not in d.log_path.read_text()

@@ -13,7 +13,6 @@ import io
 import numpy as np
 import pydicom
 from pydicom.filewriter import dcmwrite
-from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from ...errors import NotAcceptable
@@ -27,7 +26,17 @@ from ..negotiation import (
     MediaRange,
     media_type_for_syntax,
 )
-from ..streaming import CHUNK, Backpressure, ClientGone
+from ..streaming import (  # noqa: F401 - re-exported for the WADO families
+    CHUNK,
+    Backpressure,
+    ClientGone,
+    ShortRead,
+    _read_whole,
+    checked,
+    read_file,
+    stream_stored,
+    streamed,
+)
 
 log = Logger()
 SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
@@ -151,11 +160,6 @@ def _default_syntax(media_type: str) -> str | None:
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def _read_whole(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _read_ranges(path: str, ranges: list) -> bytes:
     with open(path, "rb") as f:
         out = []
@@ -217,76 +221,6 @@ async def read_files(storage, uuids: list[str]) -> list[bytes]:
     if None not in paths:
         return await in_io(_read_wholes, paths)
     return [await read_file(storage, u) for u in uuids]
-
-
-async def read_file(storage, uuid: str) -> bytes:
-    path = storage.path(uuid, "dicom")
-    return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
-
-
-async def streamed(request, produce) -> None:
-    """Run ``await produce(out)`` with a Backpressure writer, then end the answer properly.
-
-    Once headers are out, an error cannot become a JSON answer: the connection is cut so that a
-    truncated multipart never looks complete. A client that leaves (the write fails, or Klein
-    cancels the handler) just stops the work; nothing is left registered on a dead channel."""
-    out = Backpressure(request)
-    ok = False
-    try:
-        await produce(out)
-        ok = True
-    except (ClientGone, CancelledError):
-        pass
-    except Exception:
-        log.failure("streaming {uri} failed after the headers were sent", uri=request.uri.decode("latin-1"))
-    if request.channel is None:  # the connection is gone already
-        return
-    request.unregisterProducer()
-    if ok and not out.gone:
-        request.finish()
-    elif request.transport is not None:
-        request.transport.abortConnection()
-
-
-class ShortRead(OSError):
-    """The stored file is shorter than the index says: the answer cannot be completed."""
-
-
-async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
-                        end: int | None = None) -> None:
-    """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
-    thread, waiting whenever the client is slower than the disk."""
-    end = size if end is None else end
-    path = storage.path(uuid, "dicom")
-    if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
-        await out.write(checked(await read_file(storage, uuid), size))
-        return
-    f = await in_io(open, path, "rb") if path else None
-    try:
-        pos = start
-        while pos < end:
-            n = min(CHUNK, end - pos)
-            if f is not None:
-                chunk = await in_io(_seek_read, f, pos, n)
-            else:
-                chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
-            await out.write(checked(chunk, n))
-            pos += n
-    finally:
-        if f is not None:
-            await in_io(f.close)
-
-
-def checked(data: bytes, expected: int) -> bytes:
-    """``data`` if it has the length the index promised (and Content-Length announced)."""
-    if len(data) != expected:
-        raise ShortRead(f"read {len(data)} bytes of a stored file where {expected} were expected")
-    return data
-
-
-def _seek_read(f, pos: int, n: int) -> bytes:
-    f.seek(pos)
-    return f.read(n)
 
 
 # -- changing the transfer syntax ------------------------------------------------------------------
