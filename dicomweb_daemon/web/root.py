@@ -7,6 +7,7 @@ import hmac
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
+from .dicomweb import cors
 from .errors import error_body
 
 log = Logger()
@@ -22,6 +23,9 @@ class RootResource(Resource):
         self.inner = klein_resource
         self.users = {u.encode(): p.encode() for u, p in settings.RegisteredUsers.items()}
         self.auth = settings.AuthenticationEnabled
+        self.dicomweb = settings.sections["DicomWeb"]
+        roots = (self.dicomweb["Root"], self.dicomweb["WadoRoot"]) if self.dicomweb["CorsAllowedOrigins"] else ()
+        self.cors_prefixes = tuple(r.strip("/").encode() for r in roots)
 
     def render(self, request):
         try:
@@ -35,12 +39,20 @@ class RootResource(Resource):
     def _render(self, request):
         # Orthanc routes "/dicom-web//studies" as "/dicom-web/studies": drop empty segments.
         request.postpath = [seg for seg in request.postpath if seg]
+        if self.cors_prefixes and self._under_cors(request):
+            if cors.is_preflight(request):
+                return cors.preflight(request, self.dicomweb)
+            cors.add_cors(request, self.dicomweb)
         if self.auth and not self._authorized(request):
             request.setResponseCode(401)
             request.setHeader(b"WWW-Authenticate", b'Basic realm="dicomweb-daemon"')
             request.setHeader(b"Content-Type", b"application/json")
             return error_body(request, 401, "Unauthorized", "valid HTTP Basic credentials are required")
         return self.inner.render(request)
+
+    def _under_cors(self, request) -> bool:
+        path = b"/".join(request.postpath)
+        return any(path == p or path.startswith(p + b"/") for p in self.cors_prefixes)
 
     def _authorized(self, request) -> bool:
         header = request.getHeader(b"authorization") or b""

@@ -501,3 +501,21 @@ def test_no_cors_headers_without_configured_origins(daemon):
     r = daemon.get(url_of(ds) + "/metadata", headers={"Origin": "http://viewer.example"})
     assert r.status_code == 200
     assert not [h for h in r.headers if h.lower().startswith("access-control")]
+
+
+def test_cors_preflight_passes_authentication_and_covers_qido_and_stow(make_daemon):
+    """A browser preflight needs no credentials; QIDO, STOW and errors carry CORS headers too."""
+    origin = "http://viewer.example"
+    d = make_daemon({"DicomWeb": {"CorsAllowedOrigins": [origin]}, "AuthenticationEnabled": True,
+                     "RegisteredUsers": {"alice": "pw"}})
+    pre = requests.options(d.url + "/dicom-web/studies", timeout=10, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == origin
+    assert "authorization" in pre.headers["Access-Control-Allow-Headers"]
+    denied = d.get("/dicom-web/studies", headers={"Origin": origin})
+    assert denied.status_code == 401 and denied.headers["Access-Control-Allow-Origin"] == origin
+    qido = d.get("/dicom-web/studies", headers={"Origin": origin}, auth=("alice", "pw"))
+    assert qido.status_code == 200 and qido.headers["Access-Control-Allow-Origin"] == origin
+    rest = d.get("/patients", headers={"Origin": origin}, auth=("alice", "pw"))
+    assert "Access-Control-Allow-Origin" not in rest.headers  # CORS covers DICOMweb, not the REST API

@@ -1,11 +1,11 @@
 """CORS for browser viewers served from another origin (Fetch standard, "CORS protocol").
 
 Only origins listed in DicomWeb.CorsAllowedOrigins (or any, with ``*``) get the headers; with the
-list empty nothing is added, as before CORS existed.
+list empty nothing is added. The root resource applies it to every path under DicomWeb.Root and
+WadoRoot before routing and before authentication: a browser's preflight carries no credentials,
+and errors must carry the headers too or the viewer cannot read them.
 """
 from __future__ import annotations
-
-import functools
 
 from ..routing import route
 
@@ -51,21 +51,11 @@ def preflight(request, config: dict) -> bytes:
     return b""
 
 
+def is_preflight(request) -> bool:
+    """An OPTIONS request from another origin: a browser's preflight before a cross-origin call."""
+    return request.method == b"OPTIONS" and request.getHeader("origin") is not None
+
+
 def cors_route(path: str, methods: tuple[str, ...] = ("GET", "HEAD")):
-    """``@route`` for a family with a ``config`` (DicomWeb section): also answers the OPTIONS
-    preflight of ``path``, and adds the CORS headers to every answer (errors included) up front.
-
-    Per path rather than one catch-all OPTIONS route: a catch-all would turn every unknown URL
-    under the root into 405 instead of 404."""
-
-    def mark(f):
-        @functools.wraps(f)
-        async def handler(self, request, *args, **kwargs):
-            if request.method == b"OPTIONS":
-                return preflight(request, self.config)
-            add_cors(request, self.config)
-            return await f(self, request, *args, **kwargs)
-
-        return route(path, methods=(*methods, "OPTIONS"))(handler)
-
-    return mark
+    """A plain ``@route``: CORS is applied by the root resource for every DICOMweb path."""
+    return route(path, methods=methods)

@@ -18,8 +18,8 @@ from ...metadata.xml import json_to_xml
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, accept_of
+from ..routing import route
 from ..streaming import CHUNK
-from .cors import cors_route
 from .retrieve import (
     checked,
     dicom_target,
@@ -56,15 +56,15 @@ class WadoRoutes(PixelRoutesMixin):
         self.cache = MetadataCache()
 
     # -- retrieve (PS3.18 §10.4.1.1.1) ----------------------------------------------------------
-    @cors_route("/studies/<study>", methods=("GET", "HEAD"))
+    @route("/studies/<study>", methods=("GET", "HEAD"))
     async def retrieve_study(self, request, study):
         return await self._retrieve(request, study)
 
-    @cors_route("/studies/<study>/series/<series>", methods=("GET", "HEAD"))
+    @route("/studies/<study>/series/<series>", methods=("GET", "HEAD"))
     async def retrieve_series(self, request, study, series):
         return await self._retrieve(request, study, series)
 
-    @cors_route("/studies/<study>/series/<series>/instances/<sop>", methods=("GET", "HEAD"))
+    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("GET", "HEAD"))
     async def retrieve_instance(self, request, study, series, sop):
         check_uids(study, series, sop)
         ranges = accept_of(request)
@@ -142,15 +142,15 @@ class WadoRoutes(PixelRoutesMixin):
         await streamed(request, produce)
 
     # -- delete (beyond PS3.18: Orthanc's DELETE by UID) ------------------------------------------
-    @cors_route("/studies/<study>", methods=("DELETE",))
+    @route("/studies/<study>", methods=("DELETE",))
     async def delete_study(self, request, study):
         return await self._delete(request, study)
 
-    @cors_route("/studies/<study>/series/<series>", methods=("DELETE",))
+    @route("/studies/<study>/series/<series>", methods=("DELETE",))
     async def delete_series(self, request, study, series):
         return await self._delete(request, study, series)
 
-    @cors_route("/studies/<study>/series/<series>/instances/<sop>", methods=("DELETE",))
+    @route("/studies/<study>/series/<series>/instances/<sop>", methods=("DELETE",))
     async def delete_instance(self, request, study, series, sop):
         return await self._delete(request, study, series, sop)
 
@@ -162,15 +162,15 @@ class WadoRoutes(PixelRoutesMixin):
         return b""
 
     # -- metadata (PS3.18 §10.4.1.1.2) --------------------------------------------------------------
-    @cors_route("/studies/<study>/metadata", methods=("GET", "HEAD"))
+    @route("/studies/<study>/metadata", methods=("GET", "HEAD"))
     async def study_metadata(self, request, study):
         return await self._metadata(request, study)
 
-    @cors_route("/studies/<study>/series/<series>/metadata", methods=("GET", "HEAD"))
+    @route("/studies/<study>/series/<series>/metadata", methods=("GET", "HEAD"))
     async def series_metadata(self, request, study, series):
         return await self._metadata(request, study, series)
 
-    @cors_route("/studies/<study>/series/<series>/instances/<sop>/metadata", methods=("GET", "HEAD"))
+    @route("/studies/<study>/series/<series>/instances/<sop>/metadata", methods=("GET", "HEAD"))
     async def instance_metadata(self, request, study, series, sop):
         return await self._metadata(request, study, series, sop)
 

@@ -11,8 +11,7 @@ import io
 from ...errors import BadRequest, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..negotiation import EXPLICIT_LE
-from ..routing import arg
-from .cors import cors_route
+from ..routing import arg, route
 from .retrieve import can_transcode, codec, read_file, stream_stored, streamed, transcoded_file
 from .wado_rs import check_uids
 
@@ -56,7 +55,7 @@ class WadoUriRoutes:
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["WadoRoot"]
 
-    @cors_route("/", methods=("GET", "HEAD"))
+    @route("/", methods=("GET", "HEAD"))
     async def wado(self, request):
         request_type = _required(request, "requestType")
         if request_type != "WADO":
