@@ -66,6 +66,7 @@ DICOMWEB: dict[str, Option] = {
     "SeriesMetadata": Option(str, "Full", "How series metadata is produced.", choices=METADATA_MODES),
     "StudiesMetadataExtrapolatedTags": Option(list, [], "Tags extrapolated in study metadata (Extrapolate)."),
     "SeriesMetadataExtrapolatedTags": Option(list, [], "Tags extrapolated in series metadata (Extrapolate)."),
+    "EnableMetadataCache": Option(bool, True, "Keep recent metadata answers in memory (validated by ETag)."),
     "CorsAllowedOrigins": Option(list, [], "Origins allowed by CORS (\"*\" for any); empty = no CORS headers."),
 }
 
@@ -161,5 +162,4 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
 # Sections read by later parts of the daemon (DICOMweb server and client).
 KNOWN_SECTIONS = {"DicomWeb"}
 # Keys of Orthanc's DicomWeb section that belong to the DICOMweb client (a later issue).
-DICOMWEB_ACCEPTED = {"Servers", "ServersInDatabase", "MetadataWorkerThreadsCount", "EnableMetadataCache",
-                     "StowMaxInstances", "StowMaxSize"}
+DICOMWEB_ACCEPTED = {"Servers", "ServersInDatabase", "MetadataWorkerThreadsCount", "StowMaxInstances", "StowMaxSize"}

@@ -15,8 +15,8 @@ DEFAULT_BUDGET = 128 * 1024 * 1024
 class MetadataCache:
     """Least-recently-used bodies (plain and gzipped) within a byte budget."""
 
-    def __init__(self, budget: int = DEFAULT_BUDGET):
-        self.budget = budget
+    def __init__(self, budget: int | None = None):
+        self.budget = DEFAULT_BUDGET if budget is None else budget  # 0: no caching
         self.used = 0
         self._items: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
 
