@@ -132,11 +132,33 @@ class IIndex(Interface):
     def unreferenced_files(uuids):  # noqa: N805
         """Those of ``uuids`` that no instance references (crash leftovers)."""
 
+    # -- DICOMweb reads: any db thread (in_db) ------------------------------------------------
+    def qido(query):  # noqa: N805
+        """QIDO-RS: the DICOM JSON of each matching study, series or instance (no file is read)."""
+
+    def wado_instances(study, series=None, sop=None, columns=()):  # noqa: N805
+        """Instances named by UIDs, in series then InstanceNumber order, as dicts of ``columns``."""
+
+    def wado_resource_ids(study, series=None, sop=None):  # noqa: N805
+        """Orthanc IDs of the resources named by UIDs."""
+
+    def instance_by_sop(sop):  # noqa: N805
+        """The instance with this SOPInstanceUID (WADO-URI)."""
+
+    def metadata_blob(public_id):  # noqa: N805
+        """The compressed DICOM JSON of one instance, as computed at ingest."""
+
 
 class IMetadataStrategy(Interface):
     """How WADO-RS metadata of a study or series is produced (Full, MainDicomTags, Extrapolate)."""
 
     name = Attribute("Strategy name as in Orthanc's DicomWeb.StudiesMetadata")
+
+    def fetch(index, study, series, sop, extrapolated_tags):  # noqa: N805
+        """Read what the answer needs from the index (db pool); return a MetadataSource."""
+
+    def render(source, root):  # noqa: N805
+        """The DICOM JSON of each instance, as bytes, with ``root`` as base of bulk URIs (cpu pool)."""
 
 
 class ICodec(Interface):
