@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from ...errors import NotAcceptable
 from ...threads import in_cpu, in_io
+from ..coalesce import TRANSCODES
 from ..negotiation import (
     BIG_ENDIAN,
     DEFLATED,
@@ -257,7 +258,12 @@ def native_to_explicit_le(data: bytes) -> bytes:
 
 
 async def transcoded_file(storage, row: dict, target: str) -> bytes:
-    """The stored file of ``row`` in transfer syntax ``target`` (not as stored)."""
+    """The stored file of ``row`` in transfer syntax ``target`` (not as stored); concurrent
+    requests for the same file and syntax share one transcoding."""
+    return await TRANSCODES.run((row["file_uuid"], target), lambda: _transcoded_file(storage, row, target))
+
+
+async def _transcoded_file(storage, row: dict, target: str) -> bytes:
     stored = row["transfer_syntax"]
     path = storage.path(row["file_uuid"], "dicom")
     if target == EXPLICIT_LE and stored in (IMPLICIT_LE, BIG_ENDIAN, DEFLATED):
