@@ -12,7 +12,6 @@ Servers must start empty. Figures only: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_find import instance  # noqa: E402
+from ingest_find import instance, timed  # noqa: E402
 
 BOUNDARY = "bench-boundary-7d1f"
 QUERIES = {
@@ -55,18 +54,9 @@ def stow(targets: dict[str, str], count: int, batch: int) -> dict[str, float]:
 
 def qido_times(url: str, rounds: int) -> dict[str, tuple[float, float, int]]:
     s = requests.Session()
-    out = {}
-    for label, path in QUERIES.items():
-        samples, count = [], 0
-        for _ in range(rounds):
-            t = time.perf_counter()
-            r = s.get(url + path, headers={"Accept": "application/dicom+json"}, timeout=60)
-            samples.append((time.perf_counter() - t) * 1000)
-            r.raise_for_status()
-            count = len(r.json())
-        samples.sort()
-        out[label] = (statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)], count)
-    return out
+    accept = {"Accept": "application/dicom+json"}
+    return {label: timed(lambda path=path: s.get(url + path, headers=accept, timeout=60), rounds)
+            for label, path in QUERIES.items()}
 
 
 def main() -> None:

@@ -98,20 +98,23 @@ QUERIES = {
 }
 
 
+def timed(call, rounds: int) -> tuple[float, float, int]:
+    """Median and p95 milliseconds of ``call()`` (a request), and the length of its JSON answer."""
+    samples, count = [], 0
+    for _ in range(rounds):
+        t = time.perf_counter()
+        r = call()
+        samples.append((time.perf_counter() - t) * 1000)
+        r.raise_for_status()
+        count = len(r.json())
+    samples.sort()
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)], count
+
+
 def find_times(url: str, rounds: int) -> dict[str, tuple[float, float, int]]:
     s = requests.Session()
-    out = {}
-    for label, body in QUERIES.items():
-        samples, count = [], 0
-        for _ in range(rounds):
-            t = time.perf_counter()
-            r = s.post(url + "/tools/find", json=body, timeout=60)
-            samples.append((time.perf_counter() - t) * 1000)
-            r.raise_for_status()
-            count = len(r.json())
-        samples.sort()
-        out[label] = (statistics.median(samples), samples[int(len(samples) * 0.95) - 1], count)
-    return out
+    return {label: timed(lambda body=body: s.post(url + "/tools/find", json=body, timeout=60), rounds)
+            for label, body in QUERIES.items()}
 
 
 def main() -> None:

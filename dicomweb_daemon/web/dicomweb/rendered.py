@@ -14,7 +14,7 @@ from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..rest.images import accepted, instance_source
 from ..routing import arg, route
-from ..streaming import Backpressure, ClientGone
+from ..streaming import streamed
 
 RENDERED_TYPES = ["image/jpeg", "image/png", "image/gif"]
 THUMBNAIL_VIEWPORT = (128, 128)
@@ -182,32 +182,40 @@ class RenderedRoutes:
 
     async def _many(self, request, ids: list[str]):
         """A multipart/related of every image instance rendered, streamed part by part as each is
-        rendered; instances that cannot be rendered (not images, corrupt pixels) are skipped."""
+        rendered; instances that cannot be rendered (not images, corrupt pixels) are skipped. Until
+        one renders, an error can still be a JSON answer."""
         options = self._options(request, False)
         writer = MultipartWriter(options["media_type"])
-        out: Backpressure | None = None
-        last_error: DaemonError | None = None
-        try:
-            for public_id in ids:
-                source = await instance_source(self.daemon, public_id)
+        pending = list(ids)
+        first, last_error = None, None
+        while pending and first is None:
+            try:
+                first = await self._render_part(pending.pop(0), options)
+            except SKIPPED as e:
+                last_error = e
+        if first is None:
+            raise last_error or NotAcceptable("Not acceptable", "none of these instances is an image")
+        request.setHeader(b"Content-Type", writer.content_type())
+
+        async def produce(out) -> None:
+            await out.write(writer.part_header() + first + writer.part_end())
+            for public_id in pending:
                 try:
-                    data = await in_cpu(codecs.render, source, 1, **options)
-                except (NotAcceptable, UnsupportedMediaType, BadRequest) as e:
-                    last_error = e
+                    data = await self._render_part(public_id, options)
+                except SKIPPED:
                     continue
-                if out is None:
-                    request.setHeader(b"Content-Type", writer.content_type())
-                    out = Backpressure(request)
                 await out.write(writer.part_header() + data + writer.part_end())
-            if out is None:
-                raise last_error or NotAcceptable("Not acceptable", "none of these instances is an image")
             await out.write(writer.close())
-        except ClientGone:
-            pass
-        finally:
-            if out is not None:
-                out.done()
+
+        await streamed(request, produce)
         return None
+
+    async def _render_part(self, public_id: str, options: dict) -> bytes:
+        source = await instance_source(self.daemon, public_id)
+        return await in_cpu(codecs.render, source, 1, **options)
+
+
+SKIPPED = (NotAcceptable, UnsupportedMediaType, BadRequest)  # what makes _many skip an instance
 
 
 def _frame_list(frames: str) -> list[int]:

@@ -8,7 +8,7 @@ from ... import codecs
 from ...codecs import arrays
 from ...errors import BadRequest, NotAcceptable
 from ...threads import in_cpu, in_db, in_io
-from ..routing import arg, json_response, route
+from ..routing import arg, int_arg, json_response, route
 
 PAM = "image/x-portable-arbitrarymap"
 _RAW_TYPES = {"1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
@@ -114,7 +114,7 @@ class ImageRoutes:
         ``quality``; PNG, or JPEG when asked for."""
         index = _frame_number(frame)
         media = accepted(request, ["image/png", "image/jpeg"], "image/png")
-        width, height = _size(request, "width"), _size(request, "height")
+        width, height = int_arg(request, "width"), int_arg(request, "height")
         center, span = arg(request, "window-center"), arg(request, "window-width")
         window = None
         if center not in (None, "") or span not in (None, ""):
@@ -205,19 +205,6 @@ def _quality(request) -> int | None:
     if not 1 <= quality <= 100:
         raise BadRequest("Bad request", "quality must be between 1 and 100")
     return quality
-
-
-def _size(request, name: str) -> int:
-    value = arg(request, name)
-    if value in (None, ""):
-        return 0
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest("Bad request", f"{name} must be an integer, not {value!r}") from None
-    if number < 0:
-        raise BadRequest("Bad request", f"{name} must not be negative")
-    return number
 
 
 def _numpy_answer(request, data: bytes, compress: bool) -> bytes:
