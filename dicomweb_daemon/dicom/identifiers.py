@@ -8,7 +8,6 @@ LEVELS = ("Patient", "Study", "Series", "Instance")
 PLURALS = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 LEVEL_OF_PLURAL = {v: k for k, v in PLURALS.items()}
 
-_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
@@ -26,10 +25,6 @@ def resource_ids(patient_id: str, study: str, series: str, instance: str) -> tup
         orthanc_id(patient_id, study, series),
         orthanc_id(patient_id, study, series, instance),
     )
-
-
-def is_orthanc_id(value: str) -> bool:
-    return bool(_ID.match(value))
 
 
 def is_valid_uid(value: str) -> bool:

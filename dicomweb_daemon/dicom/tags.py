@@ -1,7 +1,7 @@
 """Which tags each level keeps in the index: Orthanc's main DICOM tags."""
 from __future__ import annotations
 
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 
 MAIN_TAGS: dict[str, tuple[str, ...]] = {
     "Patient": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDs"),
@@ -22,10 +22,6 @@ MAIN_TAGS: dict[str, tuple[str, ...]] = {
         "ImageComments", "ImageOrientationPatient",
     ),
 }
-
-# Tags whose matching ignores case by default in Orthanc (person names and long strings).
-CASE_INSENSITIVE_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "CS"}
-DATE_VRS = {"DA", "DT", "TM"}
 
 LEVEL_OF_KEYWORD: dict[str, str] = {}
 for _level, _keywords in MAIN_TAGS.items():
@@ -49,7 +45,3 @@ def parse_tag(name: str) -> int | None:
             pass
     tag = tag_for_keyword(s)
     return tag
-
-
-def keyword(tag: int) -> str:
-    return keyword_for_tag(tag) or tag_key(tag)

@@ -5,7 +5,6 @@ import contextlib
 import os
 import sqlite3
 import threading
-import time
 import zlib
 
 from twisted.plugin import IPlugin
@@ -20,11 +19,6 @@ from .qido import QidoMixin
 from .resources import ResourcesMixin
 from .schema import SCHEMA, SCHEMA_VERSION
 from .writes import WritesMixin
-
-
-def orthanc_time(ts: float | None = None) -> str:
-    """Orthanc's timestamp format, UTC: ``20240131T235959``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(ts if ts is not None else time.time()))
 
 
 @implementer(IPlugin, IIndex)
@@ -90,14 +84,6 @@ class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, Computed
     @staticmethod
     def decompress(data: bytes) -> bytes:
         return zlib.decompress(data)
-
-    def get_global(self, name: str, default: str | None = None) -> str | None:
-        row = self.db.execute("SELECT value FROM globals WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else default
-
-    def set_global(self, name: str, value: str) -> None:
-        with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO globals VALUES (?, ?)", (name, value))
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
