@@ -16,9 +16,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9 ._^-]+")
 
 @dataclass
 class ArchiveEntry:
-    """One instance to put in an archive: its file, and the folder names of its ancestors."""
+    """One instance to put in an archive: its stored file, and the folder names of its ancestors."""
 
-    path: str
+    uuid: str
     folders: tuple[str, str, str]
     modality: str
 
@@ -29,7 +29,17 @@ def folder_name(*parts: str) -> str:
     return _UNSAFE.sub("_", text)[:64].strip() or "Unknown"
 
 
-def write_zip(out, entries: list[ArchiveEntry]) -> None:
+def _local_copy(storage, uuid: str, folder: str) -> str:
+    """A path to the stored file: the storage's own, or a copy for storages without local files."""
+    path = storage.path(uuid, "dicom")
+    if path is None:
+        path = os.path.join(folder, uuid)
+        with open(path, "wb") as f:
+            f.write(storage.read(uuid, "dicom"))
+    return path
+
+
+def write_zip(out, storage, entries: list[ArchiveEntry]) -> None:
     """A ZIP of ``Patient/Study/Series/MR000000.dcm`` folders, streamed to ``out``."""
     counters: dict[tuple[str, str, str], int] = {}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
@@ -37,22 +47,29 @@ def write_zip(out, entries: list[ArchiveEntry]) -> None:
             n = counters.get(entry.folders, 0)
             counters[entry.folders] = n + 1
             prefix = (entry.modality or "IM")[:2].upper()
-            z.write(entry.path, "/".join(entry.folders) + f"/{prefix}{n:06d}.dcm")
+            name = "/".join(entry.folders) + f"/{prefix}{n:06d}.dcm"
+            path = storage.path(entry.uuid, "dicom")
+            if path is not None:
+                z.write(path, name)
+            else:
+                z.writestr(name, storage.read(entry.uuid, "dicom"))
 
 
-def write_media(out, paths: list[str]) -> None:
+def write_media(out, storage, uuids: list[str]) -> None:
     """A ZIP holding a DICOM File-set (PS3.10): the files under ``IMAGES/`` and its DICOMDIR."""
     staging = tempfile.mkdtemp(prefix="media-")
     try:
         fs = FileSet()
         fs.ID = "DICOMWEB"
-        for path in paths:
-            fs.add(path)
-        fs.write(staging)
+        originals = tempfile.mkdtemp(dir=staging)
+        for uuid in uuids:
+            fs.add(_local_copy(storage, uuid, originals))
+        output = os.path.join(staging, "fileset")
+        fs.write(output)
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
-            for folder, _, files in os.walk(staging):
+            for folder, _, files in os.walk(output):
                 for name in sorted(files):
                     full = os.path.join(folder, name)
-                    z.write(full, os.path.relpath(full, staging))
+                    z.write(full, os.path.relpath(full, output))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -107,3 +107,22 @@ def test_quota_refuses_with_507_and_stores_nothing(make_daemon):
     assert_orthanc_error(r, 507)
     assert len(d.get("/patients").json()) == 1 and len(storage_files(d)) == 1
     assert d.post("/instances", make_ct("Q-1")).status_code == 200  # same patient still accepted
+
+
+def test_upload_cut_half_way_leaves_nothing(make_daemon):
+    """A client that disconnects in the middle of a large upload leaves no spool file and no instance."""
+    import socket
+    import time
+
+    d = make_daemon()
+    body = make_ct("CUT-1", size=512)
+    with socket.create_connection(("127.0.0.1", d.port)) as s:
+        s.sendall(b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Type: application/dicom\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        time.sleep(0.5)
+        assert len(os.listdir(d.data / "tmp")) == 1  # the body was being spooled to a file
+    deadline = time.time() + 5
+    while os.listdir(d.data / "tmp") and time.time() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(d.data / "tmp") == []
+    assert d.get("/instances").json() == []

@@ -214,3 +214,45 @@ def test_access_log_has_no_query_strings(make_daemon):
     d.stop()
     log = d.log_path.read_text()
     assert "GET /patients HTTP/1.1" in log and "SECRET" not in log
+
+
+def test_storage_without_local_paths_serves_everything(make_daemon, tmp_path):
+    """A storage plugin that gives no file paths (an object store, say) still serves files, tags,
+    archives, media, DICOMweb retrieve and frames, through its read methods."""
+    import io
+    import zipfile
+
+    plugins = tmp_path / "opaque-plugins"
+    plugins.mkdir()
+    (plugins / "opaque_storage.py").write_text(textwrap.dedent("""
+        import os
+        from dicomweb_daemon.storage.filesystem import FilesystemStorage
+
+        class OpaqueStorage(FilesystemStorage):
+            name = "opaque"
+
+            def open(self, settings):
+                storage = OpaqueStorage(os.path.abspath(settings.StorageDirectory))
+                storage.tmp.mkdir(parents=True, exist_ok=True)
+                return storage
+
+            def path(self, uuid, kind):
+                return None  # like an object store: bytes only through read / read_range
+
+        opaque = OpaqueStorage()
+    """))
+    d = make_daemon({"Backends": {"Storage": "opaque"}}, env={"DICOMWEB_PLUGIN_PATH": str(plugins)})
+    original = open(CT_SMALL, "rb").read()
+    a = d.store(CT_SMALL)
+    assert d.get(f"/instances/{a['ID']}/file").content == original
+    assert d.get(f"/instances/{a['ID']}/tags?simplify").json()["PatientID"] == "1CT1"
+    z = zipfile.ZipFile(io.BytesIO(d.get(f"/studies/{a['ParentStudy']}/archive").content))
+    assert [z.read(n) for n in z.namelist()] == [original]
+    assert "DICOMDIR" in zipfile.ZipFile(io.BytesIO(d.get(f"/studies/{a['ParentStudy']}/media").content)).namelist()
+    uids = "/dicom-web/studies/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
+    r = d.get(uids, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert r.status_code == 200 and original in r.content
+    frame = d.get(uids + "/series/1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322/instances/"
+                  "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322/frames/1",
+                  headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert frame.status_code == 200 and len(frame.content) > 128 * 128 * 2

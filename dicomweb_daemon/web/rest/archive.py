@@ -16,17 +16,17 @@ class ArchiveRoutes:
         self.storage = daemon.storage
 
     async def _entries(self, ids: list[str]) -> list[ArchiveEntry]:
-        return await in_db(_entries_of, self.index, self.storage, ids)
+        return await in_db(_entries_of, self.index, ids)
 
     async def _send(self, request, ids: list[str], media: bool, name: str):
         entries = await self._entries(ids)
         request.setHeader(b"Content-Type", b"application/zip")
         request.setHeader(b"Content-Disposition", f'attachment; filename="{name}.zip"'.encode())
         if media:
-            paths = [e.path for e in entries]
-            await stream_from_thread(request, lambda out: write_media(out, paths))
+            uuids = [e.uuid for e in entries]
+            await stream_from_thread(request, lambda out: write_media(out, self.storage, uuids))
         else:
-            await stream_from_thread(request, lambda out: write_zip(out, entries))
+            await stream_from_thread(request, lambda out: write_zip(out, self.storage, entries))
 
     @route("/<any(patients,studies,series):plural>/<id>/<any(archive,media):kind>")
     async def download(self, request, plural, id, kind):  # noqa: A002
@@ -46,7 +46,7 @@ class ArchiveRoutes:
         await self._send(request, resources, kind != "create-archive", "archive")
 
 
-def _entries_of(index, storage, ids: list[str]) -> list[ArchiveEntry]:
+def _entries_of(index, ids: list[str]) -> list[ArchiveEntry]:
     """Every instance under ``ids`` with the folder names of its patient, study and series."""
     entries = []
     for item in index.instances_under(ids):
@@ -54,5 +54,5 @@ def _entries_of(index, storage, ids: list[str]) -> list[ArchiveEntry]:
         folders = (folder_name(p.get("PatientID", ""), p.get("PatientName", "")),
                    folder_name(st.get("AccessionNumber", ""), st.get("StudyDescription", "")),
                    folder_name(se.get("Modality", ""), se.get("SeriesNumber", ""), se.get("SeriesDescription", "")))
-        entries.append(ArchiveEntry(storage.path(item["file_uuid"], "dicom"), folders, se.get("Modality", "")))
+        entries.append(ArchiveEntry(item["file_uuid"], folders, se.get("Modality", "")))
     return entries
