@@ -6,6 +6,7 @@ threads share one GIL: with it, parsing uses every core instead of one.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -42,14 +43,14 @@ def configure_processes(workers: int) -> None:
 
     # spawn, not fork: the daemon has threads, and a forked copy of a locked mutex never unlocks.
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_die_with_parent)
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
     _processes.append(executor)
     for _ in range(workers):  # start the workers now, not on the first upload
         executor.submit(int)
     reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """In a worker: end when the daemon ends, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
     import ctypes
     import signal
@@ -58,6 +59,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the worker ends when its task queue closes
+    if os.getppid() != parent:  # the daemon died while this worker was starting
+        os._exit(0)
 
 
 def has_processes() -> bool:

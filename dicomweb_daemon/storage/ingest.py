@@ -53,6 +53,7 @@ class Ingest:
         self.index = index
         self.settings = settings
         self.default_encoding = settings.DefaultEncoding
+        self.in_flight = 0  # ingests under way: parallelism is only worth worker processes then
 
     async def store_path(self, path: str, origin: str | Origin = "RestApi") -> StoreAnswer:
         """Ingest the file at ``path`` (consumed: moved into storage or removed); raise on failure."""
@@ -73,11 +74,17 @@ class Ingest:
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
         parsed: list = list(paths)
-        if has_processes():
-            outcomes = await defer.DeferredList(
-                [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
-            parsed = [value if ok else value.value for ok, value in outcomes]
-        return await in_cpu(self._store_blocking, paths, parsed, charset, origin, check)
+        self.in_flight += 1
+        try:
+            # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
+            # several files, or several clients at once, are parsed by the worker processes.
+            if has_processes() and (len(paths) > 1 or self.in_flight > 1):
+                outcomes = await defer.DeferredList(
+                    [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
+                parsed = [value if ok else value.value for ok, value in outcomes]
+            return await in_cpu(self._store_blocking, paths, parsed, charset, origin, check)
+        finally:
+            self.in_flight -= 1
 
     def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin,
                         check: Check | None) -> list[Outcome]:
