@@ -2,10 +2,13 @@
 a thread (ZIP archives) that waits whenever the client is slower than the disk."""
 from __future__ import annotations
 
+import os
+import select
 from collections.abc import Callable
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, tcp
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import deferLater
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -187,3 +190,105 @@ async def stream_from_thread(request, produce: Callable[[ThreadWriter], None]) -
         await in_io(work)
 
     await streamed(request, run)
+
+
+# -- straight from the page cache to the socket (sendfile) ---------------------------------------------
+WAIT_IN_THREAD = 0.05  # an io thread waits this long for a slow client, then gives its thread back
+SEND_BUDGET = 64 * CHUNK  # bytes per io call, so that the io pool is shared fairly between answers
+
+
+def direct_transport(request) -> tcp.Connection | None:
+    """The plain TCP transport of ``request`` when its body may go straight to the socket with
+    ``os.sendfile`` (HTTP/1.x without TLS), else None: callers then write through Twisted."""
+    transport = getattr(request.channel, "transport", None)
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        return None
+    if not hasattr(os, "sendfile") or not hasattr(transport, "_tempDataBuffer"):
+        return None
+    return transport
+
+
+def _buffered(transport) -> bool:
+    """Whether Twisted still holds bytes of this connection that the kernel has not taken."""
+    return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
+
+
+def _wait_writable(fd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(timeout * 1000))
+
+
+def _send_some(fd: int, segments: list, cursor: tuple[int, int], out: Backpressure) -> tuple[tuple[int, int], int]:
+    """Send segments from ``cursor`` on ``fd`` (io thread; closes it) until done, SEND_BUDGET is spent, or the client
+    has not taken anything for WAIT_IN_THREAD; return the new cursor and the bytes sent."""
+    index, offset = cursor
+    sent = 0
+    opened: tuple[str, object] | None = None
+    try:
+        while index < len(segments) and sent < SEND_BUDGET:
+            if out.gone:
+                raise ClientGone()
+            segment = segments[index]
+            try:
+                if isinstance(segment, bytes):
+                    n = os.write(fd, memoryview(segment)[offset:])
+                    size = len(segment)
+                else:
+                    path, size = segment
+                    if opened is None or opened[0] != path:
+                        if opened is not None:
+                            opened[1].close()
+                        opened = (path, open(path, "rb"))
+                    n = os.sendfile(fd, opened[1].fileno(), offset, min(size - offset, SEND_BUDGET - sent))
+                    if n == 0:
+                        raise ShortRead(f"read {offset} bytes of a stored file where {size} were expected")
+            except BlockingIOError:
+                if not _wait_writable(fd, WAIT_IN_THREAD):
+                    break
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                raise ClientGone() from None
+            sent += n
+            offset += n
+            if offset >= size:
+                index, offset = index + 1, 0
+    finally:
+        if opened is not None:
+            opened[1].close()
+        os.close(fd)  # here, not in the reactor: a cancelled answer must not close it under this thread
+    return (index, offset), sent
+
+
+async def send_direct(request, out: Backpressure, transport: tcp.Connection, segments: list) -> None:
+    """Send ``segments`` (bytes, or ``(path, size)`` of a file sent whole with ``os.sendfile``) as the
+    body of ``request``, once Twisted has handed its own buffered bytes (the headers) to the kernel.
+
+    Stored files then cost no copy in this process and no memory: the kernel moves them from its
+    page cache to the socket, in an io thread that waits for the client (backpressure). The io
+    thread works on a duplicate of the socket's descriptor, so a connection closed meanwhile can
+    never have its number reused under it; a slow client gives the thread back every
+    WAIT_IN_THREAD and is waited for here, with growing pauses."""
+    request.write(b"")  # the status line and headers, through Twisted
+    merged: list = []
+    for segment in segments:  # adjacent framing bytes go out in one write
+        if isinstance(segment, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += segment
+        elif not isinstance(segment, bytes) or segment:
+            merged.append(segment)
+    cursor = (0, 0)
+    pause = 0.001
+    while True:
+        if out.gone or not transport.connected:
+            raise ClientGone()
+        if _buffered(transport):
+            await deferLater(reactor, pause, lambda: None)
+            pause = min(pause * 2, WAIT_IN_THREAD)
+            continue
+        cursor, sent = await in_io(_send_some, os.dup(transport.fileno()), merged, cursor, out)
+        request.sentLength += sent  # what the access log reports
+        if cursor[0] >= len(merged):
+            return
+        pause = 0.001 if sent else min(pause * 2, WAIT_IN_THREAD)
+        if not sent:
+            await deferLater(reactor, pause, lambda: None)

@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import re
+import time
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -111,6 +112,36 @@ def test_large_file_streams_in_chunks_and_a_client_may_leave(daemon):
         partial.close()
     assert daemon.get(url_of(ds) + "/metadata").status_code == 200
     assert "Unhandled" not in daemon.log_path.read_text()
+
+
+def test_series_reaches_a_client_that_pauses_whole_and_in_order(daemon):
+    """A 20 MB series read by a client that pauses first (the daemon waits for it) arrives byte for byte."""
+    study, series = generate_uid(), generate_uid()
+    files = [make_ct(study_uid=study, series_uid=series, instance_number=n, size=1024) for n in range(1, 11)]
+    for data in files:
+        daemon.store(data)
+    r = requests.get(f"{daemon.url}/dicom-web/studies/{study}/series/{series}", headers={"Accept": DICOM_ANY},
+                     stream=True, timeout=60)
+    time.sleep(1.5)  # the socket's buffers fill up and the daemon has to wait for this client
+    body = r.raw.read(decode_content=False)
+    assert len(body) == int(r.headers["Content-Length"])
+    r._content, r._content_consumed = body, True
+    assert [b for _, b in parts(r)] == files
+    assert "Unhandled" not in daemon.log_path.read_text()
+
+
+def test_a_stored_file_shorter_than_indexed_cuts_the_answer(daemon):
+    """When a stored file lost bytes on disk, the retrieve is cut short instead of looking complete."""
+    study = generate_uid()
+    whole = make_ct(study_uid=study, size=256)
+    damaged = make_ct(study_uid=study, size=256)
+    daemon.store(whole)
+    daemon.store(damaged)
+    on_disk = next(p for p in daemon.data.rglob("*") if p.is_file() and p.read_bytes() == damaged)
+    on_disk.write_bytes(damaged[:-5000])
+    with pytest.raises(requests.exceptions.RequestException):  # the body stops before its Content-Length
+        requests.get(f"{daemon.url}/dicom-web/studies/{study}", headers={"Accept": DICOM_ANY}, timeout=30)
+    assert daemon.get(f"/dicom-web/studies/{study}/metadata").status_code == 200
 
 
 @pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm"])
