@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from .registry import decodable, encodable
 from .render import document, render
+from .stored import render_stored
 from .transcode import can_transcode, transcode_file, transcode_frame, transcode_frame_ex
 
 __all__ = ["decodable_syntaxes", "encodable_syntaxes", "can_transcode", "transcode_file", "transcode_frame",
-           "transcode_frame_ex", "render", "document"]
+           "transcode_frame_ex", "render", "render_stored", "document"]
 
 
 def decodable_syntaxes() -> list[str]:

@@ -45,8 +45,13 @@ def pydicom_decode(header, frame: bytes, transfer_syntax: str) -> tuple[np.ndarr
     from pydicom.encaps import encapsulate
     from pydicom.pixels import get_decoder
 
+    from .direct import decode_grey
+
     ts = uid.UID(transfer_syntax)
     opts = header_options(header)
+    direct = decode_grey(frame, ts, opts)  # greyscale JPEG-LS / JPEG 2000: the library itself
+    if direct is not None:
+        return direct, {}
     keep_ybr = opts["photometric_interpretation"] == "YBR_FULL"
     src = encapsulate([bytes(frame)]) if ts.is_compressed else frame
     arr, meta = get_decoder(ts).as_array(src, raw=keep_ybr, **opts)

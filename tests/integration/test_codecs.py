@@ -152,3 +152,25 @@ def test_stored_frames_match_generate_frames(daemon):
     expected = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
     for n in (0, len(expected) - 1):
         assert daemon.get(f"/instances/{answer['ID']}/frames/{n}/raw").content == expected[n]
+
+
+@pytest.mark.parametrize("syntax", [uid.JPEGLSLossless, uid.JPEG2000Lossless])
+def test_signed_compressed_frame_decodes_to_its_values(daemon, syntax):
+    """frames/1 of a signed 12-bit JPEG-LS or JPEG 2000 CT, asked without a transfer syntax, is
+    the original little-endian int16 samples, negative values included (PS3.18 §8.7.3.5.2)."""
+    from dicomweb_daemon.codecs import transcode_file
+
+    values = ((np.arange(64 * 64) % 4096) - 2048).astype(np.int16)
+    ds = pydicom.dcmread(io.BytesIO(image(64, 64, 1, values.tobytes(), bits=16)))
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 1
+    data = transcode_file(io.BytesIO(fresh(ds)), syntax)
+    stored = pydicom.dcmread(io.BytesIO(data))
+    assert stored.file_meta.TransferSyntaxUID == syntax
+    url = (f"/dicom-web/studies/{stored.StudyInstanceUID}/series/{stored.SeriesInstanceUID}"
+           f"/instances/{stored.SOPInstanceUID}/frames/1")
+    daemon.store(data)
+    r = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert r.status_code == 200, r.text
+    assert "transfer-syntax=1.2.840.10008.1.2.1" in r.content.split(b"\r\n\r\n")[0].decode().lower()
+    body = r.content.split(b"\r\n\r\n", 1)[1]
+    assert body[:values.nbytes] == values.astype("<i2").tobytes()

@@ -503,3 +503,22 @@ def test_orthanc_rendered(daemon):
     assert small.headers["Content-Type"] == "image/jpeg"
     assert Image.open(io.BytesIO(small.content)).size == (32, 32)
     assert daemon.get(f"/instances/{answer['ID']}/rendered?window-center=100").status_code == 400
+
+
+@pytest.mark.parametrize("syntax", [pydicom.uid.JPEGLSLossless, pydicom.uid.JPEG2000Lossless])
+def test_compressed_ct_renders_like_its_native_original(daemon, syntax):
+    """A JPEG-LS or JPEG 2000 copy of a windowed CT renders (read through its frame table, decoded
+    directly) exactly as the reference of the native original, as PNG and with an explicit window."""
+    from dicomweb_daemon.codecs import transcode_file
+
+    original = make_ct(patient_id="COMPRESSED-" + syntax[-2:], size=64,
+                       extra={"WindowCenter": 1000, "WindowWidth": 2000})
+    data = transcode_file(io.BytesIO(original), syntax)
+    assert read(data).file_meta.TransferSyntaxUID == syntax
+    daemon.store(data)
+    ds = read(original)
+    for query, (center, width) in (("", (1000, 2000)), ("?window=40,400", (40, 400))):
+        r = daemon.get(instance_url(data) + "/rendered" + query, headers={"Accept": "image/png"})
+        assert r.status_code == 200 and r.headers["Content-Type"] == "image/png", r.text
+        expected = reference_window(modality(ds, ds.pixel_array), center, width)
+        assert np.abs(png(r.content).astype(int) - expected).max() <= 1

@@ -45,6 +45,20 @@ def find_instances(index, study: str, series: str | None = None, sop: str | None
     return [r[0] for r in rows]
 
 
+def render_facts(index, public_id: str) -> dict:
+    """What rendering one instance needs from the index (db thread): its file, transfer syntax,
+    frame table and stored DICOM JSON (compressed), so that the file need not be parsed."""
+    info = index.instance(public_id)
+    info["public_id"] = public_id
+    info["metadata"] = index.metadata_blob(public_id)
+    return info
+
+
+def find_render_facts(index, study: str, series: str, sop: str) -> dict:
+    """:func:`render_facts` of the instance with these UIDs, in one db call."""
+    return render_facts(index, find_instances(index, study, series, sop)[0])
+
+
 def _numbers(request, name: str, count_min: int, count_max: int) -> tuple[float, ...] | None:
     value = arg(request, name)
     if value in (None, ""):
@@ -96,31 +110,41 @@ class RenderedRoutes:
             raise NotAcceptable("Not acceptable", f"rendered images are {', '.join(RENDERED_TYPES)} only")
         return accepted(request, RENDERED_TYPES, "image/jpeg")
 
+    async def _source(self, info: dict):
+        """The stored file's path, or its bytes in a file object when storage has no paths."""
+        path = self.daemon.storage.path(info["file_uuid"], "dicom")
+        return str(path) if path is not None else await instance_source(self.daemon, info["public_id"])
+
     # -- one instance -------------------------------------------------------------------------
-    async def _render_one(self, request, public_id: str, frame: int, options: dict, thumbnail: bool,
-                          all_frames: bool = False) -> bytes:
-        info = await in_db(self.daemon.index.instance, public_id)
-        source = await instance_source(self.daemon, public_id)
+    async def _render_one(self, request, public_id: str | None, frame: int, options: dict, thumbnail: bool,
+                          all_frames: bool = False, info: dict | None = None) -> bytes:
+        """One image; ``info`` (from :func:`render_facts`) when the caller already has it. One db
+        call and one cpu call: the frame is read, decoded and encoded in the same cpu job."""
+        if info is None:
+            info = await in_db(render_facts, self.daemon.index, public_id)
+        source = await self._source(info)
         if not thumbnail and info["sop_class_uid"] in ENCAPSULATED_DOCUMENTS:
             # PS3.18 §10.4.1.1.3: an encapsulated document is rendered as itself.
             document = await in_cpu(codecs.document, source)
             if document is not None:
                 request.setHeader(b"Content-Type", document[1].encode())
                 return document[0]
-        data = await in_cpu(codecs.render, source, frame, all_frames=all_frames, **options)
+        data = await in_cpu(codecs.render_stored, source, info["frames"], info["transfer_syntax"],
+                            info["metadata"], frame, key=info["file_uuid"], all_frames=all_frames, **options)
         request.setHeader(b"Content-Type", options["media_type"].encode())
         return data
 
     @route("/studies/<study>/series/<series>/instances/<sop>/rendered")
     async def instance_rendered(self, request, study, series, sop):
-        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
+        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
         options = self._options(request, False)
-        return await self._render_one(request, ids[0], 1, options, False, all_frames=True)
+        return await self._render_one(request, None, 1, options, False, all_frames=True, info=info)
 
     @route("/studies/<study>/series/<series>/instances/<sop>/thumbnail")
     async def instance_thumbnail(self, request, study, series, sop):
-        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
-        return await self._render_one(request, ids[0], 1, self._options(request, True), True)
+        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
+        options = self._options(request, True)
+        return await self._render_one(request, None, 1, options, True, info=info)
 
     @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frames>/rendered")
     async def frames_rendered(self, request, study, series, sop, frames):
@@ -132,15 +156,16 @@ class RenderedRoutes:
 
     async def _frames(self, request, study, series, sop, frames: str, thumbnail: bool):
         numbers = _frame_list(frames)
-        ids = await in_db(find_instances, self.daemon.index, study, series, sop)
+        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
         options = self._options(request, thumbnail)
         if len(numbers) == 1 or thumbnail:
-            return await self._render_one(request, ids[0], numbers[0], options, thumbnail)
-        source = await instance_source(self.daemon, ids[0])
+            return await self._render_one(request, None, numbers[0], options, thumbnail, info=info)
+        source = await self._source(info)
         writer = MultipartWriter(options["media_type"])
         body = []
         for number in numbers:
-            data = await in_cpu(codecs.render, source, number, **options)
+            data = await in_cpu(codecs.render_stored, source, info["frames"], info["transfer_syntax"],
+                                info["metadata"], number, key=info["file_uuid"], **options)
             body += [writer.part_header(), data, writer.part_end()]
         body.append(writer.close())
         request.setHeader(b"Content-Type", writer.content_type())
@@ -211,8 +236,9 @@ class RenderedRoutes:
         return None
 
     async def _render_part(self, public_id: str, options: dict) -> bytes:
-        source = await instance_source(self.daemon, public_id)
-        return await in_cpu(codecs.render, source, 1, **options)
+        info = await in_db(render_facts, self.daemon.index, public_id)
+        return await in_cpu(codecs.render_stored, await self._source(info), info["frames"],
+                            info["transfer_syntax"], info["metadata"], 1, key=info["file_uuid"], **options)
 
 
 SKIPPED = (NotAcceptable, UnsupportedMediaType, BadRequest)  # what makes _many skip an instance

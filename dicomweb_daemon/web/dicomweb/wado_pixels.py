@@ -287,15 +287,19 @@ class PixelRoutesMixin:
         stored = row["transfer_syntax"]
         if target is None or target == stored:
             return data
-        attrs = await self._pixel_attributes(row)
         if stored in NATIVE and target in NATIVE:
             if (stored == BIG_ENDIAN) != (target == BIG_ENDIAN):
+                attrs = await self._pixel_attributes(row)
                 return await in_cpu(swap_native_frame, data, attrs.get("BitsAllocated", 16))
             return data
         convert = codec("transcode_frame")
         if convert is None:
             raise NotAcceptable("Not acceptable", f"cannot convert frames from {stored} to {target}")
-        return await in_cpu(_convert_frame, convert, attrs, data, stored, target)
+        # The pixel module is read from the stored JSON in the same cpu job as the conversion.
+        attrs = row.get("_pixel_attrs")
+        blob = None if attrs is not None else await in_db(self.index.metadata_blob, row["public_id"])
+        data, row["_pixel_attrs"] = await in_cpu(_convert_frame, convert, attrs, data, stored, target, blob)
+        return data
 
     async def _pixel_attributes(self, row: dict) -> dict:
         """The Image Pixel module values (keyword -> value) from the stored metadata JSON."""
@@ -316,13 +320,17 @@ def _size(ranges: list) -> int:
     return sum(length for _, length in ranges)
 
 
-def _convert_frame(convert, attrs: dict, data: bytes, stored: str, target: str) -> bytes:
-    """Decode / re-encode one frame with the codecs package, given the Image Pixel module (cpu)."""
+def _convert_frame(convert, attrs: dict | None, data: bytes, stored: str, target: str,
+                   blob: bytes | None = None) -> tuple[bytes, dict]:
+    """Decode / re-encode one frame with the codecs package, given the Image Pixel module or the
+    stored JSON it is read from (cpu); returns the frame and the module."""
+    if attrs is None:
+        attrs = _pixel_module(blob)
     header = pydicom.Dataset()
     for keyword, value in attrs.items():
         if keyword != "NumberOfFrames":
             setattr(header, keyword, value)
-    return convert(header, data, stored, target)
+    return convert(header, data, stored, target), attrs
 
 
 def _pixel_module(blob: bytes) -> dict:

@@ -1,0 +1,100 @@
+"""Greyscale native, JPEG-LS and JPEG 2000 frames decoded by calling the codec library on the frame's
+codestream, without pydicom's decoder machinery (which wraps the frame in an encapsulated buffer,
+validates and re-parses it, and costs several times the decoding itself on small frames).
+
+Only the cases where the library's answer is exactly pydicom's are taken here: one sample per
+pixel, 8 or 16 bits allocated; anything else returns None and goes through pydicom.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pydicom import uid
+
+JPEG_LS = (uid.JPEGLSLossless, uid.JPEGLSNearLossless)
+JPEG_2000 = (uid.JPEG2000Lossless, uid.JPEG2000)
+NATIVE_LE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian)
+
+
+def _native(frame: bytes, opts: dict) -> np.ndarray | None:
+    """Little-endian native samples viewed in place (PS3.5 §8.1.1); the bits above BitsStored are
+    not pixel data: they are cleared, or filled with the sign when signed, as pydicom does."""
+    count = opts["rows"] * opts["columns"]
+    size = opts["bits_allocated"] // 8
+    if len(frame) < count * size:
+        return None
+    kind = "i" if opts["pixel_representation"] == 1 else "u"
+    arr = np.frombuffer(frame, dtype=f"<{kind}{size}", count=count).reshape(opts["rows"], opts["columns"])
+    shift = opts["bits_allocated"] - opts["bits_stored"]
+    if shift > 0:
+        arr = (arr << shift) >> shift
+    return arr
+
+
+def _jls(frame: bytes, opts: dict) -> np.ndarray | None:
+    try:
+        import jpeg_ls
+    except ImportError:
+        return None
+    arr = jpeg_ls.decode(np.frombuffer(frame, dtype=np.uint8))
+    if opts["pixel_representation"] == 1:
+        # JPEG-LS has no sign (ITU T.87): the samples come back unsigned and are sign-extended
+        # from the codestream's precision (PS3.5 §8.2.3), as pydicom does.
+        precision = _jls_precision(frame) or opts["bits_stored"]
+        arr = arr.view(np.int8 if arr.dtype.itemsize == 1 else np.int16)
+        shift = 8 * arr.dtype.itemsize - precision
+        if shift > 0:
+            arr = (arr << shift) >> shift
+    return arr
+
+
+def _jls_precision(frame: bytes) -> int | None:
+    """Sample precision P of the JPEG-LS start-of-frame (SOF55, ITU T.87 §C.2.2)."""
+    i, n = 2, len(frame)
+    while i + 5 <= n and frame[i] == 0xFF:
+        marker = frame[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0xF7:
+            return frame[i + 4]
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        i += 2 + int.from_bytes(frame[i + 2:i + 4], "big")
+    return None
+
+
+def _j2k(frame: bytes, opts: dict) -> np.ndarray | None:
+    try:
+        import openjpeg
+    except ImportError:
+        return None
+    arr = openjpeg.decode(frame)
+    # A codestream whose signedness disagrees with PixelRepresentation needs pydicom's correction.
+    if arr.dtype.kind != ("i" if opts["pixel_representation"] == 1 else "u"):
+        return None
+    return arr
+
+
+def decode_grey(frame: bytes, transfer_syntax: str, opts: dict) -> np.ndarray | None:
+    """Frame decoded by the codec library itself, or None when pydicom must do it.
+
+    ``opts`` are :func:`.providers.header_options`; the array has the dtype pydicom gives
+    (unsigned or signed per PixelRepresentation, BitsAllocated wide) and shape (rows, columns)."""
+    if opts["samples_per_pixel"] != 1 or opts["bits_allocated"] not in (8, 16) \
+            or opts["photometric_interpretation"] not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    if transfer_syntax in NATIVE_LE:
+        return _native(frame, opts)
+    if transfer_syntax in JPEG_LS:
+        arr = _jls(bytes(frame), opts)
+    elif transfer_syntax in JPEG_2000:
+        arr = _j2k(bytes(frame), opts)
+    else:
+        return None
+    if arr is None or arr.ndim != 2 or arr.dtype.itemsize != opts["bits_allocated"] // 8:
+        return None
+    if arr.shape != (opts["rows"], opts["columns"]):
+        return None  # pydicom reports the mismatch (or pads a short frame) its own way
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr

@@ -1,0 +1,164 @@
+"""Images read through what ingest stored instead of parsing the file: the instance's DICOM JSON
+(``instances.metadata``) gives the pixel module and the rendering attributes, the frame table gives
+each frame's byte ranges in the file, so one frame costs one ranged read and its decoding.
+
+The common images take this path; the rest (functional groups, palette or LUT data held as bulk
+data, bit-packed or big-endian or deflated pixels, no stored JSON) are rendered from the parsed
+file as before, by :func:`.render.render`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections import OrderedDict
+
+from pydicom import uid
+from pydicom.dataset import Dataset
+
+from ..errors import DaemonError, UnknownResource
+from . import limits
+from .frames import Image, pixel_header
+from .render import render, render_image
+
+#: The attributes the rendering pipeline reads (PS3.3 C.7.6.3 Image Pixel, C.11.1 Modality LUT,
+#: C.11.2 VOI LUT), by tag as in DICOM JSON.
+RENDER_TAGS = ("00080016", "00280002", "00280004", "00280006", "00280008", "00280010", "00280011",
+               "00280100", "00280101", "00280102", "00280103", "00281050", "00281051", "00281052",
+               "00281053", "00281054", "00281056", "00283000", "00283010")
+#: Present in the JSON: the file must be parsed (per-frame values, colour tables, float pixels).
+_NEEDS_FILE = ("52009229", "52009230", "00281201", "00281202", "00281203", "00281221", "00281222",
+               "00281223", "7FE00008", "7FE00009")
+#: Syntaxes whose frames, as listed in the frame table, are what the decoders take.
+_READABLE_NATIVE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian)
+
+
+class StoredImage(Image):
+    """An :class:`Image` whose frames are read by their byte ranges in the stored file."""
+
+    def __init__(self, ds: Dataset, transfer_syntax: str, px: dict, path: str, table: list):
+        super().__init__(ds, transfer_syntax, px)
+        self.path = path
+        self.table = table
+
+    def header(self) -> Dataset:
+        """The pixel module for codecs, built once per image (codecs only read it)."""
+        cached = getattr(self, "_header", None)
+        if cached is None:
+            cached = self._header = super().header()
+        return cached
+
+    def frame(self, index: int) -> bytes:
+        if not 0 <= index < self.frames:
+            raise UnknownResource("Unknown resource", f"frame {index + 1} does not exist "
+                                  f"(the instance has {self.frames})")
+        return read_ranges(self.path, self.table[index])
+
+
+def read_ranges(path: str, ranges: list) -> bytes:
+    """The bytes at ``[[offset, length], ...]`` of ``path`` joined (a frame's fragments)."""
+    with open(path, "rb", buffering=0) as f:
+        if len(ranges) == 1:
+            offset, length = ranges[0]
+            return _read_at(f, offset, length)
+        return b"".join(_read_at(f, offset, length) for offset, length in ranges)
+
+
+def _read_at(f, offset: int, length: int) -> bytes:
+    data = f.read(length) if f.seek(offset) == offset else b""
+    if len(data) != length:
+        from ..errors import BadFileFormat
+
+        raise BadFileFormat("Bad file format", "the stored file is shorter than its frame table says")
+    return data
+
+
+def render_dataset(metadata) -> Dataset | None:
+    """A small dataset of the rendering attributes from the instance's DICOM JSON (compressed bytes
+    or a dict); None when the file must be parsed instead."""
+    if metadata is None:
+        return None
+    body = json.loads(zlib.decompress(metadata)) if isinstance(metadata, (bytes, memoryview)) else metadata
+    if "7FE00010" not in body or any(tag in body for tag in _NEEDS_FILE):
+        return None
+    picked = {tag: body[tag] for tag in RENDER_TAGS if tag in body}
+    if _has_bulk(picked):
+        return None  # LUT data kept as bulk data: only the file has it
+    try:
+        ds = Dataset.from_json(picked)
+    except Exception:  # noqa: BLE001 - a value the JSON holds but pydicom cannot read back
+        return None
+    ds.PixelData = b""  # a header: the pixels are read through the frame table
+    return ds
+
+
+def _has_bulk(node) -> bool:
+    if isinstance(node, dict):
+        return "BulkDataURI" in node or any(_has_bulk(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_bulk(v) for v in node)
+    return False
+
+
+#: Headers by stored file (its storage UUID names one content for ever): most recently used last.
+_HEADERS: OrderedDict[str, tuple[Dataset, dict, Dataset] | None] = OrderedDict()
+_HEADERS_MAX = 2048
+_HEADERS_LOCK = threading.Lock()
+
+
+def _header(metadata, key: str | None) -> tuple[Dataset, dict, Dataset] | None:
+    """``(dataset, pixel module, codec header)`` of the JSON, or None when the file must be parsed; cached by
+    ``key`` so that a series scrolled through parses each instance's JSON once. The dataset is
+    shared: the rendering pipeline only reads it."""
+    if key is not None:
+        with _HEADERS_LOCK:
+            if key in _HEADERS:
+                _HEADERS.move_to_end(key)
+                return _HEADERS[key]
+    found = None
+    ds = render_dataset(metadata)
+    if ds is not None:
+        try:
+            found = ds, limits.pixel_module(ds), pixel_header(ds)
+        except DaemonError:
+            found = None  # the parsed file says what is wrong with it
+    if key is not None:
+        with _HEADERS_LOCK:
+            _HEADERS[key] = found
+            while len(_HEADERS) > _HEADERS_MAX:
+                _HEADERS.popitem(last=False)
+    return found
+
+
+def stored_image(path: str | None, table: list | None, transfer_syntax: str, metadata,
+                 key: str | None = None) -> StoredImage | None:
+    """The instance as a :class:`StoredImage`, or None when it must be read from the parsed file.
+
+    ``key`` (the stored file's UUID) caches the header parsed from ``metadata``."""
+    if path is None or not table:
+        return None
+    ts = uid.UID(transfer_syntax)
+    if ts not in _READABLE_NATIVE and not (ts.is_compressed and ts != uid.DeflatedExplicitVRLittleEndian):
+        return None
+    header = _header(metadata, key)
+    if header is None:
+        return None
+    ds, px, pixels = header
+    if px["bits_allocated"] == 1 or px["photometric"] == "PALETTE COLOR" or len(table) != px["frames"]:
+        return None
+    if not ts.is_compressed and any(len(ranges) != 1 for ranges in table):
+        return None
+    image = StoredImage(ds, str(ts), px, path, table)
+    image._header = pixels
+    return image
+
+
+def render_stored(source, table: list | None, transfer_syntax: str, metadata, frame: int = 1,
+                  key: str | None = None, **options) -> bytes:
+    """:func:`.render.render` of one instance, through its frame table and DICOM JSON when they
+    suffice (one ranged read, no parsing), else through the parsed file ``source`` (a path or a
+    file object). ``key``: the stored file's UUID, to reuse the header parsed from the JSON."""
+    image = stored_image(source if isinstance(source, str) else None, table, transfer_syntax, metadata, key)
+    if image is None:
+        return render(source, frame, **options)
+    return render_image(image, frame, **options)
