@@ -85,10 +85,26 @@ def render_dataset(metadata) -> Dataset | None:
     if _has_bulk(picked):
         return None  # LUT data kept as bulk data: only the file has it
     try:
-        ds = Dataset.from_json(picked)
+        ds = _simple_dataset(picked) or Dataset.from_json(picked)
     except Exception:  # noqa: BLE001 - a value the JSON holds but pydicom cannot read back
         return None
     ds.PixelData = b""  # a header: the pixels are read through the frame table
+    return ds
+
+
+#: VRs whose DICOM JSON values are plain numbers or strings (PS3.18 §F.2.3).
+_SIMPLE_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "DS", "IS", "CS", "LO", "SH", "UI", "LT", "ST"}
+
+
+def _simple_dataset(picked: dict) -> Dataset | None:
+    """The dataset of plain-valued elements built directly (pydicom's ``from_json`` costs ten times
+    more); None when an element has a sequence, an empty value or another VR."""
+    ds = Dataset()
+    for tag, attr in picked.items():
+        vr, values = attr.get("vr"), attr.get("Value")
+        if vr not in _SIMPLE_VRS or not values or any(v is None or isinstance(v, dict) for v in values):
+            return None
+        ds.add_new(int(tag, 16), vr, values[0] if len(values) == 1 else values)
     return ds
 
 

@@ -424,3 +424,29 @@ def test_stored_rendering_falls_back_to_the_file_when_the_json_is_not_enough():
         assert image_of(name) is not None, name
     for name in ("eCT_Supplemental.dcm", "OBXXXX1A.dcm"):
         assert image_of(name) is None, name
+
+
+def test_system_openjpeg_decodes_like_pylibjpeg():
+    """The system OpenJPEG library (threaded, when installed) gives the samples, precision and sign
+    that pylibjpeg-openjpeg gives for every one-component JPEG 2000 test codestream."""
+    import openjpeg
+
+    from dicomweb_daemon.codecs import openjp2
+
+    if not openjp2.available():
+        pytest.skip("no threaded libopenjp2.so.7 on this host: pylibjpeg-openjpeg decodes")
+    compared = 0
+    for path, ds, _ in IMAGES:
+        if ds.file_meta.TransferSyntaxUID not in (uid.JPEG2000Lossless, uid.JPEG2000) or int(ds.SamplesPerPixel) != 1:
+            continue
+        frame = _frames_of(path)[1][0]
+        decoded = openjp2.decode(frame)
+        if frame[:4] != b"\xff\x4f\xff\x51":
+            assert decoded is None  # JP2 files and the like are left to pylibjpeg
+            continue
+        expected = openjpeg.decode(frame)
+        samples, precision, signed = decoded
+        assert signed == (expected.dtype.kind == "i") and np.array_equal(samples, expected), path
+        assert precision == openjpeg.get_parameters(frame)["precision"]
+        compared += 1
+    assert compared >= 5
