@@ -13,12 +13,14 @@ import threading
 import zlib
 from collections import OrderedDict
 
-from pydicom import uid
+from pydicom import config, uid
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from ..errors import DaemonError, UnknownResource
 from . import limits
-from .frames import Image, pixel_header
+from .frames import PIXEL_KEYWORDS, Image
 from .render import render, render_image
 
 #: The attributes the rendering pipeline reads (PS3.3 C.7.6.3 Image Pixel, C.11.1 Modality LUT,
@@ -99,13 +101,16 @@ _SIMPLE_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "DS", "IS", "CS", "LO", "SH",
 def _simple_dataset(picked: dict) -> Dataset | None:
     """The dataset of plain-valued elements built directly (pydicom's ``from_json`` costs ten times
     more); None when an element has a sequence, an empty value or another VR."""
-    ds = Dataset()
+    elements = {}
     for tag, attr in picked.items():
         vr, values = attr.get("vr"), attr.get("Value")
         if vr not in _SIMPLE_VRS or not values or any(v is None or isinstance(v, dict) for v in values):
             return None
-        ds.add_new(int(tag, 16), vr, values[0] if len(values) == 1 else values)
-    return ds
+        # Values from our own JSON were validated when the file was read: not again.
+        elem = DataElement(int(tag, 16), vr, values[0] if len(values) == 1 else values,
+                           validation_mode=config.IGNORE)
+        elements[elem.tag] = elem
+    return Dataset(elements)
 
 
 def _has_bulk(node) -> bool:
@@ -135,7 +140,7 @@ def _header(metadata, key: str | None) -> tuple[Dataset, dict, Dataset] | None:
     ds = render_dataset(metadata)
     if ds is not None:
         try:
-            found = ds, limits.pixel_module(ds), pixel_header(ds)
+            found = ds, limits.pixel_module(ds), _pixel_header(ds)
         except DaemonError:
             found = None  # the parsed file says what is wrong with it
     if key is not None:
@@ -144,6 +149,14 @@ def _header(metadata, key: str | None) -> tuple[Dataset, dict, Dataset] | None:
             while len(_HEADERS) > _HEADERS_MAX:
                 _HEADERS.popitem(last=False)
     return found
+
+
+_PIXEL_TAGS = [Tag(keyword) for keyword in PIXEL_KEYWORDS]
+
+
+def _pixel_header(ds: Dataset) -> Dataset:
+    """:func:`.frames.pixel_header` sharing the elements of ``ds`` (both are read-only)."""
+    return Dataset({tag: ds[tag] for tag in _PIXEL_TAGS if tag in ds})
 
 
 def stored_image(path: str | None, table: list | None, transfer_syntax: str, metadata,
