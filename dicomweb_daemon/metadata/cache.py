@@ -3,7 +3,8 @@
 The key is derived from the index (each instance's ID and MD5, the strategy, the base URL), so a
 cached answer can never be stale and daemons behind a load balancer need not share it: it only
 spares decompressing and joining a series' JSON again (PS3.18 §10.4.1.1.2 answers are large and
-asked for repeatedly by viewers). Only the reactor thread touches it.
+asked for repeatedly by viewers). Only the reactor thread changes it; ``holds`` may be asked from
+any thread (a dict lookup is atomic), so the db thread can skip reading what is already here.
 """
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class MetadataCache:
         self.budget = DEFAULT_BUDGET if budget is None else budget  # 0: no caching
         self.used = 0
         self._items: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
+
+    def holds(self, etag: str, gzipped: bool) -> bool:
+        """Whether that body is cached now (any thread; it may be evicted right after)."""
+        return (etag, gzipped) in self._items
 
     def get(self, etag: str, gzipped: bool) -> bytes | None:
         key = (etag, gzipped)

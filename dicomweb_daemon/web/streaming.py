@@ -277,14 +277,16 @@ async def send_direct(request, out: Backpressure, transport: tcp.Connection, seg
         elif not isinstance(segment, bytes) or segment:
             merged.append(segment)
     cursor = (0, 0)
-    pause = 0.001
+    pause, tries = 0.001, 0
     while True:
         if out.gone or not transport.connected:
             raise ClientGone()
-        if _buffered(transport):
-            await deferLater(reactor, pause, lambda: None)
-            pause = min(pause * 2, WAIT_IN_THREAD)
+        if _buffered(transport):  # the reactor sends it in its next turns: look again then, later if slow
+            tries += 1
+            await deferLater(reactor, 0 if tries <= 3 else pause, lambda: None)
+            pause = pause if tries <= 3 else min(pause * 2, WAIT_IN_THREAD)
             continue
+        tries = 0
         cursor, sent = await in_io(_send_some, os.dup(transport.fileno()), merged, cursor, out)
         request.sentLength += sent  # what the access log reports
         if cursor[0] >= len(merged):

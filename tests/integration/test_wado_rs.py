@@ -254,6 +254,22 @@ def test_metadata_never_stale_after_an_instance_is_replaced(make_daemon):
     assert d.get(path).json()[0]["00204000"]["Value"] == ["second"]
 
 
+def test_metadata_without_cache_is_built_each_time_and_follows_the_series(make_daemon):
+    """Without the metadata cache each answer is built afresh: a new instance shows, the ETag changes, 304 works."""
+    d = make_daemon({"DicomWeb": {"EnableMetadataCache": False}})
+    study, series = generate_uid(), generate_uid()
+    d.store(make_ct("NC-1", study_uid=study, series_uid=series, instance_number=1))
+    path = f"/dicom-web/studies/{study}/series/{series}/metadata"
+    first = d.get(path)
+    assert len(first.json()) == 1 and d.get(path).content == first.content
+    assert d.get(path, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    d.store(make_ct("NC-1", study_uid=study, series_uid=series, instance_number=2))
+    second = d.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200 and len(second.json()) == 2
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert all(i["7FE00010"]["BulkDataURI"].startswith(d.url + "/dicom-web/studies/") for i in second.json())
+
+
 def test_metadata_as_xml_parts(daemon):
     """type="application/dicom+xml" answers one Native DICOM Model document per instance."""
     _, ds = stored(daemon, CT_SMALL)

@@ -7,6 +7,7 @@ precomputed at ingest, joined as bytes.
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 
 from twisted.internet import defer
 
@@ -193,26 +194,28 @@ class WadoRoutes(PixelRoutesMixin):
         strategy, tags = metadata_pkg.strategy_for(self.strategies, self.config, series, sop)
         root = base_url(request, self.config)
         variant = f"xml={xml}|tags={tags}"
-        # A light query first (IDs and MD5s): enough for 304 and for a cache hit.
-        keys = await in_db(self.index.wado_instances, study, series, sop, KEY_COLUMNS)
-        etag = metadata_pkg.entity_tag(strategy.name, root, keys, variant)
-        modified = max(r["last_update"] for r in keys)
+        gzipped = accepts_gzip(request)
+        # One db call: the light query (IDs and MD5s, enough for 304 and for a cache hit) and, only
+        # when the answer is not cached, the strategy's read too: a first call costs one hop.
+        found = await in_db(_lookup, self.index, strategy, self.cache, (study, series, sop, tags), root, variant,
+                            gzipped, request.getHeader("if-none-match"))
+        etag = found.etag
         request.setHeader(b"Cache-Control", b"no-cache")  # revalidate each time: the study may grow
         request.setHeader(b"Vary", b"Accept, Accept-Encoding")
-        request.setHeader(b"Last-Modified", http_date(modified).encode())
+        request.setHeader(b"Last-Modified", found.last_modified.encode())
         request.setHeader(b"ETag", etag.encode())
-        if not_modified(request, etag, modified):
+        if found.not_modified:
             request.setResponseCode(304)
             return b""
-        gzipped = accepts_gzip(request)
         body = self.cache.get(etag, gzipped)
         if body is None:
             plain = self.cache.get(etag, False)
             if plain is None:
-                source = await in_db(strategy.fetch, self.index, study, series, sop, tags)
-                etag = metadata_pkg.entity_tag(strategy.name, root, source.rows, variant)  # may have grown
+                source = found.source
+                if source is None:  # evicted since the db thread looked
+                    source = await in_db(strategy.fetch, self.index, study, series, sop, tags)
+                etag, plain = await in_cpu(_assemble, strategy, source, root, variant, xml)  # may have grown
                 request.setHeader(b"ETag", etag.encode())
-                plain = await in_cpu(_assemble, strategy, source, root.encode(), _boundary(etag) if xml else None)
                 self.cache.put(etag, False, plain)
             body = plain
             if gzipped and len(plain) >= GZIP_MIN:
@@ -228,17 +231,46 @@ class WadoRoutes(PixelRoutesMixin):
         return b"" if request.method == b"HEAD" else body
 
 
+@dataclass
+class _Found:
+    """What the db thread learnt for a metadata request."""
+
+    etag: str
+    last_modified: str
+    not_modified: bool
+    source: object | None  # the strategy's MetadataSource when the answer has to be built
+
+
+def _lookup(index, strategy, cache: MetadataCache, uids: tuple, root: str, variant: str, gzipped: bool,
+            if_none_match: str | None) -> _Found:
+    """(db thread) The entity tag of the answer and, unless the client or the cache has it, what
+    the strategy needs to build it."""
+    study, series, sop, tags = uids
+    keys = index.wado_instances(study, series, sop, KEY_COLUMNS)
+    etag = metadata_pkg.entity_tag(strategy.name, root, keys, variant)
+    modified = http_date(max(r["last_update"] for r in keys))
+    if matches(if_none_match, etag):
+        return _Found(etag, modified, True, None)
+    source = None
+    if not cache.holds(etag, gzipped) and not cache.holds(etag, False):
+        source = strategy.fetch(index, study, series, sop, tags)
+    return _Found(etag, modified, False, source)
+
+
 def _boundary(etag: str) -> str:
     """The multipart boundary of an XML answer: fixed per content, so the cached body stays valid."""
     return etag.strip('"')
 
 
-def _assemble(strategy, source, root: bytes, xml_boundary: str | None) -> bytes:
-    """The whole answer: a JSON array joined from per-instance objects, or XML parts (cpu)."""
-    parts = strategy.render(source, root)
-    if xml_boundary is None:
-        return b"[" + b",".join(parts) + b"]"
-    return _xml_multipart(MultipartWriter("application/dicom+xml", xml_boundary), parts)
+def _assemble(strategy, source, root: str, variant: str, xml: bool) -> tuple[str, bytes]:
+    """(cpu thread) The answer's entity tag, from the rows read, and the whole answer: a JSON array
+    joined from per-instance objects, or XML parts."""
+    etag = metadata_pkg.entity_tag(strategy.name, root, source.rows, variant)
+    parts = strategy.render(source, root.encode())
+    source.rows.clear()  # 250 rows of blobs are freed here rather than in the reactor thread
+    if not xml:
+        return etag, b"[" + b",".join(parts) + b"]"
+    return etag, _xml_multipart(MultipartWriter("application/dicom+xml", _boundary(etag)), parts)
 
 
 def metadata_as_xml(ranges: list[MediaRange]) -> bool:
@@ -274,13 +306,13 @@ def accepts_gzip(request) -> bool:
     return False
 
 
-def not_modified(request, etag: str, modified: str) -> bool:
+def matches(if_none_match: str | None, etag: str) -> bool:
     """If-None-Match (RFC 9110 §13.1.2) against our strong ETag.
 
     If-Modified-Since is not honoured: deleting an instance changes the answer without making it
     newer, so only the entity tag can say whether the client's copy is still right."""
-    inm = request.getHeader("if-none-match")
-    if inm is None:
+    if if_none_match is None:
         return False
-    tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return "*" in tags or etag in tags
+
