@@ -174,3 +174,19 @@ def test_signed_compressed_frame_decodes_to_its_values(daemon, syntax):
     assert "transfer-syntax=1.2.840.10008.1.2.1" in r.content.split(b"\r\n\r\n")[0].decode().lower()
     body = r.content.split(b"\r\n\r\n", 1)[1]
     assert body[:values.nbytes] == values.astype("<i2").tobytes()
+
+
+def test_decoded_frames_stay_right_when_asked_again(daemon):
+    """Frames of a JPEG-LS multi-frame instance decoded to explicit little endian are its pixels on
+    the first request and on later ones (which reuse the pixel module read from the stored JSON)."""
+    data = fresh(pydicom.dcmread(testdata("emri_small_jpeg_ls_lossless.dcm")))
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames/")
+    for number in (1, 2, 1):
+        r = daemon.get(url + str(number), headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+        assert r.status_code == 200, r.text
+        body = r.content.split(b"\r\n\r\n", 1)[1]
+        expected = ds.pixel_array[number - 1].astype("<u2").tobytes()
+        assert body[:len(expected)] == expected

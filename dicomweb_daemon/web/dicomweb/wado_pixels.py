@@ -296,9 +296,12 @@ class PixelRoutesMixin:
         if convert is None:
             raise NotAcceptable("Not acceptable", f"cannot convert frames from {stored} to {target}")
         # The pixel module is read from the stored JSON in the same cpu job as the conversion.
-        attrs = row.get("_pixel_attrs")
+        attrs = row.get("_pixel_attrs") or _PIXEL_ATTRS.get(row["file_uuid"])
         blob = None if attrs is not None else await in_db(self.index.metadata_blob, row["public_id"])
         data, row["_pixel_attrs"] = await in_cpu(_convert_frame, convert, attrs, data, stored, target, blob)
+        if len(_PIXEL_ATTRS) >= 4096:
+            _PIXEL_ATTRS.clear()
+        _PIXEL_ATTRS[row["file_uuid"]] = row["_pixel_attrs"]  # a stored file never changes
         return data
 
     async def _pixel_attributes(self, row: dict) -> dict:
@@ -310,6 +313,8 @@ class PixelRoutesMixin:
         return cached
 
 
+#: Image Pixel modules of stored files (by storage UUID) whose frames were converted lately.
+_PIXEL_ATTRS: dict[str, dict] = {}
 _PIXEL_KEYS = {"00280002": "SamplesPerPixel", "00280004": "PhotometricInterpretation", "00280006":
                "PlanarConfiguration", "00280008": "NumberOfFrames", "00280010": "Rows", "00280011": "Columns",
                "00280100": "BitsAllocated", "00280101": "BitsStored", "00280102": "HighBit",
