@@ -36,6 +36,8 @@ class _Image(ctypes.Structure):
 @functools.lru_cache(maxsize=1)
 def _library():
     """The loaded library with its signatures and default decoder parameters, or None."""
+    if not hasattr(os, "memfd_create"):  # Linux only: elsewhere pylibjpeg-openjpeg decodes
+        return None
     try:
         lib = ctypes.CDLL("libopenjp2.so.7")
         lib.opj_version.restype = ctypes.c_char_p
