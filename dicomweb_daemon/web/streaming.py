@@ -150,6 +150,11 @@ async def send_file(request, storage, uuid: str, size: int, start: int = 0, end:
     if request.method == b"HEAD":
         request.finish()
         return
+    transport = direct_transport(request) if end - start >= CHUNK else None
+    path = storage.path(uuid, "dicom") if transport is not None else None
+    if path is not None:
+        await streamed(request, lambda out: send_direct(request, out, transport, [(path, start, end)]))
+        return
     await streamed(request, lambda out: stream_stored(out, storage, uuid, size, start, end))
 
 
@@ -235,12 +240,13 @@ def _send_some(fd: int, segments: list, cursor: tuple[int, int], out: Backpressu
                     n = os.write(fd, memoryview(segment)[offset:])
                     size = len(segment)
                 else:
-                    path, size = segment
+                    path, start, end = segment
+                    size = end - start
                     if opened is None or opened[0] != path:
                         if opened is not None:
                             opened[1].close()
                         opened = (path, open(path, "rb"))
-                    n = os.sendfile(fd, opened[1].fileno(), offset, min(size - offset, SEND_BUDGET - sent))
+                    n = os.sendfile(fd, opened[1].fileno(), start + offset, min(size - offset, SEND_BUDGET - sent))
                     if n == 0:
                         raise ShortRead(f"read {offset} bytes of a stored file where {size} were expected")
             except BlockingIOError:
@@ -261,7 +267,7 @@ def _send_some(fd: int, segments: list, cursor: tuple[int, int], out: Backpressu
 
 
 async def send_direct(request, out: Backpressure, transport: tcp.Connection, segments: list) -> None:
-    """Send ``segments`` (bytes, or ``(path, size)`` of a file sent whole with ``os.sendfile``) as the
+    """Send ``segments`` (bytes, or ``(path, start, end)`` of a file, sent with ``os.sendfile``) as the
     body of ``request``, once Twisted has handed its own buffered bytes (the headers) to the kernel.
 
     Stored files then cost no copy in this process and no memory: the kernel moves them from its

@@ -103,12 +103,14 @@ class WadoRoutes(PixelRoutesMixin):
         def as_stored(row: dict) -> bool:
             return target is None or target == row["transfer_syntax"]
 
-        transport = direct_transport(request) if target is None else None
+        # Small answers are quicker read and written at once than sent after the headers are out.
+        big = target is None and sum(r["file_size"] for r in rows) >= CHUNK
+        transport = direct_transport(request) if big else None
         paths = [self.storage.path(r["file_uuid"], "dicom") for r in rows] if transport is not None else []
         if transport is not None and None not in paths:
             segments: list = []
             for row, path in zip(rows, paths, strict=True):
-                segments += [header(row["transfer_syntax"], row["file_size"]), (path, row["file_size"]),
+                segments += [header(row["transfer_syntax"], row["file_size"]), (path, 0, row["file_size"]),
                              writer.part_end()]
             segments.append(writer.close())
             await streamed(request, lambda out: send_direct(request, out, transport, segments))
