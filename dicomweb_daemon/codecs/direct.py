@@ -64,19 +64,11 @@ def _jls_precision(frame: bytes) -> int | None:
 
 
 def _j2k(frame: bytes, opts: dict) -> np.ndarray | None:
-    from . import openjp2
-
-    decoded = openjp2.decode(frame)  # the system library, several threads per frame
-    if decoded is not None:
-        samples, precision, signed = decoded
-        size = 1 if precision <= 8 else 2 if precision <= 16 else 4
-        arr = samples.astype(f"{'i' if signed else 'u'}{size}")
-    else:
-        try:
-            import openjpeg
-        except ImportError:
-            return None
-        arr = openjpeg.decode(frame)
+    try:
+        import openjpeg  # pylibjpeg-openjpeg
+    except ImportError:
+        return None
+    arr = openjpeg.decode(frame)
     # A codestream whose signedness disagrees with PixelRepresentation needs pydicom's correction.
     if arr.dtype.kind != ("i" if opts["pixel_representation"] == 1 else "u"):
         return None

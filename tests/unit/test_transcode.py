@@ -374,8 +374,20 @@ def test_native_unused_high_bits_are_ignored_like_pydicom():
     assert np.array_equal(got, pydicom.dcmread(path).pixel_array)
 
 
+def _ingestible(path: str) -> bool:
+    """Ingest accepts the file (those it refuses are never rendered from the stored JSON)."""
+    from dicomweb_daemon.dicom.parsing import parse_file
+    from dicomweb_daemon.errors import DaemonError
+
+    try:
+        parse_file(path)
+    except DaemonError:
+        return False
+    return True
+
+
 RENDERABLE = [i for i in IMAGES if i[1].file_meta.TransferSyntaxUID not in
-              (uid.ExplicitVRBigEndian, uid.DeflatedExplicitVRLittleEndian)]
+              (uid.ExplicitVRBigEndian, uid.DeflatedExplicitVRLittleEndian) and _ingestible(i[0])]
 
 
 @pytest.mark.parametrize("item", RENDERABLE, ids=_name)
@@ -390,10 +402,7 @@ def test_stored_rendering_equals_file_rendering(item):
     from dicomweb_daemon.errors import DaemonError
 
     path = item[0]
-    try:
-        parsed = parse_file(path)
-    except DaemonError:
-        pytest.skip("ingest refuses this file: it is never rendered")
+    parsed = parse_file(path)
     blob = zlib.compress(parsed.metadata_json)
     for options in ({"media_type": "image/png"}, {"media_type": "image/png", "window": (40, 400)}):
         try:
@@ -424,29 +433,3 @@ def test_stored_rendering_falls_back_to_the_file_when_the_json_is_not_enough():
         assert image_of(name) is not None, name
     for name in ("eCT_Supplemental.dcm", "OBXXXX1A.dcm"):
         assert image_of(name) is None, name
-
-
-def test_system_openjpeg_decodes_like_pylibjpeg():
-    """The system OpenJPEG library (threaded, when installed) gives the samples, precision and sign
-    that pylibjpeg-openjpeg gives for every one-component JPEG 2000 test codestream."""
-    import openjpeg
-
-    from dicomweb_daemon.codecs import openjp2
-
-    if not openjp2.available():
-        pytest.skip("no threaded libopenjp2.so.7 on this host: pylibjpeg-openjpeg decodes")
-    compared = 0
-    for path, ds, _ in IMAGES:
-        if ds.file_meta.TransferSyntaxUID not in (uid.JPEG2000Lossless, uid.JPEG2000) or int(ds.SamplesPerPixel) != 1:
-            continue
-        frame = _frames_of(path)[1][0]
-        decoded = openjp2.decode(frame)
-        if frame[:4] != b"\xff\x4f\xff\x51":
-            assert decoded is None  # JP2 files and the like are left to pylibjpeg
-            continue
-        expected = openjpeg.decode(frame)
-        samples, precision, signed = decoded
-        assert signed == (expected.dtype.kind == "i") and np.array_equal(samples, expected), path
-        assert precision == openjpeg.get_parameters(frame)["precision"]
-        compared += 1
-    assert compared >= 5
