@@ -54,6 +54,7 @@ def main() -> None:
     if not pathlib.Path(a.data, "scale").exists():
         subprocess.run([sys.executable, str(yard / "make_dataset.py"), "--out", a.data] +
                        (["--smoke"] if a.smoke else []), check=True)
+    subprocess.run([str(yard / "run-orthanc.sh"), "--stop"], check=False)  # both servers start empty
     pid_o = subprocess.run([str(yard / "run-orthanc.sh"), "--fresh"], check=True, capture_output=True,
                            text=True).stdout.strip().splitlines()[-1]
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-ours-"))
