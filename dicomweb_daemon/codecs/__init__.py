@@ -7,12 +7,12 @@ syntax or media type, 415 when no codec reads the stored one, 400 for a corrupt 
 from __future__ import annotations
 
 from .registry import decodable, encodable
-from .render import document, render
+from .render import document, render, video
 from .stored import render_stored
 from .transcode import can_transcode, transcode_file, transcode_frame, transcode_frame_ex
 
 __all__ = ["decodable_syntaxes", "encodable_syntaxes", "can_transcode", "transcode_file", "transcode_frame",
-           "transcode_frame_ex", "render", "render_stored", "document"]
+           "transcode_frame_ex", "render", "render_stored", "document", "video"]
 
 
 def decodable_syntaxes() -> list[str]:

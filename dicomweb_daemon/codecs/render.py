@@ -312,3 +312,28 @@ def document(path) -> tuple[bytes, str] | None:
     elif media == "application/pdf" and data.endswith(b"\0"):
         data = data[:-1]  # the even-length pad of PS3.5 §7.1
     return data, str(ds.get("MIMETypeOfEncapsulatedDocument") or media)
+
+
+#: Video transfer syntaxes (PS3.5 §8.2.5-8.2.8) and the rendered media type of their bitstream
+#: (PS3.18 §8.7.4): a video asked as rendered comes back as the video itself.
+VIDEO_SYNTAXES = {
+    **dict.fromkeys(("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.100.1", "1.2.840.10008.1.2.4.101",
+                     "1.2.840.10008.1.2.4.101.1"), "video/mpeg"),
+    **dict.fromkeys(("1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.102.1", "1.2.840.10008.1.2.4.103",
+                     "1.2.840.10008.1.2.4.103.1", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.104.1",
+                     "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.105.1", "1.2.840.10008.1.2.4.106",
+                     "1.2.840.10008.1.2.4.106.1"), "video/mp4"),
+    **dict.fromkeys(("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"), "video/H265"),
+}
+
+
+def video(path) -> tuple[bytes, str] | None:
+    """The bitstream of a video instance (its fragments, joined) and its media type, else None."""
+    import pydicom
+    from pydicom.encaps import generate_fragments
+
+    ds = pydicom.dcmread(path)
+    media = VIDEO_SYNTAXES.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    if media is None or "PixelData" not in ds:
+        return None
+    return b"".join(generate_fragments(ds.PixelData)), media

@@ -522,3 +522,20 @@ def test_compressed_ct_renders_like_its_native_original(daemon, syntax):
         assert r.status_code == 200 and r.headers["Content-Type"] == "image/png", r.text
         expected = reference_window(modality(ds, ds.pixel_array), center, width)
         assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+
+
+def test_video_renders_as_its_bitstream(daemon):
+    """A video instance (MPEG-4 AVC) asked as rendered comes back as its bitstream, as video/mp4."""
+    from pydicom.encaps import encapsulate
+
+    stream = b"\x00\x00\x00\x01\x67" + bytes(range(256)) * 40  # what the server passes through untouched
+    ds = read(make_ct("VIDEO-1", size=16))
+    ds.NumberOfFrames = 30
+    ds.PixelData = encapsulate([stream[:5000], stream[5000:]], has_bot=False)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"
+    data = as_bytes(ds)
+    assert daemon.post("/instances", data).status_code == 200
+    r = daemon.get(instance_url(data) + "/rendered")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "video/mp4"
+    assert r.content.rstrip(b"\0") == stream.rstrip(b"\0")

@@ -8,7 +8,7 @@ of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width
 from __future__ import annotations
 
 from ... import codecs
-from ...codecs.render import ENCAPSULATED_DOCUMENTS, parse_window
+from ...codecs.render import ENCAPSULATED_DOCUMENTS, VIDEO_SYNTAXES, parse_window
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource, UnsupportedMediaType
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
@@ -129,6 +129,12 @@ class RenderedRoutes:
             if document is not None:
                 request.setHeader(b"Content-Type", document[1].encode())
                 return document[0]
+        if not thumbnail and info["transfer_syntax"] in VIDEO_SYNTAXES:
+            # PS3.18 §8.7.4: a video is rendered as its own bitstream.
+            clip = await in_cpu(codecs.video, source)
+            if clip is not None:
+                request.setHeader(b"Content-Type", clip[1].encode())
+                return clip[0]
         data = await in_cpu(codecs.render_stored, source, info["frames"], info["transfer_syntax"],
                             info["metadata"], frame, key=info["file_uuid"], all_frames=all_frames, **options)
         request.setHeader(b"Content-Type", options["media_type"].encode())

@@ -16,6 +16,7 @@ from twisted.internet import defer
 
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
+from ..coalesce import TRANSCODES
 from ..multipart import MultipartWriter
 from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
 from .cors import cors_route
@@ -278,9 +279,15 @@ class PixelRoutesMixin:
         return None
 
     async def _frame(self, row: dict, number: int, target: str | None) -> bytes:
-        """Frame ``number`` (1-based) as stored, or in ``target``."""
-        data = await read_ranges(self.storage, row["file_uuid"], row["frames"][number - 1])
-        return await self._convert(row, data, target)
+        """Frame ``number`` (1-based) as stored, or in ``target``: viewers on several machines asking
+        for the same frame at once share one decoding."""
+        async def work() -> bytes:
+            data = await read_ranges(self.storage, row["file_uuid"], row["frames"][number - 1])
+            return await self._convert(row, data, target)
+
+        if target is None or target == row["transfer_syntax"]:
+            return await work()
+        return await TRANSCODES.run((row["file_uuid"], number, target), work)
 
     async def _convert(self, row: dict, data: bytes, target: str | None) -> bytes:
         """A frame's stored bytes as stored, or in ``target``."""
