@@ -6,7 +6,7 @@ import hashlib
 from ..interfaces import IMetadataStrategy
 
 
-def strategies() -> dict[str, object]:
+def find_strategies() -> dict[str, object]:
     """``{name: strategy}`` of every IMetadataStrategy dropin (built-in ones included)."""
     from ..registry import discover
 

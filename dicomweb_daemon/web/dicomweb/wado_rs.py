@@ -53,7 +53,7 @@ class WadoRoutes(PixelRoutesMixin):
         self.storage = daemon.storage
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["Root"]
-        self.strategies = metadata_pkg.strategies()
+        self.strategies = metadata_pkg.find_strategies()
         self.cache = MetadataCache(budget=None if self.config["EnableMetadataCache"] else 0)
 
     # -- retrieve (PS3.18 §10.4.1.1.1) ----------------------------------------------------------
