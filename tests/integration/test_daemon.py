@@ -97,30 +97,34 @@ def test_config_folder_comments_env_and_unknown_keys(tmp_path, monkeypatch):
         d.stop()
 
 
+def storage_plugin(folder, name: str, methods: str) -> dict:
+    """Write a dropin storage plugin called ``name`` (a FilesystemStorage with ``methods`` added) into
+    ``folder``; return the environment that puts it on the daemon's plugin path."""
+    folder.mkdir()
+    body = textwrap.indent(textwrap.dedent(methods), "    ")
+    (folder / f"{name}_storage.py").write_text(
+        "import os\n"
+        "from dicomweb_daemon.storage.filesystem import FilesystemStorage\n\n\n"
+        "class SiteStorage(FilesystemStorage):\n"
+        f"    name = {name!r}\n\n"
+        "    def open(self, settings):\n"
+        "        storage = SiteStorage(os.path.abspath(settings.StorageDirectory))\n"
+        "        storage.tmp.mkdir(parents=True, exist_ok=True)\n"
+        "        return storage\n\n"
+        f"{body}\n\n"
+        f"{name} = SiteStorage()\n")
+    return {"DICOMWEB_PLUGIN_PATH": str(folder)}
+
+
 def test_custom_storage_plugin_is_discovered_and_used(make_daemon, tmp_path):
     """A dropin providing IStorageArea, selected by name, receives the stored files."""
-    plugins = tmp_path / "site-plugins"
-    plugins.mkdir()
-    (plugins / "recording_storage.py").write_text(textwrap.dedent("""
-        import os
-        from dicomweb_daemon.storage.filesystem import FilesystemStorage
-
-        class RecordingStorage(FilesystemStorage):
-            name = "recording"
-
-            def open(self, settings):
-                storage = RecordingStorage(os.path.abspath(settings.StorageDirectory))
-                storage.tmp.mkdir(parents=True, exist_ok=True)
-                return storage
-
-            def create(self, uuid, kind, source_path):
-                super().create(uuid, kind, source_path)
-                with open(self.root / "created.log", "a") as f:
-                    f.write(uuid + "\\n")
-
-        recording = RecordingStorage()
-    """))
-    d = make_daemon({"Backends": {"Storage": "recording"}}, env={"DICOMWEB_PLUGIN_PATH": str(plugins)})
+    env = storage_plugin(tmp_path / "site-plugins", "recording", """
+        def create(self, uuid, kind, source_path):
+            super().create(uuid, kind, source_path)
+            with open(self.root / "created.log", "a") as f:
+                f.write(uuid + "\\n")
+    """)
+    d = make_daemon({"Backends": {"Storage": "recording"}}, env=env)
     answer = d.store(CT_SMALL)
     uuid = d.get(f"/instances/{answer['ID']}").json()["FileUuid"]
     assert (d.data / "created.log").read_text().split() == [uuid]
@@ -222,26 +226,11 @@ def test_storage_without_local_paths_serves_everything(make_daemon, tmp_path):
     import io
     import zipfile
 
-    plugins = tmp_path / "opaque-plugins"
-    plugins.mkdir()
-    (plugins / "opaque_storage.py").write_text(textwrap.dedent("""
-        import os
-        from dicomweb_daemon.storage.filesystem import FilesystemStorage
-
-        class OpaqueStorage(FilesystemStorage):
-            name = "opaque"
-
-            def open(self, settings):
-                storage = OpaqueStorage(os.path.abspath(settings.StorageDirectory))
-                storage.tmp.mkdir(parents=True, exist_ok=True)
-                return storage
-
-            def path(self, uuid, kind):
-                return None  # like an object store: bytes only through read / read_range
-
-        opaque = OpaqueStorage()
-    """))
-    d = make_daemon({"Backends": {"Storage": "opaque"}}, env={"DICOMWEB_PLUGIN_PATH": str(plugins)})
+    env = storage_plugin(tmp_path / "opaque-plugins", "opaque", """
+        def path(self, uuid, kind):
+            return None  # like an object store: bytes only through read / read_range
+    """)
+    d = make_daemon({"Backends": {"Storage": "opaque"}}, env=env)
     original = open(CT_SMALL, "rb").read()
     a = d.store(CT_SMALL)
     assert d.get(f"/instances/{a['ID']}/file").content == original
