@@ -50,8 +50,11 @@ class IIndex(Interface):
         """Return a ready index for ``settings`` (schema created or migrated; start-up thread)."""
 
     # -- writes: the single db_write thread (in_db_write) ------------------------------------
-    def store_many(items, overwrite=False, origin=None, max_storage_mb=0, max_patients=0):  # noqa: N805
-        """Index ``[(ParsedInstance, file uuid)]`` in one transaction; a StoreResult or error each."""
+    def store_many(items, overwrite=False, origin=None, max_storage_mb=0, max_patients=0,  # noqa: N805
+                   recycle=False):
+        """Index ``[(ParsedInstance, file uuid)]`` in one transaction; a StoreResult or error each.
+
+        Over a quota, ``recycle`` deletes the least recently updated unprotected patients first."""
 
     def delete(public_id, level):  # noqa: N805
         """Delete a resource, its descendants and emptied ancestors: (file uuids, remaining ancestor)."""

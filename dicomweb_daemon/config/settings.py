@@ -10,7 +10,7 @@ ORTHANC_KEYS_ACCEPTED = {
     "StorageCompression", "Plugins", "ConcurrentJobs", "HttpThreadsCount", "DicomModalities",
     "OrthancPeers", "LuaScripts", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
-    "MaximumStorageMode", "MaximumStorageCacheSize", "CheckRevisions", "ExtraMainDicomTags",
+    "MaximumStorageCacheSize", "CheckRevisions", "ExtraMainDicomTags",
 }
 
 
@@ -37,6 +37,8 @@ TOP: dict[str, Option] = {
     "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
     "MaximumStorageSize": Option(int, 0, "Quota of stored files in MB (0 = unlimited).", minimum=0),
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
+    "MaximumStorageMode": Option(str, "Recycle", "Over a quota: Recycle (delete the oldest unprotected "
+                                 "patients) or Reject (refuse the new instance).", choices=("Recycle", "Reject")),
     "StableAge": Option(int, 60, "Seconds without a new instance before a resource is stable.", minimum=1),
     "LogExportedResources": Option(bool, False, "Record exported resources in /exports."),
     "DicomAet": Option(str, "ORTHANC", "Application entity title of this server."),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..dicom.parsing import ParsedInstance
 from ..errors import DaemonError, FullStorage, UnknownResource
@@ -27,6 +27,7 @@ class Origin:
 class StoreResult:
     status: str  # Success | AlreadyStored
     replaced_file: str | None = None
+    recycled_files: list[str] = field(default_factory=list)  # of patients recycled to make room
 
 
 class WritesMixin:
@@ -39,7 +40,7 @@ class WritesMixin:
 
     def store_many(self, items: list[tuple[ParsedInstance, str]], overwrite: bool = False,
                    origin: Origin | None = None, max_storage_mb: int = 0,
-                   max_patients: int = 0) -> list[StoreResult | DaemonError]:
+                   max_patients: int = 0, recycle: bool = False) -> list[StoreResult | DaemonError]:
         """Index several instances in one transaction (one commit, one fsync for a whole STOW).
 
         Each instance has its own savepoint: one refused by the quota leaves the others stored."""
@@ -51,7 +52,7 @@ class WritesMixin:
                 c.execute("SAVEPOINT instance")
                 try:
                     results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin or Origin(),
-                                                   max_storage_mb, max_patients))
+                                                   (max_storage_mb, max_patients, recycle)))
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
                     results.append(e)
@@ -59,7 +60,7 @@ class WritesMixin:
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
-                   origin: Origin, max_storage_mb: int, max_patients: int) -> StoreResult:
+                   origin: Origin, quota: tuple[int, int, bool]) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
@@ -69,7 +70,7 @@ class WritesMixin:
                 return StoreResult("AlreadyStored")
             replaced = row[1]
             c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
-        self._check_quota(c, p, max_storage_mb, max_patients)
+        recycled = self._make_room(c, p, *quota, stamp)
         parent = None
         created = []
         for depth, level in enumerate(LEVELS):
@@ -97,7 +98,36 @@ class WritesMixin:
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
                       created[::-1])
-        return StoreResult("Success", replaced)
+        return StoreResult("Success", replaced, recycled)
+
+    def _make_room(self, c, p: ParsedInstance, max_storage_mb: int, max_patients: int, recycle: bool,
+                   stamp: str) -> list[str]:
+        """Check the quotas; in Recycle mode (Orthanc's default) delete the least recently updated
+        unprotected patients until the instance fits. Returns the files of what was recycled."""
+        files: list[str] = []
+        while True:
+            try:
+                self._check_quota(c, p, max_storage_mb, max_patients)
+                return files
+            except FullStorage:
+                if not recycle:
+                    raise
+                victim = c.execute(
+                    "SELECT internal, public_id FROM resources WHERE level = 0 AND public_id != ? AND internal "
+                    "NOT IN (SELECT internal FROM protected_patients) ORDER BY last_update_ts, internal LIMIT 1",
+                    (p.ids[0],)).fetchone()
+                if victim is None:
+                    raise
+                files += self._delete_subtree(c, victim[0], 0, victim[1], stamp)
+
+    @staticmethod
+    def _delete_subtree(c, internal: int, level: int, public_id: str, stamp: str) -> list[str]:
+        """Delete a resource and everything under it, log it; return the files to remove after commit."""
+        files = [r[0] for r in c.execute(_DESCENDANT_FILES, (internal,))]
+        c.execute("DELETE FROM resources WHERE internal = ?", (internal,))
+        c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES ('Deleted', ?, ?, ?)",
+                  (level, public_id, stamp))
+        return files
 
     @staticmethod
     def _check_quota(c, p: ParsedInstance, max_storage_mb: int, max_patients: int) -> None:
@@ -124,10 +154,7 @@ class WritesMixin:
             if row is None or (level is not None and LEVEL_NAME[row[1]] != level):
                 raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
             internal, lvl, parent = row
-            files = [r[0] for r in c.execute(_DESCENDANT_FILES, (internal,))]
-            c.execute("DELETE FROM resources WHERE internal = ?", (internal,))
-            c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES ('Deleted', ?, ?, ?)",
-                      (lvl, public_id, stamp))
+            files = self._delete_subtree(c, internal, lvl, public_id, stamp)
             remaining = None
             while parent is not None:
                 prow = c.execute("SELECT public_id, level, parent FROM resources WHERE internal = ?",

@@ -127,7 +127,8 @@ class Ingest:
                 list(_WRITERS.map(lambda i: self.storage.create(uuids[i], "dicom", paths[i]), todo))
             indexed = self.index.store_many(
                 [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
-                max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount)
+                max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount,
+                recycle=self.settings.MaximumStorageMode == "Recycle")
         except BaseException:
             self._remove_files(list(uuids.values()))  # removing a file never written is a no-op
             raise
@@ -142,6 +143,7 @@ class Ingest:
                 unused.append(uuids[i])
             if outcome.replaced_file:
                 unused.append(outcome.replaced_file)
+            unused += outcome.recycled_files
             results[i] = StoreAnswer(results[i], outcome.status)
         self._remove_files(unused)
         return results

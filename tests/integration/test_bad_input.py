@@ -101,7 +101,7 @@ def test_zip_bomb_like_member_and_mixed_zip(make_daemon):
 
 def test_quota_refuses_with_507_and_stores_nothing(make_daemon):
     """MaximumPatientCount refuses a new patient with 507, keeping the index and files unchanged."""
-    d = make_daemon({"MaximumPatientCount": 1})
+    d = make_daemon({"MaximumPatientCount": 1, "MaximumStorageMode": "Reject"})
     d.store(make_ct("Q-1"))
     r = d.post("/instances", make_ct("Q-2"))
     assert_orthanc_error(r, 507)
@@ -126,3 +126,27 @@ def test_upload_cut_half_way_leaves_nothing(make_daemon):
         time.sleep(0.1)
     assert os.listdir(d.data / "tmp") == []
     assert d.get("/instances").json() == []
+
+
+def test_quota_recycles_the_oldest_unprotected_patient(make_daemon):
+    """In Recycle mode (the default), a new patient over MaximumPatientCount makes room by deleting the
+    least recently updated patient that is not protected, files included, and logs it."""
+    import time
+
+    d = make_daemon({"MaximumPatientCount": 2})
+    first = d.store(make_ct("RC-1"))
+    time.sleep(0.05)
+    second = d.store(make_ct("RC-2"))
+    assert d.put(f"/patients/{first['ParentPatient']}/protected", b"1").status_code == 200
+    time.sleep(0.05)
+    third = d.store(make_ct("RC-3"))
+    assert third["Status"] == "Success"
+    assert sorted(d.get("/patients").json()) == sorted([first["ParentPatient"], third["ParentPatient"]])
+    assert d.get(f"/instances/{second['ID']}").status_code == 404
+    assert len(storage_files(d)) == 2
+    deleted = [c for c in d.get("/changes?limit=1000").json()["Changes"] if c["ChangeType"] == "Deleted"]
+    assert [c["ID"] for c in deleted] == [second["ParentPatient"]]
+    assert d.get("/system").json()["MaximumStorageMode"] == "Recycle"
+    d.put(f"/patients/{third['ParentPatient']}/protected", b"1")
+    r = d.post("/instances", make_ct("RC-4"))  # everyone left is protected: nothing to recycle
+    assert r.status_code == 507 and len(d.get("/patients").json()) == 2

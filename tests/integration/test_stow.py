@@ -195,7 +195,7 @@ def test_xml_response_on_request(daemon):
 
 def test_full_storage_fails_the_part_with_a700(make_daemon):
     """Parts past MaximumStorageSize fail with 0xA700 and are not kept; earlier ones are stored."""
-    d = make_daemon({"MaximumStorageSize": 1})
+    d = make_daemon({"MaximumStorageSize": 1, "MaximumStorageMode": "Reject"})
     first, second = make_ct("FULL", size=512), make_ct("FULL", size=512)  # ~525 kB each
     r = stow(d, multipart([first, second]))
     assert r.status_code == 202, r.text

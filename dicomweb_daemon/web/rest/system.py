@@ -38,7 +38,7 @@ class SystemRoutes:
             "IsHttpServerSecure": not s.RemoteAccessAllowed or s.AuthenticationEnabled,
             "MainDicomTags": {},
             "MaximumPatientCount": s.MaximumPatientCount,
-            "MaximumStorageMode": "Reject",
+            "MaximumStorageMode": s.MaximumStorageMode,
             "MaximumStorageSize": s.MaximumStorageSize,
             "Name": s.Name,
             "OverwriteInstances": s.OverwriteInstances,
