@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_find import instance, timed  # noqa: E402
+from ingest_find import instance, print_table, targets_of, timed  # noqa: E402
 
 BOUNDARY = "bench-boundary-7d1f"
 QUERIES = {
@@ -67,18 +67,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50, help="instances per STOW-RS request")
     ap.add_argument("--rounds", type=int, default=20)
     a = ap.parse_args()
-    targets = {"ours": a.url.rstrip("/")}
-    targets.update(dict(t.split("=", 1) for t in a.target))
+    targets = targets_of(a.url, a.target)
     spent = stow(targets, a.scale, a.batch)
     print(f"| STOW-RS of {a.scale} small CT (64x64), {a.batch} per request, 1 client | " +
           " | ".join(f"{name}: {a.scale / s:.0f} inst/s" for name, s in spent.items()) + " |")
     results = {name: qido_times(url, a.rounds) for name, url in targets.items()}
     print(f"\nQIDO-RS on {a.scale} instances ({a.scale // 10} studies): median (p95) ms [results]\n")
-    print("| query | " + " | ".join(targets) + " |")
-    print("|---|" + "---|" * len(targets))
-    for label in QUERIES:
-        cells = [f"{results[n][label][0]:.1f} ({results[n][label][1]:.1f}) [{results[n][label][2]}]" for n in targets]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(list(QUERIES), results)
 
 
 if __name__ == "__main__":

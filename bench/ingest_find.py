@@ -111,6 +111,23 @@ def timed(call, rounds: int) -> tuple[float, float, int]:
     return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)], count
 
 
+def targets_of(url: str, others: list[str]) -> dict[str, str]:
+    """``{"ours": url, name: url, ...}`` from ``--url`` and the repeated ``--target NAME=URL``."""
+    targets = {"ours": url.rstrip("/")}
+    targets.update(dict(t.split("=", 1) for t in others))
+    return targets
+
+
+def print_table(labels: list[str], results: dict[str, dict]) -> None:
+    """A markdown table: one row per query, median (p95) ms [result count] per server."""
+    names = list(results)
+    print("| query | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label in labels:
+        cells = [f"{results[n][label][0]:.1f} ({results[n][label][1]:.1f}) [{results[n][label][2]}]" for n in names]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def find_times(url: str, rounds: int) -> dict[str, tuple[float, float, int]]:
     s = requests.Session()
     return {label: timed(lambda body=body: s.post(url + "/tools/find", json=body, timeout=60), rounds)
@@ -125,8 +142,7 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=20000, help="instances in the database for the queries")
     ap.add_argument("--rounds", type=int, default=20)
     a = ap.parse_args()
-    targets = {"ours": a.url.rstrip("/")}
-    targets.update(dict(t.split("=", 1) for t in a.target))
+    targets = targets_of(a.url, a.target)
     spent = ingest(targets, 0, a.ingest)
     print(f"| ingest of {a.ingest} small CT (64x64), 1 client, POST /instances | " +
           " | ".join(f"{name}: {a.ingest / s:.0f} inst/s" for name, s in spent.items()) + " |")
@@ -134,11 +150,7 @@ def main() -> None:
         fill(targets, a.ingest, a.scale - a.ingest)
     results = {name: find_times(url, a.rounds) for name, url in targets.items()}
     print(f"\n/tools/find at Study level on {a.scale} instances ({a.scale // 10} studies): median (p95) ms\n")
-    print("| query | " + " | ".join(targets) + " |")
-    print("|---|" + "---|" * len(targets))
-    for label in QUERIES:
-        cells = [f"{results[n][label][0]:.1f} ({results[n][label][1]:.1f}) [{results[n][label][2]}]" for n in targets]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(list(QUERIES), results)
 
 
 if __name__ == "__main__":
