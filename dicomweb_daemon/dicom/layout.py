@@ -141,9 +141,9 @@ class _Walker:
         return value
 
 
-def walk(buf, dataset_offset: int, explicit: bool, little: bool) -> PixelLayout | None:
+def walk(buf, dataset_offset: int, explicit: bool, little: bool, trust_bytes: bool = True) -> PixelLayout | None:
     """Check the dataset starting at ``dataset_offset``; return the pixel data layout if any."""
-    if dataset_offset + 6 <= len(buf):
+    if trust_bytes and dataset_offset + 6 <= len(buf):
         # Some files lie about their transfer syntax; trust the bytes as pydicom does.
         vr = bytes(buf[dataset_offset + 4 : dataset_offset + 6])
         explicit = vr.isalpha() and vr.isupper()

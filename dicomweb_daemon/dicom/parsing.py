@@ -16,6 +16,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from ..errors import BadFileFormat
+from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
 from .tags import MAIN_TAGS
@@ -62,28 +63,72 @@ def element_text(elem: DataElement) -> str:
 
 
 _MAIN_TAG_NUMBERS = {level: [(kw, tag_for_keyword(kw)) for kw in kws] for level, kws in MAIN_TAGS.items()}
+_NUMBER_KEYWORDS = ("NumberOfFrames", "BitsAllocated", "Rows", "Columns", "SamplesPerPixel", "InstanceNumber",
+                    "ImageIndex", "PixelRepresentation", *EXPECTED_COUNT_TAGS)
+_TEXT_KEYWORDS = (*REQUIRED, "PatientID", "SOPClassUID", "SpecificCharacterSet")
+# What the fast reader keeps the text or values of, besides the DICOM JSON.
+WANTED_TAGS = frozenset([tag for tags in _MAIN_TAG_NUMBERS.values() for _, tag in tags] +
+                        [tag_for_keyword(kw) for kw in _NUMBER_KEYWORDS + _TEXT_KEYWORDS])
 
 
-def _main_tags(ds: Dataset) -> dict[str, dict[str, str]]:
-    """The main tags present in ``ds``, per level (looked up by tag number: this runs per ingest)."""
-    out: dict[str, dict[str, str]] = {}
-    for level, tags in _MAIN_TAG_NUMBERS.items():
-        found = {}
-        for kw, tag in tags:
-            if tag in ds:
-                elem = ds[tag]
-                if elem.VR != "SQ":
-                    found[kw] = element_text(elem).strip("\x00 ")
-        out[level] = found
-    return out
+class _Fields:
+    """The few attributes ingest reads, from a pydicom dataset or from the fast reader's header."""
+
+    def text(self, keyword: str) -> str | None:
+        """The element's text as Orthanc shows it, None when absent (or a sequence)."""
+        raise NotImplementedError
+
+    def number(self, keyword: str) -> int | None:
+        """The element's single value as an integer, None when absent, empty, multiple or not a number."""
+        raise NotImplementedError
+
+    def main_tags(self) -> dict[str, dict[str, str]]:
+        """The main tags present, per level (looked up by tag number: this runs per ingest)."""
+        out: dict[str, dict[str, str]] = {}
+        for level, tags in _MAIN_TAG_NUMBERS.items():
+            found = {}
+            for kw, _ in tags:
+                text = self.text(kw)
+                if text is not None:
+                    found[kw] = text.strip("\x00 ")
+            out[level] = found
+        return out
 
 
-def _int_or_none(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+class _DatasetFields(_Fields):
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+
+    def text(self, keyword: str) -> str | None:
+        tag = tag_for_keyword(keyword)
+        if tag not in self.ds:
+            return None
+        elem = self.ds[tag]
+        return None if elem.VR == "SQ" else element_text(elem)
+
+    def number(self, keyword: str) -> int | None:
+        try:
+            value = self.ds.get(keyword)
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+
+class _HeaderFields(_Fields):
+    def __init__(self, header: Header):
+        self.header = header
+
+    def text(self, keyword: str) -> str | None:
+        return self.header.texts.get(tag_for_keyword(keyword))
+
+    def number(self, keyword: str) -> int | None:
+        values = self.header.values.get(tag_for_keyword(keyword))
+        if not values or len(values) != 1:
+            return None
+        try:
+            return int(values[0])
+        except (TypeError, ValueError):
+            return None
 
 
 def _bulk_paths(node: Any, path: str) -> None:
@@ -108,6 +153,11 @@ def dicom_json(ds: Dataset, instance_url: str, pixel_vr: str | None) -> bytes:
                 body.update(Dataset({elem.tag: elem}).to_json_dict(0, lambda _e: ""))
             except Exception:
                 continue
+    return _json_bytes(body, instance_url, pixel_vr)
+
+
+def _json_bytes(body: dict, instance_url: str, pixel_vr: str | None) -> bytes:
+    """The stored DICOM JSON: bulk data sentinels replaced by URIs, pixel data's URI added."""
     _bulk_paths(body, f"{ROOT_TOKEN}{instance_url}/bulk")
     if pixel_vr:
         body["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{ROOT_TOKEN}{instance_url}"}
@@ -117,27 +167,70 @@ def dicom_json(ds: Dataset, instance_url: str, pixel_vr: str | None) -> bytes:
 def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance:
     """Parse and validate the file at ``path``; raise BadFileFormat saying what is wrong.
 
-    ``default_charset`` decodes text of files without SpecificCharacterSet (Orthanc's DefaultEncoding)."""
+    ``default_charset`` decodes text of files without SpecificCharacterSet (Orthanc's DefaultEncoding).
+    Common files are read by the fast reader (fast_json.py); the others by pydicom."""
     with open(path, "rb") as f:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError) as e:
-            raise BadFileFormat("Bad file format", f"not a DICOM file: {e}") from None
-        except Exception as e:
-            raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
-        meta = ds.file_meta
-        ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
-        dataset_offset = _dataset_offset(f, meta)
         size = f.seek(0, 2)
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            md5 = hashlib.md5(buf).hexdigest()
-            try:
-                pixels = None if ts.is_deflated else walk(buf, dataset_offset, ts.is_implicit_VR is False,
-                                                          ts.is_little_endian)
-            except TruncatedFile as e:
-                raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
-            except Exception as e:
-                raise BadFileFormat("Bad file format", f"malformed DICOM file: {e}") from None
+        if size > 132:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                try:
+                    return _parse_fast(buf, size, default_charset)
+                except TruncatedFile as e:
+                    raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
+                except BadFileFormat:
+                    raise
+                except Exception:  # Unsupported, or a surprise: pydicom decides
+                    pass
+        f.seek(0)
+        return _parse_with_pydicom(f, default_charset)
+
+
+def _parse_fast(buf, size: int, default_charset: str) -> ParsedInstance:
+    """Explicit or implicit VR little endian files with a standard file meta group; raise Unsupported else."""
+    if buf[128:132] != b"DICM" or buf[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
+        raise Unsupported("no standard file meta information")
+    dataset_offset = 144 + int.from_bytes(buf[140:144], "little")
+    meta = read_header(buf, 132, False, "ISO_IR 6", frozenset(), dataset_offset).body if dataset_offset <= size else {}
+    ts = UID((meta.get("00020010", {}).get("Value") or [""])[0])
+    if not ts.is_transfer_syntax or ts.is_deflated or not ts.is_little_endian or dataset_offset + 6 > size:
+        raise Unsupported("transfer syntax")
+    vr = buf[dataset_offset + 4 : dataset_offset + 6]
+    if (vr.isalpha() and vr.isupper()) == ts.is_implicit_VR:
+        raise Unsupported("the dataset's encoding is not its transfer syntax's")
+    header = read_header(buf, dataset_offset, ts.is_implicit_VR, default_charset, WANTED_TAGS)
+    pixels = None
+    if header.pixel_pos is not None:
+        try:
+            pixels = walk(buf, header.pixel_pos, not ts.is_implicit_VR, True, trust_bytes=False)
+        except TruncatedFile:
+            raise
+        except Exception as e:
+            raise BadFileFormat("Bad file format", f"malformed DICOM file: {e}") from None
+    return _describe(_HeaderFields(header), str(ts), size, hashlib.md5(buf).hexdigest(), pixels,
+                     lambda url, pixel_vr: _json_bytes(header.body, url, pixel_vr))
+
+
+def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
+    """Any file pydicom reads (big endian, deflated, ISO 2022 text, odd VRs, ...)."""
+    try:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+    except (InvalidDicomError, EOFError) as e:
+        raise BadFileFormat("Bad file format", f"not a DICOM file: {e}") from None
+    except Exception as e:
+        raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
+    meta = ds.file_meta
+    ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+    dataset_offset = _dataset_offset(f, meta)
+    size = f.seek(0, 2)
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        md5 = hashlib.md5(buf).hexdigest()
+        try:
+            pixels = None if ts.is_deflated else walk(buf, dataset_offset, ts.is_implicit_VR is False,
+                                                      ts.is_little_endian)
+        except TruncatedFile as e:
+            raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
+        except Exception as e:
+            raise BadFileFormat("Bad file format", f"malformed DICOM file: {e}") from None
     if "SpecificCharacterSet" not in ds and default_charset != "ISO_IR 6":
         ds.SpecificCharacterSet = default_charset
         try:
@@ -145,7 +238,8 @@ def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance
         except (LookupError, ValueError):
             pass
         del ds.SpecificCharacterSet
-    return _describe(ds, str(ts), size, md5, pixels)
+    return _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
+                     lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
 
 
 def _dataset_offset(f, meta) -> int:
@@ -164,37 +258,40 @@ def _dataset_offset(f, meta) -> int:
     return f.tell()
 
 
-def _describe(ds: Dataset, ts: str, size: int, md5: str, pixels) -> ParsedInstance:
+def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -> ParsedInstance:
+    """The ParsedInstance of a read file; ``metadata(url, pixel_vr)`` makes its DICOM JSON."""
+    uids = []
     for kw in REQUIRED:
-        value = str(ds.get(kw, "") or "").strip("\x00 ")
+        value = (fields.text(kw) or "").strip("\x00 ")
         if not value:
             raise BadFileFormat("Bad file format", f"the DICOM file has no {kw}")
         if not is_valid_uid(value):
             raise BadFileFormat("Bad file format", f"the DICOM file has an invalid {kw}: {value!r}")
-    patient_id = str(ds.get("PatientID", "") or "").strip("\x00 ")
-    study, series, sop = (str(ds.get(kw)).strip("\x00 ") for kw in REQUIRED)
+        uids.append(value)
+    study, series, sop = uids
+    patient_id = (fields.text("PatientID") or "").strip("\x00 ")
     ids = resource_ids(patient_id, study, series, sop)
-    frames_n = _int_or_none(ds, "NumberOfFrames") or 1
+    frames_n = fields.number("NumberOfFrames") or 1
     frames: list = []
     pixel_vr = None
     if pixels is not None:
-        bits = _int_or_none(ds, "BitsAllocated") or 8
+        bits = fields.number("BitsAllocated") or 8
         pixel_vr = "OB" if pixels.encapsulated or bits <= 8 else "OW"
-        rows, cols = _int_or_none(ds, "Rows") or 0, _int_or_none(ds, "Columns") or 0
-        samples = _int_or_none(ds, "SamplesPerPixel") or 1
+        rows, cols = fields.number("Rows") or 0, fields.number("Columns") or 0
+        samples = fields.number("SamplesPerPixel") or 1
         frame_size = (rows * cols * samples * bits + 7) // 8
         frames = frame_ranges(pixels, frames_n, frame_size)
     url = f"/studies/{study}/series/{series}/instances/{sop}"
-    expected = next((v for v in (_int_or_none(ds, k) for k in EXPECTED_COUNT_TAGS) if v), None)
-    index = _int_or_none(ds, "InstanceNumber")
+    expected = next((v for v in (fields.number(k) for k in EXPECTED_COUNT_TAGS) if v), None)
+    index = fields.number("InstanceNumber")
     if index is None:
-        index = _int_or_none(ds, "ImageIndex")
+        index = fields.number("ImageIndex")
     return ParsedInstance(
         patient_id=patient_id, study_uid=study, series_uid=series, sop_uid=sop,
-        sop_class_uid=str(ds.get("SOPClassUID", "") or ""), transfer_syntax=ts, ids=ids,
-        main_tags=_main_tags(ds), size=size, md5=md5, metadata_json=dicom_json(ds, url, pixel_vr),
+        sop_class_uid=fields.text("SOPClassUID") or "", transfer_syntax=ts, ids=ids,
+        main_tags=fields.main_tags(), size=size, md5=md5, metadata_json=metadata(url, pixel_vr),
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
         pixel_data_offset=pixels.element_offset if pixels is not None else None,
-        charset=element_text(ds["SpecificCharacterSet"]) if "SpecificCharacterSet" in ds else "",
+        charset=fields.text("SpecificCharacterSet") or "",
     )
