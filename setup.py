@@ -26,6 +26,7 @@ setup(
         "pylibjpeg-openjpeg>=2.3",
         "pylibjpeg-rle>=2.0",
         "pyjpegls>=1.5",
+        "imagecodecs>=2024.1",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",

@@ -7,12 +7,16 @@ pixel, 8 or 16 bits allocated; anything else returns None and goes through pydic
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydicom import uid
 
 JPEG_LS = (uid.JPEGLSLossless, uid.JPEGLSNearLossless)
 JPEG_2000 = (uid.JPEG2000Lossless, uid.JPEG2000)
 NATIVE_LE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian)
+#: A codestream's decoder: the library's array, or None when the library is not installed.
+Decoder = Callable[[bytes], "np.ndarray | None"]
 
 
 def _native(frame: bytes, opts: dict) -> np.ndarray | None:
@@ -30,12 +34,18 @@ def _native(frame: bytes, opts: dict) -> np.ndarray | None:
     return arr
 
 
-def _jls(frame: bytes, opts: dict) -> np.ndarray | None:
+def _pyjpegls(frame: bytes) -> np.ndarray | None:
     try:
         import jpeg_ls
     except ImportError:
         return None
-    arr = jpeg_ls.decode(np.frombuffer(frame, dtype=np.uint8))
+    return jpeg_ls.decode(np.frombuffer(frame, dtype=np.uint8))
+
+
+def _jls(frame: bytes, opts: dict, decode: Decoder) -> np.ndarray | None:
+    arr = decode(frame)
+    if arr is None:
+        return None
     if opts["pixel_representation"] == 1:
         # JPEG-LS has no sign (ITU T.87): the samples come back unsigned and are sign-extended
         # from the codestream's precision (PS3.5 §8.2.3), as pydicom does.
@@ -63,32 +73,41 @@ def _jls_precision(frame: bytes) -> int | None:
     return None
 
 
-def _j2k(frame: bytes, opts: dict) -> np.ndarray | None:
+def _openjpeg(frame: bytes) -> np.ndarray | None:
     try:
         import openjpeg  # pylibjpeg-openjpeg
     except ImportError:
         return None
-    arr = openjpeg.decode(frame)
+    return openjpeg.decode(frame)
+
+
+def _j2k(frame: bytes, opts: dict, decode: Decoder) -> np.ndarray | None:
+    arr = decode(frame)
+    if arr is None:
+        return None
     # A codestream whose signedness disagrees with PixelRepresentation needs pydicom's correction.
     if arr.dtype.kind != ("i" if opts["pixel_representation"] == 1 else "u"):
         return None
     return arr
 
 
-def decode_grey(frame: bytes, transfer_syntax: str, opts: dict) -> np.ndarray | None:
+def decode_grey(frame: bytes, transfer_syntax: str, opts: dict, j2k: Decoder | None = None,
+                jls: Decoder | None = None) -> np.ndarray | None:
     """Frame decoded by the codec library itself, or None when pydicom must do it.
 
     ``opts`` are :func:`.providers.header_options`; the array has the dtype pydicom gives
-    (unsigned or signed per PixelRepresentation, BitsAllocated wide) and shape (rows, columns)."""
+    (unsigned or signed per PixelRepresentation, BitsAllocated wide) and shape (rows, columns).
+    ``j2k`` and ``jls`` decode a codestream to the library's array (pylibjpeg-openjpeg and pyjpegls
+    by default; another binding of OpenJPEG or CharLS gives the same array)."""
     if opts["samples_per_pixel"] != 1 or opts["bits_allocated"] not in (8, 16) \
             or opts["photometric_interpretation"] not in ("MONOCHROME1", "MONOCHROME2"):
         return None
     if transfer_syntax in NATIVE_LE:
         return _native(frame, opts)
     if transfer_syntax in JPEG_LS:
-        arr = _jls(bytes(frame), opts)
+        arr = _jls(bytes(frame), opts, jls or _pyjpegls)
     elif transfer_syntax in JPEG_2000:
-        arr = _j2k(bytes(frame), opts)
+        arr = _j2k(bytes(frame), opts, j2k or _openjpeg)
     else:
         return None
     if arr is None or arr.ndim != 2 or arr.dtype.itemsize != opts["bits_allocated"] // 8:

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
+import requests
 from PIL import Image
 from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -190,3 +191,59 @@ def test_decoded_frames_stay_right_when_asked_again(daemon):
         body = r.content.split(b"\r\n\r\n", 1)[1]
         expected = ds.pixel_array[number - 1].astype("<u2").tobytes()
         assert body[:len(expected)] == expected
+
+
+def _parts(r) -> list[tuple[str, bytes]]:
+    """(Content-Type, body) of each part of a multipart/related answer."""
+    boundary = r.headers["Content-Type"].split("boundary=")[1].strip('"').encode()
+    out = []
+    for chunk in r.content.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        ctype = [line.split(":", 1)[1].strip() for line in head.decode().split("\r\n")
+                 if line.lower().startswith("content-type:")][0]
+        out.append((ctype, body[:-2]))
+    return out
+
+
+def test_big_frame_lists_come_as_stored_in_order(daemon):
+    """Several frames of a native multi-frame instance, more than 1 MB asked (sent with sendfile),
+    are its PixelData slices in the order asked, repeats included, and the answer is as long as
+    its Content-Length; a HEAD announces the same length."""
+    rows = columns = 256
+    count = 24
+    values = (np.arange(count * rows * columns, dtype=np.uint32) * 2654435761 % 65521).astype(np.uint16)
+    data = image(rows, columns, count, values.tobytes(), bits=16)
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames/")
+    wanted = [24, *range(1, 13), 5, 5, 13]
+    accept = {"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'}
+    r = daemon.get(url + ",".join(map(str, wanted)), headers=accept)
+    assert r.status_code == 200, r.text
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    size = rows * columns * 2
+    got = _parts(r)
+    assert [body for _, body in got] == [ds.PixelData[(n - 1) * size:n * size] for n in wanted]
+    assert all(ctype.endswith(f"transfer-syntax={uid.ExplicitVRLittleEndian}") for ctype, _ in got)
+    head = requests.head(daemon.url + url + ",".join(map(str, wanted)), headers=accept, timeout=60)
+    assert head.status_code == 200 and head.headers["Content-Length"] == r.headers["Content-Length"]
+
+
+def test_big_fragmented_frames_come_as_stored(daemon):
+    """Frames of an encapsulated instance stored in two fragments each, more than 1 MB asked, come
+    as stored: each part is its frame's fragments joined (PS3.5 §A.4)."""
+    rng = np.random.default_rng(7)
+    frames = [b"\xff\xd8" + rng.bytes(180_000 + 2 * n) + b"\xff\xd9" for n in range(8)]
+    pixel_data = encapsulate(frames, fragments_per_frame=2, has_bot=True)
+    data = image(512, 512, len(frames), pixel_data, ts=uid.JPEGLSLossless, bits=16)
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames/8,1,2,3,4,5,6,7")
+    r = daemon.get(url, headers={"Accept": 'multipart/related; type="image/jls"'})
+    assert r.status_code == 200, r.text
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    assert [body for _, body in _parts(r)] == [frames[7], *frames[:7]]

@@ -433,3 +433,114 @@ def test_stored_rendering_falls_back_to_the_file_when_the_json_is_not_enough():
         assert image_of(name) is not None, name
     for name in ("eCT_Supplemental.dcm", "OBXXXX1A.dcm"):
         assert image_of(name) is None, name
+
+
+# -- imagecodecs: the preferred JPEG 2000 / JPEG-LS decoder --------------------------------------
+
+COMPRESSED = [i for i in IMAGES if i[1].file_meta.TransferSyntaxUID in
+              (uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000)]
+
+
+def test_imagecodecs_is_the_decoder_of_jpeg_2000_and_jpeg_ls():
+    """With imagecodecs installed, its provider is discovered and decodes JPEG 2000 and JPEG-LS
+    before the pydicom decoders; pylibjpeg-openjpeg stays the decoder of HTJ2K."""
+    from dicomweb_daemon.codecs.registry import decoder_for
+
+    for syntax in (uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless, uid.JPEGLSNearLossless):
+        assert decoder_for(syntax).name == "imagecodecs", syntax
+    assert decoder_for(uid.HTJ2KLossless).name == "pydicom"
+
+
+@pytest.mark.parametrize("item", COMPRESSED, ids=_name)
+def test_imagecodecs_decoding_is_bit_exact(item):
+    """Every JPEG 2000 and JPEG-LS test file decoded by the imagecodecs provider equals pydicom's
+    pixel_array (dtype and every sample); the frames it takes itself (greyscale) equal it too."""
+    from dicomweb_daemon.codecs.direct import decode_grey
+    from dicomweb_daemon.codecs.imagecodecs_codec import ImagecodecsDecoders, jpeg2k, jpegls
+    from dicomweb_daemon.codecs.providers import header_options
+
+    path, ds, reference = item
+    image, frames = _frames_of(path)
+    opts = header_options(image.header())
+    for index, frame in enumerate(frames):
+        expected = reference[index] if image.frames > 1 else reference
+        got, _ = ImagecodecsDecoders().decode_frame(image.header(), frame, image.transfer_syntax)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), (path, index)
+        direct = decode_grey(frame, image.transfer_syntax, opts, j2k=jpeg2k, jls=jpegls)
+        if direct is not None:
+            assert direct.dtype == expected.dtype and np.array_equal(direct, expected), (path, index)
+
+
+def test_imagecodecs_takes_the_greyscale_files():
+    """The imagecodecs path is not dead: greyscale JPEG 2000 and JPEG-LS files are decoded by it."""
+    from dicomweb_daemon.codecs.direct import decode_grey
+    from dicomweb_daemon.codecs.imagecodecs_codec import jpeg2k, jpegls
+    from dicomweb_daemon.codecs.providers import header_options
+
+    taken = set()
+    for path, ds, _ in COMPRESSED:
+        image, frames = _frames_of(path)
+        if decode_grey(frames[0], image.transfer_syntax, header_options(image.header()), j2k=jpeg2k,
+                       jls=jpegls) is not None:
+            taken.add(str(ds.file_meta.TransferSyntaxUID))
+    assert {uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless} <= taken
+
+
+def _big_ct_frame(target: str) -> tuple[Dataset, bytes, np.ndarray]:
+    """A 512x512 signed 12-bit CT frame (textured, so every code-block holds data) in ``target``."""
+    y, x = np.mgrid[0:512, 0:512]
+    values = (((x * 7 + y * 13) ^ (x * y)) % 4096 - 2048).astype(np.int16)
+    ds, _ = _signed_ct()
+    ds.Rows = ds.Columns = 512
+    ds.PixelData = values.tobytes()
+    return ds, codecs.transcode_frame(ds, ds.PixelData, uid.ExplicitVRLittleEndian, target), values
+
+
+@pytest.mark.parametrize("target", [uid.JPEG2000Lossless, uid.JPEGLSLossless])
+def test_big_frame_decodes_alone_on_every_core_and_concurrently_on_one(target):
+    """A big frame decoded alone (several OpenJPEG threads) and frames decoded by four threads at
+    once (one OpenJPEG thread each) all give the original signed samples."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dicomweb_daemon.codecs.imagecodecs_codec import ImagecodecsDecoders
+
+    ds, frame, values = _big_ct_frame(target)
+    alone, _ = ImagecodecsDecoders().decode_frame(ds, frame, target)
+    assert alone.dtype == np.int16 and np.array_equal(alone, values)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ImagecodecsDecoders().decode_frame(ds, frame, target)[0], range(8)))
+    assert all(np.array_equal(r, values) for r in results)
+
+
+def test_thread_budget_is_every_core_alone_and_one_when_shared():
+    """The first frame decoding gets every core (capped); a frame decoding meanwhile gets one; the
+    budget comes back when they finish."""
+    from dicomweb_daemon.codecs.imagecodecs_codec import MAX_THREADS, _Threads
+
+    budget = _Threads(64)
+    with budget as first:
+        with budget as second:
+            assert (first, second) == (MAX_THREADS, 1)
+    with budget as again:
+        assert again == MAX_THREADS and budget.running == 1
+    assert budget.running == 0
+    with _Threads(1) as single:
+        assert single == 1
+
+
+def test_frames_imagecodecs_refuses_fall_back_to_pydicom(monkeypatch):
+    """A frame imagecodecs fails on is decoded by the pydicom decoders (pylibjpeg-openjpeg) instead,
+    and a codestream nobody can decode is a 400 (BadFileFormat), not a crash."""
+    from dicomweb_daemon.codecs import imagecodecs_codec
+    from dicomweb_daemon.codecs.frames import decode_frame
+
+    ds, frame, values = _big_ct_frame(uid.JPEG2000Lossless)
+    with pytest.raises(BadFileFormat):
+        decode_frame(ds, frame[:200] + b"\0" * 64, uid.JPEG2000Lossless)
+
+    def refuse(_frame):
+        raise RuntimeError("imagecodecs cannot decode this")
+
+    monkeypatch.setattr(imagecodecs_codec, "jpeg2k", refuse)
+    got, _ = decode_frame(ds, frame, uid.JPEG2000Lossless)
+    assert np.array_equal(got, values)
