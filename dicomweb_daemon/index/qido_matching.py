@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from ..dicom.qido_model import json_texts, tag_hex
 from .normalize import normalize
 
 RANGE_VRS = {"DA", "TM", "DT"}
@@ -23,7 +24,11 @@ _TOP = "~"
 
 @dataclass
 class Filter:
-    """One matching key of a query: ``tag`` (keyword when it has one) and its pattern."""
+    """One matching key of a query: ``tag`` (keyword when it has one) and its pattern.
+
+    A key inside sequences (PS3.18 §8.3.4.1 ``{attributeID}.{attributeID}``) has ``path``, the tags
+    from the top-level sequence down; ``tag``, ``keyword`` and ``vr`` are then the last one's, and
+    it matches when any item at the end of the path holds a matching value."""
 
     tag: int
     keyword: str
@@ -31,6 +36,20 @@ class Filter:
     pattern: str
     case_sensitive: bool = True
     fuzzy: bool = False
+    path: tuple[int, ...] = ()
+
+    @property
+    def path_keys(self) -> list[str]:
+        """The DICOM JSON keys from the top-level attribute down to the matched one."""
+        return [tag_hex(t) for t in (self.path or (self.tag,))]
+
+    def matches_dataset(self, ds: dict) -> bool:
+        """Whether a DICOM JSON dataset (stored at ingest) holds a value matching this key."""
+        keys = self.path_keys
+        attrs = [ds.get(keys[0])]
+        for key in keys[1:]:
+            attrs = [item.get(key) for a in attrs if a for item in a.get("Value") or () if isinstance(item, dict)]
+        return self.matches([t for a in attrs for t in json_texts(a)])
 
     @property
     def universal(self) -> bool:

@@ -288,3 +288,92 @@ def test_searches_never_read_the_stored_files(make_daemon):
     assert values(s, "00201208") == [1]
     [i] = qido(d, f"/studies/{study}/instances?includefield=all&InstitutionalDepartmentName=Cardio").json()
     assert values(i, "00280010") == [64] and values(i, "00081040") == ["Cardio"]
+
+
+@pytest.fixture(scope="module")
+def varied(daemon):
+    """A study whose instances differ in attributes that are not indexed: its first instance has
+    InstitutionalDepartmentName Dept-A and requested procedure RP-1, the later ones Dept-B and RP-2 / RP-3
+    (the last one in a second series)."""
+    study, first, second = generate_uid(), generate_uid(), generate_uid()
+
+    def request(*ids: str) -> list[pydicom.Dataset]:
+        items = []
+        for rp in ids:
+            item = pydicom.Dataset()
+            item.RequestedProcedureID = rp
+            item.ScheduledProcedureStepID = "SPS-" + rp
+            items.append(item)
+        return items
+
+    files = [make_ct("VARIED-1", study_uid=study, series_uid=first, instance_number=1,
+                     extra={"InstitutionalDepartmentName": "Dept-A", "RequestAttributesSequence": request("RP-1")}),
+             make_ct("VARIED-1", study_uid=study, series_uid=first, instance_number=2,
+                     extra={"InstitutionalDepartmentName": "Dept-B", "RequestAttributesSequence": request("RP-2")}),
+             make_ct("VARIED-1", study_uid=study, series_uid=second, instance_number=1, modality="MR",
+                     extra={"InstitutionalDepartmentName": "Dept-C", "SeriesDescription": "Sagittal",
+                            "RequestAttributesSequence": request("RP-9", "RP-3")})]
+    for data in files:
+        daemon.store(data)
+    return {"study": study, "first": first, "second": second,
+            "sops": [pydicom.dcmread(io.BytesIO(f)).SOPInstanceUID for f in files]}
+
+
+def test_study_and_series_match_when_any_instance_matches_a_key_not_indexed(daemon, varied):
+    """A key on an attribute that is not indexed selects a study or series when any of its instances
+    matches, not only its first one, and the result shows the matching instance's value."""
+    found = qido(daemon, "/studies?PatientID=VARIED-1&InstitutionalDepartmentName=Dept-B").json()
+    assert [values(s, "0020000D") for s in found] == [[varied["study"]]]
+    assert values(found[0], "00081040") == ["Dept-B"]
+    assert len(qido(daemon, "/studies?PatientID=VARIED-1&InstitutionalDepartmentName=Dept-C").json()) == 1
+    series = qido(daemon, f"/studies/{varied['study']}/series?InstitutionalDepartmentName=Dept-B").json()
+    assert [values(s, "0020000E") for s in series] == [[varied["first"]]]
+    assert values(series[0], "00081040") == ["Dept-B"]
+    across = qido(daemon, "/series?InstitutionalDepartmentName=Dept-?&PatientID=VARIED-1").json()
+    assert sorted(values(s, "0020000E")[0] for s in across) == sorted([varied["first"], varied["second"]])
+    assert qido(daemon, "/studies?PatientID=VARIED-1&InstitutionalDepartmentName=Dept-D").json() == []
+
+
+def test_not_indexed_keys_must_match_on_one_instance_with_paging(daemon, varied):
+    """Several keys that are not indexed must all match one instance; limit and offset apply to the matches."""
+    base = f"/studies/{varied['study']}/series?InstitutionalDepartmentName=Dept-*"
+    assert len(qido(daemon, base).json()) == 2
+    [only] = qido(daemon, base + "&ImageType=&Rows=64&limit=1&offset=1").json()
+    assert values(only, "0020000E") == [varied["second"]]
+    both = "/studies?PatientID=VARIED-1&InstitutionalDepartmentName=Dept-A&InstanceNumber=2"
+    assert len(qido(daemon, both).json()) == 1  # InstanceNumber is indexed: any instance of the study
+    assert qido(daemon, f"/studies/{varied['study']}/instances?InstitutionalDepartmentName=Dept-A"
+                        "&RequestAttributesSequence.RequestedProcedureID=RP-2").json() == []
+
+
+def test_lower_level_indexed_keys_select_the_parent(daemon, varied):
+    """A study-level search on series attributes (SeriesDescription, Modality via ModalitiesInStudy)
+    finds the study through any of its series."""
+    found = qido(daemon, "/studies?SeriesDescription=Sagittal&PatientID=VARIED-*").json()
+    assert [values(s, "0020000D") for s in found] == [[varied["study"]]]
+    series = qido(daemon, "/series?ModalitiesInStudy=MR&PatientID=VARIED-1").json()
+    assert sorted(values(s, "0020000E")[0] for s in series) == sorted([varied["first"], varied["second"]])
+
+
+@pytest.mark.parametrize("key", ["RequestAttributesSequence.RequestedProcedureID", "00400275.00401001",
+                                 "RequestAttributesSequence.00401001"])
+def test_keys_inside_sequences_match_any_item(daemon, varied, key):
+    """A key {sequence}.{attribute} (keywords or tags, PS3.18 §8.3.4.1) matches any item of the
+    sequence of any instance, and the sequence comes back in the result."""
+    found = qido(daemon, "/studies", params={key: "RP-3", "PatientID": "VARIED-1"}).json()
+    assert [values(s, "0020000D") for s in found] == [[varied["study"]]]
+    instances = qido(daemon, f"/studies/{varied['study']}/instances", params={key: "RP-2"}).json()
+    assert [values(i, "00080018") for i in instances] == [[varied["sops"][1]]]
+    [item] = values(instances[0], "00400275")
+    assert values(item, "00401001") == ["RP-2"]
+    series = qido(daemon, f"/studies/{varied['study']}/series", params={key: "RP-*"}).json()
+    assert len(series) == 2
+    assert qido(daemon, "/studies", params={key: "RP-4", "PatientID": "VARIED-1"}).json() == []
+
+
+def test_sequence_paths_must_go_through_sequences(daemon):
+    """A dotted key whose first part is not a sequence, or that names an unknown attribute, answers 400."""
+    r = qido(daemon, "/studies?PatientName.RequestedProcedureID=x")
+    assert r.status_code == 400 and "PatientName" in r.json()["Details"]
+    r = qido(daemon, "/studies?RequestAttributesSequence.Nope=x")
+    assert r.status_code == 400 and "Nope" in r.json()["Details"]

@@ -2,15 +2,19 @@
 answer in DICOM JSON or in a multipart of PS3.19 XML documents."""
 from __future__ import annotations
 
+import json
+
 from pydicom.datadict import tag_for_keyword
 
+from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import attribute_tag, default_fields, keyword_of, vr_of
 from ...errors import BadRequest
 from ...index.qido import QidoQuery
 from ...index.qido_matching import Filter
 from ...threads import in_db
 from ..routing import arg, int_arg, query, route
-from .dataset_answers import accepted_format, json_answer, xml_multipart_answer
+from .dataset_answers import JSON, accepted_format, xml_multipart_answer
+from .urls import base_url
 
 # Query parameters that are not attributes (PS3.18 §8.3.4, §8.3.3.1); ``_`` is a cache buster
 # that browsers' JavaScript adds.
@@ -24,12 +28,19 @@ def _uid(value: str, what: str) -> str:
 
 
 def _tag(name: str, where: str) -> int:
-    if "." in name:
-        raise BadRequest("Bad request", f"{where} {name!r}: matching inside sequences is not supported")
     tag = attribute_tag(name)
     if tag is None:
         raise BadRequest("Bad request", f"unknown DICOM attribute {name!r} in {where}")
     return tag
+
+
+def _path(name: str, where: str) -> tuple[int, ...]:
+    """The tags of ``{attributeID}.{attributeID}...`` (PS3.18 §8.3.4.1): sequences, then an attribute."""
+    tags = tuple(_tag(part, where) for part in name.split("."))
+    for tag in tags[:-1]:
+        if vr_of(tag) != "SQ":
+            raise BadRequest("Bad request", f"{name!r} in {where}: {keyword_of(tag) or f'{tag:08X}'} is not a sequence")
+    return tags
 
 
 def parse_query(request, level: int, study: str | None, series: str | None, case_sensitive: bool) -> QidoQuery:
@@ -46,12 +57,14 @@ def parse_query(request, level: int, study: str | None, series: str | None, case
             if name.lower() == "all":
                 q.all_fields = True
             elif name:
-                fields.append(_tag(name.split(".")[0], "includefield"))
+                fields.append(_path(name, "includefield")[0])  # a sequence comes back whole
     for key, values in query(request).items():
         if key in CONTROL:
             continue
-        tag = _tag(key, "the query")
-        q.filters.append(Filter(tag, keyword_of(tag), vr_of(tag), values[-1].strip(), case_sensitive, fuzzy))
+        path = _path(key, "the query")
+        tag = path[-1]
+        q.filters.append(Filter(tag, keyword_of(tag), vr_of(tag), values[-1].strip(), case_sensitive, fuzzy,
+                                path if len(path) > 1 else ()))
     if study is not None:
         q.filters.append(Filter(0x0020000D, "StudyInstanceUID", "UI", _uid(study, "StudyInstanceUID")))
     if series is not None:
@@ -71,11 +84,15 @@ class QidoRoutes:
     async def _search(self, request, level: int, study: str | None = None, series: str | None = None) -> bytes:
         form = accepted_format(request, xml_in_multipart=True)
         q = parse_query(request, level, study, series, self.config["QidoCaseSensitive"])
-        results = await in_db(self.daemon.index.qido, q)
         request.setHeader(b"Cache-Control", b"no-cache")
         if form == "xml":
+            results = await in_db(self.daemon.index.qido, q)
             return xml_multipart_answer(request, self.daemon, results)
-        return json_answer(request, self.daemon, results)
+        # DICOM JSON (PS3.18 Annex F): the index renders each result as text; they are joined here.
+        texts = await in_db(self.daemon.index.qido_json, q)
+        base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
+        request.setHeader(b"Content-Type", JSON.encode())
+        return ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8")
 
     @route("/studies")
     async def studies(self, request):

@@ -1,0 +1,190 @@
+"""QIDO-RS result attributes (PS3.18 §10.6.3.3) as DICOM JSON text, for a whole page at once.
+
+Where each attribute comes from is decided once per query (:class:`ResultPlan`). The indexed
+values and the computed attributes (counts, ModalitiesInStudy, SOPClassesInStudy) of every result
+of the page come from ONE SQL query: the page's internal IDs in a materialized CTE, one scalar
+subquery per attribute. Each attribute is then turned into its JSON text by small cached functions
+(patients, dates, modalities repeat across results), so the answer is never built as Python dicts
+and serialized again.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from pydicom.datadict import tag_for_keyword
+
+from ..dicom.parsing import ROOT_TOKEN
+from ..dicom.qido_model import UTF8, keyword_of, tag_hex, text_attr, vr_of
+from ..dicom.tags import MAIN_TAGS
+from .schema import LEVEL_NUMBER
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+STUDY_COMPUTED = ("ModalitiesInStudy", "SOPClassesInStudy", "NumberOfStudyRelatedSeries",
+                  "NumberOfStudyRelatedInstances")
+# name -> (level whose resource is counted from, depth of the counted descendants)
+COUNTS = {"NumberOfStudyRelatedSeries": (1, 1), "NumberOfStudyRelatedInstances": (1, 2),
+          "NumberOfSeriesRelatedInstances": (2, 1), "NumberOfPatientRelatedStudies": (0, 1),
+          "NumberOfPatientRelatedSeries": (0, 2), "NumberOfPatientRelatedInstances": (0, 3)}
+LEVEL_COMPUTED = {1: STUDY_COMPUTED, 2: ("NumberOfSeriesRelatedInstances",), 3: ()}
+_UID_OF_LEVEL = {1: "StudyInstanceUID", 2: "SeriesInstanceUID", 3: "SOPInstanceUID"}
+_URL_SEGMENT = {1: "studies", 2: "series", 3: "instances"}
+
+
+def main_level_of(levels_of: dict[str, list[int]], keyword: str, level: int) -> int | None:
+    """The level whose main tags hold ``keyword`` for a search at ``level``: the resource's own,
+    else its nearest ancestor's, else the nearest descendants'."""
+    levels = levels_of.get(keyword)
+    if not levels:
+        return None
+    if level in levels:
+        return level
+    above = [lv for lv in levels if lv < level]
+    return max(above) if above else min(levels)
+
+
+LEVELS_OF: dict[str, list[int]] = {}
+for _name, _keywords in MAIN_TAGS.items():
+    for _kw in _keywords:
+        LEVELS_OF.setdefault(_kw, []).append(LEVEL_NUMBER[_name])
+
+
+def main_level(keyword: str, level: int) -> int | None:
+    return main_level_of(LEVELS_OF, keyword, level)
+
+
+def descend(depth: int, top: str) -> tuple[str, str]:
+    """``FROM ... WHERE`` walking ``depth`` levels down from ``top`` (an internal ID, or ``IN (...)``
+    for several), and the alias of
+    the deepest level. CROSS JOIN fixes the loop order: SQLite, without statistics, would otherwise
+    rather scan a whole tag index than follow ``resources_parent`` from one resource."""
+    joins = "".join(f" CROSS JOIN resources x{k} ON x{k}.parent = x{k - 1}.internal" for k in range(2, depth + 1))
+    test = top if top.startswith("IN (") else f"= {top}"
+    return f"FROM resources x1{joins} WHERE x1.parent {test}", f"x{depth}"
+
+
+# -- JSON text of one attribute (cached: values repeat across results) --------------------------
+@lru_cache(maxsize=65536)
+def text_fragment(key: str, vr: str, text: str) -> str:
+    return f'"{key}":{_dumps(text_attr(vr, text))}'
+
+
+@lru_cache(maxsize=4096)
+def list_fragment(key: str, vr: str, joined: str | None) -> str:
+    """An attribute listing distinct values (SQL ``group_concat(DISTINCT ...)``, comma-joined)."""
+    values = sorted(v for v in (joined or "").split(",") if v)
+    return f'"{key}":{_dumps({"vr": vr, "Value": values} if values else {"vr": vr})}'
+
+
+def int_fragment(key: str, n: int) -> str:
+    return f'"{key}":{{"vr":"IS","Value":[{int(n)}]}}'
+
+
+class ResultPlan:
+    """The result attributes of a query at ``level`` and where each comes from.
+
+    ``columns`` are SQL expressions over the page CTE ``m`` (columns ``c{level}`` .. ``c0``, the
+    internal IDs of the resource and its ancestors); ``items`` say, in tag order, how to turn the
+    row into JSON: ("sql", key, vr, column), ("count", key, column), ("list", key, vr, column),
+    ("url", uid columns), ("const", fragment), ("meta", key)."""
+
+    def __init__(self, level: int, fields: list[int], all_fields: bool):
+        self.level = level
+        self.columns: list[str] = []
+        self._column_of: dict[str, int] = {}
+        self.meta_all = all_fields and level == 3
+        items: dict[str, tuple] = {}
+        if all_fields:
+            extra = [kw for name, kws in MAIN_TAGS.items() if LEVEL_NUMBER[name] <= level for kw in kws]
+            extra += [*LEVEL_COMPUTED[level], "RetrieveURL", "SpecificCharacterSet", "InstanceAvailability"]
+            fields = list(dict.fromkeys([*fields, *(tag_for_keyword(kw) for kw in extra)]))
+        for tag in fields:
+            key, kw = tag_hex(tag), keyword_of(tag)
+            if kw == "RetrieveURL":
+                uids = [self._column(self._main_sql(_UID_OF_LEVEL[lv], lv)) for lv in range(1, level + 1)]
+                items[key] = ("url", uids)
+            elif kw == "SpecificCharacterSet":
+                items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["{UTF8}"]}}')
+            elif kw == "InstanceAvailability":
+                items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["ONLINE"]}}')
+            elif kw == "SOPClassUID" and level == 3:
+                sql = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
+                items[key] = ("sql", key, "UI", self._column(f"COALESCE({sql}, '')"))
+            elif kw in COUNTS:
+                at, depth = COUNTS[kw]
+                if at <= level:
+                    frm, _leaf = descend(depth, f"m.c{at}")
+                    items[key] = ("count", key, self._column(f"(SELECT COUNT(*) {frm})"))
+            elif kw == "ModalitiesInStudy":
+                frm, leaf = descend(1, "m.c1")
+                frm = frm.replace(" WHERE ", f" CROSS JOIN main_tags t ON t.internal = {leaf}.internal "
+                                  "AND t.tag = 'Modality' WHERE ", 1)
+                items[key] = ("list", key, "CS", self._column(f"(SELECT group_concat(DISTINCT t.value) {frm})"))
+            elif kw == "SOPClassesInStudy":
+                frm, leaf = descend(2, "m.c1")
+                frm = frm.replace(" WHERE ", f" CROSS JOIN instances i ON i.internal = {leaf}.internal WHERE ", 1)
+                items[key] = ("list", key, "UI", self._column(f"(SELECT group_concat(DISTINCT i.sop_class_uid) {frm})"))
+            elif (at := main_level(kw, level)) is not None and at <= level:
+                items[key] = ("sql", key, vr_of(tag), self._column(self._main_sql(kw, at)))
+            else:
+                items[key] = ("meta", key)
+        self.items = [items[k] for k in sorted(items)]
+        self.meta_keys = [it[1] for it in self.items if it[0] == "meta"]
+        self.needs_meta = bool(self.meta_keys) or self.meta_all
+        self.keys = set(items)
+
+    @staticmethod
+    def _main_sql(kw: str, at: int) -> str:
+        return f"(SELECT value FROM main_tags WHERE internal = m.c{at} AND tag = '{kw}')"
+
+    def _column(self, sql: str) -> int:
+        """Index of ``sql`` among the row's values (after the ``level + 1`` internal IDs)."""
+        if sql not in self._column_of:
+            self._column_of[sql] = self.level + 1 + len(self.columns)
+            self.columns.append(sql)
+        return self._column_of[sql]
+
+    def select(self, page_sql: str) -> str:
+        """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``."""
+        ids = ", ".join(f"m.c{k}" for k in range(self.level, -1, -1))
+        cols = "".join(f", {c}" for c in self.columns)
+        return f"WITH m AS MATERIALIZED ({page_sql}) SELECT {ids}{cols} FROM m ORDER BY m.c{self.level}"
+
+    def render(self, row: tuple, meta: dict | None) -> str:
+        """The DICOM JSON text of one result (``meta``: the stored JSON of the instance that stands
+        for it, when the plan needs attributes that are not indexed)."""
+        out = []
+        for item in self.items:
+            kind = item[0]
+            if kind == "sql":
+                value = row[item[3]]
+                if value is not None:
+                    out.append(text_fragment(item[1], item[2], value))
+            elif kind == "count":
+                out.append(int_fragment(item[1], row[item[2]]))
+            elif kind == "const":
+                out.append(item[1])
+            elif kind == "list":
+                out.append(list_fragment(item[1], item[2], row[item[3]]))
+            elif kind == "url":
+                url = ROOT_TOKEN + "".join(f"/{_URL_SEGMENT[lv]}/{row[c] or ''}"
+                                           for lv, c in enumerate(item[1], start=1))
+                out.append(f'"00081190":{{"vr":"UR","Value":[{_dumps(url)}]}}')
+            else:
+                attr = (meta or {}).get(item[1])
+                if attr is not None:
+                    out.append(f'"{item[1]}":{_dumps(attr)}')
+        if self.meta_all and meta:
+            # Instance level with includefield=all: every stored attribute but bulk data, the
+            # planned ones (indexed, computed) taking precedence.
+            extra = [(k, f'"{k}":{_dumps(v)}') for k, v in meta.items()
+                     if k not in self.keys and "BulkDataURI" not in v and "InlineBinary" not in v]
+            if extra:
+                keyed = [(_fragment_key(f), f) for f in out] + extra
+                out = [f for _k, f in sorted(keyed)]
+        return "{" + ",".join(out) + "}"
+
+
+def _fragment_key(fragment: str) -> str:
+    return fragment[1:9]
