@@ -10,14 +10,14 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPool] = {}
-_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "wait": 16}
+_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8}
 
 
 def pool(name: str) -> ThreadPool:
@@ -68,12 +68,28 @@ def has_processes() -> bool:
     return bool(_processes)
 
 
+def process_count() -> int:
+    """How many worker processes ``in_process`` has (0: it runs in cpu threads)."""
+    return _processes[0]._max_workers if _processes else 0
+
+
 async def in_process(f: Callable[..., T], *args: Any) -> T:
-    """Run picklable ``f(*args)`` in a worker process (or a cpu thread when there are none)."""
+    """Run picklable ``f(*args)`` in a worker process (or a cpu thread when there are none).
+
+    The result comes back through the reactor (``callFromThread``), without a thread blocking on it."""
     if not _processes:
         return await in_cpu(f, *args)
-    future = _processes[0].submit(f, *args)
-    return await _run("wait", future.result)
+    done: defer.Deferred = defer.Deferred()
+
+    def fire(future) -> None:
+        error = future.exception()
+        if error is not None:
+            done.errback(error)
+        else:
+            done.callback(future.result())
+
+    _processes[0].submit(f, *args).add_done_callback(lambda future: reactor.callFromThread(fire, future))
+    return await done
 
 
 def _stop(name: str) -> None:

@@ -25,6 +25,12 @@ NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "
 CHARSET_VRS = {"SH", "LO", "UC", "PN", "ST", "LT", "UT"}
 SINGLE_TEXT_VRS = {"ST", "LT", "UT"}
 PLAIN_VRS = {"AS", "CS", "DA", "DT", "TM"}
+_HEAD = struct.Struct("<HHL").unpack_from
+_UL = struct.Struct("<L").unpack_from
+_VR_NAMES = {name.encode(): name for name in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN",
+    "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV")}
+LONG_NAMES = {vr.decode() for vr in LONG_VRS}
 IS_TEXT = re.compile(r"[+-]?\d+\Z")
 DS_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 
@@ -61,20 +67,19 @@ class _Reader:
             raise TruncatedFile(f"element at byte {pos} needs {n} bytes, file ends at {self.size}")
 
     def header(self, pos: int) -> tuple[int, str | None, int, int]:
-        self.need(pos, 8)
-        group, elem, length = struct.unpack_from("<HHL", self.buf, pos)
+        if pos + 8 > self.size:
+            self.need(pos, 8)
+        group, elem, length = _HEAD(self.buf, pos)
         tag = (group << 16) | elem
         if group == 0xFFFE or self.implicit:
             return tag, None, length, pos + 8
-        vr = self.buf[pos + 4 : pos + 6]
-        if vr in LONG_VRS:
+        vr = _VR_NAMES.get(self.buf[pos + 4 : pos + 6])
+        if vr is None:
+            raise Unsupported("bad VR")
+        if vr in LONG_NAMES:
             self.need(pos, 12)
-            return tag, vr.decode("ascii"), struct.unpack_from("<L", self.buf, pos + 8)[0], pos + 12
-        try:
-            name = vr.decode("ascii")
-        except UnicodeDecodeError:
-            raise Unsupported("bad VR") from None
-        return tag, name, length >> 16, pos + 8
+            return tag, vr, _UL(self.buf, pos + 8)[0], pos + 12
+        return tag, vr, length >> 16, pos + 8
 
     def dataset(self, pos: int, end: int | None, top: bool) -> tuple[dict, int, int | None]:
         """Read elements from ``pos`` to ``end`` (an item delimiter when None); stop before pixel data at top."""

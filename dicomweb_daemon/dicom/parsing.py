@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ class ParsedInstance:
     size: int
     md5: str
     metadata_json: bytes
+    # The same, zlib-compressed as the index stores it: done here, in the parsing worker process,
+    # rather than in the index's single writer thread.
+    metadata_zlib: bytes = b""
     frames: list = field(default_factory=list)
     index_in_series: int | None = None
     expected_instances: int | None = None
@@ -185,6 +189,19 @@ def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance
         return _parse_with_pydicom(f, default_charset)
 
 
+def parse_files(paths: list[str], default_charset: str) -> list[ParsedInstance | BadFileFormat]:
+    """Parse several files (one call to a worker process); a file that cannot be read gets its error."""
+    out: list[ParsedInstance | BadFileFormat] = []
+    for path in paths:
+        try:
+            out.append(parse_file(path, default_charset))
+        except BadFileFormat as e:
+            out.append(e)
+        except Exception as e:  # noqa: BLE001 - whatever breaks on one file must not fail the others
+            out.append(BadFileFormat("Bad file format", f"unreadable DICOM file: {e}"))
+    return out
+
+
 def _parse_fast(buf, size: int, default_charset: str) -> ParsedInstance:
     """Explicit or implicit VR little endian files with a standard file meta group; raise Unsupported else."""
     if buf[128:132] != b"DICM" or buf[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
@@ -282,6 +299,7 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
         frame_size = (rows * cols * samples * bits + 7) // 8
         frames = frame_ranges(pixels, frames_n, frame_size)
     url = f"/studies/{study}/series/{series}/instances/{sop}"
+    metadata_json = metadata(url, pixel_vr)
     expected = next((v for v in (fields.number(k) for k in EXPECTED_COUNT_TAGS) if v), None)
     index = fields.number("InstanceNumber")
     if index is None:
@@ -289,7 +307,8 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
     return ParsedInstance(
         patient_id=patient_id, study_uid=study, series_uid=series, sop_uid=sop,
         sop_class_uid=fields.text("SOPClassUID") or "", transfer_syntax=ts, ids=ids,
-        main_tags=fields.main_tags(), size=size, md5=md5, metadata_json=metadata(url, pixel_vr),
+        main_tags=fields.main_tags(), size=size, md5=md5, metadata_json=metadata_json,
+        metadata_zlib=zlib.compress(metadata_json, 1),
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
         pixel_data_offset=pixels.element_offset if pixels is not None else None,

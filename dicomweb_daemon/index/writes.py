@@ -47,20 +47,25 @@ class WritesMixin:
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
         results: list[StoreResult | DaemonError] = []
+        # Patients, studies and series met earlier in this transaction: an instance of a batch
+        # usually shares them with the one before, so their lookup and update are done once.
+        seen: dict[str, int] = {}
         with self.transaction() as c:
             for p, file_uuid in items:
                 c.execute("SAVEPOINT instance")
+                before = dict(seen)
                 try:
                     results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin or Origin(),
-                                                   (max_storage_mb, max_patients, recycle)))
+                                                   (max_storage_mb, max_patients, recycle), seen))
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
+                    seen = before  # what the savepoint created or updated is gone
                     results.append(e)
                 c.execute("RELEASE instance")
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
-                   origin: Origin, quota: tuple[int, int, bool]) -> StoreResult:
+                   origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int]) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
@@ -71,20 +76,29 @@ class WritesMixin:
             replaced = row[1]
             c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
         recycled = self._make_room(c, p, *quota, stamp)
+        if recycled:
+            seen.clear()  # recycling may have deleted resources met before
         parent = None
         created = []
         for depth, level in enumerate(LEVELS):
             public_id = p.ids[depth]
-            found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
-            if found and depth < 3:
-                parent = found[0]
-                c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
-                          "WHERE internal = ?", (stamp, now, parent))
-                continue
+            if depth < 3:
+                known = seen.get(public_id)
+                if known is not None:
+                    parent = known
+                    continue
+                found = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+                if found:
+                    parent = seen[public_id] = found[0]
+                    c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
+                              "WHERE internal = ?", (stamp, now, parent))
+                    continue
             cur = c.execute(
                 "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
                 "VALUES (?, ?, ?, ?, ?)", (public_id, depth, parent, stamp, now))
             parent = cur.lastrowid
+            if depth < 3:
+                seen[public_id] = parent
             c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
                           [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
             if level == "Series":
@@ -93,8 +107,8 @@ class WritesMixin:
         c.execute(
             "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
-             p.number_of_frames, json.dumps(p.frames), self.compress(p.metadata_json), stamp, origin.name,
-             origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username))
+             p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
+             origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
                       created[::-1])

@@ -19,10 +19,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
-from ..dicom.parsing import ParsedInstance, parse_file
+from ..dicom.parsing import ParsedInstance, parse_file, parse_files
 from ..errors import DaemonError
 from ..index.writes import Origin
-from ..threads import has_processes, in_cpu, in_db, in_io, in_process
+from ..threads import has_processes, in_cpu, in_db, in_io, in_process, process_count
 
 log = Logger()
 
@@ -79,9 +79,12 @@ class Ingest:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
             # several files, or several clients at once, are parsed by the worker processes.
             if has_processes() and (len(paths) > 1 or self.in_flight > 1):
-                outcomes = await defer.DeferredList(
-                    [defer.ensureDeferred(in_process(parse_file, p, charset)) for p in paths], consumeErrors=True)
-                parsed = [value if ok else value.value for ok, value in outcomes]
+                # One call per worker, not per file: each call costs a round trip between processes.
+                size = -(-len(paths) // process_count())
+                chunks = await defer.gatherResults([
+                    defer.ensureDeferred(in_process(parse_files, paths[i:i + size], charset))
+                    for i in range(0, len(paths), size)], consumeErrors=True)
+                parsed = [item for chunk in chunks for item in chunk]
             return await in_cpu(self._store_blocking, paths, parsed, charset, origin, check)
         finally:
             self.in_flight -= 1

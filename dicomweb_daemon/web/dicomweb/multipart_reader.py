@@ -49,6 +49,7 @@ class MultipartSplitter:
         self.spool_dir = spool_dir
         # The first boundary may start the body: pretend a line break came before it.
         self.buf = b"\r\n"
+        self.pos = 0  # where the unread bytes of buf start (slicing a 1 MB buffer per part costs)
         self.eof = False
         self.started = False
         self.closed = False
@@ -61,28 +62,32 @@ class MultipartSplitter:
         if not data:
             self.eof = True
             return False
-        self.buf += data
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
         return True
+
+    def _unread(self) -> int:
+        return len(self.buf) - self.pos
 
     def _find(self, needle: bytes, limit: int | None, what: str) -> int:
         """Index of ``needle`` in the buffer, reading more as needed; an error past ``limit`` or EOF."""
-        start = 0
+        start = self.pos
         while True:
             i = self.buf.find(needle, start)
             if i >= 0:
                 return i
-            if limit is not None and len(self.buf) > limit:
+            if limit is not None and self._unread() > limit:
                 raise MultipartError(f"{what} is too long")
-            start = max(0, len(self.buf) - len(needle) + 1)
+            start = max(self.pos, len(self.buf) - len(needle) + 1) - self.pos  # offset once refilled
             if not self._fill():
                 raise MultipartError(f"the body ends inside {what}")
 
     def _skip_preamble(self) -> None:
-        while (i := self.buf.find(self.delimiter)) < 0:
-            self.buf = self.buf[-(len(self.delimiter) - 1):]
+        while (i := self.buf.find(self.delimiter, self.pos)) < 0:
+            self.pos = max(self.pos, len(self.buf) - (len(self.delimiter) - 1))
             if not self._fill():
                 raise MultipartError("no boundary delimiter found in the body")
-        self.buf = self.buf[i + len(self.delimiter):]
+        self.pos = i + len(self.delimiter)
 
     def next_part(self) -> Part | None:
         """The next part, or None after the close delimiter."""
@@ -91,22 +96,24 @@ class MultipartSplitter:
         if not self.started:
             self._skip_preamble()
             self.started = True
-        while len(self.buf) < 2 and self._fill():
+        while self._unread() < 2 and self._fill():
             pass
-        if self.buf.startswith(b"--"):
+        if self.buf.startswith(b"--", self.pos):
             self.closed = True
             return None
         end = self._find(b"\r\n", MAX_PADDING, "a boundary line")
-        if self.buf[:end].strip(b" \t"):
+        if self.buf[self.pos:end].strip(b" \t"):
             raise MultipartError("unexpected characters after a boundary delimiter")
-        self.buf = self.buf[end + 2:]
-        while len(self.buf) < 2 and self._fill():
+        self.pos = end + 2
+        while self._unread() < 2 and self._fill():
             pass
-        if self.buf.startswith(b"\r\n"):
-            raw_headers, self.buf = b"", self.buf[2:]
+        if self.buf.startswith(b"\r\n", self.pos):
+            raw_headers = b""
+            self.pos += 2
         else:
             end = self._find(b"\r\n\r\n", MAX_HEADERS, "the headers of a part")
-            raw_headers, self.buf = self.buf[:end], self.buf[end + 4:]
+            raw_headers = self.buf[self.pos:end]
+            self.pos = end + 4
         headers = _parse_headers(raw_headers)
         fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
         try:
@@ -122,14 +129,16 @@ class MultipartSplitter:
     def _copy_body(self, out) -> None:
         keep = len(self.delimiter) - 1
         while True:
-            i = self.buf.find(self.delimiter)
+            view = memoryview(self.buf)
+            i = self.buf.find(self.delimiter, self.pos)
             if i >= 0:
-                out.write(self.buf[:i])
-                self.buf = self.buf[i + len(self.delimiter):]
+                out.write(view[self.pos:i])
+                self.pos = i + len(self.delimiter)
                 return
-            if len(self.buf) > keep:
-                out.write(self.buf[:-keep])
-                self.buf = self.buf[-keep:]
+            if self._unread() > keep:
+                out.write(view[self.pos:len(self.buf) - keep])
+                self.pos = len(self.buf) - keep
+            view.release()
             if not self._fill():
                 raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")
 

@@ -1,0 +1,47 @@
+"""The STOW-RS body splitter gives back every part exactly, wherever the read chunks cut the body."""
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from dicomweb_daemon.web.dicomweb import multipart_reader
+from dicomweb_daemon.web.dicomweb.multipart_reader import MultipartError, MultipartSplitter
+
+BOUNDARY = "b0undary"
+
+
+def _body(parts: list[bytes], preamble: bytes = b"") -> bytes:
+    out = [preamble]
+    for part in parts:
+        out.append(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n")
+    out.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(out)
+
+
+def _split(body: bytes, tmp_path) -> list[bytes]:
+    splitter = MultipartSplitter(io.BytesIO(body), BOUNDARY, str(tmp_path))
+    out = []
+    while (part := splitter.next_part()) is not None:
+        assert part.content_type == "application/dicom"
+        with open(part.path, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])
+def test_parts_come_back_exactly_whatever_the_chunk_size(chunk, tmp_path, monkeypatch):
+    """Parts of random sizes and bytes (with near-boundaries inside) are split byte-exact."""
+    monkeypatch.setattr(multipart_reader, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    parts = [rng.randbytes(rng.randrange(0, 3000)) + b"\r\n--b0undar" + rng.randbytes(rng.randrange(0, 50))
+             for _ in range(12)] + [b""]
+    assert _split(_body(parts, preamble=b"ignored preamble\r\n"), tmp_path) == parts
+
+
+def test_a_body_cut_inside_a_part_is_an_error(tmp_path):
+    """A body without its closing boundary is refused, naming the part it ends in."""
+    body = _body([b"a" * 100, b"b" * 100])[:-40]
+    with pytest.raises(MultipartError, match="part 2"):
+        _split(body, tmp_path)
