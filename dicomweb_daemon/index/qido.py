@@ -66,7 +66,7 @@ class QidoMixin:
         size = 16  # small first batches: a page of a few results should not read thousands of instances
         while (batch := cursor.fetchmany(size)) and not (q.limit and len(chosen) >= q.limit):
             size = min(size * 4, _BATCH)
-            found = self._qido_instance_matches(q.level, [row[0] for row in batch], post)
+            found = self._qido_instance_matches(q.level, [row[0] for row in batch], post, plan.wanted)
             for row in batch:
                 if row[0] not in found:
                     continue
@@ -89,7 +89,7 @@ class QidoMixin:
         instance JSON, when already known)."""
         rows = self.db.execute(plan.select(page_sql), params).fetchall()
         if plan.needs_meta and metas is None:
-            metas = self._qido_metadata(plan.level, [row[0] for row in rows])
+            metas = self._qido_metadata(plan.level, [row[0] for row in rows], plan.wanted)
         metas = metas or {}
         return [plan.render(row, metas.get(row[0])) for row in rows]
 
@@ -170,7 +170,6 @@ class QidoMixin:
             params += p
         return joins, conds, join_params + params, post
 
-
     # -- keys that are not indexed ----------------------------------------------------------
     def _qido_instances_of(self, level: int, owners: list[int]) -> tuple[str, list]:
         """SQL of (owner, instance, stored JSON) for every instance of ``owners``, in order."""
@@ -181,33 +180,25 @@ class QidoMixin:
         frm = frm.replace(" WHERE ", f" CROSS JOIN instances ix ON ix.internal = {leaf}.internal WHERE ", 1)
         return f"SELECT x1.parent, ix.internal, ix.metadata {frm} ORDER BY ix.internal", owners
 
-    def _qido_instance_matches(self, level: int, owners: list[int], keys: list[Filter]) -> dict[int, dict]:
-        """``{owner: stored JSON}`` of the first instance of each of ``owners`` that matches every one
-        of ``keys`` (owners without one are left out)."""
+    def _qido_instance_matches(self, level: int, owners: list[int], keys: list[Filter],
+                               wanted: list[str] | None) -> dict[int, dict]:
+        """``{owner: attributes}`` from the first instance of each of ``owners`` that matches every
+        one of ``keys`` (owners without one are left out): its ``wanted`` attributes (None: all)."""
         found: dict[int, dict] = {}
         tops = list(dict.fromkeys(f.path_keys[0] for f in keys))
-        needles = [f'"{k}":'.encode() for k in tops]
         sql, params = self._qido_instances_of(level, owners)
         for owner, _instance, blob in self.db.execute(sql, params):
             if owner in found:
                 continue
             raw = self.decompress(blob)
-            if not all(n in raw for n in needles):  # cheap: most instances lack a rare attribute
-                continue
-            whole = b'"SQ"' in raw
-            if whole:
-                ds = json.loads(raw)
-            else:
-                # Without sequences every key is a top-level one: parse only the keys' attributes
-                # (parsing the whole JSON of every instance is most of a scan's time).
-                text = raw.decode("utf-8")
-                ds = {k: _DECODER.raw_decode(text, text.index(f'"{k}":') + 11)[0] for k in tops}
-            if all(f.matches_dataset(ds) for f in keys):
-                found[owner] = ds if whole else json.loads(raw)
+            ds = stored_attributes(raw, tops)
+            if len(ds) == len(tops) and all(f.matches_dataset(ds) for f in keys):
+                found[owner] = stored_attributes(raw, wanted)
         return found
 
-    def _qido_metadata(self, level: int, owners: list[int]) -> dict[int, dict]:
-        """The stored DICOM JSON of each resource's first instance (its own at instance level)."""
+    def _qido_metadata(self, level: int, owners: list[int], wanted: list[str] | None) -> dict[int, dict]:
+        """The ``wanted`` stored attributes (None: all) of each resource's first instance (its own at
+        instance level)."""
         first: dict[int, int] = {}
         if level == 3:
             first = {i: i for i in owners}
@@ -220,5 +211,29 @@ class QidoMixin:
         for chunk in _chunks(list(set(first.values()))):
             for internal, blob in self.db.execute(
                     f"SELECT internal, metadata FROM instances WHERE internal IN ({_marks(len(chunk))})", chunk):
-                by_instance[internal] = json.loads(self.decompress(blob))
+                by_instance[internal] = stored_attributes(self.decompress(blob), wanted)
         return {owner: by_instance.get(inst, {}) for owner, inst in first.items()}
+
+
+def stored_attributes(raw: bytes, keys: list[str] | None) -> dict:
+    """The attributes ``keys`` (None: all) present at the top level of an instance's stored DICOM JSON.
+
+    Parsing a whole instance is most of the cost of a scan: without sequences (``"SQ"``) every
+    ``"gggg eeee":`` is a top-level key (inside a JSON string a quote is escaped), so only the
+    wanted attributes are parsed."""
+    if keys is None:
+        return json.loads(raw)
+    present = [k for k in keys if f'"{k}":'.encode() in raw]
+    if not present:
+        return {}
+    if b'"SQ"' in raw:
+        ds = json.loads(raw)
+        return {k: ds[k] for k in present if k in ds}
+    text = raw.decode("utf-8")
+    out = {}
+    for k in present:
+        start = text.index(f'"{k}":') + 11
+        while text[start] in " \t\r\n":
+            start += 1
+        out[k] = _DECODER.raw_decode(text, start)[0]
+    return out

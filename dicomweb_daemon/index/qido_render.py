@@ -132,6 +132,8 @@ class ResultPlan:
         self.items = [items[k] for k in sorted(items)]
         self.meta_keys = [it[1] for it in self.items if it[0] == "meta"]
         self.needs_meta = bool(self.meta_keys) or self.meta_all
+        # The stored attributes to read: all of them only for instance level's includefield=all.
+        self.wanted: list[str] | None = None if self.meta_all else self.meta_keys
         self.keys = set(items)
 
     @staticmethod
