@@ -30,7 +30,8 @@ def _native(frame: bytes, opts: dict) -> np.ndarray | None:
     arr = np.frombuffer(frame, dtype=f"<{kind}{size}", count=count).reshape(opts["rows"], opts["columns"])
     shift = opts["bits_allocated"] - opts["bits_stored"]
     if shift > 0:
-        arr = (arr << shift) >> shift
+        # Unsigned: a mask clears them in one pass; signed: shifting up and back fills the sign.
+        arr = arr & ((1 << opts["bits_stored"]) - 1) if kind == "u" else (arr << shift) >> shift
     return arr
 
 
