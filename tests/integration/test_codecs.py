@@ -247,3 +247,19 @@ def test_big_fragmented_frames_come_as_stored(daemon):
     assert r.status_code == 200, r.text
     assert int(r.headers["Content-Length"]) == len(r.content)
     assert [body for _, body in _parts(r)] == [frames[7], *frames[:7]]
+
+
+@pytest.mark.parametrize("name", ["emri_small_jpeg_ls_lossless.dcm", "emri_small_jpeg_2k_lossless.dcm"])
+def test_several_frames_decoded_in_one_answer(daemon, name):
+    """Frames 3,1,10,3 of a compressed multi-frame instance asked without a transfer syntax come in
+    one multipart answer, in that order, each decoded to explicit VR little endian samples."""
+    data = fresh(pydicom.dcmread(testdata(name)))
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames/3,1,10,3")
+    r = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert r.status_code == 200, r.text
+    got = _parts(r)
+    assert all(ctype.endswith(f"transfer-syntax={uid.ExplicitVRLittleEndian}") for ctype, _ in got)
+    assert [body for _, body in got] == [ds.pixel_array[n - 1].astype("<u2").tobytes() for n in (3, 1, 10, 3)]

@@ -252,9 +252,22 @@ class PixelRoutesMixin:
                 transport = direct_transport(request)
                 await streamed(request, lambda out: send_direct(request, out, transport, segments))
                 return None
-        # Frames are read several per io call (the next group while this one is sent); the first
-        # is converted before any header goes out, so a frame that cannot be decoded is a JSON error.
-        groups = [[numbers[i] for i in g] for g in batches([_size(table[n - 1]) for n in numbers])]
+        if not as_stored:
+            # Each frame is read and converted in one cpu job; the first before any header goes
+            # out, so that a frame that cannot be decoded is a JSON error.
+            first = await self._frame(row, numbers[0], target)
+
+            async def produce_converted(out):
+                for i, n in enumerate(numbers):
+                    data = first if i == 0 else await self._frame(row, n, target)
+                    await out.write_many([writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
+                                          writer.part_end()])
+                await out.write(writer.close())
+
+            await streamed(request, produce_converted)
+            return None
+        # As stored, frames are read several per io call (the next group while this one is sent).
+        groups = [[numbers[i] for i in g] for g in batches(sizes)]
         uuid = row["file_uuid"]
 
         def read(i: int):
@@ -263,18 +276,16 @@ class PixelRoutesMixin:
             return defer.ensureDeferred(read_frames(self.storage, uuid, [table[n - 1] for n in groups[i]]))
 
         ahead = read(0)
-        first = await ahead
-        converted_first = await self._convert(row, first[0], target)
+        first_group = await ahead
 
         async def produce(out):
             nonlocal ahead
             try:
                 for g in range(len(groups)):
-                    datas = first if g == 0 else await ahead
+                    datas = first_group if g == 0 else await ahead
                     ahead = read(g + 1)
                     pieces = []
-                    for k, data in enumerate(datas):
-                        data = converted_first if g == 0 and k == 0 else await self._convert(row, data, target)
+                    for data in datas:
                         pieces += [writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
                                    writer.part_end()]
                     await out.write_many(pieces)  # one wait per group, not per frame
@@ -312,15 +323,21 @@ class PixelRoutesMixin:
         """Frame ``number`` (1-based) as stored, or in ``target``: viewers on several machines asking
         for the same frame at once share one decoding."""
         async def work() -> bytes:
-            data = await read_ranges(self.storage, row["file_uuid"], row["frames"][number - 1])
+            ranges = row["frames"][number - 1]
+            path = self.storage.path(row["file_uuid"], "dicom") if _needs_codec(row, target) else None
+            if path is not None:  # read in the cpu job that decodes it: one thread hop, not two
+                return await self._convert(row, None, target, (path, ranges))
+            data = await read_ranges(self.storage, row["file_uuid"], ranges)
             return await self._convert(row, data, target)
 
         if target is None or target == row["transfer_syntax"]:
             return await work()
         return await TRANSCODES.run((row["file_uuid"], number, target), work)
 
-    async def _convert(self, row: dict, data: bytes, target: str | None) -> bytes:
-        """A frame's stored bytes as stored, or in ``target``."""
+    async def _convert(self, row: dict, data: bytes | None, target: str | None,
+                       source: tuple[str, list] | None = None) -> bytes:
+        """A frame's stored bytes as stored, or in ``target``; ``data`` may be None when a codec
+        converts it and ``source`` (file path, byte ranges) says where to read it."""
         stored = row["transfer_syntax"]
         if target is None or target == stored:
             return data
@@ -335,7 +352,7 @@ class PixelRoutesMixin:
         # The pixel module is read from the stored JSON in the same cpu job as the conversion.
         attrs = row.get("_pixel_attrs") or _PIXEL_ATTRS.get(row["file_uuid"])
         blob = None if attrs is not None else await in_db(self.index.metadata_blob, row["public_id"])
-        data, row["_pixel_attrs"] = await in_cpu(_convert_frame, convert, attrs, data, stored, target, blob)
+        data, row["_pixel_attrs"] = await in_cpu(_convert_frame, convert, attrs, data, stored, target, blob, source)
         if len(_PIXEL_ATTRS) >= 4096:
             _PIXEL_ATTRS.clear()
         _PIXEL_ATTRS[row["file_uuid"]] = row["_pixel_attrs"]  # a stored file never changes
@@ -362,10 +379,22 @@ def _size(ranges: list) -> int:
     return sum(length for _, length in ranges)
 
 
-def _convert_frame(convert, attrs: dict | None, data: bytes, stored: str, target: str,
-                   blob: bytes | None = None) -> tuple[bytes, dict]:
+def _needs_codec(row: dict, target: str | None) -> bool:
+    """Whether frames of ``row`` in ``target`` are decoded and re-encoded (not as stored, not a
+    native byte order change)."""
+    stored = row["transfer_syntax"]
+    return target is not None and target != stored and not (stored in NATIVE and target in NATIVE)
+
+
+def _convert_frame(convert, attrs: dict | None, data: bytes | None, stored: str, target: str,
+                   blob: bytes | None = None, source: tuple[str, list] | None = None) -> tuple[bytes, dict]:
     """Decode / re-encode one frame with the codecs package, given the Image Pixel module or the
-    stored JSON it is read from (cpu); returns the frame and the module."""
+    stored JSON it is read from (cpu); returns the frame and the module. Without ``data``, the
+    frame is read from ``source`` (path, byte ranges) here."""
+    if data is None:
+        from ...codecs.stored import read_ranges as read_stored
+
+        data = read_stored(*source)
     if attrs is None:
         attrs = _pixel_module(blob)
     header = pydicom.Dataset()
