@@ -21,8 +21,8 @@ class Daemon:
         self.settings = settings
         self.storage = storage
         self.index = index
-        self.ingest = Ingest(storage, index, settings)
         self.spool_dir = getattr(storage, "tmp", None) and str(storage.tmp) or _own_spool(settings)
+        self.ingest = Ingest(storage, index, settings, self.spool_dir)
 
     async def spooled_body(self, request) -> str:
         """The request body as a file path that ingest may consume."""

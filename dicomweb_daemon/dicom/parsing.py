@@ -1,7 +1,9 @@
 """Parse a DICOM file once at ingest and extract everything the index and later reads need."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import mmap
 import zlib
@@ -175,26 +177,42 @@ def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance
     Common files are read by the fast reader (fast_json.py); the others by pydicom."""
     with open(path, "rb") as f:
         size = f.seek(0, 2)
-        if size > 132:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                try:
-                    return _parse_fast(buf, size, default_charset)
-                except TruncatedFile as e:
-                    raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
-                except BadFileFormat:
-                    raise
-                except Exception:  # Unsupported, or a surprise: pydicom decides
-                    pass
+        if size <= 132:
+            f.seek(0)
+            return _parse_with_pydicom(f, default_charset)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse_buffer(buf, default_charset, lambda: f)
+
+
+def parse_bytes(data: bytes, default_charset: str = "ISO_IR 100") -> ParsedInstance:
+    """Parse and validate a DICOM file held in memory (a small STOW-RS part); as parse_file."""
+    if len(data) <= 132:
+        return _parse_with_pydicom(io.BytesIO(data), default_charset)
+    return _parse_buffer(data, default_charset, lambda: io.BytesIO(data))
+
+
+def _parse_buffer(buf, default_charset: str, reopen) -> ParsedInstance:
+    """The fast reader on ``buf``; pydicom on ``reopen()`` (a file object) when the fast reader declines."""
+    try:
+        return _parse_fast(buf, len(buf), default_charset)
+    except TruncatedFile as e:
+        raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
+    except BadFileFormat:
+        raise
+    except Exception:  # Unsupported, or a surprise: pydicom decides
+        f = reopen()
         f.seek(0)
         return _parse_with_pydicom(f, default_charset)
 
 
-def parse_files(paths: list[str], default_charset: str) -> list[ParsedInstance | BadFileFormat]:
-    """Parse several files (one call to a worker process); a file that cannot be read gets its error."""
+def parse_files(sources: list[str | bytes], default_charset: str) -> list[ParsedInstance | BadFileFormat]:
+    """Parse several files, by path or in memory (one call to a worker process); a file that cannot be
+    read gets its error."""
     out: list[ParsedInstance | BadFileFormat] = []
-    for path in paths:
+    for source in sources:
         try:
-            out.append(parse_file(path, default_charset))
+            parse = parse_bytes if isinstance(source, bytes) else parse_file
+            out.append(parse(source, default_charset))
         except BadFileFormat as e:
             out.append(e)
         except Exception as e:  # noqa: BLE001 - whatever breaks on one file must not fail the others
@@ -239,7 +257,7 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
     ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
     dataset_offset = _dataset_offset(f, meta)
     size = f.seek(0, 2)
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+    with _whole(f) as buf:
         md5 = hashlib.md5(buf).hexdigest()
         try:
             pixels = None if ts.is_deflated else walk(buf, dataset_offset, ts.is_implicit_VR is False,
@@ -257,6 +275,13 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
         del ds.SpecificCharacterSet
     return _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
                      lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
+
+
+def _whole(f):
+    """The whole content of ``f`` as a buffer: mapped for a file, the memory of a BytesIO."""
+    if isinstance(f, io.BytesIO):
+        return contextlib.nullcontext(f.getbuffer())
+    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _dataset_offset(f, meta) -> int:

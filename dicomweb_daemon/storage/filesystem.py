@@ -22,6 +22,9 @@ class FilesystemStorage:
         self.root = pathlib.Path(root) if root else None
         self.sync = sync  # fsync files and folders: a stored file survives a power cut
         self.tmp = self.root / "tmp" if root else None
+        self.root_text = str(self.root) if root else ""
+        self.tmp_text = str(self.tmp) if root else ""
+        self._folders: set[str] = set()
 
     def open(self, settings) -> FilesystemStorage:
         storage = FilesystemStorage(os.path.abspath(settings.StorageDirectory), settings.SyncWrites)
@@ -53,22 +56,56 @@ class FilesystemStorage:
 
     # -- IStorageArea ------------------------------------------------------------------------
     def create(self, uuid: str, kind: str, source_path: str) -> None:
-        target = self._path(uuid)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._file(uuid)
         if self.sync:
             with open(source_path, "rb") as f:
                 os.fsync(f.fileno())
-        if os.path.dirname(os.path.abspath(source_path)) == str(self.tmp):
-            os.replace(source_path, target)
+        if os.path.dirname(os.path.abspath(source_path)) == self.tmp_text:
+            self._placed(target, lambda: os.replace(source_path, target))
         else:
             staging = self.temp_path()
             shutil.copyfile(source_path, staging)
             if self.sync:
                 with open(staging, "rb") as f:
                     os.fsync(f.fileno())
-            os.replace(staging, target)
+            self._placed(target, lambda: os.replace(staging, target))
         if self.sync:
-            _fsync_dir(target.parent)
+            _fsync_dir(os.path.dirname(target))
+
+    def write(self, uuid: str, kind: str, data: bytes) -> None:
+        """Store bytes already in memory (small STOW-RS parts): written in place, no temp file.
+
+        Not atomic at the final path, and need not be: the index row comes after this returns, a
+        reader never sees the file before, and a crash leaves an orphan that the start-up sweep removes."""
+        target = self._file(uuid)
+        fd = self._placed(target, lambda: os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.sync:
+            _fsync_dir(os.path.dirname(target))
+
+    def _file(self, uuid: str) -> str:
+        return f"{self.root_text}/{uuid[0:2]}/{uuid[2:4]}/{uuid}"
+
+    def _placed(self, target: str, place):
+        """Run ``place()``, which puts a file at ``target``, once its folder exists. Folders known to
+        exist are remembered: a mkdir per file costs more than writing the file."""
+        folder = os.path.dirname(target)
+        if folder in self._folders:
+            try:
+                return place()
+            except FileNotFoundError:  # removed behind our back
+                self._folders.discard(folder)
+        os.makedirs(folder, exist_ok=True)
+        if len(self._folders) < 100_000:
+            self._folders.add(folder)
+        return place()
 
     def read(self, uuid: str, kind: str) -> bytes:
         return self._path(uuid).read_bytes()
@@ -96,7 +133,7 @@ class FilesystemStorage:
                     yield f.name, "dicom"
 
 
-def _fsync_dir(path: pathlib.Path) -> None:
+def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -9,6 +9,7 @@ and row leaves a file that the start-up sweep removes.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid as uuidlib
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
-from ..dicom.parsing import ParsedInstance, parse_file, parse_files
+from ..dicom.parsing import ParsedInstance, parse_bytes, parse_file, parse_files
 from ..errors import DaemonError
 from ..index.writes import Origin
 from ..threads import has_processes, in_cpu, in_db, in_io, in_process, process_count
@@ -48,8 +49,9 @@ _WRITERS = ThreadPoolExecutor(8, thread_name_prefix="dicomweb-store")
 class Ingest:
     """Stores files into a storage area and the index."""
 
-    def __init__(self, storage, index, settings):
+    def __init__(self, storage, index, settings, spool_dir: str):
         self.storage = storage
+        self.spool_dir = spool_dir  # where files held in memory are written for storages without write()
         self.index = index
         self.settings = settings
         self.default_encoding = settings.DefaultEncoding
@@ -62,9 +64,10 @@ class Ingest:
             raise result
         return result
 
-    async def store_paths(self, paths: list[str], origin: str | Origin = "RestApi",
+    async def store_paths(self, paths: list[str | bytes], origin: str | Origin = "RestApi",
                           check: Check | None = None) -> list[Outcome]:
-        """Ingest several files; one answer or error per path, in order. Every path is consumed.
+        """Ingest several files, each a path or the file's bytes; one answer or error per file, in order.
+        Every path is consumed.
 
         ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...).
         ``check(parsed)`` may refuse a parsed instance before anything is stored, by returning the
@@ -73,7 +76,7 @@ class Ingest:
         if isinstance(origin, str):
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
-        parsed: list = list(paths)
+        parsed: list = [None] * len(paths)
         self.in_flight += 1
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
@@ -95,9 +98,9 @@ class Ingest:
         try:
             results: list = []
             for path, item in zip(paths, parsed, strict=True):
-                if isinstance(item, str):
+                if item is None:
                     try:
-                        item = parse_file(path, charset)
+                        item = (parse_bytes if isinstance(path, bytes) else parse_file)(path, charset)
                     except DaemonError as e:
                         item = e
                 elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
@@ -125,9 +128,9 @@ class Ingest:
         uuids = {i: str(uuidlib.uuid4()) for i in todo}
         try:
             if len(todo) == 1:
-                self.storage.create(uuids[todo[0]], "dicom", paths[todo[0]])
+                self._create(uuids[todo[0]], paths[todo[0]])
             else:  # in parallel: the files' fsyncs overlap instead of adding up
-                list(_WRITERS.map(lambda i: self.storage.create(uuids[i], "dicom", paths[i]), todo))
+                list(_WRITERS.map(lambda i: self._create(uuids[i], paths[i]), todo))
             indexed = self.index.store_many(
                 [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
                 max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount,
@@ -151,6 +154,21 @@ class Ingest:
         self._remove_files(unused)
         return results
 
+    def _create(self, uuid: str, source: str | bytes) -> None:
+        """Store one file, from its path or its bytes (a storage's ``write`` takes bytes directly)."""
+        if isinstance(source, str):
+            self.storage.create(uuid, "dicom", source)
+        elif hasattr(self.storage, "write"):
+            self.storage.write(uuid, "dicom", source)
+        else:
+            fd, path = tempfile.mkstemp(prefix="ingest-", dir=self.spool_dir)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(source)
+                self.storage.create(uuid, "dicom", path)
+            finally:
+                _unlink_all([path])
+
     def _remove_files(self, uuids: list[str]) -> None:
         for uuid in uuids:
             self.storage.remove(uuid, "dicom")
@@ -170,8 +188,10 @@ class Ingest:
         return removed
 
 
-def _unlink_all(paths: list[str]) -> None:
+def _unlink_all(paths: list[str | bytes]) -> None:
     for path in paths:
+        if not isinstance(path, str):
+            continue  # bytes: nothing on disk
         try:
             os.unlink(path)
         except FileNotFoundError:

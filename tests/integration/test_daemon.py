@@ -157,6 +157,23 @@ def test_acknowledged_store_survives_kill_9(make_daemon, sync):
     assert d.get("/statistics").json()["CountInstances"] == 5
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_acknowledged_stow_survives_kill_9(make_daemon, sync):
+    """Instances acknowledged by a STOW-RS answer (small parts, never written to temp files) are there
+    after kill -9 and a restart."""
+    d = make_daemon({"SyncWrites": sync, "IngestWorkers": 2})
+    files = [make_ct(f"K9S-{i}") for i in range(12)]
+    body = b"".join(b"--k9\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n" for f in files) + b"--k9--\r\n"
+    r = requests.post(d.url + "/dicom-web/studies", data=body, timeout=30,
+                      headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=k9'})
+    assert r.status_code == 200 and len(r.json()["00081199"]["Value"]) == 12
+    d.kill9()
+    d.start()
+    assert d.get("/statistics").json()["CountInstances"] == 12
+    for instance in d.get("/instances").json():
+        assert d.get(f"/instances/{instance}/file").content[128:132] == b"DICM"
+
+
 def test_startup_sweeps_crash_leftovers(make_daemon):
     """Temp files and files without an index row (a crash mid-ingest) are removed at start-up."""
     d = make_daemon()

@@ -25,19 +25,27 @@ def _split(body: bytes, tmp_path) -> list[bytes]:
     out = []
     while (part := splitter.next_part()) is not None:
         assert part.content_type == "application/dicom"
-        with open(part.path, "rb") as f:
-            out.append(f.read())
+        if part.data is None:
+            with open(part.path, "rb") as f:
+                out.append(f.read())
+        else:
+            out.append(part.data)
     return out
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])
-def test_parts_come_back_exactly_whatever_the_chunk_size(chunk, tmp_path, monkeypatch):
-    """Parts of random sizes and bytes (with near-boundaries inside) are split byte-exact."""
+@pytest.mark.parametrize("in_memory", [0, 1000, 1 << 20])
+def test_parts_come_back_exactly_whatever_the_chunk_size(chunk, in_memory, tmp_path, monkeypatch):
+    """Parts of random sizes and bytes (with near-boundaries inside) are split byte-exact, whether
+    they are kept in memory or spilled to temp files."""
     monkeypatch.setattr(multipart_reader, "CHUNK", chunk)
+    monkeypatch.setattr(multipart_reader, "IN_MEMORY_PART", in_memory)
     rng = random.Random(chunk)
     parts = [rng.randbytes(rng.randrange(0, 3000)) + b"\r\n--b0undar" + rng.randbytes(rng.randrange(0, 50))
              for _ in range(12)] + [b""]
     assert _split(_body(parts, preamble=b"ignored preamble\r\n"), tmp_path) == parts
+    if in_memory == 1 << 20:
+        assert not list(tmp_path.iterdir())  # small parts never touch the disk
 
 
 def test_a_body_cut_inside_a_part_is_an_error(tmp_path):

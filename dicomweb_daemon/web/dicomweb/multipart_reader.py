@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from email.message import Message
 
 CHUNK = 1 << 20
+# Parts up to this size stay in memory: a temp file per small instance costs more than parsing it.
+IN_MEMORY_PART = 1 << 20
 MAX_HEADERS = 64 * 1024
 MAX_PADDING = 1024
 
@@ -21,11 +23,18 @@ class MultipartError(ValueError):
 
 @dataclass
 class Part:
-    """One part: its headers (lower-case names) and the temp file holding its body."""
+    """One part: its headers (lower-case names) and its body: in memory when small (``data``), else
+    in a temp file (``path``)."""
 
     headers: dict[str, str]
-    path: str
+    path: str | None
     size: int = 0
+    data: bytes | None = None
+
+    @property
+    def source(self) -> str | bytes:
+        """What ingest takes: the bytes, or the path of the temp file."""
+        return self.data if self.data is not None else self.path
 
     @property
     def content_type(self) -> str:
@@ -115,30 +124,43 @@ class MultipartSplitter:
             raw_headers = self.buf[self.pos:end]
             self.pos = end + 4
         headers = _parse_headers(raw_headers)
-        fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
+        chunks: list[bytes] = []
+        size = 0
+        out = path = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                self._copy_body(out)
-                size = out.tell()
+            for piece in self._body_pieces():
+                if out is None and size + len(piece) > IN_MEMORY_PART:
+                    fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
+                    out = os.fdopen(fd, "wb")
+                    out.writelines(chunks)
+                    chunks = []
+                if out is None:
+                    chunks.append(bytes(piece))
+                else:
+                    out.write(piece)
+                size += len(piece)
         except BaseException:
-            os.unlink(path)
+            if out is not None:
+                out.close()
+                os.unlink(path)
             raise
+        if out is not None:
+            out.close()
         self.parts += 1
-        return Part(headers, path, size)
+        return Part(headers, path, size, None if out is not None else b"".join(chunks))
 
-    def _copy_body(self, out) -> None:
+    def _body_pieces(self):
+        """The bytes of the current part's body, piece by piece, up to the next delimiter."""
         keep = len(self.delimiter) - 1
         while True:
-            view = memoryview(self.buf)
             i = self.buf.find(self.delimiter, self.pos)
             if i >= 0:
-                out.write(view[self.pos:i])
-                self.pos = i + len(self.delimiter)
+                start, self.pos = self.pos, i + len(self.delimiter)
+                yield memoryview(self.buf)[start:i]
                 return
             if self._unread() > keep:
-                out.write(view[self.pos:len(self.buf) - keep])
-                self.pos = len(self.buf) - keep
-            view.release()
+                start, self.pos = self.pos, len(self.buf) - keep
+                yield memoryview(self.buf)[start:self.pos]
             if not self._fill():
                 raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")
 

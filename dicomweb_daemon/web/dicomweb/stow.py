@@ -47,7 +47,9 @@ def _next_batch(splitter: MultipartSplitter) -> tuple[list[Part], MultipartError
     return parts, None, False
 
 
-def _unlink(path: str) -> None:
+def _unlink(path: str | None) -> None:
+    if path is None:
+        return  # a part held in memory
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -150,7 +152,7 @@ class StowRoutes:
 
         if todo:
             try:
-                results = await self.daemon.ingest.store_paths([parts[i].path for i in todo], "DicomWeb", check)
+                results = await self.daemon.ingest.store_paths([parts[i].source for i in todo], "DicomWeb", check)
             except Exception:
                 log.failure("STOW-RS could not store {count} instances", count=len(todo))
                 results = [None] * len(todo)
