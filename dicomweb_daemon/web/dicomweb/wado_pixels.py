@@ -6,7 +6,6 @@ parses the file unless a value lies inside a sequence or the transfer syntax mus
 from __future__ import annotations
 
 import io
-import json
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -21,6 +20,7 @@ from ..multipart import MultipartWriter
 from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
 from ..streaming import CHUNK, direct_transport, send_direct
 from .cors import cors_route
+from .frame_conversion import PIXEL_ATTRS, convert_frame, needs_codec, pixel_module, remember
 from .retrieve import (
     SWAP_WIDTH,
     batches,
@@ -324,7 +324,7 @@ class PixelRoutesMixin:
         for the same frame at once share one decoding."""
         async def work() -> bytes:
             ranges = row["frames"][number - 1]
-            path = self.storage.path(row["file_uuid"], "dicom") if _needs_codec(row, target) else None
+            path = self.storage.path(row["file_uuid"], "dicom") if needs_codec(row, target) else None
             if path is not None:  # read in the cpu job that decodes it: one thread hop, not two
                 return await self._convert(row, None, target, (path, ranges))
             data = await read_ranges(self.storage, row["file_uuid"], ranges)
@@ -350,12 +350,10 @@ class PixelRoutesMixin:
         if convert is None:
             raise NotAcceptable("Not acceptable", f"cannot convert frames from {stored} to {target}")
         # The pixel module is read from the stored JSON in the same cpu job as the conversion.
-        attrs = row.get("_pixel_attrs") or _PIXEL_ATTRS.get(row["file_uuid"])
+        attrs = row.get("_pixel_attrs") or PIXEL_ATTRS.get(row["file_uuid"])
         blob = None if attrs is not None else await in_db(self.index.metadata_blob, row["public_id"])
-        data, row["_pixel_attrs"] = await in_cpu(_convert_frame, convert, attrs, data, stored, target, blob, source)
-        if len(_PIXEL_ATTRS) >= 4096:
-            _PIXEL_ATTRS.clear()
-        _PIXEL_ATTRS[row["file_uuid"]] = row["_pixel_attrs"]  # a stored file never changes
+        data, row["_pixel_attrs"] = await in_cpu(convert_frame, convert, attrs, data, stored, target, blob, source)
+        remember(row["file_uuid"], row["_pixel_attrs"])
         return data
 
     async def _pixel_attributes(self, row: dict) -> dict:
@@ -363,54 +361,9 @@ class PixelRoutesMixin:
         cached = row.get("_pixel_attrs")
         if cached is None:
             blob = await in_db(self.index.metadata_blob, row["public_id"])
-            cached = row["_pixel_attrs"] = await in_cpu(_pixel_module, blob)
+            cached = row["_pixel_attrs"] = await in_cpu(pixel_module, blob)
         return cached
-
-
-#: Image Pixel modules of stored files (by storage UUID) whose frames were converted lately.
-_PIXEL_ATTRS: dict[str, dict] = {}
-_PIXEL_KEYS = {"00280002": "SamplesPerPixel", "00280004": "PhotometricInterpretation", "00280006":
-               "PlanarConfiguration", "00280008": "NumberOfFrames", "00280010": "Rows", "00280011": "Columns",
-               "00280100": "BitsAllocated", "00280101": "BitsStored", "00280102": "HighBit",
-               "00280103": "PixelRepresentation"}
 
 
 def _size(ranges: list) -> int:
     return sum(length for _, length in ranges)
-
-
-def _needs_codec(row: dict, target: str | None) -> bool:
-    """Whether frames of ``row`` in ``target`` are decoded and re-encoded (not as stored, not a
-    native byte order change)."""
-    stored = row["transfer_syntax"]
-    return target is not None and target != stored and not (stored in NATIVE and target in NATIVE)
-
-
-def _convert_frame(convert, attrs: dict | None, data: bytes | None, stored: str, target: str,
-                   blob: bytes | None = None, source: tuple[str, list] | None = None) -> tuple[bytes, dict]:
-    """Decode / re-encode one frame with the codecs package, given the Image Pixel module or the
-    stored JSON it is read from (cpu); returns the frame and the module. Without ``data``, the
-    frame is read from ``source`` (path, byte ranges) here."""
-    if data is None:
-        from ...codecs.stored import read_ranges as read_stored
-
-        data = read_stored(*source)
-    if attrs is None:
-        attrs = _pixel_module(blob)
-    header = pydicom.Dataset()
-    for keyword, value in attrs.items():
-        if keyword != "NumberOfFrames":
-            setattr(header, keyword, value)
-    return convert(header, data, stored, target), attrs
-
-
-def _pixel_module(blob: bytes) -> dict:
-    import zlib
-
-    body = json.loads(zlib.decompress(blob))
-    out = {}
-    for key, name in _PIXEL_KEYS.items():
-        values = body.get(key, {}).get("Value")
-        if values:
-            out[name] = values[0]
-    return out
