@@ -63,6 +63,19 @@ def test_all_parts_stored_answers_200_with_references(daemon):
     assert all(stored(daemon, f) for f in files)
 
 
+def test_many_parts_across_batches_keep_their_order(daemon):
+    """A body of more parts than one ingest batch holds, with a bad part among them, answers each part
+    in the order sent: the bad one failed, all the others stored."""
+    study = generate_uid()
+    files = [make_ct("STOW-MANY", study_uid=study, instance_number=i, size=8) for i in range(150)]
+    parts = files[:100] + [b"not DICOM"] + files[100:]
+    r = stow(daemon, multipart(parts))
+    assert r.status_code == 202, r.text
+    assert [values(x, "00081155")[0] for x in values(r.json(), "00081199")] == [sop_uid(f) for f in files]
+    assert len(values(r.json(), "00081198")) == 1
+    assert len(daemon.get(f"/dicom-web/studies/{study}/instances").json()) == 150
+
+
 @pytest.mark.parametrize("content_type, body", [
     ('multipart/related; type="application/dicom"; boundary="quoted:b"', b"--quoted:b\r\n\r\n{}\r\n--quoted:b--"),
     ("multipart/related; boundary=plain; type=application/dicom; start=x; charset=utf-8",

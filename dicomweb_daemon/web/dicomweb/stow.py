@@ -3,7 +3,6 @@ by part from the spooled request file, ingested by batches (one parse per part),
 Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
 from __future__ import annotations
 
-import io
 import os
 
 from twisted.logger import Logger
@@ -11,6 +10,7 @@ from twisted.logger import Logger
 from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
 from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
 from ...storage.ingest import StoreAnswer
+from ...storage.uploads import open_body
 from ...threads import in_io
 from ..routing import route
 from .dataset_answers import accepted_format, json_answer, xml_answer
@@ -27,7 +27,7 @@ PROCESSING_FAILURE = 0x0110
 PART_TYPES = {DICOM, "application/octet-stream", ""}
 # Parts ingested together: parsed in parallel and indexed in one transaction, without holding more
 # than this much spooled data at once.
-BATCH_PARTS = 32
+BATCH_PARTS = 64
 BATCH_BYTES = 256 << 20
 
 
@@ -54,15 +54,6 @@ def _unlink(path: str | None) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _open_body(request):
-    """A reader of the whole request body, apart from ``request.content`` (which stays the site's)."""
-    if getattr(request, "spool_path", None):
-        request.content.flush()
-        return open(request.spool_path, "rb")
-    request.content.seek(0)
-    return io.BytesIO(request.content.read())
 
 
 def _ui(value: str) -> dict:
@@ -112,7 +103,7 @@ class StowRoutes:
 
     async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
         """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
-        source = await in_io(_open_body, request)
+        source = await in_io(open_body, getattr(request, "spool_path", None), request.content)
         splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
         batch: list[Part] = []
         try:
