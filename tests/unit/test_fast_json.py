@@ -100,3 +100,23 @@ def test_files_the_fast_reader_cannot_read_are_parsed_by_pydicom():
     assert big.transfer_syntax == "1.2.840.10008.1.2.2"
     japanese = parsing.parse_file(get_charset_files("chrH31.dcm")[0])
     assert japanese.main_tags["Patient"]["PatientName"].startswith("Yamada^Tarou=山田^太郎")
+
+
+def test_files_in_memory_parse_as_files_on_disk():
+    """A STOW-RS part kept in memory gives the same instance as the same file on disk, for every test file
+    (fast reader or pydicom, refusals included)."""
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for path in FILES:
+                try:
+                    on_disk = parsing.parse_file(path)
+                except BadFileFormat as e:
+                    with pytest.raises(BadFileFormat):
+                        parsing.parse_bytes(open(path, "rb").read())
+                    assert e.details
+                    continue
+                assert vars(parsing.parse_bytes(open(path, "rb").read())) == vars(on_disk), path
+    finally:
+        logging.disable(logging.NOTSET)
