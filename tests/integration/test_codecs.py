@@ -263,3 +263,22 @@ def test_several_frames_decoded_in_one_answer(daemon, name):
     got = _parts(r)
     assert all(ctype.endswith(f"transfer-syntax={uid.ExplicitVRLittleEndian}") for ctype, _ in got)
     assert [body for _, body in got] == [ds.pixel_array[n - 1].astype("<u2").tobytes() for n in (3, 1, 10, 3)]
+
+
+def test_big_pixel_data_bulk_value_whole_ranged_and_multipart(daemon):
+    """PixelData's bulk value of a native instance over 1 MB is its exact bytes, whole (with its
+    length), as a byte range (206), and as one multipart part whose answer length is announced."""
+    values = (np.arange(12 * 256 * 256, dtype=np.uint32) * 40503 % 65521).astype(np.uint16)
+    data = image(256, 256, 12, values.tobytes(), bits=16)
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/bulk/7FE00010")
+    whole = daemon.get(url, headers={"Accept": "application/octet-stream"})
+    assert whole.status_code == 200 and whole.content == ds.PixelData
+    assert int(whole.headers["Content-Length"]) == len(ds.PixelData)
+    part = daemon.get(url, headers={"Accept": "application/octet-stream", "Range": "bytes=1000-1199999"})
+    assert part.status_code == 206 and part.content == ds.PixelData[1000:1200000]
+    multi = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert multi.status_code == 200 and int(multi.headers["Content-Length"]) == len(multi.content)
+    assert [body for _, body in _parts(multi)] == [ds.PixelData]
