@@ -13,6 +13,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..storage.reads import ShortRead, checked, open_stored, read_file, seek_read
 from ..threads import in_io
 
 CHUNK = 1 << 20
@@ -91,33 +92,6 @@ async def streamed(request, produce) -> None:
         request.transport.abortConnection()
 
 
-class ShortRead(OSError):
-    """The stored file is shorter than the index says: the answer cannot be completed."""
-
-
-def checked(data: bytes, expected: int) -> bytes:
-    """``data`` if it has the length the index promised (and Content-Length announced)."""
-    if len(data) != expected:
-        raise ShortRead(f"read {len(data)} bytes of a stored file where {expected} were expected")
-    return data
-
-
-def _read_whole(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _seek_read(f, pos: int, n: int) -> bytes:
-    f.seek(pos)
-    return f.read(n)
-
-
-async def read_file(storage, uuid: str) -> bytes:
-    """A whole stored file, in one io call."""
-    path = storage.path(uuid, "dicom")
-    return await in_io(_read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
-
-
 async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
                         end: int | None = None) -> None:
     """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
@@ -127,13 +101,13 @@ async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start:
     if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
         await out.write(checked(await read_file(storage, uuid), size))
         return
-    f = await in_io(open, path, "rb") if path else None
+    f = await in_io(open_stored, path) if path else None
     try:
         pos = start
         while pos < end:
             n = min(CHUNK, end - pos)
             if f is not None:
-                chunk = await in_io(_seek_read, f, pos, n)
+                chunk = await in_io(seek_read, f, pos, n)
             else:
                 chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
             await out.write(checked(chunk, n))
@@ -245,7 +219,7 @@ def _send_some(fd: int, segments: list, cursor: tuple[int, int], out: Backpressu
                     if opened is None or opened[0] != path:
                         if opened is not None:
                             opened[1].close()
-                        opened = (path, open(path, "rb"))
+                        opened = (path, open_stored(path))
                     n = os.sendfile(fd, opened[1].fileno(), start + offset, min(size - offset, SEND_BUDGET - sent))
                     if n == 0:
                         raise ShortRead(f"read {offset} bytes of a stored file where {size} were expected")

@@ -10,13 +10,19 @@ from __future__ import annotations
 import importlib
 import io
 
-import numpy as np
-import pydicom
-from pydicom.filewriter import dcmwrite
 from twisted.logger import Logger
 
+from ...dicom.reencode import SWAP_WIDTH, native_to_explicit_le, swap_bytes, swap_native_frame  # noqa: F401
 from ...errors import NotAcceptable
-from ...threads import in_cpu, in_io
+from ...storage.reads import (  # noqa: F401 - re-exported for the WADO families
+    ShortRead,
+    checked,
+    read_file,
+    read_files,
+    read_frames,
+    read_ranges,
+)
+from ...threads import in_cpu
 from ..coalesce import TRANSCODES
 from ..negotiation import (
     BIG_ENDIAN,
@@ -31,16 +37,11 @@ from ..streaming import (  # noqa: F401 - re-exported for the WADO families
     CHUNK,
     Backpressure,
     ClientGone,
-    ShortRead,
-    _read_whole,
-    checked,
-    read_file,
     stream_stored,
     streamed,
 )
 
 log = Logger()
-SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 # -- the codecs package ---------------------------------------------------------------------------
@@ -160,45 +161,6 @@ def _default_syntax(media_type: str) -> str | None:
     return syntaxes[0] if syntaxes else None
 
 
-# -- reading -----------------------------------------------------------------------------------------
-def _read_ranges(path: str, ranges: list) -> bytes:
-    with open(path, "rb") as f:
-        out = []
-        for offset, length in ranges:
-            f.seek(offset)
-            out.append(f.read(length))
-        return b"".join(out)
-
-
-async def read_ranges(storage, uuid: str, ranges: list) -> bytes:
-    """The bytes of ``ranges`` (``[offset, length]`` pairs) of a stored file, joined: one io call."""
-    path = storage.path(uuid, "dicom")
-    if path is not None:
-        return await in_io(_read_ranges, path, ranges)
-    parts = [await in_io(storage.read_range, uuid, "dicom", o, o + n) for o, n in ranges]
-    return b"".join(parts)
-
-
-def _read_many(path: str, frames: list[list]) -> list[bytes]:
-    with open(path, "rb") as f:
-        out = []
-        for ranges in frames:
-            chunks = []
-            for offset, length in ranges:
-                f.seek(offset)
-                chunks.append(checked(f.read(length), length))
-            out.append(b"".join(chunks) if len(chunks) != 1 else chunks[0])
-        return out
-
-
-async def read_frames(storage, uuid: str, frames: list[list]) -> list[bytes]:
-    """Several frames (each a list of ``[offset, length]`` ranges) of one file in one io call."""
-    path = storage.path(uuid, "dicom")
-    if path is not None:
-        return await in_io(_read_many, path, frames)
-    return [await read_ranges(storage, uuid, ranges) for ranges in frames]
-
-
 def batches(sizes: list[int], budget: int = 4 * CHUNK) -> list[list[int]]:
     """Indexes of ``sizes`` grouped in order, each group within ``budget`` bytes (at least one)."""
     groups: list[list[int]] = []
@@ -212,51 +174,7 @@ def batches(sizes: list[int], budget: int = 4 * CHUNK) -> list[list[int]]:
     return groups
 
 
-def _read_wholes(paths: list[str]) -> list[bytes]:
-    return [_read_whole(p) for p in paths]
-
-
-async def read_files(storage, uuids: list[str]) -> list[bytes]:
-    """Several whole stored files in one io call (small instances cost a thread hop per group)."""
-    paths = [storage.path(u, "dicom") for u in uuids]
-    if None not in paths:
-        return await in_io(_read_wholes, paths)
-    return [await read_file(storage, u) for u in uuids]
-
-
 # -- changing the transfer syntax ------------------------------------------------------------------
-def swap_bytes(value: bytes, width: int) -> bytes:
-    """Each ``width``-byte word of ``value`` with its bytes reversed (big <-> little endian)."""
-    usable = len(value) - len(value) % width
-    arr = np.frombuffer(value[:usable], dtype=f">u{width}")
-    return arr.astype(f"<u{width}").tobytes() + value[usable:]
-
-
-def _swap_dataset(ds, top: bool = True) -> None:
-    """Big endian -> little endian for binary values pydicom keeps raw (OW, OF, OL, OD, OV)."""
-    for elem in ds:
-        if elem.VR == "SQ":
-            for item in elem.value:
-                _swap_dataset(item, False)
-        elif elem.VR in SWAP_WIDTH and isinstance(elem.value, bytes):
-            width = SWAP_WIDTH[elem.VR]
-            if top and elem.tag == 0x7FE00010:
-                width = max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
-            if width > 1:
-                elem.value = swap_bytes(elem.value, width)
-
-
-def native_to_explicit_le(data: bytes) -> bytes:
-    """Re-encode a native (implicit VR LE, big endian, deflated) file in explicit VR LE (cpu)."""
-    ds = pydicom.dcmread(io.BytesIO(data))
-    if ds.file_meta.get("TransferSyntaxUID") == BIG_ENDIAN:
-        _swap_dataset(ds)
-    ds.file_meta.TransferSyntaxUID = EXPLICIT_LE
-    out = io.BytesIO()
-    dcmwrite(out, ds, little_endian=True, implicit_vr=False, enforce_file_format=True)
-    return out.getvalue()
-
-
 async def transcoded_file(storage, row: dict, target: str) -> bytes:
     """The stored file of ``row`` in transfer syntax ``target`` (not as stored); concurrent
     requests for the same file and syntax share one transcoding."""
@@ -273,9 +191,3 @@ async def _transcoded_file(storage, row: dict, target: str) -> bytes:
         raise NotAcceptable("Not acceptable", f"cannot transcode {stored} to {target} (no codec)")
     source = path if path is not None else io.BytesIO(await read_file(storage, row["file_uuid"]))
     return await in_cpu(transcode, source, target)
-
-
-def swap_native_frame(data: bytes, bits_allocated: int) -> bytes:
-    """A big-endian native frame as little endian (cpu)."""
-    width = (bits_allocated + 7) // 8
-    return swap_bytes(data, width) if width > 1 else data
