@@ -496,6 +496,20 @@ def _big_ct_frame(target: str) -> tuple[Dataset, bytes, np.ndarray]:
     return ds, codecs.transcode_frame(ds, ds.PixelData, uid.ExplicitVRLittleEndian, target), values
 
 
+def test_without_imagecodecs_pylibjpeg_decodes(monkeypatch):
+    """Where imagecodecs is not installed, its provider says so and JPEG 2000 and JPEG-LS frames are
+    decoded by the pydicom decoders (pylibjpeg-openjpeg, pyjpegls) to the same pixels."""
+    from dicomweb_daemon.codecs import imagecodecs_codec
+    from dicomweb_daemon.codecs.registry import decoder_for
+
+    monkeypatch.setattr(imagecodecs_codec, "_module", lambda: None)
+    for syntax in (uid.JPEG2000Lossless, uid.JPEGLSLossless):
+        assert decoder_for(syntax).name == "pydicom", syntax
+        ds, frame, values = _big_ct_frame(syntax)
+        out = codecs.transcode_frame(ds, frame, syntax, uid.ExplicitVRLittleEndian)
+        assert np.array_equal(np.frombuffer(out, dtype="<i2").reshape(512, 512), values)
+
+
 @pytest.mark.parametrize("target", [uid.JPEG2000Lossless, uid.JPEGLSLossless])
 def test_big_frame_decodes_alone_on_every_core_and_concurrently_on_one(target):
     """A big frame decoded alone (several OpenJPEG threads) and frames decoded by four threads at
