@@ -438,25 +438,27 @@ def test_stored_rendering_falls_back_to_the_file_when_the_json_is_not_enough():
 # -- imagecodecs: the preferred JPEG 2000 / JPEG-LS decoder --------------------------------------
 
 COMPRESSED = [i for i in IMAGES if i[1].file_meta.TransferSyntaxUID in
-              (uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000)]
+              (uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLossless,
+               uid.JPEGLosslessSV1)]
 
 
 def test_imagecodecs_is_the_decoder_of_jpeg_2000_and_jpeg_ls():
-    """With imagecodecs installed, its provider is discovered and decodes JPEG 2000 and JPEG-LS
-    before the pydicom decoders; pylibjpeg-openjpeg stays the decoder of HTJ2K."""
+    """With imagecodecs installed, its provider is discovered and decodes JPEG 2000, JPEG-LS and
+    lossless JPEG before the pydicom decoders; pylibjpeg-openjpeg stays the decoder of HTJ2K."""
     from dicomweb_daemon.codecs.registry import decoder_for
 
-    for syntax in (uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless, uid.JPEGLSNearLossless):
+    for syntax in (uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless, uid.JPEGLSNearLossless,
+                   uid.JPEGLossless, uid.JPEGLosslessSV1):
         assert decoder_for(syntax).name == "imagecodecs", syntax
     assert decoder_for(uid.HTJ2KLossless).name == "pydicom"
 
 
 @pytest.mark.parametrize("item", COMPRESSED, ids=_name)
 def test_imagecodecs_decoding_is_bit_exact(item):
-    """Every JPEG 2000 and JPEG-LS test file decoded by the imagecodecs provider equals pydicom's
-    pixel_array (dtype and every sample); the frames it takes itself (greyscale) equal it too."""
+    """Every JPEG 2000, JPEG-LS and lossless JPEG test file decoded by the imagecodecs provider equals
+    pydicom's pixel_array (dtype and every sample); the frames it takes itself (greyscale) equal it too."""
     from dicomweb_daemon.codecs.direct import decode_grey
-    from dicomweb_daemon.codecs.imagecodecs_codec import ImagecodecsDecoders, jpeg2k, jpegls
+    from dicomweb_daemon.codecs.imagecodecs_codec import ImagecodecsDecoders, jpeg2k, jpeg_lossless, jpegls
     from dicomweb_daemon.codecs.providers import header_options
 
     path, ds, reference = item
@@ -466,24 +468,46 @@ def test_imagecodecs_decoding_is_bit_exact(item):
         expected = reference[index] if image.frames > 1 else reference
         got, _ = ImagecodecsDecoders().decode_frame(image.header(), frame, image.transfer_syntax)
         assert got.dtype == expected.dtype and np.array_equal(got, expected), (path, index)
-        direct = decode_grey(frame, image.transfer_syntax, opts, j2k=jpeg2k, jls=jpegls)
+        direct = decode_grey(frame, image.transfer_syntax, opts, j2k=jpeg2k, jls=jpegls, ljpeg=jpeg_lossless)
         if direct is not None:
             assert direct.dtype == expected.dtype and np.array_equal(direct, expected), (path, index)
 
 
 def test_imagecodecs_takes_the_greyscale_files():
-    """The imagecodecs path is not dead: greyscale JPEG 2000 and JPEG-LS files are decoded by it."""
+    """The imagecodecs path is not dead: greyscale JPEG 2000, JPEG-LS and lossless JPEG files are
+    decoded by it."""
     from dicomweb_daemon.codecs.direct import decode_grey
-    from dicomweb_daemon.codecs.imagecodecs_codec import jpeg2k, jpegls
+    from dicomweb_daemon.codecs.imagecodecs_codec import jpeg2k, jpeg_lossless, jpegls
     from dicomweb_daemon.codecs.providers import header_options
 
     taken = set()
     for path, ds, _ in COMPRESSED:
         image, frames = _frames_of(path)
         if decode_grey(frames[0], image.transfer_syntax, header_options(image.header()), j2k=jpeg2k,
-                       jls=jpegls) is not None:
+                       jls=jpegls, ljpeg=jpeg_lossless) is not None:
             taken.add(str(ds.file_meta.TransferSyntaxUID))
-    assert {uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless} <= taken
+    assert {uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLSLossless, uid.JPEGLosslessSV1} <= taken
+
+
+@pytest.mark.parametrize("syntax", [uid.JPEGLossless, uid.JPEGLosslessSV1])
+def test_signed_lossless_jpeg_decodes_like_pydicom(syntax):
+    """A signed 12-bit CT stored as lossless JPEG (which has no sign, ITU T.81 process 14) decodes
+    through libjpeg-turbo to pydicom's pixel_array: the original negative values, int16."""
+    import imagecodecs
+
+    from dicomweb_daemon.codecs.frames import decode_frame
+
+    ds, values = _signed_ct()
+    codestream = imagecodecs.jpeg8_encode(values.view(np.uint16) & 0x0FFF, lossless=True, predictor=1,
+                                          bitspersample=12)
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = syntax
+    reference = ds.pixel_array
+    got, _ = decode_frame(ds, codestream, syntax)
+    assert reference.dtype == got.dtype == np.int16
+    assert np.array_equal(reference, values) and np.array_equal(got, values)
 
 
 def _big_ct_frame(target: str) -> tuple[Dataset, bytes, np.ndarray]:
