@@ -107,7 +107,7 @@ class MaintenanceService(service.Service):
     def startService(self):  # noqa: N802 - Twisted API
         super().startService()
         workers = self.daemon.settings.IngestWorkers
-        configure_processes(os.cpu_count() or 1 if workers < 0 else workers)
+        configure_processes(os.cpu_count() or 1 if workers < 0 else workers, ("dicomweb_daemon.dicom.parsing",))
         age = self.daemon.settings.StableAge
         self.loop.start(min(1.0, age / 2), now=False)
         defer.ensureDeferred(self.daemon.ingest.sweep_orphans()).addErrback(

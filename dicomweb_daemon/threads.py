@@ -17,7 +17,7 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPool] = {}
-_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8}
+_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8}
 
 
 def pool(name: str) -> ThreadPool:
@@ -34,8 +34,9 @@ def pool(name: str) -> ThreadPool:
 _processes: list = []  # [ProcessPoolExecutor] once configured
 
 
-def configure_processes(workers: int) -> None:
-    """Use ``workers`` processes for ``in_process`` (0: run in the cpu threads instead)."""
+def configure_processes(workers: int, preload: tuple[str, ...] = ()) -> None:
+    """Use ``workers`` processes for ``in_process`` (0: run in the cpu threads instead); each worker
+    imports the ``preload`` modules when it starts, not on its first task."""
     if workers <= 0 or _processes:
         return
     import multiprocessing
@@ -43,11 +44,20 @@ def configure_processes(workers: int) -> None:
 
     # spawn, not fork: the daemon has threads, and a forked copy of a locked mutex never unlocks.
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+                                   initializer=_start_worker, initargs=(os.getpid(), preload))
     _processes.append(executor)
     for _ in range(workers):  # start the workers now, not on the first upload
         executor.submit(int)
     reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
+
+
+def _start_worker(parent: int, preload: tuple[str, ...]) -> None:
+    """In a worker: die with the daemon, then import what its tasks need (a second, at the first upload)."""
+    import importlib
+
+    _die_with_parent(parent)
+    for name in preload:
+        importlib.import_module(name)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -115,6 +125,12 @@ async def in_db_write(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def in_cpu(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run DICOM parsing, hashing or pixel work in a cpu thread."""
     return await _run("cpu", f, *args, **kwargs)
+
+
+async def in_ingest(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one ingest's storing step (hashing, file writes and fsyncs, the index commit) in an ingest
+    thread: mostly waits on the disk, so several uploads proceed at once without taking the cpu pool."""
+    return await _run("ingest", f, *args, **kwargs)
 
 
 async def in_io(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -2,8 +2,9 @@
 
 Every thread hop costs a scheduling delay, which grows with the machine's load, so a request crosses
 as few as possible: the files' parsing (in worker processes when configured, for parallelism past
-the GIL), then one blocking step in a cpu thread that stores the files and indexes them all in one
-transaction. A failure at any step leaves no file and no row for that file; a crash between file
+the GIL: files by path, or small files by value), then one blocking step in an ingest thread that
+parses what is left, stores the files (in parallel: writes and fsyncs overlap) and indexes them all
+in one transaction. A failure at any step leaves no file and no row for that file; a crash between file
 and row leaves a file that the start-up sweep removes.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance, parse_bytes, parse_file, parse_files
 from ..errors import DaemonError
 from ..index.writes import Origin
-from ..threads import has_processes, in_cpu, in_db, in_io, in_process, process_count
+from ..threads import has_processes, in_db, in_ingest, in_io, in_process, process_count
 
 log = Logger()
 
@@ -43,7 +44,11 @@ class StoreAnswer:
 
 Outcome = StoreAnswer | DaemonError
 Check = Callable[[ParsedInstance], DaemonError | None]
-_WRITERS = ThreadPoolExecutor(8, thread_name_prefix="dicomweb-store")
+# Files of a batch are written (and fsynced) in parallel: those threads mostly wait on the disk.
+_WRITERS = ThreadPoolExecutor(16, thread_name_prefix="dicomweb-store")
+# Big files held in memory are parsed in parallel: mostly their MD5, which runs without the GIL.
+_HASHERS = ThreadPoolExecutor(4, thread_name_prefix="dicomweb-hash")
+WORKER_BYTES = 128 * 1024  # files in memory up to this size are parsed by the worker processes
 
 
 class Ingest:
@@ -80,15 +85,20 @@ class Ingest:
         self.in_flight += 1
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
-            # several files, or several clients at once, are parsed by the worker processes.
-            if has_processes() and (len(paths) > 1 or self.in_flight > 1):
+            # several files, or several clients at once, are parsed by the worker processes. Big
+            # files held in memory stay here: piping them to a worker costs more than their parse,
+            # which is mostly the MD5 (that runs without the GIL).
+            remote = [i for i, source in enumerate(paths)
+                      if not isinstance(source, bytes) or len(source) <= WORKER_BYTES]
+            if has_processes() and remote and (len(paths) > 1 or self.in_flight > 1):
                 # One call per worker, not per file: each call costs a round trip between processes.
-                size = -(-len(paths) // process_count())
+                size = -(-len(remote) // process_count())
                 chunks = await defer.gatherResults([
-                    defer.ensureDeferred(in_process(parse_files, paths[i:i + size], charset))
-                    for i in range(0, len(paths), size)], consumeErrors=True)
-                parsed = [item for chunk in chunks for item in chunk]
-            return await in_cpu(self._store_blocking, paths, parsed, charset, origin, check)
+                    defer.ensureDeferred(in_process(parse_files, [paths[i] for i in remote[k:k + size]], charset))
+                    for k in range(0, len(remote), size)], consumeErrors=True)
+                for i, item in zip(remote, (item for chunk in chunks for item in chunk), strict=True):
+                    parsed[i] = item
+            return await in_ingest(self._store_blocking, paths, parsed, charset, origin, check)
         finally:
             self.in_flight -= 1
 
@@ -96,13 +106,14 @@ class Ingest:
                         check: Check | None) -> list[Outcome]:
         """Parse what is not parsed yet, store the new files, index them in one transaction (cpu thread)."""
         try:
+            todo = [i for i, item in enumerate(parsed) if item is None]
+            if len(todo) > 1:  # big files: their MD5s run in parallel, without the GIL
+                for i, item in zip(todo, _HASHERS.map(lambda i: _parse_one(paths[i], charset), todo), strict=True):
+                    parsed[i] = item
             results: list = []
             for path, item in zip(paths, parsed, strict=True):
                 if item is None:
-                    try:
-                        item = (parse_bytes if isinstance(path, bytes) else parse_file)(path, charset)
-                    except DaemonError as e:
-                        item = e
+                    item = _parse_one(path, charset)
                 elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
                     raise item
                 if check is not None and isinstance(item, ParsedInstance):
@@ -186,6 +197,13 @@ class Ingest:
         if removed:
             log.info("removed {count} orphan files left by an interrupted ingest", count=removed)
         return removed
+
+
+def _parse_one(source: str | bytes, charset: str) -> ParsedInstance | DaemonError:
+    try:
+        return (parse_bytes if isinstance(source, bytes) else parse_file)(source, charset)
+    except DaemonError as e:
+        return e
 
 
 def _unlink_all(paths: list[str | bytes]) -> None:

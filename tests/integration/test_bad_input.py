@@ -116,16 +116,22 @@ def test_upload_cut_half_way_leaves_nothing(make_daemon):
 
     d = make_daemon()
     body = make_ct("CUT-1", size=512)
-    with socket.create_connection(("127.0.0.1", d.port)) as s:
+    half = body[: len(body) // 2]
+    with socket.create_connection(("127.0.0.1", d.port)) as s:  # chunked: the body is spooled to a file
         s.sendall(b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Type: application/dicom\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+                  b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(body):x}\r\n".encode() + half)
         time.sleep(0.5)
         assert len(os.listdir(d.data / "tmp")) == 1  # the body was being spooled to a file
+    with socket.create_connection(("127.0.0.1", d.port)) as s:  # with its length: held in memory
+        s.sendall(b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Type: application/dicom\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + half)
+        time.sleep(0.5)
     deadline = time.time() + 5
     while os.listdir(d.data / "tmp") and time.time() < deadline:
         time.sleep(0.1)
     assert os.listdir(d.data / "tmp") == []
     assert d.get("/instances").json() == []
+    assert d.post("/instances", body).status_code == 200  # and the daemon serves on
 
 
 def test_quota_recycles_the_oldest_unprotected_patient(make_daemon):

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pydicom
 import pytest
+import requests
 from pydicom.uid import generate_uid
 
 from tests.dicom_files import CT_SMALL, make_ct
@@ -229,6 +230,20 @@ def test_large_body_is_split_across_read_chunks(daemon):
         [one] = daemon.get(f"/dicom-web/instances?SOPInstanceUID={sop_uid(f)}").json()
         rows = values(one, "00280010")[0]
         assert rows == pydicom.dcmread(io.BytesIO(f)).Rows
+    assert spool_leftovers(daemon) == []
+
+
+def test_chunked_body_is_spooled_and_split_from_disk(daemon):
+    """A body without Content-Length (chunked) is spooled and split from its file, a part over 1 MB
+    through a temp file of its own; every part is stored and nothing stays in the spool."""
+    files = [make_ct("STOW-CHUNKED", size=64, instance_number=1), make_ct("STOW-CHUNKED", size=800, instance_number=2),
+             make_ct("STOW-CHUNKED", size=64, instance_number=3)]
+    body = multipart(files)
+    r = requests.post(daemon.url + "/dicom-web/studies", data=iter([body[:1000], body[1000:]]), timeout=60,
+                      headers={"Content-Type": CONTENT_TYPE})
+    assert r.status_code == 200, r.text
+    assert [values(x, "00081155")[0] for x in values(r.json(), "00081199")] == [sop_uid(f) for f in files]
+    assert all(stored(daemon, f) for f in files)
     assert spool_leftovers(daemon) == []
 
 

@@ -20,8 +20,11 @@ def _body(parts: list[bytes], preamble: bytes = b"") -> bytes:
     return b"".join(out)
 
 
-def _split(body: bytes, tmp_path) -> list[bytes]:
-    splitter = MultipartSplitter(io.BytesIO(body), BOUNDARY, str(tmp_path))
+def _split(body: bytes, tmp_path, whole: bool = False) -> list[bytes]:
+    if whole:
+        splitter = MultipartSplitter.whole(body, BOUNDARY, str(tmp_path))
+    else:
+        splitter = MultipartSplitter(io.BytesIO(body), BOUNDARY, str(tmp_path))
     out = []
     while (part := splitter.next_part()) is not None:
         assert part.content_type == "application/dicom"
@@ -44,6 +47,7 @@ def test_parts_come_back_exactly_whatever_the_chunk_size(chunk, in_memory, tmp_p
     parts = [rng.randbytes(rng.randrange(0, 3000)) + b"\r\n--b0undar" + rng.randbytes(rng.randrange(0, 50))
              for _ in range(12)] + [b""]
     assert _split(_body(parts, preamble=b"ignored preamble\r\n"), tmp_path) == parts
+    assert _split(_body(parts), tmp_path, whole=True) == parts  # a body held in memory
     if in_memory == 1 << 20:
         assert not list(tmp_path.iterdir())  # small parts never touch the disk
 
@@ -51,5 +55,6 @@ def test_parts_come_back_exactly_whatever_the_chunk_size(chunk, in_memory, tmp_p
 def test_a_body_cut_inside_a_part_is_an_error(tmp_path):
     """A body without its closing boundary is refused, naming the part it ends in."""
     body = _body([b"a" * 100, b"b" * 100])[:-40]
-    with pytest.raises(MultipartError, match="part 2"):
-        _split(body, tmp_path)
+    for whole in (False, True):
+        with pytest.raises(MultipartError, match="part 2"):
+            _split(body, tmp_path, whole)

@@ -12,7 +12,7 @@ from email.message import Message
 
 CHUNK = 1 << 20
 # Parts up to this size stay in memory: a temp file per small instance costs more than parsing it.
-IN_MEMORY_PART = 1 << 20
+IN_MEMORY_PART = 128 << 10
 MAX_HEADERS = 64 * 1024
 MAX_PADDING = 1024
 
@@ -63,6 +63,17 @@ class MultipartSplitter:
         self.started = False
         self.closed = False
         self.parts = 0
+
+    @classmethod
+    def whole(cls, body: bytes, boundary: str, spool_dir: str) -> MultipartSplitter:
+        """A splitter over a body already in memory: parts are cut from it, nothing is read."""
+        splitter = cls(None, boundary, spool_dir)
+        splitter.eof = True
+        if body.startswith(splitter.delimiter[2:]):  # no preamble: start right after the first delimiter
+            splitter.buf, splitter.pos, splitter.started = body, len(splitter.delimiter) - 2, True
+        else:
+            splitter.buf = b"\r\n" + body
+        return splitter
 
     def _fill(self) -> bool:
         if self.eof:

@@ -103,8 +103,13 @@ class StowRoutes:
 
     async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
         """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
-        source = await in_io(open_body, getattr(request, "spool_path", None), request.content)
-        splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
+        if getattr(request, "spool_path", None):
+            source = await in_io(open_body, request.spool_path, request.content)
+            splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
+        else:  # the body is in memory (it fit the site's budget): split it there
+            source = None
+            splitter = await in_io(lambda: MultipartSplitter.whole(request.content.getvalue(), boundary,
+                                                                   self.daemon.spool_dir))
         batch: list[Part] = []
         try:
             while True:
@@ -119,7 +124,8 @@ class StowRoutes:
                 if done:
                     break
         finally:
-            await in_io(source.close)
+            if source is not None:
+                await in_io(source.close)
             for part in batch:  # only when something unexpected broke off the loop
                 await in_io(_unlink, part.path)
         if splitter.parts == 0:
