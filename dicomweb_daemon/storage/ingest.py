@@ -82,6 +82,12 @@ class Ingest:
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
         parsed: list = [None] * len(paths)
+        if getattr(self.storage, "sync", False):
+            # Files on disk start going to the disk now, while they are parsed: the fsync when they
+            # are stored then finds little or nothing left to write.
+            for source in paths:
+                if isinstance(source, str):
+                    _WRITERS.submit(_flush, source)
         self.in_flight += 1
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
@@ -197,6 +203,19 @@ class Ingest:
         if removed:
             log.info("removed {count} orphan files left by an interrupted ingest", count=removed)
         return removed
+
+
+def _flush(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # consumed already
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _parse_one(source: str | bytes, charset: str) -> ParsedInstance | DaemonError:

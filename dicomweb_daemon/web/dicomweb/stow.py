@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
@@ -26,9 +27,9 @@ OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0x0110
 PART_TYPES = {DICOM, "application/octet-stream", ""}
 # Parts ingested together: parsed in parallel and indexed in one transaction, without holding more
-# than this much spooled data at once.
+# than this much data at once. A batch is stored while the next one is split.
 BATCH_PARTS = 64
-BATCH_BYTES = 256 << 20
+BATCH_BYTES = 16 << 20
 
 
 def _next_batch(splitter: MultipartSplitter) -> tuple[list[Part], MultipartError | None, bool]:
@@ -111,19 +112,27 @@ class StowRoutes:
             splitter = await in_io(lambda: MultipartSplitter.whole(request.content.getvalue(), boundary,
                                                                    self.daemon.spool_dir))
         batch: list[Part] = []
+        storing = None  # the previous batch being stored while the next one is split
         try:
             while True:
                 # One io hop per batch of parts, not per part: hops cost a scheduling delay each.
                 batch, error, done = await in_io(_next_batch, splitter)
+                if storing is not None:  # outcomes are recorded batch after batch: the answer keeps the order
+                    waiting, storing = storing, None
+                    await waiting
                 pending, batch = batch, []
+                if error is None and not done:
+                    storing = defer.ensureDeferred(self._store_batch(pending, study, referenced, failed))
+                    continue
                 await self._store_batch(pending, study, referenced, failed)
                 if error is not None:
                     # The complete parts before the break are stored, as if they had come alone.
                     stored = f" ({len(referenced)} instances stored before)" if referenced else ""
                     raise BadRequest("Bad request", f"malformed multipart body: {error}{stored}") from None
-                if done:
-                    break
+                break
         finally:
+            if storing is not None:  # only when something unexpected broke off the loop
+                await storing
             if source is not None:
                 await in_io(source.close)
             for part in batch:  # only when something unexpected broke off the loop
