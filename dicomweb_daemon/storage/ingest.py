@@ -110,7 +110,7 @@ class Ingest:
 
     def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin,
                         check: Check | None) -> list[Outcome]:
-        """Parse what is not parsed yet, store the new files, index them in one transaction (cpu thread)."""
+        """Parse what is not parsed yet, store the new files, index them in one transaction (ingest thread)."""
         try:
             todo = [i for i, item in enumerate(parsed) if item is None]
             if len(todo) > 1:  # big files: their MD5s run in parallel, without the GIL

@@ -29,7 +29,7 @@ PART_TYPES = {DICOM, "application/octet-stream", ""}
 # Parts ingested together: parsed in parallel and indexed in one transaction, without holding more
 # than this much data at once. A batch is stored while the next one is split.
 BATCH_PARTS = 64
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 64 << 20
 
 
 def _next_batch(splitter: MultipartSplitter) -> tuple[list[Part], MultipartError | None, bool]:
