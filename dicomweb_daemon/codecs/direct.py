@@ -64,19 +64,26 @@ def _jls(frame: bytes, opts: dict, decode: Decoder) -> np.ndarray | None:
     return arr
 
 
-def _jls_precision(frame: bytes) -> int | None:
-    """Sample precision P of the JPEG-LS start-of-frame (SOF55, ITU T.87 §C.2.2)."""
+def _header_markers(frame: bytes):
+    """``(marker, offset)`` of each marker segment of a JPEG / JPEG-LS codestream's header, up to the
+    start of scan (ITU T.81 §B.1.1.2: a segment's length follows its marker)."""
     i, n = 2, len(frame)
-    while i + 5 <= n and frame[i] == 0xFF:
+    while i + 4 <= n and frame[i] == 0xFF:
         marker = frame[i + 1]
-        if marker == 0xFF:
+        if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker == 0xF7:
-            return frame[i + 4]
-        if marker == 0xDA:  # start of scan: no frame header before it
-            return None
+        if marker == 0xDA:  # start of scan: the header is over
+            return
+        yield marker, i
         i += 2 + int.from_bytes(frame[i + 2:i + 4], "big")
+
+
+def _jls_precision(frame: bytes) -> int | None:
+    """Sample precision P of the JPEG-LS start-of-frame (SOF55, ITU T.87 §C.2.2)."""
+    for marker, i in _header_markers(frame):
+        if marker == 0xF7:
+            return frame[i + 4] if i + 5 <= len(frame) else None
     return None
 
 
@@ -95,17 +102,9 @@ def _jpeg_lossless(frame: bytes, opts: dict, decode: Decoder) -> np.ndarray | No
 
 def _jpeg_sof(frame: bytes) -> int | None:
     """The start-of-frame marker (0xC0..0xCF but DHT, JPG, DAC) of a JPEG codestream (ITU T.81 §B.2)."""
-    i, n = 2, len(frame)
-    while i + 4 <= n and frame[i] == 0xFF:
-        marker = frame[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
+    for marker, _ in _header_markers(frame):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             return marker
-        if marker == 0xDA:
-            return None
-        i += 2 + int.from_bytes(frame[i + 2:i + 4], "big")
     return None
 
 

@@ -5,14 +5,13 @@ parses the file unless a value lies inside a sequence or the transfer syntax mus
 """
 from __future__ import annotations
 
-import io
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
-import pydicom
 from twisted.internet import defer
 
+from ...dicom.bulk import bulk_value
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
 from ...threads import in_cpu, in_db
 from ..coalesce import TRANSCODES
@@ -22,7 +21,6 @@ from ..streaming import CHUNK, direct_transport, send_direct
 from .cors import cors_route
 from .frame_conversion import PIXEL_ATTRS, convert_frame, needs_codec, pixel_module, remember
 from .retrieve import (
-    SWAP_WIDTH,
     batches,
     codec,
     frame_answer,
@@ -31,7 +29,6 @@ from .retrieve import (
     read_ranges,
     stream_stored,
     streamed,
-    swap_bytes,
     swap_native_frame,
 )
 
@@ -94,32 +91,6 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _bulk_value(data: bytes, segments: list[str]) -> bytes:
-    """The raw value at a BulkDataURI path ``tag[/item/tag...]`` of a file (cpu)."""
-    # Elements before the pixel data need no pixel data read (most bulk values); trailing ones
-    # such as (FFFC,FFFC) padding do.
-    before_pixels = int(segments[0], 16) < 0x7FE00010
-    ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=before_pixels)
-    node = ds
-    for i in range(0, len(segments), 2):
-        tag = int(segments[i], 16)
-        if tag not in node:
-            raise UnknownResource("Unknown resource", f"no element {segments[i]} at this path")
-        elem = node[tag]
-        if i + 1 == len(segments):
-            value = elem.value
-            if isinstance(value, bytes):
-                if str(ds.file_meta.get("TransferSyntaxUID", "")) == BIG_ENDIAN and elem.VR in SWAP_WIDTH:
-                    return swap_bytes(value, SWAP_WIDTH[elem.VR])  # DICOMweb bulk data is little endian
-                return value
-            raise UnknownResource("Unknown resource", f"element {segments[i]} is not bulk data")
-        index = int(segments[i + 1])
-        if elem.VR != "SQ" or not 1 <= index <= len(elem.value):
-            raise UnknownResource("Unknown resource", f"no item {index} in {segments[i]}")
-        node = elem.value[index - 1]
-    raise UnknownResource("Unknown resource", "a bulk data path ends with a tag")
-
-
 def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
     """Bulk data is ``multipart/related; type="application/octet-stream"`` by default; a single
     part when the client asks for ``application/octet-stream`` itself (PS3.18 §8.7.3.5.4)."""
@@ -149,7 +120,7 @@ class PixelRoutesMixin:
         multipart = _bulk_wants_multipart(ranges)
         row = (await in_db(self.index.wado_instances, study, series, sop))[0]
         data = await read_file(self.storage, row["file_uuid"])
-        value = await in_cpu(_bulk_value, data, segments)
+        value = await in_cpu(bulk_value, data, segments)
         return self._answer_bytes(request, value, multipart)
 
     def _answer_bytes(self, request, value: bytes, multipart: bool) -> bytes:
