@@ -46,3 +46,24 @@ def test_workers_end_with_a_killed_daemon(make_daemon):
         alive = [p for p in alive if running(p)]
         time.sleep(0.1)
     assert alive == []
+
+
+def test_stow_through_workers_keeps_each_file_and_its_md5(make_daemon):
+    """STOW-RS parts parsed by worker processes, small ones from memory and big ones by path (hashed
+    by the daemon then), are stored byte for byte with their MD5 attachment right."""
+    import hashlib
+
+    import requests
+
+    d = make_daemon({"IngestWorkers": 2})
+    files = [make_ct("W-STOW", size=s, instance_number=i) for i, s in enumerate((64, 400, 64, 300))]
+    assert max(len(f) for f in files) > 128 * 1024 > min(len(f) for f in files)
+    body = b"".join(b"--w\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n" for f in files) + b"--w--\r\n"
+    r = requests.post(d.url + "/dicom-web/studies", data=body, timeout=30,
+                      headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=w'})
+    assert r.status_code == 200, r.text
+    md5s = {hashlib.md5(f).hexdigest() for f in files}
+    stored = d.get("/instances").json()
+    assert len(stored) == 4
+    assert {d.get(f"/instances/{i}/attachments/dicom/md5").text for i in stored} == md5s
+    assert {hashlib.md5(d.get(f"/instances/{i}/file").content).hexdigest() for i in stored} == md5s
