@@ -17,7 +17,7 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPool] = {}
-_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8}
+_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8, "split": 1}
 
 
 def pool(name: str) -> ThreadPool:
@@ -131,6 +131,12 @@ async def in_ingest(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one ingest's storing step (hashing, file writes and fsyncs, the index commit) in an ingest
     thread: mostly waits on the disk, so several uploads proceed at once without taking the cpu pool."""
     return await _run("ingest", f, *args, **kwargs)
+
+
+async def in_split(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run the cutting of an upload into parts in the one split thread: uploads are cut one after
+    the other, so the first one's parts reach the parsers first instead of all uploads' parts last."""
+    return await _run("split", f, *args, **kwargs)
 
 
 async def in_io(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -12,7 +12,7 @@ from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
 from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
 from ...storage.ingest import StoreAnswer
 from ...storage.uploads import open_body
-from ...threads import in_io
+from ...threads import in_io, in_split
 from ..routing import route
 from .dataset_answers import accepted_format, json_answer, xml_answer
 from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
@@ -116,7 +116,7 @@ class StowRoutes:
         try:
             while True:
                 # One io hop per batch of parts, not per part: hops cost a scheduling delay each.
-                batch, error, done = await in_io(_next_batch, splitter)
+                batch, error, done = await in_split(_next_batch, splitter)
                 if storing is not None:  # outcomes are recorded batch after batch: the answer keeps the order
                     waiting, storing = storing, None
                     await waiting
