@@ -51,6 +51,10 @@ def image(rows: int, columns: int, frames: int, pixel_data: bytes, ts: str = uid
     return fresh(ds)
 
 
+def _instance_url(ds: Dataset) -> str:
+    return f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_stored_syntax_decodes_like_pydicom(daemon, name):
     """Pixels served by /numpy?rescale=0 (grey) or /image-uint8 (colour) equal pydicom's pixel_array."""
@@ -167,8 +171,7 @@ def test_signed_compressed_frame_decodes_to_its_values(daemon, syntax):
     data = transcode_file(io.BytesIO(fresh(ds)), syntax)
     stored = pydicom.dcmread(io.BytesIO(data))
     assert stored.file_meta.TransferSyntaxUID == syntax
-    url = (f"/dicom-web/studies/{stored.StudyInstanceUID}/series/{stored.SeriesInstanceUID}"
-           f"/instances/{stored.SOPInstanceUID}/frames/1")
+    url = _instance_url(stored) + "/frames/1"
     daemon.store(data)
     r = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     assert r.status_code == 200, r.text
@@ -183,8 +186,7 @@ def test_decoded_frames_stay_right_when_asked_again(daemon):
     data = fresh(pydicom.dcmread(testdata("emri_small_jpeg_ls_lossless.dcm")))
     daemon.store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
-    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/frames/")
+    url = _instance_url(ds) + "/frames/"
     for number in (1, 2, 1):
         r = daemon.get(url + str(number), headers={"Accept": 'multipart/related; type="application/octet-stream"'})
         assert r.status_code == 200, r.text
@@ -217,8 +219,7 @@ def test_big_frame_lists_come_as_stored_in_order(daemon):
     data = image(rows, columns, count, values.tobytes(), bits=16)
     daemon.store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
-    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/frames/")
+    url = _instance_url(ds) + "/frames/"
     wanted = [24, *range(1, 13), 5, 5, 13]
     accept = {"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'}
     r = daemon.get(url + ",".join(map(str, wanted)), headers=accept)
@@ -241,8 +242,7 @@ def test_big_fragmented_frames_come_as_stored(daemon):
     data = image(512, 512, len(frames), pixel_data, ts=uid.JPEGLSLossless, bits=16)
     daemon.store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
-    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/frames/8,1,2,3,4,5,6,7")
+    url = _instance_url(ds) + "/frames/8,1,2,3,4,5,6,7"
     r = daemon.get(url, headers={"Accept": 'multipart/related; type="image/jls"'})
     assert r.status_code == 200, r.text
     assert int(r.headers["Content-Length"]) == len(r.content)
@@ -256,8 +256,7 @@ def test_several_frames_decoded_in_one_answer(daemon, name):
     data = fresh(pydicom.dcmread(testdata(name)))
     daemon.store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
-    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/frames/3,1,10,3")
+    url = _instance_url(ds) + "/frames/3,1,10,3"
     r = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     assert r.status_code == 200, r.text
     got = _parts(r)
@@ -272,8 +271,7 @@ def test_big_pixel_data_bulk_value_whole_ranged_and_multipart(daemon):
     data = image(256, 256, 12, values.tobytes(), bits=16)
     daemon.store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
-    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/bulk/7FE00010")
+    url = _instance_url(ds) + "/bulk/7FE00010"
     whole = daemon.get(url, headers={"Accept": "application/octet-stream"})
     assert whole.status_code == 200 and whole.content == ds.PixelData
     assert int(whole.headers["Content-Length"]) == len(ds.PixelData)
