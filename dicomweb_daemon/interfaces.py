@@ -8,7 +8,12 @@ from zope.interface import Attribute, Interface
 
 
 class IStorageArea(Interface):
-    """Where the files live. Every method blocks: call it from the ``io`` pool."""
+    """Where the files live. Every method blocks: call it from the ``io`` pool.
+
+    Two optional methods, used by ingest when a storage has them (not part of the interface, so that
+    a plugin needs neither): ``write(uuid, kind, data)`` stores bytes already in memory (small STOW-RS
+    parts) as ``create`` would; ``prepare(source_path)`` starts a file that ``create`` will be given
+    on its way to the disk while it is parsed."""
 
     name = Attribute("Name selected by the configuration key Backends.Storage")
 

@@ -42,13 +42,11 @@ class Unsupported(Exception):
 class Header:
     """The JSON of a dataset's elements before pixel data, and the text of the elements asked for."""
 
-    def __init__(self, body: dict[str, Any], texts: dict[int, str], values: dict[int, list], pixel_pos: int | None,
-                 end: int):
+    def __init__(self, body: dict[str, Any], texts: dict[int, str], values: dict[int, list], pixel_pos: int | None):
         self.body = body
         self.texts = texts  # tag -> text as Orthanc shows it (values joined by backslash)
         self.values = values  # tag -> JSON values, for the wanted tags
         self.pixel_pos = pixel_pos  # where the pixel data element starts, if any
-        self.end = end
 
 
 class _Reader:
@@ -287,5 +285,5 @@ def read_header(buf, pos: int, implicit: bool, default_charset: str, wanted: fro
     if charsets is None:
         charsets = [default_charset]
     reader = _Reader(buf, implicit, convert_encodings(charsets) if charsets else ["iso8859"], wanted)
-    body, stop, pixel_pos = reader.dataset(pos, len(buf) if end is None else end, True)
-    return Header(body, reader.texts, reader.values, pixel_pos, stop)
+    body, _, pixel_pos = reader.dataset(pos, len(buf) if end is None else end, True)
+    return Header(body, reader.texts, reader.values, pixel_pos)

@@ -34,10 +34,14 @@ class FilesystemStorage:
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, uuid: str) -> pathlib.Path:
-        return self.root / uuid[0:2] / uuid[2:4] / uuid
+        return pathlib.Path(self._file(uuid))
+
+    def _file(self, uuid: str) -> str:
+        """Where ``uuid`` lives: ``root/ab/cd/abcd...`` (a string: this runs for every stored file)."""
+        return f"{self.root_text}/{uuid[0:2]}/{uuid[2:4]}/{uuid}"
 
     def path(self, uuid: str, kind: str) -> str | None:
-        return str(self._path(uuid))
+        return self._file(uuid)
 
     def temp_path(self) -> str:
         """A fresh path in the temp folder (same filesystem, so ``create`` is a rename)."""
@@ -70,7 +74,7 @@ class FilesystemStorage:
                     os.fsync(f.fileno())
             self._placed(target, lambda: os.replace(staging, target))
         if self.sync:
-            _fsync_dir(os.path.dirname(target))
+            _fsync_path(os.path.dirname(target))
 
     def write(self, uuid: str, kind: str, data: bytes) -> None:
         """Store bytes already in memory (small STOW-RS parts): written in place, no temp file.
@@ -88,10 +92,7 @@ class FilesystemStorage:
         finally:
             os.close(fd)
         if self.sync:
-            _fsync_dir(os.path.dirname(target))
-
-    def _file(self, uuid: str) -> str:
-        return f"{self.root_text}/{uuid[0:2]}/{uuid[2:4]}/{uuid}"
+            _fsync_path(os.path.dirname(target))
 
     def _placed(self, target: str, place):
         """Run ``place()``, which puts a file at ``target``, once its folder exists. Folders known to
@@ -106,6 +107,15 @@ class FilesystemStorage:
         if len(self._folders) < 100_000:
             self._folders.add(folder)
         return place()
+
+    def prepare(self, source_path: str) -> None:
+        """Start a file that ``create`` will be given on its way to the disk (ingest calls this while
+        the file is parsed): the fsync in ``create`` then finds little or nothing left to write."""
+        if self.sync:
+            try:
+                _fsync_path(source_path)
+            except OSError:
+                pass  # already consumed: create() does what is needed
 
     def read(self, uuid: str, kind: str) -> bytes:
         return self._path(uuid).read_bytes()
@@ -133,7 +143,8 @@ class FilesystemStorage:
                     yield f.name, "dicom"
 
 
-def _fsync_dir(path: str) -> None:
+def _fsync_path(path: str) -> None:
+    """fsync a file or a folder by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

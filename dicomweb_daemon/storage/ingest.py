@@ -46,9 +46,9 @@ Outcome = StoreAnswer | DaemonError
 Check = Callable[[ParsedInstance], DaemonError | None]
 # Files of a batch are written (and fsynced) in parallel: those threads mostly wait on the disk.
 _WRITERS = ThreadPoolExecutor(16, thread_name_prefix="dicomweb-store")
-# Big files held in memory are parsed in parallel: mostly their MD5, which runs without the GIL.
+# Files the workers did not parse (no worker processes) are parsed in parallel: their MD5 runs
+# without the GIL.
 _HASHERS = ThreadPoolExecutor(4, thread_name_prefix="dicomweb-hash")
-WORKER_BYTES = 128 * 1024  # files in memory up to this size are parsed by the worker processes
 
 
 class Ingest:
@@ -82,28 +82,24 @@ class Ingest:
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
         parsed: list = [None] * len(paths)
-        if getattr(self.storage, "sync", False):
-            # Files on disk start going to the disk now, while they are parsed: the fsync when they
-            # are stored then finds little or nothing left to write.
+        prepare = getattr(self.storage, "prepare", None)  # optional: see FilesystemStorage.prepare
+        if prepare is not None:
             for source in paths:
                 if isinstance(source, str):
-                    _WRITERS.submit(_flush, source)
+                    _WRITERS.submit(prepare, source)
         self.in_flight += 1
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
-            # several files, or several clients at once, are parsed by the worker processes. Big
-            # files held in memory stay here: piping them to a worker costs more than their parse,
-            # which is mostly the MD5 (that runs without the GIL).
-            remote = [i for i, source in enumerate(paths)
-                      if not isinstance(source, bytes) or len(source) <= WORKER_BYTES]
-            if has_processes() and remote and (len(paths) > 1 or self.in_flight > 1):
+            # several files, or several clients at once, are parsed by the worker processes: by
+            # path, or by value for the small STOW-RS parts held in memory (bigger parts are spilled
+            # to files by the multipart splitter: piping them would cost more than parsing them).
+            if has_processes() and (len(paths) > 1 or self.in_flight > 1):
                 # One call per worker, not per file: each call costs a round trip between processes.
-                size = -(-len(remote) // process_count())
+                size = -(-len(paths) // process_count())
                 chunks = await defer.gatherResults([
-                    defer.ensureDeferred(in_process(parse_files, [paths[i] for i in remote[k:k + size]], charset))
-                    for k in range(0, len(remote), size)], consumeErrors=True)
-                for i, item in zip(remote, (item for chunk in chunks for item in chunk), strict=True):
-                    parsed[i] = item
+                    defer.ensureDeferred(in_process(parse_files, paths[i:i + size], charset))
+                    for i in range(0, len(paths), size)], consumeErrors=True)
+                parsed = [item for chunk in chunks for item in chunk]
             return await in_ingest(self._store_blocking, paths, parsed, charset, origin, check)
         finally:
             self.in_flight -= 1
@@ -113,7 +109,7 @@ class Ingest:
         """Parse what is not parsed yet, store the new files, index them in one transaction (ingest thread)."""
         try:
             todo = [i for i, item in enumerate(parsed) if item is None]
-            if len(todo) > 1:  # big files: their MD5s run in parallel, without the GIL
+            if len(todo) > 1:  # their MD5s run in parallel, without the GIL
                 for i, item in zip(todo, _HASHERS.map(lambda i: _parse_one(paths[i], charset), todo), strict=True):
                     parsed[i] = item
             results: list = []
@@ -203,19 +199,6 @@ class Ingest:
         if removed:
             log.info("removed {count} orphan files left by an interrupted ingest", count=removed)
         return removed
-
-
-def _flush(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # consumed already
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _parse_one(source: str | bytes, charset: str) -> ParsedInstance | DaemonError:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 import zipfile
@@ -10,14 +9,10 @@ import zipfile
 ZIP_MAGIC = b"PK\x03\x04"  # a ZIP starts with a local file header (POST /instances takes ZIPs too)
 
 
-def open_body(spool_path: str | None, content):
-    """A reader of a whole request body, apart from ``content`` (the request's, which stays the site's):
-    the spooled file when the body was spooled, else a copy of the in-memory body."""
-    if spool_path:
-        content.flush()
-        return open(spool_path, "rb")
-    content.seek(0)
-    return io.BytesIO(content.read())
+def open_spooled(spool_path: str, content):
+    """A reader of a spooled request body, apart from ``content`` (the request's, which stays the site's)."""
+    content.flush()
+    return open(spool_path, "rb")
 
 
 def zip_members(path: str) -> list[str]:

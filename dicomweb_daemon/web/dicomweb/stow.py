@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
 from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
 from ...storage.ingest import StoreAnswer
-from ...storage.uploads import open_body
+from ...storage.uploads import open_spooled
 from ...threads import in_io, in_split
 from ..routing import route
 from .dataset_answers import accepted_format, json_answer, xml_answer
@@ -105,7 +105,7 @@ class StowRoutes:
     async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
         """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
         if getattr(request, "spool_path", None):
-            source = await in_io(open_body, request.spool_path, request.content)
+            source = await in_io(open_spooled, request.spool_path, request.content)
             splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
         else:  # the body is in memory (it fit the site's budget): split it there
             source = None
