@@ -19,6 +19,8 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from ..errors import BadFileFormat
+from ..shared_body import SharedSlice
+from ..uncached import UncachedPath, read_uncached
 from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
@@ -175,6 +177,8 @@ def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance
 
     ``default_charset`` decodes text of files without SpecificCharacterSet (Orthanc's DefaultEncoding).
     Common files are read by the fast reader (fast_json.py); the others by pydicom."""
+    if isinstance(path, UncachedPath):  # written around the page cache: read it the same way
+        return parse_bytes(read_uncached(path), default_charset)
     with open(path, "rb") as f:
         size = f.seek(0, 2)
         if size <= 132:
@@ -205,14 +209,28 @@ def _parse_buffer(buf, default_charset: str, reopen) -> ParsedInstance:
         return _parse_with_pydicom(f, default_charset)
 
 
-def parse_files(sources: list[str | bytes], default_charset: str) -> list[ParsedInstance | BadFileFormat]:
-    """Parse several files, by path or in memory (one call to a worker process); a file that cannot be
-    read gets its error."""
-    out: list[ParsedInstance | BadFileFormat] = []
+def parse_source(source: str | bytes | SharedSlice, default_charset: str) -> ParsedInstance:
+    """Parse a file given by path, by value, or as a slice of a request body shared with this process."""
+    if isinstance(source, SharedSlice):
+        source = source.read()
+    return (parse_bytes if isinstance(source, bytes) else parse_file)(source, default_charset)
+
+
+def parse_files(sources: list[str | bytes | SharedSlice],
+                default_charset: str) -> list[ParsedInstance | BadFileFormat | None]:
+    """Parse several files (one call to a worker process, see :func:`parse_source`); a file that
+    cannot be read gets its error, a shared slice this process cannot open (a /proc that hides the
+    daemon's descriptors) None: the daemon parses it itself."""
+    out: list[ParsedInstance | BadFileFormat | None] = []
     for source in sources:
+        if isinstance(source, SharedSlice) and source.buffer is None:
+            try:
+                source = source.read()
+            except OSError:
+                out.append(None)
+                continue
         try:
-            parse = parse_bytes if isinstance(source, bytes) else parse_file
-            out.append(parse(source, default_charset))
+            out.append(parse_source(source, default_charset))
         except BadFileFormat as e:
             out.append(e)
         except Exception as e:  # noqa: BLE001 - whatever breaks on one file must not fail the others

@@ -2,10 +2,11 @@
 
 Every thread hop costs a scheduling delay, which grows with the machine's load, so a request crosses
 as few as possible: the files' parsing (in worker processes when configured, for parallelism past
-the GIL: files by path, or small files by value), then one blocking step in an ingest thread that
-parses what is left, stores the files (in parallel: writes and fsyncs overlap) and indexes them all
-in one transaction. A failure at any step leaves no file and no row for that file; a crash between file
-and row leaves a file that the start-up sweep removes.
+the GIL: files by path, small files by value, big STOW-RS parts as slices of the request body shared
+with the workers), then one blocking step in an ingest thread that parses what is left, stores the
+files (in parallel: writes and fsyncs overlap) and indexes them all in one transaction. Shared slices
+are written to the storage while the workers parse them. A failure at any step leaves no file and no
+row for that file; a crash between file and row leaves a file that the start-up sweep removes.
 """
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import tempfile
 import time
 import uuid as uuidlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
-from ..dicom.parsing import ParsedInstance, parse_bytes, parse_file, parse_files
+from ..dicom.parsing import ParsedInstance, parse_files, parse_source
 from ..errors import DaemonError
 from ..index.writes import Origin
+from ..shared_body import SharedSlice
 from ..threads import has_processes, in_db, in_ingest, in_io, in_process, process_count
 
 log = Logger()
@@ -82,11 +85,15 @@ class Ingest:
             origin = Origin(origin)
         charset = charset_for(self.default_encoding)
         parsed: list = [None] * len(paths)
+        uuids = [str(uuidlib.uuid4()) for _ in paths]  # each file's name in the storage, if it is kept
         prepare = getattr(self.storage, "prepare", None)  # optional: see FilesystemStorage.prepare
-        if prepare is not None:
-            for source in paths:
-                if isinstance(source, str):
-                    _WRITERS.submit(prepare, source)
+        early: dict[int, Future] = {}  # files being written while they are parsed
+        for i, source in enumerate(paths):
+            if isinstance(source, str) and prepare is not None:
+                _WRITERS.submit(prepare, source)
+            elif isinstance(source, SharedSlice) and hasattr(self.storage, "write"):
+                # Written to the storage while the workers parse it: removed again if it is not kept.
+                early[i] = _WRITERS.submit(self._create, uuids[i], source)
         self.in_flight += 1
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
@@ -100,13 +107,17 @@ class Ingest:
                     defer.ensureDeferred(in_process(parse_files, paths[i:i + size], charset))
                     for i in range(0, len(paths), size)], consumeErrors=True)
                 parsed = [item for chunk in chunks for item in chunk]
-            return await in_ingest(self._store_blocking, paths, parsed, charset, origin, check)
+            return await in_ingest(self._store_blocking, paths, parsed, charset, origin, check, uuids, early)
+        except BaseException:
+            await in_ingest(self._discard_early, early, uuids, set())
+            raise
         finally:
             self.in_flight -= 1
 
-    def _store_blocking(self, paths: list[str], parsed: list, charset: str, origin: Origin,
-                        check: Check | None) -> list[Outcome]:
+    def _store_blocking(self, paths: list, parsed: list, charset: str, origin: Origin, check: Check | None,
+                        uuids: list[str], early: dict[int, Future]) -> list[Outcome]:
         """Parse what is not parsed yet, store the new files, index them in one transaction (ingest thread)."""
+        kept: set[int] = set()
         try:
             todo = [i for i, item in enumerate(parsed) if item is None]
             if len(todo) > 1:  # their MD5s run in parallel, without the GIL
@@ -124,11 +135,20 @@ class Ingest:
                         refusal.parsed = item  # what the refused instance was, for the answer
                         item = refusal
                 results.append(item)
-            return self._index_parsed(paths, results, origin)
+            return self._index_parsed(paths, results, origin, uuids, early, kept)
         finally:
+            self._discard_early(early, uuids, kept)
             _unlink_all(paths)
 
-    def _index_parsed(self, paths: list[str], results: list, origin: Origin) -> list[Outcome]:
+    def _discard_early(self, early: dict[int, Future], uuids: list[str], kept: set[int]) -> None:
+        """Remove the files written early that are not kept, once their writing is over."""
+        discarded = [i for i in early if i not in kept]
+        futures.wait([early[i] for i in discarded])
+        self._remove_files([uuids[i] for i in discarded])
+        early.clear()
+
+    def _index_parsed(self, paths: list, results: list, origin: Origin, uuids: list[str],
+                      early: dict[int, Future], kept: set[int]) -> list[Outcome]:
         overwrite = self.settings.OverwriteInstances
         todo = [i for i, r in enumerate(results) if isinstance(r, ParsedInstance)]
         if not overwrite and todo:
@@ -138,18 +158,23 @@ class Ingest:
                 todo.remove(i)
         if not todo:
             return results
-        uuids = {i: str(uuidlib.uuid4()) for i in todo}
+        kept.update(todo)  # their files are kept or removed here; the caller removes the other early ones
         try:
-            if len(todo) == 1:
-                self._create(uuids[todo[0]], paths[todo[0]])
-            else:  # in parallel: the files' fsyncs overlap instead of adding up
-                list(_WRITERS.map(lambda i: self._create(uuids[i], paths[i]), todo))
+            late = [i for i in todo if i not in early]
+            if len(late) == 1:
+                self._create(uuids[late[0]], paths[late[0]])
+            elif late:  # in parallel: the files' fsyncs overlap instead of adding up
+                list(_WRITERS.map(lambda i: self._create(uuids[i], paths[i]), late))
+            for i in todo:
+                if i in early:
+                    early[i].result()
             indexed = self.index.store_many(
                 [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
                 max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount,
                 recycle=self.settings.MaximumStorageMode == "Recycle")
         except BaseException:
-            self._remove_files(list(uuids.values()))  # removing a file never written is a no-op
+            futures.wait([early[i] for i in todo if i in early])  # then nothing writes them any more
+            self._remove_files([uuids[i] for i in todo])  # removing a file never written is a no-op
             raise
         unused = []
         for i, outcome in zip(todo, indexed, strict=True):
@@ -167,11 +192,14 @@ class Ingest:
         self._remove_files(unused)
         return results
 
-    def _create(self, uuid: str, source: str | bytes) -> None:
+    def _create(self, uuid: str, source: str | bytes | SharedSlice) -> None:
         """Store one file, from its path or its bytes (a storage's ``write`` takes bytes directly)."""
         if isinstance(source, str):
             self.storage.create(uuid, "dicom", source)
-        elif hasattr(self.storage, "write"):
+            return
+        if isinstance(source, SharedSlice):
+            source = source.view()
+        if hasattr(self.storage, "write"):
             self.storage.write(uuid, "dicom", source)
         else:
             fd, path = tempfile.mkstemp(prefix="ingest-", dir=self.spool_dir)
@@ -201,9 +229,9 @@ class Ingest:
         return removed
 
 
-def _parse_one(source: str | bytes, charset: str) -> ParsedInstance | DaemonError:
+def _parse_one(source: str | bytes | SharedSlice, charset: str) -> ParsedInstance | DaemonError:
     try:
-        return (parse_bytes if isinstance(source, bytes) else parse_file)(source, charset)
+        return parse_source(source, charset)
     except DaemonError as e:
         return e
 

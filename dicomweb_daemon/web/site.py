@@ -3,12 +3,14 @@ size limits while streaming."""
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import tempfile
 
 from twisted.web.server import Request, Site
 
 from ..logs import access_line
+from ..shared_body import SharedBuffer
 from .errors import error_body
 
 IN_MEMORY_LIMIT = 64 * 1024
@@ -25,7 +27,11 @@ class MemoryBody(io.RawIOBase):
 
     def __init__(self, length: int):
         super().__init__()
-        self.data = bytearray(length)  # zero pages are mapped lazily: nothing is written twice
+        # Memory the worker processes can read the parts from, reused from request to request (see
+        # shared_body.py); it may be longer than the body.
+        self.shared = SharedBuffer(length)
+        self.data = self.shared.map
+        self.length = length
         self.end = 0  # bytes received
         self.pos = 0
 
@@ -63,9 +69,9 @@ class MemoryBody(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def getvalue(self) -> bytearray:
-        """The body received (the buffer itself, not a copy)."""
-        return self.data if self.end == len(self.data) else self.data[:self.end]
+    def received(self) -> tuple[mmap.mmap, int]:
+        """The buffer itself (not a copy) and how many bytes of it are the body received."""
+        return self.data, self.end
 
 
 class SpoolingRequest(Request):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
+
 from tests.dicom_files import CT_SMALL, make_ct
 
 
@@ -48,9 +50,11 @@ def test_workers_end_with_a_killed_daemon(make_daemon):
     assert alive == []
 
 
-def test_stow_through_workers_keeps_each_file_and_its_md5(make_daemon):
-    """STOW-RS parts parsed by worker processes, small ones from memory and big ones by path (hashed
-    by the daemon then), are stored byte for byte with their MD5 attachment right."""
+@pytest.mark.parametrize("chunked", [False, True])
+def test_stow_through_workers_keeps_each_file_and_its_md5(make_daemon, chunked):
+    """STOW-RS parts parsed by worker processes are stored byte for byte with their MD5 attachment
+    right: small ones sent by value; big ones read from the request body the daemon holds in memory,
+    or, for a body spooled to disk (chunked), from the temp files written around the page cache."""
     import hashlib
 
     import requests
@@ -59,6 +63,8 @@ def test_stow_through_workers_keeps_each_file_and_its_md5(make_daemon):
     files = [make_ct("W-STOW", size=s, instance_number=i) for i, s in enumerate((64, 400, 64, 300))]
     assert max(len(f) for f in files) > 128 * 1024 > min(len(f) for f in files)
     body = b"".join(b"--w\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n" for f in files) + b"--w--\r\n"
+    if chunked:
+        body = iter([body[:100_000], body[100_000:]])  # no Content-Length: spooled to a file
     r = requests.post(d.url + "/dicom-web/studies", data=body, timeout=30,
                       headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=w'})
     assert r.status_code == 200, r.text

@@ -46,6 +46,29 @@ def spool_leftovers(daemon) -> list[str]:
     return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
 
 
+def stored_files(daemon) -> list[str]:
+    """The files in the storage area (``ab/cd/uuid``), temp folder aside."""
+    return sorted(p.name for p in daemon.data.glob("??/??/*"))
+
+
+def test_big_parts_refused_or_already_stored_leave_no_file(daemon):
+    """Big parts are written while they are parsed: those not kept (another study than the URL's, a
+    second copy of an instance, not DICOM) are removed again; the answer is as for small parts."""
+    study = generate_uid()
+    files = [make_ct("STOW-BIG", study_uid=study, instance_number=i, size=300) for i in (1, 2)]
+    assert min(len(f) for f in files) > 128 * 1024
+    assert stow(daemon, multipart(files)).status_code == 200
+    before = stored_files(daemon)
+    assert len(before) == 2
+    other = make_ct("STOW-BIG", size=300)
+    r = stow(daemon, multipart([other, files[0], b"\0" * 200_000]), f"/studies/{study}")
+    assert r.status_code == 202, r.text  # files[0] is answered as stored (it is), the other two failed
+    reasons = sorted(values(x, "00081197")[0] for x in values(r.json(), "00081198"))
+    assert reasons == sorted([CANNOT_UNDERSTAND, WRONG_STUDY])
+    assert stored_files(daemon) == before
+    assert spool_leftovers(daemon) == []
+
+
 def test_all_parts_stored_answers_200_with_references(daemon):
     """Every part stored: 200, the study's RetrieveURL and one ReferencedSOPSequence item per instance."""
     study = generate_uid()

@@ -1,5 +1,6 @@
-"""Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part from
-its spooled file, each part written to its own temp file: a body of any size is never in memory.
+"""Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part, from
+memory or from its spooled file; small parts stay in memory, bigger ones are written to their own temp
+file (around the page cache): a body of any size is never in memory whole unless it came that way.
 
 The methods block: call them in an io thread.
 """
@@ -9,6 +10,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from email.message import Message
+
+from ...shared_body import SharedBuffer, SharedSlice
+from ...uncached import UncachedPath, UncachedWriter
 
 CHUNK = 1 << 20
 # Parts up to this size stay in memory: a temp file per small instance costs more than parsing it.
@@ -23,18 +27,21 @@ class MultipartError(ValueError):
 
 @dataclass
 class Part:
-    """One part: its headers (lower-case names) and its body: in memory when small (``data``), else
-    in a temp file (``path``)."""
+    """One part: its headers (lower-case names) and its body: in memory when small (``data``), a slice
+    of a body shared with the worker processes (``shared``), or else in a temp file (``path``)."""
 
     headers: dict[str, str]
     path: str | None
     size: int = 0
     data: bytes | None = None
+    shared: SharedSlice | None = None
 
     @property
-    def source(self) -> str | bytes:
-        """What ingest takes: the bytes, or the path of the temp file."""
-        return self.data if self.data is not None else self.path
+    def source(self) -> str | bytes | SharedSlice:
+        """What ingest takes: the bytes, the shared slice, or the path of the temp file."""
+        if self.data is not None:
+            return self.data
+        return self.shared if self.shared is not None else self.path
 
     @property
     def content_type(self) -> str:
@@ -58,21 +65,28 @@ class MultipartSplitter:
         self.spool_dir = spool_dir
         # The first boundary may start the body: pretend a line break came before it.
         self.buf = b"\r\n"
+        self.limit = len(self.buf)  # where the bytes of buf end (a whole body's buffer may be longer)
         self.pos = 0  # where the unread bytes of buf start (slicing a 1 MB buffer per part costs)
         self.eof = False
         self.started = False
         self.closed = False
         self.parts = 0
+        self.shared: SharedBuffer | None = None  # see whole()
 
     @classmethod
-    def whole(cls, body: bytes, boundary: str, spool_dir: str) -> MultipartSplitter:
-        """A splitter over a body already in memory: parts are cut from it, nothing is read."""
+    def whole(cls, body, boundary: str, spool_dir: str, shared: SharedBuffer | None = None,
+              length: int | None = None) -> MultipartSplitter:
+        """A splitter over a body already in memory: its first ``length`` bytes (default: all) of
+        ``body`` (bytes-like, with ``find``); parts are cut from it, nothing is read. When ``body`` is
+        the memory of ``shared`` (a buffer the workers can read), big parts are handed out as slices of
+        it instead of being copied to temp files."""
         splitter = cls(None, boundary, spool_dir)
         splitter.eof = True
-        if body.startswith(splitter.delimiter[2:]):  # no preamble: start right after the first delimiter
-            splitter.buf, splitter.pos, splitter.started = body, len(splitter.delimiter) - 2, True
-        else:
-            splitter.buf = b"\r\n" + body
+        splitter.buf = body  # a preamble ends with the line break of the first delimiter
+        splitter.limit = len(body) if length is None else length
+        splitter.shared = shared if shared is not None and shared.path else None
+        if splitter._ahead(len(splitter.delimiter) - 2) == splitter.delimiter[2:]:  # no preamble
+            splitter.pos, splitter.started = len(splitter.delimiter) - 2, True
         return splitter
 
     def _fill(self) -> bool:
@@ -83,28 +97,33 @@ class MultipartSplitter:
             self.eof = True
             return False
         self.buf = self.buf[self.pos:] + data
+        self.limit = len(self.buf)
         self.pos = 0
         return True
 
+    def _ahead(self, n: int) -> bytes:
+        """The next ``n`` unread bytes (fewer at the end)."""
+        return self.buf[self.pos:min(self.pos + n, self.limit)]
+
     def _unread(self) -> int:
-        return len(self.buf) - self.pos
+        return self.limit - self.pos
 
     def _find(self, needle: bytes, limit: int | None, what: str) -> int:
         """Index of ``needle`` in the buffer, reading more as needed; an error past ``limit`` or EOF."""
         start = self.pos
         while True:
-            i = self.buf.find(needle, start)
+            i = self.buf.find(needle, start, self.limit)
             if i >= 0:
                 return i
             if limit is not None and self._unread() > limit:
                 raise MultipartError(f"{what} is too long")
-            start = max(self.pos, len(self.buf) - len(needle) + 1) - self.pos  # offset once refilled
+            start = max(self.pos, self.limit - len(needle) + 1) - self.pos  # offset once refilled
             if not self._fill():
                 raise MultipartError(f"the body ends inside {what}")
 
     def _skip_preamble(self) -> None:
-        while (i := self.buf.find(self.delimiter, self.pos)) < 0:
-            self.pos = max(self.pos, len(self.buf) - (len(self.delimiter) - 1))
+        while (i := self.buf.find(self.delimiter, self.pos, self.limit)) < 0:
+            self.pos = max(self.pos, self.limit - (len(self.delimiter) - 1))
             if not self._fill():
                 raise MultipartError("no boundary delimiter found in the body")
         self.pos = i + len(self.delimiter)
@@ -118,7 +137,7 @@ class MultipartSplitter:
             self.started = True
         while self._unread() < 2 and self._fill():
             pass
-        if self.buf.startswith(b"--", self.pos):
+        if self._ahead(2) == b"--":
             self.closed = True
             return None
         end = self._find(b"\r\n", MAX_PADDING, "a boundary line")
@@ -127,7 +146,7 @@ class MultipartSplitter:
         self.pos = end + 2
         while self._unread() < 2 and self._fill():
             pass
-        if self.buf.startswith(b"\r\n", self.pos):
+        if self._ahead(2) == b"\r\n":
             raw_headers = b""
             self.pos += 2
         else:
@@ -135,6 +154,8 @@ class MultipartSplitter:
             raw_headers = self.buf[self.pos:end]
             self.pos = end + 4
         headers = _parse_headers(raw_headers)
+        if self.shared is not None:
+            return self._shared_part(headers)
         chunks: list[bytes] = []
         size = 0
         out = path = None
@@ -142,7 +163,9 @@ class MultipartSplitter:
             for piece in self._body_pieces():
                 if out is None and size + len(piece) > IN_MEMORY_PART:
                     fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
-                    out = os.fdopen(fd, "wb")
+                    os.close(fd)
+                    path = UncachedPath(path)  # written once, read once by the parser: no page cache
+                    out = UncachedWriter(path)
                     out.writelines(chunks)
                     chunks = []
                 if out is None:
@@ -152,7 +175,8 @@ class MultipartSplitter:
                 size += len(piece)
         except BaseException:
             if out is not None:
-                out.close()
+                out.abort()
+            if path is not None:
                 os.unlink(path)
             raise
         if out is not None:
@@ -160,17 +184,29 @@ class MultipartSplitter:
         self.parts += 1
         return Part(headers, path, size, None if out is not None else b"".join(chunks))
 
+    def _shared_part(self, headers: dict[str, str]) -> Part:
+        """The current part of a whole shared body: small ones copied, big ones as slices."""
+        end = self.buf.find(self.delimiter, self.pos, self.limit)
+        if end < 0:
+            raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")
+        start, self.pos = self.pos, end + len(self.delimiter)
+        self.parts += 1
+        size = end - start
+        if size <= IN_MEMORY_PART:
+            return Part(headers, None, size, bytes(memoryview(self.buf)[start:end]))
+        return Part(headers, None, size, shared=self.shared.slice(start, size))
+
     def _body_pieces(self):
         """The bytes of the current part's body, piece by piece, up to the next delimiter."""
         keep = len(self.delimiter) - 1
         while True:
-            i = self.buf.find(self.delimiter, self.pos)
+            i = self.buf.find(self.delimiter, self.pos, self.limit)
             if i >= 0:
                 start, self.pos = self.pos, i + len(self.delimiter)
                 yield memoryview(self.buf)[start:i]
                 return
             if self._unread() > keep:
-                start, self.pos = self.pos, len(self.buf) - keep
+                start, self.pos = self.pos, self.limit - keep
                 yield memoryview(self.buf)[start:self.pos]
             if not self._fill():
                 raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")

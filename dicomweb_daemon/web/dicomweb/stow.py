@@ -1,6 +1,6 @@
 """STOW-RS store (PS3.18 §10.5): ``multipart/related; type="application/dicom"`` bodies split part
-by part from the spooled request file, ingested by batches (one parse per part), and the Store Instances
-Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
+by part (in memory, or from the spooled request file), ingested by batches (one parse per part), and
+the Store Instances Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,7 @@ from ...storage.ingest import StoreAnswer
 from ...storage.uploads import open_spooled
 from ...threads import in_io, in_split
 from ..routing import route
+from ..site import MemoryBody
 from .dataset_answers import accepted_format, json_answer, xml_answer
 from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
 
@@ -109,8 +110,13 @@ class StowRoutes:
             splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
         else:  # the body is in memory (it fit the site's budget): split it there
             source = None
-            splitter = await in_io(lambda: MultipartSplitter.whole(request.content.getvalue(), boundary,
-                                                                   self.daemon.spool_dir))
+            body = request.content  # a MemoryBody, or a BytesIO when small
+            if isinstance(body, MemoryBody):
+                data, length = body.received()
+                splitter = await in_io(MultipartSplitter.whole, data, boundary, self.daemon.spool_dir,
+                                       body.shared, length)
+            else:
+                splitter = MultipartSplitter.whole(body.getvalue(), boundary, self.daemon.spool_dir)
         batch: list[Part] = []
         storing = None  # the previous batch being stored while the next one is split
         try:
