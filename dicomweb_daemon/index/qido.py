@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .qido_matching import Filter, register_functions
 from .qido_render import ResultPlan, descend, main_level
@@ -40,6 +41,13 @@ def _chunks(items: list, size: int = 900):
         yield items[i : i + size]
 
 
+@lru_cache(maxsize=256)
+def _plan(level: int, fields: tuple[int, ...], all_fields: bool) -> ResultPlan:
+    """Plans are built once per kind of query (a viewer sends the same few over and over): building
+    one costs as much as running a small query."""
+    return ResultPlan(level, list(fields), all_fields)
+
+
 class QidoMixin:
     """QIDO-RS matching and result attributes, in SQL."""
 
@@ -54,7 +62,7 @@ class QidoMixin:
             register_functions(conn)
             self._local.qido_conn = conn
         fields = list(dict.fromkeys([*q.fields, *((f.path or (f.tag,))[0] for f in q.filters)]))
-        plan = ResultPlan(q.level, fields, q.all_fields)
+        plan = _plan(q.level, tuple(fields), q.all_fields)
         joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
         sql = self._qido_select(q.level, joins, conds)
         if not post:
