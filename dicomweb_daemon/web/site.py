@@ -31,7 +31,6 @@ class MemoryBody(io.RawIOBase):
         # shared_body.py); it may be longer than the body.
         self.shared = SharedBuffer(length)
         self.data = self.shared.map
-        self.length = length
         self.end = 0  # bytes received
         self.pos = 0
 

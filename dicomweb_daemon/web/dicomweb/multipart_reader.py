@@ -1,6 +1,7 @@
 """Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part, from
-memory or from its spooled file; small parts stay in memory, bigger ones are written to their own temp
-file (around the page cache): a body of any size is never in memory whole unless it came that way.
+memory or from its spooled file. Small parts are copied out; bigger ones are slices of the body when it
+is in memory shared with the worker processes, else written to their own temp file (around the page
+cache): a body of any size is never in memory whole unless it came that way.
 
 The methods block: call them in an io thread.
 """
