@@ -7,6 +7,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from . import shared_body
 from .index.writes import Origin
 from .storage.ingest import Ingest
 from .threads import configure_processes, in_db, in_db_write, in_io
@@ -119,6 +120,7 @@ class MaintenanceService(service.Service):
         return super().stopService()
 
     def _tick(self):
+        shared_body.release_idle(shared_body.IDLE_SECONDS)
         d = defer.ensureDeferred(in_db_write(self.daemon.index.mark_stable, self.daemon.settings.StableAge))
         d.addErrback(lambda f: log.failure("stability check failed", f))
         return d

@@ -11,13 +11,15 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 
 # Buffers of finished requests are kept for the next ones, up to this much memory: a fresh buffer
 # costs a page fault and a zeroed page per 4 KB written (a quarter of the CPU the daemon spends on a
-# STOW-RS request of large instances), a reused one nothing.
+# STOW-RS request of large instances), a reused one nothing. Unused for IDLE_SECONDS, they are freed.
 POOL_LIMIT = 128 << 20
+IDLE_SECONDS = 60.0
 MIN_CAPACITY = 1 << 20
 
 
@@ -26,6 +28,7 @@ class _Memory:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
+        self.idle_since = 0.0  # when it was last given back to the pool
         self.path: str | None = None
         self.fd = -1
         if hasattr(os, "memfd_create"):
@@ -44,6 +47,14 @@ class _Memory:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def release(self) -> None:
+        """Give the memory back to the system."""
+        try:
+            self.map.close()
+        except BufferError:
+            pass  # a view of it is still somewhere: unmapped once that is gone
+        self.close()
 
 
 _pool: dict[int, list[_Memory]] = {}
@@ -66,10 +77,26 @@ def _give_back(memory: _Memory) -> None:
     global _pooled
     with _lock:
         if _pooled + memory.capacity <= POOL_LIMIT:
+            memory.idle_since = time.monotonic()
             _pool.setdefault(memory.capacity, []).append(memory)
             _pooled += memory.capacity
             return
-    memory.close()
+    memory.release()
+
+
+def release_idle(seconds: float) -> int:
+    """Give back to the system the pooled memory unused for ``seconds`` (the daemon calls this now
+    and then): what a burst of uploads needed is not held for ever. Returns the bytes released."""
+    global _pooled
+    now = time.monotonic()
+    with _lock:
+        old = [m for free in _pool.values() for m in free if now - m.idle_since >= seconds]
+        for m in old:
+            _pool[m.capacity].remove(m)
+            _pooled -= m.capacity
+    for m in old:
+        m.release()
+    return sum(m.capacity for m in old)
 
 
 class SharedBuffer:

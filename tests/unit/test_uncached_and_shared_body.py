@@ -128,3 +128,15 @@ def test_a_slice_a_worker_cannot_open_is_left_to_the_daemon():
 
     unreachable = SharedSlice("/proc/self/fd/999999", 0, 10)
     assert parse_files([unreachable, b"not DICOM"], "ISO_IR 100")[0] is None
+
+
+def test_pooled_memory_unused_for_a_while_goes_back_to_the_system():
+    """Memory kept for the next uploads is freed once it has stayed unused long enough."""
+    buf = SharedBuffer(3 << 20)
+    memory = buf.map
+    del buf
+    gc.collect()
+    assert shared_body.release_idle(3600) == 0  # just given back: kept
+    assert shared_body.release_idle(0) >= 4 << 20
+    assert memory.closed
+    assert shared_body._pooled == 0
