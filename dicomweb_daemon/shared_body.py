@@ -104,16 +104,12 @@ class SharedBuffer:
     shareable). :attr:`map` may be longer than ``length``: what lies past it is left from an earlier use."""
 
     def __init__(self, length: int):
-        self.length = length
         memory = _take(max(MIN_CAPACITY, 1 << (max(length, 1) - 1).bit_length()))
         self.map = memory.map
         self.path = memory.path
         # The memory (and its descriptor) goes back to the pool only once neither this buffer nor any
         # slice handed out is referenced: a path given to a worker always names this very buffer.
         weakref.finalize(self, _give_back, memory)
-
-    def __len__(self) -> int:
-        return self.length
 
     def slice(self, offset: int, length: int) -> SharedSlice:
         return SharedSlice(self.path or "", offset, length, self)
@@ -131,9 +127,6 @@ class SharedSlice:
 
     def __reduce__(self):
         return SharedSlice, (self.path, self.offset, self.length)
-
-    def __len__(self) -> int:
-        return self.length
 
     def view(self) -> memoryview:
         """The bytes in place (in the daemon only)."""

@@ -39,14 +39,15 @@ def _aligned_buffer(size: int) -> mmap.mmap:
 
 
 class UncachedWriter:
-    """Writes the file at ``path`` (created if need be, emptied) with O_DIRECT, as a file object would."""
+    """Writes the file at ``path`` (created if need be, emptied) with O_DIRECT, as a file object would
+    (through the page cache when ``direct`` is false)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, direct: bool = True):
         self.path = path
-        self.direct = bool(_O_DIRECT)
+        self.direct = direct and bool(_O_DIRECT)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         try:
-            self.fd = os.open(path, flags | _O_DIRECT, 0o644)
+            self.fd = os.open(path, flags | (_O_DIRECT if self.direct else 0), 0o644)
         except OSError as e:
             if e.errno != errno.EINVAL or not self.direct:
                 raise
@@ -74,7 +75,7 @@ class UncachedWriter:
         """Write what is left (the last partial block through the page cache), fsync if ``sync``
         (O_DIRECT data may still sit in the device's cache, and the file's size is metadata), close."""
         try:
-            whole = self.fill - self.fill % ALIGN
+            whole = self.fill - self.fill % ALIGN if self.direct else self.fill  # O_DIRECT takes whole blocks
             if whole:
                 self._write_out(whole)
             if self.fill > whole:
@@ -114,8 +115,11 @@ def read_uncached(path: str) -> bytes:
     except OSError as e:
         if e.errno != errno.EINVAL:
             raise
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return _read_rest(fd, b"")
+        finally:
+            os.close(fd)
     try:
         size = os.fstat(fd).st_size
         span = -(-size // ALIGN) * ALIGN or ALIGN
@@ -137,7 +141,7 @@ def read_uncached(path: str) -> bytes:
 
 
 def _read_rest(fd: int, head: bytes) -> bytes:
-    """O_DIRECT refused mid-way (alignment): read what is left through the page cache."""
+    """What follows ``head`` in the file, through the page cache (O_DIRECT refused at open or mid-way)."""
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
     chunks = [head]
     offset = len(head)

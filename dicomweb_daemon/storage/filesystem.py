@@ -12,7 +12,8 @@ from zope.interface import implementer
 from ..interfaces import IStorageArea
 from ..uncached import UncachedWriter
 
-# Files from this size on are written around the page cache: cheaper for the CPU than buffered writes.
+# Files from this size on are written around the page cache: cheaper for the CPU than buffered writes
+# (smaller ones are mostly their last, partial block, which goes through the page cache anyway).
 UNCACHED_WRITE = 64 << 10
 
 
@@ -87,26 +88,14 @@ class FilesystemStorage:
         Not atomic at the final path, and need not be: the index row comes after this returns, a
         reader never sees the file before, and a crash leaves an orphan that the start-up sweep removes."""
         target = self._file(uuid)
-        if len(data) >= UNCACHED_WRITE:
-            out = self._placed(target, lambda: UncachedWriter(target))
-            try:
-                out.write(data)
-            except BaseException:
-                out.abort()
-                raise
-            out.close(sync=self.sync)
-            if self.sync:
-                _fsync_path(os.path.dirname(target))
-            return
-        fd = self._placed(target, lambda: os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        direct = len(data) >= UNCACHED_WRITE
+        out = self._placed(target, lambda: UncachedWriter(target, direct=direct))
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if self.sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+            out.write(data)
+        except BaseException:
+            out.abort()
+            raise
+        out.close(sync=self.sync)
         if self.sync:
             _fsync_path(os.path.dirname(target))
 

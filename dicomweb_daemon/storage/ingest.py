@@ -72,10 +72,10 @@ class Ingest:
             raise result
         return result
 
-    async def store_paths(self, paths: list[str | bytes], origin: str | Origin = "RestApi",
+    async def store_paths(self, paths: list[str | bytes | SharedSlice], origin: str | Origin = "RestApi",
                           check: Check | None = None) -> list[Outcome]:
-        """Ingest several files, each a path or the file's bytes; one answer or error per file, in order.
-        Every path is consumed.
+        """Ingest several files, each a path, the file's bytes or a slice of a shared request body; one
+        answer or error per file, in order. Every path is consumed.
 
         ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...).
         ``check(parsed)`` may refuse a parsed instance before anything is stored, by returning the
@@ -98,8 +98,8 @@ class Ingest:
         try:
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
             # several files, or several clients at once, are parsed by the worker processes: by
-            # path, or by value for the small STOW-RS parts held in memory (bigger parts are spilled
-            # to files by the multipart splitter: piping them would cost more than parsing them).
+            # path, by value for the small STOW-RS parts, or from the request body they share with
+            # the daemon for the big ones (piping those would cost more than parsing them).
             if has_processes() and (len(paths) > 1 or self.in_flight > 1):
                 # One call per worker, not per file: each call costs a round trip between processes.
                 size = -(-len(paths) // process_count())
@@ -236,10 +236,10 @@ def _parse_one(source: str | bytes | SharedSlice, charset: str) -> ParsedInstanc
         return e
 
 
-def _unlink_all(paths: list[str | bytes]) -> None:
+def _unlink_all(paths: list) -> None:
     for path in paths:
         if not isinstance(path, str):
-            continue  # bytes: nothing on disk
+            continue  # bytes or a shared slice: nothing on disk
         try:
             os.unlink(path)
         except FileNotFoundError:

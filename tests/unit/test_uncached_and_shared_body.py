@@ -19,12 +19,14 @@ from dicomweb_daemon.web.dicomweb.multipart_reader import MultipartSplitter
 SIZES = [0, 1, 4095, 4096, 4097, 300_001, uncached.BOUNCE, uncached.BOUNCE + 1, 3 * uncached.BOUNCE + 12345]
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("size", SIZES)
-def test_uncached_file_round_trip(tmp_path, size):
-    """Written in uneven pieces (full blocks direct, the tail through the cache), read back exactly."""
+def test_uncached_file_round_trip(tmp_path, size, direct):
+    """Written in uneven pieces (full blocks direct, the tail through the cache; or all through the
+    cache when asked), read back exactly."""
     data = random.Random(size).randbytes(size)
     path = str(tmp_path / "f")
-    out = UncachedWriter(path)
+    out = UncachedWriter(path, direct=direct)
     pos = 0
     for piece in (1, 5000, 70_000, 1 << 20, size):
         out.write(data[pos:pos + piece])
