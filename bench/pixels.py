@@ -124,9 +124,9 @@ def main() -> None:
     # What the rendered route does: the DICOM JSON and frame table of ingest, no file parsing.
     import zlib
 
-    from dicomweb_daemon.dicom.parsing import parse_file
+    from dicomweb_daemon.dicom.parsing import parse_buffer
 
-    parsed = parse_file(single)
+    parsed = parse_buffer(open(single, "rb").read())
     blob = zlib.compress(parsed.metadata_json)
     for label, key in (("cold", None), ("warm", "ct512")):
         calls = []

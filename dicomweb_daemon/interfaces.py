@@ -8,12 +8,10 @@ from zope.interface import Attribute, Interface
 
 
 class IStorageArea(Interface):
-    """Where the files live. Every method blocks: call it from the ``io`` pool.
+    """Where the files live. Every method blocks: call it from an io or ingest thread.
 
-    Two optional methods, used by ingest when a storage has them (not part of the interface, so that
-    a plugin needs neither): ``write(uuid, kind, data)`` stores bytes already in memory (small STOW-RS
-    parts) as ``create`` would; ``prepare(source_path)`` starts a file that ``create`` will be given
-    on its way to the disk while it is parsed."""
+    A storage may provide optional capabilities, each its own interface below (checked with
+    ``providedBy``): :class:`IDirectWrites`, :class:`IStaging`."""
 
     name = Attribute("Name selected by the configuration key Backends.Storage")
 
@@ -44,25 +42,72 @@ class IStorageArea(Interface):
         """Yield ``(uuid, kind)`` of everything stored, for recovery sweeps (io pool)."""
 
 
+class IDirectWrites(Interface):
+    """Optional capability of a storage area: it stores bytes already in memory itself (small or
+    shared STOW-RS parts), without a temp file given to ``create``."""
+
+    def write(uuid, kind, data):  # noqa: N805
+        """Store the bytes-like ``data`` durably under ``(uuid, kind)`` (ingest or store thread).
+
+        Need not be atomic: the index row comes after it returns, and a crash meanwhile leaves a
+        file the start-up recovery removes (the file journal names it)."""
+
+
+class IStaging(Interface):
+    """Optional capability of a storage area with local files: ingest spools uploads into its
+    ``staging_folder`` so that ``create`` takes them by a rename, and may start a file's way to the
+    disk while it is parsed."""
+
+    staging_folder = Attribute("A folder on the storage's own filesystem for files on their way in")
+
+    def prepare(source_path):  # noqa: N805
+        """Start making the file at ``source_path`` durable (its fsync), before ``create`` is given it."""
+
+
 class IIndex(Interface):
     """The database of resources, tags, attachments, changes and exports.
 
-    Every method blocks: call it through :func:`dicomweb_daemon.threads.in_db`."""
+    Every method blocks. Reads run in any db thread (``in_db``). Writes run in the db_write thread
+    (``in_db_write``), except ingest's (``store_many``, ``reserve_files``), which run in ingest's
+    own threads so that the files of a batch and their index rows are written by the same thread:
+    an index serializes its writes itself (SQLite: one lock around each write transaction).
+
+    The file journal: every file ingest places in the storage is first recorded as pending
+    (``reserve_files``), and every file a write stops referencing (deleted, replaced, recycled) is
+    recorded in the same transaction; rows are forgotten once the file is referenced or removed.
+    After a crash, start-up looks at the pending files of its ``owner`` only: that costs the
+    number of files in flight, not the size of the storage."""
 
     name = Attribute("Name selected by the configuration key Backends.Index")
 
     def open(settings):  # noqa: N805
         """Return a ready index for ``settings`` (schema created or migrated; start-up thread)."""
 
-    # -- writes: the single db_write thread (in_db_write) ------------------------------------
+    owner = Attribute("Who this daemon is in the file journal (host and HTTP port): a daemon "
+                      "recovers only its own pending files")
+
+    # -- ingest's writes: ingest threads ------------------------------------------------------
     def store_many(items, overwrite=False, origin=None, max_storage_mb=0, max_patients=0,  # noqa: N805
                    recycle=False):
         """Index ``[(ParsedInstance, file uuid)]`` in one transaction; a StoreResult or error each.
 
-        Over a quota, ``recycle`` deletes the least recently updated unprotected patients first."""
+        Over a quota, ``recycle`` deletes the least recently updated unprotected patients first. The
+        files it stops referencing (replaced, recycled) are recorded as pending in the transaction."""
 
+    def reserve_files(uuids):  # noqa: N805
+        """Record file names as pending before their files are written (one commit)."""
+
+    # -- writes: the db_write thread (in_db_write) ----------------------------------------------
     def delete(public_id, level):  # noqa: N805
-        """Delete a resource, its descendants and emptied ancestors: (file uuids, remaining ancestor)."""
+        """Delete a resource, its descendants and emptied ancestors: (file uuids, remaining ancestor).
+
+        The files are recorded as pending in the same transaction, to be removed after it."""
+
+    def forget_files(uuids):  # noqa: N805
+        """Drop pending rows: their files are referenced by an instance now, or removed."""
+
+    def mark_journal_complete():  # noqa: N805
+        """Record that every file in the storage is known to the index or to the journal."""
 
     def mark_stable(stable_age):  # noqa: N805
         """Mark resources without news for ``stable_age`` seconds as stable, logging Stable* changes."""
@@ -139,6 +184,12 @@ class IIndex(Interface):
 
     def unreferenced_files(uuids):  # noqa: N805
         """Those of ``uuids`` that no instance references (crash leftovers)."""
+
+    def pending_files(owner=None):  # noqa: N805
+        """The pending file names of ``owner`` (all owners: None), for recovery."""
+
+    def journal_complete():  # noqa: N805
+        """Whether the journal has covered every file since the storage was last swept whole."""
 
     # -- DICOMweb reads: any db thread (in_db) ------------------------------------------------
     def qido(query):  # noqa: N805

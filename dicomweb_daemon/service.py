@@ -1,4 +1,5 @@
-"""The daemon: its state (settings, storage, index, ingest) and its services in start-up order."""
+"""The daemon: its state (settings, storage, index, ingest) and its services in start-up order:
+threads, store (crash recovery), maintenance, HTTP."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,13 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from . import shared_body
 from .index.writes import Origin
+from .interfaces import IStaging
+from .storage import journal
 from .storage.ingest import Ingest
-from .threads import configure_processes, in_db, in_db_write, in_io
+from .storage.shared_memory import BodyMemory
+from .storage.spool import Spool
+from .threads import ThreadsService, in_db, in_db_write
 
 log = Logger()
 
@@ -22,22 +26,11 @@ class Daemon:
         self.settings = settings
         self.storage = storage
         self.index = index
-        self.spool_dir = getattr(storage, "tmp", None) and str(storage.tmp) or _own_spool(settings)
-        self.ingest = Ingest(storage, index, settings, self.spool_dir)
-
-    async def spooled_body(self, request) -> str:
-        """The request body as a file path that ingest may consume."""
-        return (await self.spooled_upload(request))[0]
-
-    async def spooled_upload(self, request) -> tuple[str, bytes]:
-        """The request body as a file path that ingest may consume, and its first 4 bytes (one hop)."""
-        spooled = getattr(request, "spool_path", None)
-        if spooled:
-            request.spool_path = None  # ingest owns it now
-            return await in_io(_flush_and_peek, request.content, spooled)
-        request.content.seek(0)
-        data = request.content.read()
-        return await in_io(_write_temp, self.spool_dir, data), data[:4]
+        folder = storage.staging_folder if IStaging.providedBy(storage) else \
+            os.path.join(os.path.abspath(settings.StorageDirectory), "tmp")
+        self.spool = Spool(folder)
+        self.body_memory = BodyMemory()  # request bodies held in memory, shared with the workers
+        self.ingest = Ingest(storage, index, settings, self.spool)
 
     @staticmethod
     def origin(request, name: str) -> Origin:
@@ -48,8 +41,7 @@ class Daemon:
 
     async def delete(self, public_id: str, level: str | None = None) -> dict | None:
         files, remaining = await in_db_write(self.index.delete, public_id, level)
-        for uuid in files:
-            await in_io(self.storage.remove, uuid, "dicom")
+        await self.ingest.remove(files)  # journaled by the deletion: a crash now loses nothing
         return remaining
 
     async def resource_metadata(self, public_id: str, level: str) -> dict[str, str]:
@@ -77,29 +69,25 @@ class Daemon:
         return await in_db(self.index.requested_tags, ids, names)
 
 
-def _own_spool(settings) -> str:
-    path = os.path.join(os.path.abspath(settings.StorageDirectory), "tmp")
-    os.makedirs(path, exist_ok=True)
-    return path
+class StoreService(service.Service):
+    """Start-up of the storage: what a crash left in the spool and in the storage is removed before
+    anything is served (bounded by the files that were in flight, see storage/journal.py)."""
 
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
 
-def _flush_and_peek(content, path: str) -> tuple[str, bytes]:
-    content.flush()
-    with open(path, "rb") as f:
-        return path, f.read(4)
-
-
-def _write_temp(folder: str, data: bytes) -> str:
-    import tempfile
-
-    fd, path = tempfile.mkstemp(prefix="body-", dir=folder)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return path
+    def startService(self):  # noqa: N802 - Twisted API
+        super().startService()
+        swept = self.daemon.spool.sweep()
+        if swept:
+            log.info("recovery: removed {count} temp files of interrupted uploads", count=swept)
+        journal.recover(self.daemon.index, self.daemon.storage)
 
 
 class MaintenanceService(service.Service):
-    """Marks resources stable after StableAge, and sweeps files orphaned by a crash."""
+    """Now and then: marks resources stable after StableAge, forgets settled rows of the file
+    journal, gives back body memory unused for a while; once: the sweep of storages written before
+    the file journal existed."""
 
     def __init__(self, daemon: Daemon):
         self.daemon = daemon
@@ -107,23 +95,31 @@ class MaintenanceService(service.Service):
 
     def startService(self):  # noqa: N802 - Twisted API
         super().startService()
-        workers = self.daemon.settings.IngestWorkers
-        configure_processes(os.cpu_count() or 1 if workers < 0 else workers, ("dicomweb_daemon.dicom.parsing",))
         age = self.daemon.settings.StableAge
         self.loop.start(min(1.0, age / 2), now=False)
-        defer.ensureDeferred(self.daemon.ingest.sweep_orphans()).addErrback(
-            lambda f: log.failure("orphan sweep failed", f))
+        defer.ensureDeferred(journal.sweep_unjournaled(self.daemon.index, self.daemon.storage)).addErrback(
+            lambda f: log.failure("the sweep of unreferenced files failed", f))
 
     def stopService(self):  # noqa: N802 - Twisted API
         if self.loop.running:
             self.loop.stop()
+        self.daemon.body_memory.close()
         return super().stopService()
 
     def _tick(self):
-        shared_body.release_idle(shared_body.IDLE_SECONDS)
-        d = defer.ensureDeferred(in_db_write(self.daemon.index.mark_stable, self.daemon.settings.StableAge))
-        d.addErrback(lambda f: log.failure("stability check failed", f))
+        self.daemon.body_memory.release_idle()
+        d = defer.ensureDeferred(self._maintain())
+        d.addErrback(lambda f: log.failure("maintenance failed", f))
         return d
+
+    async def _maintain(self) -> None:
+        await in_db_write(self.daemon.index.mark_stable, self.daemon.settings.StableAge)
+        await in_db_write(self.daemon.ingest.journal.flush)
+
+
+def make_threads_service(settings) -> ThreadsService:
+    workers = settings.IngestWorkers
+    return ThreadsService(os.cpu_count() or 1 if workers < 0 else workers, ("dicomweb_daemon.storage.sources",))
 
 
 def make_http_service(daemon: Daemon) -> service.Service:

@@ -39,10 +39,13 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         sys.stderr.write(f"dicomweb: {e}\n")
         raise SystemExit(1) from None
 
-    from .service import Daemon, MaintenanceService, make_http_service
+    from .service import Daemon, MaintenanceService, StoreService, make_http_service, make_threads_service
 
     daemon = Daemon(settings, storage, index)
     top = service.MultiService()
+    # Started in this order, stopped in the reverse one: the pools outlive everything that uses them.
+    make_threads_service(settings).setServiceParent(top)
+    StoreService(daemon).setServiceParent(top)
     MaintenanceService(daemon).setServiceParent(top)
     make_http_service(daemon).setServiceParent(top)
     return top

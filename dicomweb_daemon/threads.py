@@ -1,54 +1,81 @@
-"""The named thread pools (db, cpu, io) and the only way across: ``in_db``, ``in_cpu``, ``in_io``.
+"""The daemon's thread pools and worker processes, and the only way across: ``in_db``, ``in_cpu``...
 
-The reactor thread parses HTTP and orchestrates; anything that blocks runs in one of these.
-``in_process`` runs pure-Python CPU work (DICOM parsing at ingest) in worker processes, because
-threads share one GIL: with it, parsing uses every core instead of one.
+The reactor thread parses HTTP and orchestrates; anything that blocks runs in one of these pools.
+They exist only while :class:`ThreadsService` runs (the daemon's first child service, so it starts
+before and stops after everything that uses them): nothing is created at import time, and a call
+into a pool that is not running fails at once instead of starting threads nobody will stop.
+
+Twisted pools (``in_*`` helpers, for work started from the reactor):
+  db (4) index reads · db_write (1) index writes · cpu (2) pixel work, hashing, parsing ·
+  io (8) file reads and writes · ingest (8) one ingest's storing step · split (1) cutting uploads
+Executors (for work a pool thread fans out and waits for, see :func:`executor`):
+  store (16) files of a batch written and fsynced in parallel · hash (4) files parsed in parallel
+Worker processes (``in_process``): DICOM parsing at ingest past the GIL (``IngestWorkers``).
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from twisted.application import service
 from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 T = TypeVar("T")
 
+POOL_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8, "split": 1}
+EXECUTOR_SIZES = {"store": 16, "hash": 4}
+
 _pools: dict[str, ThreadPool] = {}
-_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8, "split": 1}
+_executors: dict[str, ThreadPoolExecutor] = {}
+_processes: list = []  # [ProcessPoolExecutor] while the service runs with worker processes
 
 
-def pool(name: str) -> ThreadPool:
-    """Return the pool ``name``, started on first use and stopped with the reactor."""
-    tp = _pools.get(name)
-    if tp is None:
-        size = _SIZES[name]
-        tp = _pools[name] = ThreadPool(minthreads=0, maxthreads=size, name=f"dicomweb-{name}")
-        tp.start()
-        reactor.addSystemEventTrigger("during", "shutdown", _stop, name)
-    return tp
+class PoolsNotRunning(RuntimeError):
+    """Work was handed to a pool while :class:`ThreadsService` is not running."""
 
 
-_processes: list = []  # [ProcessPoolExecutor] once configured
+class ThreadsService(service.Service):
+    """Creates, starts and stops every pool and worker process of the daemon."""
+
+    def __init__(self, workers: int = 0, preload: tuple[str, ...] = ()):
+        self.workers = workers  # worker processes for in_process (0: its work runs in cpu threads)
+        self.preload = preload  # modules each worker imports when it starts, not on its first task
+
+    def startService(self) -> None:  # noqa: N802 - Twisted API
+        super().startService()
+        for name, size in POOL_SIZES.items():
+            tp = _pools[name] = ThreadPool(minthreads=0, maxthreads=size, name=f"dicomweb-{name}")
+            tp.start()
+        for name, size in EXECUTOR_SIZES.items():
+            _executors[name] = ThreadPoolExecutor(size, thread_name_prefix=f"dicomweb-{name}")
+        if self.workers > 0:
+            _processes.append(_start_processes(self.workers, self.preload))
+
+    def stopService(self) -> None:  # noqa: N802 - Twisted API
+        super().stopService()
+        while _processes:
+            _processes.pop().shutdown(wait=False, cancel_futures=True)
+        for name in list(_executors):
+            _executors.pop(name).shutdown(wait=False, cancel_futures=True)
+        for name in list(_pools):
+            _pools.pop(name).stop()
 
 
-def configure_processes(workers: int, preload: tuple[str, ...] = ()) -> None:
-    """Use ``workers`` processes for ``in_process`` (0: run in the cpu threads instead); each worker
-    imports the ``preload`` modules when it starts, not on its first task."""
-    if workers <= 0 or _processes:
-        return
+def _start_processes(workers: int, preload: tuple[str, ...]):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the daemon has threads, and a forked copy of a locked mutex never unlocks.
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker, initargs=(os.getpid(), preload))
-    _processes.append(executor)
     for _ in range(workers):  # start the workers now, not on the first upload
         executor.submit(int)
-    reactor.addSystemEventTrigger("during", "shutdown", executor.shutdown, wait=False, cancel_futures=True)
+    return executor
 
 
 def _start_worker(parent: int, preload: tuple[str, ...]) -> None:
@@ -73,9 +100,21 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def has_processes() -> bool:
-    """Whether ``in_process`` runs in worker processes (else it would be one more thread hop)."""
-    return bool(_processes)
+def pool(name: str) -> ThreadPool:
+    """The running Twisted pool ``name``."""
+    try:
+        return _pools[name]
+    except KeyError:
+        raise PoolsNotRunning(f"the {name!r} thread pool is not running (ThreadsService is stopped)") from None
+
+
+def executor(name: str) -> Executor:
+    """The running executor ``name`` ("store" or "hash"), for a pool thread that fans work out to
+    several threads and waits for it (``submit`` / ``map``)."""
+    try:
+        return _executors[name]
+    except KeyError:
+        raise PoolsNotRunning(f"the {name!r} executor is not running (ThreadsService is stopped)") from None
 
 
 def process_count() -> int:
@@ -100,12 +139,6 @@ async def in_process(f: Callable[..., T], *args: Any) -> T:
 
     _processes[0].submit(f, *args).add_done_callback(lambda future: reactor.callFromThread(fire, future))
     return await done
-
-
-def _stop(name: str) -> None:
-    tp = _pools.pop(name, None)
-    if tp is not None:
-        tp.stop()
 
 
 def _run(name: str, f: Callable[..., T], *args: Any, **kwargs: Any):
@@ -142,3 +175,31 @@ async def in_split(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def in_io(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run file reads and writes in an io thread."""
     return await _run("io", f, *args, **kwargs)
+
+
+async def to_completion(work) -> Any:
+    """The result of ``work``, awaited to its end even when the waiting coroutine is cancelled
+    meanwhile (Klein cancels a handler whose client left): a thread that writes files and commits
+    must be done before anything cleans up after it. The cancellation is raised once it is over."""
+    work = defer.ensureDeferred(work)  # a coroutine runs on its own: cancelling us does not cancel it
+    outcome: list = []
+    waiter = [defer.Deferred()]
+
+    def arrived(result):
+        outcome.append(result)
+        if not waiter[0].called:
+            waiter[0].callback(None)
+
+    work.addBoth(arrived)
+    cancelled = False
+    while not outcome:
+        try:
+            await waiter[0]
+        except defer.CancelledError:
+            cancelled = True
+            waiter[0] = defer.Deferred()
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    if cancelled:
+        raise defer.CancelledError()
+    return outcome[0]

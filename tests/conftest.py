@@ -123,3 +123,32 @@ def daemon(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("daemon")).start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def pools():
+    """The daemon's thread pools, running for one in-process test (parsing in threads)."""
+    from dicomweb_daemon.threads import ThreadsService
+
+    threads = ThreadsService(workers=0)
+    threads.startService()
+    yield threads
+    threads.stopService()
+
+
+def local_daemon_in(folder: Path, config: dict | None = None):
+    """The daemon's state (settings, storage, index, ingest...) on a real SQLite index and real
+    files under ``folder``, without HTTP: what in-process tests call directly."""
+    from dicomweb_daemon.config.settings import validate
+    from dicomweb_daemon.index.sqlite import SqliteIndex
+    from dicomweb_daemon.service import Daemon
+    from dicomweb_daemon.storage.filesystem import FilesystemStorage
+
+    settings, _ = validate({"StorageDirectory": str(folder / "data"), "SyncWrites": False, **(config or {})})
+    return Daemon(settings, FilesystemStorage().open(settings), SqliteIndex().open(settings))
+
+
+@pytest.fixture
+def local_daemon(tmp_path, pools):
+    """:func:`local_daemon_in` a test's own folder, with the pools running."""
+    return local_daemon_in(tmp_path)

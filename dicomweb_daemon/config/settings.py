@@ -96,6 +96,14 @@ class Settings:
     def index_directory(self) -> str:
         return self.values["IndexDirectory"] or self.values["StorageDirectory"]
 
+    @property
+    def node(self) -> str:
+        """Who this daemon is among those sharing an index: its host and HTTP port (two daemons
+        of one host cannot share a port), the same again after a restart."""
+        import socket
+
+        return f"{socket.gethostname()}:{self.values['HttpPort']}"
+
 
 def _check(path: str, value: Any, opt: Option) -> Any:
     kind = opt.kind

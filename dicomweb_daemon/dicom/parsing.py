@@ -5,7 +5,6 @@ import contextlib
 import hashlib
 import io
 import json
-import mmap
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +18,6 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from ..errors import BadFileFormat
-from ..shared_body import SharedSlice
-from ..uncached import UncachedPath, read_uncached
 from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
@@ -172,70 +169,22 @@ def _json_bytes(body: dict, instance_url: str, pixel_vr: str | None) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def parse_file(path: str, default_charset: str = "ISO_IR 100") -> ParsedInstance:
-    """Parse and validate the file at ``path``; raise BadFileFormat saying what is wrong.
+def parse_buffer(data, default_charset: str = "ISO_IR 100") -> ParsedInstance:
+    """Parse and validate a DICOM file held in a buffer (bytes, a mapped file...); raise
+    BadFileFormat saying what is wrong. Nothing here reads a file: the caller has the bytes.
 
     ``default_charset`` decodes text of files without SpecificCharacterSet (Orthanc's DefaultEncoding).
     Common files are read by the fast reader (fast_json.py); the others by pydicom."""
-    if isinstance(path, UncachedPath):  # written around the page cache: read it the same way
-        return parse_bytes(read_uncached(path), default_charset)
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        if size <= 132:
-            f.seek(0)
-            return _parse_with_pydicom(f, default_charset)
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse_buffer(buf, default_charset, lambda: f)
-
-
-def parse_bytes(data: bytes, default_charset: str = "ISO_IR 100") -> ParsedInstance:
-    """Parse and validate a DICOM file held in memory (a small STOW-RS part); as parse_file."""
-    if len(data) <= 132:
-        return _parse_with_pydicom(io.BytesIO(data), default_charset)
-    return _parse_buffer(data, default_charset, lambda: io.BytesIO(data))
-
-
-def _parse_buffer(buf, default_charset: str, reopen) -> ParsedInstance:
-    """The fast reader on ``buf``; pydicom on ``reopen()`` (a file object) when the fast reader declines."""
-    try:
-        return _parse_fast(buf, len(buf), default_charset)
-    except TruncatedFile as e:
-        raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
-    except BadFileFormat:
-        raise
-    except Exception:  # Unsupported, or a surprise: pydicom decides
-        f = reopen()
-        f.seek(0)
-        return _parse_with_pydicom(f, default_charset)
-
-
-def parse_source(source: str | bytes | SharedSlice, default_charset: str) -> ParsedInstance:
-    """Parse a file given by path, by value, or as a slice of a request body shared with this process."""
-    if isinstance(source, SharedSlice):
-        source = source.read()
-    return (parse_bytes if isinstance(source, bytes) else parse_file)(source, default_charset)
-
-
-def parse_files(sources: list[str | bytes | SharedSlice],
-                default_charset: str) -> list[ParsedInstance | BadFileFormat | None]:
-    """Parse several files (one call to a worker process, see :func:`parse_source`); a file that
-    cannot be read gets its error, a shared slice this process cannot open (a /proc that hides the
-    daemon's descriptors) None: the daemon parses it itself."""
-    out: list[ParsedInstance | BadFileFormat | None] = []
-    for source in sources:
-        if isinstance(source, SharedSlice) and source.buffer is None:
-            try:
-                source = source.read()
-            except OSError:
-                out.append(None)
-                continue
+    if len(data) > 132:
         try:
-            out.append(parse_source(source, default_charset))
-        except BadFileFormat as e:
-            out.append(e)
-        except Exception as e:  # noqa: BLE001 - whatever breaks on one file must not fail the others
-            out.append(BadFileFormat("Bad file format", f"unreadable DICOM file: {e}"))
-    return out
+            return _parse_fast(data, len(data), default_charset)
+        except TruncatedFile as e:
+            raise BadFileFormat("Bad file format", f"truncated DICOM file: {e}") from None
+        except BadFileFormat:
+            raise
+        except Exception:  # noqa: BLE001 - Unsupported, or a surprise: pydicom decides
+            pass
+    return _parse_with_pydicom(io.BytesIO(data), default_charset)
 
 
 def _parse_fast(buf, size: int, default_charset: str) -> ParsedInstance:
@@ -295,11 +244,9 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
                      lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
 
 
-def _whole(f):
-    """The whole content of ``f`` as a buffer: mapped for a file, the memory of a BytesIO."""
-    if isinstance(f, io.BytesIO):
-        return contextlib.nullcontext(f.getbuffer())
-    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+def _whole(f: io.BytesIO):
+    """The whole content of ``f`` as a buffer, without a copy."""
+    return contextlib.nullcontext(f.getbuffer())
 
 
 def _dataset_offset(f, meta) -> int:

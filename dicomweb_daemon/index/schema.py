@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS exports (
     date TEXT NOT NULL
 );
 
+-- The file journal: files placed in the storage before their instance row commits, and files a
+-- write stopped referencing, until they are referenced or removed (see IIndex).
+CREATE TABLE IF NOT EXISTS pending_files (
+    uuid TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_files_owner ON pending_files(owner);
+
 CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -1,4 +1,4 @@
-"""The built-in index: SQLite in WAL mode, one connection per thread, writes in one thread."""
+"""The built-in index: SQLite in WAL mode, one connection per thread, one writer at a time."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +14,7 @@ from ..interfaces import IIndex
 from .changes import ChangesMixin
 from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
+from .journal import JournalMixin
 from .matching import FindMixin
 from .qido import QidoMixin
 from .resources import ResourcesMixin
@@ -22,15 +23,16 @@ from .writes import WritesMixin
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, ComputedMixin, DicomwebMixin,
-                  QidoMixin):
+class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, ChangesMixin, FindMixin, ComputedMixin,
+                  DicomwebMixin, QidoMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"
 
-    def __init__(self, path: str | None = None, sync: bool = True):
+    def __init__(self, path: str | None = None, sync: bool = True, owner: str = ""):
         self.path = path
         self.sync = sync
+        self.owner = owner
         self._local = threading.local()
         self._write_lock = threading.Lock()
         if path:
@@ -42,7 +44,7 @@ class SqliteIndex(ResourcesMixin, WritesMixin, ChangesMixin, FindMixin, Computed
     def open(self, settings) -> SqliteIndex:
         folder = os.path.abspath(settings.index_directory)
         os.makedirs(folder, exist_ok=True)
-        return SqliteIndex(os.path.join(folder, "index.sqlite"), settings.SyncWrites)
+        return SqliteIndex(os.path.join(folder, "index.sqlite"), settings.SyncWrites, settings.node)
 
     def _connect(self) -> sqlite3.Connection:
         c = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)

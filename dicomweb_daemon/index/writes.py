@@ -62,6 +62,9 @@ class WritesMixin:
                     seen = before  # what the savepoint created or updated is gone
                     results.append(e)
                 c.execute("RELEASE instance")
+            # Files no longer referenced are journaled with the commit that unreferences them.
+            self.record_pending(c, [f for r in results if isinstance(r, StoreResult)
+                                    for f in ([r.replaced_file] if r.replaced_file else []) + r.recycled_files])
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
@@ -181,6 +184,7 @@ class WritesMixin:
                 c.execute("INSERT INTO changes (change_type, level, public_id, date) "
                           "VALUES ('Deleted', ?, ?, ?)", (prow[1], prow[0], stamp))
                 parent = prow[2]
+            self.record_pending(c, files)
         return files, remaining
 
     def mark_stable(self, stable_age: float) -> int:

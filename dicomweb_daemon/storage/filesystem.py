@@ -9,17 +9,17 @@ import uuid as uuidlib
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from ..interfaces import IStorageArea
-from ..uncached import UncachedWriter
+from ..interfaces import IDirectWrites, IStaging, IStorageArea
+from .uncached import UncachedWriter
 
 # Files from this size on are written around the page cache: cheaper for the CPU than buffered writes
 # (smaller ones are mostly their last, partial block, which goes through the page cache anyway).
 UNCACHED_WRITE = 64 << 10
 
 
-@implementer(IPlugin, IStorageArea)
+@implementer(IPlugin, IStorageArea, IDirectWrites, IStaging)
 class FilesystemStorage:
-    """Files at ``root/ab/cd/abcd...`` (Orthanc's layout); temp files in ``root/tmp``."""
+    """Files at ``root/ab/cd/abcd...`` (Orthanc's layout); uploads are spooled in ``root/tmp``."""
 
     name = "filesystem"
 
@@ -28,13 +28,12 @@ class FilesystemStorage:
         self.sync = sync  # fsync files and folders: a stored file survives a power cut
         self.tmp = self.root / "tmp" if root else None
         self.root_text = str(self.root) if root else ""
-        self.tmp_text = str(self.tmp) if root else ""
+        self.staging_folder = self.tmp_text = str(self.tmp) if root else ""
         self._folders: set[str] = set()
 
     def open(self, settings) -> FilesystemStorage:
         storage = FilesystemStorage(os.path.abspath(settings.StorageDirectory), settings.SyncWrites)
         storage.tmp.mkdir(parents=True, exist_ok=True)
-        storage.sweep_temp()
         return storage
 
     # -- paths -------------------------------------------------------------------------------
@@ -51,17 +50,6 @@ class FilesystemStorage:
     def temp_path(self) -> str:
         """A fresh path in the temp folder (same filesystem, so ``create`` is a rename)."""
         return str(self.tmp / f"upload-{uuidlib.uuid4().hex}")
-
-    def sweep_temp(self) -> int:
-        """Remove what a crash left in the temp folder; return how many were removed."""
-        removed = 0
-        for p in self.tmp.iterdir():
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed += 1
-        return removed
 
     # -- IStorageArea ------------------------------------------------------------------------
     def create(self, uuid: str, kind: str, source_path: str) -> None:
@@ -82,11 +70,11 @@ class FilesystemStorage:
             _fsync_path(os.path.dirname(target))
 
     def write(self, uuid: str, kind: str, data) -> None:
-        """Store bytes already in memory (STOW-RS parts, any bytes-like object): written in place, no
-        temp file; big ones around the page cache (see uncached.py).
+        """IDirectWrites: bytes already in memory (STOW-RS parts, any bytes-like object) written in
+        place, no temp file; big ones around the page cache (see uncached.py).
 
         Not atomic at the final path, and need not be: the index row comes after this returns, a
-        reader never sees the file before, and a crash leaves an orphan that the start-up sweep removes."""
+        reader never sees the file before, and a crash leaves a file that the journal names."""
         target = self._file(uuid)
         direct = len(data) >= UNCACHED_WRITE
         out = self._placed(target, lambda: UncachedWriter(target, direct=direct))
@@ -114,8 +102,8 @@ class FilesystemStorage:
         return place()
 
     def prepare(self, source_path: str) -> None:
-        """Start a file that ``create`` will be given on its way to the disk (ingest calls this while
-        the file is parsed): the fsync in ``create`` then finds little or nothing left to write."""
+        """IStaging: start a file that ``create`` will be given on its way to the disk (ingest calls
+        this while the file is parsed): the fsync in ``create`` then finds little or nothing left."""
         if self.sync:
             try:
                 _fsync_path(source_path)

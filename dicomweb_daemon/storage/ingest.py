@@ -1,253 +1,261 @@
-"""The ingest pipeline: parse -> validate -> store the files -> index them -> answer.
+"""The ingest pipeline, the one way in: sources -> parse -> validate -> store the files -> index
+them -> one result per source.
 
-Every thread hop costs a scheduling delay, which grows with the machine's load, so a request crosses
-as few as possible: the files' parsing (in worker processes when configured, for parallelism past
-the GIL: files by path, small files by value, big STOW-RS parts as slices of the request body shared
-with the workers), then one blocking step in an ingest thread that parses what is left, stores the
-files (in parallel: writes and fsyncs overlap) and indexes them all in one transaction. Shared slices
-are written to the storage while the workers parse them. A failure at any step leaves no file and no
-row for that file; a crash between file and row leaves a file that the start-up sweep removes.
+Every way files come in (STOW-RS, ``POST /instances`` and its ZIPs, and the DICOM networking,
+retrieve jobs and modified copies to come) calls :meth:`Ingest.store` with sources
+(:mod:`.sources`) and gets an :class:`IngestResult` per source, in order: stored, already stored,
+or the reason of its failure.
+
+Every thread hop costs a scheduling delay, which grows with the machine's load, so a batch crosses
+as few as possible: the sources are parsed (in worker processes when there are several, past the
+GIL: files by path, small ones by value, big STOW-RS parts as slices of the request body shared
+with the workers), while a store thread takes journaled names for them (:mod:`.journal`) and starts
+the sources that are worth storing during the parse; then one blocking step in an ingest thread
+parses what is left, stores the files (in parallel: writes and fsyncs overlap) and indexes them
+all in one transaction. A failure at any step leaves no file and no row for that file; a crash
+leaves files that the journal names, removed at the next start-up.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
-from ..dicom.parsing import ParsedInstance, parse_files, parse_source
-from ..errors import DaemonError
+from ..dicom.parsing import ParsedInstance
+from ..errors import BadFileFormat, DaemonError, WrongStudy
 from ..index.writes import Origin
-from ..shared_body import SharedSlice
-from ..threads import has_processes, in_db, in_ingest, in_io, in_process, process_count
+from ..threads import executor, in_ingest, in_io, in_process, process_count, to_completion
+from .journal import FileJournal
+from .sources import KIND, Source, parse_source, parse_sources
+from .spool import Spool
 
 log = Logger()
 
+SUCCESS, ALREADY_STORED, FAILURE = "Success", "AlreadyStored", "Failure"
+
 
 @dataclass
-class StoreAnswer:
-    """What a client is told about one stored instance (Orthanc's POST /instances answer)."""
+class IngestResult:
+    """What became of one source: ``Success``, ``AlreadyStored`` or ``Failure`` (with ``error``).
 
-    parsed: ParsedInstance
+    ``instance`` is what the file was, when it could be parsed (a refused instance has one too)."""
+
     status: str
+    instance: ParsedInstance | None = None
+    error: DaemonError | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.status != FAILURE
 
     def orthanc_json(self) -> dict:
-        ids = self.parsed.ids
+        """Orthanc's answer to ``POST /instances`` for a stored instance."""
+        ids = self.instance.ids
         return {"ID": ids[3], "ParentPatient": ids[0], "ParentStudy": ids[1], "ParentSeries": ids[2],
                 "Path": f"/instances/{ids[3]}", "Status": self.status}
 
+    def checked(self) -> IngestResult:
+        """This result, or its error raised."""
+        if self.error is not None:
+            raise self.error
+        return self
 
-Outcome = StoreAnswer | DaemonError
-Check = Callable[[ParsedInstance], DaemonError | None]
-# Files of a batch are written (and fsynced) in parallel: those threads mostly wait on the disk.
-_WRITERS = ThreadPoolExecutor(16, thread_name_prefix="dicomweb-store")
-# Files the workers did not parse (no worker processes) are parsed in parallel: their MD5 runs
-# without the GIL.
-_HASHERS = ThreadPoolExecutor(4, thread_name_prefix="dicomweb-hash")
+
+def _failure(error: DaemonError, instance: ParsedInstance | None = None) -> IngestResult:
+    return IngestResult(FAILURE, instance, error)
+
+
+@dataclass
+class _Started:
+    """What the store thread did while the sources were parsed."""
+
+    names: list[str]  # each source's file name in the storage, journaled
+    early: dict[int, Future]  # sources being stored (or prepared) during the parse: True when stored
+    released: bool = False
 
 
 class Ingest:
-    """Stores files into a storage area and the index."""
+    """Stores sources into a storage area and the index."""
 
-    def __init__(self, storage, index, settings, spool_dir: str):
+    def __init__(self, storage, index, settings, spool: Spool):
         self.storage = storage
-        self.spool_dir = spool_dir  # where files held in memory are written for storages without write()
         self.index = index
         self.settings = settings
-        self.default_encoding = settings.DefaultEncoding
+        self.spool = spool  # temp files for a storage that only takes files
+        self.journal = FileJournal(index)
+        self.default_encoding = settings.DefaultEncoding  # Orthanc's, changed by PUT /tools/default-encoding
         self.in_flight = 0  # ingests under way: parallelism is only worth worker processes then
 
-    async def store_path(self, path: str, origin: str | Origin = "RestApi") -> StoreAnswer:
-        """Ingest the file at ``path`` (consumed: moved into storage or removed); raise on failure."""
-        result = (await self.store_paths([path], origin))[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
+    @property
+    def charset(self) -> str:
+        """The character set of files without SpecificCharacterSet."""
+        return charset_for(self.default_encoding)
 
-    async def store_paths(self, paths: list[str | bytes | SharedSlice], origin: str | Origin = "RestApi",
-                          check: Check | None = None) -> list[Outcome]:
-        """Ingest several files, each a path, the file's bytes or a slice of a shared request body; one
-        answer or error per file, in order. Every path is consumed.
-
-        ``origin`` is an Origin, or just its name ("RestApi", "DicomWeb", "DicomProtocol", ...).
-        ``check(parsed)`` may refuse a parsed instance before anything is stored, by returning the
-        DaemonError to answer (STOW-RS refuses an instance of another study than its URL's). An error
-        about a parsed instance (refused by the check or by the index) carries it as ``.parsed``."""
-        if isinstance(origin, str):
-            origin = Origin(origin)
-        charset = charset_for(self.default_encoding)
-        parsed: list = [None] * len(paths)
-        uuids = [str(uuidlib.uuid4()) for _ in paths]  # each file's name in the storage, if it is kept
-        prepare = getattr(self.storage, "prepare", None)  # optional: see FilesystemStorage.prepare
-        early: dict[int, Future] = {}  # files being written while they are parsed
-        for i, source in enumerate(paths):
-            if isinstance(source, str) and prepare is not None:
-                _WRITERS.submit(prepare, source)
-            elif isinstance(source, SharedSlice) and hasattr(self.storage, "write"):
-                # Written to the storage while the workers parse it: removed again if it is not kept.
-                early[i] = _WRITERS.submit(self._create, uuids[i], source)
+    async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None
+                    ) -> list[IngestResult]:
+        """Ingest ``sources`` (each consumed: stored or discarded, whatever happens); one result per
+        source, in order. With ``study``, an instance of another study is refused (STOW-RS to
+        ``/studies/{study}``, PS3.18 §10.5.3). Raises only when the whole batch broke (a worker
+        process died, the index is unreachable): then none of it is stored."""
+        started = executor("store").submit(self._start, sources)
         self.in_flight += 1
         try:
+            parsed: list = [None] * len(sources)
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
-            # several files, or several clients at once, are parsed by the worker processes: by
-            # path, by value for the small STOW-RS parts, or from the request body they share with
-            # the daemon for the big ones (piping those would cost more than parsing them).
-            if has_processes() and (len(paths) > 1 or self.in_flight > 1):
+            # several files, or several clients at once, are parsed by the worker processes.
+            workers = process_count()
+            if workers and (len(sources) > 1 or self.in_flight > 1):
                 # One call per worker, not per file: each call costs a round trip between processes.
-                size = -(-len(paths) // process_count())
+                size = -(-len(sources) // workers)
                 chunks = await defer.gatherResults([
-                    defer.ensureDeferred(in_process(parse_files, paths[i:i + size], charset))
-                    for i in range(0, len(paths), size)], consumeErrors=True)
+                    defer.ensureDeferred(in_process(parse_sources, list(sources[i:i + size]), self.charset))
+                    for i in range(0, len(sources), size)], consumeErrors=True)
                 parsed = [item for chunk in chunks for item in chunk]
-            return await in_ingest(self._store_blocking, paths, parsed, charset, origin, check, uuids, early)
+            # Files are written and committed to the end even if the client leaves meanwhile:
+            # only then may anything clean up after them.
+            return await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started))
         except BaseException:
-            await in_ingest(self._discard_early, early, uuids, set())
+            await to_completion(in_ingest(self._abandon, sources, started))
             raise
         finally:
             self.in_flight -= 1
 
-    def _store_blocking(self, paths: list, parsed: list, charset: str, origin: Origin, check: Check | None,
-                        uuids: list[str], early: dict[int, Future]) -> list[Outcome]:
-        """Parse what is not parsed yet, store the new files, index them in one transaction (ingest thread)."""
+    async def store_one(self, source: Source, origin: Origin) -> IngestResult:
+        """Ingest one source; its error raised when it is not stored."""
+        return (await self.store([source], origin))[0].checked()
+
+    # -- store thread ------------------------------------------------------------------------
+    def _start(self, sources: Sequence[Source]) -> _Started:
+        """Journaled names for the sources, then the sources that work while parsed set going."""
+        names = self.journal.names(len(sources))
+        pool = executor("store")
+        early = {i: pool.submit(source.while_parsed, self.storage, names[i])
+                 for i, source in enumerate(sources) if source.works_while_parsed}
+        return _Started(names, early)
+
+    # -- ingest thread -----------------------------------------------------------------------
+    def _store_blocking(self, sources: Sequence[Source], parsed: list, origin: Origin, study: str | None,
+                        started: Future) -> list[IngestResult]:
+        """Parse what is not parsed yet, store the new files, index them in one transaction."""
+        done = started.result()
         kept: set[int] = set()
         try:
             todo = [i for i, item in enumerate(parsed) if item is None]
             if len(todo) > 1:  # their MD5s run in parallel, without the GIL
-                for i, item in zip(todo, _HASHERS.map(lambda i: _parse_one(paths[i], charset), todo), strict=True):
+                for i, item in zip(todo, executor("hash").map(lambda i: self._parse_here(sources[i]), todo),
+                                   strict=True):
                     parsed[i] = item
+            elif todo:
+                parsed[todo[0]] = self._parse_here(sources[todo[0]])
             results: list = []
-            for path, item in zip(paths, parsed, strict=True):
-                if item is None:
-                    item = _parse_one(path, charset)
-                elif isinstance(item, BaseException) and not isinstance(item, DaemonError):
+            for item in parsed:
+                if isinstance(item, BaseException) and not isinstance(item, DaemonError):
                     raise item
-                if check is not None and isinstance(item, ParsedInstance):
-                    refusal = check(item)
-                    if refusal is not None:
-                        refusal.parsed = item  # what the refused instance was, for the answer
-                        item = refusal
+                if isinstance(item, DaemonError):
+                    item = _failure(item)
+                elif study is not None and item.study_uid != study:
+                    # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
+                    item = _failure(WrongStudy("Conflict", f"the instance belongs to study {item.study_uid}, "
+                                               f"not {study}"), item)
                 results.append(item)
-            return self._index_parsed(paths, results, origin, uuids, early, kept)
+            return self._index_parsed(sources, results, origin, done, kept)
         finally:
-            self._discard_early(early, uuids, kept)
-            _unlink_all(paths)
+            self._release(sources, done, kept)
 
-    def _discard_early(self, early: dict[int, Future], uuids: list[str], kept: set[int]) -> None:
-        """Remove the files written early that are not kept, once their writing is over."""
-        discarded = [i for i in early if i not in kept]
-        futures.wait([early[i] for i in discarded])
-        self._remove_files([uuids[i] for i in discarded])
-        early.clear()
+    def _parse_here(self, source: Source) -> ParsedInstance | DaemonError:
+        try:
+            return parse_source(source, self.charset)
+        except DaemonError as e:
+            return e
+        except OSError as e:
+            return BadFileFormat("Bad file format", f"unreadable DICOM file: {e}")
 
-    def _index_parsed(self, paths: list, results: list, origin: Origin, uuids: list[str],
-                      early: dict[int, Future], kept: set[int]) -> list[Outcome]:
+    def _index_parsed(self, sources: Sequence[Source], results: list, origin: Origin, done: _Started,
+                      kept: set[int]) -> list[IngestResult]:
         overwrite = self.settings.OverwriteInstances
+        names = done.names
         todo = [i for i, r in enumerate(results) if isinstance(r, ParsedInstance)]
         if not overwrite and todo:
             known = self.index.existing_instances([results[i].ids[3] for i in todo])
             for i in [i for i in todo if results[i].ids[3] in known]:
-                results[i] = StoreAnswer(results[i], "AlreadyStored")
+                results[i] = IngestResult(ALREADY_STORED, results[i])
                 todo.remove(i)
         if not todo:
             return results
-        kept.update(todo)  # their files are kept or removed here; the caller removes the other early ones
+        kept.update(todo)  # their files are kept or removed here; _release handles the others
         try:
-            late = [i for i in todo if i not in early]
+            stored_early = {i for i in todo if i in done.early and done.early[i].result()}
+            late = [i for i in todo if i not in stored_early]
             if len(late) == 1:
-                self._create(uuids[late[0]], paths[late[0]])
+                sources[late[0]].store(self.storage, names[late[0]], self.spool)
             elif late:  # in parallel: the files' fsyncs overlap instead of adding up
-                list(_WRITERS.map(lambda i: self._create(uuids[i], paths[i]), late))
-            for i in todo:
-                if i in early:
-                    early[i].result()
+                list(executor("store").map(lambda i: sources[i].store(self.storage, names[i], self.spool), late))
             indexed = self.index.store_many(
-                [(results[i], uuids[i]) for i in todo], overwrite=overwrite, origin=origin,
+                [(results[i], names[i]) for i in todo], overwrite=overwrite, origin=origin,
                 max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount,
                 recycle=self.settings.MaximumStorageMode == "Recycle")
         except BaseException:
-            futures.wait([early[i] for i in todo if i in early])  # then nothing writes them any more
-            self._remove_files([uuids[i] for i in todo])  # removing a file never written is a no-op
+            futures.wait([done.early[i] for i in todo if i in done.early])  # then nothing writes them any more
+            self.remove_files([names[i] for i in todo])  # removing a file never written is a no-op
             raise
-        unused = []
+        unused, referenced = [], []
         for i, outcome in zip(todo, indexed, strict=True):
             if isinstance(outcome, DaemonError):
-                outcome.parsed = results[i]  # what the refused instance was, for the answer
-                results[i] = outcome
-                unused.append(uuids[i])
+                results[i] = _failure(outcome, results[i])
+                unused.append(names[i])
                 continue
-            if outcome.status != "Success":
-                unused.append(uuids[i])
+            (referenced if outcome.status == SUCCESS else unused).append(names[i])
             if outcome.replaced_file:
                 unused.append(outcome.replaced_file)
             unused += outcome.recycled_files
-            results[i] = StoreAnswer(results[i], outcome.status)
-        self._remove_files(unused)
+            results[i] = IngestResult(outcome.status, results[i])
+        self.journal.settled(referenced)
+        self.remove_files(unused)
         return results
 
-    def _create(self, uuid: str, source: str | bytes | SharedSlice) -> None:
-        """Store one file, from its path or its bytes (a storage's ``write`` takes bytes directly)."""
-        if isinstance(source, str):
-            self.storage.create(uuid, "dicom", source)
+    def _release(self, sources: Sequence[Source], done: _Started, kept: set[int]) -> None:
+        """After a batch: files stored (or partly written) during the parse and not kept are removed,
+        the sources give back their temp files, and the names never written are settled in the
+        journal (the kept ones were settled once referenced or removed)."""
+        if done.released:
             return
-        if isinstance(source, SharedSlice):
-            source = source.view()
-        if hasattr(self.storage, "write"):
-            self.storage.write(uuid, "dicom", source)
-        else:
-            fd, path = tempfile.mkstemp(prefix="ingest-", dir=self.spool_dir)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(source)
-                self.storage.create(uuid, "dicom", path)
-            finally:
-                _unlink_all([path])
+        done.released = True
+        discarded = [i for i in done.early if i not in kept]
+        futures.wait([done.early[i] for i in discarded])
+        self.remove_files([done.names[i] for i in discarded])  # a file never written: a no-op
+        for source in sources:
+            source.discard()
+        self.journal.settled([name for i, name in enumerate(done.names) if i not in kept and i not in done.early])
 
-    def _remove_files(self, uuids: list[str]) -> None:
-        for uuid in uuids:
-            self.storage.remove(uuid, "dicom")
-
-    async def sweep_orphans(self) -> int:
-        """Remove stored files that no index row references (a crash between file and commit)."""
-        uuids = [u for u, _ in await in_io(lambda: list(self.storage.uuids()))]
-        orphans = await in_db(self.index.unreferenced_files, uuids)
-        # A file being ingested right now has no row yet: leave files younger than a minute.
-        removed = 0
-        for u in orphans:
-            if await in_io(_older_than, self.storage.path(u, "dicom"), 60):
-                await in_io(self.storage.remove, u, "dicom")
-                removed += 1
-        if removed:
-            log.info("removed {count} orphan files left by an interrupted ingest", count=removed)
-        return removed
-
-
-def _parse_one(source: str | bytes | SharedSlice, charset: str) -> ParsedInstance | DaemonError:
-    try:
-        return parse_source(source, charset)
-    except DaemonError as e:
-        return e
-
-
-def _unlink_all(paths: list) -> None:
-    for path in paths:
-        if not isinstance(path, str):
-            continue  # bytes or a shared slice: nothing on disk
+    def _abandon(self, sources: Sequence[Source], started: Future) -> None:
+        """The batch broke before it was indexed: nothing of it is kept."""
         try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            done = started.result()
+        except Exception:  # noqa: BLE001 - no names were taken: only the sources to give back
+            for source in sources:
+                source.discard()
+            return
+        self._release(sources, done, set())
 
+    def remove_files(self, uuids: list[str]) -> None:
+        """Remove files from the storage; each one removed is settled in the journal (a file that
+        cannot be removed stays pending: the next start-up tries again)."""
+        removed = []
+        for uuid in uuids:
+            try:
+                self.storage.remove(uuid, KIND)
+            except OSError as e:
+                log.warn("cannot remove stored file {uuid}: {error}", uuid=uuid, error=str(e))
+                continue
+            removed.append(uuid)
+        self.journal.settled(removed)
 
-def _older_than(path: str | None, seconds: float) -> bool:
-    try:
-        return path is None or os.stat(path).st_mtime < time.time() - seconds
-    except FileNotFoundError:
-        return False
+    async def remove(self, uuids: list[str]) -> None:
+        """:meth:`remove_files` in an io thread (files a deletion stopped referencing)."""
+        if uuids:
+            await in_io(self.remove_files, uuids)

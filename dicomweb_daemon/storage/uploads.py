@@ -1,40 +1,53 @@
-"""Blocking helpers for uploads (io pool): ZIP detection and extraction with a size bound, checksums."""
+"""ZIP uploads (``POST /instances`` takes ZIPs too): members listed and extracted to the spool with
+a size bound, as ingest sources; and checksums of stored files. The calls block (io threads)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 
-ZIP_MAGIC = b"PK\x03\x04"  # a ZIP starts with a local file header (POST /instances takes ZIPs too)
+from .sources import FileSource, Source
+from .spool import Spool
+
+ZIP_MAGIC = b"PK\x03\x04"  # a ZIP starts with a local file header
 
 
-def open_spooled(spool_path: str, content):
-    """A reader of a spooled request body, apart from ``content`` (the request's, which stays the site's)."""
-    content.flush()
-    return open(spool_path, "rb")
+class ZipTooLarge(ValueError):
+    """A member inflates beyond the limit (a ZIP bomb, or just too big)."""
 
 
-def zip_members(path: str) -> list[str]:
-    with zipfile.ZipFile(path) as z:
+def zip_members(archive: Source) -> list[str]:
+    with archive.stream() as f, zipfile.ZipFile(f) as z:
         return [i.filename for i in z.infolist() if not i.is_dir()]
 
 
-def extract_member(path: str, name: str, spool_dir: str, limit: int) -> str:
-    """Extract one member to a spool file, refusing to inflate past ``limit`` bytes (ZIP bombs)."""
-    fd, target = tempfile.mkstemp(prefix="zip-", dir=spool_dir)
+def extract_members(archive: Source, names: list[str], spool: Spool, limit: int
+                    ) -> list[Source | Exception]:
+    """Each member as a spool file, refusing to inflate one past ``limit`` bytes; a member that
+    cannot be extracted gets its error instead."""
+    out: list[Source | Exception] = []
+    with archive.stream() as f, zipfile.ZipFile(f) as z:
+        for name in names:
+            try:
+                out.append(_extract(z, name, spool, limit))
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zipfile.LargeZipFile) as e:
+                out.append(e)
+    return out
+
+
+def _extract(z: zipfile.ZipFile, name: str, spool: Spool, limit: int) -> Source:
+    path = spool.new_path("zip-")
     try:
-        with zipfile.ZipFile(path) as z, z.open(name) as src, os.fdopen(fd, "wb") as dst:
-            written = 0
+        written = 0
+        with z.open(name) as src, open(path, "wb") as dst:
             while chunk := src.read(1 << 20):
                 written += len(chunk)
                 if written > limit:
-                    raise ValueError(f"ZIP member {name!r} inflates beyond MaximumBodySize")
+                    raise ZipTooLarge(f"ZIP member {name!r} inflates beyond MaximumBodySize")
                 dst.write(chunk)
     except BaseException:
-        os.unlink(target)
+        Spool.remove(path)
         raise
-    return target
+    return FileSource(path, written)
 
 
 def file_md5(storage, uuid: str) -> str:

@@ -22,4 +22,4 @@ def build_app(daemon):
 def build_site(daemon) -> DaemonSite:
     root = RootResource(build_app(daemon).resource(), daemon.settings)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
-    return DaemonSite(root, spool_dir=daemon.spool_dir, max_body=max_body)
+    return DaemonSite(root, daemon.spool, daemon.body_memory, max_body)

@@ -1,17 +1,22 @@
-"""The HTTP site: request bodies held in memory within a budget or spooled to files beside the storage,
-size limits while streaming."""
+"""The HTTP site: request bodies held in memory within a budget or spooled to files, handed to
+routes as ingest sources; bodies over the size limit refused as soon as that is known.
+"""
 from __future__ import annotations
 
 import io
-import mmap
-import os
-import tempfile
+import json
+from http import HTTPStatus
 
+from twisted.internet import reactor
+from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
 from ..logs import access_line
-from ..shared_body import SharedBuffer
-from .errors import error_body
+from ..storage.shared_memory import BodyMemory
+from ..storage.sources import BytesSource, FileSource, SharedSource, Source
+from ..storage.spool import Spool
+
+log = Logger()
 
 IN_MEMORY_LIMIT = 64 * 1024
 # Bodies up to this size stay in memory while all such bodies together fit in the budget: a STOW-RS
@@ -19,17 +24,20 @@ IN_MEMORY_LIMIT = 64 * 1024
 IN_MEMORY_BODY = 64 << 20
 IN_MEMORY_BUDGET = 256 << 20
 READ_SIZE = 256 << 10
+# After refusing a body, what the client still sends is read and dropped for this long, so that it
+# reads the answer instead of a connection reset (closing a socket with unread data resets it).
+LINGER_SECONDS = 2.0
 
 
 class MemoryBody(io.RawIOBase):
     """A request body of known length in one buffer allocated up front, written in place: a BytesIO
     growing by each read from the socket would copy the body over and over."""
 
-    def __init__(self, length: int):
+    def __init__(self, memory: BodyMemory, length: int):
         super().__init__()
         # Memory the worker processes can read the parts from, reused from request to request (see
-        # shared_body.py); it may be longer than the body.
-        self.shared = SharedBuffer(length)
+        # storage/shared_memory.py); it may be longer than the body.
+        self.shared = memory.buffer(length)
         self.data = self.shared.map
         self.end = 0  # bytes received
         self.pos = 0
@@ -68,16 +76,10 @@ class MemoryBody(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def received(self) -> tuple[mmap.mmap, int]:
-        """The buffer itself (not a copy) and how many bytes of it are the body received."""
-        return self.data, self.end
-
 
 class SpoolingRequest(Request):
-    """A request whose body goes to a named temp file in the spool folder once it is not small
-    (or when the memory budget for bodies is spent).
-
-    The ingest pipeline then moves that very file into storage: no copy of what was uploaded."""
+    """A request whose body goes to a temp file of the spool once it is not small (or when the
+    memory budget for bodies is spent), and whose body :meth:`take_body` hands to ingest."""
 
     spool_path: str | None = None
     too_large = False
@@ -85,8 +87,7 @@ class SpoolingRequest(Request):
     def gotLength(self, length):  # noqa: N802 - Twisted API
         site = self.channel.site
         if length is not None and length > site.max_body:
-            self.too_large = True
-            self.content = io.BytesIO()
+            self._refuse_too_large()
             return
         if length is not None and length <= IN_MEMORY_LIMIT:
             self.content = io.BytesIO()
@@ -98,39 +99,73 @@ class SpoolingRequest(Request):
             transport.bufferSize = READ_SIZE
         if length is not None and length <= IN_MEMORY_BODY and site.in_memory + length <= IN_MEMORY_BUDGET:
             site.in_memory += length
-            self.content = MemoryBody(length)
+            self.content = MemoryBody(site.body_memory, length)
             self.notifyFinish().addBoth(self._release_memory, site, length)
             return
-        fd, self.spool_path = tempfile.mkstemp(prefix="body-", dir=site.spool_dir)
-        self.content = os.fdopen(fd, "w+b")
+        self.spool_path, self.content = site.spool.body_file()
         self.notifyFinish().addBoth(self._remove_spool)
 
     def handleContentChunk(self, data):  # noqa: N802 - Twisted API
         if self.too_large:
             return
         if self.content.tell() + len(data) > self.channel.site.max_body:
-            self.too_large = True
+            self._refuse_too_large()
             return
         self.content.write(data)
 
+    def _refuse_too_large(self) -> None:
+        """413 now, with the declared length or the running count over the limit: the rest of the
+        body is not read into anything, and the connection closes once the answer is out."""
+        self.too_large = True
+        if self.spool_path:  # what came so far goes now
+            self.content.close()
+            Spool.remove(self.spool_path)
+            self.spool_path = None
+        self.content = io.BytesIO()
+        channel = self.channel
+        transport = getattr(channel, "transport", None)
+        if transport is None:
+            return
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after this answer
+        mb = channel.site.max_body // (1024 * 1024)
+        body = json.dumps({
+            "HttpError": HTTPStatus(413).phrase, "HttpStatus": 413, "Message": "Request entity too large",
+            "Method": getattr(channel, "_command", b"").decode("latin-1"),
+            "Uri": getattr(channel, "_path", b"").decode("latin-1").split("?")[0],
+            "Details": f"the request body is larger than MaximumBodySize ({mb} MB)",
+            "OrthancError": "Request entity too large", "OrthancStatus": 3001}, indent=3).encode()
+        transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        # Whatever else comes on this connection is dropped unread; the client gets our FIN after
+        # the answer, then a reset if it is still sending after LINGER_SECONDS.
+        channel.dataReceived = channel.rawDataReceived = lambda data: None
+        transport.loseWriteConnection()
+        reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+        log.info("refused a request body over MaximumBodySize ({mb} MB)", mb=mb)
+
     def requestReceived(self, command, path, version):  # noqa: N802 - Twisted API
+        if self.too_large:
+            return  # answered when the size was known
         transport = getattr(self.channel, "transport", None)
         if transport is not None and hasattr(transport, "setTcpNoDelay"):
             # Answers leave in several writes (headers, body, the last chunk): with Nagle's algorithm
             # and the client's delayed ACK each small request would wait ~40 ms.
             transport.setTcpNoDelay(True)
-        if self.too_large:
-            self.method, self.uri = command, path
-            self.clientproto = version
-            self.setResponseCode(413)
-            self.setHeader(b"Content-Type", b"application/json")
-            self.setHeader(b"Connection", b"close")
-            mb = self.channel.site.max_body // (1024 * 1024)
-            self.write(error_body(self, 413, "Request entity too large",
-                                  f"the request body is larger than MaximumBodySize ({mb} MB)"))
-            self.finish()
-            return
         super().requestReceived(command, path, version)
+
+    def take_body(self) -> Source:
+        """The body as an ingest source, which owns it from now on (a spooled file is not removed
+        with the request any more)."""
+        if self.spool_path:
+            path, self.spool_path = self.spool_path, None
+            self.content.flush()
+            return FileSource(path, self.content.seek(0, io.SEEK_END))
+        if isinstance(self.content, MemoryBody):
+            shared = self.content.shared
+            if shared.path:
+                return SharedSource(shared, 0, self.content.end)
+            return BytesSource(bytes(memoryview(self.content.data)[:self.content.end]))
+        return BytesSource(self.content.getvalue())
 
     @staticmethod
     def _release_memory(result, site, length: int):
@@ -138,24 +173,29 @@ class SpoolingRequest(Request):
         return None
 
     def _remove_spool(self, result):
+        if self.content is not None:
+            self.content.close()  # Twisted has closed and dropped it already when the request finished
         if self.spool_path:
-            try:
-                # Twisted has closed and dropped ``content`` already when the request finished.
-                if self.content is not None:
-                    self.content.close()
-                os.unlink(self.spool_path)
-            except OSError:
-                pass
+            Spool.remove(self.spool_path)
         return None
+
+
+def take_body(request) -> Source:
+    """The request body as an ingest source (any request: the site's, or a test's)."""
+    if isinstance(request, SpoolingRequest):
+        return request.take_body()
+    request.content.seek(0)
+    return BytesSource(request.content.read())
 
 
 class DaemonSite(Site):
     requestFactory = SpoolingRequest
 
-    def __init__(self, resource, spool_dir: str, max_body: int, **kwargs):
+    def __init__(self, resource, spool: Spool, body_memory: BodyMemory, max_body: int, **kwargs):
         kwargs.setdefault("logFormatter", lambda timestamp, request: access_line(timestamp, request))
         super().__init__(resource, **kwargs)
-        self.spool_dir = spool_dir
+        self.spool = spool
+        self.body_memory = body_memory
         self.max_body = max_body
         self.in_memory = 0  # bytes of request bodies held in memory right now
         self.displayTracebacks = False

@@ -85,6 +85,58 @@ def test_huge_body_is_refused_while_streaming(make_daemon):
     assert d.get("/system").status_code == 200
 
 
+def _read_answer(s) -> tuple[bytes, bool]:
+    """Everything the daemon sends on socket ``s`` until it closes, and whether it closed."""
+
+    s.settimeout(5)
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        return data, False
+    return data, True
+
+
+def test_over_size_body_is_refused_before_it_is_sent(make_daemon):
+    """A declared length over MaximumBodySize is answered 413 with a JSON body as soon as the headers
+    are in, without waiting for (or reading) the body, and the connection is closed; the daemon
+    serves on."""
+    import json
+    import socket
+
+    d = make_daemon({"MaximumBodySize": 1})
+    with socket.create_connection(("127.0.0.1", d.port)) as s:
+        s.sendall(b"POST /dicom-web/studies?PatientName=SECRET HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/dicom\r\nContent-Length: 10737418240\r\n\r\n")
+        answer, closed = _read_answer(s)  # not a byte of the 10 GB sent
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ") and closed
+    assert b"Connection: close" in head
+    error = json.loads(body)
+    assert error["HttpStatus"] == 413 and "MaximumBodySize" in error["Details"]
+    assert error["Uri"] == "/dicom-web/studies"  # never the query string
+    assert storage_files(d) == []
+    assert d.get("/system").status_code == 200
+
+
+def test_chunked_body_is_refused_when_it_passes_the_limit(make_daemon):
+    """A body without a declared length is refused (413, connection closed) once what came passes
+    MaximumBodySize, while the client is still sending; nothing is left in the spool folder."""
+    import socket
+
+    d = make_daemon({"MaximumBodySize": 1})
+    chunk = b"\0" * (256 * 1024)
+    with socket.create_connection(("127.0.0.1", d.port)) as s:
+        s.sendall(b"POST /instances HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(5):  # 1.25 MB, then the client waits: it has not finished
+            s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        answer, closed = _read_answer(s)
+    assert answer.startswith(b"HTTP/1.1 413 ") and closed
+    assert storage_files(d) == []
+    assert d.get("/system").status_code == 200
+
+
 def test_zip_bomb_like_member_and_mixed_zip(make_daemon):
     """A ZIP whose members are bad is answered member by member; good members are stored."""
     d = make_daemon()

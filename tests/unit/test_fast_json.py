@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ from pydicom.data.data_manager import DATA_ROOT
 from dicomweb_daemon.dicom import parsing
 from dicomweb_daemon.dicom.fast_json import Unsupported
 from dicomweb_daemon.errors import BadFileFormat
+from dicomweb_daemon.storage.sources import FileSource, parse_source
 
 FILES = sorted(p for folder in (os.path.join(DATA_ROOT, "test_files"), os.path.join(DATA_ROOT, "charset_files"),
                                  os.path.join(os.path.dirname(data_store.__file__), "data"))
@@ -39,7 +41,7 @@ def _both(path: str, charset: str):
     when the fast reader hands the file over."""
     try:
         with open(path, "rb") as f:
-            slow = parsing._parse_with_pydicom(f, charset)
+            slow = parsing._parse_with_pydicom(io.BytesIO(f.read()), charset)
     except Exception as e:  # noqa: BLE001 - compared below
         slow = e
     try:
@@ -90,33 +92,33 @@ def test_truncated_file_is_refused_by_the_fast_path(tmp_path):
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[:1500])
     with pytest.raises(BadFileFormat) as err:
-        parsing.parse_file(str(cut))
+        parsing.parse_buffer(cut.read_bytes())
     assert "truncated" in err.value.details
 
 
 def test_files_the_fast_reader_cannot_read_are_parsed_by_pydicom():
     """Big endian and ISO 2022 files still parse (through pydicom), with their names decoded."""
-    big = parsing.parse_file(get_testdata_file("MR_small_bigendian.dcm"))
+    big = parsing.parse_buffer(open(get_testdata_file("MR_small_bigendian.dcm"), "rb").read())
     assert big.transfer_syntax == "1.2.840.10008.1.2.2"
-    japanese = parsing.parse_file(get_charset_files("chrH31.dcm")[0])
+    japanese = parsing.parse_buffer(open(get_charset_files("chrH31.dcm")[0], "rb").read())
     assert japanese.main_tags["Patient"]["PatientName"].startswith("Yamada^Tarou=山田^太郎")
 
 
 def test_files_in_memory_parse_as_files_on_disk():
-    """A STOW-RS part kept in memory gives the same instance as the same file on disk, for every test file
-    (fast reader or pydicom, refusals included)."""
+    """A STOW-RS part kept in memory gives the same instance as the same file on disk (mapped), for
+    every test file (fast reader or pydicom, refusals included)."""
     logging.disable(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for path in FILES:
                 try:
-                    on_disk = parsing.parse_file(path)
+                    on_disk = parse_source(FileSource(path), "ISO_IR 100")
                 except BadFileFormat as e:
                     with pytest.raises(BadFileFormat):
-                        parsing.parse_bytes(open(path, "rb").read())
+                        parsing.parse_buffer(open(path, "rb").read())
                     assert e.details
                     continue
-                assert vars(parsing.parse_bytes(open(path, "rb").read())) == vars(on_disk), path
+                assert vars(parsing.parse_buffer(open(path, "rb").read())) == vars(on_disk), path
     finally:
         logging.disable(logging.NOTSET)

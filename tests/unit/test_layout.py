@@ -7,7 +7,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
-from dicomweb_daemon.dicom.parsing import parse_file
+from dicomweb_daemon.dicom.parsing import parse_buffer
 from tests.dicom_files import make_ct, read
 
 
@@ -30,7 +30,7 @@ def test_native_frames_are_consecutive_slices(tmp_path):
     out = io.BytesIO()
     ds.save_as(out)
     path = stored(tmp_path, out.getvalue())
-    parsed = parse_file(path)
+    parsed = parse_buffer(open(path, "rb").read())
     assert parsed.number_of_frames == 3
     assert frames_of(path, parsed.frames) == [ds.PixelData[i * 512 : (i + 1) * 512] for i in range(3)]
 
@@ -47,7 +47,7 @@ def test_encapsulated_frames_follow_fragments_and_offset_table(tmp_path, fragmen
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     path = stored(tmp_path, out.getvalue())
-    parsed = parse_file(path)
+    parsed = parse_buffer(open(path, "rb").read())
     assert len(parsed.frames) == 4
     assert frames_of(path, parsed.frames) == frames
     assert parsed.pixel_data_offset is not None

@@ -11,9 +11,11 @@ import random
 
 import pytest
 
-from dicomweb_daemon import shared_body, uncached
-from dicomweb_daemon.shared_body import SharedBuffer, SharedSlice
-from dicomweb_daemon.uncached import UncachedWriter, read_uncached
+from dicomweb_daemon.storage import uncached
+from dicomweb_daemon.storage.shared_memory import POOL_LIMIT, BodyMemory
+from dicomweb_daemon.storage.sources import SharedSource, parse_sources
+from dicomweb_daemon.storage.spool import Spool
+from dicomweb_daemon.storage.uncached import UncachedWriter, read_uncached
 from dicomweb_daemon.web.dicomweb.multipart_reader import MultipartSplitter
 
 SIZES = [0, 1, 4095, 4096, 4097, 300_001, uncached.BOUNCE, uncached.BOUNCE + 1, 3 * uncached.BOUNCE + 12345]
@@ -65,37 +67,44 @@ def test_an_aborted_file_keeps_what_was_written_until_removed(tmp_path):
     assert os.path.exists(path)  # the caller removes it (the splitter does on any error)
 
 
-def _read_in_child(piece: SharedSlice) -> bytes:
-    return piece.read()
+def _read_in_child(piece: SharedSource) -> bytes:
+    with piece.buffer() as data:
+        return bytes(data)
+
+
+def _bytes(source) -> bytes:
+    with source.buffer() as data:
+        return bytes(data)
 
 
 def test_a_shared_slice_is_read_by_another_process_without_copying_the_body():
     """A worker process gets (path, offset, length) and reads the bytes from the daemon's buffer."""
     data = random.Random(3).randbytes(3 << 20)
-    buf = SharedBuffer(len(data))
+    buf = BodyMemory().buffer(len(data))
     buf.map[:len(data)] = data
-    piece = buf.slice(1_000_003, 700_000)
-    assert pickle.loads(pickle.dumps(piece)).buffer is None  # only the path travels
+    piece = SharedSource(buf, 1_000_003, 700_000)
+    assert pickle.loads(pickle.dumps(piece)).shared is None  # only the path travels
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_read_in_child, (piece,)) == data[1_000_003:1_700_003]
-    assert bytes(piece.view()) == piece.read() == data[1_000_003:1_700_003]
+    assert _bytes(piece) == data[1_000_003:1_700_003]
 
 
 def test_a_buffer_is_reused_once_nothing_refers_to_it():
     """A finished request's memory serves the next one; a buffer in use is never handed out twice."""
-    first = SharedBuffer(5 << 20)
+    memory_pool = BodyMemory()
+    first = memory_pool.buffer(5 << 20)
     memory = first.map
-    piece = first.slice(0, 10)
+    piece = SharedSource(first, 0, 10)
     del first
     gc.collect()
-    second = SharedBuffer(5 << 20)
-    assert second.map is not memory  # a slice still holds the first buffer
+    second = memory_pool.buffer(5 << 20)
+    assert second.map is not memory  # a source still holds the first buffer
     used = {id(memory), id(second.map)}
     del piece, second
     gc.collect()
-    again = [SharedBuffer(6 << 20), SharedBuffer(7 << 20)]  # the same capacity class (8 MB): reused
+    again = [memory_pool.buffer(6 << 20), memory_pool.buffer(7 << 20)]  # the same capacity class (8 MB): reused
     assert {id(b.map) for b in again} == used
-    assert shared_body._pooled <= shared_body.POOL_LIMIT
+    assert memory_pool.pooled <= POOL_LIMIT
 
 
 def test_a_reused_buffer_is_split_only_up_to_the_body_it_holds(tmp_path):
@@ -105,10 +114,11 @@ def test_a_reused_buffer_is_split_only_up_to_the_body_it_holds(tmp_path):
     body = (b"--bnd\r\nContent-Type: application/dicom\r\n\r\n" + big + b"\r\n--bnd\r\n\r\n" + b"small"
             + b"\r\n--bnd--\r\n")
     stale = b"\r\n--bnd\r\nContent-Type: application/dicom\r\n\r\nSTALE\r\n--bnd--\r\n"
-    buf = SharedBuffer(len(body) + len(stale))
+    buf = BodyMemory().buffer(len(body) + len(stale))
     buf.map[:len(body) + len(stale)] = body + stale
+    spool = Spool(str(tmp_path))
     for length in (len(body), len(body) - 12):  # the whole body, and one cut before its close delimiter
-        splitter = MultipartSplitter.whole(buf.map, boundary, str(tmp_path), buf, length)
+        splitter = MultipartSplitter(SharedSource(buf, 0, length), boundary, spool)
         parts = []
         try:
             while (part := splitter.next_part()) is not None:
@@ -117,8 +127,8 @@ def test_a_reused_buffer_is_split_only_up_to_the_body_it_holds(tmp_path):
             assert length < len(body)
             continue
         assert length == len(body)
-        assert isinstance(parts[0].source, SharedSlice) and parts[0].source.read() == big
-        assert parts[1].source == b"small"
+        assert isinstance(parts[0].source, SharedSource) and _bytes(parts[0].source) == big
+        assert _bytes(parts[1].source) == b"small"
         assert len(parts) == 2
     assert not list(tmp_path.iterdir())  # nothing spilled to disk
 
@@ -126,19 +136,22 @@ def test_a_reused_buffer_is_split_only_up_to_the_body_it_holds(tmp_path):
 def test_a_slice_a_worker_cannot_open_is_left_to_the_daemon():
     """Where a worker cannot open the daemon's buffer, it answers None for that file (the daemon then
     parses it itself) instead of failing it."""
-    from dicomweb_daemon.dicom.parsing import parse_files
+    from dicomweb_daemon.storage.sources import BytesSource
 
-    unreachable = SharedSlice("/proc/self/fd/999999", 0, 10)
-    assert parse_files([unreachable, b"not DICOM"], "ISO_IR 100")[0] is None
+    unreachable = SharedSource(None, 0, 10, "/proc/self/fd/999999")
+    results = parse_sources([unreachable, BytesSource(b"not DICOM")], "ISO_IR 100")
+    assert results[0] is None
+    assert results[1] is not None  # the unreadable DICOM gets its error
 
 
 def test_pooled_memory_unused_for_a_while_goes_back_to_the_system():
     """Memory kept for the next uploads is freed once it has stayed unused long enough."""
-    buf = SharedBuffer(3 << 20)
+    memory_pool = BodyMemory()
+    buf = memory_pool.buffer(3 << 20)
     memory = buf.map
     del buf
     gc.collect()
-    assert shared_body.release_idle(3600) == 0  # just given back: kept
-    assert shared_body.release_idle(0) >= 4 << 20
+    assert memory_pool.release_idle(3600) == 0  # just given back: kept
+    assert memory_pool.release_idle(0) >= 4 << 20
     assert memory.closed
-    assert shared_body._pooled == 0
+    assert memory_pool.pooled == 0

@@ -1,22 +1,22 @@
 """Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part, from
-memory or from its spooled file. Small parts are copied out; bigger ones are slices of the body when it
-is in memory shared with the worker processes, else written to their own temp file (around the page
-cache): a body of any size is never in memory whole unless it came that way.
+a body held in memory or read from its spooled file. Each part becomes an ingest source: small parts
+are copied out, big ones are cut from the body in place when it is in memory (shared with the worker
+processes), else written to their own spool file: a body of any size is never in memory whole
+unless it came that way.
 
-The methods block: call them in an io thread.
+The methods block: call them in an io (or the split) thread.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from email.message import Message
 
-from ...shared_body import SharedBuffer, SharedSlice
-from ...uncached import UncachedPath, UncachedWriter
+from ...storage.sources import BytesSource, Source
+from ...storage.spool import Spool
 
 CHUNK = 1 << 20
-# Parts up to this size stay in memory: a temp file per small instance costs more than parsing it.
+# Parts up to this size are copied out of the body: a spool file per small instance costs more
+# than parsing it, and a copy lets the body's memory go.
 IN_MEMORY_PART = 128 << 10
 MAX_HEADERS = 64 * 1024
 MAX_PADDING = 1024
@@ -28,21 +28,14 @@ class MultipartError(ValueError):
 
 @dataclass
 class Part:
-    """One part: its headers (lower-case names) and its body: in memory when small (``data``), a slice
-    of a body shared with the worker processes (``shared``), or else in a temp file (``path``)."""
+    """One part: its headers (lower-case names) and its body, as an ingest source."""
 
     headers: dict[str, str]
-    path: str | None
-    size: int = 0
-    data: bytes | None = None
-    shared: SharedSlice | None = None
+    source: Source
 
     @property
-    def source(self) -> str | bytes | SharedSlice:
-        """What ingest takes: the bytes, the shared slice, or the path of the temp file."""
-        if self.data is not None:
-            return self.data
-        return self.shared if self.shared is not None else self.path
+    def size(self) -> int:
+        return self.source.size
 
     @property
     def content_type(self) -> str:
@@ -58,42 +51,42 @@ def content_type_params(header: str) -> tuple[str, dict[str, str]]:
 
 
 class MultipartSplitter:
-    """Splits the body read from ``source`` at ``boundary``; :meth:`next_part` gives one part at a time."""
+    """Splits the body ``source`` at ``boundary``; :meth:`next_part` gives one part at a time.
 
-    def __init__(self, source, boundary: str, spool_dir: str):
-        self.source = source
+    A body in memory is cut where it lies; another is read from its file, CHUNK by CHUNK."""
+
+    def __init__(self, body: Source, boundary: str, spool: Spool):
+        self.body = body
         self.delimiter = b"\r\n--" + boundary.encode("latin-1")
-        self.spool_dir = spool_dir
-        # The first boundary may start the body: pretend a line break came before it.
-        self.buf = b"\r\n"
-        self.limit = len(self.buf)  # where the bytes of buf end (a whole body's buffer may be longer)
-        self.pos = 0  # where the unread bytes of buf start (slicing a 1 MB buffer per part costs)
-        self.eof = False
+        self.spool = spool
         self.started = False
         self.closed = False
         self.parts = 0
-        self.shared: SharedBuffer | None = None  # see whole()
+        memory = body.in_memory()
+        if memory is None:
+            self.stream = body.stream()
+            self.eof = False
+            # The first boundary may start the body: pretend a line break came before it.
+            self.buf = b"\r\n"
+            self.base, self.pos, self.limit = 0, 0, 2
+            return
+        # The whole body: nothing is read, parts are cut from it (a preamble ends with the line
+        # break of the first delimiter). The buffer may be longer than the body (pooled memory).
+        self.stream = None
+        self.eof = True
+        self.buf, self.base, self.limit = memory
+        self.pos = self.base
+        if self._ahead(len(self.delimiter) - 2) == self.delimiter[2:]:  # no preamble
+            self.pos, self.started = self.base + len(self.delimiter) - 2, True
 
-    @classmethod
-    def whole(cls, body, boundary: str, spool_dir: str, shared: SharedBuffer | None = None,
-              length: int | None = None) -> MultipartSplitter:
-        """A splitter over a body already in memory: its first ``length`` bytes (default: all) of
-        ``body`` (bytes-like, with ``find``); parts are cut from it, nothing is read. When ``body`` is
-        the memory of ``shared`` (a buffer the workers can read), big parts are handed out as slices of
-        it instead of being copied to temp files."""
-        splitter = cls(None, boundary, spool_dir)
-        splitter.eof = True
-        splitter.buf = body  # a preamble ends with the line break of the first delimiter
-        splitter.limit = len(body) if length is None else length
-        splitter.shared = shared if shared is not None and shared.path else None
-        if splitter._ahead(len(splitter.delimiter) - 2) == splitter.delimiter[2:]:  # no preamble
-            splitter.pos, splitter.started = len(splitter.delimiter) - 2, True
-        return splitter
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
     def _fill(self) -> bool:
         if self.eof:
             return False
-        data = self.source.read(CHUNK)
+        data = self.stream.read(CHUNK)
         if not data:
             self.eof = True
             return False
@@ -155,38 +148,32 @@ class MultipartSplitter:
             raw_headers = self.buf[self.pos:end]
             self.pos = end + 4
         headers = _parse_headers(raw_headers)
-        if self.shared is not None:
-            return self._shared_part(headers)
+        if self.stream is None:
+            return self._part_in_place(headers)
         chunks: list[bytes] = []
         size = 0
-        out = path = None
+        spilled = None
         try:
             for piece in self._body_pieces():
-                if out is None and size + len(piece) > IN_MEMORY_PART:
-                    fd, path = tempfile.mkstemp(prefix="stow-", dir=self.spool_dir)
-                    os.close(fd)
-                    path = UncachedPath(path)  # written once, read once by the parser: no page cache
-                    out = UncachedWriter(path)
-                    out.writelines(chunks)
+                if spilled is None and size + len(piece) > IN_MEMORY_PART:
+                    spilled = self.spool.part_writer()
+                    for chunk in chunks:
+                        spilled.write(chunk)
                     chunks = []
-                if out is None:
+                if spilled is None:
                     chunks.append(bytes(piece))
                 else:
-                    out.write(piece)
+                    spilled.write(piece)
                 size += len(piece)
         except BaseException:
-            if out is not None:
-                out.abort()
-            if path is not None:
-                os.unlink(path)
+            if spilled is not None:
+                spilled.abort()
             raise
-        if out is not None:
-            out.close()
         self.parts += 1
-        return Part(headers, path, size, None if out is not None else b"".join(chunks))
+        return Part(headers, spilled.finish() if spilled is not None else BytesSource(b"".join(chunks)))
 
-    def _shared_part(self, headers: dict[str, str]) -> Part:
-        """The current part of a whole shared body: small ones copied, big ones as slices."""
+    def _part_in_place(self, headers: dict[str, str]) -> Part:
+        """The current part of a body in memory: small ones copied, big ones cut in place."""
         end = self.buf.find(self.delimiter, self.pos, self.limit)
         if end < 0:
             raise MultipartError(f"the body ends inside part {self.parts + 1} (no closing boundary)")
@@ -194,8 +181,8 @@ class MultipartSplitter:
         self.parts += 1
         size = end - start
         if size <= IN_MEMORY_PART:
-            return Part(headers, None, size, bytes(memoryview(self.buf)[start:end]))
-        return Part(headers, None, size, shared=self.shared.slice(start, size))
+            return Part(headers, BytesSource(bytes(memoryview(self.buf)[start:end])))
+        return Part(headers, self.body.cut(start - self.base, size))
 
     def _body_pieces(self):
         """The bytes of the current part's body, piece by piece, up to the next delimiter."""

@@ -3,18 +3,16 @@ by part (in memory, or from the spooled request file), ingested by batches (one 
 the Store Instances Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
 from __future__ import annotations
 
-import os
-
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ...dicom.parsing import ROOT_TOKEN, ParsedInstance
+from ...dicom.parsing import ROOT_TOKEN
 from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
-from ...storage.ingest import StoreAnswer
-from ...storage.uploads import open_spooled
+from ...index.writes import Origin
+from ...storage.ingest import IngestResult
 from ...threads import in_io, in_split
 from ..routing import route
-from ..site import MemoryBody
+from ..site import take_body
 from .dataset_answers import accepted_format, json_answer, xml_answer
 from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
 
@@ -27,6 +25,7 @@ WRONG_STUDY = 0xA900
 OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0x0110
 PART_TYPES = {DICOM, "application/octet-stream", ""}
+DICOMWEB_ORIGIN = Origin("DicomWeb")
 # Parts ingested together: parsed in parallel and indexed in one transaction, without holding more
 # than this much data at once. A batch is stored while the next one is split.
 BATCH_PARTS = 64
@@ -49,13 +48,16 @@ def _next_batch(splitter: MultipartSplitter) -> tuple[list[Part], MultipartError
     return parts, None, False
 
 
-def _unlink(path: str | None) -> None:
-    if path is None:
-        return  # a part held in memory
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _discard(sources: list) -> None:
+    for source in sources:
+        source.discard()
+
+
+def _close(splitter: MultipartSplitter, unsent: list[Part]) -> None:
+    """The body's file closed and given back; parts cut but never handed to ingest given back."""
+    splitter.close()
+    splitter.body.discard()
+    _discard([part.source for part in unsent])
 
 
 def _ui(value: str) -> dict:
@@ -93,8 +95,7 @@ class StowRoutes:
         referenced: list[dict] = []
         failed: list[dict] = []
         if single:
-            path = await self.daemon.spooled_body(request)
-            await self._store_batch([Part({"content-type": DICOM}, path)], study, referenced, failed)
+            await self._store_batch([Part({"content-type": DICOM}, take_body(request))], study, referenced, failed)
         else:
             await self._store_parts(request, params["boundary"], study, referenced, failed)
         body = self._response(study, referenced, failed)
@@ -105,18 +106,12 @@ class StowRoutes:
 
     async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
         """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
-        if getattr(request, "spool_path", None):
-            source = await in_io(open_spooled, request.spool_path, request.content)
-            splitter = MultipartSplitter(source, boundary, self.daemon.spool_dir)
-        else:  # the body is in memory (it fit the site's budget): split it there
-            source = None
-            body = request.content  # a MemoryBody, or a BytesIO when small
-            if isinstance(body, MemoryBody):
-                data, length = body.received()
-                splitter = await in_io(MultipartSplitter.whole, data, boundary, self.daemon.spool_dir,
-                                       body.shared, length)
-            else:
-                splitter = MultipartSplitter.whole(body.getvalue(), boundary, self.daemon.spool_dir)
+        body = take_body(request)
+        try:
+            splitter = await in_io(MultipartSplitter, body, boundary, self.daemon.spool)
+        except BaseException:
+            await in_io(body.discard)
+            raise
         batch: list[Part] = []
         storing = None  # the previous batch being stored while the next one is split
         try:
@@ -139,10 +134,7 @@ class StowRoutes:
         finally:
             if storing is not None:  # only when something unexpected broke off the loop
                 await storing
-            if source is not None:
-                await in_io(source.close)
-            for part in batch:  # only when something unexpected broke off the loop
-                await in_io(_unlink, part.path)
+            await in_io(_close, splitter, batch)
         if splitter.parts == 0:
             raise BadRequest("Bad request", "the multipart body has no part")
 
@@ -153,18 +145,14 @@ class StowRoutes:
         before anything is stored."""
         outcomes: list[dict | None] = [None] * len(parts)
         todo = [i for i, part in enumerate(parts) if part.content_type in PART_TYPES]
+        refused = [parts[i].source for i in set(range(len(parts))) - set(todo)]
+        if refused:
+            await in_io(_discard, refused)
         for i in set(range(len(parts))) - set(todo):
-            await in_io(_unlink, parts[i].path)
             outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
-        def check(p: ParsedInstance) -> DaemonError | None:
-            if study is not None and p.study_uid != study:
-                # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
-                return WrongStudy("Conflict", f"the instance belongs to study {p.study_uid}, not {study}")
-            return None
-
         if todo:
             try:
-                results = await self.daemon.ingest.store_paths([parts[i].source for i in todo], "DicomWeb", check)
+                results = await self.daemon.ingest.store([parts[i].source for i in todo], DICOMWEB_ORIGIN, study)
             except Exception:
                 log.failure("STOW-RS could not store {count} instances", count=len(todo))
                 results = [None] * len(todo)
@@ -173,20 +161,22 @@ class StowRoutes:
         for outcome in outcomes:
             (referenced if "_study" in outcome else failed).append(outcome)
 
-    def _outcome(self, result) -> dict:
-        """The ReferencedSOPSequence or FailedSOPSequence item of one part's ingest result."""
-        if isinstance(result, StoreAnswer):
-            p = result.parsed
+    def _outcome(self, result: IngestResult | None) -> dict:
+        """The ReferencedSOPSequence or FailedSOPSequence item of one part's ingest result (None:
+        the batch broke)."""
+        if result is not None and result.stored:
+            p = result.instance
             url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
             return {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
                     "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
-        parsed = getattr(result, "parsed", None)  # None when the part could not even be parsed
+        parsed = result.instance if result is not None else None  # None when the part could not be parsed
         sop_class, sop_uid = (parsed.sop_class_uid, parsed.sop_uid) if parsed else ("", "")
-        if isinstance(result, WrongStudy):
+        error = result.error if result is not None else None
+        if isinstance(error, WrongStudy):
             reason = WRONG_STUDY
-        elif isinstance(result, FullStorage):
+        elif isinstance(error, FullStorage):
             reason = OUT_OF_RESOURCES
-        elif isinstance(result, DaemonError):
+        elif isinstance(error, DaemonError):
             reason = CANNOT_UNDERSTAND
         else:
             reason = PROCESSING_FAILURE

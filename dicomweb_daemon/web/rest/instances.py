@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
 import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
-from ...errors import BadFileFormat, BadRequest, DaemonError, UnknownResource
-from ...storage.uploads import ZIP_MAGIC, extract_member, file_md5, zip_members
+from ...errors import BadFileFormat, BadRequest, UnknownResource
+from ...storage.uploads import ZIP_MAGIC, extract_members, file_md5, zip_members
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
+from ..site import take_body
 from ..streaming import send_file
 
 
@@ -25,40 +25,38 @@ class InstanceRoutes:
 
     @route("/instances", methods=("POST",))
     async def store(self, request):
-        path, magic = await self.daemon.spooled_upload(request)
-        if magic == ZIP_MAGIC:
-            return json_response(request, await self._store_zip(path, self.daemon.origin(request, "RestApi")))
-        answer = await self.daemon.ingest.store_path(path, self.daemon.origin(request, "RestApi"))
-        return json_response(request, answer.orthanc_json())
+        body = take_body(request)
+        origin = self.daemon.origin(request, "RestApi")
+        if await in_io(body.head, 4) == ZIP_MAGIC:
+            try:
+                return json_response(request, await self._store_zip(body, origin))
+            finally:
+                await in_io(body.discard)
+        result = await self.daemon.ingest.store_one(body, origin)
+        return json_response(request, result.orthanc_json())
 
-    async def _store_zip(self, path: str, origin) -> list[dict]:
+    async def _store_zip(self, archive, origin) -> list[dict]:
         """Store every member of a ZIP, by chunks of files indexed together; report the bad ones."""
         try:
-            members = await in_io(zip_members, path)
+            members = await in_io(zip_members, archive)
         except zipfile.BadZipFile as e:
-            await in_io(os.unlink, path)
             raise BadRequest("Bad file format", f"corrupt ZIP archive: {e}") from None
         answers: list[dict] = []
         limit = self.daemon.settings.MaximumBodySize * 1024 * 1024
-        try:
-            for start in range(0, len(members), ZIP_CHUNK):
-                chunk = members[start : start + ZIP_CHUNK]
-                slots: list[dict | None] = [None] * len(chunk)
-                extracted: list[tuple[int, str]] = []
-                for i, name in enumerate(chunk):
-                    try:
-                        extracted.append((i, await in_io(extract_member, path, name, self.daemon.spool_dir, limit)))
-                    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-                        slots[i] = _failure(name, "Bad file format", str(e))
-                results = await self.daemon.ingest.store_paths([p for _, p in extracted], origin)
-                for (i, _), result in zip(extracted, results, strict=True):
-                    if isinstance(result, DaemonError):
-                        slots[i] = _failure(chunk[i], result.message, result.details or result.message)
-                    else:
-                        slots[i] = result.orthanc_json()
-                answers.extend(slots)
-        finally:
-            await in_io(os.unlink, path)
+        for start in range(0, len(members), ZIP_CHUNK):
+            chunk = members[start : start + ZIP_CHUNK]
+            extracted = await in_io(extract_members, archive, chunk, self.daemon.spool, limit)
+            slots: list[dict | None] = [None] * len(chunk)
+            good = [i for i, item in enumerate(extracted) if not isinstance(item, Exception)]
+            for i in set(range(len(chunk))) - set(good):
+                slots[i] = _failure(chunk[i], "Bad file format", str(extracted[i]))
+            results = await self.daemon.ingest.store([extracted[i] for i in good], origin)
+            for i, result in zip(good, results, strict=True):
+                if result.error is not None:
+                    slots[i] = _failure(chunk[i], result.error.message, result.error.details or result.error.message)
+                else:
+                    slots[i] = result.orthanc_json()
+            answers.extend(slots)
         return answers
 
     async def _file(self, public_id: str) -> dict:

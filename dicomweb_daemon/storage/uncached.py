@@ -24,12 +24,6 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _local = threading.local()
 
 
-class UncachedPath(str):
-    """The path of a file written around the page cache: read it with :func:`read_uncached`."""
-
-    __slots__ = ()
-
-
 def _aligned_buffer(size: int) -> mmap.mmap:
     """This thread's aligned buffer (mapped memory is page-aligned) of at least ``size`` bytes."""
     buf = getattr(_local, "buf", None)
