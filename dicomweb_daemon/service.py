@@ -8,6 +8,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from . import shared_body
+from .codecs.service import FrameService
 from .index.writes import Origin
 from .storage.ingest import Ingest
 from .threads import configure_processes, in_db, in_db_write, in_io
@@ -24,6 +25,7 @@ class Daemon:
         self.index = index
         self.spool_dir = getattr(storage, "tmp", None) and str(storage.tmp) or _own_spool(settings)
         self.ingest = Ingest(storage, index, settings, self.spool_dir)
+        self.frames = FrameService(storage, index)
 
     async def spooled_body(self, request) -> str:
         """The request body as a file path that ingest may consume."""
