@@ -151,18 +151,18 @@ class FrameService:
         encode = arrays.TYPED_MEDIA_TYPES[media_type]
         return await in_cpu(lambda: encode(arrays.typed_frame(self._image(instance), number - 1, pixel_format)))
 
-    async def numpy(self, instances: list[tuple[StoredInstance, dict]], rescale: bool, compress: bool,
-                    series: bool) -> bytes:
-        """``.npy`` (or ``.npz``) of one instance's frames, or of a series' instances stacked in
-        spatial order (``series``; each with its main tags), in one cpu job."""
-        def work() -> bytes:
-            if series:
-                openers: list[tuple[Callable[[], Image], dict]] = [
-                    ((lambda inst=inst: self._image(inst)), tags) for inst, tags in instances]
-                return arrays.encode_numpy(arrays.series_array(openers, rescale), compress)
-            return arrays.encode_numpy(arrays.instance_array(self._image(instances[0][0]), rescale), compress)
+    async def instance_numpy(self, instance: StoredInstance, rescale: bool, compress: bool) -> bytes:
+        """``.npy`` (``.npz`` when ``compress``) of the instance's frames, shaped (frames, rows, columns,
+        channels): modality values when ``rescale``, else stored values; one cpu job."""
+        return await in_cpu(lambda: arrays.encode_numpy(arrays.instance_array(self._image(instance), rescale),
+                                                        compress))
 
-        return await in_cpu(work)
+    async def series_numpy(self, instances: list[tuple[StoredInstance, dict]], rescale: bool, compress: bool) -> bytes:
+        """:meth:`instance_numpy` of a series' instances (each with its main tags) stacked in
+        spatial order; one cpu job, each image opened when its turn comes."""
+        openers: list[tuple[Callable[[], Image], dict]] = [
+            ((lambda inst=inst: self._image(inst)), tags) for inst, tags in instances]
+        return await in_cpu(lambda: arrays.encode_numpy(arrays.series_array(openers, rescale), compress))
 
     async def rendered(self, instance: StoredInstance, frame: int = 1, **options) -> bytes:
         """Frame ``frame`` rendered for people (:func:`.render.render` options), in one cpu job."""

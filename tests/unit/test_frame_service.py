@@ -243,6 +243,16 @@ async def test_typed_image_keeps_the_stored_values(parts):
 
 
 @pytest_twisted.ensureDeferred
+async def test_numpy_export_holds_every_frame(parts):
+    """The .npy of a multi-frame JPEG-LS instance is (frames, rows, columns, 1) of pydicom's values."""
+    data = file_bytes("emri_small_jpeg_ls_lossless.dcm")
+    instance = await store(parts, data)
+    got = np.load(io.BytesIO(await parts.frames.instance_numpy(instance, rescale=False, compress=False)))
+    assert got.shape == (10, 64, 64, 1)
+    assert np.array_equal(got[..., 0], pydicom.dcmread(io.BytesIO(data)).pixel_array)
+
+
+@pytest_twisted.ensureDeferred
 async def test_rendered_images_have_the_asked_size_and_format(parts):
     """Rendered frames are PNG or JPEG that Pillow reads, at the image's size or fitted to a viewport."""
     instance = await store(parts, file_bytes("CT_small.dcm"))

@@ -147,7 +147,7 @@ class ImageRoutes:
         """``.npy`` (or ``.npz`` with compress=1) shaped (frames, rows, columns, channels)."""
         rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
         instance = await self.frame_service.instance(id, metadata=True)
-        data = await self.frame_service.numpy([(instance, {})], rescale, compress, series=False)
+        data = await self.frame_service.instance_numpy(instance, rescale, compress)
         return _numpy_answer(request, data, compress)
 
     @route("/series/<id>/numpy")
@@ -155,7 +155,7 @@ class ImageRoutes:
         """The whole series as one array, slices in spatial order (else by InstanceNumber)."""
         rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
         items = await in_db(_series_instances, self.daemon.index, self.frame_service, id)
-        data = await self.frame_service.numpy(items, rescale, compress, series=True)
+        data = await self.frame_service.series_numpy(items, rescale, compress)
         return _numpy_answer(request, data, compress)
 
     @route("/instances/<id>/pdf")
