@@ -128,12 +128,14 @@ def main() -> None:
 
     parsed = parse_buffer(open(single, "rb").read())
     blob = zlib.compress(parsed.metadata_json)
-    for label, key in (("cold", None), ("warm", "ct512")):
+    from dicomweb_daemon.codecs.stored import HeaderCache
+
+    for label, headers in (("cold", None), ("warm", HeaderCache())):
         calls = []
         for _ in range(a.rounds):
             t = time.perf_counter()
-            codecs.render_stored(single, parsed.frames, parsed.transfer_syntax, blob, 1, key=key,
-                                 media_type="image/jpeg")
+            codecs.render_stored(single, parsed.frames, parsed.transfer_syntax, blob, 1, key="ct512",
+                                 headers=headers, media_type="image/jpeg")
             calls.append((time.perf_counter() - t) * 1000)
         print(f"  the same through the stored JSON + frame table ({label}): {summary(calls)}")
 

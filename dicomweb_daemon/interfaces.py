@@ -201,6 +201,9 @@ class IIndex(Interface):
     def wado_resource_ids(study, series=None, sop=None):  # noqa: N805
         """Orthanc IDs of the resources named by UIDs."""
 
+    def rendered_instances(study, series=None, sop=None):  # noqa: N805
+        """Orthanc IDs of the instances named by UIDs, by SeriesNumber then InstanceNumber."""
+
     def instance_by_sop(sop):  # noqa: N805
         """The instance with this SOPInstanceUID (WADO-URI)."""
 

@@ -8,6 +8,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from .codecs.service import FrameService
 from .index.writes import Origin
 from .interfaces import IStaging
 from .storage import journal
@@ -31,6 +32,7 @@ class Daemon:
         self.spool = Spool(folder)
         self.body_memory = BodyMemory()  # request bodies held in memory, shared with the workers
         self.ingest = Ingest(storage, index, settings, self.spool)
+        self.frames = FrameService(storage, index)  # the one way out for pixels
 
     @staticmethod
     def origin(request, name: str) -> Origin:

@@ -1,18 +1,23 @@
-"""Pixel data: the transfer syntaxes we decode and encode, transcoding, and rendering.
+"""Pixel data: the transfer syntaxes we decode and encode, transcoding, rendering, and the frame
+service that answers every protocol's "frame n of this stored instance, in this syntax"
+(:class:`.service.FrameService`).
 
-Every function here blocks (decoding, encoding, file reads): call it through ``await in_cpu(...)``.
-Errors are :mod:`dicomweb_daemon.errors` exceptions: 406 when no codec can produce the asked
-syntax or media type, 415 when no codec reads the stored one, 400 for a corrupt or oversized image.
+The functions here block (decoding, encoding, file reads): the frame service runs them in the cpu
+pool. Errors are :mod:`.errors` exceptions, without protocol meaning: each caller says what they
+mean to its client (the web layer in :mod:`dicomweb_daemon.web.errors`).
 """
 from __future__ import annotations
 
+from .instance import StoredInstance
 from .registry import decodable, encodable
 from .render import document, render, video
+from .service import FrameService
 from .stored import render_stored
 from .transcode import can_transcode, transcode_file, transcode_frame, transcode_frame_ex
 
-__all__ = ["decodable_syntaxes", "encodable_syntaxes", "can_transcode", "transcode_file", "transcode_frame",
-           "transcode_frame_ex", "render", "render_stored", "document", "video"]
+__all__ = ["FrameService", "StoredInstance", "decodable_syntaxes", "encodable_syntaxes", "can_transcode",
+           "transcode_file", "transcode_frame", "transcode_frame_ex", "render", "render_stored", "document",
+           "video"]
 
 
 def decodable_syntaxes() -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import BadRequest, NotAcceptable
 from . import limits
-from .frames import Image, open_image
+from .errors import CannotRender, ImageTooLarge, IncompatibleImages, InvalidOptions
+from .frames import Image
 from .render import color_to_8bit, modality_values
 
 PIXEL_FORMATS = {"uint8": np.uint8, "uint16": np.uint16, "int16": np.int16}
@@ -23,17 +24,15 @@ def _is_color(image: Image, photometric: str) -> bool:
     return image.px["samples"] > 1 or photometric == "PALETTE COLOR"
 
 
-def typed_frame(path, index: int, pixel_format: str) -> np.ndarray:
+def typed_frame(image: Image, index: int, pixel_format: str) -> np.ndarray:
     """Frame ``index`` (0-based) as stored values clamped to ``pixel_format`` (no rescale, no window).
 
     Colour images (RGB, YCbCr, palette) exist only as uint8 RGB."""
     dtype = PIXEL_FORMATS[pixel_format]
-    image = open_image(path)
     array, photometric = _decoded(image, index)
     if _is_color(image, photometric):
         if pixel_format != "uint8":
-            raise BadRequest("Bad request", f"a colour image ({photometric}) has no {pixel_format} form: "
-                             "ask for image-uint8")
+            raise InvalidOptions(f"a colour image ({photometric}) has no {pixel_format} form: ask for image-uint8")
         return color_to_8bit(image.ds, array, photometric, image.px["bits_stored"])
     info = np.iinfo(dtype)
     return np.clip(array.astype(np.int64), info.min, info.max).astype(dtype)
@@ -64,27 +63,25 @@ def encode_pam(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(body).tobytes()
 
 
-def frame_count(path) -> int:
-    return open_image(path).frames
+#: Containers of typed frames by media type (Orthanc's /image-uint8, /image-uint16, /image-int16).
+TYPED_MEDIA_TYPES = {"image/png": encode_png, "image/x-portable-arbitrarymap": encode_pam}
 
 
-def raw_frame(path, index: int) -> bytes:
+def raw_frame(image: Image, index: int) -> bytes:
     """Frame ``index`` (0-based) as stored (native bytes, or the frame's fragments joined)."""
-    image = open_image(path)
     if image.px["bits_allocated"] == 1:
-        raise NotAcceptable("Not acceptable", "single-bit frames are not byte-aligned: no raw form")
+        raise CannotRender("single-bit frames are not byte-aligned: no raw form")
     return bytes(image.frame(index))
 
 
-def instance_array(path, rescale: bool = True, budget: int | None = None) -> np.ndarray:
+def instance_array(image: Image, rescale: bool = True, budget: int | None = None) -> np.ndarray:
     """All frames as ``(frames, rows, columns, channels)``: float64 modality values when ``rescale``,
     else the stored values in their own type; colour as RGB uint8 (never rescaled)."""
-    image = open_image(path)
     per_sample = 8 if rescale else max(1, limits.bytes_per_sample(image.px["bits_allocated"]))
     limits.check_total(image.px, per_sample=per_sample)
     if budget is not None and image.px["rows"] * image.px["columns"] * image.px["samples"] * \
             image.frames * per_sample > budget:
-        raise limits.ImageTooLarge("Image too large", f"the export would exceed {limits.MAX_DECODED_BYTES} bytes")
+        raise ImageTooLarge(f"the export would exceed {limits.MAX_DECODED_BYTES} bytes")
     frames = []
     for index in range(image.frames):
         array, photometric = _decoded(image, index)
@@ -96,21 +93,23 @@ def instance_array(path, rescale: bool = True, budget: int | None = None) -> np.
     return np.stack(frames)
 
 
-def series_array(paths_and_geometry: list[tuple[object, dict]], rescale: bool = True) -> np.ndarray:
+def series_array(images_and_tags: list[tuple[Callable[[], Image], dict]], rescale: bool = True) -> np.ndarray:
     """Instances of a series stacked in spatial order along the normal of ImageOrientationPatient
-    (PS3.3 C.7.6.2.1.1), else by InstanceNumber; every instance must have the same frame shape."""
-    ordered = [path for path, _ in sorted(paths_and_geometry, key=lambda pg: spatial_key(pg[1]))]
+    (PS3.3 C.7.6.2.1.1), else by InstanceNumber; every instance must have the same frame shape.
+
+    Each instance comes as a function that opens its image, called in that order."""
+    ordered = [opener for opener, _ in sorted(images_and_tags, key=lambda pg: spatial_key(pg[1]))]
     parts, shape, used = [], None, 0
-    for path in ordered:
-        part = instance_array(path, rescale, budget=limits.MAX_DECODED_BYTES - used)
+    for opener in ordered:
+        part = instance_array(opener(), rescale, budget=limits.MAX_DECODED_BYTES - used)
         used += part.nbytes
         if shape is not None and part.shape[1:] != shape:
-            raise BadRequest("Bad request", f"the instances of this series have different sizes "
-                             f"({shape} and {part.shape[1:]}): no single array")
+            raise IncompatibleImages(f"the instances of this series have different sizes "
+                                     f"({shape} and {part.shape[1:]}): no single array")
         shape = part.shape[1:]
         parts.append(part)
     if not parts:
-        raise BadRequest("Bad request", "this series has no instance")
+        raise IncompatibleImages("this series has no instance")
     return np.concatenate(parts)
 
 

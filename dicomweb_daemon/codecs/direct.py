@@ -12,10 +12,11 @@ from collections.abc import Callable
 import numpy as np
 from pydicom import uid
 
+from ..dicom.transfer_syntaxes import NATIVE_LE
+
 JPEG_LS = (uid.JPEGLSLossless, uid.JPEGLSNearLossless)
 JPEG_2000 = (uid.JPEG2000Lossless, uid.JPEG2000)
 JPEG_LOSSLESS = (uid.JPEGLossless, uid.JPEGLosslessSV1)
-NATIVE_LE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian)
 #: A codestream's decoder: the library's array, or None when the library is not installed.
 Decoder = Callable[[bytes], "np.ndarray | None"]
 

@@ -9,8 +9,9 @@ import pydicom
 from pydicom import uid
 from pydicom.dataset import Dataset
 
-from ..errors import BadFileFormat, DaemonError, UnknownResource
+from ..dicom.transfer_syntaxes import BIG_ENDIAN, DEFLATED
 from . import limits
+from .errors import CodecError, CorruptPixelData, ImageTooLarge, NoSuchFrame
 from .registry import decoder_for
 
 #: Attributes a codec needs to know what a frame holds (PS3.3 C.7.6.3).
@@ -37,8 +38,7 @@ class Image:
     def frame(self, index: int) -> bytes:
         """The stored bytes of frame ``index`` (0-based): native bytes, or joined fragments."""
         if not 0 <= index < self.frames:
-            raise UnknownResource("Unknown resource", f"frame {index + 1} does not exist "
-                                  f"(the instance has {self.frames})")
+            raise NoSuchFrame(f"frame {index + 1} does not exist (the instance has {self.frames})")
         if getattr(self, "_cache", None) is None:
             one = self._read_one(index)
             if one is not None:
@@ -52,7 +52,7 @@ class Image:
         from pydicom.encaps import get_frame
 
         path = getattr(self.ds, "filename", None)
-        if not isinstance(path, str) or self.transfer_syntax == uid.DeflatedExplicitVRLittleEndian:
+        if not isinstance(path, str) or self.transfer_syntax == DEFLATED:
             return None
         raw = self.ds.get_item("PixelData", keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.value is not None or raw.value_tell is None:
@@ -66,9 +66,8 @@ class Image:
                 try:
                     return get_frame(f, index, number_of_frames=self.frames, extended_offsets=extended)
                 except Exception as e:  # noqa: BLE001 - broken item tags, missing fragments...
-                    raise BadFileFormat("Bad file format", f"the encapsulated pixel data is invalid: {e}") \
-                        from None
-            if self.px["bits_allocated"] == 1 or (self.transfer_syntax == uid.ExplicitVRBigEndian
+                    raise CorruptPixelData(f"the encapsulated pixel data is invalid: {e}") from None
+            if self.px["bits_allocated"] == 1 or (self.transfer_syntax == BIG_ENDIAN
                                                   and self.px["bits_allocated"] == 8):
                 return None  # bit-packed or byte-swapped: the whole-data path handles those
             limits.check_native_length(self.px, raw.length)
@@ -92,11 +91,11 @@ class Image:
     def _decode_bits(self, index: int) -> tuple[np.ndarray, dict]:
         # Single-bit frames are packed back to back without byte alignment (PS3.5 §8.1.1).
         if not 0 <= index < self.frames:
-            raise UnknownResource("Unknown resource", f"frame {index + 1} does not exist")
+            raise NoSuchFrame(f"frame {index + 1} does not exist")
         try:
             arr = self.ds.pixel_array
         except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault
-            raise BadFileFormat("Bad file format", f"the pixel data cannot be decoded: {e}") from None
+            raise CorruptPixelData(f"the pixel data cannot be decoded: {e}") from None
         return (arr[index] if self.frames > 1 else arr), {}
 
 
@@ -113,7 +112,7 @@ def open_image(path, *, require_pixels: bool = True) -> Image:
     try:
         ds = pydicom.dcmread(path, defer_size=4096)
     except Exception as e:  # noqa: BLE001 - pydicom raises many kinds on a corrupt file
-        raise BadFileFormat("Bad file format", f"the stored file cannot be parsed: {e}") from None
+        raise CorruptPixelData(f"the stored file cannot be parsed: {e}") from None
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", uid.ExplicitVRLittleEndian)) if meta else uid.ExplicitVRLittleEndian
     px = limits.pixel_module(ds) if require_pixels or "PixelData" in ds else {}
@@ -127,9 +126,9 @@ def split_frames(ds: Dataset, transfer_syntax: str, px: dict) -> list[bytes]:
     try:
         data = ds.PixelData
     except Exception as e:  # noqa: BLE001
-        raise BadFileFormat("Bad file format", f"the pixel data cannot be read: {e}") from None
+        raise CorruptPixelData(f"the pixel data cannot be read: {e}") from None
     if not uid.UID(transfer_syntax).is_compressed:
-        if transfer_syntax == uid.ExplicitVRBigEndian and px["bits_allocated"] == 8 \
+        if transfer_syntax == BIG_ENDIAN and px["bits_allocated"] == 8 \
                 and ds["PixelData"].VR == "OW":
             # Big endian OW swaps each pair of 8-bit samples (PS3.5 §7.3 and Annex D): undo it.
             even = data + b"\0" if len(data) % 2 else data
@@ -143,9 +142,9 @@ def split_frames(ds: Dataset, transfer_syntax: str, px: dict) -> list[bytes]:
             extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
         frames = list(generate_frames(data, number_of_frames=px["frames"], extended_offsets=extended))
     except Exception as e:  # noqa: BLE001
-        raise BadFileFormat("Bad file format", f"the encapsulated pixel data is invalid: {e}") from None
+        raise CorruptPixelData(f"the encapsulated pixel data is invalid: {e}") from None
     if len(frames) < px["frames"]:
-        raise BadFileFormat("Bad file format", f"the pixel data holds {len(frames)} frames, "
+        raise CorruptPixelData(f"the pixel data holds {len(frames)} frames, "
                             f"the header announces {px['frames']}")
     return frames
 
@@ -163,15 +162,15 @@ def decode_frame(header: Dataset, frame: bytes, transfer_syntax: str, px: dict |
         limits.check_native_length(dict(px, frames=1), len(frame))
     try:
         arr, changes = codec.decode_frame(header, frame, transfer_syntax)
-    except DaemonError:
+    except CodecError:
         raise
     except MemoryError:
-        raise limits.ImageTooLarge("Image too large", "not enough memory to decode this frame") from None
+        raise ImageTooLarge("not enough memory to decode this frame") from None
     except Exception as e:  # noqa: BLE001 - decoders raise anything on corrupt input
-        raise BadFileFormat("Bad file format", f"the frame cannot be decoded ({codec.name}): {e}") from None
+        raise CorruptPixelData(f"the frame cannot be decoded ({codec.name}): {e}") from None
     expected = (px["rows"], px["columns"]) + ((px["samples"],) if px["samples"] > 1 else ())
     if arr.shape != expected:
-        raise BadFileFormat("Bad file format", f"the decoded frame is {arr.shape}, the header says {expected}")
+        raise CorruptPixelData(f"the decoded frame is {arr.shape}, the header says {expected}")
     return arr, changes
 
 

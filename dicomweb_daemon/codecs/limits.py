@@ -1,5 +1,5 @@
 """Bounds checked before any pixel buffer is allocated, so that a hostile or broken file costs a
-4xx answer instead of the daemon's memory.
+refusal (:mod:`.errors`; a 4xx answer on the web) instead of the daemon's memory.
 
 A file's header says how big its pixels are; a compressed codestream says it again. We refuse a
 header past the bounds, native pixel data shorter than the header claims, and a codestream whose
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import BadFileFormat, BadRequest, NotAcceptable
+from .errors import CorruptPixelData, ImageTooLarge, InvalidOptions, NotAnImage
 
 #: Largest decoded frame (bytes at 8 bytes per sample, the float64 worst case of rendering).
 MAX_FRAME_BYTES = 1 << 30
@@ -21,12 +21,6 @@ MAX_SIDE = 1 << 16
 MAX_OUTPUT_PIXELS = 1 << 26
 
 
-class ImageTooLarge(BadRequest):
-    """The pixel data would need more memory than the daemon allows for one request."""
-
-    orthanc_error = "Image too large"
-
-
 def bytes_per_sample(bits_allocated: int) -> float:
     return 1 / 8 if bits_allocated == 1 else (bits_allocated + 7) // 8
 
@@ -34,7 +28,7 @@ def bytes_per_sample(bits_allocated: int) -> float:
 def pixel_module(ds) -> dict[str, int | str]:
     """The Image Pixel module of ``ds`` as plain values, checked for sanity (PS3.3 C.7.6.3)."""
     if "PixelData" not in ds:
-        raise NotAcceptable("Not acceptable", "this instance has no pixel data (it is not an image)")
+        raise NotAnImage("this instance has no pixel data (it is not an image)")
     try:
         values = {
             "rows": int(ds.Rows), "columns": int(ds.Columns),
@@ -47,16 +41,16 @@ def pixel_module(ds) -> dict[str, int | str]:
             "frames": int(ds.get("NumberOfFrames", 1) or 1),
         }
     except (AttributeError, TypeError, ValueError) as e:
-        raise BadFileFormat("Bad file format", f"the Image Pixel module is incomplete or invalid: {e}") from None
+        raise CorruptPixelData(f"the Image Pixel module is incomplete or invalid: {e}") from None
     if values["rows"] <= 0 or values["columns"] <= 0 or values["frames"] <= 0:
-        raise BadFileFormat("Bad file format", "Rows, Columns and NumberOfFrames must be positive")
+        raise CorruptPixelData("Rows, Columns and NumberOfFrames must be positive")
     if values["rows"] > MAX_SIDE or values["columns"] > MAX_SIDE:
-        raise ImageTooLarge("Image too large", f"{values['columns']}x{values['rows']} pixels exceed {MAX_SIDE}")
+        raise ImageTooLarge(f"{values['columns']}x{values['rows']} pixels exceed {MAX_SIDE}")
     if values["bits_allocated"] not in (1, 8, 16, 32, 64) or values["samples"] not in (1, 3, 4):
-        raise BadFileFormat("Bad file format", f"unsupported BitsAllocated {values['bits_allocated']} "
+        raise CorruptPixelData(f"unsupported BitsAllocated {values['bits_allocated']} "
                             f"or SamplesPerPixel {values['samples']}")
     if not 1 <= values["bits_stored"] <= values["bits_allocated"]:
-        raise BadFileFormat("Bad file format", "BitsStored must be between 1 and BitsAllocated")
+        raise CorruptPixelData("BitsStored must be between 1 and BitsAllocated")
     return values
 
 
@@ -72,7 +66,7 @@ def check_frame(px: dict) -> None:
     """Refuse a frame too big to decode and render (float64 worst case)."""
     worst = px["rows"] * px["columns"] * px["samples"] * 8
     if worst > MAX_FRAME_BYTES:
-        raise ImageTooLarge("Image too large", f"one frame would need {worst} bytes (limit {MAX_FRAME_BYTES})")
+        raise ImageTooLarge(f"one frame would need {worst} bytes (limit {MAX_FRAME_BYTES})")
 
 
 def check_total(px: dict, frames: int | None = None, per_sample: float | None = None) -> None:
@@ -81,7 +75,7 @@ def check_total(px: dict, frames: int | None = None, per_sample: float | None = 
     size = px["rows"] * px["columns"] * px["samples"] * (frames or px["frames"]) * \
         (per_sample or max(1, bytes_per_sample(px["bits_allocated"])))
     if size > MAX_DECODED_BYTES:
-        raise ImageTooLarge("Image too large", f"decoding would need {int(size)} bytes (limit {MAX_DECODED_BYTES})")
+        raise ImageTooLarge(f"decoding would need {int(size)} bytes (limit {MAX_DECODED_BYTES})")
 
 
 def check_native_length(px: dict, available: int) -> None:
@@ -91,7 +85,7 @@ def check_native_length(px: dict, available: int) -> None:
     else:
         needed = frame_bytes(px) * px["frames"]
     if available < needed:
-        raise BadFileFormat("Bad file format", f"the pixel data holds {available} bytes but the header "
+        raise CorruptPixelData(f"the pixel data holds {available} bytes but the header "
                             f"({px['frames']} frames of {px['columns']}x{px['rows']}x{px['samples']}, "
                             f"{px['bits_allocated']} bits) needs {needed}")
 
@@ -137,17 +131,17 @@ def check_codestream(px: dict, data: bytes, transfer_syntax: str) -> None:
         return
     cols, rows = size
     if cols > px["columns"] or (rows > px["rows"] and rows != 0):
-        raise BadFileFormat("Bad file format", f"the compressed frame is {cols}x{rows} pixels but the header "
+        raise CorruptPixelData(f"the compressed frame is {cols}x{rows} pixels but the header "
                             f"says {px['columns']}x{px['rows']}")
 
 
 def check_viewport(width: int, height: int) -> None:
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise BadRequest("Bad request", f"viewport must be between 1 and {MAX_SIDE} pixels per side")
+        raise InvalidOptions(f"viewport must be between 1 and {MAX_SIDE} pixels per side")
 
 
 def check_output(width: int, height: int) -> None:
     """Refuse a rendering whose picture would be larger than :data:`MAX_OUTPUT_PIXELS`."""
     if width * height > MAX_OUTPUT_PIXELS:
-        raise BadRequest("Bad request", f"a {width}x{height} rendering exceeds {MAX_OUTPUT_PIXELS} pixels: "
+        raise InvalidOptions(f"a {width}x{height} rendering exceeds {MAX_OUTPUT_PIXELS} pixels: "
                          "ask for a smaller viewport")

@@ -13,11 +13,8 @@ from pydicom import uid
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from ..dicom.transfer_syntaxes import BIG_ENDIAN, UNCOMPRESSED
 from ..interfaces import ICodec
-
-NATIVE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
-          uid.ExplicitVRBigEndian)
-LITTLE_ENDIAN_NATIVE = NATIVE[:3]
 
 
 def header_options(header) -> dict:
@@ -110,7 +107,7 @@ class NativeCodec(_Base):
     """Uncompressed pixel data (PS3.5 §8.1.1): little endian in any VR, deflated, and big endian."""
 
     name = "native"
-    decodes = encodes = NATIVE
+    decodes = encodes = UNCOMPRESSED
 
     def encode_frame(self, header, array, transfer_syntax, quality):
         if transfer_syntax not in self.encodes:
@@ -121,7 +118,7 @@ class NativeCodec(_Base):
 
             return pack_bits(np.ascontiguousarray(array)), {}
         kind = "i" if array.dtype.kind == "i" else ("f" if array.dtype.kind == "f" else "u")
-        order = ">" if transfer_syntax == uid.ExplicitVRBigEndian else "<"
+        order = ">" if transfer_syntax == BIG_ENDIAN else "<"
         out = np.ascontiguousarray(array, dtype=np.dtype(f"{order}{kind}{bits // 8}"))
         changes = {"PlanarConfiguration": 0} if array.ndim == 3 else {}
         return out.tobytes(), changes

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import functools
 
-from ..errors import NotAcceptable, UnsupportedMediaType
 from ..interfaces import ICodec
 from ..registry import discover
+from .errors import NoDecoder, NoEncoder
 
 
 @functools.lru_cache(maxsize=1)
@@ -16,22 +16,19 @@ def codecs() -> tuple:
 
 
 def decoder_for(transfer_syntax: str):
-    """The codec that decodes ``transfer_syntax``; 415 when none does (we cannot read that data)."""
+    """The codec that decodes ``transfer_syntax``; NoDecoder when none does (we cannot read that data)."""
     for codec in codecs():
         if codec.can_decode(transfer_syntax):
             return codec
-    raise UnsupportedMediaType("Unsupported media type",
-                               f"no codec decodes the transfer syntax {transfer_syntax} "
-                               f"(decodable: {', '.join(decodable())})")
+    raise NoDecoder(f"no codec decodes the transfer syntax {transfer_syntax} (decodable: {', '.join(decodable())})")
 
 
 def encoder_for(transfer_syntax: str):
-    """The codec that encodes ``transfer_syntax``; 406 when none does (we cannot answer in it)."""
+    """The codec that encodes ``transfer_syntax``; NoEncoder when none does (we cannot answer in it)."""
     for codec in codecs():
         if codec.can_encode(transfer_syntax):
             return codec
-    raise NotAcceptable("Not acceptable", f"no codec encodes the transfer syntax {transfer_syntax} "
-                        f"(encodable: {', '.join(encodable())})")
+    raise NoEncoder(f"no codec encodes the transfer syntax {transfer_syntax} (encodable: {', '.join(encodable())})")
 
 
 def _candidates(attribute: str) -> set[str]:

@@ -8,8 +8,8 @@ import io
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ..errors import BadRequest, NotAcceptable
 from . import limits
+from .errors import CannotRender, InvalidOptions, NoSuchFrame
 from .frames import Image, open_image
 
 MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF"}
@@ -137,7 +137,7 @@ def color_to_8bit(ds: Dataset, array: np.ndarray, photometric: str, bits_stored:
 
         array = convert_color_space(array, "YBR_FULL", "RGB")
     elif photometric not in ("RGB", "YBR_ICT", "YBR_RCT"):
-        raise NotAcceptable("Not acceptable", f"cannot render PhotometricInterpretation {photometric}")
+        raise CannotRender(f"cannot render PhotometricInterpretation {photometric}")
     return _scale_bits(array[..., :3], bits_stored)
 
 
@@ -162,7 +162,7 @@ def crop(array: np.ndarray, region: tuple | None) -> np.ndarray:
         return array
     x1, y1, x2, y2 = (float(v) for v in region)
     if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
-        raise BadRequest("Bad request", "region must be x1,y1,x2,y2 with 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+        raise InvalidOptions("region must be x1,y1,x2,y2 with 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
     rows, cols = array.shape[:2]
     top, bottom = int(y1 * rows), max(int(y1 * rows) + 1, int(round(y2 * rows)))
     left, right = int(x1 * cols), max(int(x1 * cols) + 1, int(round(x2 * cols)))
@@ -183,7 +183,7 @@ def source_rectangle(array: np.ndarray, viewport: tuple | None) -> np.ndarray:
     left, top = max(0, left), max(0, top)
     right, bottom = min(cols, right), min(rows, bottom)
     if right <= left or bottom <= top:
-        raise BadRequest("Bad request", "the viewport's source rectangle lies outside the image")
+        raise InvalidOptions("the viewport's source rectangle lies outside the image")
     out = array[top:bottom, left:right]
     if sw < 0:
         out = out[:, ::-1]
@@ -219,14 +219,14 @@ def encode_picture(pictures: list, media_type: str, quality: int | None) -> byte
     """JPEG, PNG or GIF (an animated GIF when several frames are given)."""
     fmt = MEDIA_TYPES.get(media_type)
     if fmt is None:
-        raise NotAcceptable("Not acceptable", f"cannot render as {media_type} "
+        raise CannotRender(f"cannot render as {media_type} "
                             f"(available: {', '.join(MEDIA_TYPES)})")
     out = io.BytesIO()
     first = pictures[0]
     if fmt == "JPEG":
         q = 90 if quality is None else int(quality)
         if not 1 <= q <= 100:
-            raise BadRequest("Bad request", "quality must be between 1 and 100")
+            raise InvalidOptions("quality must be between 1 and 100")
         first.save(out, "JPEG", quality=q)
     elif fmt == "GIF" and len(pictures) > 1:
         first.save(out, "GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0)
@@ -251,7 +251,7 @@ def render(path, frame: int = 1, *, media_type: str = "image/jpeg", window: tupl
     or ``(vw, vh, sx, sy, sw, sh)`` (§8.3.5.1.3),
     ``region`` ``(x1, y1, x2, y2)`` fractions; ``all_frames`` with image/gif animates the instance."""
     if media_type not in MEDIA_TYPES:
-        raise NotAcceptable("Not acceptable", f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
+        raise CannotRender(f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
     window = parse_window(window)
     return render_image(open_image(path), frame, media_type=media_type, window=window, viewport=viewport,
                         quality=quality, region=region, all_frames=all_frames)
@@ -262,12 +262,10 @@ def render_image(image: Image, frame: int = 1, *, media_type: str = "image/jpeg"
                  all_frames: bool = False) -> bytes:
     """:func:`render` of an image already opened (parsed, or described by the stored JSON)."""
     if media_type not in MEDIA_TYPES:
-        raise NotAcceptable("Not acceptable", f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
+        raise CannotRender(f"cannot render as {media_type} (available: {', '.join(MEDIA_TYPES)})")
     window = parse_window(window)
     if not 1 <= frame <= image.frames:
-        from ..errors import UnknownResource
-
-        raise UnknownResource("Unknown resource", f"frame {frame} does not exist (the instance has {image.frames})")
+        raise NoSuchFrame(f"frame {frame} does not exist (the instance has {image.frames})")
     indexes = [frame - 1]
     if all_frames and media_type == "image/gif" and image.frames > 1:
         # Every frame of the animation is held in memory until the GIF is written: bound the total.
@@ -287,13 +285,13 @@ def parse_window(window) -> tuple[float, float, str] | None:
     try:
         center, width = float(window[0]), float(window[1])
     except (IndexError, TypeError, ValueError):
-        raise BadRequest("Bad request", "window must be center,width[,function]") from None
+        raise InvalidOptions("window must be center,width[,function]") from None
     # PS3.18 spells the functions linear, linear-exact, sigmoid; PS3.3 LINEAR, LINEAR_EXACT, SIGMOID.
     function = str(window[2]).strip().upper().replace("-", "_") if len(window) > 2 and window[2] else "LINEAR"
     if function not in WINDOW_FUNCTIONS:
-        raise BadRequest("Bad request", f"window function must be one of {', '.join(WINDOW_FUNCTIONS)}")
+        raise InvalidOptions(f"window function must be one of {', '.join(WINDOW_FUNCTIONS)}")
     if width <= 0:
-        raise BadRequest("Bad request", "window width must be positive")
+        raise InvalidOptions("window width must be positive")
     return center, width, function
 
 

@@ -3,8 +3,8 @@
 each frame's byte ranges in the file, so one frame costs one ranged read and its decoding.
 
 The common images take this path; the rest (functional groups, palette or LUT data held as bulk
-data, bit-packed or big-endian or deflated pixels, no stored JSON) are rendered from the parsed
-file as before, by :func:`.render.render`.
+data, bit-packed or big-endian or deflated pixels, no stored JSON) are read from the parsed file
+as before (:func:`.frames.open_image`).
 """
 from __future__ import annotations
 
@@ -12,15 +12,20 @@ import json
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+from typing import BinaryIO
 
 from pydicom import config, uid
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from ..errors import DaemonError, UnknownResource
+from ..dicom.transfer_syntaxes import DEFLATED, NATIVE_LE
+from ..storage.reads import ShortRead, StoredFile, read_ranges_at
 from . import limits
-from .frames import PIXEL_KEYWORDS, Image
+from .errors import CodecError, CorruptPixelData, NoSuchFrame
+from .frames import PIXEL_KEYWORDS, Image, open_image
 from .render import render, render_image
 
 #: The attributes the rendering pipeline reads (PS3.3 C.7.6.3 Image Pixel, C.11.1 Modality LUT,
@@ -31,16 +36,19 @@ RENDER_TAGS = ("00080016", "00280002", "00280004", "00280006", "00280008", "0028
 #: Present in the JSON: the file must be parsed (per-frame values, colour tables, float pixels).
 _NEEDS_FILE = ("52009229", "52009230", "00281201", "00281202", "00281203", "00281221", "00281222",
                "00281223", "7FE00008", "7FE00009")
-#: Syntaxes whose frames, as listed in the frame table, are what the decoders take.
-_READABLE_NATIVE = (uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian)
+
+#: What images are read from: the stored file, a local path, or a file object (parsed only).
+Source = StoredFile | str | BinaryIO
+#: Reads a frame's ``[[offset, length], ...]`` ranges of one file, joined (any thread).
+RangeReader = Callable[[list], bytes]
 
 
 class StoredImage(Image):
     """An :class:`Image` whose frames are read by their byte ranges in the stored file."""
 
-    def __init__(self, ds: Dataset, transfer_syntax: str, px: dict, path: str, table: list):
+    def __init__(self, ds: Dataset, transfer_syntax: str, px: dict, read: RangeReader, table: list):
         super().__init__(ds, transfer_syntax, px)
-        self.path = path
+        self.read = read
         self.table = table
 
     def header(self) -> Dataset:
@@ -52,27 +60,11 @@ class StoredImage(Image):
 
     def frame(self, index: int) -> bytes:
         if not 0 <= index < self.frames:
-            raise UnknownResource("Unknown resource", f"frame {index + 1} does not exist "
-                                  f"(the instance has {self.frames})")
-        return read_ranges(self.path, self.table[index])
-
-
-def read_ranges(path: str, ranges: list) -> bytes:
-    """The bytes at ``[[offset, length], ...]`` of ``path`` joined (a frame's fragments)."""
-    with open(path, "rb", buffering=0) as f:
-        if len(ranges) == 1:
-            offset, length = ranges[0]
-            return _read_at(f, offset, length)
-        return b"".join(_read_at(f, offset, length) for offset, length in ranges)
-
-
-def _read_at(f, offset: int, length: int) -> bytes:
-    data = f.read(length) if f.seek(offset) == offset else b""
-    if len(data) != length:
-        from ..errors import BadFileFormat
-
-        raise BadFileFormat("Bad file format", "the stored file is shorter than its frame table says")
-    return data
+            raise NoSuchFrame(f"frame {index + 1} does not exist (the instance has {self.frames})")
+        try:
+            return self.read(self.table[index])
+        except ShortRead:
+            raise CorruptPixelData("the stored file is shorter than its frame table says") from None
 
 
 def render_dataset(metadata) -> Dataset | None:
@@ -121,34 +113,40 @@ def _has_bulk(node) -> bool:
     return False
 
 
-#: Headers by stored file (its storage UUID names one content for ever): most recently used last.
-_HEADERS: OrderedDict[str, tuple[Dataset, dict, Dataset] | None] = OrderedDict()
-_HEADERS_MAX = 2048
-_HEADERS_LOCK = threading.Lock()
+class HeaderCache:
+    """Headers parsed from the stored JSON, by stored file (its storage UUID names one content for
+    ever), so that a series scrolled through parses each instance's JSON once. Bounded, most
+    recently used last; shared by the cpu threads."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self._items: OrderedDict[str, tuple[Dataset, dict, Dataset] | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, metadata) -> tuple[Dataset, dict, Dataset] | None:
+        """The header of ``key``, parsed from ``metadata`` when it is not known yet."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        found = _header(metadata)
+        with self._lock:
+            self._items[key] = found
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return found
 
 
-def _header(metadata, key: str | None) -> tuple[Dataset, dict, Dataset] | None:
-    """``(dataset, pixel module, codec header)`` of the JSON, or None when the file must be parsed; cached by
-    ``key`` so that a series scrolled through parses each instance's JSON once. The dataset is
-    shared: the rendering pipeline only reads it."""
-    if key is not None:
-        with _HEADERS_LOCK:
-            if key in _HEADERS:
-                _HEADERS.move_to_end(key)
-                return _HEADERS[key]
-    found = None
+def _header(metadata) -> tuple[Dataset, dict, Dataset] | None:
+    """``(dataset, pixel module, codec header)`` of the JSON, or None when the file must be parsed.
+    The dataset is shared: the rendering pipeline only reads it."""
     ds = render_dataset(metadata)
-    if ds is not None:
-        try:
-            found = ds, limits.pixel_module(ds), _pixel_header(ds)
-        except DaemonError:
-            found = None  # the parsed file says what is wrong with it
-    if key is not None:
-        with _HEADERS_LOCK:
-            _HEADERS[key] = found
-            while len(_HEADERS) > _HEADERS_MAX:
-                _HEADERS.popitem(last=False)
-    return found
+    if ds is None:
+        return None
+    try:
+        return ds, limits.pixel_module(ds), _pixel_header(ds)
+    except CodecError:
+        return None  # the parsed file says what is wrong with it
 
 
 _PIXEL_TAGS = [Tag(keyword) for keyword in PIXEL_KEYWORDS]
@@ -159,17 +157,18 @@ def _pixel_header(ds: Dataset) -> Dataset:
     return Dataset({tag: ds[tag] for tag in _PIXEL_TAGS if tag in ds})
 
 
-def stored_image(path: str | None, table: list | None, transfer_syntax: str, metadata,
-                 key: str | None = None) -> StoredImage | None:
+def stored_image(source: Source | None, table: list | None, transfer_syntax: str, metadata,
+                 key: str | None = None, headers: HeaderCache | None = None) -> StoredImage | None:
     """The instance as a :class:`StoredImage`, or None when it must be read from the parsed file.
 
-    ``key`` (the stored file's UUID) caches the header parsed from ``metadata``."""
-    if path is None or not table:
+    ``headers`` keeps the header parsed from ``metadata`` under ``key`` (the stored file's UUID)."""
+    read = _range_reader(source)
+    if read is None or not table:
         return None
     ts = uid.UID(transfer_syntax)
-    if ts not in _READABLE_NATIVE and not (ts.is_compressed and ts != uid.DeflatedExplicitVRLittleEndian):
+    if ts not in NATIVE_LE and not (ts.is_compressed and ts != DEFLATED):
         return None
-    header = _header(metadata, key)
+    header = headers.get(key, metadata) if headers is not None and key is not None else _header(metadata)
     if header is None:
         return None
     ds, px, pixels = header
@@ -177,17 +176,39 @@ def stored_image(path: str | None, table: list | None, transfer_syntax: str, met
         return None
     if not ts.is_compressed and any(len(ranges) != 1 for ranges in table):
         return None
-    image = StoredImage(ds, str(ts), px, path, table)
+    image = StoredImage(ds, str(ts), px, read, table)
     image._header = pixels
     return image
 
 
-def render_stored(source, table: list | None, transfer_syntax: str, metadata, frame: int = 1,
-                  key: str | None = None, **options) -> bytes:
+def _range_reader(source: Source | None) -> RangeReader | None:
+    """How to read byte ranges of ``source``; None for a file object (it is parsed instead)."""
+    if isinstance(source, StoredFile):
+        return source.read_ranges
+    if isinstance(source, str):
+        return partial(read_ranges_at, source)
+    return None
+
+
+def parse_source(source: Source):
+    """What pydicom parses for ``source``: a path, or a file object (a stored file's whole bytes when
+    its storage has no local files)."""
+    return source.source() if isinstance(source, StoredFile) else source
+
+
+def image_of(source: Source, table: list | None, transfer_syntax: str, metadata, key: str | None = None,
+             headers: HeaderCache | None = None) -> Image:
+    """The instance's image: through its frame table and DICOM JSON when they suffice, else parsed."""
+    image = stored_image(source, table, transfer_syntax, metadata, key, headers)
+    return image if image is not None else open_image(parse_source(source))
+
+
+def render_stored(source: Source, table: list | None, transfer_syntax: str, metadata, frame: int = 1,
+                  key: str | None = None, headers: HeaderCache | None = None, **options) -> bytes:
     """:func:`.render.render` of one instance, through its frame table and DICOM JSON when they
-    suffice (one ranged read, no parsing), else through the parsed file ``source`` (a path or a
-    file object). ``key``: the stored file's UUID, to reuse the header parsed from the JSON."""
-    image = stored_image(source if isinstance(source, str) else None, table, transfer_syntax, metadata, key)
+    suffice (one ranged read, no parsing), else through the parsed file. ``headers`` and ``key``
+    (the stored file's UUID) reuse the header parsed from the JSON."""
+    image = stored_image(source, table, transfer_syntax, metadata, key, headers)
     if image is None:
-        return render(source, frame, **options)
+        return render(parse_source(source), frame, **options)
     return render_image(image, frame, **options)

@@ -12,14 +12,13 @@ import numpy as np
 from pydicom import dcmwrite, uid
 from pydicom.dataset import Dataset
 
-from ..errors import BadFileFormat, DaemonError, NotAcceptable
+from ..dicom.transfer_syntaxes import SAME_FRAMES
 from . import limits
+from .errors import CannotEncode, CodecError, CorruptPixelData, NoEncoder
 from .frames import decode_frame, open_image, pixel_header
-from .providers import LITTLE_ENDIAN_NATIVE
 from .registry import decoder_for, encoder_for
 
-#: Syntaxes whose frames are byte-identical (the VR and the deflation apply to the dataset only).
-_SAME_FRAMES = set(LITTLE_ENDIAN_NATIVE)
+_SAME_FRAMES = set(SAME_FRAMES)
 
 
 def can_transcode(source_ts: str, target_ts: str) -> bool:
@@ -29,7 +28,7 @@ def can_transcode(source_ts: str, target_ts: str) -> bool:
     try:
         decoder_for(source_ts)
         encoder_for(target_ts)
-    except DaemonError:
+    except CodecError:
         return False
     return True
 
@@ -43,11 +42,10 @@ def encode_array(header: Dataset, array: np.ndarray, changes: dict, target_ts: s
     codec = encoder_for(target_ts)
     try:
         data, more = codec.encode_frame(described, array, target_ts, quality)
-    except DaemonError:
+    except CodecError:
         raise
     except Exception as e:  # noqa: BLE001 - encoders refuse arrays with ValueError, RuntimeError...
-        raise NotAcceptable("Not acceptable", f"this image cannot be encoded as {target_ts} ({codec.name}): {e}") \
-            from None
+        raise CannotEncode(f"this image cannot be encoded as {target_ts} ({codec.name}): {e}") from None
     return data, {**changes, **more}
 
 
@@ -62,7 +60,7 @@ def transcode_frame_ex(header: Dataset, frame: bytes, source_ts: str, target_ts:
     """``(bytes, changed attributes)`` of one frame transcoded; unchanged bytes when nothing changes."""
     if source_ts == target_ts or (source_ts in _SAME_FRAMES and target_ts in _SAME_FRAMES):
         return bytes(frame), {}
-    encoder_for(target_ts)  # 406 before any decoding work
+    encoder_for(target_ts)  # NoEncoder before any decoding work
     array, changes = decode_frame(header, frame, source_ts)
     return encode_array(header, array, changes, target_ts, quality)
 
@@ -138,9 +136,9 @@ def _values(value) -> list:
 
 
 def transcode_file(path, target_ts: str, quality: int | None = None) -> bytes:
-    """A whole Part-10 file re-encoded in ``target_ts``; 406 when no codec can do it."""
+    """A whole Part-10 file re-encoded in ``target_ts``; NoEncoder when no codec can do it."""
     if not uid.UID(target_ts).is_transfer_syntax:
-        raise NotAcceptable("Not acceptable", f"{target_ts} is not a known transfer syntax")
+        raise NoEncoder(f"{target_ts} is not a known transfer syntax")
     image = open_image(path, require_pixels=False)
     if image.transfer_syntax == target_ts:
         with open(path, "rb") if isinstance(path, str) else _nullcontext(path) as f:
@@ -156,7 +154,7 @@ def transcode_file(path, target_ts: str, quality: int | None = None) -> bytes:
         dcmwrite(out, ds, implicit_vr=syntax.is_implicit_VR, little_endian=syntax.is_little_endian,
                  enforce_file_format=True)
     except Exception as e:  # noqa: BLE001
-        raise BadFileFormat("Bad file format", f"the transcoded dataset cannot be written: {e}") from None
+        raise CorruptPixelData(f"the transcoded dataset cannot be written: {e}") from None
     return out.getvalue()
 
 

@@ -6,7 +6,8 @@ import io
 import pydicom
 
 from ..errors import UnknownResource
-from .reencode import BIG_ENDIAN, SWAP_WIDTH, swap_bytes
+from .reencode import SWAP_WIDTH, swap_bytes
+from .transfer_syntaxes import BIG_ENDIAN
 
 
 def bulk_value(data: bytes, segments: list[str]) -> bytes:

@@ -9,7 +9,8 @@ import pydicom
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
 
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
+from .transfer_syntaxes import BIG_ENDIAN
+
 SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 

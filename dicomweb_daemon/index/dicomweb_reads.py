@@ -76,6 +76,31 @@ class DicomwebMixin:
             raise UnknownResource("Unknown resource", f"no resource with these UIDs (study {study})")
         return ids
 
+    def rendered_instances(self, study: str, series: str | None = None, sop: str | None = None) -> list[str]:
+        """Public IDs of the instances named by UIDs, series by SeriesNumber, then InstanceNumber:
+        the order of rendered study and series answers and of their thumbnails (PS3.18 §10.4.1.1.3).
+        UnknownResource when there is none."""
+        sql = ["SELECT i.public_id FROM main_tags st JOIN resources se ON se.parent = st.internal "
+               "JOIN resources i ON i.parent = se.internal"]
+        params: list = []
+        if series is not None:
+            sql.append("JOIN main_tags set_ ON set_.internal = se.internal AND set_.tag = 'SeriesInstanceUID' "
+                       "AND set_.value = ?")
+            params.append(series)
+        if sop is not None:
+            sql.append("JOIN main_tags it ON it.internal = i.internal AND it.tag = 'SOPInstanceUID' AND it.value = ?")
+            params.append(sop)
+        sql.append("LEFT JOIN main_tags num ON num.internal = i.internal AND num.tag = 'InstanceNumber' "
+                   "LEFT JOIN main_tags snum ON snum.internal = se.internal AND snum.tag = 'SeriesNumber' "
+                   "WHERE st.tag = 'StudyInstanceUID' AND st.value = ? "
+                   "ORDER BY CAST(snum.value AS INTEGER), se.internal, CAST(num.value AS INTEGER), i.internal")
+        params.append(study)
+        rows = self.db.execute(" ".join(sql), params).fetchall()
+        if not rows:
+            what = "instance" if sop else "series" if series else "study"
+            raise UnknownResource("Unknown resource", f"no {what} with these UIDs")
+        return [r[0] for r in rows]
+
     def instance_by_sop(self, sop: str) -> dict:
         """WADO-URI names an instance by its SOPInstanceUID alone (the other UIDs are checked after)."""
         row = self.db.execute(

@@ -1,11 +1,23 @@
-"""Reading stored files for answers: whole files, byte ranges and frames, each batch in one io call.
+"""Reading stored files, in one place: whole files, byte ranges, frames, chunks of a stream.
 
-A storage with local paths is read with plain file calls in an io thread; one without (``path()``
-is None) through its ``read`` / ``read_range``.
+A storage with local files (``path()`` gives one) is read with positioned reads of that file; one
+without through its ``read`` / ``read_range``. Every read checks that it got the bytes the index
+promised: a file shorter than its row is :class:`ShortRead`, never a silently truncated answer.
+
+The blocking calls (:class:`StoredFile`, ``*_at``) run in the io threads, or in a cpu thread that
+decodes what it reads (one thread hop instead of two); the ``async`` wrappers take one io call per
+batch. What is sent with ``sendfile`` is located here too (:func:`local_ranges`), read by the kernel.
 """
 from __future__ import annotations
 
+import io
+import os
+from typing import BinaryIO
+
 from ..threads import in_io
+
+#: ``[offset, length]`` pairs: a frame's fragments, or one range of native pixel data.
+Ranges = list
 
 
 class ShortRead(OSError):
@@ -19,74 +31,130 @@ def checked(data: bytes, expected: int) -> bytes:
     return data
 
 
+# -- local files (blocking) ---------------------------------------------------------------------
 def read_whole(path: str) -> bytes:
-    """A whole local file (io thread)."""
+    """A whole local file."""
     with open(path, "rb") as f:
         return f.read()
 
 
-def seek_read(f, pos: int, n: int) -> bytes:
-    """``n`` bytes at ``pos`` of an open file (io thread)."""
-    f.seek(pos)
-    return f.read(n)
+def _pread(fd: int, offset: int, length: int) -> bytes:
+    return checked(os.pread(fd, length, offset), length)
 
 
-def open_stored(path: str):
-    """A stored file opened for reading (io thread)."""
+def read_ranges_at(path: str, ranges: Ranges) -> bytes:
+    """The bytes at ``[[offset, length], ...]`` of a local file, joined (a frame's fragments)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if len(ranges) == 1:
+            return _pread(fd, *ranges[0])
+        return b"".join([_pread(fd, offset, length) for offset, length in ranges])
+    finally:
+        os.close(fd)
+
+
+def read_frames_at(path: str, frames: list[Ranges]) -> list[bytes]:
+    """Several frames (each a list of ranges) of one local file, opened once."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = []
+        for ranges in frames:
+            chunks = [_pread(fd, offset, length) for offset, length in ranges]
+            out.append(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return out
+    finally:
+        os.close(fd)
+
+
+def open_stored(path: str) -> BinaryIO:
+    """A local stored file opened for reading (what ``sendfile`` sends from)."""
     return open(path, "rb")
 
 
-def _read_wholes(paths: list[str]) -> list[bytes]:
-    return [read_whole(p) for p in paths]
+# -- any storage (blocking) ---------------------------------------------------------------------
+class StoredFile:
+    """One stored file, read with blocking calls from an io or a cpu thread."""
+
+    __slots__ = ("storage", "uuid", "kind", "path")
+
+    def __init__(self, storage, uuid: str, kind: str = "dicom"):
+        self.storage = storage
+        self.uuid = uuid
+        self.kind = kind
+        self.path: str | None = storage.path(uuid, kind)
+
+    def read(self) -> bytes:
+        """The whole file."""
+        return read_whole(self.path) if self.path is not None else self.storage.read(self.uuid, self.kind)
+
+    def read_ranges(self, ranges: Ranges) -> bytes:
+        """The bytes of ``ranges`` joined (one frame)."""
+        if self.path is not None:
+            return read_ranges_at(self.path, ranges)
+        return b"".join([self._range(offset, length) for offset, length in ranges])
+
+    def read_frames(self, frames: list[Ranges]) -> list[bytes]:
+        """Several frames, each the bytes of its ranges joined."""
+        if self.path is not None:
+            return read_frames_at(self.path, frames)
+        return [self.read_ranges(ranges) for ranges in frames]
+
+    def source(self) -> str | BinaryIO:
+        """What a parser reads: the local path, or the whole file in memory."""
+        return str(self.path) if self.path is not None else io.BytesIO(self.read())
+
+    def open(self) -> OpenedFile:
+        """The file held open for reads at several positions (a stream in chunks)."""
+        return OpenedFile(self)
+
+    def _range(self, offset: int, length: int) -> bytes:
+        return checked(self.storage.read_range(self.uuid, self.kind, offset, offset + length), length)
 
 
-def _read_ranges(path: str, ranges: list) -> bytes:
-    with open(path, "rb") as f:
-        out = []
-        for offset, length in ranges:
-            f.seek(offset)
-            out.append(f.read(length))
-        return b"".join(out)
+class OpenedFile:
+    """A stored file open for positioned reads (blocking); close it when done."""
+
+    def __init__(self, file: StoredFile):
+        self.file = file
+        self.fd = os.open(file.path, os.O_RDONLY) if file.path is not None else None
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if self.fd is not None:
+            return _pread(self.fd, offset, length)
+        return self.file._range(offset, length)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
-def _read_many(path: str, frames: list[list]) -> list[bytes]:
-    with open(path, "rb") as f:
-        out = []
-        for ranges in frames:
-            chunks = []
-            for offset, length in ranges:
-                f.seek(offset)
-                chunks.append(checked(f.read(length), length))
-            out.append(b"".join(chunks) if len(chunks) != 1 else chunks[0])
-        return out
-
-
-async def read_file(storage, uuid: str) -> bytes:
-    """A whole stored file, in one io call."""
+def local_ranges(storage, uuid: str, ranges: Ranges) -> list[tuple[str, int, int]] | None:
+    """``(path, start, end)`` of each range in the stored file's local copy, for ``sendfile``; None when
+    the storage has no local files (no I/O: any thread)."""
     path = storage.path(uuid, "dicom")
-    return await in_io(read_whole, path) if path is not None else await in_io(storage.read, uuid, "dicom")
+    if path is None:
+        return None
+    return [(path, offset, offset + length) for offset, length in ranges]
+
+
+# -- one io call each ---------------------------------------------------------------------------
+async def read_file(storage, uuid: str) -> bytes:
+    """A whole stored file."""
+    return await in_io(StoredFile(storage, uuid).read)
 
 
 async def read_files(storage, uuids: list[str]) -> list[bytes]:
-    """Several whole stored files in one io call (small instances cost a thread hop per group)."""
-    paths = [storage.path(u, "dicom") for u in uuids]
-    if None not in paths:
-        return await in_io(_read_wholes, paths)
-    return [await read_file(storage, u) for u in uuids]
+    """Several whole stored files (small instances cost a thread hop per group, not per file)."""
+    files = [StoredFile(storage, u) for u in uuids]
+    return await in_io(lambda: [f.read() for f in files])
 
 
-async def read_ranges(storage, uuid: str, ranges: list) -> bytes:
-    """The bytes of ``ranges`` (``[offset, length]`` pairs) of a stored file, joined: one io call."""
-    path = storage.path(uuid, "dicom")
-    if path is not None:
-        return await in_io(_read_ranges, path, ranges)
-    parts = [await in_io(storage.read_range, uuid, "dicom", o, o + n) for o, n in ranges]
-    return b"".join(parts)
+async def read_ranges(storage, uuid: str, ranges: Ranges) -> bytes:
+    """The bytes of ``ranges`` of a stored file, joined."""
+    return await in_io(StoredFile(storage, uuid).read_ranges, ranges)
 
 
-async def read_frames(storage, uuid: str, frames: list[list]) -> list[bytes]:
-    """Several frames (each a list of ``[offset, length]`` ranges) of one file in one io call."""
-    path = storage.path(uuid, "dicom")
-    if path is not None:
-        return await in_io(_read_many, path, frames)
-    return [await read_ranges(storage, uuid, ranges) for ranges in frames]
+async def read_frames(storage, uuid: str, frames: list[Ranges]) -> list[bytes]:
+    """Several frames (each a list of ``[offset, length]`` ranges) of one stored file."""
+    return await in_io(StoredFile(storage, uuid).read_frames, frames)

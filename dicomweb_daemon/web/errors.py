@@ -1,4 +1,8 @@
-"""Every error becomes a JSON body in Orthanc's shape; a traceback never reaches a client."""
+"""Every error becomes a JSON body in Orthanc's shape; a traceback never reaches a client.
+
+The codecs raise errors without HTTP meaning (:mod:`dicomweb_daemon.codecs.errors`); what they mean
+to an HTTP client (status, Orthanc's error name) is decided here, in one table.
+"""
 from __future__ import annotations
 
 import json
@@ -7,9 +11,46 @@ from http import HTTPStatus
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import DaemonError
+from ..codecs import errors as codec
+from ..errors import BadFileFormat, BadRequest, DaemonError, NotAcceptable, UnknownResource, UnsupportedMediaType
 
 log = Logger()
+
+
+class ImageTooLarge(BadRequest):
+    """The pixel data would need more memory than the daemon allows for one request."""
+
+    orthanc_error = "Image too large"
+
+
+#: What each codec error is to an HTTP client. 415 when we cannot read what is stored, 406 when we
+#: cannot answer in the asked form (PS3.18 §8.7.4), 400 for what the file or the request gets wrong.
+CODEC_ERRORS: dict[type[codec.CodecError], type[DaemonError]] = {
+    codec.NoDecoder: UnsupportedMediaType,
+    codec.NoEncoder: NotAcceptable,
+    codec.CannotEncode: NotAcceptable,
+    codec.NotAnImage: NotAcceptable,
+    codec.CannotRender: NotAcceptable,
+    codec.CorruptPixelData: BadFileFormat,
+    codec.ImageTooLarge: ImageTooLarge,
+    codec.InvalidOptions: BadRequest,
+    codec.IncompatibleImages: BadRequest,
+    codec.NoSuchFrame: UnknownResource,
+}
+
+
+def http_error(error: codec.CodecError) -> DaemonError:
+    """The DaemonError (status, Orthanc name) a codec error is answered with; its details kept."""
+    for kind in type(error).__mro__:
+        found = CODEC_ERRORS.get(kind)
+        if found is not None:
+            return found(None, error.details)
+    return DaemonError(None, error.details)
+
+
+def path_of(request) -> str:
+    """The request's path without its query string, for logs: QIDO queries carry patient names."""
+    return request.uri.split(b"?", 1)[0].decode("latin-1")
 
 
 def error_body(request, status: int, message: str, details: str | None = None,
@@ -19,7 +60,7 @@ def error_body(request, status: int, message: str, details: str | None = None,
         "HttpStatus": status,
         "Message": message,
         "Method": request.method.decode("latin-1"),
-        "Uri": request.uri.decode("latin-1").split("?")[0],
+        "Uri": path_of(request),
     }
     if details:
         body["Details"] = details
@@ -32,6 +73,8 @@ def error_body(request, status: int, message: str, details: str | None = None,
 def render_error(request, failure) -> bytes:
     """Klein error handler for any exception raised by a route."""
     exc = failure.value
+    if isinstance(exc, codec.CodecError):
+        exc = http_error(exc)
     if isinstance(exc, DaemonError):
         status, message, details = exc.status, exc.message, exc.details
         orthanc = (exc.orthanc_error, exc.orthanc_status)
@@ -45,8 +88,8 @@ def render_error(request, failure) -> bytes:
             request.setHeader(b"Allow", ", ".join(sorted(exc.valid_methods)).encode())
             orthanc = ("The requested HTTP method is not allowed", 28)
     else:
-        log.failure("unexpected error on {method} {uri}", failure,
-                    method=request.method.decode(), uri=request.uri.decode("latin-1"))
+        log.failure("unexpected error on {method} {path}", failure,
+                    method=request.method.decode(), path=path_of(request))
         status, message, details, orthanc = 500, "Internal error", None, ("Internal error", -1)
     if request.startedWriting:
         # Headers are gone already: the only honest thing left is to cut the connection.

@@ -9,12 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED = "1.2.840.10008.1.2.1.99"
-NATIVE = (EXPLICIT_LE, IMPLICIT_LE, BIG_ENDIAN)
-
 # PS3.18 Table 8.7.3-5: media types of compressed pixel data, the default transfer syntax first.
 MEDIA_TYPE_SYNTAXES: dict[str, tuple[str, ...]] = {
     "image/jpeg": ("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",

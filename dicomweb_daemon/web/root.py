@@ -8,7 +8,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from .dicomweb import cors
-from .errors import error_body
+from .errors import error_body, path_of
 
 log = Logger()
 
@@ -31,7 +31,7 @@ class RootResource(Resource):
         try:
             return self._render(request)
         except Exception:
-            log.failure("unexpected error before routing {uri}", uri=request.uri.decode("latin-1"))
+            log.failure("unexpected error before routing {path}", path=path_of(request))
             request.setResponseCode(500)
             request.setHeader(b"Content-Type", b"application/json")
             return error_body(request, 500, "Internal error")

@@ -13,8 +13,9 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..storage.reads import ShortRead, checked, open_stored, read_file, seek_read
+from ..storage.reads import ShortRead, StoredFile, checked, local_ranges, open_stored
 from ..threads import in_io
+from .errors import path_of
 
 CHUNK = 1 << 20
 log = Logger()
@@ -82,7 +83,7 @@ async def streamed(request, produce) -> None:
     except (ClientGone, defer.CancelledError):
         pass
     except Exception:
-        log.failure("streaming {uri} failed after the headers were sent", uri=request.uri.decode("latin-1"))
+        log.failure("streaming {path} failed after the headers were sent", path=path_of(request))
     if request.channel is None:  # the connection is gone already
         return
     request.unregisterProducer()
@@ -97,24 +98,19 @@ async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start:
     """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
     thread, waiting whenever the client is slower than the disk."""
     end = size if end is None else end
-    path = storage.path(uuid, "dicom")
+    file = StoredFile(storage, uuid)
     if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
-        await out.write(checked(await read_file(storage, uuid), size))
+        await out.write(checked(await in_io(file.read), size))
         return
-    f = await in_io(open_stored, path) if path else None
+    opened = await in_io(file.open)
     try:
         pos = start
         while pos < end:
             n = min(CHUNK, end - pos)
-            if f is not None:
-                chunk = await in_io(seek_read, f, pos, n)
-            else:
-                chunk = await in_io(storage.read_range, uuid, "dicom", pos, pos + n)
-            await out.write(checked(chunk, n))
+            await out.write(await in_io(opened.read_at, pos, n))
             pos += n
     finally:
-        if f is not None:
-            await in_io(f.close)
+        await in_io(opened.close)
 
 
 async def send_file(request, storage, uuid: str, size: int, start: int = 0, end: int | None = None) -> None:
@@ -125,9 +121,9 @@ async def send_file(request, storage, uuid: str, size: int, start: int = 0, end:
         request.finish()
         return
     transport = direct_transport(request) if end - start >= CHUNK else None
-    path = storage.path(uuid, "dicom") if transport is not None else None
-    if path is not None:
-        await streamed(request, lambda out: send_direct(request, out, transport, [(path, start, end)]))
+    segments = local_ranges(storage, uuid, [[start, end - start]]) if transport is not None else None
+    if segments is not None:
+        await streamed(request, lambda out: send_direct(request, out, transport, segments))
         return
     await streamed(request, lambda out: stream_stored(out, storage, uuid, size, start, end))
 

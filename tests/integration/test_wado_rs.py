@@ -576,3 +576,23 @@ def test_cors_preflight_passes_authentication_and_covers_qido_and_stow(make_daem
     assert qido.status_code == 200 and qido.headers["Access-Control-Allow-Origin"] == origin
     rest = d.get("/patients", headers={"Origin": origin}, auth=("alice", "pw"))
     assert "Access-Control-Allow-Origin" not in rest.headers  # CORS covers DICOMweb, not the REST API
+
+
+def test_errors_are_logged_by_path_without_the_query_string(daemon):
+    """A request that fails on the server is logged by its path alone: query strings (QIDO's) carry
+    patient names, which must not reach the daemon's log."""
+    data = make_ct(patient_id="LOGGED")
+    daemon.store(data)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    on_disk = next(p for p in daemon.data.rglob("*") if p.is_file() and p.read_bytes() == data)
+    on_disk.write_bytes(data[:1000])  # the frame now lies past the end of the stored file
+    path = url_of(ds) + "/frames/1"
+    r = daemon.get(path + "?PatientName=QUERY%5ETOKEN&x=1",
+                   headers={"Accept": "application/octet-stream; transfer-syntax=*"})
+    assert_json_error(r, 500)
+    deadline, log = time.time() + 10, ""
+    while f"unexpected error on GET {path}" not in log and time.time() < deadline:
+        time.sleep(0.1)
+        log = daemon.log_path.read_text(errors="replace")
+    assert f"unexpected error on GET {path}" in log
+    assert "QUERY" not in log and "TOKEN" not in log

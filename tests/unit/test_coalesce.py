@@ -4,7 +4,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from dicomweb_daemon.web.coalesce import SingleFlight
+from dicomweb_daemon.codecs.single_flight import SingleFlight
 
 
 def test_concurrent_calls_share_one_computation():

@@ -13,8 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 
 from dicomweb_daemon import codecs
-from dicomweb_daemon.codecs.limits import ImageTooLarge
-from dicomweb_daemon.errors import BadFileFormat, NotAcceptable
+from dicomweb_daemon.codecs.errors import CannotEncode, CodecError, CorruptPixelData, ImageTooLarge, NoEncoder
 
 LOSSY = {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000, uid.HTJ2K}
 LOSSLESS_TARGETS = [uid.RLELossless, uid.JPEGLSLossless, uid.JPEG2000Lossless]
@@ -71,7 +70,7 @@ def test_lossless_round_trip_is_bit_exact(item):
     for target in [uid.ExplicitVRLittleEndian, *LOSSLESS_TARGETS]:
         try:
             out = codecs.transcode_file(path, target)
-        except NotAcceptable:
+        except CannotEncode:
             assert target != uid.ExplicitVRLittleEndian and not _encodable_everywhere(ds), (path, target)
             continue
         written, got = _decoded(out)
@@ -136,14 +135,14 @@ def test_jpeg_baseline_from_8bit_rgb():
 
 
 def test_jpeg_baseline_refuses_16bit():
-    """JPEG baseline holds 8 bits only: a 16-bit CT is refused with 406, not a 500."""
-    with pytest.raises(NotAcceptable):
+    """JPEG baseline holds 8 bits only: a 16-bit CT is refused (CannotEncode, a 406), not a 500."""
+    with pytest.raises(CannotEncode):
         codecs.transcode_file(get_testdata_file("CT_small.dcm"), uid.JPEGBaseline8Bit)
 
 
 def test_unknown_target_syntax_is_not_acceptable():
-    """A transfer syntax no codec writes is a 406 naming the encodable ones."""
-    with pytest.raises(NotAcceptable) as e:
+    """A transfer syntax no codec writes is refused (NoEncoder, a 406) naming the encodable ones."""
+    with pytest.raises(NoEncoder) as e:
         codecs.transcode_file(get_testdata_file("CT_small.dcm"), uid.JPEGLossless)
     assert uid.JPEG2000Lossless in e.value.details
 
@@ -204,10 +203,10 @@ def test_absurd_dimensions_are_refused_before_decoding():
 
 def test_short_pixel_data_is_refused():
     """Native pixel data shorter than Rows x Columns x frames is a 400, not a crash or garbage."""
-    with pytest.raises(BadFileFormat) as e:
+    with pytest.raises(CorruptPixelData) as e:
         codecs.transcode_file(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), uid.RLELossless)
     assert "8192" in e.value.details
-    with pytest.raises(BadFileFormat):
+    with pytest.raises(CorruptPixelData):
         codecs.render(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), 2)
 
 
@@ -220,7 +219,7 @@ def test_decompression_bomb_is_refused():
         big, rows=512, columns=512, samples_per_pixel=1, bits_allocated=8, bits_stored=8,
         pixel_representation=0, photometric_interpretation="MONOCHROME2", number_of_frames=1)
     bomb = _file(16, 16, 1, encapsulate([stream]), ts=uid.JPEG2000Lossless)
-    with pytest.raises(BadFileFormat) as e:
+    with pytest.raises(CorruptPixelData) as e:
         codecs.transcode_file(io.BytesIO(bomb), uid.ExplicitVRLittleEndian)
     assert "512x512" in e.value.details
 
@@ -228,9 +227,9 @@ def test_decompression_bomb_is_refused():
 def test_truncated_file_from_pydicom_is_refused():
     """pydicom's MR_truncated.dcm (pixel data cut short) is refused with a 400 by transcode and render."""
     path = get_testdata_file("MR_truncated.dcm")
-    with pytest.raises(BadFileFormat):
+    with pytest.raises(CorruptPixelData):
         codecs.transcode_file(path, uid.RLELossless)
-    with pytest.raises(BadFileFormat):
+    with pytest.raises(CorruptPixelData):
         codecs.render(path)
 
 
@@ -399,7 +398,6 @@ def test_stored_rendering_equals_file_rendering(item):
     from dicomweb_daemon.codecs.render import render
     from dicomweb_daemon.codecs.stored import render_stored
     from dicomweb_daemon.dicom.parsing import parse_buffer
-    from dicomweb_daemon.errors import DaemonError
 
     path = item[0]
     parsed = parse_buffer(open(path, "rb").read())
@@ -407,11 +405,11 @@ def test_stored_rendering_equals_file_rendering(item):
     for options in ({"media_type": "image/png"}, {"media_type": "image/png", "window": (40, 400)}):
         try:
             expected = render(path, 1, **options)
-        except DaemonError as e:
+        except CodecError as e:
             expected = type(e)
         try:
             got = render_stored(path, parsed.frames, parsed.transfer_syntax, blob, 1, key=None, **options)
-        except DaemonError as e:
+        except CodecError as e:
             got = type(e)
         assert got == expected, path
 
@@ -568,12 +566,12 @@ def test_thread_budget_is_every_core_alone_and_one_when_shared():
 
 def test_frames_imagecodecs_refuses_fall_back_to_pydicom(monkeypatch):
     """A frame imagecodecs fails on is decoded by the pydicom decoders (pylibjpeg-openjpeg) instead,
-    and a codestream nobody can decode is a 400 (BadFileFormat), not a crash."""
+    and a codestream nobody can decode is a 400 (CorruptPixelData), not a crash."""
     from dicomweb_daemon.codecs import imagecodecs_codec
     from dicomweb_daemon.codecs.frames import decode_frame
 
     ds, frame, values = _big_ct_frame(uid.JPEG2000Lossless)
-    with pytest.raises(BadFileFormat):
+    with pytest.raises(CorruptPixelData):
         decode_frame(ds, frame[:200] + b"\0" * 64, uid.JPEG2000Lossless)
 
     def refuse(_frame):

@@ -7,12 +7,13 @@ of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width
 """
 from __future__ import annotations
 
-from ... import codecs
+from ...codecs import errors as codec
+from ...codecs.instance import StoredInstance
 from ...codecs.render import ENCAPSULATED_DOCUMENTS, VIDEO_SYNTAXES, parse_window
-from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource, UnsupportedMediaType
-from ...threads import in_cpu, in_db
+from ...errors import BadRequest, NotAcceptable
+from ...threads import in_db
 from ..multipart import MultipartWriter
-from ..rest.images import accepted, instance_source
+from ..rest.images import accepted
 from ..routing import arg, route
 from ..streaming import streamed
 
@@ -20,43 +21,9 @@ RENDERED_TYPES = ["image/jpeg", "image/png", "image/gif"]
 THUMBNAIL_VIEWPORT = (128, 128)
 
 
-def find_instances(index, study: str, series: str | None = None, sop: str | None = None) -> list[str]:
-    """Public IDs of the instances under the given UIDs, series by series, in InstanceNumber order
-    (db thread). The UIDs are matched on the main_tags rows of each level."""
-    sql = ["SELECT i.public_id FROM main_tags st JOIN resources se ON se.parent = st.internal "
-           "JOIN resources i ON i.parent = se.internal"]
-    params: list = []
-    if series is not None:
-        sql.append("JOIN main_tags set_ ON set_.internal = se.internal AND set_.tag = 'SeriesInstanceUID' "
-                   "AND set_.value = ?")
-        params.append(series)
-    if sop is not None:
-        sql.append("JOIN main_tags it ON it.internal = i.internal AND it.tag = 'SOPInstanceUID' AND it.value = ?")
-        params.append(sop)
-    sql.append("LEFT JOIN main_tags num ON num.internal = i.internal AND num.tag = 'InstanceNumber' "
-               "LEFT JOIN main_tags snum ON snum.internal = se.internal AND snum.tag = 'SeriesNumber' "
-               "WHERE st.tag = 'StudyInstanceUID' AND st.value = ? "
-               "ORDER BY CAST(snum.value AS INTEGER), se.internal, CAST(num.value AS INTEGER), i.internal")
-    params.append(study)
-    rows = index.db.execute(" ".join(sql), params).fetchall()
-    if not rows:
-        what = "instance" if sop else "series" if series else "study"
-        raise UnknownResource("Unknown resource", f"no {what} with these UIDs")
-    return [r[0] for r in rows]
-
-
-def render_facts(index, public_id: str) -> dict:
-    """What rendering one instance needs from the index (db thread): its file, transfer syntax,
-    frame table and stored DICOM JSON (compressed), so that the file need not be parsed."""
-    info = index.instance(public_id)
-    info["public_id"] = public_id
-    info["metadata"] = index.metadata_blob(public_id)
-    return info
-
-
-def find_render_facts(index, study: str, series: str, sop: str) -> dict:
-    """:func:`render_facts` of the instance with these UIDs, in one db call."""
-    return render_facts(index, find_instances(index, study, series, sop)[0])
+def find_instance(index, frames, study: str, series: str, sop: str) -> StoredInstance:
+    """(db thread) The instance with these UIDs and its stored DICOM JSON, in one db call."""
+    return frames.describe(index.rendered_instances(study, series, sop)[0], metadata=True)
 
 
 def _numbers(request, name: str, count_min: int, count_max: int) -> tuple[float, ...] | None:
@@ -77,6 +44,8 @@ class RenderedRoutes:
 
     def __init__(self, daemon):
         self.daemon = daemon
+        self.index = daemon.index
+        self.frame_service = daemon.frames
         self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
 
     # -- parameters ---------------------------------------------------------------------------
@@ -110,47 +79,44 @@ class RenderedRoutes:
             raise NotAcceptable("Not acceptable", f"rendered images are {', '.join(RENDERED_TYPES)} only")
         return accepted(request, RENDERED_TYPES, "image/jpeg")
 
-    async def _source(self, info: dict):
-        """The stored file's path, or its bytes in a file object when storage has no paths."""
-        path = self.daemon.storage.path(info["file_uuid"], "dicom")
-        return str(path) if path is not None else await instance_source(self.daemon, info["public_id"])
-
     # -- one instance -------------------------------------------------------------------------
     async def _render_one(self, request, public_id: str | None, frame: int, options: dict, thumbnail: bool,
-                          all_frames: bool = False, info: dict | None = None) -> bytes:
-        """One image; ``info`` (from :func:`render_facts`) when the caller already has it. One db
+                          all_frames: bool = False, instance: StoredInstance | None = None) -> bytes:
+        """One image; ``instance`` (with its DICOM JSON) when the caller already has it. One db
         call and one cpu call: the frame is read, decoded and encoded in the same cpu job."""
-        if info is None:
-            info = await in_db(render_facts, self.daemon.index, public_id)
-        source = await self._source(info)
-        if not thumbnail and info["sop_class_uid"] in ENCAPSULATED_DOCUMENTS:
+        service = self.frame_service
+        if instance is None:
+            instance = await service.instance(public_id, metadata=True)
+        if not thumbnail and instance.sop_class_uid in ENCAPSULATED_DOCUMENTS:
             # PS3.18 §10.4.1.1.3: an encapsulated document is rendered as itself.
-            document = await in_cpu(codecs.document, source)
+            document = await service.document(instance)
             if document is not None:
                 request.setHeader(b"Content-Type", document[1].encode())
                 return document[0]
-        if not thumbnail and info["transfer_syntax"] in VIDEO_SYNTAXES:
+        if not thumbnail and instance.transfer_syntax in VIDEO_SYNTAXES:
             # PS3.18 §8.7.4: a video is rendered as its own bitstream.
-            clip = await in_cpu(codecs.video, source)
+            clip = await service.video(instance)
             if clip is not None:
                 request.setHeader(b"Content-Type", clip[1].encode())
                 return clip[0]
-        data = await in_cpu(codecs.render_stored, source, info["frames"], info["transfer_syntax"],
-                            info["metadata"], frame, key=info["file_uuid"], all_frames=all_frames, **options)
+        data = await service.rendered(instance, frame, all_frames=all_frames, **options)
         request.setHeader(b"Content-Type", options["media_type"].encode())
         return data
 
+    async def _find(self, study: str, series: str, sop: str) -> StoredInstance:
+        return await in_db(find_instance, self.index, self.frame_service, study, series, sop)
+
     @route("/studies/<study>/series/<series>/instances/<sop>/rendered")
     async def instance_rendered(self, request, study, series, sop):
-        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
+        instance = await self._find(study, series, sop)
         options = self._options(request, False)
-        return await self._render_one(request, None, 1, options, False, all_frames=True, info=info)
+        return await self._render_one(request, None, 1, options, False, all_frames=True, instance=instance)
 
     @route("/studies/<study>/series/<series>/instances/<sop>/thumbnail")
     async def instance_thumbnail(self, request, study, series, sop):
-        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
+        instance = await self._find(study, series, sop)
         options = self._options(request, True)
-        return await self._render_one(request, None, 1, options, True, info=info)
+        return await self._render_one(request, None, 1, options, True, instance=instance)
 
     @route("/studies/<study>/series/<series>/instances/<sop>/frames/<frames>/rendered")
     async def frames_rendered(self, request, study, series, sop, frames):
@@ -162,16 +128,14 @@ class RenderedRoutes:
 
     async def _frames(self, request, study, series, sop, frames: str, thumbnail: bool):
         numbers = _frame_list(frames)
-        info = await in_db(find_render_facts, self.daemon.index, study, series, sop)
+        instance = await self._find(study, series, sop)
         options = self._options(request, thumbnail)
         if len(numbers) == 1 or thumbnail:
-            return await self._render_one(request, None, numbers[0], options, thumbnail, info=info)
-        source = await self._source(info)
+            return await self._render_one(request, None, numbers[0], options, thumbnail, instance=instance)
         writer = MultipartWriter(options["media_type"])
         body = []
         for number in numbers:
-            data = await in_cpu(codecs.render_stored, source, info["frames"], info["transfer_syntax"],
-                                info["metadata"], number, key=info["file_uuid"], **options)
+            data = await self.frame_service.rendered(instance, number, **options)
             body += [writer.part_header(), data, writer.part_end()]
         body.append(writer.close())
         request.setHeader(b"Content-Type", writer.content_type())
@@ -180,34 +144,34 @@ class RenderedRoutes:
     # -- several instances --------------------------------------------------------------------
     @route("/studies/<study>/rendered")
     async def study_rendered(self, request, study):
-        return await self._many(request, await in_db(find_instances, self.daemon.index, study))
+        return await self._many(request, await in_db(self.index.rendered_instances, study))
 
     @route("/studies/<study>/series/<series>/rendered")
     async def series_rendered(self, request, study, series):
-        return await self._many(request, await in_db(find_instances, self.daemon.index, study, series))
+        return await self._many(request, await in_db(self.index.rendered_instances, study, series))
 
     @route("/studies/<study>/thumbnail")
     async def study_thumbnail(self, request, study):
-        return await self._representative(request, await in_db(find_instances, self.daemon.index, study))
+        return await self._representative(request, await in_db(self.index.rendered_instances, study))
 
     @route("/studies/<study>/series/<series>/thumbnail")
     async def series_thumbnail(self, request, study, series):
-        ids = await in_db(find_instances, self.daemon.index, study, series)
+        ids = await in_db(self.index.rendered_instances, study, series)
         return await self._representative(request, ids)
 
     async def _representative(self, request, ids: list[str]):
         """PS3.18 §10.4.1.1.4: one image standing for the study or series: the middle instance of
         the first series that has pixels (ids come series by series in InstanceNumber order)."""
         options = self._options(request, True)
-        series_of = await in_db(self.daemon.index.describe, ids)
+        series_of = await in_db(self.index.describe, ids)
         groups: dict[str, list[str]] = {}
         for item in series_of:
             groups.setdefault(item["ParentSeries"], []).append(item["ID"])
-        last_error: DaemonError | None = None
+        last_error: Exception | None = None
         for members in groups.values():
             try:
                 return await self._render_one(request, members[len(members) // 2], 1, options, True)
-            except NotAcceptable as e:  # not an image (SR, PDF...): try the next series
+            except NOT_RENDERABLE as e:  # not an image (SR, PDF...): try the next series
                 last_error = e
         raise last_error or NotAcceptable("Not acceptable", "nothing to render")
 
@@ -242,12 +206,16 @@ class RenderedRoutes:
         return None
 
     async def _render_part(self, public_id: str, options: dict) -> bytes:
-        info = await in_db(render_facts, self.daemon.index, public_id)
-        return await in_cpu(codecs.render_stored, await self._source(info), info["frames"],
-                            info["transfer_syntax"], info["metadata"], 1, key=info["file_uuid"], **options)
+        instance = await self.frame_service.instance(public_id, metadata=True)
+        return await self.frame_service.rendered(instance, 1, **options)
 
 
-SKIPPED = (NotAcceptable, UnsupportedMediaType, BadRequest)  # what makes _many skip an instance
+#: What makes _representative try the next series: the instance has no image form (a 406).
+NOT_RENDERABLE = (codec.NotAnImage, codec.CannotRender, codec.NoEncoder, codec.CannotEncode)
+#: What makes _many skip an instance: anything about its pixels (not an image, undecodable,
+#: corrupt, too large), not a missing frame.
+SKIPPED = (*NOT_RENDERABLE, codec.NoDecoder, codec.CorruptPixelData, codec.ImageTooLarge, codec.InvalidOptions,
+           codec.IncompatibleImages)
 
 
 def _frame_list(frames: str) -> list[int]:

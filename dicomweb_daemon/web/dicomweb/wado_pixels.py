@@ -1,7 +1,8 @@
 """WADO-RS bulk data and frames (PS3.18 §10.4.1.1.4 / §10.4.1.1.5), mixed into WadoRoutes.
 
-Frames are ranged reads of the stored file through the frame table computed at ingest; nothing
-parses the file unless a value lies inside a sequence or the transfer syntax must change.
+Frames come from the frame service (ranged reads through the frame table computed at ingest,
+converted only when the transfer syntax must change); this module negotiates and sends them:
+multipart framing, byte ranges, and ``sendfile`` straight from the page cache over plain TCP.
 """
 from __future__ import annotations
 
@@ -11,26 +12,17 @@ from email.utils import format_datetime
 
 from twisted.internet import defer
 
+from ...codecs.instance import StoredInstance
 from ...dicom.bulk import bulk_value
+from ...dicom.transfer_syntaxes import BIG_ENDIAN, NATIVE
 from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
+from ...storage.reads import local_ranges, read_file
 from ...threads import in_cpu, in_db
-from ..coalesce import TRANSCODES
 from ..multipart import MultipartWriter
-from ..negotiation import BIG_ENDIAN, NATIVE, MediaRange, accept_of
-from ..streaming import CHUNK, direct_transport, send_direct
+from ..negotiation import MediaRange, accept_of
+from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
 from .cors import cors_route
-from .frame_conversion import PIXEL_ATTRS, convert_frame, needs_codec, pixel_module, remember
-from .retrieve import (
-    batches,
-    codec,
-    frame_answer,
-    read_file,
-    read_frames,
-    read_ranges,
-    stream_stored,
-    streamed,
-    swap_native_frame,
-)
+from .retrieve import frame_answer
 
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
@@ -106,7 +98,7 @@ def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
 
 
 class PixelRoutesMixin:
-    """Bulk data and frames; expects ``index``, ``storage`` and ``config`` on the family."""
+    """Bulk data and frames; expects ``index``, ``storage``, ``frame_service`` and ``config`` on the family."""
 
     @cors_route("/studies/<study>/series/<series>/instances/<sop>/bulk/<path:tag_path>", methods=("GET", "HEAD"))
     async def bulk(self, request, study, series, sop, tag_path):
@@ -150,32 +142,32 @@ class PixelRoutesMixin:
     async def send_pixel_data(self, request, study, series, sop, ranges: list[MediaRange]):
         """PixelData's bulk value: native bytes (ranged) or, when encapsulated, every frame."""
         check = [r for r in ranges if r.media_type != "application/dicom"] or ranges
-        row = (await in_db(self.index.wado_instances, study, series, sop))[0]
-        table = row["frames"]
+        instance = StoredInstance.from_row((await in_db(self.index.wado_instances, study, series, sop))[0])
+        table = instance.frames
         if not table:
             raise UnknownResource("Unknown resource", f"instance {sop} has no pixel data")
-        stored = row["transfer_syntax"]
+        stored = instance.transfer_syntax
         if stored not in NATIVE:
-            return await self.send_frames(request, row, list(range(1, len(table) + 1)), check)
-        ctype, target, multipart = frame_answer(check, stored)
+            return await self.send_frames(request, instance, list(range(1, len(table) + 1)), check)
+        ctype, target, multipart = frame_answer(check, stored, self.frame_service)
         if stored == BIG_ENDIAN and target not in (None, BIG_ENDIAN):
-            data = b"".join([await self._frame(row, n, target) for n in range(1, len(table) + 1)])
+            data = b"".join([await self.frame_service.frame(instance, n, target) for n in range(1, len(table) + 1)])
             return self._answer_bytes(request, data, multipart)
         start, end = table[0][0][0], table[-1][0][0] + table[-1][0][1]
         request.setHeader(b"Accept-Ranges", b"bytes")
         span = self._range(request, end - start)
         first, last = (start + span[0], start + span[1]) if span else (start, end)
-        uuid, size = row["file_uuid"], row["file_size"]
+        uuid, size = instance.file_uuid, instance.file_size
         # A big value goes from the page cache to the socket (sendfile) over plain TCP.
-        path = self.storage.path(uuid, "dicom") if last - first >= CHUNK else None
-        transport = direct_transport(request) if path is not None else None
+        located = local_ranges(self.storage, uuid, [[first, last - first]]) if last - first >= CHUNK else None
+        transport = direct_transport(request) if located is not None else None
         if not multipart:
             request.setHeader(b"Content-Type", ctype.encode())
             request.setHeader(b"Content-Length", str(last - first).encode())
             if request.method == b"HEAD":
                 return b""
             if transport is not None:
-                await streamed(request, lambda out: send_direct(request, out, transport, [(path, first, last)]))
+                await streamed(request, lambda out: send_direct(request, out, transport, located))
             else:
                 await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size, first, last))
             return None
@@ -188,7 +180,7 @@ class PixelRoutesMixin:
         if request.method == b"HEAD":
             return b""
         if transport is not None:
-            await streamed(request, lambda out: send_direct(request, out, transport, [head, (path, first, last), end]))
+            await streamed(request, lambda out: send_direct(request, out, transport, [head, *located, end]))
             return None
 
         async def produce(out):
@@ -203,35 +195,30 @@ class PixelRoutesMixin:
     async def frames(self, request, study, series, sop, frame_list):
         numbers = parse_frame_list(frame_list)
         row = (await in_db(self.index.wado_instances, study, series, sop))[0]
-        return await self.send_frames(request, row, numbers, accept_of(request))
+        return await self.send_frames(request, StoredInstance.from_row(row), numbers, accept_of(request))
 
-    async def send_frames(self, request, row: dict, numbers: list[int], ranges: list[MediaRange]):
-        table = row["frames"]
-        if not table:
-            raise UnknownResource("Unknown resource", "this instance has no pixel data, hence no frames")
-        missing = [n for n in numbers if n > len(table)]
-        if missing:
-            raise UnknownResource("Unknown resource",
-                                  f"no frame {missing[0]}: the instance has {len(table)} frame(s)")
-        ctype, target, multipart = frame_answer(ranges, row["transfer_syntax"])
+    async def send_frames(self, request, instance: StoredInstance, numbers: list[int], ranges: list[MediaRange]):
+        service = self.frame_service
+        for n in numbers:
+            instance.ranges(n)  # 404 for a frame the instance does not have, before any negotiation
+        stored = instance.transfer_syntax
+        ctype, target, multipart = frame_answer(ranges, stored, service)
         if not multipart and len(numbers) == 1:
-            data = await self._frame(row, numbers[0], target)
+            data = await service.frame(instance, numbers[0], target)
             request.setHeader(b"Content-Type", ctype.encode())
             return data
         writer = MultipartWriter(ctype.split(";")[0])
         request.setHeader(b"Content-Type", writer.content_type())
-        stored = row["transfer_syntax"]
-        as_stored = target is None or target == stored or (stored in NATIVE and target in NATIVE and BIG_ENDIAN not in
-                                                           (stored, target))
+        as_stored = service.as_stored(stored, target)
         if as_stored:
             # The bytes go as stored: their length is known, so no chunked framing is needed.
-            sizes = [_size(table[n - 1]) for n in numbers]
+            sizes = [instance.frame_size(n) for n in numbers]
             framing = sum(len(writer.part_header(ctype, {"Content-Length": str(n)})) + 2 for n in sizes)
             request.setHeader(b"Content-Length", str(sum(sizes) + framing + len(writer.close())).encode())
         if request.method == b"HEAD":
             return b""
         if as_stored and sum(sizes) >= CHUNK:
-            segments = self._direct_segments(request, row, numbers, writer, ctype)
+            segments = self._direct_segments(request, instance, numbers, writer, ctype)
             if segments is not None:
                 transport = direct_transport(request)
                 await streamed(request, lambda out: send_direct(request, out, transport, segments))
@@ -239,11 +226,11 @@ class PixelRoutesMixin:
         if not as_stored:
             # Each frame is read and converted in one cpu job; the first before any header goes
             # out, so that a frame that cannot be decoded is a JSON error.
-            first = await self._frame(row, numbers[0], target)
+            first = await service.frame(instance, numbers[0], target)
 
             async def produce_converted(out):
                 for i, n in enumerate(numbers):
-                    data = first if i == 0 else await self._frame(row, n, target)
+                    data = first if i == 0 else await service.frame(instance, n, target)
                     await out.write_many([writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
                                           writer.part_end()])
                 await out.write(writer.close())
@@ -251,13 +238,12 @@ class PixelRoutesMixin:
             await streamed(request, produce_converted)
             return None
         # As stored, frames are read several per io call (the next group while this one is sent).
-        groups = [[numbers[i] for i in g] for g in batches(sizes)]
-        uuid = row["file_uuid"]
+        groups = service.read_groups(instance, numbers)
 
         def read(i: int):
             if i >= len(groups):
                 return None
-            return defer.ensureDeferred(read_frames(self.storage, uuid, [table[n - 1] for n in groups[i]]))
+            return defer.ensureDeferred(service.frames_as_stored(instance, groups[i]))
 
         ahead = read(0)
         first_group = await ahead
@@ -281,7 +267,7 @@ class PixelRoutesMixin:
         await streamed(request, produce)
         return None
 
-    def _direct_segments(self, request, row: dict, numbers: list[int], writer: MultipartWriter,
+    def _direct_segments(self, request, instance: StoredInstance, numbers: list[int], writer: MultipartWriter,
                          ctype: str) -> list | None:
         """The body of frames sent as stored, as :func:`send_direct` segments: each frame's byte
         ranges go from the page cache to the socket with sendfile (no read into this process, no
@@ -289,65 +275,14 @@ class PixelRoutesMixin:
         or the storage cannot do that (TLS, HTTP/2, a storage without local paths)."""
         if direct_transport(request) is None:
             return None
-        path = self.storage.path(row["file_uuid"], "dicom")
-        if path is None:
-            return None
-        table = row["frames"]
         segments: list = []
         framing = b""
         for n in numbers:
-            ranges = table[n - 1]
-            segments.append(framing + writer.part_header(ctype, {"Content-Length": str(_size(ranges))}))
-            segments += [(path, offset, offset + length) for offset, length in ranges]
+            located = local_ranges(self.storage, instance.file_uuid, instance.ranges(n))
+            if located is None:
+                return None
+            segments.append(framing + writer.part_header(ctype, {"Content-Length": str(instance.frame_size(n))}))
+            segments += located
             framing = writer.part_end()
         segments.append(framing + writer.close())
         return segments
-
-    async def _frame(self, row: dict, number: int, target: str | None) -> bytes:
-        """Frame ``number`` (1-based) as stored, or in ``target``: viewers on several machines asking
-        for the same frame at once share one decoding."""
-        async def work() -> bytes:
-            ranges = row["frames"][number - 1]
-            path = self.storage.path(row["file_uuid"], "dicom") if needs_codec(row, target) else None
-            if path is not None:  # read in the cpu job that decodes it: one thread hop, not two
-                return await self._convert(row, None, target, (path, ranges))
-            data = await read_ranges(self.storage, row["file_uuid"], ranges)
-            return await self._convert(row, data, target)
-
-        if target is None or target == row["transfer_syntax"]:
-            return await work()
-        return await TRANSCODES.run((row["file_uuid"], number, target), work)
-
-    async def _convert(self, row: dict, data: bytes | None, target: str | None,
-                       source: tuple[str, list] | None = None) -> bytes:
-        """A frame's stored bytes as stored, or in ``target``; ``data`` may be None when a codec
-        converts it and ``source`` (file path, byte ranges) says where to read it."""
-        stored = row["transfer_syntax"]
-        if target is None or target == stored:
-            return data
-        if stored in NATIVE and target in NATIVE:
-            if (stored == BIG_ENDIAN) != (target == BIG_ENDIAN):
-                attrs = await self._pixel_attributes(row)
-                return await in_cpu(swap_native_frame, data, attrs.get("BitsAllocated", 16))
-            return data
-        convert = codec("transcode_frame")
-        if convert is None:
-            raise NotAcceptable("Not acceptable", f"cannot convert frames from {stored} to {target}")
-        # The pixel module is read from the stored JSON in the same cpu job as the conversion.
-        attrs = row.get("_pixel_attrs") or PIXEL_ATTRS.get(row["file_uuid"])
-        blob = None if attrs is not None else await in_db(self.index.metadata_blob, row["public_id"])
-        data, row["_pixel_attrs"] = await in_cpu(convert_frame, convert, attrs, data, stored, target, blob, source)
-        remember(row["file_uuid"], row["_pixel_attrs"])
-        return data
-
-    async def _pixel_attributes(self, row: dict) -> dict:
-        """The Image Pixel module values (keyword -> value) from the stored metadata JSON."""
-        cached = row.get("_pixel_attrs")
-        if cached is None:
-            blob = await in_db(self.index.metadata_blob, row["public_id"])
-            cached = row["_pixel_attrs"] = await in_cpu(pixel_module, blob)
-        return cached
-
-
-def _size(ranges: list) -> int:
-    return sum(length for _, length in ranges)

@@ -12,24 +12,18 @@ from dataclasses import dataclass
 from twisted.internet import defer
 
 from ... import metadata as metadata_pkg
+from ...codecs.instance import StoredInstance
 from ...dicom.identifiers import is_valid_uid
 from ...errors import BadRequest, NotAcceptable
 from ...metadata.cache import MetadataCache
 from ...metadata.xml import json_to_xml
+from ...storage.reads import checked, local_ranges, read_files
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, accept_of
 from ..routing import route
-from ..streaming import CHUNK, direct_transport, send_direct
-from .retrieve import (
-    checked,
-    dicom_target,
-    is_pixel_request,
-    read_files,
-    stream_stored,
-    streamed,
-    transcoded_file,
-)
+from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
+from .retrieve import dicom_target, is_pixel_request
 from .urls import base_url
 from .wado_pixels import PixelRoutesMixin, http_date
 
@@ -51,6 +45,7 @@ class WadoRoutes(PixelRoutesMixin):
         self.daemon = daemon
         self.index = daemon.index
         self.storage = daemon.storage
+        self.frame_service = daemon.frames
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["Root"]
         self.strategies = metadata_pkg.find_strategies()
@@ -78,7 +73,7 @@ class WadoRoutes(PixelRoutesMixin):
         check_uids(study, series, sop)
         ranges = accept_of(request)
         rows = await in_db(self.index.wado_instances, study, series, sop)
-        target = dicom_target(ranges, {r["transfer_syntax"] for r in rows})
+        target = dicom_target(ranges, {r["transfer_syntax"] for r in rows}, self.frame_service)
         writer = MultipartWriter("application/dicom")
         request.setHeader(b"Content-Type", writer.content_type())
         if request.method == b"HEAD":
@@ -106,12 +101,12 @@ class WadoRoutes(PixelRoutesMixin):
         # Small answers are quicker read and written at once than sent after the headers are out.
         big = target is None and sum(r["file_size"] for r in rows) >= CHUNK
         transport = direct_transport(request) if big else None
-        paths = [self.storage.path(r["file_uuid"], "dicom") for r in rows] if transport is not None else []
-        if transport is not None and None not in paths:
+        located = [local_ranges(self.storage, r["file_uuid"], [[0, r["file_size"]]]) for r in rows] \
+            if transport is not None else []
+        if transport is not None and None not in located:
             segments: list = []
-            for row, path in zip(rows, paths, strict=True):
-                segments += [header(row["transfer_syntax"], row["file_size"]), (path, 0, row["file_size"]),
-                             writer.part_end()]
+            for row, ranges in zip(rows, located, strict=True):
+                segments += [header(row["transfer_syntax"], row["file_size"]), *ranges, writer.part_end()]
             segments.append(writer.close())
             await streamed(request, lambda out: send_direct(request, out, transport, segments))
             return
@@ -148,7 +143,7 @@ class WadoRoutes(PixelRoutesMixin):
                         await stream_stored(out, self.storage, row["file_uuid"], row["file_size"])
                         await out.write(writer.part_end())
                     else:
-                        data = await transcoded_file(self.storage, row, target)
+                        data = await self.frame_service.transcoded_file(StoredInstance.from_row(row), target)
                         await out.write_many([header(target, len(data)), data, writer.part_end()])
                 await out.write(writer.close())
             finally:

@@ -1,18 +1,17 @@
 """WADO-URI (PS3.18 §9) under DicomWeb.WadoRoot: one instance named by its UIDs in the query.
 
 ``contentType=application/dicom`` sends the file (as stored, or in ``transferSyntax``); image
-content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are rendered by the codecs
-package when it offers ``render``, and refused with 406 otherwise.
+content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are rendered by the frame
+service.
 """
 from __future__ import annotations
 
-import io
-
+from ...codecs.instance import StoredInstance
+from ...dicom.transfer_syntaxes import EXPLICIT_LE
 from ...errors import BadRequest, NotAcceptable, UnknownResource
-from ...threads import in_cpu, in_db
-from ..negotiation import EXPLICIT_LE
+from ...threads import in_db
 from ..routing import arg, route
-from .retrieve import can_transcode, codec, read_file, stream_stored, streamed, transcoded_file
+from ..streaming import stream_stored, streamed
 from .wado_rs import check_uids
 
 IMAGE_TYPES = ("image/jpeg", "image/gif", "image/png", "image/jp2")
@@ -52,6 +51,7 @@ class WadoUriRoutes:
         self.daemon = daemon
         self.index = daemon.index
         self.storage = daemon.storage
+        self.frame_service = daemon.frames
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["WadoRoot"]
 
@@ -66,21 +66,18 @@ class WadoUriRoutes:
             # PS3.18 §9.1.2.2.8: never send identifying data to a client that asked for none.
             raise BadRequest("Bad request", "anonymize=yes is not supported by this server")
         types = _content_types(request)
-        info = await in_db(self.index.instance_by_sop, sop)
+        answer = _answer(types)
+        # What rendering reads (the stored DICOM JSON) comes in the same db call as the instance.
+        info = await in_db(_instance_by_sop, self.index, sop, answer not in (None, "application/dicom"))
         if info["study_uid"] != study or info["series_uid"] != series:
             raise UnknownResource("Unknown resource",
                                   f"instance {sop} is not in series {series} of study {study}")
-        for kind in types:
-            if kind in ("application/dicom", "*/*", "application/*"):
-                return await self._file(request, info)
-            if kind in IMAGE_TYPES or kind in ("image/*",):
-                render = codec("render")
-                if render is not None:
-                    return await self._rendered(request, info, "image/jpeg" if kind == "image/*" else kind, render)
+        if answer == "application/dicom":
+            return await self._file(request, info)
+        if answer is not None:
+            return await self._rendered(request, StoredInstance.from_row(info), answer)
         raise NotAcceptable("Not acceptable",
-                            f"cannot answer contentType {','.join(types)}: "
-                            + ("application/dicom is available; rendered images need the codecs package"
-                               if codec("render") is None else "use application/dicom or image/jpeg"))
+                            f"cannot answer contentType {','.join(types)}: use application/dicom or image/jpeg")
 
     async def _file(self, request, info: dict):
         """The file, in ``transferSyntax`` when given (PS3.18 §9.1.2.2.7), else as stored."""
@@ -97,25 +94,39 @@ class WadoUriRoutes:
             uuid, size = info["file_uuid"], info["file_size"]
             await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size))
             return None
-        if not can_transcode(stored, target):
+        service = self.frame_service
+        if not service.can_send_file(stored, target):
             raise NotAcceptable("Not acceptable",
                                 f"the instance is stored as {stored}; transferSyntax may be {stored}"
-                                + (f" or {EXPLICIT_LE}" if can_transcode(stored, EXPLICIT_LE) else ""))
-        return await transcoded_file(self.storage, info, target)
+                                + (f" or {EXPLICIT_LE}" if service.can_send_file(stored, EXPLICIT_LE) else ""))
+        return await service.transcoded_file(StoredInstance.from_row(info), target)
 
-    async def _rendered(self, request, info: dict, kind: str, render) -> bytes:
-        """An image made by the codecs package with the presentation parameters (PS3.18 §9.1.2.2)."""
+    async def _rendered(self, request, instance: StoredInstance, kind: str) -> bytes:
+        """An image rendered with the presentation parameters (PS3.18 §9.1.2.2)."""
         options = _render_options(request)
-        path = self.storage.path(info["file_uuid"], "dicom")
-        source = path if path is not None else io.BytesIO(await read_file(self.storage, info["file_uuid"]))
-        image = await in_cpu(_render, render, source, kind, options)
+        frame = options.pop("frame", 1)
+        image = await self.frame_service.rendered(instance, frame, media_type=kind, **options)
         request.setHeader(b"Content-Type", kind.encode())
         return image
 
 
-def _render(render, source, kind: str, options: dict) -> bytes:
-    frame = options.pop("frame", 1)
-    return render(source, frame, media_type=kind, **options)
+def _answer(types: list[str]) -> str | None:
+    """``application/dicom``, the image media type to render, or None: the first content type of
+    ``types`` that can be answered."""
+    for kind in types:
+        if kind in ("application/dicom", "*/*", "application/*"):
+            return "application/dicom"
+        if kind in IMAGE_TYPES or kind == "image/*":
+            return "image/jpeg" if kind == "image/*" else kind
+    return None
+
+
+def _instance_by_sop(index, sop: str, metadata: bool) -> dict:
+    """(db thread) The instance with this SOPInstanceUID, with its stored DICOM JSON when ``metadata``."""
+    info = index.instance_by_sop(sop)
+    if metadata:
+        info["metadata"] = index.metadata_blob(info["public_id"])
+    return info
 
 
 def _number(request, name: str, kind=int, low: float | None = None, high: float | None = None):

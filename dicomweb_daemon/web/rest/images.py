@@ -1,13 +1,12 @@
 """Orthanc's image routes: /preview, /image-uint8|uint16|int16, raw frames, /numpy exports, and
-/tools/transfer-syntaxes. Frames here are numbered from 0, as in Orthanc's API."""
+/tools/transfer-syntaxes. Frames here are numbered from 0, as in Orthanc's API; the frame service
+numbers them from 1, as PS3.18 does."""
 from __future__ import annotations
 
-import io
-
 from ... import codecs
-from ...codecs import arrays
-from ...errors import BadRequest, NotAcceptable
-from ...threads import in_cpu, in_db, in_io
+from ...codecs.render import parse_window
+from ...errors import BadRequest, NotAcceptable, UnknownResource
+from ...threads import in_cpu, in_db
 from ..routing import arg, int_arg, json_response, route
 
 PAM = "image/x-portable-arbitrarymap"
@@ -52,15 +51,6 @@ def accepted(request, offered: list[str], default: str) -> str:
     raise NotAcceptable("Not acceptable", f"this resource is available as {', '.join(offered)} only")
 
 
-async def instance_source(daemon, public_id: str):
-    """A local path of the instance's file, or its bytes in a file object when storage has no paths."""
-    info = await in_db(daemon.index.instance, public_id)
-    path = daemon.storage.path(info["file_uuid"], "dicom")
-    if path is None:
-        return io.BytesIO(await in_io(daemon.storage.read, info["file_uuid"], "dicom"))
-    return str(path)
-
-
 def _frame_number(frame: str) -> int:
     try:
         number = int(frame)
@@ -83,6 +73,7 @@ class ImageRoutes:
 
     def __init__(self, daemon):
         self.daemon = daemon
+        self.frame_service = daemon.frames
 
     @route("/tools/transfer-syntaxes")
     async def transfer_syntaxes(self, request):
@@ -101,9 +92,9 @@ class ImageRoutes:
         """PNG (or JPEG on request) with the file's default window, as a person would see it."""
         index = _frame_number(frame)
         media = accepted(request, ["image/png", "image/jpeg"], "image/png")
-        source = await instance_source(self.daemon, id)
+        instance = await self.frame_service.instance(id, metadata=True)
         quality = _quality(request)
-        data = await in_cpu(codecs.render, source, index + 1, media_type=media, quality=quality)
+        data = await self.frame_service.rendered(instance, index + 1, media_type=media, quality=quality)
         request.setHeader(b"Content-Type", media.encode())
         return data
 
@@ -118,13 +109,12 @@ class ImageRoutes:
         center, span = arg(request, "window-center"), arg(request, "window-width")
         window = None
         if center not in (None, "") or span not in (None, ""):
-            from ...codecs.render import parse_window
-
             window = parse_window([center, span])  # 400 when one is missing or not a number
         viewport = (width, height) if width or height else None
-        source = await instance_source(self.daemon, id)
-        data = await in_cpu(codecs.render, source, index + 1, media_type=media, quality=_quality(request),
-                            window=window, viewport=viewport)
+        instance = await self.frame_service.instance(id, metadata=True)
+        quality = _quality(request)
+        data = await self.frame_service.rendered(instance, index + 1, media_type=media, quality=quality,
+                                                 window=window, viewport=viewport)
         request.setHeader(b"Content-Type", media.encode())
         return data
 
@@ -134,10 +124,8 @@ class ImageRoutes:
         """Stored values clamped to the asked type, as PNG or PAM (no rescale, no window)."""
         index = _frame_number(frame)
         media = accepted(request, ["image/png", PAM], "image/png")
-        source = await instance_source(self.daemon, id)
-        pixel_format = kind.split("-", 1)[1]
-        encode = arrays.encode_pam if media == PAM else arrays.encode_png
-        data = await in_cpu(lambda: encode(arrays.typed_frame(source, index, pixel_format)))
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.typed_image(instance, index + 1, kind.split("-", 1)[1], media)
         request.setHeader(b"Content-Type", media.encode())
         return data
 
@@ -145,53 +133,45 @@ class ImageRoutes:
     async def raw(self, request, id, frame):  # noqa: A002
         """The frame's stored bytes, read through the frame table without parsing the file."""
         index = _frame_number(frame)
-        info = await in_db(self.daemon.index.instance, id)
-        ranges = info["frames"] or []
-        if index >= max(len(ranges), int(info["number_of_frames"] or 0)):
-            from ...errors import UnknownResource
-
+        instance = await self.frame_service.instance(id)
+        if index >= max(len(instance.frames), int(instance.number_of_frames or 0)):
             raise UnknownResource("Unknown resource", f"frame {index} does not exist "
-                                  f"(the instance has {info['number_of_frames']})")
-        if index < len(ranges) and ranges[index]:
-            parts = [await in_io(self.daemon.storage.read_range, info["file_uuid"], "dicom", off, off + size)
-                     for off, size in ranges[index]]
-            data = b"".join(parts)
-        else:
-            source = await instance_source(self.daemon, id)
-            data = await in_cpu(arrays.raw_frame, source, index)
+                                  f"(the instance has {instance.number_of_frames})")
+        data = await self.frame_service.raw_frame(instance, index + 1)
         request.setHeader(b"Content-Type",
-                          _RAW_TYPES.get(info["transfer_syntax"], "application/octet-stream").encode())
+                          _RAW_TYPES.get(instance.transfer_syntax, "application/octet-stream").encode())
         return data
 
     @route("/instances/<id>/numpy")
     async def instance_numpy(self, request, id):  # noqa: A002
         """``.npy`` (or ``.npz`` with compress=1) shaped (frames, rows, columns, channels)."""
         rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
-        source = await instance_source(self.daemon, id)
-        data = await in_cpu(lambda: arrays.encode_numpy(arrays.instance_array(source, rescale), compress))
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.instance_numpy(instance, rescale, compress)
         return _numpy_answer(request, data, compress)
 
     @route("/series/<id>/numpy")
     async def series_numpy(self, request, id):  # noqa: A002
         """The whole series as one array, slices in spatial order (else by InstanceNumber)."""
         rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
-        instances = await in_db(self.daemon.index.relatives, id, "Series", "Instance")
-        described = await in_db(self.daemon.index.describe, instances)
-        items = []
-        for item in described:
-            items.append((await instance_source(self.daemon, item["ID"]), item["MainDicomTags"]))
-        data = await in_cpu(lambda: arrays.encode_numpy(arrays.series_array(items, rescale), compress))
+        items = await in_db(_series_instances, self.daemon.index, self.frame_service, id)
+        data = await self.frame_service.series_numpy(items, rescale, compress)
         return _numpy_answer(request, data, compress)
 
     @route("/instances/<id>/pdf")
     async def pdf(self, request, id):  # noqa: A002
         """The PDF of an Encapsulated PDF instance (PS3.3 A.45)."""
-        source = await instance_source(self.daemon, id)
-        found = await in_cpu(codecs.document, source)
+        found = await self.frame_service.document(await self.frame_service.instance(id))
         if found is None or found[1] != "application/pdf":
             raise BadRequest("Bad request", "this instance is not an Encapsulated PDF")
         request.setHeader(b"Content-Type", b"application/pdf")
         return found[0]
+
+
+def _series_instances(index, frames, series_id: str) -> list:
+    """(db thread) Each instance of a series with its stored DICOM JSON and main tags, in one db call."""
+    described = index.describe(index.relatives(series_id, "Series", "Instance"))
+    return [(frames.describe(item["ID"], metadata=True), item["MainDicomTags"]) for item in described]
 
 
 def _quality(request) -> int | None:

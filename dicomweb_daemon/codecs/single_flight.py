@@ -37,6 +37,3 @@ class SingleFlight:
 
     def in_flight(self) -> int:
         return len(self._waiting)
-
-
-TRANSCODES = SingleFlight()  # one per process: what it coalesces is per process anyway

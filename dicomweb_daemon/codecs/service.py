@@ -1,0 +1,186 @@
+"""One way out for pixels: "frame n of this stored instance, in this transfer syntax", as stored,
+converted, decoded or rendered, for every protocol (WADO-RS frames and rendered, WADO-URI, the
+Orthanc image routes, and DIMSE transcoding).
+
+Each answer costs the least the stored facts allow, and no more than one hop per pool:
+
+* as stored: ranged reads through the frame table computed at ingest, several frames per io call;
+* converted: at most one db read of the pixel module (then kept per stored file) and one cpu job
+  that reads the frame and converts it; identical conversions asked at once run once;
+* rendered: one cpu job that reads the frame by its ranges and renders it, with the header parsed
+  from the stored DICOM JSON kept per stored file (the file is parsed only when the JSON is not
+  enough);
+* whole files in another syntax: one cpu job, identical ones asked at once run once.
+
+Errors are :mod:`.errors` (no protocol meaning): each caller maps them to its own statuses.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..storage.reads import StoredFile, read_frames, read_ranges
+from ..threads import in_cpu, in_db
+from . import arrays
+from .conversion import PixelModules, as_stored, convert_stored_frame, natively_reencoded, transcode_stored_file
+from .frames import Image
+from .instance import StoredInstance
+from .render import document, video
+from .single_flight import SingleFlight
+from .stored import HeaderCache, image_of, render_stored
+from .transcode import can_transcode
+
+#: Bytes of stored frames read per io call when several are sent (the next group is read while
+#: this one is written).
+READ_BUDGET = 4 << 20
+
+
+class FrameService:
+    """Frames of the instances of one storage area and index (both IStorageArea / IIndex)."""
+
+    def __init__(self, storage, index):
+        self.storage = storage
+        self.index = index
+        self.headers = HeaderCache()  # headers parsed from the stored JSON, for rendering
+        self.pixel_modules = PixelModules()  # pixel modules, for converting frames
+        self.flights = SingleFlight()  # conversions under way, for the identical ones asked meanwhile
+
+    # -- which instance -----------------------------------------------------------------------
+    def describe(self, public_id: str, metadata: bool = False) -> StoredInstance:
+        """(db thread) The stored instance ``public_id``, with its DICOM JSON when ``metadata``:
+        callers compose it with other index reads in the same db call."""
+        row = self.index.instance(public_id)
+        if metadata:
+            row["metadata"] = self.index.metadata_blob(public_id)
+        return StoredInstance.from_row(row, public_id)
+
+    async def instance(self, public_id: str, *, metadata: bool = False) -> StoredInstance:
+        """The stored instance ``public_id`` (one db call)."""
+        return await in_db(self.describe, public_id, metadata)
+
+    async def instances(self, public_ids: list[str], *, metadata: bool = False) -> list[StoredInstance]:
+        """Several stored instances, in order (one db call)."""
+        return await in_db(lambda: [self.describe(p, metadata) for p in public_ids])
+
+    def file(self, instance: StoredInstance) -> StoredFile:
+        return StoredFile(self.storage, instance.file_uuid)
+
+    # -- what is possible (any thread, no I/O) ------------------------------------------------
+    @staticmethod
+    def as_stored(stored: str, target: str | None) -> bool:
+        """Whether frames stored in ``stored`` go out in ``target`` (None: as stored) unchanged."""
+        return as_stored(stored, target)
+
+    @staticmethod
+    def can_convert_frames(stored: str, target: str) -> bool:
+        """Whether frames stored in ``stored`` can be answered in ``target`` (a codec decodes the one
+        and encodes the other, or the frames are the same bytes)."""
+        try:
+            return bool(can_transcode(stored, target))
+        except Exception:  # noqa: BLE001 - an unknown UID is simply not possible
+            return False
+
+    @classmethod
+    def can_send_file(cls, stored: str, target: str) -> bool:
+        """Whether a whole file stored in ``stored`` can be answered in ``target``."""
+        return target == stored or natively_reencoded(stored, target) or cls.can_convert_frames(stored, target)
+
+    # -- frames -------------------------------------------------------------------------------
+    @staticmethod
+    def read_groups(instance: StoredInstance, numbers: list[int], budget: int = READ_BUDGET) -> list[list[int]]:
+        """``numbers`` grouped in order, each group within ``budget`` bytes (at least one frame):
+        what :meth:`frames_as_stored` should be asked at once."""
+        groups: list[list[int]] = []
+        total = budget
+        for n in numbers:
+            size = instance.frame_size(n)
+            if total + size > budget:
+                groups.append([])
+                total = 0
+            groups[-1].append(n)
+            total += size
+        return groups
+
+    async def frames_as_stored(self, instance: StoredInstance, numbers: list[int]) -> list[bytes]:
+        """Frames ``numbers`` (1-based) as stored, in one io call."""
+        return await read_frames(self.storage, instance.file_uuid, [instance.ranges(n) for n in numbers])
+
+    async def frame(self, instance: StoredInstance, number: int, target: str | None = None) -> bytes:
+        """Frame ``number`` (1-based) as stored, or in transfer syntax ``target``: one io call as
+        stored; else one cpu job that reads and converts it (viewers on several machines asking
+        for the same frame at once share it)."""
+        ranges = instance.ranges(number)
+        if as_stored(instance.transfer_syntax, target):
+            return await read_ranges(self.storage, instance.file_uuid, ranges)
+        return await self.flights.run((instance.file_uuid, number, target),
+                                      lambda: self._converted(instance, ranges, target))
+
+    async def _converted(self, instance: StoredInstance, ranges: list, target: str) -> bytes:
+        attrs = self.pixel_modules.get(instance.file_uuid)
+        blob = None
+        if attrs is None:  # read from the stored JSON in the same cpu job as the conversion
+            blob = instance.metadata
+            if blob is None:
+                blob = await in_db(self.index.metadata_blob, instance.public_id)
+        data, attrs = await in_cpu(convert_stored_frame, self.file(instance), ranges, instance.transfer_syntax,
+                                   target, attrs, blob)
+        self.pixel_modules.put(instance.file_uuid, attrs)
+        return data
+
+    async def raw_frame(self, instance: StoredInstance, number: int) -> bytes:
+        """Frame ``number`` as stored: through the frame table when it lists the frame, else from
+        the parsed file (single-bit frames have no stored form)."""
+        if 1 <= number <= len(instance.frames) and instance.frames[number - 1]:
+            return await self.frame(instance, number)
+        return await in_cpu(lambda: arrays.raw_frame(self._image(instance), number - 1))
+
+    # -- decoded and rendered ---------------------------------------------------------------------
+    def _image(self, instance: StoredInstance) -> Image:
+        """(cpu) The instance's image, through its frame table and JSON when they suffice."""
+        return image_of(self.file(instance), instance.frames, instance.transfer_syntax, instance.metadata,
+                        instance.file_uuid, self.headers)
+
+    async def decoded(self, instance: StoredInstance, number: int) -> tuple[np.ndarray, dict]:
+        """Frame ``number`` decoded: ``(array, changed pixel attributes)`` (ICodec.decode_frame)."""
+        return await in_cpu(lambda: self._image(instance).decode(number - 1))
+
+    async def typed_image(self, instance: StoredInstance, number: int, pixel_format: str, media_type: str) -> bytes:
+        """Frame ``number``'s stored values clamped to ``pixel_format`` (uint8, uint16, int16) as
+        PNG or PAM (:data:`.arrays.TYPED_MEDIA_TYPES`), in one cpu job."""
+        encode = arrays.TYPED_MEDIA_TYPES[media_type]
+        return await in_cpu(lambda: encode(arrays.typed_frame(self._image(instance), number - 1, pixel_format)))
+
+    async def instance_numpy(self, instance: StoredInstance, rescale: bool, compress: bool) -> bytes:
+        """``.npy`` (``.npz`` when ``compress``) of the instance's frames, shaped (frames, rows, columns,
+        channels): modality values when ``rescale``, else stored values; one cpu job."""
+        return await in_cpu(lambda: arrays.encode_numpy(arrays.instance_array(self._image(instance), rescale),
+                                                        compress))
+
+    async def series_numpy(self, instances: list[tuple[StoredInstance, dict]], rescale: bool, compress: bool) -> bytes:
+        """:meth:`instance_numpy` of a series' instances (each with its main tags) stacked in
+        spatial order; one cpu job, each image opened when its turn comes."""
+        openers: list[tuple[Callable[[], Image], dict]] = [
+            ((lambda inst=inst: self._image(inst)), tags) for inst, tags in instances]
+        return await in_cpu(lambda: arrays.encode_numpy(arrays.series_array(openers, rescale), compress))
+
+    async def rendered(self, instance: StoredInstance, frame: int = 1, **options) -> bytes:
+        """Frame ``frame`` rendered for people (:func:`.render.render` options), in one cpu job."""
+        return await in_cpu(render_stored, self.file(instance), instance.frames, instance.transfer_syntax,
+                            instance.metadata, frame, key=instance.file_uuid, headers=self.headers, **options)
+
+    async def document(self, instance: StoredInstance) -> tuple[bytes, str] | None:
+        """The encapsulated document (PDF, CDA) and its media type, or None for other instances."""
+        return await in_cpu(lambda: document(self.file(instance).source()))
+
+    async def video(self, instance: StoredInstance) -> tuple[bytes, str] | None:
+        """A video instance's bitstream and its media type, or None for other instances."""
+        return await in_cpu(lambda: video(self.file(instance).source()))
+
+    # -- whole files ------------------------------------------------------------------------------
+    async def transcoded_file(self, instance: StoredInstance, target: str) -> bytes:
+        """The whole stored file in transfer syntax ``target`` (not as stored), in one cpu job;
+        identical requests at once share it."""
+        return await self.flights.run((instance.file_uuid, target), lambda: in_cpu(
+            transcode_stored_file, self.file(instance), instance.transfer_syntax, target))
+
