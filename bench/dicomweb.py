@@ -8,6 +8,11 @@ loopback, runs the yardstick ../shared/bench/bench.py against both (STOW 1 and 4
 table, and stops both servers.
 
     python bench/dicomweb.py [--data /tmp/bench-data] [--phases stow,metadata,qido,...] [--smoke]
+    python bench/dicomweb.py --baseline /tmp/before/.venv/bin/python    # before/after in one run
+
+``--baseline`` names the Python of another install of the daemon (an earlier commit, say): it runs
+as a third target, "before", in the same interleaved run, so that a change is judged against the
+code it changes and the reference at once.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/side-by-side.json")
     ap.add_argument("--md", default="/tmp/side-by-side.md")
     ap.add_argument("--config", default=None, help="extra JSON config for our daemon")
+    ap.add_argument("--baseline", default=None, help="Python of another install, measured as 'before'")
     a, rest = ap.parse_known_args()
     yard = pathlib.Path(a.yardstick)
     if shutil.which("Orthanc") is None:
@@ -57,28 +63,39 @@ def main() -> None:
     subprocess.run([str(yard / "run-orthanc.sh"), "--stop"], check=False)  # both servers start empty
     pid_o = subprocess.run([str(yard / "run-orthanc.sh"), "--fresh"], check=True, capture_output=True,
                            text=True).stdout.strip().splitlines()[-1]
-    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-ours-"))
-    config = {"HttpPort": a.port, "StorageDirectory": str(work / "data")}
-    config.update(json.loads(a.config) if a.config else {})
-    (work / "config.json").write_text(json.dumps(config))
-    ours = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
-                             "--pidfile=", "dicomweb", "--config", str(work / "config.json")], cwd=work,
-                            stdout=open(work / "daemon.log", "wb"), stderr=subprocess.STDOUT)
+    daemons = []  # (name, port, process, folder)
     try:
-        wait_for(f"http://127.0.0.1:{a.port}/system")
+        if a.baseline:
+            daemons.append(start_daemon("before", a.baseline, a.port + 1, a.config))
+        daemons.append(start_daemon("ours", sys.executable, a.port, a.config))
         cmd = [sys.executable, str(yard / "bench.py"), "--data", a.data,
-               "--target", "orthanc=http://127.0.0.1:8052/dicom-web", "--pid", f"orthanc={pid_o}",
-               "--target", f"ours=http://127.0.0.1:{a.port}/dicom-web", "--pid", f"ours={ours.pid}",
-               "--out", a.out, "--md", a.md, *rest]
+               "--target", "orthanc=http://127.0.0.1:8052/dicom-web", "--pid", f"orthanc={pid_o}"]
+        for name, port, proc, _ in daemons:
+            cmd += ["--target", f"{name}=http://127.0.0.1:{port}/dicom-web", "--pid", f"{name}={proc.pid}"]
+        cmd += ["--out", a.out, "--md", a.md, *rest]
         if a.phases:
             cmd += ["--phases", a.phases]
         subprocess.run(cmd, check=True)
         print(pathlib.Path(a.md).read_text())
     finally:
-        ours.send_signal(signal.SIGTERM)
-        ours.wait(30)
+        for _, _, proc, work in daemons:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            shutil.rmtree(work, ignore_errors=True)
         subprocess.run([str(yard / "run-orthanc.sh"), "--stop"], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def start_daemon(name: str, python: str, port: int, extra: str | None):
+    """A fresh daemon (empty data folder) on ``port``, run by ``python``; wait until it answers."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    config = {"HttpPort": port, "StorageDirectory": str(work / "data")}
+    config.update(json.loads(extra) if extra else {})
+    (work / "config.json").write_text(json.dumps(config))
+    proc = subprocess.Popen([python, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+                             "--pidfile=", "dicomweb", "--config", str(work / "config.json")], cwd=work,
+                            stdout=open(work / "daemon.log", "wb"), stderr=subprocess.STDOUT)
+    wait_for(f"http://127.0.0.1:{port}/system")
+    return name, port, proc, work
 
 
 if __name__ == "__main__":

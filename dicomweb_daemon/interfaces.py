@@ -8,7 +8,9 @@ from zope.interface import Attribute, Interface
 
 
 class IStorageArea(Interface):
-    """Where the files live. Every method blocks: call it from an io or ingest thread.
+    """Where the files live. Every method blocks, and runs in the thread that needs it: io threads
+    (answers, deletions), ingest and store threads (ingest), cpu threads (a frame is read in the cpu
+    job that decodes it). A storage must allow calls from several threads at once.
 
     A storage may provide optional capabilities, each its own interface below (checked with
     ``providedBy``): :class:`IDirectWrites`, :class:`IStaging`."""
@@ -21,25 +23,25 @@ class IStorageArea(Interface):
     def create(uuid, kind, source_path):  # noqa: N805
         """Store the file at ``source_path`` durably under ``(uuid, kind)``; the source may be moved.
 
-        When this returns, the bytes survive a crash (io pool)."""
+        When this returns, the bytes survive a crash."""
 
     def read(uuid, kind):  # noqa: N805
-        """Return the whole content as bytes (io pool)."""
+        """Return the whole content as bytes."""
 
     def read_range(uuid, kind, start, end):  # noqa: N805
-        """Return bytes ``[start, end)`` (io pool)."""
+        """Return bytes ``[start, end)``."""
 
     def path(uuid, kind):  # noqa: N805
         """Return a local path to stream from, or None when the storage has no local files."""
 
     def remove(uuid, kind):  # noqa: N805
-        """Delete the content; a missing one is not an error (io pool)."""
+        """Delete the content; a missing one is not an error."""
 
     def size(uuid, kind):  # noqa: N805
-        """Return the stored size in bytes, or None if absent (io pool)."""
+        """Return the stored size in bytes, or None if absent."""
 
     def uuids():  # noqa: N805
-        """Yield ``(uuid, kind)`` of everything stored, for recovery sweeps (io pool)."""
+        """Yield ``(uuid, kind)`` of everything stored (the one-time sweep of old data folders)."""
 
 
 class IDirectWrites(Interface):
@@ -47,7 +49,7 @@ class IDirectWrites(Interface):
     shared STOW-RS parts), without a temp file given to ``create``."""
 
     def write(uuid, kind, data):  # noqa: N805
-        """Store the bytes-like ``data`` durably under ``(uuid, kind)`` (ingest or store thread).
+        """Store the bytes-like ``data`` durably under ``(uuid, kind)``.
 
         Need not be atomic: the index row comes after it returns, and a crash meanwhile leaves a
         file the start-up recovery removes (the file journal names it)."""

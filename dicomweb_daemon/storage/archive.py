@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from pydicom.fileset import FileSet
 
+from .reads import StoredFile
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9 ._^-]+")
 
 
@@ -31,11 +33,12 @@ def folder_name(*parts: str) -> str:
 
 def _local_copy(storage, uuid: str, folder: str) -> str:
     """A path to the stored file: the storage's own, or a copy for storages without local files."""
-    path = storage.path(uuid, "dicom")
-    if path is None:
-        path = os.path.join(folder, uuid)
-        with open(path, "wb") as f:
-            f.write(storage.read(uuid, "dicom"))
+    stored = StoredFile(storage, uuid)
+    if stored.path is not None:
+        return stored.path
+    path = os.path.join(folder, uuid)
+    with open(path, "wb") as f:
+        f.write(stored.read())
     return path
 
 
@@ -48,11 +51,11 @@ def write_zip(out, storage, entries: list[ArchiveEntry]) -> None:
             counters[entry.folders] = n + 1
             prefix = (entry.modality or "IM")[:2].upper()
             name = "/".join(entry.folders) + f"/{prefix}{n:06d}.dcm"
-            path = storage.path(entry.uuid, "dicom")
-            if path is not None:
-                z.write(path, name)
+            stored = StoredFile(storage, entry.uuid)
+            if stored.path is not None:
+                z.write(stored.path, name)
             else:
-                z.writestr(name, storage.read(entry.uuid, "dicom"))
+                z.writestr(name, stored.read())
 
 
 def write_media(out, storage, uuids: list[str]) -> None:

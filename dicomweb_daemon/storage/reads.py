@@ -10,6 +10,7 @@ batch. What is sent with ``sendfile`` is located here too (:func:`local_ranges`)
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from typing import BinaryIO
@@ -98,6 +99,16 @@ class StoredFile:
         if self.path is not None:
             return read_frames_at(self.path, frames)
         return [self.read_ranges(ranges) for ranges in frames]
+
+    def md5(self) -> str:
+        """MD5 of the file as stored (read again, to verify it against the index)."""
+        if self.path is None:
+            return hashlib.md5(self.read()).hexdigest()
+        digest = hashlib.md5()
+        with open(self.path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def source(self) -> str | BinaryIO:
         """What a parser reads: the local path, or the whole file in memory."""

@@ -4,7 +4,7 @@ A STOW-RS body of 50 large instances is received into one buffer; its parts are 
 worker processes and stored by the daemon's threads. Handing a worker a part by (path, offset,
 length) of the body's memfd costs nothing, where piping it would copy it twice and spilling it to a
 temp file would write it and read it back. Where memfd does not exist, the buffer is private memory
-and :attr:`SharedBuffer.path` is None (big parts are then spilled to files, as for spooled bodies).
+and :attr:`SharedBuffer.path` is None (big parts are then copied out for the workers).
 
 The daemon owns one :class:`BodyMemory`: buffers of finished requests are kept for the next ones,
 up to a limit, and given back to the system when unused for a while or when the daemon stops.

@@ -1,8 +1,7 @@
 """ZIP uploads (``POST /instances`` takes ZIPs too): members listed and extracted to the spool with
-a size bound, as ingest sources; and checksums of stored files. The calls block (io threads)."""
+a size bound, as ingest sources. The calls block (io threads)."""
 from __future__ import annotations
 
-import hashlib
 import zipfile
 
 from .sources import FileSource, Source
@@ -48,15 +47,3 @@ def _extract(z: zipfile.ZipFile, name: str, spool: Spool, limit: int) -> Source:
         Spool.remove(path)
         raise
     return FileSource(path, written)
-
-
-def file_md5(storage, uuid: str) -> str:
-    """MD5 of a stored file, read again from the storage (to verify it against the index)."""
-    path = storage.path(uuid, "dicom")
-    if path is None:
-        return hashlib.md5(storage.read(uuid, "dicom")).hexdigest()
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

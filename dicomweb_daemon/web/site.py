@@ -4,17 +4,17 @@ routes as ingest sources; bodies over the size limit refused as soon as that is 
 from __future__ import annotations
 
 import io
-import json
-from http import HTTPStatus
 
 from twisted.internet import reactor
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
+from ..errors import PayloadTooLarge
 from ..logs import access_line
 from ..storage.shared_memory import BodyMemory
 from ..storage.sources import BytesSource, FileSource, SharedSource, Source
 from ..storage.spool import Spool
+from .errors import error_body
 
 log = Logger()
 
@@ -128,12 +128,11 @@ class SpoolingRequest(Request):
             return
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after this answer
         mb = channel.site.max_body // (1024 * 1024)
-        body = json.dumps({
-            "HttpError": HTTPStatus(413).phrase, "HttpStatus": 413, "Message": "Request entity too large",
-            "Method": getattr(channel, "_command", b"").decode("latin-1"),
-            "Uri": getattr(channel, "_path", b"").decode("latin-1").split("?")[0],
-            "Details": f"the request body is larger than MaximumBodySize ({mb} MB)",
-            "OrthancError": "Request entity too large", "OrthancStatus": 3001}, indent=3).encode()
+        # The request line is known (the headers are in); the request itself is never processed.
+        self.method, self.uri = getattr(channel, "_command", b""), getattr(channel, "_path", b"")
+        error = PayloadTooLarge("Request entity too large",
+                                f"the request body is larger than MaximumBodySize ({mb} MB)")
+        body = error_body(self, 413, error.message, error.details, error.orthanc_error, error.orthanc_status)
         transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         # Whatever else comes on this connection is dropped unread; the client gets our FIN after

@@ -1,14 +1,14 @@
 """Instances: store (POST /instances, single files or ZIPs), the file and its tags."""
 from __future__ import annotations
 
-import io
 import zipfile
 
 import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
 from ...errors import BadFileFormat, BadRequest, UnknownResource
-from ...storage.uploads import ZIP_MAGIC, extract_members, file_md5, zip_members
+from ...storage.reads import StoredFile
+from ...storage.uploads import ZIP_MAGIC, extract_members, zip_members
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
 from ..site import take_body
@@ -72,10 +72,9 @@ class InstanceRoutes:
 
     async def _dataset(self, public_id: str, pixels: bool = False):
         info = await self._file(public_id)
-        path = self.storage.path(info["file_uuid"], "dicom")
-        if path is None:
-            path = io.BytesIO(await in_io(self.storage.read, info["file_uuid"], "dicom"))
-        ds = await in_cpu(pydicom.dcmread, path, stop_before_pixels=not pixels)
+        stored = StoredFile(self.storage, info["file_uuid"])
+        source = stored.path if stored.path is not None else await in_io(stored.source)
+        ds = await in_cpu(pydicom.dcmread, source, stop_before_pixels=not pixels)
         if not pixels and info["pixel_data_offset"] is not None:
             # Shown as Null, as Orthanc does, without reading the pixels themselves.
             ds.add_new(0x7FE00010, "OB", None)
@@ -148,7 +147,7 @@ class InstanceRoutes:
     @route("/instances/<id>/attachments/dicom/verify-md5", methods=("POST",))
     async def verify_md5(self, request, id):  # noqa: A002
         info = await self._file(id)
-        actual = await in_io(file_md5, self.storage, info["file_uuid"])
+        actual = await in_io(StoredFile(self.storage, info["file_uuid"]).md5)
         if actual != info["md5"]:
             raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
         return json_response(request, {})
