@@ -71,3 +71,30 @@ def make_ct(patient_id: str = "P1", patient_name: str = "DOE^JOHN", study_uid: s
 
 def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
+
+
+def eight_bit_image(rows: int, columns: int, pixel_data: bytes, ts: str = ExplicitVRLittleEndian,
+                    frames: int | None = None) -> bytes:
+    """A small 8-bit greyscale secondary-capture image whose header says what we want, true or not
+    (to test what the pixel code does with data that disagrees with it)."""
+    from pydicom import uid
+
+    ds = Dataset()
+    ds.SOPClassUID = uid.SecondaryCaptureImageStorage
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (generate_uid() for _ in range(3))
+    ds.PatientID, ds.Modality = "FRAMES", "OT"
+    ds.Rows, ds.Columns = rows, columns
+    if frames is not None:
+        ds.NumberOfFrames = frames
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = pixel_data
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ts
+    if uid.UID(ts).is_compressed:
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

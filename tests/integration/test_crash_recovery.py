@@ -32,6 +32,14 @@ def stow_body(files: list[bytes], boundary: str = "crash") -> bytes:
                     for f in files) + f"--{boundary}--\r\n".encode()
 
 
+def planted(d, name: str, content: bytes):
+    """A file put in the storage folder behind the daemon's back (what a crash would leave)."""
+    path = d.data / name[:2] / name[2:4] / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
 def owner(d) -> str:
     """How the daemon names itself in the file journal."""
     return f"{socket.gethostname()}:{d.port}"
@@ -106,9 +114,7 @@ def test_a_file_written_before_its_commit_is_removed_at_start_up(make_daemon):
     d = make_daemon()
     kept = d.store(make_ct("SWEEP-1"))
     d.stop()
-    orphan = d.data / "ab" / "cd" / "abcd0000-0000-4000-8000-000000000000"
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"half-ingested")
+    orphan = planted(d, "abcd0000-0000-4000-8000-000000000000", b"half-ingested")
     with sqlite3.connect(d.data / "index.sqlite") as db:
         db.execute("INSERT INTO pending_files VALUES (?, ?)", (orphan.name, owner(d)))
     (d.data / "tmp" / "body-leftover").write_bytes(b"partial upload")
@@ -126,9 +132,7 @@ def test_another_daemons_pending_files_are_left_alone(make_daemon):
     """Daemons sharing an index recover only their own pending files: another's may be in flight."""
     d = make_daemon()
     d.stop()
-    theirs = d.data / "ab" / "cd" / "abcd0000-0000-4000-8000-000000000001"
-    theirs.parent.mkdir(parents=True, exist_ok=True)
-    theirs.write_bytes(b"being written by another daemon")
+    theirs = planted(d, "abcd0000-0000-4000-8000-000000000001", b"being written by another daemon")
     with sqlite3.connect(d.data / "index.sqlite") as db:
         db.execute("INSERT INTO pending_files VALUES (?, ?)", (theirs.name, "elsewhere:8042"))
     d.start()
@@ -141,9 +145,7 @@ def test_a_data_folder_from_before_the_journal_is_swept_once(make_daemon):
     d = make_daemon()
     kept = d.store(make_ct("OLD-1"))
     d.stop()
-    orphan = d.data / "ab" / "cd" / "abcd0000-0000-4000-8000-000000000002"
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"left by an old crash")
+    orphan = planted(d, "abcd0000-0000-4000-8000-000000000002", b"left by an old crash")
     with sqlite3.connect(d.data / "index.sqlite") as db:
         db.execute("DELETE FROM globals WHERE name = 'FilesJournal'")
     d.start()

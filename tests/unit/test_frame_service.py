@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from PIL import Image
 from pydicom import uid
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from twisted.internet import defer
 
@@ -28,7 +28,7 @@ from dicomweb_daemon.storage.ingest import Ingest
 from dicomweb_daemon.storage.reads import ShortRead
 from dicomweb_daemon.storage.sources import BytesSource
 from dicomweb_daemon.storage.spool import Spool
-from tests.dicom_files import make_ct, testdata
+from tests.dicom_files import eight_bit_image, make_ct, testdata
 
 EXPLICIT_LE = uid.ExplicitVRLittleEndian
 
@@ -74,26 +74,6 @@ async def store(parts: Parts, data: bytes) -> StoredInstance:
 def file_bytes(name: str) -> bytes:
     with open(testdata(name), "rb") as f:
         return f.read()
-
-
-def image(rows: int, columns: int, pixel_data: bytes, ts: str) -> bytes:
-    """A small 8-bit secondary-capture image whose header says what we want, true or not."""
-    ds = Dataset()
-    ds.SOPClassUID = uid.SecondaryCaptureImageStorage
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (uid.generate_uid() for _ in range(3))
-    ds.PatientID, ds.Modality = "FRAMES", "OT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, columns, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = pixel_data
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ts
-    if uid.UID(ts).is_compressed:
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
 
 
 def native(data: bytes, ds: Dataset) -> np.ndarray:
@@ -334,7 +314,7 @@ async def test_impossible_targets_are_refused_before_decoding(parts):
     with pytest.raises(NoEncoder) as refused:
         await parts.frames.frame(instance, 1, uid.JPEGLossless)
     assert uid.JPEG2000Lossless in refused.value.details
-    video = await store(parts, image(16, 16, encapsulate([b"\x00\x00\x01\xb3" + b"\0" * 60]), uid.MPEG2MPML))
+    video = await store(parts, eight_bit_image(16, 16, encapsulate([b"\x00\x00\x01\xb3" + b"\0" * 60]), uid.MPEG2MPML))
     with pytest.raises(NoDecoder):
         await parts.frames.frame(video, 1, EXPLICIT_LE)
     report = pydicom.dcmread(io.BytesIO(make_ct()))
@@ -348,7 +328,7 @@ async def test_impossible_targets_are_refused_before_decoding(parts):
 async def test_corrupt_frames_are_corrupt_pixel_data(parts):
     """A codestream of garbage, or a stored file cut short, is CorruptPixelData when converted;
     a short read as stored is ShortRead, never a truncated frame."""
-    garbage = await store(parts, image(16, 16, encapsulate([b"\xff\x4f\xff\x51" + b"\x13" * 200]),
+    garbage = await store(parts, eight_bit_image(16, 16, encapsulate([b"\xff\x4f\xff\x51" + b"\x13" * 200]),
                                        uid.JPEG2000Lossless))
     with pytest.raises(CorruptPixelData):
         await parts.frames.frame(garbage, 1, EXPLICIT_LE)

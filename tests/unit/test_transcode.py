@@ -14,6 +14,7 @@ from pydicom.encaps import encapsulate
 
 from dicomweb_daemon import codecs
 from dicomweb_daemon.codecs.errors import CannotEncode, CodecError, CorruptPixelData, ImageTooLarge, NoEncoder
+from tests.dicom_files import eight_bit_image
 
 LOSSY = {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000, uid.HTJ2K}
 LOSSLESS_TARGETS = [uid.RLELossless, uid.JPEGLSLossless, uid.JPEG2000Lossless]
@@ -172,29 +173,9 @@ def test_can_transcode():
     assert uid.JPEGLSLossless in codecs.encodable_syntaxes()
 
 
-def _file(rows: int, columns: int, frames: int, pixel_data: bytes, ts=uid.ExplicitVRLittleEndian) -> bytes:
-    ds = Dataset()
-    ds.SOPClassUID = uid.SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = uid.generate_uid()
-    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = pixel_data
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ts
-    if uid.UID(ts).is_compressed:
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def test_absurd_dimensions_are_refused_before_decoding():
     """A header announcing 60000x60000x1000 pixels is refused (400) without allocating them."""
-    data = io.BytesIO(_file(60000, 60000, 1000, b"\0" * 64))
+    data = io.BytesIO(eight_bit_image(60000, 60000, b"\0" * 64, frames=1000))
     with pytest.raises(ImageTooLarge):
         codecs.transcode_file(data, uid.RLELossless)
     with pytest.raises(ImageTooLarge):
@@ -204,10 +185,10 @@ def test_absurd_dimensions_are_refused_before_decoding():
 def test_short_pixel_data_is_refused():
     """Native pixel data shorter than Rows x Columns x frames is a 400, not a crash or garbage."""
     with pytest.raises(CorruptPixelData) as e:
-        codecs.transcode_file(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), uid.RLELossless)
+        codecs.transcode_file(io.BytesIO(eight_bit_image(64, 64, b"\0" * 4096, frames=2)), uid.RLELossless)
     assert "8192" in e.value.details
     with pytest.raises(CorruptPixelData):
-        codecs.render(io.BytesIO(_file(64, 64, 2, b"\0" * 4096)), 2)
+        codecs.render(io.BytesIO(eight_bit_image(64, 64, b"\0" * 4096, frames=2)), 2)
 
 
 def test_decompression_bomb_is_refused():
@@ -218,7 +199,7 @@ def test_decompression_bomb_is_refused():
     stream = get_encoder(uid.JPEG2000Lossless).encode(
         big, rows=512, columns=512, samples_per_pixel=1, bits_allocated=8, bits_stored=8,
         pixel_representation=0, photometric_interpretation="MONOCHROME2", number_of_frames=1)
-    bomb = _file(16, 16, 1, encapsulate([stream]), ts=uid.JPEG2000Lossless)
+    bomb = eight_bit_image(16, 16, encapsulate([stream]), uid.JPEG2000Lossless, frames=1)
     with pytest.raises(CorruptPixelData) as e:
         codecs.transcode_file(io.BytesIO(bomb), uid.ExplicitVRLittleEndian)
     assert "512x512" in e.value.details
