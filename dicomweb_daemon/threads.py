@@ -59,7 +59,9 @@ class ThreadsService(service.Service):
     def stopService(self) -> None:  # noqa: N802 - Twisted API
         super().stopService()
         while _processes:
-            _processes.pop().shutdown(wait=False, cancel_futures=True)
+            # Waited for (a running parse takes milliseconds): workers that exit on their own leave
+            # no semaphore for Python's resource tracker to complain about.
+            _processes.pop().shutdown(wait=True, cancel_futures=True)
         for name in list(_executors):
             _executors.pop(name).shutdown(wait=False, cancel_futures=True)
         for name in list(_pools):
