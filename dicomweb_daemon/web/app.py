@@ -8,13 +8,15 @@ from .rest.instances import InstanceRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
 from .rest.tools import ToolsRoutes
+from .rest.uploads import UploadRoutes
 from .root import RootResource
 from .routing import mount
 from .site import DaemonSite
 
 
 def build_app(daemon):
-    families = [ResourceRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon), SystemRoutes(daemon),
+    families = [ResourceRoutes(daemon), UploadRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon),
+                SystemRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
     return mount(families)
 

@@ -1,17 +1,13 @@
-"""Instances: store (POST /instances, single files or ZIPs), the file and its tags."""
+"""Instances: the stored file, its tags, its content and its attachments."""
 from __future__ import annotations
-
-import zipfile
 
 import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
-from ...errors import BadFileFormat, BadRequest, UnknownResource
+from ...errors import BadFileFormat, UnknownResource
 from ...storage.reads import StoredFile
-from ...storage.uploads import ZIP_MAGIC, extract_members, zip_members
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
-from ..site import take_body
 from ..streaming import send_file
 
 
@@ -22,42 +18,6 @@ class InstanceRoutes:
         self.daemon = daemon
         self.index = daemon.index
         self.storage = daemon.storage
-
-    @route("/instances", methods=("POST",))
-    async def store(self, request):
-        body = take_body(request)
-        origin = self.daemon.origin(request, "RestApi")
-        if await in_io(body.head, 4) == ZIP_MAGIC:
-            try:
-                return json_response(request, await self._store_zip(body, origin))
-            finally:
-                await in_io(body.discard)
-        result = await self.daemon.ingest.store_one(body, origin)
-        return json_response(request, result.orthanc_json())
-
-    async def _store_zip(self, archive, origin) -> list[dict]:
-        """Store every member of a ZIP, by chunks of files indexed together; report the bad ones."""
-        try:
-            members = await in_io(zip_members, archive)
-        except zipfile.BadZipFile as e:
-            raise BadRequest("Bad file format", f"corrupt ZIP archive: {e}") from None
-        answers: list[dict] = []
-        limit = self.daemon.settings.MaximumBodySize * 1024 * 1024
-        for start in range(0, len(members), ZIP_CHUNK):
-            chunk = members[start : start + ZIP_CHUNK]
-            extracted = await in_io(extract_members, archive, chunk, self.daemon.spool, limit)
-            slots: list[dict | None] = [None] * len(chunk)
-            good = [i for i, item in enumerate(extracted) if not isinstance(item, Exception)]
-            for i in set(range(len(chunk))) - set(good):
-                slots[i] = _failure(chunk[i], "Bad file format", str(extracted[i]))
-            results = await self.daemon.ingest.store([extracted[i] for i in good], origin)
-            for i, result in zip(good, results, strict=True):
-                if result.error is not None:
-                    slots[i] = _failure(chunk[i], result.error.message, result.error.details or result.error.message)
-                else:
-                    slots[i] = result.orthanc_json()
-            answers.extend(slots)
-        return answers
 
     async def _file(self, public_id: str) -> dict:
         return await in_db(self.index.instance, public_id)
@@ -153,8 +113,3 @@ class InstanceRoutes:
         return json_response(request, {})
 
 
-ZIP_CHUNK = 32
-
-
-def _failure(name: str, message: str, details: str) -> dict:
-    return {"Filename": name, "Status": "Failure", "Message": message, "Details": details}
