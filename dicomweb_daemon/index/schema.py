@@ -71,8 +71,11 @@ CREATE TABLE IF NOT EXISTS changes (
     change_type TEXT NOT NULL,
     level INTEGER NOT NULL,
     public_id TEXT NOT NULL,
-    date TEXT NOT NULL
+    date TEXT NOT NULL,
+    -- the changes of a resource go with it, as in Orthanc
+    internal INTEGER REFERENCES resources(internal) ON DELETE CASCADE
 );
+CREATE INDEX IF NOT EXISTS changes_internal ON changes(internal);
 
 CREATE TABLE IF NOT EXISTS exports (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,3 +102,9 @@ CREATE TABLE IF NOT EXISTS globals (
     value TEXT NOT NULL
 );
 """
+
+# Columns added after a table was first created: (table, column, definition). Applied at start-up
+# to an index created by an earlier version (each once, in order).
+ADDED_COLUMNS = [
+    ("changes", "internal", "INTEGER REFERENCES resources(internal) ON DELETE CASCADE"),
+]

@@ -18,7 +18,7 @@ from .journal import JournalMixin
 from .matching import FindMixin
 from .qido import QidoMixin
 from .resources import ResourcesMixin
-from .schema import SCHEMA, SCHEMA_VERSION
+from .schema import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION
 from .writes import WritesMixin
 
 
@@ -37,6 +37,7 @@ class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, ChangesMixin, FindM
         self._write_lock = threading.Lock()
         if path:
             with contextlib.closing(self._connect()) as c:
+                _add_columns(c)
                 c.executescript(SCHEMA)
                 c.execute("INSERT OR IGNORE INTO globals VALUES ('SchemaVersion', ?)", (str(SCHEMA_VERSION),))
                 c.commit()
@@ -92,3 +93,11 @@ class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, ChangesMixin, FindM
         if c is not None:
             c.close()
             self._local.conn = None
+
+
+def _add_columns(c: sqlite3.Connection) -> None:
+    """Bring the tables of an index made by an earlier version up to the schema (idempotent)."""
+    for table, column, definition in ADDED_COLUMNS:
+        columns = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+        if columns and column not in columns:
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")

@@ -106,14 +106,14 @@ class WritesMixin:
                           [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
             if level == "Series":
                 c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
-            created.append((f"New{level}", depth, public_id, stamp))
+            created.append((f"New{level}", depth, public_id, stamp, parent))
         c.execute(
             "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
-        c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
+        c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
                       created[::-1])
         return StoreResult("Success", replaced, recycled)
 
@@ -135,15 +135,16 @@ class WritesMixin:
                     (p.ids[0],)).fetchone()
                 if victim is None:
                     raise
-                files += self._delete_subtree(c, victim[0], 0, victim[1], stamp)
+                files += self._delete_subtree(c, victim[0])
 
     @staticmethod
-    def _delete_subtree(c, internal: int, level: int, public_id: str, stamp: str) -> list[str]:
-        """Delete a resource and everything under it, log it; return the files to remove after commit."""
+    def _delete_subtree(c, internal: int) -> list[str]:
+        """Delete a resource and everything under it; return the files to remove after commit.
+
+        As in Orthanc, the changes logged about deleted resources go with them (the foreign key
+        cascades) and no "Deleted" change stays in the log."""
         files = [r[0] for r in c.execute(_DESCENDANT_FILES, (internal,))]
         c.execute("DELETE FROM resources WHERE internal = ?", (internal,))
-        c.execute("INSERT INTO changes (change_type, level, public_id, date) VALUES ('Deleted', ?, ?, ?)",
-                  (level, public_id, stamp))
         return files
 
     @staticmethod
@@ -171,7 +172,7 @@ class WritesMixin:
             if row is None or (level is not None and LEVEL_NAME[row[1]] != level):
                 raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
             internal, lvl, parent = row
-            files = self._delete_subtree(c, internal, lvl, public_id, stamp)
+            files = self._delete_subtree(c, internal)
             remaining = None
             while parent is not None:
                 prow = c.execute("SELECT public_id, level, parent FROM resources WHERE internal = ?",
@@ -179,13 +180,22 @@ class WritesMixin:
                 if c.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
                     name = LEVEL_NAME[prow[1]]
                     remaining = {"ID": prow[0], "Path": f"/{_PLURAL[name]}/{prow[0]}", "Type": name}
+                    # The remaining ancestors were updated: they lost a child (Orthanc >= 1.12.1).
+                    self._touch_ancestors(c, parent, stamp)
                     break
                 c.execute("DELETE FROM resources WHERE internal = ?", (parent,))
-                c.execute("INSERT INTO changes (change_type, level, public_id, date) "
-                          "VALUES ('Deleted', ?, ?, ?)", (prow[1], prow[0], stamp))
                 parent = prow[2]
             self.record_pending(c, files)
         return files, remaining
+
+    @staticmethod
+    def _touch_ancestors(c, internal: int, stamp: str) -> None:
+        """LastUpdate of a resource and its ancestors set to now."""
+        now = time.time()
+        while internal is not None:
+            c.execute("UPDATE resources SET last_update = ?, last_update_ts = ? WHERE internal = ?",
+                      (stamp, now, internal))
+            internal = c.execute("SELECT parent FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
 
     def mark_stable(self, stable_age: float) -> int:
         """Mark resources without a new instance for ``stable_age`` seconds as stable; log it."""
@@ -199,8 +209,9 @@ class WritesMixin:
             c.executemany("UPDATE resources SET stable = 1 WHERE internal = ?", [(r[0],) for r in rows])
             # Deepest first, as Orthanc reports a series before its study and patient; instances
             # have no stability of their own.
-            c.executemany("INSERT INTO changes (change_type, level, public_id, date) VALUES (?, ?, ?, ?)",
-                          [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp)
+            c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
                            for r in sorted(rows, key=lambda r: -r[1]) if r[1] < 3])
         return len(rows)
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 from klein import Klein
 
+from ..errors import BadRequest
 from .errors import render_error
 
 
@@ -73,7 +74,6 @@ def has_flag(request, name: str) -> bool:
 
 
 def int_arg(request, name: str, default: int = 0) -> int:
-    from ..errors import BadRequest
 
     value = arg(request, name)
     if value in (None, ""):
@@ -81,15 +81,32 @@ def int_arg(request, name: str, default: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise BadRequest("Bad request", f"query argument {name} must be an integer, not {value!r}") from None
+        raise BadRequest("Bad type for a parameter", f"query argument {name} must be an integer, "
+                         f"not {value!r}") from None
     if number < 0:
-        raise BadRequest("Bad request", f"query argument {name} must not be negative")
+        raise BadRequest("Bad type for a parameter", f"query argument {name} must not be negative")
+    if number > MAX_INTEGER:  # an index stores 64-bit integers: beyond, nothing can match
+        raise BadRequest("Bad type for a parameter", f"query argument {name} is too large ({value})")
     return number
 
 
-def read_json_body(request) -> Any:
-    from ..errors import BadRequest
+#: The largest integer an index (SQLite, PostgreSQL) stores: 2**63 - 1.
+MAX_INTEGER = (1 << 63) - 1
 
+
+def paging(request) -> tuple[int, int] | None:
+    """Orthanc's ``since`` and ``limit`` of a resource list: both or neither (400 otherwise); None
+    when neither is given (the whole list). ``limit=0`` is an empty page, as in Orthanc < 1.12.5."""
+    since, limit = arg(request, "since"), arg(request, "limit")
+    if since is None and limit is None:
+        return None
+    for name, value in (("limit", limit), ("since", since)):
+        if value is None:
+            raise BadRequest("Bad request", f'missing "{name}" argument: "since" and "limit" go together')
+    return int_arg(request, "since"), int_arg(request, "limit")
+
+
+def read_json_body(request) -> Any:
     request.content.seek(0)
     raw = request.content.read()
     try:

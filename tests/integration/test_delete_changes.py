@@ -80,7 +80,8 @@ def test_bulk_delete(make_daemon):
 
 
 def test_changes_log(make_daemon):
-    """/changes lists New* and Deleted entries with Seq, paging with since/limit, Done and Last."""
+    """/changes lists New* entries with Seq, paging with since/limit, Done and Last; the entries of a
+    deleted resource go with it (no "Deleted" entry stays, as in Orthanc), Last stays the highest."""
     d = make_daemon()
     a = d.store(make_ct("CHG-1"))
     changes = d.get("/changes").json()
@@ -93,9 +94,13 @@ def test_changes_log(make_daemon):
     page = d.get("/changes?since=1&limit=2").json()
     assert [c["Seq"] for c in page["Changes"]] == [2, 3] and page["Done"] is False and page["Last"] == 3
     d.delete(f"/instances/{a['ID']}")
-    tail = d.get(f"/changes?since={changes['Last']}").json()["Changes"]
-    assert [c["ChangeType"] for c in tail] == ["Deleted"] * 4
-    assert d.get("/changes?last").json()["Changes"][-1]["ChangeType"] == "Deleted"
+    after = d.get("/changes").json()
+    assert after["Changes"] == [] and after["Done"] is True and after["Last"] == changes["Last"]
+    last = d.get("/changes?last").json()
+    assert last["Changes"] == [] and last["Last"] == changes["Last"]
+    b = d.store(make_ct("CHG-2"))
+    assert [c["Seq"] for c in d.get("/changes").json()["Changes"]] == [changes["Last"] + n for n in (1, 2, 3, 4)]
+    assert d.get("/changes?last").json()["Changes"][0]["ID"] == b["ParentPatient"]
     assert d.delete("/changes").status_code == 200
     assert d.get("/changes").json()["Changes"] == []
 

@@ -78,7 +78,7 @@ def test_expand_since_limit(daemon):
     everything = daemon.get("/patients").json()
     assert len(everything) >= 3
     assert daemon.get("/patients?since=1&limit=2").json() == everything[1:3]
-    expanded = daemon.get("/patients?expand&limit=2").json()
+    expanded = daemon.get("/patients?expand&since=0&limit=2").json()
     assert [p["ID"] for p in expanded] == everything[:2]
     assert all(p["Type"] == "Patient" for p in expanded)
 
@@ -233,3 +233,17 @@ def test_overwrite_instances_replaces_the_stored_file(make_daemon):
     assert info["FileUuid"] != uuid_a and info["MainDicomTags"]["ImageComments"] == "second"
     assert d.get(f"/instances/{b['ID']}/file").content == second
     assert not (d.data / uuid_a[0:2] / uuid_a[2:4] / uuid_a).exists()
+
+
+def test_paging_follows_orthanc_rules(daemon):
+    """since and limit go together (400 when one is missing), limit=0 is an empty page, and numbers
+    an index cannot hold, or that are not numbers, are 400 with a JSON body, never a 5xx."""
+    daemon.store(make_ct("PAGE-RULES"))
+    assert daemon.get("/patients?since=0&limit=0").json() == []
+    for query in ("since=0", "limit=1", "since=99999999999999999999&limit=1", "since=0&limit=1.5",
+                  "since=-1&limit=1"):
+        r = daemon.get(f"/patients?{query}")
+        assert r.status_code == 400, query
+        assert r.json()["HttpStatus"] == 400
+    assert daemon.get("/changes?since=99999999999999999999").status_code == 400
+    assert daemon.get("/dicom-web/studies?offset=99999999999999999999").status_code == 400

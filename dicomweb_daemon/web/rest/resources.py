@@ -4,7 +4,7 @@ from __future__ import annotations
 from ...dicom.identifiers import LEVEL_OF_PLURAL
 from ...errors import BadRequest, UnknownResource
 from ...threads import in_db, in_db_write
-from ..routing import arg, has_flag, int_arg, json_response, route
+from ..routing import arg, has_flag, json_response, paging, route
 
 LEVEL_PATTERN = "<any(patients,studies,series,instances):plural>"
 RELATIVES = {
@@ -30,7 +30,12 @@ class ResourceRoutes:
     @route(f"/{LEVEL_PATTERN}")
     async def list_level(self, request, plural):
         level = LEVEL_OF_PLURAL[plural]
-        ids = await in_db(self.index.list_ids, level, int_arg(request, "since"), int_arg(request, "limit"))
+        page = paging(request)
+        if page is not None and page[1] == 0:
+            ids = []
+        else:
+            since, limit = page or (0, 0)
+            ids = await in_db(self.index.list_ids, level, since, limit)
         if has_flag(request, "expand"):
             return json_response(request, await self._describe(ids))
         return json_response(request, ids)
