@@ -48,6 +48,14 @@ class InexistentItem(DaemonError):
     orthanc_status = 7
 
 
+class Forbidden(DaemonError):
+    """A change of what the daemon itself maintains (core metadata, the DICOM attachment)."""
+
+    status = 403
+    orthanc_error = "Forbidden access"
+    orthanc_status = 43
+
+
 class NotAcceptable(DaemonError):
     status = 406
     orthanc_error = "Not acceptable"

@@ -70,8 +70,8 @@ class IIndex(Interface):
     """The database of resources, tags, attachments, changes and exports.
 
     Every method blocks. Reads run in any db thread (``in_db``). Writes run in the db_write thread
-    (``in_db_write``), except ingest's (``store_many``, ``reserve_files``), which run in ingest's
-    own threads so that the files of a batch and their index rows are written by the same thread:
+    (``in_db_write``), except ingest's (``store_many``, ``reserve_files``, ``put_attachment``), which
+    run in ingest's own threads so that the files of a batch and their index rows are written by the same thread:
     an index serializes its writes itself (SQLite: one lock around each write transaction).
 
     The file journal: every file ingest places in the storage is first recorded as pending
@@ -99,6 +99,10 @@ class IIndex(Interface):
     def reserve_files(uuids):  # noqa: N805
         """Record file names as pending before their files are written (one commit)."""
 
+    def put_attachment(public_id, content_type, uuid, size, md5, if_match=None, strict=False):  # noqa: N805
+        """Attach a stored file (its name journaled); ``(revision, replaced file or None)``, the replaced
+        one recorded as pending in the transaction. Revisions checked as for metadata."""
+
     # -- writes: the db_write thread (in_db_write) ----------------------------------------------
     def delete(public_id, level):  # noqa: N805
         """Delete a resource, its descendants and emptied ancestors: (file uuids, remaining ancestor).
@@ -114,8 +118,15 @@ class IIndex(Interface):
     def mark_stable(stable_age):  # noqa: N805
         """Mark resources without news for ``stable_age`` seconds as stable, logging Stable* changes."""
 
-    def set_user_metadata(public_id, name, value):  # noqa: N805
-        """Set (or, with None, remove) a user metadata entry."""
+    def put_user_metadata(public_id, key, value, if_match=None, strict=False):  # noqa: N805
+        """Set a user-defined metadata (its number as text); its new revision. With ``strict``
+        (CheckRevisions), changing an existing one needs ``if_match`` = (revision, md5): Conflict else."""
+
+    def delete_user_metadata(public_id, key, if_match=None, strict=False):  # noqa: N805
+        """Remove a user-defined metadata, revisions checked as for ``put_user_metadata``."""
+
+    def delete_attachment(public_id, content_type, if_match=None, strict=False):  # noqa: N805
+        """Detach a user-defined attachment; its file uuid, recorded as pending in the transaction."""
 
     def set_protected(public_id, protected):  # noqa: N805
         """Protect a patient against recycling, or not."""
@@ -157,8 +168,14 @@ class IIndex(Interface):
     def instances_under(public_ids):  # noqa: N805
         """Every instance under resources, once, with its file and its ancestors' main tags."""
 
+    def core_metadata(public_id):  # noqa: N805
+        """``(level, {name: value})``: the metadata the daemon keeps about a resource (Orthanc's names)."""
+
     def user_metadata(public_id):  # noqa: N805
-        """``{name: value}`` of user metadata."""
+        """``{number as text: (value, revision)}`` of user-defined metadata."""
+
+    def attachments(public_id):  # noqa: N805
+        """``{content type: {uuid, size, md5, revision}}`` of user-defined attachments."""
 
     def is_protected(public_id):  # noqa: N805
         """Whether a patient is protected."""

@@ -12,6 +12,7 @@ from .codecs.service import FrameService
 from .index.writes import Origin
 from .interfaces import IStaging
 from .storage import journal
+from .storage.attachments import Attachments
 from .storage.ingest import Ingest
 from .storage.shared_memory import BodyMemory
 from .storage.spool import Spool
@@ -32,6 +33,7 @@ class Daemon:
         self.spool = Spool(folder)
         self.body_memory = BodyMemory()  # request bodies held in memory, shared with the workers
         self.ingest = Ingest(storage, index, settings, self.spool)
+        self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
 
     @staticmethod
@@ -45,27 +47,6 @@ class Daemon:
         files, remaining = await in_db_write(self.index.delete, public_id, level)
         await self.ingest.remove(files)  # journaled by the deletion: a crash now loses nothing
         return remaining
-
-    async def resource_metadata(self, public_id: str, level: str) -> dict[str, str]:
-        """Orthanc's metadata of a resource: the built-in entries, then the user's."""
-        await in_db(self.index.internal_of, public_id, level)
-        values: dict[str, str] = {}
-        if level == "Instance":
-            info = await in_db(self.index.instance, public_id)
-            values.update({
-                "HttpUsername": info["http_username"],
-                "IndexInSeries": "" if info["index_in_series"] is None else str(info["index_in_series"]),
-                "Origin": info["origin"], "ReceptionDate": info["reception_date"],
-                "RemoteAET": info["remote_aet"], "RemoteIP": info["remote_ip"],
-                "SopClassUid": info["sop_class_uid"], "TransferSyntax": info["transfer_syntax"],
-            })
-            if info["pixel_data_offset"] is not None:
-                values["PixelDataOffset"] = str(info["pixel_data_offset"])
-        else:
-            described = (await in_db(self.index.describe, [public_id]))[0]
-            values["LastUpdate"] = described["LastUpdate"]
-        values.update(await in_db(self.index.user_metadata, public_id))
-        return values
 
     async def requested_tags(self, level: str, ids: list[str], names: list[str]) -> dict:
         return await in_db(self.index.requested_tags, ids, names)

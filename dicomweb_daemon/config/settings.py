@@ -10,7 +10,7 @@ ORTHANC_KEYS_ACCEPTED = {
     "StorageCompression", "Plugins", "ConcurrentJobs", "HttpThreadsCount", "DicomModalities",
     "OrthancPeers", "LuaScripts", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
-    "MaximumStorageCacheSize", "CheckRevisions", "ExtraMainDicomTags",
+    "MaximumStorageCacheSize", "ExtraMainDicomTags",
 }
 
 
@@ -45,6 +45,11 @@ TOP: dict[str, Option] = {
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
     "SyncWrites": Option(bool, True, "fsync files and index commits before acknowledging a store."),
+    "CheckRevisions": Option(bool, False, "Changing or deleting an existing metadata or attachment needs its "
+                             "revision (If-Match), as in Orthanc."),
+    "UserMetadata": Option(dict, {}, "Names of user-defined metadata: name -> number (1024-65535)."),
+    "UserContentType": Option(dict, {}, "Names of user-defined attachments: name -> number (1024-65535), "
+                              "or [number, MIME type]."),
     "IngestWorkers": Option(int, -1, "Processes that parse DICOM at ingest (-1: one per core, 0: threads).",
                             minimum=-1),
 }
@@ -140,6 +145,12 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
             f"configuration key DefaultEncoding must be one of {', '.join(DEFAULT_ENCODINGS)}, "
             f"not {values['DefaultEncoding']!r}"
         )
+    for key in ("UserMetadata", "UserContentType"):
+        for name, value in values[key].items():
+            number = value[0] if isinstance(value, list) and value else value
+            if not isinstance(number, int) or isinstance(number, bool) or not 1024 <= number <= 65535:
+                raise ValueError(f"configuration key {key}.{name} must be a number from 1024 to 65535 "
+                                 f"(Orthanc's user-defined range), not {value!r}")
     backends_raw = raw.get("Backends", {})
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")

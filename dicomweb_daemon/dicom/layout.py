@@ -30,6 +30,7 @@ class PixelLayout:
     basic_offsets: list[int] = field(default_factory=list)
     encapsulated: bool = False
     element_offset: int = 0  # where the (7FE0,0010) element itself starts (Orthanc's PixelDataOffset)
+    vr: str | None = None  # the VR written in the file (explicit VR syntaxes only)
 
 
 class _Walker:
@@ -70,6 +71,7 @@ class _Walker:
                 if top and tag in PIXEL_DATA_TAGS:
                     start, pos = pos, self.encapsulated(value)
                     self.pixels.element_offset = start
+                    self.pixels.vr = vr.decode("ascii", "replace") if vr else None
                 elif vr == b"UN":
                     # PS3.5 §6.2.2: an undefined-length UN holds a sequence in implicit VR LE.
                     explicit, self.explicit = self.explicit, False
@@ -82,7 +84,8 @@ class _Walker:
             if vr == b"SQ" or (vr is None and self._implicit_sequence(tag)):
                 self.items(value, value + length)
             if top and tag in PIXEL_DATA_TAGS:
-                self.pixels = PixelLayout(value, length, element_offset=pos)
+                self.pixels = PixelLayout(value, length, element_offset=pos,
+                                          vr=vr.decode("ascii", "replace") if vr else None)
             pos = value + length
         if end is None and pos >= self.size and not top:
             raise TruncatedFile("item without its delimiter at the end of the file")

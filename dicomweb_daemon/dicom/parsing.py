@@ -53,6 +53,9 @@ class ParsedInstance:
     number_of_frames: int = 0
     charset: str = ""
     pixel_data_offset: int | None = None
+    # The VR of native pixel data as written in the file, when that is not the one the standard gives
+    # (OW for 8-bit pixels, say): Orthanc's PixelDataVR metadata.
+    pixel_data_vr: str | None = None
 
 
 def element_text(elem: DataElement) -> str:
@@ -302,5 +305,7 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
         pixel_data_offset=pixels.element_offset if pixels is not None else None,
+        pixel_data_vr=pixels.vr if pixels is not None and not pixels.encapsulated
+        and pixels.vr not in (None, pixel_vr) else None,
         charset=fields.text("SpecificCharacterSet") or "",
     )

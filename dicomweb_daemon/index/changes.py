@@ -79,7 +79,8 @@ class ChangesMixin:
         """Counts and exact sizes, of everything or of one resource's subtree."""
         if public_id is None:
             counts = dict(self.db.execute("SELECT level, COUNT(*) FROM resources GROUP BY level"))
-            size = self.db.execute("SELECT COALESCE(SUM(file_size), 0) FROM instances").fetchone()[0]
+            size = self.db.execute("SELECT (SELECT COALESCE(SUM(file_size), 0) FROM instances) + "
+                                   "(SELECT COALESCE(SUM(size), 0) FROM attachments)").fetchone()[0]
             return {
                 "CountPatients": counts.get(0, 0), "CountStudies": counts.get(1, 0),
                 "CountSeries": counts.get(2, 0), "CountInstances": counts.get(3, 0),
@@ -89,13 +90,14 @@ class ChangesMixin:
         internal = self.internal_of(public_id)
         level = self.db.execute("SELECT level FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
         rows = self.db.execute(_SUBTREE_COUNTS, (internal,)).fetchall()
-        counts = {lvl: n for lvl, n, _ in rows}
-        size = sum(s or 0 for _, _, s in rows)
+        counts = {lvl: n for lvl, n, _, _ in rows}
+        dicom = sum(s or 0 for _, _, s, _ in rows)
+        size = dicom + sum(a or 0 for _, _, _, a in rows)  # DICOM files and user attachments
         out = {key: counts.get(lvl, 0) for lvl, key in _COUNT_KEYS.items() if lvl > level}
-        mb = size // (1024 * 1024)
+        mb, dicom_mb = size // (1024 * 1024), dicom // (1024 * 1024)
         out.update({"DiskSize": str(size), "DiskSizeMB": mb, "UncompressedSize": str(size),
-                    "UncompressedSizeMB": mb, "DicomDiskSize": str(size), "DicomDiskSizeMB": mb,
-                    "DicomUncompressedSize": str(size), "DicomUncompressedSizeMB": mb})
+                    "UncompressedSizeMB": mb, "DicomDiskSize": str(dicom), "DicomDiskSizeMB": dicom_mb,
+                    "DicomUncompressedSize": str(dicom), "DicomUncompressedSizeMB": dicom_mb})
         return out
 
 
@@ -105,6 +107,8 @@ WITH RECURSIVE tree(internal, level) AS (
     SELECT internal, level FROM resources WHERE internal = ?
     UNION ALL SELECT r.internal, r.level FROM resources r JOIN tree ON r.parent = tree.internal
 )
-SELECT tree.level, COUNT(*), SUM(i.file_size) FROM tree LEFT JOIN instances i USING (internal)
+SELECT tree.level, COUNT(*), SUM(i.file_size),
+       SUM((SELECT COALESCE(SUM(a.size), 0) FROM attachments a WHERE a.internal = tree.internal))
+FROM tree LEFT JOIN instances i USING (internal)
 GROUP BY tree.level
 """

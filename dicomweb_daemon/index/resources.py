@@ -188,10 +188,6 @@ class ResourcesMixin:
         row = self.db.execute("SELECT 1 FROM protected_patients WHERE internal = ?", (internal,)).fetchone()
         return row is not None
 
-    def user_metadata(self, public_id: str) -> dict[str, str]:
-        internal = self.internal_of(public_id)
-        return dict(self.db.execute("SELECT name, value FROM user_metadata WHERE internal = ?", (internal,)))
-
 
 def series_status(expected: int | None, indexes: list[int | None]) -> str:
     """Orthanc's series status from the expected count and the instances' IndexInSeries."""

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS instances (
     charset TEXT NOT NULL,
     pixel_data_offset INTEGER,
     remote_ip TEXT NOT NULL DEFAULT '',
-    http_username TEXT NOT NULL DEFAULT ''
+    http_username TEXT NOT NULL DEFAULT '',
+    pixel_data_vr TEXT
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 
@@ -55,24 +56,38 @@ CREATE TABLE IF NOT EXISTS series_info (
     expected_instances INTEGER
 );
 
+-- User-defined metadata, by number (1024-65535) as text.
 CREATE TABLE IF NOT EXISTS user_metadata (
     internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
     name TEXT NOT NULL,
     value TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (internal, name)
 ) WITHOUT ROWID;
+
+-- User-defined attachments (Orthanc's content types >= 1024) of any resource: files in the storage.
+CREATE TABLE IF NOT EXISTS attachments (
+    internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
+    content_type INTEGER NOT NULL,
+    uuid TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (internal, content_type)
+);
+CREATE INDEX IF NOT EXISTS attachments_uuid ON attachments(uuid);
 
 CREATE TABLE IF NOT EXISTS protected_patients (
     internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE
 );
 
+-- The changes of a resource go with it (internal), as in Orthanc.
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     change_type TEXT NOT NULL,
     level INTEGER NOT NULL,
     public_id TEXT NOT NULL,
     date TEXT NOT NULL,
-    -- the changes of a resource go with it, as in Orthanc
     internal INTEGER REFERENCES resources(internal) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS changes_internal ON changes(internal);
@@ -107,4 +122,6 @@ CREATE TABLE IF NOT EXISTS globals (
 # to an index created by an earlier version (each once, in order).
 ADDED_COLUMNS = [
     ("changes", "internal", "INTEGER REFERENCES resources(internal) ON DELETE CASCADE"),
+    ("instances", "pixel_data_vr", "TEXT"),
+    ("user_metadata", "revision", "INTEGER NOT NULL DEFAULT 0"),
 ]

@@ -19,12 +19,13 @@ from .matching import FindMixin
 from .qido import QidoMixin
 from .resources import ResourcesMixin
 from .schema import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION
+from .user_data import UserDataMixin
 from .writes import WritesMixin
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, ChangesMixin, FindMixin, ComputedMixin,
-                  DicomwebMixin, QidoMixin):
+class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, ChangesMixin, FindMixin,
+                  ComputedMixin, DicomwebMixin, QidoMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

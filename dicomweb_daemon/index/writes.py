@@ -108,10 +108,11 @@ class WritesMixin:
                 c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
             created.append((f"New{level}", depth, public_id, stamp, parent))
         c.execute(
-            "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES ({_INSTANCE_MARKS})",
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
-             origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username))
+             origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
+             p.pixel_data_vr))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
                       created[::-1])
@@ -216,13 +217,14 @@ class WritesMixin:
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:
-        """Those of ``uuids`` that no instance references (left by a crash before the commit)."""
+        """Those of ``uuids`` that no instance or attachment references (left by a crash)."""
         known = set()
-        for i in range(0, len(uuids), 500):
-            chunk = uuids[i : i + 500]
+        for i in range(0, len(uuids), 400):
+            chunk = uuids[i : i + 400]
             marks = ",".join("?" * len(chunk))
             known.update(r[0] for r in self.db.execute(
-                f"SELECT file_uuid FROM instances WHERE file_uuid IN ({marks})", chunk))
+                f"SELECT file_uuid FROM instances WHERE file_uuid IN ({marks}) "
+                f"UNION SELECT uuid FROM attachments WHERE uuid IN ({marks})", chunk + chunk))
         return [u for u in uuids if u not in known]
 
     def set_protected(self, public_id: str, protected: bool) -> None:
@@ -234,19 +236,16 @@ class WritesMixin:
             else:
                 c.execute("DELETE FROM protected_patients WHERE internal = ?", (internal,))
 
-    def set_user_metadata(self, public_id: str, name: str, value: str | None) -> None:
-        with self.transaction() as c:
-            internal = self.internal_of(public_id, conn=c)
-            if value is None:
-                c.execute("DELETE FROM user_metadata WHERE internal = ? AND name = ?", (internal, name))
-            else:
-                c.execute("INSERT OR REPLACE INTO user_metadata VALUES (?, ?, ?)", (internal, name, value))
 
-
+_INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "
+                     "number_of_frames, frames, metadata, reception_date, origin, remote_aet, charset, "
+                     "pixel_data_offset, remote_ip, http_username, pixel_data_vr")
+_INSTANCE_MARKS = ",".join("?" * len(_INSTANCE_COLUMNS.split(",")))
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 _DESCENDANT_FILES = """
 WITH RECURSIVE tree(internal) AS (
     SELECT ? UNION ALL SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal
 )
 SELECT i.file_uuid FROM instances i JOIN tree USING (internal)
+UNION ALL SELECT a.uuid FROM attachments a JOIN tree USING (internal)
 """

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from . import dicomweb
 from .rest.archive import ArchiveRoutes
+from .rest.attachments import AttachmentRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
+from .rest.metadata import MetadataRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
 from .rest.tools import ToolsRoutes
@@ -16,7 +18,7 @@ from .site import DaemonSite
 
 def build_app(daemon):
     families = [ResourceRoutes(daemon), UploadRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon),
-                SystemRoutes(daemon),
+                SystemRoutes(daemon), MetadataRoutes(daemon), AttachmentRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
     return mount(families)
 

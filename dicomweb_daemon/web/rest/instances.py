@@ -4,7 +4,6 @@ from __future__ import annotations
 import pydicom
 
 from ...dicom.orthanc_json import content, full_tags, simplified_tags
-from ...errors import BadFileFormat, UnknownResource
 from ...storage.reads import StoredFile
 from ...threads import in_cpu, in_db, in_io
 from ..routing import has_flag, json_response, route
@@ -68,48 +67,3 @@ class InstanceRoutes:
             return json_response(request, value)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         return value
-
-    @route("/instances/<id>/attachments")
-    async def attachments(self, request, id):  # noqa: A002
-        await self._file(id)
-        return json_response(request, ["dicom"])
-
-    @route("/instances/<id>/attachments/dicom")
-    async def attachment_ops(self, request, id):  # noqa: A002
-        await self._file(id)
-        return json_response(request, ["compress", "compressed-data", "compressed-md5", "compressed-size",
-                                       "data", "info", "is-compressed", "md5", "size", "uncompress",
-                                       "uncompressed-md5", "uncompressed-size", "verify-md5"])
-
-    @route("/instances/<id>/attachments/dicom/<any(data,'compressed-data'):what>")
-    async def attachment_data(self, request, id, what):  # noqa: A002
-        info = await self._file(id)
-        request.setHeader(b"Content-Type", b"application/octet-stream")
-        await send_file(request, self.storage, info["file_uuid"], info["file_size"])
-        return None
-
-    @route("/instances/<id>/attachments/dicom/<what>")
-    async def attachment_info(self, request, id, what):  # noqa: A002
-        info = await self._file(id)
-        size, md5 = info["file_size"], info["md5"]
-        answers = {"size": str(size), "compressed-size": str(size), "uncompressed-size": str(size),
-                   "md5": md5, "compressed-md5": md5, "uncompressed-md5": md5, "is-compressed": "0",
-                   "info": {"CompressedMD5": md5, "CompressedSize": size, "ContentType": 1,
-                            "UncompressedMD5": md5, "UncompressedSize": size, "Uuid": info["file_uuid"]}}
-        if what not in answers:
-            raise UnknownResource("Unknown resource", f"no attachment operation {what!r}")
-        value = answers[what]
-        if isinstance(value, dict):
-            return json_response(request, value)
-        request.setHeader(b"Content-Type", b"text/plain")
-        return value.encode()
-
-    @route("/instances/<id>/attachments/dicom/verify-md5", methods=("POST",))
-    async def verify_md5(self, request, id):  # noqa: A002
-        info = await self._file(id)
-        actual = await in_io(StoredFile(self.storage, info["file_uuid"]).md5)
-        if actual != info["md5"]:
-            raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
-        return json_response(request, {})
-
-

@@ -75,34 +75,6 @@ class ResourceRoutes:
     async def global_statistics(self, request):
         return json_response(request, await in_db(self.index.statistics))
 
-    @route(f"/{LEVEL_PATTERN}/<id>/metadata")
-    async def metadata_list(self, request, plural, id):  # noqa: A002
-        level = LEVEL_OF_PLURAL[plural]
-        values = await self.daemon.resource_metadata(id, level)
-        return json_response(request, values if has_flag(request, "expand") else sorted(values))
-
-    @route(f"/{LEVEL_PATTERN}/<id>/metadata/<name>")
-    async def metadata_get(self, request, plural, id, name):  # noqa: A002
-        values = await self.daemon.resource_metadata(id, LEVEL_OF_PLURAL[plural])
-        if name not in values:
-            raise UnknownResource("Inexistent item", f"no metadata {name!r} on {id}")
-        request.setHeader(b"Content-Type", b"text/plain")
-        return str(values[name]).encode("utf-8")
-
-    @route(f"/{LEVEL_PATTERN}/<id>/metadata/<name>", methods=("PUT",))
-    async def metadata_put(self, request, plural, id, name):  # noqa: A002
-        await self._check(id, LEVEL_OF_PLURAL[plural])
-        request.content.seek(0)
-        value = request.content.read().decode("utf-8", "replace")
-        await in_db_write(self.index.set_user_metadata, id, name, value)
-        return json_response(request, {})
-
-    @route(f"/{LEVEL_PATTERN}/<id>/metadata/<name>", methods=("DELETE",))
-    async def metadata_delete(self, request, plural, id, name):  # noqa: A002
-        await self._check(id, LEVEL_OF_PLURAL[plural])
-        await in_db_write(self.index.set_user_metadata, id, name, None)
-        return json_response(request, {})
-
     @route("/patients/<id>/protected")
     async def get_protected(self, request, id):  # noqa: A002
         request.setHeader(b"Content-Type", b"text/plain")

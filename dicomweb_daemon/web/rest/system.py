@@ -4,6 +4,7 @@ from __future__ import annotations
 from ... import DICOMWEB_PLUGIN_VERSION, ORTHANC_API_VERSION, ORTHANC_REST_API_LEVEL, __version__
 from ...errors import UnknownResource
 from ...index.schema import SCHEMA_VERSION
+from ...index.user_data import MAIN_TAGS_SIGNATURES
 from ...threads import in_db, in_db_write
 from ..routing import has_flag, int_arg, json_response, route
 
@@ -27,7 +28,7 @@ class SystemRoutes:
         s = self.settings
         return json_response(request, {
             "ApiVersion": ORTHANC_REST_API_LEVEL,
-            "CheckRevisions": False,
+            "CheckRevisions": s.CheckRevisions,
             "DatabaseBackendPlugin": None if s.backends["Index"] == "sqlite" else s.backends["Index"],
             "DatabaseServerIdentifier": "dicomweb-daemon",
             "DatabaseVersion": SCHEMA_VERSION,
@@ -36,7 +37,7 @@ class SystemRoutes:
             "HasLabels": False,
             "HttpPort": s.HttpPort,
             "IsHttpServerSecure": not s.RemoteAccessAllowed or s.AuthenticationEnabled,
-            "MainDicomTags": {},
+            "MainDicomTags": dict(MAIN_TAGS_SIGNATURES),
             "MaximumPatientCount": s.MaximumPatientCount,
             "MaximumStorageMode": s.MaximumStorageMode,
             "MaximumStorageSize": s.MaximumStorageSize,
@@ -46,7 +47,7 @@ class SystemRoutes:
             "ReadOnly": False,
             "StorageAreaPlugin": None if s.backends["Storage"] == "filesystem" else s.backends["Storage"],
             "StorageCompression": False,
-            "UserMetadata": {},
+            "UserMetadata": dict(s.UserMetadata),
             "Version": ORTHANC_API_VERSION,
             "DicomwebDaemonVersion": __version__,
         })

@@ -1,0 +1,165 @@
+"""Metadata and attachments of resources, as Orthanc keeps them: the core metadata the daemon sets
+(read from the rows ingest wrote), user-defined metadata and attachments with their revisions.
+
+Revisions follow Orthanc (>= 1.9.2, after CouchDB): each value has a revision, 0 when created, one
+more at each change; a client names the version it changes as ``revision-md5`` (``If-Match``), and
+with ``CheckRevisions`` a change of an existing value without the right one is a conflict (409).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+
+from pydicom.datadict import tag_for_keyword
+
+from ..dicom.tags import MAIN_TAGS, tag_key
+from ..errors import Conflict, InexistentItem, UnknownResource
+from .schema import LEVEL_NAME
+
+#: Orthanc's ``MainDicomTagsSignature`` of each level (>= 1.11): the tags its main DICOM tags are
+#: made of, as stored for every resource of that level.
+MAIN_TAGS_SIGNATURES = {level: ";".join(tag_key(tag_for_keyword(keyword)) for keyword in keywords)
+                        for level, keywords in MAIN_TAGS.items()}
+
+
+def md5_of(value: str | bytes) -> str:
+    return hashlib.md5(value.encode("utf-8") if isinstance(value, str) else value).hexdigest()
+
+
+def check_revision(current: tuple[int, str] | None, if_match: tuple[int, str] | None, strict: bool) -> None:
+    """Whether a change of a value at ``current`` (revision, md5) may go ahead, given the client's
+    ``If-Match``; Conflict when not. Without ``strict`` (CheckRevisions off), anything goes."""
+    if current is None or not strict:
+        return
+    if if_match is None:
+        raise Conflict("Conflict", "this value exists: give its revision (If-Match), CheckRevisions is on")
+    if tuple(if_match) != tuple(current):
+        raise Conflict("Conflict", f"the revision given ({if_match[0]}-{if_match[1]}) is not the current one")
+
+
+def log_change(c, change_type: str, internal: int) -> None:
+    """Inside a write transaction: one entry of the changes log about a resource."""
+    level, public_id = c.execute("SELECT level, public_id FROM resources WHERE internal = ?", (internal,)).fetchone()
+    c.execute("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
+              (change_type, level, public_id, time.strftime("%Y%m%dT%H%M%S", time.gmtime()), internal))
+
+
+class UserDataMixin:
+    # -- core metadata (read-only) ----------------------------------------------------------
+    def core_metadata(self, public_id: str) -> tuple[str, dict[str, str]]:
+        """The resource's level, and the metadata the daemon keeps about it, by Orthanc's names."""
+        row = self.db.execute("SELECT internal, level, last_update FROM resources WHERE public_id = ?",
+                              (public_id,)).fetchone()
+        if row is None:
+            raise UnknownResource("Unknown resource", f"no resource with ID {public_id}")
+        internal, level, last_update = row
+        name = LEVEL_NAME[level]
+        values: dict[str, str] = {"MainDicomTagsSignature": MAIN_TAGS_SIGNATURES[name]}
+        if name != "Instance":
+            values["LastUpdate"] = last_update
+        if name == "Series":
+            aet = self.db.execute(
+                "SELECT i.remote_aet FROM resources r JOIN instances i USING (internal) WHERE r.parent = ? "
+                "ORDER BY i.internal DESC LIMIT 1", (internal,)).fetchone()
+            values["RemoteAET"] = aet[0] if aet else ""
+            expected = self.db.execute("SELECT expected_instances FROM series_info WHERE internal = ?",
+                                       (internal,)).fetchone()
+            if expected and expected[0] is not None:
+                values["ExpectedNumberOfInstances"] = str(expected[0])
+        if name == "Instance":
+            info = self.db.execute(
+                "SELECT index_in_series, reception_date, remote_aet, origin, transfer_syntax, sop_class_uid, "
+                "remote_ip, http_username, pixel_data_offset, pixel_data_vr FROM instances WHERE internal = ?",
+                (internal,)).fetchone()
+            index, received, aet, origin, syntax, sop_class, ip, user, offset, vr = info
+            values.update({"ReceptionDate": received, "RemoteAET": aet, "Origin": origin,
+                           "TransferSyntax": syntax, "SopClassUid": sop_class, "RemoteIP": ip,
+                           "HttpUsername": user})
+            if index is not None:
+                values["IndexInSeries"] = str(index)
+            if offset is not None:
+                values["PixelDataOffset"] = str(offset)
+            if vr is not None:
+                values["PixelDataVR"] = vr
+        return name, values
+
+    # -- user metadata -------------------------------------------------------------------------
+    def user_metadata(self, public_id: str) -> dict[str, tuple[str, int]]:
+        """``{number as text: (value, revision)}`` of the resource's user-defined metadata."""
+        internal = self.internal_of(public_id)
+        return {name: (value, revision) for name, value, revision in self.db.execute(
+            "SELECT name, value, revision FROM user_metadata WHERE internal = ?", (internal,))}
+
+    def put_user_metadata(self, public_id: str, key: str, value: str, if_match: tuple[int, str] | None = None,
+                          strict: bool = False) -> int:
+        """Set a user-defined metadata (db_write thread); returns its new revision."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            row = c.execute("SELECT value, revision FROM user_metadata WHERE internal = ? AND name = ?",
+                            (internal, key)).fetchone()
+            current = (row[1], md5_of(row[0])) if row else None
+            check_revision(current, if_match, strict)
+            revision = row[1] + 1 if row else 0
+            c.execute("INSERT INTO user_metadata (internal, name, value, revision) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (internal, name) DO UPDATE SET value = excluded.value, "
+                      "revision = excluded.revision", (internal, key, value, revision))
+            log_change(c, "UpdatedMetadata", internal)
+        return revision
+
+    def delete_user_metadata(self, public_id: str, key: str, if_match: tuple[int, str] | None = None,
+                             strict: bool = False) -> None:
+        """Remove a user-defined metadata (db_write thread); InexistentItem when there is none."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            row = c.execute("SELECT value, revision FROM user_metadata WHERE internal = ? AND name = ?",
+                            (internal, key)).fetchone()
+            if row is None:
+                raise InexistentItem("Inexistent item", f"no metadata {key} on {public_id}")
+            check_revision((row[1], md5_of(row[0])), if_match, strict)
+            c.execute("DELETE FROM user_metadata WHERE internal = ? AND name = ?", (internal, key))
+            log_change(c, "UpdatedMetadata", internal)
+
+    # -- user attachments ------------------------------------------------------------------------
+    def attachments(self, public_id: str) -> dict[int, dict]:
+        """``{content type: {uuid, size, md5, revision}}`` of the resource's user-defined attachments."""
+        internal = self.internal_of(public_id)
+        return {row[0]: {"uuid": row[1], "size": row[2], "md5": row[3], "revision": row[4]} for row in
+                self.db.execute("SELECT content_type, uuid, size, md5, revision FROM attachments "
+                                "WHERE internal = ?", (internal,))}
+
+    def put_attachment(self, public_id: str, content_type: int, uuid: str, size: int, md5: str,
+                       if_match: tuple[int, str] | None = None, strict: bool = False) -> tuple[int, str | None]:
+        """Attach the stored file ``uuid`` (ingest thread: its name is journaled); returns the new
+        revision and the file it replaces, recorded as pending for removal in the same transaction."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            row = c.execute("SELECT uuid, md5, revision FROM attachments WHERE internal = ? AND content_type = ?",
+                            (internal, content_type)).fetchone()
+            check_revision((row[2], row[1]) if row else None, if_match, strict)
+            revision = row[2] + 1 if row else 0
+            c.execute("INSERT INTO attachments (internal, content_type, uuid, size, md5, revision) "
+                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (internal, content_type) DO UPDATE SET "
+                      "uuid = excluded.uuid, size = excluded.size, md5 = excluded.md5, revision = excluded.revision",
+                      (internal, content_type, uuid, size, md5, revision))
+            replaced = row[0] if row else None
+            if replaced:
+                self.record_pending(c, [replaced])
+            log_change(c, "UpdatedAttachment", internal)
+        return revision, replaced
+
+    def delete_attachment(self, public_id: str, content_type: int, if_match: tuple[int, str] | None = None,
+                          strict: bool = False) -> str:
+        """Detach a user-defined attachment (db_write thread); returns its file, recorded as pending
+        for removal in the same transaction. InexistentItem when there is none."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            row = c.execute("SELECT uuid, md5, revision FROM attachments WHERE internal = ? AND content_type = ?",
+                            (internal, content_type)).fetchone()
+            if row is None:
+                raise InexistentItem("Inexistent item", f"no attachment {content_type} on {public_id}")
+            check_revision((row[2], row[1]), if_match, strict)
+            c.execute("DELETE FROM attachments WHERE internal = ? AND content_type = ?", (internal, content_type))
+            self.record_pending(c, [row[0]])
+            log_change(c, "UpdatedAttachment", internal)
+        return row[0]
+
