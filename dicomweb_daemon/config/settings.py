@@ -45,6 +45,8 @@ TOP: dict[str, Option] = {
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
     "SyncWrites": Option(bool, True, "fsync files and index commits before acknowledging a store."),
+    "CaseSensitivePN": Option(bool, False, "Default of CaseSensitive in /tools/find: whether names and other "
+                              "values are matched case-sensitively."),
     "CheckRevisions": Option(bool, False, "Changing or deleting an existing metadata or attachment needs its "
                              "revision (If-Match), as in Orthanc."),
     "UserMetadata": Option(dict, {}, "Names of user-defined metadata: name -> number (1024-65535)."),

@@ -26,7 +26,9 @@ from .tags import MAIN_TAGS
 ROOT_TOKEN = "%%DICOMWEB_ROOT%%"
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-EXPECTED_COUNT_TAGS = ("ImagesInAcquisition", "CardiacNumberOfImages", "NumberOfSlices", "NumberOfTimeSlices")
+# Where a series announces how many instances it holds, the first one present deciding (a 0 there
+# means that it does not say): Orthanc's series completion.
+EXPECTED_COUNT_TAGS = ("CardiacNumberOfImages", "ImagesInAcquisition", "NumberOfSlices", "NumberOfTimeSlices")
 
 
 @dataclass
@@ -72,7 +74,7 @@ def element_text(elem: DataElement) -> str:
 
 _MAIN_TAG_NUMBERS = {level: [(kw, tag_for_keyword(kw)) for kw in kws] for level, kws in MAIN_TAGS.items()}
 _NUMBER_KEYWORDS = ("NumberOfFrames", "BitsAllocated", "Rows", "Columns", "SamplesPerPixel", "InstanceNumber",
-                    "ImageIndex", "PixelRepresentation", *EXPECTED_COUNT_TAGS)
+                    "ImageIndex", "PixelRepresentation", "NumberOfTemporalPositions", *EXPECTED_COUNT_TAGS)
 _TEXT_KEYWORDS = (*REQUIRED, "PatientID", "SOPClassUID", "SpecificCharacterSet")
 # What the fast reader keeps the text or values of, besides the DICOM JSON.
 WANTED_TAGS = frozenset([tag for tags in _MAIN_TAG_NUMBERS.values() for _, tag in tags] +
@@ -293,7 +295,12 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
         frames = frame_ranges(pixels, frames_n, frame_size)
     url = f"/studies/{study}/series/{series}/instances/{sop}"
     metadata_json = metadata(url, pixel_vr)
-    expected = next((v for v in (fields.number(k) for k in EXPECTED_COUNT_TAGS) if v), None)
+    announced = next(((k, v) for k in EXPECTED_COUNT_TAGS if (v := fields.number(k)) is not None), None)
+    expected = announced[1] or None if announced else None
+    positions = fields.number("NumberOfTemporalPositions")
+    if expected and announced[0] == "ImagesInAcquisition" and positions and positions > 1:
+        # An acquisition of several temporal positions holds its images once per position (C.7.6.1).
+        expected *= positions
     index = fields.number("InstanceNumber")
     if index is None:
         index = fields.number("ImageIndex")

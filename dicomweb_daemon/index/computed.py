@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 COMPUTED = {
     "ModalitiesInStudy": "Study", "SOPClassesInStudy": "Study",
@@ -23,9 +23,26 @@ def json_value_text(attr: dict) -> str:
     for v in values:
         if isinstance(v, dict):
             parts.append(v.get("Alphabetic", ""))
+        elif isinstance(v, float) and v.is_integer():
+            parts.append(str(int(v)))  # a DS or FD of "2800" is the JSON number 2800.0
         else:
             parts.append(str(v))
     return "\\".join(parts)
+
+
+def simplified_value(attr: dict):
+    """A DICOM JSON attribute as Orthanc's simplified JSON shows it: text for values, a list of
+    ``{keyword: value}`` objects for a sequence."""
+    if attr.get("vr") == "SQ":
+        return [{_keyword(key): simplified_value(item_attr) for key, item_attr in item.items()}
+                for item in attr.get("Value") or [] if isinstance(item, dict)]
+    return json_value_text(attr)
+
+
+def _keyword(key: str) -> str:
+    """A DICOM JSON key (``0008103E``) as Orthanc's simplified JSON names it: its keyword, else
+    ``0008,103e``."""
+    return keyword_for_tag(int(key, 16)) or f"{key[:4].lower()},{key[4:].lower()}"
 
 
 class ComputedMixin:
@@ -53,8 +70,10 @@ class ComputedMixin:
         what = name.rsplit("Related", 1)[1]
         return str(self.descendants_count(internal, level, _COUNT_AT[what]))
 
-    def requested_tags(self, ids: list[str], names: list[str]) -> dict[str, dict[str, str]]:
-        """``{id: {name: text}}`` for ``/tools/find`` RequestedTags (and QIDO includefield)."""
+    def requested_tags(self, ids: list[str], names: list[str]) -> dict[str, dict]:
+        """``{id: {name: value}}`` for RequestedTags (``/tools/find``, the resource lists): main
+        tags of the resource and its ancestors, computed tags, and any other tag of its first
+        instance (text, or a list of objects for a sequence)."""
         out: dict[str, dict[str, str]] = {}
         for public_id in ids:
             internal, level = self.db.execute(
@@ -76,7 +95,7 @@ class ComputedMixin:
                     tag = tag_for_keyword(name)
                     key = f"{tag:08X}" if tag is not None else name.replace(",", "").upper()
                     attr = first.get(key)
-                    value = json_value_text(attr) if attr else None
+                    value = simplified_value(attr) if attr else None
                 if value is not None:
                     result[name] = value
             out[public_id] = result

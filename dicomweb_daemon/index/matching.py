@@ -68,7 +68,7 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
         return None
     level = LEVEL_NUMBER[LEVEL_OF_KEYWORD[keyword]]
     vr = vr_of(keyword)
-    sensitive = case_sensitive and vr != "PN"
+    sensitive = case_sensitive
     col = "t.value" if sensitive else "t.norm"
     norm = (lambda v: v) if sensitive else normalize
     if vr in RANGE_VRS and "-" in pattern and "\\" not in pattern:
@@ -98,14 +98,17 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int) 
     ancestors = {target: "r"}
     for c in constraints:
         if c.level <= target:
-            alias = ancestors.get(c.level)
+            # Below the patient level, a patient's tag is matched on the study's own copy of the
+            # patient's tags (Orthanc's PatientMainDicomTags), as Orthanc does.
+            level, table = (1, "study_patient_tags") if c.level == 0 and target >= 1 else (c.level, "main_tags")
+            alias = ancestors.get(level)
             if alias is None:
-                for lvl in range(target - 1, c.level - 1, -1):
+                for lvl in range(target - 1, level - 1, -1):
                     if lvl not in ancestors:
                         ancestors[lvl] = f"a{lvl}"
                         joins.append(f"JOIN resources a{lvl} ON a{lvl}.internal = {ancestors[lvl + 1]}.parent")
-                alias = ancestors[c.level]
-            where.append(f"EXISTS (SELECT 1 FROM main_tags t WHERE t.internal = {alias}.internal "
+                alias = ancestors[level]
+            where.append(f"EXISTS (SELECT 1 FROM {table} t WHERE t.internal = {alias}.internal "
                          f"AND t.tag = ? AND {c.sql})")
             params += [c.keyword, *c.params]
         else:
@@ -123,7 +126,7 @@ def value_matches(pattern: str, value: str, vr: str, case_sensitive: bool) -> bo
     """The same matching rules as the SQL, in Python, for tags that are not indexed."""
     if pattern in ("", "*"):
         return True
-    if not (case_sensitive and vr != "PN"):
+    if not case_sensitive:
         pattern, value = normalize(pattern), normalize(value)
     if vr in RANGE_VRS and "-" in pattern and "\\" not in pattern:
         low, high = (p.strip() for p in pattern.split("-", 1))
@@ -173,11 +176,12 @@ class FindMixin:
         return found[since : since + limit if limit else None]
 
     def lookup(self, value: str) -> list[dict]:
-        """``/tools/lookup``: resources whose identifying tag equals ``value``."""
+        """``/tools/lookup``: resources whose identifying tag equals ``value``, case-insensitively
+        (as Orthanc, which looks it up among its upper-cased identifiers)."""
         marks = ",".join("?" * len(LOOKUP_TAGS))
         rows = self.db.execute(
             "SELECT r.public_id, t.tag FROM main_tags t JOIN resources r USING (internal) "
-            f"WHERE t.tag IN ({marks}) AND t.value = ? ORDER BY r.internal", (*LOOKUP_TAGS, value))
+            f"WHERE t.tag IN ({marks}) AND t.norm = ? ORDER BY r.internal", (*LOOKUP_TAGS, normalize(value)))
         out = []
         for public_id, tag in rows:
             level = _TYPES[tag]

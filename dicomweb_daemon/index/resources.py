@@ -81,6 +81,7 @@ class ResourcesMixin:
         internals = [r[1] for r in rows.values()]
         parents = [r[3] for r in rows.values() if r[3] is not None]
         tags = self.main_tags(internals + parents)
+        patient_tags = self._study_patient_tags([r[1] for r in rows.values() if r[2] == 1])
         public_of = self._public_ids(parents)
         children = self._children(internals)
         series_extra = self._series_extra([r[1] for r in rows.values() if r[2] == 2])
@@ -97,12 +98,23 @@ class ResourcesMixin:
                 item["IsStable"] = bool(stable)
                 item["LastUpdate"] = last_update
             if level == "Study":
-                item["PatientMainDicomTags"] = tags.get(parent, {})
+                item["PatientMainDicomTags"] = patient_tags.get(internal) or tags.get(parent, {})
             if level == "Series":
                 item.update(series_extra[internal])
             if level == "Instance":
                 item.update(instance_extra[internal])
             out.append(item)
+        return out
+
+    def _study_patient_tags(self, internals: list[int]) -> dict[int, dict[str, str]]:
+        """The patient's tags as each study's instances had them (Orthanc's PatientMainDicomTags)."""
+        out: dict[int, dict[str, str]] = defaultdict(dict)
+        for i in range(0, len(internals), 900):
+            chunk = internals[i : i + 900]
+            for internal, tag, value in self.db.execute(
+                    f"SELECT internal, tag, value FROM study_patient_tags WHERE internal IN ({_marks(len(chunk))})",
+                    chunk):
+                out[internal][tag] = value
         return out
 
     def _public_ids(self, internals: list[int]) -> dict[int, str]:

@@ -29,6 +29,18 @@ CREATE TABLE IF NOT EXISTS main_tags (
 CREATE INDEX IF NOT EXISTS main_tags_value ON main_tags(tag, value);
 CREATE INDEX IF NOT EXISTS main_tags_norm ON main_tags(tag, norm);
 
+-- The patient's main tags as the instances of each study had them (Orthanc's PatientMainDicomTags):
+-- a study is described and found by its own copy.
+CREATE TABLE IF NOT EXISTS study_patient_tags (
+    internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    value TEXT NOT NULL,
+    norm TEXT NOT NULL,
+    PRIMARY KEY (internal, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS study_patient_tags_value ON study_patient_tags(tag, value);
+CREATE INDEX IF NOT EXISTS study_patient_tags_norm ON study_patient_tags(tag, norm);
+
 CREATE TABLE IF NOT EXISTS instances (
     internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
     file_uuid TEXT NOT NULL,
@@ -125,3 +137,10 @@ ADDED_COLUMNS = [
     ("instances", "pixel_data_vr", "TEXT"),
     ("user_metadata", "revision", "INTEGER NOT NULL DEFAULT 0"),
 ]
+
+# Filled once in an index made before the table existed: each study gets its patient's tags.
+BACKFILL_STUDY_PATIENT_TAGS = """
+INSERT INTO study_patient_tags (internal, tag, value, norm)
+SELECT s.internal, t.tag, t.value, t.norm FROM resources s JOIN main_tags t ON t.internal = s.parent
+WHERE s.level = 1 AND NOT EXISTS (SELECT 1 FROM study_patient_tags x WHERE x.internal = s.internal)
+"""

@@ -18,7 +18,7 @@ from .journal import JournalMixin
 from .matching import FindMixin
 from .qido import QidoMixin
 from .resources import ResourcesMixin
-from .schema import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION
+from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
 from .user_data import UserDataMixin
 from .writes import WritesMixin
 
@@ -41,6 +41,9 @@ class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, Chan
                 _add_columns(c)
                 c.executescript(SCHEMA)
                 c.execute("INSERT OR IGNORE INTO globals VALUES ('SchemaVersion', ?)", (str(SCHEMA_VERSION),))
+                if c.execute("SELECT 1 FROM globals WHERE name = 'StudyPatientTags'").fetchone() is None:
+                    c.execute(BACKFILL_STUDY_PATIENT_TAGS)
+                    c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1')")
                 c.commit()
 
     def open(self, settings) -> SqliteIndex:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..dicom.parsing import ParsedInstance
 from ..errors import DaemonError, FullStorage, UnknownResource
 from .normalize import normalize
+from .resources import series_status
 from .schema import LEVEL_NAME
 
 LEVELS = ("Patient", "Study", "Series", "Instance")
@@ -83,8 +84,11 @@ class WritesMixin:
             seen.clear()  # recycling may have deleted resources met before
         parent = None
         created = []
+        internals = []  # of the patient, study, series and instance
         for depth, level in enumerate(LEVELS):
             public_id = p.ids[depth]
+            if depth:
+                internals.append(parent)
             if depth < 3:
                 known = seen.get(public_id)
                 if known is not None:
@@ -104,6 +108,11 @@ class WritesMixin:
                 seen[public_id] = parent
             c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
                           [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+            if level == "Study":
+                # Orthanc keeps, per study, the patient's tags as this study's instances had them
+                # (PatientMainDicomTags): studies of one PatientID under other names are found by their own.
+                c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
+                              [(parent, k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])
             if level == "Series":
                 c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
             created.append((f"New{level}", depth, public_id, stamp, parent))
@@ -116,7 +125,22 @@ class WritesMixin:
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
                       created[::-1])
+        series = internals[2]
+        if p.index_in_series is not None and self._series_status(c, series) == "Complete":
+            # This instance completed a series whose size its instances announce.
+            c.execute("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES "
+                      "('CompletedSeries', 2, ?, ?, ?)", (p.ids[2], stamp, series))
         return StoreResult("Success", replaced, recycled)
+
+    @staticmethod
+    def _series_status(c, series: int) -> str:
+        """Orthanc's completion status of a series (inside a write transaction)."""
+        expected = c.execute("SELECT expected_instances FROM series_info WHERE internal = ?", (series,)).fetchone()
+        if not expected or not expected[0]:
+            return "Unknown"
+        indexes = [r[0] for r in c.execute("SELECT i.index_in_series FROM resources r JOIN instances i "
+                                           "USING (internal) WHERE r.parent = ?", (series,))]
+        return series_status(expected[0], indexes)
 
     def _make_room(self, c, p: ParsedInstance, max_storage_mb: int, max_patients: int, recycle: bool,
                    stamp: str) -> list[str]:

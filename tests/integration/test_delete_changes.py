@@ -124,3 +124,45 @@ def test_exports_log_is_empty_and_clearable(make_daemon):
     body = d.get("/exports").json()
     assert body == {"Exports": [], "Done": True, "Last": 0}
     assert d.delete("/exports").status_code == 200
+
+
+def test_series_completion_status(make_daemon):
+    """A series announcing its size (ImagesInAcquisition x NumberOfTemporalPositions) is Missing until
+    every IndexInSeries came, then Complete (logged as CompletedSeries), then Inconsistent past it;
+    CardiacNumberOfImages of 0 says nothing (Unknown), as in Orthanc."""
+    d = make_daemon()
+    silent = d.store(make_ct("SER-0", extra={"CardiacNumberOfImages": 0, "ImagesInAcquisition": 27}))
+    assert d.get(f"/series/{silent['ParentSeries']}").json()["Status"] == "Unknown"
+    study, series = "1.2.3.888", "1.2.3.888.1"
+
+    def store(number: int) -> dict:
+        return d.store(make_ct("SER-1", study_uid=study, series_uid=series, instance_number=number,
+                               extra={"ImagesInAcquisition": 2, "NumberOfTemporalPositions": 2}))
+
+    def completed() -> int:
+        return sum(c["ChangeType"] == "CompletedSeries" for c in d.get("/changes?limit=1000").json()["Changes"])
+
+    for number in (1, 2, 3):
+        a = store(number)
+        described = d.get(f"/series/{a['ParentSeries']}").json()
+        assert (described["Status"], described["ExpectedNumberOfInstances"]) == ("Missing", 4)
+    assert completed() == 0
+    store(4)
+    assert d.get(f"/series/{a['ParentSeries']}").json()["Status"] == "Complete"
+    assert completed() == 1
+    store(5)
+    assert d.get(f"/series/{a['ParentSeries']}").json()["Status"] == "Inconsistent"
+    assert completed() == 1
+
+
+def test_log_levels(make_daemon):
+    """/tools/log-level and /tools/log-level-{category} read and set Orthanc's levels; an unknown
+    level is 400, an unknown category 404."""
+    d = make_daemon()
+    assert d.get("/tools/log-level").text == "default"
+    assert d.put("/tools/log-level", b"verbose").status_code == 200
+    assert d.get("/tools/log-level").text == "verbose" and d.get("/tools/log-level-http").text == "verbose"
+    assert d.put("/tools/log-level-sqlite", b"trace").status_code == 200
+    assert d.get("/tools/log-level-sqlite").text == "trace"
+    assert d.put("/tools/log-level", b"nope").status_code == 400
+    assert d.put("/tools/log-level-nope", b"default").status_code == 404

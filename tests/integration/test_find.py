@@ -48,7 +48,8 @@ def test_person_names_are_case_and_accent_insensitive(daemon, corpus):
 
 def test_case_sensitive_flag_on_other_tags(daemon, corpus):
     """CaseSensitive applies to non-PN tags such as StudyDescription."""
-    assert find(daemon, {"Level": "Study", "Query": {"StudyDescription": "chest", "PatientID": "F1"}}) == []
+    assert find(daemon, {"Level": "Study", "Query": {"StudyDescription": "chest", "PatientID": "F1"},
+                         "CaseSensitive": True}) == []
     assert find(daemon, {"Level": "Study", "Query": {"StudyDescription": "chest", "PatientID": "F1"},
                          "CaseSensitive": False}) == [corpus["F1"]["ParentStudy"]]
 
@@ -117,3 +118,51 @@ def test_tags_outside_the_main_set_match_stored_metadata(daemon, corpus):
     assert find(daemon, {"Level": "Instance", "Query": {"PatientID": "F4", "Rows": "512"}}) == []
     studies = find(daemon, {"Level": "Study", "Query": {"BitsStored": "12", "PatientID": "F1\\F2"}, "Limit": 1})
     assert len(studies) == 1
+
+
+def test_case_sensitivity_follows_orthanc(daemon, corpus):
+    """CaseSensitive (default: CaseSensitivePN, false) applies to every value, names included;
+    /tools/lookup is case-insensitive, as Orthanc's look-up among upper-cased identifiers."""
+    assert find(daemon, {"Level": "Patient", "Query": {"PatientName": "smith^john"}}) == [corpus["F1"]["ParentPatient"]]
+    assert find(daemon, {"Level": "Patient", "CaseSensitive": True, "Query": {"PatientName": "smith^john"}}) == []
+    assert find(daemon, {"Level": "Patient", "CaseSensitive": True, "Query": {"PatientID": "f1"}}) == []
+    assert find(daemon, {"Level": "Patient", "CaseSensitive": False, "Query": {"PatientID": "f1"}}) != []
+    [found] = daemon.post("/tools/lookup", data=b"f1").json()
+    assert found["ID"] == corpus["F1"]["ParentPatient"] and found["Type"] == "Patient"
+
+
+def test_count_resources_and_level_names(daemon, corpus):
+    """/tools/count-resources counts what /tools/find would find (case-insensitively: asking for
+    case-sensitive matching is 400); levels are taken by any of Orthanc's names."""
+    body = {"Level": "Studies", "Query": {"PatientName": "sm?th^*"}}
+    assert daemon.post("/tools/count-resources", json=body).json() == {"Count": 2}
+    assert daemon.post("/tools/count-resources", json={**body, "CaseSensitive": True}).status_code == 400
+    assert len(find(daemon, {"Level": "images", "Query": {"PatientID": "F1"}})) == 2  # its CT and SR
+    assert daemon.post("/tools/find", json={"Level": "nope", "Query": {}}).status_code == 400
+    paged = {"Level": "Study", "CaseSensitive": True, "Since": 1, "Query": {"PatientName": "sm*"}}
+    assert daemon.post("/tools/find", json=paged).status_code == 400  # lower case, case-sensitive, paged
+
+
+def test_studies_keep_their_own_patient_tags(daemon):
+    """Studies of one PatientID under different names are described and found by the name their
+    own instances carry (Orthanc's PatientMainDicomTags), while the patient is one resource."""
+    for name in ("FOO", "HELLO", "WORLD"):
+        daemon.store(make_ct("COLLIDE", name, extra={"StudyDescription": f"{name}^SERIES"}))
+    [patient] = find(daemon, {"Level": "Patient", "Query": {"PatientID": "COLLIDE"}})
+    studies = find(daemon, {"Level": "Study", "CaseSensitive": True, "Query": {"PatientName": "FOO\\HELLO"}})
+    assert len(studies) == 2
+    for study in daemon.get(f"/patients/{patient}/studies").json():
+        assert study["MainDicomTags"]["StudyDescription"] == study["PatientMainDicomTags"]["PatientName"] + "^SERIES"
+
+
+def test_requested_tags_on_resource_lists(daemon, corpus):
+    """requested-tags (or requestedTags) adds RequestedTags to expanded resources: tags of any level by
+    keyword or number, computed tags, and tags of the first instance."""
+    study = corpus["F1"]["ParentStudy"]
+    [item] = daemon.get(f"/patients/{corpus['F1']['ParentPatient']}/studies?expand&"
+                        "requested-tags=PatientName;0020,000D;ModalitiesInStudy;Rows;InstanceAvailability").json()
+    assert item["RequestedTags"] == {"PatientName": "SMITH^JOHN", "StudyInstanceUID": item["MainDicomTags"][
+        "StudyInstanceUID"], "ModalitiesInStudy": "CT\\SR", "Rows": "64", "InstanceAvailability": "ONLINE"}
+    one = daemon.get(f"/studies/{study}?requestedTags=NumberOfStudyRelatedSeries").json()
+    assert one["RequestedTags"] == {"NumberOfStudyRelatedSeries": "2"}
+    assert "RequestedTags" not in daemon.get(f"/studies/{study}").json()

@@ -1,7 +1,10 @@
 """Browse and delete: /patients, /studies, /series, /instances, their relatives and statistics."""
 from __future__ import annotations
 
+from pydicom.datadict import keyword_for_tag
+
 from ...dicom.identifiers import LEVEL_OF_PLURAL
+from ...dicom.tags import parse_tag
 from ...errors import BadRequest, UnknownResource
 from ...threads import in_db, in_db_write
 from ..routing import arg, has_flag, json_response, paging, route
@@ -17,6 +20,22 @@ SINGULAR = {"patient": "Patient", "study": "Study", "series": "Series", "instanc
             "studies": "Study"}
 
 
+def requested_tags_of(request) -> list[str]:
+    """The tags a request asks for besides the main ones (``requested-tags=A;0010,0020``, Orthanc >=
+    1.11; ``requestedTags`` before 1.12.5), by keyword when the tag has one."""
+    for name in ("requested-tags", "requestedTags", "RequestedTags"):
+        value = arg(request, name)
+        if value:
+            return [keyword_of(t.strip()) for t in value.split(";") if t.strip()]
+    return []
+
+
+def keyword_of(name: str) -> str:
+    """A tag named by keyword or number (``0010,0020``, ``00100020``) as its keyword, when it has one."""
+    tag = parse_tag(name)
+    return (keyword_for_tag(tag) or name) if tag is not None else name
+
+
 class ResourceRoutes:
     """The four levels of resources, as Orthanc lists, describes and deletes them."""
 
@@ -24,8 +43,19 @@ class ResourceRoutes:
         self.daemon = daemon
         self.index = daemon.index
 
-    async def _describe(self, ids: list[str]) -> list[dict]:
-        return await in_db(self.index.describe, ids)
+    async def _describe(self, ids: list[str], request=None) -> list[dict]:
+        """Orthanc's JSON of the resources, with the ``requestedTags`` of the request (one db call)."""
+        wanted = requested_tags_of(request) if request is not None else []
+
+        def read() -> list[dict]:
+            described = self.index.describe(ids)
+            if wanted:
+                values = self.index.requested_tags(ids, wanted)
+                for item in described:
+                    item["RequestedTags"] = values.get(item["ID"], {})
+            return described
+
+        return await in_db(read)
 
     @route(f"/{LEVEL_PATTERN}")
     async def list_level(self, request, plural):
@@ -37,14 +67,14 @@ class ResourceRoutes:
             since, limit = page or (0, 0)
             ids = await in_db(self.index.list_ids, level, since, limit)
         if has_flag(request, "expand"):
-            return json_response(request, await self._describe(ids))
+            return json_response(request, await self._describe(ids, request))
         return json_response(request, ids)
 
     @route(f"/{LEVEL_PATTERN}/<id>")
     async def get_one(self, request, plural, id):  # noqa: A002 - Orthanc's route parameter
         level = LEVEL_OF_PLURAL[plural]
         await self._check(id, level)
-        return json_response(request, (await self._describe([id]))[0])
+        return json_response(request, (await self._describe([id], request))[0])
 
     @route(f"/{LEVEL_PATTERN}/<id>", methods=("DELETE",))
     async def delete_one(self, request, plural, id):  # noqa: A002
@@ -61,9 +91,9 @@ class ResourceRoutes:
         ids = await in_db(self.index.relatives, id, level, target)
         many = relative in ("studies", "instances") or (relative == "series" and level in ("Patient", "Study"))
         if not many:
-            return json_response(request, (await self._describe(ids))[0])
+            return json_response(request, (await self._describe(ids, request))[0])
         if has_flag(request, "expand") or arg(request, "expand") is None:
-            return json_response(request, await self._describe(ids))
+            return json_response(request, await self._describe(ids, request))
         return json_response(request, ids)
 
     @route(f"/{LEVEL_PATTERN}/<id>/statistics")

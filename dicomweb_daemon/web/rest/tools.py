@@ -2,14 +2,62 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from ...config.settings import DEFAULT_ENCODINGS
 from ...dicom.identifiers import LEVELS
-from ...errors import BadRequest
+from ...errors import BadRequest, UnknownResource
+from ...logs import CATEGORIES, LOG_LEVELS
+from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...threads import in_db
-from ..routing import json_response, read_json_body, route
+from ..routing import MAX_INTEGER, json_response, read_json_body, route
 
 LEVEL_NAMES = {name.lower(): name for name in LEVELS}
+# Orthanc takes a level by any of its names, in any case (its StringToResourceType).
+LEVEL_NAMES.update({"patients": "Patient", "studies": "Study", "instances": "Instance", "image": "Instance",
+                    "images": "Instance"})
+
+
+@dataclass
+class FindRequest:
+    """The body of ``/tools/find`` (and ``/tools/count-resources``), checked."""
+
+    level: str
+    query: dict[str, str]
+    case_sensitive: bool
+    limit: int
+    since: int
+    expand: bool
+    requested: list[str]
+
+
+def find_request(body, allow_case: bool = True, case_default: bool = False) -> FindRequest:
+    """A checked find request; 400 naming what is wrong. Without ``allow_case`` (count-resources),
+    matching is case-insensitive and asking for case-sensitive matching is refused."""
+    if not isinstance(body, dict):
+        raise BadRequest("Bad request", "the body must be a JSON object")
+    level = LEVEL_NAMES.get(str(body.get("Level", "")).lower())
+    if level is None:
+        raise BadRequest("Bad request", "Level must be one of Patient, Study, Series, Instance")
+    query = body.get("Query", {})
+    if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+        raise BadRequest("Bad request", "Query must be a JSON object of strings")
+    case_sensitive = body.get("CaseSensitive", case_default and allow_case)
+    if not isinstance(case_sensitive, bool):
+        raise BadRequest("Bad request", "CaseSensitive must be a boolean")
+    if case_sensitive and not allow_case:
+        raise BadRequest("Bad request", "case-sensitive matching is not available in /tools/count-resources")
+    requested = body.get("RequestedTags", [])
+    if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
+        raise BadRequest("Bad request", "RequestedTags must be a list of strings")
+    since = _count(body, "Since")
+    if case_sensitive and since and any(v != v.upper() for v in query.values()):
+        # As in Orthanc, whose index keeps identifiers upper-cased: such a search is filtered after
+        # the index, where paging from "Since" cannot be done.
+        raise BadRequest("Bad request", "CaseSensitive cannot be combined with Since when a value has "
+                         "lower-case letters")
+    return FindRequest(level, query, case_sensitive, _count(body, "Limit"), since,
+                       bool(body.get("Expand", False)), requested)
 
 
 class ToolsRoutes:
@@ -19,31 +67,24 @@ class ToolsRoutes:
 
     @route("/tools/find", methods=("POST",))
     async def find(self, request):
-        body = read_json_body(request)
-        if not isinstance(body, dict):
-            raise BadRequest("Bad request", "the body of /tools/find must be a JSON object")
-        level = LEVEL_NAMES.get(str(body.get("Level", "")).lower())
-        if level is None:
-            raise BadRequest("Bad request", "Level must be one of Patient, Study, Series, Instance")
-        query = body.get("Query", {})
-        if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
-            raise BadRequest("Bad request", "Query must be a JSON object of strings")
-        limit, since = _count(body, "Limit"), _count(body, "Since")
-        case_sensitive = body.get("CaseSensitive", True)
-        if not isinstance(case_sensitive, bool):
-            raise BadRequest("Bad request", "CaseSensitive must be a boolean")
-        requested = body.get("RequestedTags", [])
-        if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
-            raise BadRequest("Bad request", "RequestedTags must be a list of strings")
-        ids = await in_db(self.index.find, level, query, case_sensitive=case_sensitive, limit=limit, since=since)
-        if not body.get("Expand", False):
+        q = find_request(read_json_body(request), case_default=self.daemon.settings.CaseSensitivePN)
+        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=q.case_sensitive, limit=q.limit,
+                          since=q.since)
+        if not q.expand:
             return json_response(request, ids)
         described = await in_db(self.index.describe, ids)
-        if requested:
-            values = await self.daemon.requested_tags(level, ids, requested)
+        if q.requested:
+            values = await self.daemon.requested_tags(q.level, ids, q.requested)
             for item in described:
                 item["RequestedTags"] = values.get(item["ID"], {})
         return json_response(request, described)
+
+    @route("/tools/count-resources", methods=("POST",))
+    async def count(self, request):
+        """How many resources ``/tools/find`` would answer (Limit and Since are ignored)."""
+        q = find_request(read_json_body(request), allow_case=False)
+        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=False)
+        return json_response(request, {"Count": len(ids)})
 
     @route("/tools/lookup", methods=("POST",))
     async def lookup(self, request):
@@ -79,6 +120,36 @@ class ToolsRoutes:
         self.daemon.ingest.default_encoding = value
         return json_response(request, {})
 
+    @route("/tools/log-level")
+    def get_log_level(self, request):
+        request.setHeader(b"Content-Type", b"text/plain")
+        return LOG_LEVELS.overall().encode()
+
+    @route("/tools/log-level", methods=("PUT",))
+    def put_log_level(self, request):
+        try:
+            LOG_LEVELS.set_all(_text_body(request))
+        except ValueError as e:
+            raise BadRequest("Bad request", f"{e}: one of {', '.join(LOG_LEVEL_NAMES)}") from None
+        return json_response(request, {})
+
+    @route("/tools/log-level-<category>")
+    def get_category_level(self, request, category):
+        if category not in CATEGORIES:
+            raise UnknownResource("Unknown resource", f"no log category {category!r}")
+        request.setHeader(b"Content-Type", b"text/plain")
+        return LOG_LEVELS.names[category].encode()
+
+    @route("/tools/log-level-<category>", methods=("PUT",))
+    def put_category_level(self, request, category):
+        if category not in CATEGORIES:
+            raise UnknownResource("Unknown resource", f"no log category {category!r}")
+        try:
+            LOG_LEVELS.set(category, _text_body(request))
+        except ValueError as e:
+            raise BadRequest("Bad request", f"{e}: one of {', '.join(LOG_LEVEL_NAMES)}") from None
+        return json_response(request, {})
+
     @route("/tools/now")
     def now(self, request):
         request.setHeader(b"Content-Type", b"text/plain")
@@ -92,6 +163,11 @@ class ToolsRoutes:
 
 def _count(body: dict, key: str) -> int:
     value = body.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadRequest("Bad request", f"{key} must be a non-negative integer")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > MAX_INTEGER:
+        raise BadRequest("Bad request", f"{key} must be a non-negative 64-bit integer")
     return value
+
+
+def _text_body(request) -> str:
+    request.content.seek(0)
+    return request.content.read().decode("utf-8", "replace").strip()
