@@ -36,6 +36,20 @@ class BadFileFormat(BadRequest):
     orthanc_status = 15
 
 
+class MissingIdentifier(BadFileFormat):
+    """A DICOM file without one of the UIDs a store needs; the SOP class and instance UIDs it has
+    are kept, since a STOW-RS answer names such an instance in its FailedSOPSequence."""
+
+    def __init__(self, message: str | None = None, details: str | None = None, sop_class_uid: str = "",
+                 sop_uid: str = ""):
+        super().__init__(message, details)
+        self.sop_class_uid = sop_class_uid
+        self.sop_uid = sop_uid
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.details, self.sop_class_uid, self.sop_uid))
+
+
 class UnknownResource(DaemonError):
     status = 404
     orthanc_error = "Unknown resource"

@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from ..errors import BadFileFormat
+from ..errors import BadFileFormat, MissingIdentifier
 from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
@@ -169,8 +169,17 @@ def dicom_json(ds: Dataset, instance_url: str, pixel_vr: str | None) -> bytes:
 def _json_bytes(body: dict, instance_url: str, pixel_vr: str | None) -> bytes:
     """The stored DICOM JSON: bulk data sentinels replaced by URIs, pixel data's URI added."""
     _bulk_paths(body, f"{ROOT_TOKEN}{instance_url}/bulk")
+    charset = body.get("00080005")
+    if charset and charset.get("Value"):
+        # "\ISO 2022 IR 149" (default repertoire first) reads as ["ISO 2022 IR 149"], as Orthanc
+        # reports it: an empty value names no character set.
+        named = [v for v in charset["Value"] if v]
+        if named:
+            charset["Value"] = named
+        else:
+            del charset["Value"]
     if pixel_vr:
-        body["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{ROOT_TOKEN}{instance_url}"}
+        body["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{ROOT_TOKEN}{instance_url}/bulk/7fe00010"}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -276,7 +285,9 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
     for kw in REQUIRED:
         value = (fields.text(kw) or "").strip("\x00 ")
         if not value:
-            raise BadFileFormat("Bad file format", f"the DICOM file has no {kw}")
+            raise MissingIdentifier("Bad file format", f"the DICOM file has no {kw}",
+                                    (fields.text("SOPClassUID") or "").strip("\x00 "),
+                                    (fields.text("SOPInstanceUID") or "").strip("\x00 "))
         if not is_valid_uid(value):
             raise BadFileFormat("Bad file format", f"the DICOM file has an invalid {kw}: {value!r}")
         uids.append(value)

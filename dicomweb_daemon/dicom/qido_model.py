@@ -38,21 +38,22 @@ NATIVE_NS = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 _XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
 
-def default_fields(level: int, study_scoped: bool, series_scoped: bool) -> list[str]:
+def default_fields(level: int, study_key: bool, series_key: bool) -> list[str]:
     """Result attributes of a search at ``level`` (1 study, 2 series, 3 instance).
 
-    Searches not scoped to a study also return the study's attributes, and instance searches not
-    scoped to a series the series' (PS3.18 §10.6.3.3.2, §10.6.3.3.3); the UIDs of the ancestors are
-    always returned so that a client can build URLs."""
+    Series and instance results also carry their study's attributes unless StudyInstanceUID is a
+    matching key (``study_key``), and instance results their series' unless SeriesInstanceUID is
+    (PS3.18 Tables 6.7.1-2a/2b, as Orthanc reads them: a UID in the URL path does not count); the
+    UIDs of the ancestors are always returned so that a client can build URLs."""
     own = {1: STUDY_FIELDS, 2: SERIES_FIELDS, 3: INSTANCE_FIELDS}[level]
     fields = list(own)
     if level >= 2:
         fields.append("StudyInstanceUID")
-        if not study_scoped:
+        if not study_key:
             fields += [f for f in STUDY_FIELDS if f != "RetrieveURL"]
     if level == 3:
         fields.append("SeriesInstanceUID")
-        if not series_scoped:
+        if not series_key:
             fields += [f for f in SERIES_FIELDS if f != "RetrieveURL"]
     return list(dict.fromkeys(fields))
 
@@ -102,12 +103,10 @@ def _number(text: str, vr: str):
 
 
 def pn_value(text: str) -> dict:
-    """A person name in DICOM JSON: its component groups split at ``=`` (PS3.18 §F.2.2)."""
-    out = {}
-    for group, part in zip(PN_GROUPS, text.split("="), strict=False):
-        if part:
-            out[group] = part
-    return out
+    """A person name in DICOM JSON: its component groups split at ``=`` (PS3.18 §F.2.2). A group
+    written but empty (``Wang^XiaoDong=王^小东=``) is kept as ``""``, as Orthanc does; groups
+    after the last ``=`` are absent."""
+    return dict(zip(PN_GROUPS, text.split("="), strict=False))
 
 
 def text_attr(vr: str, text: str) -> dict:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..dicom.qido_model import UTF8
 from .qido_matching import Filter, register_functions
 from .qido_render import ResultPlan, descend, main_level
 
@@ -30,6 +31,7 @@ class QidoQuery:
     all_fields: bool = False
     limit: int = 0
     offset: int = 0
+    charset: str = UTF8  # the SpecificCharacterSet results report (Orthanc's DefaultEncoding)
 
 
 def _marks(n: int) -> str:
@@ -66,7 +68,8 @@ class QidoMixin:
         joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
         sql = self._qido_select(q.level, joins, conds)
         if not post:
-            return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or -1, q.offset], None)
+            return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or -1, q.offset], None,
+                                   q.charset)
         chosen: list[int] = []
         metas: dict[int, dict] = {}
         skipped = 0
@@ -89,17 +92,18 @@ class QidoMixin:
         out: list[str] = []
         for chunk in _chunks(chosen):
             page = self._qido_select(q.level, [], [f"r.internal IN ({_marks(len(chunk))})"])
-            out += self._qido_page(plan, page, chunk, metas)
+            out += self._qido_page(plan, page, chunk, metas, q.charset)
         return out
 
-    def _qido_page(self, plan: ResultPlan, page_sql: str, params: list, metas: dict | None) -> list[str]:
+    def _qido_page(self, plan: ResultPlan, page_sql: str, params: list, metas: dict | None,
+                   charset: str) -> list[str]:
         """The JSON texts of the page that ``page_sql`` selects (``metas``: each result's stored
         instance JSON, when already known)."""
         rows = self.db.execute(plan.select(page_sql), params).fetchall()
         if plan.needs_meta and metas is None:
             metas = self._qido_metadata(plan.level, [row[0] for row in rows], plan.wanted)
         metas = metas or {}
-        return [plan.render(row, metas.get(row[0])) for row in rows]
+        return [plan.render(row, metas.get(row[0]), charset) for row in rows]
 
     # -- matching ---------------------------------------------------------------------------
     @staticmethod

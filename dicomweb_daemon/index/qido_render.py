@@ -77,6 +77,13 @@ def list_fragment(key: str, vr: str, joined: str | None) -> str:
     return f'"{key}":{_dumps({"vr": vr, "Value": values} if values else {"vr": vr})}'
 
 
+@lru_cache(maxsize=64)
+def charset_fragment(key: str, charset: str) -> str:
+    """SpecificCharacterSet of a result: Orthanc reports its DefaultEncoding's, whatever the files'
+    (the JSON text itself is Unicode)."""
+    return f'"{key}":{_dumps({"vr": "CS", "Value": [charset]})}'
+
+
 def int_fragment(key: str, n: int) -> str:
     return f'"{key}":{{"vr":"IS","Value":[{int(n)}]}}'
 
@@ -87,7 +94,7 @@ class ResultPlan:
     ``columns`` are SQL expressions over the page CTE ``m`` (columns ``c{level}`` .. ``c0``, the
     internal IDs of the resource and its ancestors); ``items`` say, in tag order, how to turn the
     row into JSON: ("sql", key, vr, column), ("count", key, column), ("list", key, vr, column),
-    ("url", uid columns), ("const", fragment), ("meta", key)."""
+    ("url", uid columns), ("const", fragment), ("charset", key), ("meta", key)."""
 
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
@@ -105,7 +112,7 @@ class ResultPlan:
                 uids = [self._column(self._main_sql(_UID_OF_LEVEL[lv], lv)) for lv in range(1, level + 1)]
                 items[key] = ("url", uids)
             elif kw == "SpecificCharacterSet":
-                items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["{UTF8}"]}}')
+                items[key] = ("charset", key)
             elif kw == "InstanceAvailability":
                 items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["ONLINE"]}}')
             elif kw == "SOPClassUID" and level == 3:
@@ -153,9 +160,10 @@ class ResultPlan:
         cols = "".join(f", {c}" for c in self.columns)
         return f"WITH m AS MATERIALIZED ({page_sql}) SELECT {ids}{cols} FROM m ORDER BY m.c{self.level}"
 
-    def render(self, row: tuple, meta: dict | None) -> str:
+    def render(self, row: tuple, meta: dict | None, charset: str = UTF8) -> str:
         """The DICOM JSON text of one result (``meta``: the stored JSON of the instance that stands
-        for it, when the plan needs attributes that are not indexed)."""
+        for it, when the plan needs attributes that are not indexed; ``charset``: the
+        SpecificCharacterSet to report)."""
         out = []
         for item in self.items:
             kind = item[0]
@@ -167,6 +175,8 @@ class ResultPlan:
                 out.append(int_fragment(item[1], row[item[2]]))
             elif kind == "const":
                 out.append(item[1])
+            elif kind == "charset":
+                out.append(charset_fragment(item[1], charset))
             elif kind == "list":
                 out.append(list_fragment(item[1], item[2], row[item[3]]))
             elif kind == "url":

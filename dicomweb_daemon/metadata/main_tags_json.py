@@ -5,6 +5,8 @@ import json
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from ..dicom.qido_model import pn_value
+
 _NUMBER_VRS = {"IS", "DS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "UV"}
 _SINGLE_VALUED_VRS = {"LT", "ST", "UT", "UR"}
 
@@ -28,11 +30,7 @@ def attribute(vr: str, text: str) -> dict:
         out = [_number(vr, v.strip()) for v in values]
         return {"vr": vr, "Value": out}
     if vr == "PN":
-        names = []
-        for v in values:
-            groups = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), v.split("="), strict=False))
-            names.append({k: g for k, g in groups.items() if g})
-        return {"vr": vr, "Value": names}
+        return {"vr": vr, "Value": [pn_value(v) for v in values]}
     return {"vr": vr, "Value": values}
 
 

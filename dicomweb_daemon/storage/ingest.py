@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance
-from ..errors import BadFileFormat, DaemonError, WrongStudy
+from ..errors import BadFileFormat, DaemonError, MissingIdentifier, WrongStudy
 from ..index.writes import Origin
 from ..threads import executor, in_ingest, in_io, in_process, process_count, to_completion
 from .journal import FileJournal
@@ -96,11 +96,12 @@ class Ingest:
         """The character set of files without SpecificCharacterSet."""
         return charset_for(self.default_encoding)
 
-    async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None
-                    ) -> list[IngestResult]:
+    async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None,
+                    require_sop_class: bool = False) -> list[IngestResult]:
         """Ingest ``sources`` (each consumed: stored or discarded, whatever happens); one result per
         source, in order. With ``study``, an instance of another study is refused (STOW-RS to
-        ``/studies/{study}``, PS3.18 §10.5.3). Raises only when the whole batch broke (a worker
+        ``/studies/{study}``, PS3.18 §10.5.3); with ``require_sop_class``, one without SOPClassUID
+        (STOW-RS answers name each instance's class). Raises only when the whole batch broke (a worker
         process died, the index is unreachable): then none of it is stored."""
         started = executor("store").submit(self._start, sources)
         self.in_flight += 1
@@ -118,7 +119,8 @@ class Ingest:
                 parsed = [item for chunk in chunks for item in chunk]
             # Files are written and committed to the end even if the client leaves meanwhile:
             # only then may anything clean up after them.
-            return await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started))
+            return await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started,
+                                                 require_sop_class))
         except BaseException:
             await to_completion(in_ingest(self._abandon, sources, started))
             raise
@@ -140,7 +142,7 @@ class Ingest:
 
     # -- ingest thread -----------------------------------------------------------------------
     def _store_blocking(self, sources: Sequence[Source], parsed: list, origin: Origin, study: str | None,
-                        started: Future) -> list[IngestResult]:
+                        started: Future, require_sop_class: bool = False) -> list[IngestResult]:
         """Parse what is not parsed yet, store the new files, index them in one transaction."""
         done = started.result()
         kept: set[int] = set()
@@ -162,6 +164,9 @@ class Ingest:
                     # PS3.18 §10.5.3: an instance of another study than the target resource is refused.
                     item = _failure(WrongStudy("Conflict", f"the instance belongs to study {item.study_uid}, "
                                                f"not {study}"), item)
+                elif require_sop_class and not item.sop_class_uid:
+                    item = _failure(MissingIdentifier("Bad file format", "the DICOM file has no SOPClassUID",
+                                                      "", item.sop_uid), item)
                 results.append(item)
             return self._index_parsed(sources, results, origin, done, kept)
         finally:

@@ -48,6 +48,17 @@ def http_error(error: codec.CodecError) -> DaemonError:
     return DaemonError(None, error.details)
 
 
+#: The methods Orthanc names in ``Allow``, in its order; HEAD and OPTIONS go without saying.
+ALLOW_ORDER = ("GET", "POST", "PUT", "DELETE")
+
+
+def allow_header(methods) -> str:
+    """``Allow`` as Orthanc writes it on a 405: ``GET,POST`` (no spaces, HEAD left out), which
+    clients written for Orthanc compare as a string."""
+    named = [m for m in ALLOW_ORDER if m in methods]
+    return ",".join(named or sorted(methods))
+
+
 def path_of(request) -> str:
     """The request's path without its query string, for logs: QIDO queries carry patient names."""
     return request.uri.split(b"?", 1)[0].decode("latin-1")
@@ -85,7 +96,7 @@ def render_error(request, failure) -> bytes:
             if status in (404, 405) else exc.description
         orthanc = ("Unknown resource", 17) if status == 404 else (None, None)
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            request.setHeader(b"Allow", ", ".join(sorted(exc.valid_methods)).encode())
+            request.setHeader(b"Allow", allow_header(exc.valid_methods).encode())
             orthanc = ("The requested HTTP method is not allowed", 28)
     else:
         log.failure("unexpected error on {method} {path}", failure,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..errors import BadRequest
+
 # PS3.18 Table 8.7.3-5: media types of compressed pixel data, the default transfer syntax first.
 MEDIA_TYPE_SYNTAXES: dict[str, tuple[str, ...]] = {
     "image/jpeg": ("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
@@ -35,6 +37,11 @@ MEDIA_TYPE_ALIASES = {
 PARAM_ALIASES = {"transfersyntax": "transfer-syntax", "transfer_syntax": "transfer-syntax", "ts": "transfer-syntax"}
 
 _PARAM = re.compile(r';\s*([^=;,\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,]*)')
+
+
+class NotAcceptableAccept(BadRequest):
+    """WADO-RS cannot answer in any form the Accept header allows. PS3.18 §8.7.4 says 406; Orthanc's
+    DICOMweb plugin answers 400 Bad Request, and clients written for it expect that."""
 
 
 @dataclass
@@ -77,14 +84,21 @@ def _split_elements(header: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_media_range(text: str) -> MediaRange:
-    """Parse ``type/sub; a=b; type="x/y; transfer-syntax=..."`` leniently."""
+def parse_media_range(text: str) -> MediaRange | None:
+    """Parse ``type/sub; a=b; type="x/y; transfer-syntax=..."`` leniently: spaces around ``=``,
+    quotes or none. A quoted value is taken as written (``type=" application/dicom"`` names no
+    media type we have); a parameter without a value makes the range malformed (None): RFC 9110
+    §5.6.6 values are tokens or quoted strings, and Orthanc refuses such a range."""
     head, _, rest = text.partition(";")
     params: dict[str, str] = {}
     q = 1.0
     for name, value in _PARAM.findall(";" + rest):
         name = PARAM_ALIASES.get(name.lower(), name.lower())
-        value = value.strip().strip('"').strip()
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1]
+        elif not value:
+            return None
         if name == "q":
             try:
                 q = float(value)
@@ -94,6 +108,8 @@ def parse_media_range(text: str) -> MediaRange:
         if name == "type" and ";" in value:
             # type="application/dicom; transfer-syntax=..." (seen in the wild): lift inner parameters.
             inner = parse_media_range(value)
+            if inner is None:
+                return None
             for k, v in inner.params.items():
                 params.setdefault(k, v)
             value = inner.media_type
@@ -105,11 +121,11 @@ def parse_media_range(text: str) -> MediaRange:
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:
-    """The media ranges of an Accept header, best quality first; ``*/*`` when absent or empty."""
+    """The media ranges of an Accept header, best quality first, malformed ones left out; ``*/*``
+    when absent or empty."""
     if not header or not header.strip():
         return [MediaRange("*/*")]
-    ranges = [parse_media_range(e) for e in _split_elements(header)]
-    ranges = [r for r in ranges if r.q > 0]
+    ranges = [r for r in map(parse_media_range, _split_elements(header)) if r is not None and r.q > 0]
     ranges.sort(key=lambda r: -r.q)  # stable: equal qualities keep the client's order
     return ranges
 

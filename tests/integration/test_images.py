@@ -294,15 +294,36 @@ def test_thumbnails_are_small(daemon):
         assert max(Image.open(io.BytesIO(r.content)).size) <= 128
 
 
-def test_study_rendered_is_multipart_of_instances(daemon):
-    """A study renders as a multipart/related with one image per image instance."""
+MULTIPART_JPEG = {"Accept": 'multipart/related; type="image/jpeg"'}
+
+
+def test_study_rendered_is_multipart_of_instances_on_request(daemon):
+    """A study asked as multipart/related renders as one image per image instance (PS3.18 §10.4.1.1.3)."""
     study = generate_uid()
     for n in range(3):
         daemon.store(make_ct(patient_id="MULTI", study_uid=study, instance_number=n + 1))
-    r = daemon.get(f"/dicom-web/studies/{study}/rendered")
+    r = daemon.get(f"/dicom-web/studies/{study}/rendered", headers=MULTIPART_JPEG)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("multipart/related")
     assert r.content.count(b"\xff\xd8\xff") == 3
     assert daemon.get(f"/dicom-web/studies/{generate_uid()}/rendered").status_code == 404
+
+
+def test_study_and_series_rendered_are_the_first_instance_by_default(daemon):
+    """Without multipart in Accept, a study or series renders as its first instance's image, byte for
+    byte (Orthanc's answer, which viewers show as the study's or series' picture)."""
+    study, series = generate_uid(), generate_uid()
+    files = [make_ct(patient_id="FIRST", study_uid=study, series_uid=series, instance_number=n) for n in (2, 1)]
+    for data in files:
+        daemon.store(data)
+    first = read(files[1])
+    one = daemon.get(f"/dicom-web/studies/{study}/series/{series}/instances/{first.SOPInstanceUID}/rendered")
+    assert one.status_code == 200 and one.headers["Content-Type"] == "image/jpeg"
+    for url in (f"/dicom-web/studies/{study}/rendered", f"/dicom-web/studies/{study}/series/{series}/rendered"):
+        r = daemon.get(url)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg", url
+        assert r.content == one.content
+    png = daemon.get(f"/dicom-web/studies/{study}/rendered", headers={"Accept": "image/png"})
+    assert png.headers["Content-Type"] == "image/png" and Image.open(io.BytesIO(png.content)).format == "PNG"
 
 
 def test_encapsulated_pdf_renders_as_pdf(daemon):
@@ -441,15 +462,17 @@ def test_study_rendered_skips_what_cannot_render(daemon):
     broken = read(make_ct(patient_id="MIXED", study_uid=study, instance_number=2))
     broken.PixelData = b"\0" * 100  # far shorter than 64x64x2 bytes
     daemon.store(as_bytes(broken))
-    r = daemon.get(f"/dicom-web/studies/{study}/rendered")
+    r = daemon.get(f"/dicom-web/studies/{study}/rendered", headers=MULTIPART_JPEG)
     assert r.status_code == 200 and r.content.count(b"\xff\xd8\xff") == 1
     assert r.content.rstrip().endswith(b"--")
+    assert daemon.get(f"/dicom-web/studies/{study}/rendered").headers["Content-Type"] == "image/jpeg"
     only_text = generate_uid()
     report = read(make_ct(patient_id="MIXED", study_uid=only_text))
     del report.PixelData
     daemon.store(as_bytes(report))
-    none = daemon.get(f"/dicom-web/studies/{only_text}/rendered")
-    assert none.status_code == 406 and none.json()["HttpStatus"] == 406
+    for accept in (MULTIPART_JPEG, {}):
+        none = daemon.get(f"/dicom-web/studies/{only_text}/rendered", headers=accept)
+        assert none.status_code == 406 and none.json()["HttpStatus"] == 406
 
 
 def test_viewport_source_rectangle(daemon):

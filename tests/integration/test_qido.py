@@ -53,7 +53,7 @@ def test_study_search_returns_the_default_attributes(daemon):
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/dicom+json"
     [found] = r.json()
-    assert values(found, "00080005") == ["ISO_IR 192"]
+    assert values(found, "00080005") == ["ISO_IR 100"]  # DefaultEncoding's (Latin1), as Orthanc says
     assert values(found, "00080020") == ["20040119"]
     assert values(found, "00080056") == ["ONLINE"]
     assert values(found, "00080061") == ["CT"]

@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 from tests.dicom_files import CT_SMALL, make_ct
 
 CONTENT_TYPE = 'multipart/related; type="application/dicom"; boundary=BoUnDaRy-42'
-CANNOT_UNDERSTAND, WRONG_STUDY, OUT_OF_RESOURCES = 0xC000, 0xA900, 0xA700
+CANNOT_UNDERSTAND, PROCESSING_FAILURE, OUT_OF_RESOURCES = 0xC000, 0x0110, 0xA700
 NATIVE = "{http://dicom.nema.org/PS3.19/models/NativeDICOM}"
 
 
@@ -25,6 +25,16 @@ def multipart(parts: list[bytes], boundary: str = "BoUnDaRy-42", part_type: str 
 
 def stow(daemon, body: bytes, path: str = "/studies", content_type: str = CONTENT_TYPE, **headers):
     return daemon.post("/dicom-web" + path, body, headers={"Content-Type": content_type, **headers})
+
+
+def read(data: bytes) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+def as_bytes(ds: pydicom.Dataset) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def sop_uid(data: bytes) -> str:
@@ -53,7 +63,8 @@ def stored_files(daemon) -> list[str]:
 
 def test_big_parts_refused_or_already_stored_leave_no_file(daemon):
     """Big parts are written while they are parsed: those not kept (another study than the URL's, a
-    second copy of an instance, not DICOM) are removed again; the answer is as for small parts."""
+    second copy of an instance, not DICOM) are removed again; the answer is as for small parts (the
+    part that is not DICOM names no instance, so it has no FailedSOPSequence item)."""
     study = generate_uid()
     files = [make_ct("STOW-BIG", study_uid=study, instance_number=i, size=300) for i in (1, 2)]
     assert min(len(f) for f in files) > 128 * 1024
@@ -63,8 +74,8 @@ def test_big_parts_refused_or_already_stored_leave_no_file(daemon):
     other = make_ct("STOW-BIG", size=300)
     r = stow(daemon, multipart([other, files[0], b"\0" * 200_000]), f"/studies/{study}")
     assert r.status_code == 202, r.text  # files[0] is answered as stored (it is), the other two failed
-    reasons = sorted(values(x, "00081197")[0] for x in values(r.json(), "00081198"))
-    assert reasons == sorted([CANNOT_UNDERSTAND, WRONG_STUDY])
+    reasons = [values(x, "00081197")[0] for x in values(r.json(), "00081198")]
+    assert reasons == [PROCESSING_FAILURE]
     assert stored_files(daemon) == before
     assert spool_leftovers(daemon) == []
 
@@ -89,14 +100,14 @@ def test_all_parts_stored_answers_200_with_references(daemon):
 
 def test_many_parts_across_batches_keep_their_order(daemon):
     """A body of more parts than one ingest batch holds, with a bad part among them, answers each part
-    in the order sent: the bad one failed, all the others stored."""
+    in the order sent: all the others stored, 202 for the one that was not."""
     study = generate_uid()
     files = [make_ct("STOW-MANY", study_uid=study, instance_number=i, size=8) for i in range(150)]
     parts = files[:100] + [b"not DICOM"] + files[100:]
     r = stow(daemon, multipart(parts))
     assert r.status_code == 202, r.text
     assert [values(x, "00081155")[0] for x in values(r.json(), "00081199")] == [sop_uid(f) for f in files]
-    assert len(values(r.json(), "00081198")) == 1
+    assert "00081198" not in r.json()  # "not DICOM" is no instance to name
     assert len(daemon.get(f"/dicom-web/studies/{study}/instances").json()) == 150
 
 
@@ -117,30 +128,32 @@ def test_content_type_and_framing_variants(daemon, content_type, body):
 
 
 def test_non_dicom_part_fails_alone_with_202(daemon):
-    """A part that is not DICOM is listed in FailedSOPSequence (0xC000) and the others are stored: 202."""
+    """A part that is not DICOM is not stored and the others are: 202. It names no SOP instance, so
+    FailedSOPSequence has no item for it (as Orthanc answers)."""
     good = make_ct("STOW-MIX")
     r = stow(daemon, multipart([good, b"this is not DICOM" * 50]))
     assert r.status_code == 202, r.text
-    [failure] = values(r.json(), "00081198")
-    assert values(failure, "00081197") == [CANNOT_UNDERSTAND]
+    assert "00081198" not in r.json()
     assert [values(x, "00081155") for x in values(r.json(), "00081199")] == [[sop_uid(good)]]
     assert stored(daemon, good)
     assert spool_leftovers(daemon) == []
 
 
-def test_all_parts_failing_answers_409(daemon):
-    """When no part can be stored the answer is 409 with only a FailedSOPSequence."""
+def test_no_part_understood_answers_400(daemon):
+    """When no part is a DICOM instance the answer is 400 (PS3.18 Table 10.5.3-1), with an empty
+    ReferencedSOPSequence and no FailedSOPSequence item (the parts name no instance)."""
     truncated = make_ct("STOW-TRUNC")[:600]
     r = stow(daemon, multipart([b"\x00" * 300, truncated]))
-    assert r.status_code == 409, r.text
+    assert r.status_code == 400, r.text
     body = r.json()
-    assert [values(x, "00081197") for x in values(body, "00081198")] == [[CANNOT_UNDERSTAND]] * 2
-    assert "00081199" not in body
+    assert body["00081199"] == {"vr": "SQ"}
+    assert "00081198" not in body and "00081190" not in body
     assert spool_leftovers(daemon) == []
 
 
-def test_instance_of_another_study_is_refused_with_a900(daemon):
-    """POST to studies/{uid} refuses instances of other studies (0xA900) and stores the right ones."""
+def test_instance_of_another_study_is_refused_with_0110(daemon):
+    """POST to studies/{uid} refuses instances of other studies (0x0110, as Orthanc) and stores the
+    right ones; alone, such an instance is a 409 conflict."""
     target = generate_uid()
     right = make_ct("STOW-STUDY", study_uid=target)
     wrong = make_ct("STOW-STUDY", study_uid=generate_uid())
@@ -149,14 +162,52 @@ def test_instance_of_another_study_is_refused_with_a900(daemon):
     body = r.json()
     assert values(body, "00081190") == [f"{daemon.url}/dicom-web/studies/{target}"]
     [failure] = values(body, "00081198")
-    assert values(failure, "00081197") == [WRONG_STUDY]
+    assert values(failure, "00081197") == [PROCESSING_FAILURE]
     assert values(failure, "00081155") == [sop_uid(wrong)]
     assert values(failure, "00081150") == ["1.2.840.10008.5.1.4.1.1.2"]
     assert stored(daemon, right) and not stored(daemon, wrong)
     only_wrong = stow(daemon, multipart([wrong]), path=f"/studies/{target}")
     assert only_wrong.status_code == 409
+    assert "00081190" not in only_wrong.json() and only_wrong.json()["00081199"] == {"vr": "SQ"}
     assert not stored(daemon, wrong)
     assert spool_leftovers(daemon) == []
+
+
+def test_answer_names_the_default_encoding_and_always_has_the_referenced_sequence(daemon):
+    """The answer's SpecificCharacterSet is DefaultEncoding's (ISO_IR 100 for Latin1, ISO_IR 192 once
+    it is Utf8), and FailedSOPSequence is left out when nothing failed (DICOMweb plugin 1.19)."""
+    r = stow(daemon, multipart([make_ct("STOW-CS")]))
+    assert r.status_code == 200
+    assert r.json()["00080005"] == {"vr": "CS", "Value": ["ISO_IR 100"]}
+    assert sorted(r.json()) == ["00080005", "00081190", "00081199"]
+    try:
+        assert daemon.put("/tools/default-encoding", b"Utf8").text == "Utf8"
+        r = stow(daemon, multipart([make_ct("STOW-CS")]))
+        assert values(r.json(), "00080005") == ["ISO_IR 192"]
+    finally:
+        daemon.put("/tools/default-encoding", b"Latin1")
+
+
+def test_instances_without_their_uids_are_not_understood(daemon):
+    """An instance without SOPClassUID is refused (400) though POST /instances takes it, and names no
+    class, so it has no FailedSOPSequence item; one without StudyInstanceUID but with its SOP class
+    and instance UIDs is listed with 0xC000 (cannot understand). Neither is stored."""
+    no_class = read(make_ct("STOW-NOCLASS"))
+    del no_class.SOPClassUID
+    r = stow(daemon, multipart([as_bytes(no_class)]))
+    assert r.status_code == 400, r.text
+    assert "00081198" not in r.json() and r.json()["00081199"] == {"vr": "SQ"}
+    assert not stored(daemon, as_bytes(no_class))
+    no_study = read(make_ct("STOW-NOSTUDY"))
+    del no_study.StudyInstanceUID
+    r = stow(daemon, multipart([as_bytes(no_study)]))
+    assert r.status_code == 400, r.text
+    [failure] = values(r.json(), "00081198")
+    assert values(failure, "00081150") == ["1.2.840.10008.5.1.4.1.1.2"]
+    assert values(failure, "00081155") == [no_study.SOPInstanceUID]
+    assert values(failure, "00081197") == [CANNOT_UNDERSTAND]
+    found = daemon.get(f"/dicom-web/instances?SOPInstanceUID={no_study.SOPInstanceUID}").json()
+    assert found == []
 
 
 def test_instance_stored_twice_is_a_success(daemon):

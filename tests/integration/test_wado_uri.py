@@ -79,6 +79,30 @@ def test_jpeg_is_the_default_content_type(daemon):
     assert image.format == "JPEG" and image.size == (ds.Columns, ds.Rows)
 
 
+def test_object_uid_alone_names_the_instance(daemon):
+    """objectUID alone is enough (SOPInstanceUIDs are unique; Orthanc's WADO-URI needs no more); a
+    studyUID or seriesUID given with it must be the instance's."""
+    data, ds = stored(daemon, CT_SMALL)
+    alone = {"requestType": "WADO", "objectUID": ds.SOPInstanceUID, "contentType": "application/dicom"}
+    assert daemon.get("/wado", params=alone).content == data
+    for extra in ({"seriesUID": ds.SeriesInstanceUID}, {"studyUID": ds.StudyInstanceUID}):
+        assert daemon.get("/wado", params={**alone, **extra}).content == data
+    assert_json_error(daemon.get("/wado", params={**alone, "studyUID": ds.SeriesInstanceUID}), 404)
+    assert_json_error(daemon.get("/wado", params={"objectUID": ds.SOPInstanceUID}), 400)  # no requestType
+    image = daemon.get("/wado", params={"requestType": "WADO", "objectUID": ds.SOPInstanceUID})
+    assert image.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(image.content)).size == (ds.Columns, ds.Rows)
+
+
+def test_image_jpg_is_jpeg(daemon):
+    """contentType=image/jpg, a common misspelling Orthanc accepts, is answered as image/jpeg."""
+    _, ds = stored(daemon, CT_SMALL)
+    r = daemon.get("/wado", params=wado_query(ds, contentType="image/jpg"))
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(r.content)).format == "JPEG"
+
+
 def test_rendering_parameters(daemon):
     """rows/columns bound the size, region crops, windowCenter/windowWidth and frameNumber are honoured."""
     data, ds = renamed("emri_small.dcm")
@@ -97,7 +121,7 @@ def test_rendering_parameters(daemon):
     ({"requestType": None}, 400),
     ({"requestType": "WADO-RS"}, 400),
     ({"objectUID": None}, 400),
-    ({"studyUID": None}, 400),
+    ({"studyUID": "not.a-uid"}, 400),
     ({"objectUID": "not.a-uid"}, 400),
     ({"rows": "many"}, 400),
     ({"windowCenter": "40"}, 400),
@@ -105,6 +129,7 @@ def test_rendering_parameters(daemon):
     ({"imageQuality": "101"}, 400),
     ({"objectUID": "1.2.3.4.5.6"}, 404),
     ({"seriesUID": "1.2.3.4.5.6"}, 404),
+    ({"studyUID": "1.2.3.4.5.6"}, 404),
     ({"contentType": "text/html"}, 406),
     ({"contentType": "application/dicom", "anonymize": "yes"}, 400),
 ])

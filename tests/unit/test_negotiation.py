@@ -1,7 +1,12 @@
 """Accept headers as DICOMweb clients write them (PS3.18 §8.7), parsed leniently."""
 from __future__ import annotations
 
-from dicomweb_daemon.web.negotiation import parse_accept
+import pytest
+
+from dicomweb_daemon.dicom.qido_model import pn_value
+from dicomweb_daemon.web.dicomweb.wado_rs import metadata_as_xml
+from dicomweb_daemon.web.errors import allow_header
+from dicomweb_daemon.web.negotiation import NotAcceptableAccept, parse_accept
 
 
 def test_quoted_and_bare_parameters_are_the_same():
@@ -39,3 +44,41 @@ def test_absent_or_empty_header_is_anything():
     """No Accept header means */* (RFC 9110 §12.5.1)."""
     assert [r.media_type for r in parse_accept(None)] == ["*/*"]
     assert [r.media_type for r in parse_accept("  ")] == ["*/*"]
+
+
+def test_spaces_around_equals_and_quoted_values_as_written():
+    """Spaces around ``=`` are allowed; a quoted value is taken as written, inner spaces included."""
+    spaced = parse_accept('multipart/related;   type =  "application/octet-stream"  ')[0]
+    assert spaced.part_type == "application/octet-stream"
+    padded = parse_accept('multipart/related;   type =  "  application/octet-stream"  ')[0]
+    assert padded.part_type == "  application/octet-stream"
+
+
+def test_a_parameter_without_value_makes_the_range_malformed():
+    """``range=`` is no token nor quoted string (RFC 9110 §5.6.6): that range is left out, the others kept."""
+    assert parse_accept("multipart/related;range=") == []
+    assert [r.media_type for r in parse_accept("multipart/related;range=, application/json")] == ["application/json"]
+
+
+def test_metadata_prefers_json_whenever_allowed():
+    """Metadata is JSON if any range allows it, XML only when nothing else is allowed, else a 400."""
+    assert metadata_as_xml(parse_accept("application/dicom+xml, application/json")) is False
+    assert metadata_as_xml(parse_accept("multipart/related; type=application/dicom+xml")) is True
+    for bad in ("multipart/related", "application/nope", "multipart/related; type=application/dicom+xml; "
+                "transfer-syntax=1.2.840.10008.1.2.1"):
+        with pytest.raises(NotAcceptableAccept) as caught:
+            metadata_as_xml(parse_accept(bad))
+        assert caught.value.status == 400
+
+
+def test_allow_header_is_written_as_orthanc_writes_it():
+    """Allow lists GET, POST, PUT, DELETE in that order, comma-joined, HEAD and OPTIONS implied."""
+    assert allow_header({"POST", "HEAD", "GET", "OPTIONS"}) == "GET,POST"
+    assert allow_header({"DELETE", "PUT", "GET", "HEAD"}) == "GET,PUT,DELETE"
+
+
+def test_person_name_keeps_written_empty_groups():
+    """``Wang^XiaoDong=王^小东=`` has an empty phonetic group, kept as "" (Orthanc's DICOM JSON)."""
+    assert pn_value("Wang^XiaoDong=王^小东=") == {"Alphabetic": "Wang^XiaoDong", "Ideographic": "王^小东",
+                                                 "Phonetic": ""}
+    assert pn_value("Doe^John") == {"Alphabetic": "Doe^John"}

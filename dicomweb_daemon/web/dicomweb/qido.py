@@ -6,6 +6,7 @@ import json
 
 from pydicom.datadict import tag_for_keyword
 
+from ...dicom.charsets import charset_for
 from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import attribute_tag, default_fields, keyword_of, vr_of
 from ...errors import BadRequest
@@ -19,6 +20,7 @@ from .urls import base_url
 # Query parameters that are not attributes (PS3.18 §8.3.4, §8.3.3.1); ``_`` is a cache buster
 # that browsers' JavaScript adds.
 CONTROL = {"limit", "offset", "fuzzymatching", "includefield", "accept", "charset", "_"}
+STUDY_UID, SERIES_UID = 0x0020000D, 0x0020000E
 
 
 def _uid(value: str, what: str) -> str:
@@ -50,7 +52,11 @@ def parse_query(request, level: int, study: str | None, series: str | None, case
         raise BadRequest("Bad request", f"fuzzymatching must be true or false, not {fuzzy_arg!r}")
     fuzzy = fuzzy_arg == "true"
     q = QidoQuery(level=level, limit=int_arg(request, "limit"), offset=int_arg(request, "offset"))
-    fields = [tag_for_keyword(kw) for kw in default_fields(level, study is not None, series is not None)]
+    keys = {key: _path(key, "the query") for key in query(request) if key not in CONTROL}
+    # PS3.18 Tables 6.7.1-2a/2b: a study's (series') attributes come with series (instance)
+    # results unless its UID is a matching key; Orthanc returns them in /studies/{uid}/series too.
+    named = {path[0] for path in keys.values() if len(path) == 1}
+    fields = [tag_for_keyword(kw) for kw in default_fields(level, STUDY_UID in named, SERIES_UID in named)]
     for value in query(request).get("includefield", []):
         for name in value.split(","):
             name = name.strip()
@@ -58,17 +64,15 @@ def parse_query(request, level: int, study: str | None, series: str | None, case
                 q.all_fields = True
             elif name:
                 fields.append(_path(name, "includefield")[0])  # a sequence comes back whole
-    for key, values in query(request).items():
-        if key in CONTROL:
-            continue
-        path = _path(key, "the query")
+    for key, path in keys.items():
+        values = query(request)[key]
         tag = path[-1]
         q.filters.append(Filter(tag, keyword_of(tag), vr_of(tag), values[-1].strip(), case_sensitive, fuzzy,
                                 path if len(path) > 1 else ()))
     if study is not None:
-        q.filters.append(Filter(0x0020000D, "StudyInstanceUID", "UI", _uid(study, "StudyInstanceUID")))
+        q.filters.append(Filter(STUDY_UID, "StudyInstanceUID", "UI", _uid(study, "StudyInstanceUID")))
     if series is not None:
-        q.filters.append(Filter(0x0020000E, "SeriesInstanceUID", "UI", _uid(series, "SeriesInstanceUID")))
+        q.filters.append(Filter(SERIES_UID, "SeriesInstanceUID", "UI", _uid(series, "SeriesInstanceUID")))
     q.fields = list(dict.fromkeys(fields))
     return q
 
@@ -84,6 +88,7 @@ class QidoRoutes:
     async def _search(self, request, level: int, study: str | None = None, series: str | None = None) -> bytes:
         form = accepted_format(request, xml_in_multipart=True)
         q = parse_query(request, level, study, series, self.config["QidoCaseSensitive"])
+        q.charset = charset_for(self.daemon.ingest.default_encoding)
         request.setHeader(b"Cache-Control", b"no-cache")
         if form == "xml":
             results = await in_db(self.daemon.index.qido, q)

@@ -1,8 +1,9 @@
 """WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3 and §10.4.1.1.4).
 
-An instance or frame renders as one image; a study or series renders as a multipart/related of
-its instances' renderings, and its thumbnail is one representative image (the middle instance
-of the first series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width,function``,
+An instance or frame renders as one image; a study or series renders as its first instance's
+image (as Orthanc does), or as a multipart/related of its instances' renderings when the client
+asks for multipart; its thumbnail is one representative image (the middle instance of the first
+series). Query parameters (PS3.18 §8.3.5.1): ``window=center,width,function``,
 ``viewport=width,height``, ``quality``, and ``accept`` as an alternative to the Accept header.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ...codecs.render import ENCAPSULATED_DOCUMENTS, VIDEO_SYNTAXES, parse_windo
 from ...errors import BadRequest, NotAcceptable
 from ...threads import in_db
 from ..multipart import MultipartWriter
+from ..negotiation import accept_of, parse_accept
 from ..rest.images import accepted
 from ..routing import arg, route
 from ..streaming import streamed
@@ -49,7 +51,7 @@ class RenderedRoutes:
         self.prefix = daemon.settings.sections["DicomWeb"]["Root"]
 
     # -- parameters ---------------------------------------------------------------------------
-    def _options(self, request, thumbnail: bool) -> dict:
+    def _options(self, request, thumbnail: bool, media: str | None = None) -> dict:
         window = None
         raw_window = arg(request, "window")
         if raw_window:
@@ -66,7 +68,7 @@ class RenderedRoutes:
             viewport = THUMBNAIL_VIEWPORT
         quality = _numbers(request, "quality", 1, 1)
         return {"window": window, "viewport": viewport, "quality": int(quality[0]) if quality else None,
-                "media_type": self._media(request)}
+                "media_type": media or self._media(request)}
 
     def _media(self, request) -> str:
         explicit = arg(request, "accept")
@@ -144,11 +146,28 @@ class RenderedRoutes:
     # -- several instances --------------------------------------------------------------------
     @route("/studies/<study>/rendered")
     async def study_rendered(self, request, study):
-        return await self._many(request, await in_db(self.index.rendered_instances, study))
+        return await self._several(request, await in_db(self.index.rendered_instances, study))
 
     @route("/studies/<study>/series/<series>/rendered")
     async def series_rendered(self, request, study, series):
-        return await self._many(request, await in_db(self.index.rendered_instances, study, series))
+        return await self._several(request, await in_db(self.index.rendered_instances, study, series))
+
+    async def _several(self, request, ids: list[str]):
+        """A study or series rendered: every instance in a multipart/related when the client asks
+        for multipart (PS3.18 §10.4.1.1.3); otherwise one image, the first instance that renders,
+        as Orthanc answers (viewers written for it, Stone among them, show it as the series' or
+        study's picture)."""
+        part_type = _multipart_part_type(request)
+        if part_type is not None:
+            return await self._many(request, ids, self._options(request, False, part_type))
+        options = self._options(request, False)
+        last_error: Exception | None = None
+        for public_id in ids:
+            try:
+                return await self._render_one(request, public_id, 1, options, False, all_frames=True)
+            except SKIPPED as e:
+                last_error = e
+        raise last_error or NotAcceptable("Not acceptable", "none of these instances is an image")
 
     @route("/studies/<study>/thumbnail")
     async def study_thumbnail(self, request, study):
@@ -175,11 +194,10 @@ class RenderedRoutes:
                 last_error = e
         raise last_error or NotAcceptable("Not acceptable", "nothing to render")
 
-    async def _many(self, request, ids: list[str]):
+    async def _many(self, request, ids: list[str], options: dict):
         """A multipart/related of every image instance rendered, streamed part by part as each is
         rendered; instances that cannot be rendered (not images, corrupt pixels) are skipped. Until
         one renders, an error can still be a JSON answer."""
-        options = self._options(request, False)
         writer = MultipartWriter(options["media_type"])
         pending = list(ids)
         first, last_error = None, None
@@ -216,6 +234,23 @@ NOT_RENDERABLE = (codec.NotAnImage, codec.CannotRender, codec.NoEncoder, codec.C
 #: corrupt, too large), not a missing frame.
 SKIPPED = (*NOT_RENDERABLE, codec.NoDecoder, codec.CorruptPixelData, codec.ImageTooLarge, codec.InvalidOptions,
            codec.IncompatibleImages)
+
+
+def _multipart_part_type(request) -> str | None:
+    """The image type of the parts when the Accept header (or the ``accept`` query parameter) asks
+    for multipart/related (JPEG unless it names one we render; 406 for one we do not), else None."""
+    explicit = arg(request, "accept")
+    ranges = parse_accept(explicit) if explicit else accept_of(request)
+    for r in ranges:
+        if r.media_type == "multipart/related":
+            if r.part_type in (None, "*/*", "image/*"):
+                return "image/jpeg"
+            if r.part_type in RENDERED_TYPES:
+                return r.part_type
+            raise NotAcceptable("Not acceptable", f"rendered images are {', '.join(RENDERED_TYPES)} only")
+        if r.media_type in RENDERED_TYPES or r.media_type in ("*/*", "image/*"):
+            return None  # a single image is preferred
+    return None
 
 
 def _frame_list(frames: str) -> list[int]:

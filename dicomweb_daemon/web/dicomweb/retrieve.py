@@ -1,18 +1,21 @@
 """What WADO-RS and WADO-URI answer for an Accept header (PS3.18 §8.7.3): in which transfer syntax
-whole instances and frames go out, asking the frame service what it can convert; 406 listing what
-is possible otherwise. Sending them is :mod:`.wado_rs` / :mod:`.wado_pixels`' work, converting them
-the frame service's (:mod:`dicomweb_daemon.codecs.service`)."""
+whole instances and frames go out, asking the frame service what it can convert; otherwise 400 (as
+Orthanc answers, where PS3.18 says 406) listing what is possible. Sending them is
+:mod:`.wado_rs` / :mod:`.wado_pixels`' work, converting them the frame service's
+(:mod:`dicomweb_daemon.codecs.service`)."""
 from __future__ import annotations
 
 from ...codecs.service import FrameService
 from ...dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE, NATIVE
-from ...errors import NotAcceptable
-from ..negotiation import MEDIA_TYPE_SYNTAXES, MediaRange, media_type_for_syntax
+from ..negotiation import MEDIA_TYPE_SYNTAXES, MediaRange, NotAcceptableAccept, media_type_for_syntax
 
 
 # -- Accept for whole instances (PS3.18 §8.7.3.5.1, Table 8.7.3-2) ------------------------------------
 def dicom_target(ranges: list[MediaRange], stored: set[str], frames: FrameService) -> str | None:
-    """The transfer syntax to send ``application/dicom`` parts in (None: as stored), or 406."""
+    """The transfer syntax to send ``application/dicom`` parts in (None: as stored), or 400.
+
+    Without a transfer-syntax parameter, PS3.18 Table 8.7.3-2's default, Explicit VR Little Endian
+    (compressed pixel data decoded); ``transfer-syntax=*`` keeps each file as stored."""
     for r in ranges:
         if r.media_type in ("multipart/related", "multipart/*", "*/*"):
             part = r.part_type or "application/dicom"
@@ -29,9 +32,9 @@ def dicom_target(ranges: list[MediaRange], stored: set[str], frames: FrameServic
     default = all(frames.can_send_file(s, EXPLICIT_LE) for s in stored)
     possible = ", ".join(sorted({"*", *([next(iter(stored))] if len(stored) == 1 else []),
                                  *([EXPLICIT_LE] if default else [])}))
-    raise NotAcceptable("Not acceptable",
-                        'cannot answer this Accept: send multipart/related; type="application/dicom" with '
-                        f"transfer-syntax one of: {possible} (stored as {', '.join(sorted(stored))})")
+    raise NotAcceptableAccept("Not acceptable",
+                              'cannot answer this Accept: send multipart/related; type="application/dicom" with '
+                              f"transfer-syntax one of: {possible} (stored as {', '.join(sorted(stored))})")
 
 
 def is_pixel_request(ranges: list[MediaRange]) -> bool:
@@ -45,8 +48,12 @@ def is_pixel_request(ranges: list[MediaRange]) -> bool:
 
 
 # -- Accept for frames and pixel data (PS3.18 §8.7.3.5.3 / .4, Table 8.7.3-5) ---------------------------
-def frame_answer(ranges: list[MediaRange], stored: str, frames: FrameService) -> tuple[str, str | None, bool]:
-    """``(part content type, target transfer syntax or None for as stored, multipart)``, or 406."""
+def frame_answer(ranges: list[MediaRange], stored: str, frames: FrameService,
+                 decode_by_default: bool = True) -> tuple[str, str | None, bool]:
+    """``(part content type, target transfer syntax or None for as stored, multipart)``, or 400.
+
+    ``decode_by_default``: ``*/*`` (no Accept) decodes frames (PS3.18 Table 8.7.3-5); the pixel
+    data's bulk value keeps them as stored instead, as Orthanc sends it."""
     encapsulated = stored not in NATIVE
     stored_type = media_type_for_syntax(stored)
     for r in ranges:
@@ -54,10 +61,13 @@ def frame_answer(ranges: list[MediaRange], stored: str, frames: FrameService) ->
         part = (r.part_type or "application/octet-stream") if multipart else r.media_type
         ts = r.transfer_syntax
         if part in ("*/*", "image/*", "video/*") and ts is None:
+            # Anything (no Accept at all): PS3.18 Table 8.7.3-5's default, uncompressed Explicit VR
+            # Little Endian, when the frames can be decoded; else as stored, in their media type.
+            if part == "*/*" and (not encapsulated or (decode_by_default and
+                                                       frames.can_convert_frames(stored, EXPLICIT_LE))):
+                return f"application/octet-stream; transfer-syntax={EXPLICIT_LE}", EXPLICIT_LE, True
             if encapsulated and (part == "*/*" or MediaRange(part).matches(stored_type)):
                 return f"{stored_type}; transfer-syntax={stored}", None, multipart or part == "*/*"
-            if not encapsulated and part == "*/*":
-                return f"application/octet-stream; transfer-syntax={EXPLICIT_LE}", EXPLICIT_LE, True
             continue
         if part == "application/octet-stream":
             if ts == "*" or ts == stored:
@@ -79,9 +89,9 @@ def frame_answer(ranges: list[MediaRange], stored: str, frames: FrameService) ->
         offers.insert(0, f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}')
     if encapsulated:
         offers.insert(0, f'multipart/related; type="{stored_type}"; transfer-syntax={stored}')
-    raise NotAcceptable("Not acceptable",
-                        f"the pixel data is stored as {stored}{' and cannot be decoded here' if undecodable else ''}"
-                        f"; acceptable: {' | '.join(offers)}")
+    why = " and cannot be decoded here" if undecodable else ""
+    raise NotAcceptableAccept("Not acceptable", f"the pixel data is stored as {stored}{why}; "
+                              f"acceptable: {' | '.join(offers)}")
 
 
 def _default_syntax(media_type: str) -> str | None:

@@ -1,13 +1,18 @@
 """STOW-RS store (PS3.18 §10.5): ``multipart/related; type="application/dicom"`` bodies split part
 by part (in memory, or from the spooled request file), ingested by batches (one parse per part), and
-the Store Instances Response Module (PS3.18 §10.5.3) in DICOM JSON or XML."""
+the Store Instances Response Module (PS3.18 §10.5.3) in DICOM JSON or XML, shaped as Orthanc's
+DICOMweb plugin 1.19 answers it (SpecificCharacterSet, an empty ReferencedSOPSequence rather than
+none, FailedSOPSequence only when something failed)."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ...dicom.charsets import charset_for
 from ...dicom.parsing import ROOT_TOKEN
-from ...errors import BadRequest, DaemonError, FullStorage, UnsupportedMediaType, WrongStudy
+from ...errors import BadRequest, FullStorage, MissingIdentifier, UnsupportedMediaType, WrongStudy
 from ...index.writes import Origin
 from ...storage.ingest import IngestResult
 from ...threads import in_io, in_split
@@ -19,9 +24,9 @@ from .multipart_reader import MultipartError, MultipartSplitter, Part, content_t
 log = Logger()
 
 DICOM = "application/dicom"
-# Failure reasons of PS3.18 Table 10.5.3-2 / PS3.4 Annex GG.
+# Failure reasons of PS3.18 Table 10.5.3-2 / PS3.4 Annex GG. An instance of another study than the
+# URL's is a processing failure, as Orthanc reports it.
 CANNOT_UNDERSTAND = 0xC000
-WRONG_STUDY = 0xA900
 OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0x0110
 PART_TYPES = {DICOM, "application/octet-stream", ""}
@@ -64,6 +69,26 @@ def _ui(value: str) -> dict:
     return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
 
 
+@dataclass
+class _Outcomes:
+    """What became of the parts, in order: the ReferencedSOPSequence and FailedSOPSequence items,
+    and whether a part could not be understood (not DICOM, or without the UIDs that name it) or
+    belonged to another study than the URL's. Parts that are not an instance (no SOP class and
+    instance UIDs) have no item: PS3.18's items name instances."""
+
+    referenced: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    bad_syntax: bool = False
+    conflict: bool = False
+
+    def status(self) -> int:
+        """PS3.18 Table 10.5.3-1: 200 all stored, 202 some; nothing stored is 409 for a conflict
+        (another study), 400 otherwise (a part not understood comes first, as in Orthanc)."""
+        if self.referenced:
+            return 202 if self.failed or self.bad_syntax else 200
+        return 409 if self.conflict and not self.bad_syntax else 400
+
+
 class StowRoutes:
     """Store instances, in any study or in the study named by the URL."""
 
@@ -92,19 +117,17 @@ class StowRoutes:
             if not params.get("boundary"):
                 raise BadRequest("Bad request", "the multipart/related Content-Type has no boundary")
         form = accepted_format(request, xml_in_multipart=False)
-        referenced: list[dict] = []
-        failed: list[dict] = []
+        outcomes = _Outcomes()
         if single:
-            await self._store_batch([Part({"content-type": DICOM}, take_body(request))], study, referenced, failed)
+            await self._store_batch([Part({"content-type": DICOM}, take_body(request))], study, outcomes)
         else:
-            await self._store_parts(request, params["boundary"], study, referenced, failed)
-        body = self._response(study, referenced, failed)
-        status = 409 if not referenced else 202 if failed else 200
+            await self._store_parts(request, params["boundary"], study, outcomes)
+        body = self._response(study, outcomes, charset_for(self.daemon.ingest.default_encoding))
         if form == "xml":
-            return xml_answer(request, self.daemon, body, status)
-        return json_answer(request, self.daemon, body, status)
+            return xml_answer(request, self.daemon, body, outcomes.status())
+        return json_answer(request, self.daemon, body, outcomes.status())
 
-    async def _store_parts(self, request, boundary: str, study: str | None, referenced: list, failed: list):
+    async def _store_parts(self, request, boundary: str, study: str | None, outcomes: _Outcomes):
         """Split the body part by part; ingest the parts by batches (parsed in parallel, one commit)."""
         body = take_body(request)
         try:
@@ -123,12 +146,13 @@ class StowRoutes:
                     await waiting
                 pending, batch = batch, []
                 if error is None and not done:
-                    storing = defer.ensureDeferred(self._store_batch(pending, study, referenced, failed))
+                    storing = defer.ensureDeferred(self._store_batch(pending, study, outcomes))
                     continue
-                await self._store_batch(pending, study, referenced, failed)
+                await self._store_batch(pending, study, outcomes)
                 if error is not None:
                     # The complete parts before the break are stored, as if they had come alone.
-                    stored = f" ({len(referenced)} instances stored before)" if referenced else ""
+                    count = len(outcomes.referenced)
+                    stored = f" ({count} instances stored before)" if count else ""
                     raise BadRequest("Bad request", f"malformed multipart body: {error}{stored}") from None
                 break
         finally:
@@ -138,65 +162,70 @@ class StowRoutes:
         if splitter.parts == 0:
             raise BadRequest("Bad request", "the multipart body has no part")
 
-    async def _store_batch(self, parts: list[Part], study: str | None, referenced: list, failed: list) -> None:
+    async def _store_batch(self, parts: list[Part], study: str | None, outcomes: _Outcomes) -> None:
         """Ingest parts (their files are consumed whatever happens) and record each outcome in order.
 
-        Each part is parsed once, by ingest; the study of the URL is checked on the parsed instance
-        before anything is stored."""
-        outcomes: list[dict | None] = [None] * len(parts)
+        Each part is parsed once, by ingest; the study of the URL and the SOP class are checked on
+        the parsed instance before anything is stored."""
         todo = [i for i, part in enumerate(parts) if part.content_type in PART_TYPES]
         refused = [parts[i].source for i in set(range(len(parts))) - set(todo)]
         if refused:
             await in_io(_discard, refused)
-        for i in set(range(len(parts))) - set(todo):
-            outcomes[i] = self._failure("", "", CANNOT_UNDERSTAND)
-        if todo:
-            try:
-                results = await self.daemon.ingest.store([parts[i].source for i in todo], DICOMWEB_ORIGIN, study)
-            except Exception:
-                log.failure("STOW-RS could not store {count} instances", count=len(todo))
-                results = [None] * len(todo)
-            for i, result in zip(todo, results, strict=True):
-                outcomes[i] = self._outcome(result)
-        for outcome in outcomes:
-            (referenced if "_study" in outcome else failed).append(outcome)
+            outcomes.bad_syntax = True  # a part that is not DICOM names no instance
+        if not todo:
+            return
+        try:
+            results = await self.daemon.ingest.store([parts[i].source for i in todo], DICOMWEB_ORIGIN, study,
+                                                     require_sop_class=True)
+        except Exception:
+            log.failure("STOW-RS could not store {count} instances", count=len(todo))
+            results = [None] * len(todo)
+        for result in results:
+            self._record(result, outcomes)
 
-    def _outcome(self, result: IngestResult | None) -> dict:
+    @staticmethod
+    def _record(result: IngestResult | None, outcomes: _Outcomes) -> None:
         """The ReferencedSOPSequence or FailedSOPSequence item of one part's ingest result (None:
-        the batch broke)."""
+        the batch broke), if the part is an instance."""
         if result is not None and result.stored:
             p = result.instance
             url = f"{ROOT_TOKEN}/studies/{p.study_uid}/series/{p.series_uid}/instances/{p.sop_uid}"
-            return {"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
-                    "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid}
-        parsed = result.instance if result is not None else None  # None when the part could not be parsed
-        sop_class, sop_uid = (parsed.sop_class_uid, parsed.sop_uid) if parsed else ("", "")
+            outcomes.referenced.append({"00081150": _ui(p.sop_class_uid), "00081155": _ui(p.sop_uid),
+                                        "00081190": {"vr": "UR", "Value": [url]}, "_study": p.study_uid})
+            return
         error = result.error if result is not None else None
+        parsed = result.instance if result is not None else None  # None when the part could not be parsed
+        if isinstance(error, MissingIdentifier) or (result is not None and parsed is None):
+            # Not DICOM, or an instance without the UIDs that name it: PS3.18 0xC000 when it has
+            # a SOP class and instance UID to be named by, no item otherwise.
+            outcomes.bad_syntax = True
+            if isinstance(error, MissingIdentifier) and error.sop_class_uid and error.sop_uid:
+                outcomes.failed.append(_failure(error.sop_class_uid, error.sop_uid, CANNOT_UNDERSTAND))
+            return
+        sop_class, sop_uid = (parsed.sop_class_uid, parsed.sop_uid) if parsed else ("", "")
         if isinstance(error, WrongStudy):
-            reason = WRONG_STUDY
+            outcomes.conflict = True
+            reason = PROCESSING_FAILURE
         elif isinstance(error, FullStorage):
             reason = OUT_OF_RESOURCES
-        elif isinstance(error, DaemonError):
-            reason = CANNOT_UNDERSTAND
         else:
             reason = PROCESSING_FAILURE
-        return self._failure(sop_class, sop_uid, reason)
+        outcomes.failed.append(_failure(sop_class, sop_uid, reason))
 
     @staticmethod
-    def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
-        return {"00081150": _ui(sop_class), "00081155": _ui(sop_uid),
-                "00081197": {"vr": "US", "Value": [reason]}}
-
-    @staticmethod
-    def _response(study: str | None, referenced: list[dict], failed: list[dict]) -> dict:
-        """The Store Instances Response Module: RetrieveURL of the study, then both sequences."""
-        studies = {item.pop("_study") for item in referenced}
+    def _response(study: str | None, outcomes: _Outcomes, charset: str) -> dict:
+        """The Store Instances Response Module: the character set (Orthanc's DefaultEncoding), the
+        RetrieveURL of the study when something was stored in one, then both sequences."""
+        studies = {item.pop("_study") for item in outcomes.referenced}
         target = study or (studies.pop() if len(studies) == 1 else None)
-        body: dict = {}
-        if target:
+        body: dict = {"00080005": {"vr": "CS", "Value": [charset]}}
+        if target and outcomes.referenced:
             body["00081190"] = {"vr": "UR", "Value": [f"{ROOT_TOKEN}/studies/{target}"]}
-        if failed:
-            body["00081198"] = {"vr": "SQ", "Value": failed}
-        if referenced:
-            body["00081199"] = {"vr": "SQ", "Value": referenced}
+        if outcomes.failed:
+            body["00081198"] = {"vr": "SQ", "Value": outcomes.failed}
+        body["00081199"] = {"vr": "SQ", "Value": outcomes.referenced} if outcomes.referenced else {"vr": "SQ"}
         return body
+
+
+def _failure(sop_class: str, sop_uid: str, reason: int) -> dict:
+    return {"00081150": _ui(sop_class), "00081155": _ui(sop_uid), "00081197": {"vr": "US", "Value": [reason]}}

@@ -15,17 +15,18 @@ from twisted.internet import defer
 from ...codecs.instance import StoredInstance
 from ...dicom.bulk import bulk_value
 from ...dicom.transfer_syntaxes import BIG_ENDIAN, NATIVE
-from ...errors import BadRequest, DaemonError, NotAcceptable, UnknownResource
+from ...errors import BadRequest, DaemonError, UnknownResource
 from ...storage.reads import local_ranges, read_file
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
-from ..negotiation import MediaRange, accept_of
+from ..negotiation import MediaRange, NotAcceptableAccept, accept_of
 from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
 from .cors import cors_route
 from .retrieve import frame_answer
+from .urls import base_url
 
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
-_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
+_TAG = re.compile(r"^([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})$")  # 7fe00010, or 7fe0,0010 as Orthanc takes it
 
 
 class RangeNotSatisfiable(DaemonError):
@@ -93,8 +94,8 @@ def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
             return False
         if r.media_type == "*/*":
             return True
-    raise NotAcceptable("Not acceptable", 'bulk data is served as multipart/related; '
-                        'type="application/octet-stream" or application/octet-stream')
+    raise NotAcceptableAccept("Not acceptable", 'bulk data is served as multipart/related; '
+                              'type="application/octet-stream" or application/octet-stream')
 
 
 class PixelRoutesMixin:
@@ -104,8 +105,11 @@ class PixelRoutesMixin:
     async def bulk(self, request, study, series, sop, tag_path):
         segments = [s for s in tag_path.split("/") if s]
         for i, s in enumerate(segments):
-            if (i % 2 == 0 and not _TAG.match(s)) or (i % 2 == 1 and not s.isdigit()):
+            tag = _TAG.match(s) if i % 2 == 0 else None
+            if (i % 2 == 0 and not tag) or (i % 2 == 1 and not s.isdigit()):
                 raise BadRequest("Bad request", f"malformed bulk data path {tag_path!r}")
+            if tag:
+                segments[i] = tag[1] + tag[2]
         ranges = accept_of(request)
         if segments and segments[0].lower() in ("7fe00010", "7fe00008", "7fe00009") and len(segments) == 1:
             return await self.send_pixel_data(request, study, series, sop, ranges)
@@ -126,7 +130,8 @@ class PixelRoutesMixin:
             return value
         writer = MultipartWriter("application/octet-stream")
         request.setHeader(b"Content-Type", writer.content_type())
-        return writer.part_header() + value + writer.part_end() + writer.close()
+        head = writer.part_header(None, {"Content-Length": str(len(value))})
+        return head + value + writer.part_end() + writer.close()
 
     def _range(self, request, total: int) -> tuple[int, int] | None:
         try:
@@ -148,7 +153,8 @@ class PixelRoutesMixin:
             raise UnknownResource("Unknown resource", f"instance {sop} has no pixel data")
         stored = instance.transfer_syntax
         if stored not in NATIVE:
-            return await self.send_frames(request, instance, list(range(1, len(table) + 1)), check)
+            return await self.send_frames(request, instance, list(range(1, len(table) + 1)), check,
+                                          self._instance_url(request, study, series, sop), decode=False)
         ctype, target, multipart = frame_answer(check, stored, self.frame_service)
         if stored == BIG_ENDIAN and target not in (None, BIG_ENDIAN):
             data = b"".join([await self.frame_service.frame(instance, n, target) for n in range(1, len(table) + 1)])
@@ -195,30 +201,41 @@ class PixelRoutesMixin:
     async def frames(self, request, study, series, sop, frame_list):
         numbers = parse_frame_list(frame_list)
         row = (await in_db(self.index.wado_instances, study, series, sop))[0]
-        return await self.send_frames(request, StoredInstance.from_row(row), numbers, accept_of(request))
+        return await self.send_frames(request, StoredInstance.from_row(row), numbers, accept_of(request),
+                                      self._instance_url(request, study, series, sop))
 
-    async def send_frames(self, request, instance: StoredInstance, numbers: list[int], ranges: list[MediaRange]):
+    def _instance_url(self, request, study: str, series: str, sop: str) -> str:
+        return f"{base_url(request, self.config)}/studies/{study}/series/{series}/instances/{sop}"
+
+    async def send_frames(self, request, instance: StoredInstance, numbers: list[int], ranges: list[MediaRange],
+                          url: str, decode: bool = True):
+        """Frames ``numbers`` of ``instance`` (at ``url``): one part each, whose Content-Location is
+        the frame's own URL (PS3.18 §8.6.1.2, as Orthanc sends it). ``decode``: see frame_answer."""
         service = self.frame_service
         for n in numbers:
             instance.ranges(n)  # 404 for a frame the instance does not have, before any negotiation
         stored = instance.transfer_syntax
-        ctype, target, multipart = frame_answer(ranges, stored, service)
+        ctype, target, multipart = frame_answer(ranges, stored, service, decode)
         if not multipart and len(numbers) == 1:
             data = await service.frame(instance, numbers[0], target)
             request.setHeader(b"Content-Type", ctype.encode())
             return data
         writer = MultipartWriter(ctype.split(";")[0])
         request.setHeader(b"Content-Type", writer.content_type())
+
+        def head(n: int, size: int) -> bytes:
+            return writer.part_header(ctype, {"Content-Length": str(size), "Content-Location": f"{url}/frames/{n}"})
+
         as_stored = service.as_stored(stored, target)
         if as_stored:
             # The bytes go as stored: their length is known, so no chunked framing is needed.
             sizes = [instance.frame_size(n) for n in numbers]
-            framing = sum(len(writer.part_header(ctype, {"Content-Length": str(n)})) + 2 for n in sizes)
+            framing = sum(len(head(n, size)) + 2 for n, size in zip(numbers, sizes, strict=True))
             request.setHeader(b"Content-Length", str(sum(sizes) + framing + len(writer.close())).encode())
         if request.method == b"HEAD":
             return b""
         if as_stored and sum(sizes) >= CHUNK:
-            segments = self._direct_segments(request, instance, numbers, writer, ctype)
+            segments = self._direct_segments(request, instance, numbers, writer, head)
             if segments is not None:
                 transport = direct_transport(request)
                 await streamed(request, lambda out: send_direct(request, out, transport, segments))
@@ -231,8 +248,7 @@ class PixelRoutesMixin:
             async def produce_converted(out):
                 for i, n in enumerate(numbers):
                     data = first if i == 0 else await service.frame(instance, n, target)
-                    await out.write_many([writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
-                                          writer.part_end()])
+                    await out.write_many([head(n, len(data)), data, writer.part_end()])
                 await out.write(writer.close())
 
             await streamed(request, produce_converted)
@@ -255,9 +271,8 @@ class PixelRoutesMixin:
                     datas = first_group if g == 0 else await ahead
                     ahead = read(g + 1)
                     pieces = []
-                    for data in datas:
-                        pieces += [writer.part_header(ctype, {"Content-Length": str(len(data))}), data,
-                                   writer.part_end()]
+                    for n, data in zip(groups[g], datas, strict=True):
+                        pieces += [head(n, len(data)), data, writer.part_end()]
                     await out.write_many(pieces)  # one wait per group, not per frame
                 await out.write(writer.close())
             finally:
@@ -268,7 +283,7 @@ class PixelRoutesMixin:
         return None
 
     def _direct_segments(self, request, instance: StoredInstance, numbers: list[int], writer: MultipartWriter,
-                         ctype: str) -> list | None:
+                         head) -> list | None:
         """The body of frames sent as stored, as :func:`send_direct` segments: each frame's byte
         ranges go from the page cache to the socket with sendfile (no read into this process, no
         thread hop per group of frames), between the part framing bytes. None when the connection
@@ -281,7 +296,7 @@ class PixelRoutesMixin:
             located = local_ranges(self.storage, instance.file_uuid, instance.ranges(n))
             if located is None:
                 return None
-            segments.append(framing + writer.part_header(ctype, {"Content-Length": str(instance.frame_size(n))}))
+            segments.append(framing + head(n, instance.frame_size(n)))
             segments += located
             framing = writer.part_end()
         segments.append(framing + writer.close())

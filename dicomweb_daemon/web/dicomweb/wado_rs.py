@@ -14,13 +14,13 @@ from twisted.internet import defer
 from ... import metadata as metadata_pkg
 from ...codecs.instance import StoredInstance
 from ...dicom.identifiers import is_valid_uid
-from ...errors import BadRequest, NotAcceptable
+from ...errors import BadRequest
 from ...metadata.cache import MetadataCache
 from ...metadata.xml import json_to_xml
 from ...storage.reads import checked, local_ranges, read_files
 from ...threads import in_cpu, in_db
 from ..multipart import MultipartWriter
-from ..negotiation import MediaRange, accept_of
+from ..negotiation import MediaRange, NotAcceptableAccept, accept_of
 from ..routing import route
 from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
 from .retrieve import dicom_target, is_pixel_request
@@ -73,7 +73,10 @@ class WadoRoutes(PixelRoutesMixin):
         check_uids(study, series, sop)
         ranges = accept_of(request)
         rows = await in_db(self.index.wado_instances, study, series, sop)
-        target = dicom_target(ranges, {r["transfer_syntax"] for r in rows}, self.frame_service)
+        stored = {r["transfer_syntax"] for r in rows}
+        target = dicom_target(ranges, stored, self.frame_service)
+        if stored == {target}:
+            target = None  # already in the syntax asked for: as stored (sendfile, Content-Length)
         writer = MultipartWriter("application/dicom")
         request.setHeader(b"Content-Type", writer.content_type())
         if request.method == b"HEAD":
@@ -89,7 +92,9 @@ class WadoRoutes(PixelRoutesMixin):
         whole. As stored, the length is known up front, so the
         answer has a Content-Length instead of chunked framing."""
         def header(ts: str, size: int) -> bytes:
-            return writer.part_header(f"application/dicom; transfer-syntax={ts}", {"Content-Length": str(size)})
+            # Parts are "application/dicom" as Orthanc sends them (clients compare the string); the
+            # transfer syntax is in each file's meta information.
+            return writer.part_header("application/dicom", {"Content-Length": str(size)})
 
         if target is None:
             total = sum(len(header(r["transfer_syntax"], r["file_size"])) + r["file_size"] + 2 for r in rows)
@@ -270,20 +275,26 @@ def _assemble(strategy, source, root: str, variant: str, xml: bool) -> tuple[str
     return etag, _xml_multipart(MultipartWriter("application/dicom+xml", _boundary(etag)), parts)
 
 
+JSON_TYPES = ("*/*", "application/*", "application/dicom+json", "application/json")
+XML_TYPES = ("application/dicom+xml", "application/xml", "text/xml")
+
+
 def metadata_as_xml(ranges: list[MediaRange]) -> bool:
-    """JSON unless the client prefers ``multipart/related; type="application/dicom+xml"``; else 406."""
+    """JSON whenever the Accept header allows it (Orthanc's choice, whatever the order or
+    qualities), else ``multipart/related; type="application/dicom+xml"``; else 400. Metadata has no
+    transfer syntax: a range naming one does not match."""
+    xml = False
     for r in ranges:
-        if r.media_type in ("multipart/related", "multipart/*"):
-            if r.part_type == "application/dicom+xml":
-                return True
-            if r.part_type in ("application/dicom+json", "application/json"):
-                return False
-        elif r.media_type == "application/dicom+xml":
-            return True
-        elif r.media_type in ("*/*", "application/*", "application/dicom+json", "application/json"):
+        if r.transfer_syntax is not None:
+            continue
+        kind = r.part_type if r.media_type in ("multipart/related", "multipart/*") else r.media_type
+        if kind in JSON_TYPES:
             return False
-    raise NotAcceptable("Not acceptable", 'metadata is served as application/dicom+json or '
-                        'multipart/related; type="application/dicom+xml"')
+        xml = xml or kind in XML_TYPES
+    if xml:
+        return True
+    raise NotAcceptableAccept("Not acceptable", 'metadata is served as application/dicom+json or '
+                              'multipart/related; type="application/dicom+xml"')
 
 
 def _xml_multipart(writer: MultipartWriter, parts: list[bytes]) -> bytes:

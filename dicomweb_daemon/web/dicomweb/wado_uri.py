@@ -1,4 +1,5 @@
-"""WADO-URI (PS3.18 §9) under DicomWeb.WadoRoot: one instance named by its UIDs in the query.
+"""WADO-URI (PS3.18 §9) under DicomWeb.WadoRoot: one instance named by its objectUID in the query
+(studyUID and seriesUID optional, checked when given, as Orthanc has it).
 
 ``contentType=application/dicom`` sends the file (as stored, or in ``transferSyntax``); image
 content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are rendered by the frame
@@ -15,6 +16,8 @@ from ..streaming import stream_stored, streamed
 from .wado_rs import check_uids
 
 IMAGE_TYPES = ("image/jpeg", "image/gif", "image/png", "image/jp2")
+#: Names clients use for those types (``image/jpg`` is common, and Orthanc takes it).
+IMAGE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 
 
 def _required(request, name: str) -> str:
@@ -40,12 +43,13 @@ def _content_types(request) -> list[str]:
                     q = float(value)
                 except ValueError:
                     raise BadRequest("Bad request", f"bad quality value in contentType {raw!r}") from None
-        items.append((-q, n, kind.strip().lower()))
+        kind = kind.strip().lower()
+        items.append((-q, n, IMAGE_ALIASES.get(kind, kind)))
     return [kind for _, _, kind in sorted(items) if kind]
 
 
 class WadoUriRoutes:
-    """WADO-URI: ``GET {WadoRoot}?requestType=WADO&studyUID=..&seriesUID=..&objectUID=..``."""
+    """WADO-URI: ``GET {WadoRoot}?requestType=WADO&objectUID=..[&studyUID=..][&seriesUID=..]``."""
 
     def __init__(self, daemon):
         self.daemon = daemon
@@ -60,7 +64,10 @@ class WadoUriRoutes:
         request_type = _required(request, "requestType")
         if request_type != "WADO":
             raise BadRequest("Bad request", f"requestType must be WADO, not {request_type!r}")
-        study, series, sop = (_required(request, n) for n in ("studyUID", "seriesUID", "objectUID"))
+        # PS3.18 §9.1.2.1 names all three UIDs; Orthanc needs only objectUID (SOPInstanceUIDs are
+        # unique), and checks the other two when they are given.
+        sop = _required(request, "objectUID")
+        study, series = arg(request, "studyUID") or None, arg(request, "seriesUID") or None
         check_uids(study, series, sop)
         if (arg(request, "anonymize") or "").lower() == "yes":
             # PS3.18 §9.1.2.2.8: never send identifying data to a client that asked for none.
@@ -69,9 +76,9 @@ class WadoUriRoutes:
         answer = _answer(types)
         # What rendering reads (the stored DICOM JSON) comes in the same db call as the instance.
         info = await in_db(_instance_by_sop, self.index, sop, answer not in (None, "application/dicom"))
-        if info["study_uid"] != study or info["series_uid"] != series:
-            raise UnknownResource("Unknown resource",
-                                  f"instance {sop} is not in series {series} of study {study}")
+        if (study is not None and info["study_uid"] != study) or (series is not None and info["series_uid"] != series):
+            raise UnknownResource("Unknown resource", f"instance {sop} is not in series {series or '*'} "
+                                  f"of study {study or '*'}")
         if answer == "application/dicom":
             return await self._file(request, info)
         if answer is not None:

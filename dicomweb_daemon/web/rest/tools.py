@@ -118,7 +118,9 @@ class ToolsRoutes:
             raise BadRequest("Bad request", f"unknown encoding {value!r}; one of {', '.join(DEFAULT_ENCODINGS)}")
         # As in Orthanc: a run-time change, until the next start reads the configuration again.
         self.daemon.ingest.default_encoding = value
-        return json_response(request, {})
+        # Orthanc answers the encoding now in force, as text (as GET does).
+        request.setHeader(b"Content-Type", b"text/plain")
+        return value.encode()
 
     @route("/tools/log-level")
     def get_log_level(self, request):
