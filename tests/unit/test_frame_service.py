@@ -218,7 +218,7 @@ async def test_typed_image_keeps_the_stored_values(parts):
     """A 16-bit PNG of a frame holds its stored values, unscaled (Orthanc's /image-uint16)."""
     data = make_ct(size=32)
     instance = await store(parts, data)
-    png = await parts.frames.typed_image(instance, 1, "uint16", "image/png")
+    png = await parts.frames.orthanc_image(instance, 1, "uint16", "image/png")
     got = np.asarray(Image.open(io.BytesIO(png)))
     assert np.array_equal(got.astype(np.uint16), pydicom.dcmread(io.BytesIO(data)).pixel_array)
 
