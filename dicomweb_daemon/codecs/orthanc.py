@@ -101,8 +101,10 @@ def rendered(image: Image, index: int, window: tuple | None = None) -> np.ndarra
         center, width = float(1 << (bits - 1)), float(1 << bits)
     else:
         center, width = float(window[0]), float(window[1])
-    low, scale = center - width / 2, 255.0 / width
-    out = _through_table(array, lambda v: np.floor((modality_values(image.ds, v, index) - low) * scale),
+    low = center - width / 2
+    # Multiplied by 255 before the division, as Orthanc rounds: (x - low) * (255 / w) falls just
+    # under an integer where Orthanc's answer is that integer.
+    out = _through_table(array, lambda v: np.floor((modality_values(image.ds, v, index) - low) * 255.0 / width),
                          linear="ModalityLUTSequence" not in image.ds)
     return 255 - out if photometric == "MONOCHROME1" else out
 
@@ -142,13 +144,13 @@ def typed(image: Image, index: int, pixel_format: str) -> np.ndarray:
 
 def matlab(image: Image, index: int) -> bytes:
     """Frame ``index``'s stored values as a MATLAB/Octave expression, as Orthanc writes it:
-    ``double([ a b ; c d ])``; colour ``double(permute(reshape([ r g b ... ], [ 3 W H ]), [ 3 2 1 ]))``."""
+    ``double([ a b ; c d ])``; colour ``double(permute(reshape([ r g b ... ], [ 3 rows columns ]), [ 3 2 1 ]))``."""
     array, photometric = decoded(image, index)
     if _is_color(image, photometric):
         array = _color(image, array, photometric)
         values = " ".join(map(str, array.reshape(-1).tolist()))
-        rows, columns = array.shape[:2]
-        return f"double(permute(reshape([ {values} ], [ 3 {columns} {rows} ]), [ 3 2 1 ]))".encode()
+        rows, columns = array.shape[:2]  # Orthanc writes the rows first
+        return f"double(permute(reshape([ {values} ], [ 3 {rows} {columns} ]), [ 3 2 1 ]))".encode()
     rows = " ; ".join(" ".join(map(str, row)) for row in array.tolist())
     return f"double([ {rows} ])".encode()
 

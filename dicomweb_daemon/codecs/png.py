@@ -8,8 +8,8 @@ What libpng does by default, and this module does too (PNG spec, ISO/IEC 15948, 
   five filters (bytes >= 128 counted as negative), the first of equal sums winning; no filter but
   None/Sub is possible on a 1-row image, none but None/Up on a 1-column one; images of fewer than
   8 bits per sample (not written here) are not filtered;
-* zlib at level 6, memory level 8, strategy Z_FILTERED (Z_DEFAULT_STRATEGY when not filtering),
-  the window shrunk for small images the way libpng 1.6 does (the stream header says so);
+* zlib at level 6, memory level 8, strategy Z_FILTERED, the window shrunk for small images the way
+  libpng 1.6 does, and the stream header then rewritten to the smallest window holding the data;
 * the compressed stream cut into IDAT chunks of 8192 bytes.
 
 Filtering is computed for all rows at once with numpy, then compressed by zlib in one call (the
@@ -79,6 +79,27 @@ def _window_bits(data_size: int) -> int:
     return bits
 
 
+def _optimize_cmf(stream: bytes, data_size: int) -> bytes:
+    """libpng rewrites the zlib header of a small image to announce the smallest window that holds
+    the whole data (RFC 1950 §2.2: CINFO, with FCHECK made right again)."""
+    cmf = stream[0]
+    if data_size > 16384 or cmf & 0x0F != 8 or cmf & 0xF0 > 0x70:
+        return stream
+    cinfo = cmf >> 4
+    half = 1 << (cinfo + 7)
+    if data_size > half:
+        return stream
+    while True:
+        half >>= 1
+        cinfo -= 1
+        if not (cinfo > 0 and data_size <= half):
+            break
+    cmf = (cmf & 0x0F) | (cinfo << 4)
+    flg = stream[1] & 0xE0
+    flg += 0x1F - ((cmf << 8) + flg) % 0x1F
+    return bytes((cmf, flg)) + stream[2:]
+
+
 def encode(array: np.ndarray, *, repeat_end: bool = False) -> bytes:
     """PNG of ``array``: (rows, columns) or (rows, columns, samples) with 1 to 4 samples, uint8 or
     uint16 (16-bit samples are written big endian, as PNG stores them). ``repeat_end`` writes the
@@ -98,7 +119,7 @@ def encode(array: np.ndarray, *, repeat_end: bool = False) -> bytes:
     rows = _filtered_rows(raw, bpp)
     data = rows.tobytes()
     compressor = zlib.compressobj(6, zlib.DEFLATED, _window_bits(len(data)), 8, zlib.Z_FILTERED)
-    stream = compressor.compress(data) + compressor.flush()
+    stream = _optimize_cmf(compressor.compress(data) + compressor.flush(), len(data))
     header = struct.pack(">IIBBBBB", width, height, depth, _COLOR_TYPES[samples], 0, 0, 0)
     parts = [SIGNATURE, _chunk(b"IHDR", header)]
     parts.extend(_chunk(b"IDAT", stream[i:i + IDAT_SIZE]) for i in range(0, len(stream), IDAT_SIZE))
