@@ -37,6 +37,11 @@ class CannotRender(CodecError):
     interpretation we cannot turn into RGB, single-bit frames asked as stored bytes."""
 
 
+class IncompatibleFormat(CodecError):
+    """The image exists, but not in the asked pixel format: a colour image asked as greyscale values,
+    a photometric interpretation the asked route does not convert."""
+
+
 class CorruptPixelData(CodecError):
     """The stored file, its pixel module or its pixel data is not what it claims to be."""
 

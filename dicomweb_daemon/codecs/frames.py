@@ -10,7 +10,7 @@ from pydicom import uid
 from pydicom.dataset import Dataset
 
 from ..dicom.transfer_syntaxes import BIG_ENDIAN, DEFLATED
-from . import limits
+from . import elscint, limits
 from .errors import CodecError, CorruptPixelData, ImageTooLarge, NoSuchFrame
 from .registry import decoder_for
 
@@ -115,6 +115,8 @@ def open_image(path, *, require_pixels: bool = True) -> Image:
         raise CorruptPixelData(f"the stored file cannot be parsed: {e}") from None
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", uid.ExplicitVRLittleEndian)) if meta else uid.ExplicitVRLittleEndian
+    if require_pixels and elscint.decompress_into(ds):
+        ts = uid.ExplicitVRLittleEndian  # the private compressed image, now native Pixel Data
     px = limits.pixel_module(ds) if require_pixels or "PixelData" in ds else {}
     return Image(ds, ts, px)
 

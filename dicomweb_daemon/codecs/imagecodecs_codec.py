@@ -4,6 +4,11 @@ code-blocks of one frame on several threads (``opj_codec_set_threads``), which i
 waiting for one image needs: a 512x512 lossless CT frame costs about 60 % of its one-thread time
 on two cores. Lossless JPEG goes to libjpeg-turbo, about five times faster than pylibjpeg-libjpeg.
 
+DCT JPEG (baseline 8-bit and extended 12-bit) goes to libjpeg-turbo too: it decodes 12-bit
+precision, which neither pylibjpeg-libjpeg nor Pillow does, and converts YCbCr to RGB itself, with
+libjpeg's integer arithmetic: the pixels DCMTK's libjpeg gives (and Orthanc shows), where pydicom's
+own floating-point conversion is off by a few levels.
+
 The provider is named so that the registry asks it before the pydicom decoders (names in order).
 It takes the frames :func:`.direct.decode_grey` takes (one sample per pixel, 8 or 16 bits, the
 library's answer exactly pydicom's: the unit tests compare them on pydicom's test files); every
@@ -24,6 +29,9 @@ from zope.interface import implementer
 from ..interfaces import ICodec
 from .direct import JPEG_2000, JPEG_LOSSLESS, JPEG_LS, decode_grey
 from .providers import _Base, header_options, pydicom_decode
+
+#: DCT-based JPEG (ITU T.81 processes 1 to 4): baseline 8-bit and extended 12-bit.
+JPEG_DCT = (uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit)
 
 #: Frames smaller than this many pixels decode on one thread: starting threads would cost more.
 THREADED_PIXELS = 256 * 256
@@ -95,6 +103,32 @@ def jpeg_lossless(frame: bytes) -> np.ndarray:
     return _module().jpeg8_decode(frame)
 
 
+def jpeg_dct(frame: bytes, opts: dict) -> tuple[np.ndarray, dict] | None:
+    """A DCT JPEG frame decoded by libjpeg-turbo (``opts``: :func:`.providers.header_options`):
+    greyscale at 8 or 12 bits, YBR_FULL_422 colour converted to RGB by libjpeg (PS3.5 §8.2.1);
+    None for what pydicom's decoders should take (signed pixels, other colour models)."""
+    photometric = opts["photometric_interpretation"]
+    samples, bits = opts["samples_per_pixel"], opts["bits_allocated"]
+    if opts["pixel_representation"] != 0:
+        return None
+    if samples == 1 and photometric in ("MONOCHROME1", "MONOCHROME2") and bits in (8, 16):
+        arr = _module().jpeg8_decode(frame)
+        if arr.ndim != 2 or arr.itemsize > bits // 8:
+            return None
+        changes: dict = {}
+        arr = arr.astype(np.uint8 if bits == 8 else np.uint16, copy=False)
+    elif samples == 3 and photometric == "YBR_FULL_422" and bits == 8:
+        arr = _module().jpeg8_decode(frame)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+            return None
+        changes = {"PhotometricInterpretation": "RGB", "PlanarConfiguration": 0}
+    else:
+        return None
+    if arr.shape[:2] != (opts["rows"], opts["columns"]):
+        return None  # pydicom reports the mismatch its own way
+    return arr, changes
+
+
 def _pixels(frame: bytes) -> int:
     """Width x height of a J2K codestream's image, from its SIZ segment (ITU T.800 §A.5.1), or 0."""
     if frame[:4] != b"\xff\x4f\xff\x51" or len(frame) < 24:
@@ -105,11 +139,11 @@ def _pixels(frame: bytes) -> int:
 
 @implementer(IPlugin, ICodec)
 class ImagecodecsDecoders(_Base):
-    """JPEG 2000 (multi-threaded OpenJPEG), JPEG-LS (CharLS) and lossless JPEG (libjpeg-turbo)
+    """JPEG 2000 (multi-threaded OpenJPEG), JPEG-LS (CharLS), lossless and DCT JPEG (libjpeg-turbo)
     decoding through imagecodecs."""
 
     name = "imagecodecs"
-    decodes = (*JPEG_2000, *JPEG_LS, *JPEG_LOSSLESS)
+    decodes = (*JPEG_2000, *JPEG_LS, *JPEG_LOSSLESS, *JPEG_DCT)
 
     def _available(self, transfer_syntax: str, decode: bool) -> bool:
         library = "JPEG2K" if transfer_syntax in JPEG_2000 else "JPEGLS" if transfer_syntax in JPEG_LS else "JPEG8"
@@ -118,6 +152,12 @@ class ImagecodecsDecoders(_Base):
     def decode_frame(self, header, frame, transfer_syntax):
         if transfer_syntax not in self.decodes:
             raise ValueError(f"imagecodecs does not decode {transfer_syntax}")
+        if transfer_syntax in JPEG_DCT:
+            try:
+                found = jpeg_dct(bytes(frame), header_options(header))
+            except Exception:  # noqa: BLE001 - a codestream libjpeg refuses: pydicom's decoders say why
+                found = None
+            return found if found is not None else pydicom_decode(header, frame, transfer_syntax)
         try:
             arr = decode_grey(frame, uid.UID(transfer_syntax), header_options(header), j2k=jpeg2k, jls=jpegls,
                               ljpeg=jpeg_lossless)

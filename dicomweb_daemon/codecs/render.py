@@ -58,8 +58,11 @@ def window_to_8bit(values: np.ndarray, center: float, width: float, function: st
     if function == "SIGMOID":
         return 255.0 / (1 + np.exp(-4 * (values - center) / max(width, 1e-6)))
     if function == "LINEAR_EXACT":
+        # As Orthanc's DICOMweb plugin computes it (and its test suite checks): (x - c) / w over the
+        # window, without the "+ 0.5" of C.11.2.1.3.2, so that viewers see what they see there.
         width = max(width, 1e-6)
-        return np.clip((values - center) / width + 0.5, 0, 1) * 255.0
+        inside = np.clip((values - center) / width, 0, 1) * 255.0
+        return np.where(values > center + width / 2, 255.0, inside)
     if width <= 1:  # C.11.2.1.2.1: width >= 1 for LINEAR; at 1 it is a threshold
         return np.where(values <= center - 0.5, 0.0, 255.0)
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0, 1) * 255.0

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..storage.reads import StoredFile, read_frames, read_ranges
 from ..threads import in_cpu, in_db
-from . import arrays
+from . import arrays, orthanc
 from .conversion import PixelModules, as_stored, convert_stored_frame, natively_reencoded, transcode_stored_file
 from .frames import Image
 from .instance import StoredInstance
@@ -145,15 +145,36 @@ class FrameService:
         """Frame ``number`` decoded: ``(array, changed pixel attributes)`` (ICodec.decode_frame)."""
         return await in_cpu(lambda: self._image(instance).decode(number - 1))
 
-    async def typed_image(self, instance: StoredInstance, number: int, pixel_format: str, media_type: str) -> bytes:
-        """Frame ``number``'s stored values clamped to ``pixel_format`` (uint8, uint16, int16) as
-        PNG or PAM (:data:`.arrays.TYPED_MEDIA_TYPES`), in one cpu job."""
-        encode = arrays.TYPED_MEDIA_TYPES[media_type]
-        return await in_cpu(lambda: encode(arrays.typed_frame(self._image(instance), number - 1, pixel_format)))
+    async def orthanc_image(self, instance: StoredInstance, number: int, kind: str, media_type: str, *,
+                            quality: int | None = None, window: tuple | None = None,
+                            size: tuple[int | None, int | None] = (None, None)) -> bytes:
+        """Frame ``number`` as one of Orthanc's image routes answers it (:mod:`.orthanc`), in one cpu
+        job: ``kind`` is ``preview``, ``rendered`` (``window``, fit in ``size`` = (width, height)),
+        ``uint8``, ``uint16`` or ``int16``; ``media_type`` image/png, image/jpeg or PAM."""
+        def job() -> bytes:
+            image = self._image(instance)
+            if kind == "preview":
+                array = orthanc.preview(image, number - 1)
+            elif kind == "rendered":
+                array = orthanc.resized(orthanc.rendered(image, number - 1, window), *size)
+            else:
+                array = orthanc.typed(image, number - 1, kind)
+            return orthanc.encode(array, media_type, quality)
+
+        return await in_cpu(job)
+
+    async def matlab(self, instance: StoredInstance, number: int) -> bytes:
+        """Frame ``number``'s stored values as Orthanc's /matlab expression, in one cpu job."""
+        return await in_cpu(lambda: orthanc.matlab(self._image(instance), number - 1))
+
+    async def frame_numpy(self, instance: StoredInstance, number: int, rescale: bool, compress: bool) -> bytes:
+        """``.npy`` (``.npz`` when ``compress``) of frame ``number``, shaped (rows, columns, channels)."""
+        return await in_cpu(lambda: arrays.encode_numpy(arrays.frame_array(self._image(instance), number - 1,
+                                                                           rescale), compress))
 
     async def instance_numpy(self, instance: StoredInstance, rescale: bool, compress: bool) -> bytes:
         """``.npy`` (``.npz`` when ``compress``) of the instance's frames, shaped (frames, rows, columns,
-        channels): modality values when ``rescale``, else stored values; one cpu job."""
+        channels): float32 modality values when ``rescale``, else stored values; one cpu job."""
         return await in_cpu(lambda: arrays.encode_numpy(arrays.instance_array(self._image(instance), rescale),
                                                         compress))
 

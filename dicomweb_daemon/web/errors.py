@@ -23,6 +23,13 @@ class ImageTooLarge(BadRequest):
     orthanc_error = "Image too large"
 
 
+class IncompatibleImageFormat(UnsupportedMediaType):
+    """The image has no form in the asked pixel format (Orthanc answers 415 there too)."""
+
+    orthanc_error = "Incompatible format of the images"
+    orthanc_status = 23
+
+
 #: What each codec error is to an HTTP client. 415 when we cannot read what is stored, 406 when we
 #: cannot answer in the asked form (PS3.18 §8.7.4), 400 for what the file or the request gets wrong.
 CODEC_ERRORS: dict[type[codec.CodecError], type[DaemonError]] = {
@@ -31,6 +38,7 @@ CODEC_ERRORS: dict[type[codec.CodecError], type[DaemonError]] = {
     codec.CannotEncode: NotAcceptable,
     codec.NotAnImage: NotAcceptable,
     codec.CannotRender: NotAcceptable,
+    codec.IncompatibleFormat: IncompatibleImageFormat,
     codec.CorruptPixelData: BadFileFormat,
     codec.ImageTooLarge: ImageTooLarge,
     codec.InvalidOptions: BadRequest,

@@ -30,7 +30,9 @@ def reference_window(values: np.ndarray, center: float, width: float, function: 
     if function == "SIGMOID":
         out = 255 / (1 + np.exp(-4 * (values - center) / width))
     elif function == "LINEAR_EXACT":
-        out = ((values - center) / width + 0.5) * 255
+        # As Orthanc's DICOMweb plugin has it (its test suite's reference): (x - c) / w, without the
+        # "+ 0.5" of C.11.2.1.3.2, and white past c + w/2.
+        out = np.where(values > center + width / 2, 255, (values - center) / width * 255)
     else:
         low, high = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
         out = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
@@ -205,12 +207,16 @@ def test_palette_color_renders_through_its_lut(daemon):
 
 
 def test_ybr_jpeg_renders_as_rgb(daemon):
-    """A YBR_FULL_422 JPEG renders as the RGB pixels pydicom decodes from it."""
+    """A YBR_FULL_422 JPEG renders as the RGB pixels libjpeg decodes from it (its own YCbCr
+    conversion, as DCMTK's libjpeg does for Orthanc), a few levels from pydicom's conversion."""
     path = fresh("SC_rgb_dcmtk_+eb+cy+np.dcm")
     daemon.store(path)
     r = daemon.get(instance_url(path) + "/rendered", headers={"Accept": "image/png"})
-    expected = read(path).pixel_array.astype(int)
-    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+    ds = read(path)
+    frame = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    expected = np.asarray(Image.open(io.BytesIO(frame)).convert("RGB"))
+    assert np.array_equal(png(r.content), expected)
+    assert np.abs(png(r.content).astype(int) - ds.pixel_array.astype(int)).max() <= 8
 
 
 def test_planar_rgb_renders_interleaved(daemon):
@@ -352,13 +358,15 @@ def test_encapsulated_pdf_renders_as_pdf(daemon):
 
 
 def test_preview_png_and_jpeg(daemon):
-    """/preview is a PNG of the file's default rendering, or a JPEG when asked for."""
+    """/preview is a PNG of the stored values stretched from their minimum to their maximum (the
+    file's window and rescale play no part, as in Orthanc), or a JPEG when asked for."""
     answer = daemon.store(WINDOWED)
     r = daemon.get(f"/instances/{answer['ID']}/preview")
     assert r.headers["Content-Type"] == "image/png"
-    ds = pydicom.dcmread(io.BytesIO(WINDOWED))
-    expected = reference_window(modality(ds, ds.pixel_array), 1500, 3000)
-    assert np.abs(png(r.content).astype(int) - expected).max() <= 1
+    stored = pydicom.dcmread(io.BytesIO(WINDOWED)).pixel_array.astype(float)
+    low, high = stored.min(), stored.max()
+    expected = np.floor((stored - low) * 255 / (high - low) + 0.5)
+    assert np.array_equal(png(r.content), expected)
     j = daemon.get(f"/instances/{answer['ID']}/frames/0/preview", headers={"Accept": "image/jpeg"})
     assert j.headers["Content-Type"] == "image/jpeg" and j.content[:2] == b"\xff\xd8"
 
@@ -387,13 +395,15 @@ def test_image_pam(daemon):
     assert np.array_equal(values, np.clip(pydicom.dcmread(CT_SMALL).pixel_array, 0, None))
 
 
-def test_colour_has_no_16bit_form(daemon):
-    """image-uint16 of an RGB image is a 400 JSON, image-uint8 the RGB pixels."""
+def test_colour_has_no_typed_form(daemon):
+    """image-uint8, image-uint16 and image-int16 of an RGB image are 415 JSON errors, as Orthanc
+    answers (stored values of one type exist for greyscale images only); /preview shows it."""
     path = fresh("SC_rgb.dcm")
     answer = daemon.store(path)
-    bad = daemon.get(f"/instances/{answer['ID']}/image-uint16")
-    assert bad.status_code == 400 and bad.json()["HttpStatus"] == 400
-    rgb = png(daemon.get(f"/instances/{answer['ID']}/image-uint8").content)
+    for kind in ("image-uint8", "image-uint16", "image-int16"):
+        bad = daemon.get(f"/instances/{answer['ID']}/{kind}")
+        assert bad.status_code == 415 and bad.json()["HttpStatus"] == 415, kind
+    rgb = png(daemon.get(f"/instances/{answer['ID']}/preview").content)
     assert np.array_equal(rgb, read(path).pixel_array)
 
 
@@ -414,15 +424,15 @@ def test_frames_list_and_raw(daemon):
 
 
 def test_instance_numpy(daemon):
-    """/numpy is float64 with rescale applied, shaped (frames, rows, cols, channels); rescale=0 is raw;
-    compress=1 gives an .npz."""
+    """/numpy is float32 with rescale applied (as Orthanc 1.10 exports it), shaped (frames, rows, cols,
+    channels); rescale=0 is the stored values in their type; compress=1 gives an .npz."""
     answer = daemon.store(CT_SMALL)
     ds = pydicom.dcmread(CT_SMALL)
     array = np.load(io.BytesIO(daemon.get(f"/instances/{answer['ID']}/numpy").content))
-    assert array.dtype == np.float64 and array.shape == (1, 128, 128, 1)
-    assert np.array_equal(array[0, :, :, 0], modality(ds, ds.pixel_array))
+    assert array.dtype == np.float32 and array.shape == (1, 128, 128, 1)
+    assert np.array_equal(array[0, :, :, 0], modality(ds, ds.pixel_array).astype(np.float32))
     raw = np.load(io.BytesIO(daemon.get(f"/instances/{answer['ID']}/numpy?rescale=0").content))
-    assert np.array_equal(raw[0, :, :, 0], ds.pixel_array)
+    assert raw.dtype == ds.pixel_array.dtype and np.array_equal(raw[0, :, :, 0], ds.pixel_array)
     packed = daemon.get(f"/instances/{answer['ID']}/numpy?compress=1").content
     assert zipfile.is_zipfile(io.BytesIO(packed))
     assert np.array_equal(np.load(io.BytesIO(packed))["arr_0"], array)

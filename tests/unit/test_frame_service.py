@@ -218,7 +218,7 @@ async def test_typed_image_keeps_the_stored_values(parts):
     """A 16-bit PNG of a frame holds its stored values, unscaled (Orthanc's /image-uint16)."""
     data = make_ct(size=32)
     instance = await store(parts, data)
-    png = await parts.frames.typed_image(instance, 1, "uint16", "image/png")
+    png = await parts.frames.orthanc_image(instance, 1, "uint16", "image/png")
     got = np.asarray(Image.open(io.BytesIO(png)))
     assert np.array_equal(got.astype(np.uint16), pydicom.dcmread(io.BytesIO(data)).pixel_array)
 
@@ -254,6 +254,39 @@ async def test_rendering_parses_the_stored_json_once_per_file(parts):
     header = parts.frames.headers.get(instance.file_uuid, None)  # None: no JSON to parse again
     assert header is not None and header[1]["rows"] == 64
     assert await parts.frames.rendered(instance, 1, media_type="image/png") == first
+
+
+@pytest_twisted.ensureDeferred
+async def test_orthanc_routes_read_through_the_json_and_frame_table(parts, monkeypatch):
+    """Orthanc's preview, rendered, typed images, matlab and numpy of an ordinary image never parse
+    the stored file: the stored JSON and the frame table answer (one ranged read)."""
+    from dicomweb_daemon.codecs import stored
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the stored file was parsed")
+
+    instance = await store(parts, file_bytes("MR_small.dcm"))
+    monkeypatch.setattr(stored, "open_image", no_parsing)
+    for kind in ("preview", "rendered", "uint8", "int16"):
+        assert (await parts.frames.orthanc_image(instance, 1, kind, "image/png"))[:4] == b"\x89PNG", kind
+    assert (await parts.frames.matlab(instance, 1)).startswith(b"double([ ")
+    frame = np.load(io.BytesIO(await parts.frames.frame_numpy(instance, 1, rescale=False, compress=False)))
+    assert np.array_equal(frame[..., 0], pydicom.dcmread(io.BytesIO(file_bytes("MR_small.dcm"))).pixel_array)
+
+
+@pytest_twisted.ensureDeferred
+async def test_orthanc_images_are_refused_as_orthanc_refuses_them(parts):
+    """A JPEG 2000 frame is NoDecoder on Orthanc's routes (no GDCM plugin), a colour image has no
+    typed form (IncompatibleFormat); the DICOMweb rendering decodes the JPEG 2000 frame."""
+    from dicomweb_daemon.codecs.errors import IncompatibleFormat, NoDecoder
+
+    j2k = await store(parts, file_bytes("MR_small_jp2klossless.dcm"))
+    with pytest.raises(NoDecoder):
+        await parts.frames.orthanc_image(j2k, 1, "preview", "image/png")
+    assert (await parts.frames.rendered(j2k, 1, media_type="image/png"))[:4] == b"\x89PNG"
+    rgb = await store(parts, file_bytes("SC_rgb.dcm"))
+    with pytest.raises(IncompatibleFormat):
+        await parts.frames.orthanc_image(rgb, 1, "uint8", "image/png")
 
 
 # -- whole files --------------------------------------------------------------------------------

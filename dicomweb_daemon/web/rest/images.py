@@ -1,5 +1,5 @@
-"""Orthanc's image routes: /preview, /image-uint8|uint16|int16, raw frames, /numpy exports, and
-/tools/transfer-syntaxes. Frames here are numbered from 0, as in Orthanc's API; the frame service
+"""Orthanc's image routes: /preview, /rendered, /image-uint8|uint16|int16, /matlab, raw frames,
+/numpy exports, and /tools/transfer-syntaxes. Frames here are numbered from 0, as in Orthanc's API; the frame service
 numbers them from 1, as PS3.18 does."""
 from __future__ import annotations
 
@@ -89,20 +89,21 @@ class ImageRoutes:
     @route("/instances/<id>/preview")
     @route("/instances/<id>/frames/<frame>/preview")
     async def preview(self, request, id, frame="0"):  # noqa: A002
-        """PNG (or JPEG on request) with the file's default window, as a person would see it."""
+        """The stored values stretched over their range, as PNG (or JPEG on request), as Orthanc's
+        /preview (:mod:`...codecs.orthanc`)."""
         index = _frame_number(frame)
         media = accepted(request, ["image/png", "image/jpeg"], "image/png")
-        instance = await self.frame_service.instance(id, metadata=True)
         quality = _quality(request)
-        data = await self.frame_service.rendered(instance, index + 1, media_type=media, quality=quality)
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.orthanc_image(instance, index + 1, "preview", media, quality=quality)
         request.setHeader(b"Content-Type", media.encode())
         return data
 
     @route("/instances/<id>/rendered")
     @route("/instances/<id>/frames/<frame>/rendered")
     async def rendered(self, request, id, frame="0"):  # noqa: A002
-        """Orthanc's rendered image: ``width``/``height`` (fit), ``window-center``/``window-width``,
-        ``quality``; PNG, or JPEG when asked for."""
+        """Orthanc's rendered image: ``width``/``height`` (fit), ``window-center``/``window-width``
+        (else the file's window), ``quality``; PNG, or JPEG when asked for."""
         index = _frame_number(frame)
         media = accepted(request, ["image/png", "image/jpeg"], "image/png")
         width, height = int_arg(request, "width"), int_arg(request, "height")
@@ -110,37 +111,59 @@ class ImageRoutes:
         window = None
         if center not in (None, "") or span not in (None, ""):
             window = parse_window([center, span])  # 400 when one is missing or not a number
-        viewport = (width, height) if width or height else None
-        instance = await self.frame_service.instance(id, metadata=True)
         quality = _quality(request)
-        data = await self.frame_service.rendered(instance, index + 1, media_type=media, quality=quality,
-                                                 window=window, viewport=viewport)
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.orthanc_image(instance, index + 1, "rendered", media, quality=quality,
+                                                      window=window, size=(width, height))
         request.setHeader(b"Content-Type", media.encode())
         return data
 
     @route("/instances/<id>/<any('image-uint8','image-uint16','image-int16'):kind>")
     @route("/instances/<id>/frames/<frame>/<any('image-uint8','image-uint16','image-int16'):kind>")
     async def typed_image(self, request, id, kind, frame="0"):  # noqa: A002
-        """Stored values clamped to the asked type, as PNG or PAM (no rescale, no window)."""
+        """Stored values clamped to the asked type, as PNG, PAM, or JPEG for 8 bits (no rescale, no
+        window); colour images have none of these forms (415)."""
         index = _frame_number(frame)
-        media = accepted(request, ["image/png", PAM], "image/png")
+        media = accepted(request, ["image/png", PAM, "image/jpeg"], "image/png")
+        quality = _quality(request)
         instance = await self.frame_service.instance(id, metadata=True)
-        data = await self.frame_service.typed_image(instance, index + 1, kind.split("-", 1)[1], media)
+        data = await self.frame_service.orthanc_image(instance, index + 1, kind.split("-", 1)[1], media,
+                                                      quality=quality)
         request.setHeader(b"Content-Type", media.encode())
+        return data
+
+    @route("/instances/<id>/matlab")
+    @route("/instances/<id>/frames/<frame>/matlab")
+    async def matlab(self, request, id, frame="0"):  # noqa: A002
+        """The frame's stored values as a MATLAB/Octave expression (``double([ ... ])``)."""
+        index = _frame_number(frame)
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.matlab(instance, index + 1)
+        request.setHeader(b"Content-Type", b"text/plain")
         return data
 
     @route("/instances/<id>/frames/<frame>/raw")
     async def raw(self, request, id, frame):  # noqa: A002
-        """The frame's stored bytes, read through the frame table without parsing the file."""
+        """The frame's stored bytes, read through the frame table without parsing the file (images
+        without a frame table, such as single-bit or Elscint-compressed ones, are read parsed)."""
         index = _frame_number(frame)
         instance = await self.frame_service.instance(id)
-        if index >= max(len(instance.frames), int(instance.number_of_frames or 0)):
+        if instance.frames and index >= len(instance.frames):
             raise UnknownResource("Unknown resource", f"frame {index} does not exist "
-                                  f"(the instance has {instance.number_of_frames})")
+                                  f"(the instance has {len(instance.frames)})")
         data = await self.frame_service.raw_frame(instance, index + 1)
         request.setHeader(b"Content-Type",
                           _RAW_TYPES.get(instance.transfer_syntax, "application/octet-stream").encode())
         return data
+
+    @route("/instances/<id>/frames/<frame>/numpy")
+    async def frame_numpy(self, request, id, frame):  # noqa: A002
+        """``.npy`` (or ``.npz`` with compress=1) of one frame, shaped (rows, columns, channels)."""
+        index = _frame_number(frame)
+        rescale, compress = _flag(request, "rescale", True), _flag(request, "compress", False)
+        instance = await self.frame_service.instance(id, metadata=True)
+        data = await self.frame_service.frame_numpy(instance, index + 1, rescale, compress)
+        return _numpy_answer(request, data, compress)
 
     @route("/instances/<id>/numpy")
     async def instance_numpy(self, request, id):  # noqa: A002
