@@ -65,15 +65,20 @@ def test_missing_uid_is_named(make_daemon):
 
 
 def test_unknown_routes_ids_and_methods(make_daemon):
-    """Unknown routes and IDs are 404 JSON; a wrong method is 405 with an Allow header."""
+    """Unknown IDs are 404 JSON; an unknown route is 404 with the JSON description labelled plain
+    text (Orthanc >= 1.12.2: it echoes the URI); a wrong method is 405 with an Allow header and no
+    body; every answer says nosniff."""
     d = make_daemon()
-    assert_orthanc_error(d.get("/no/such/route"), 404, "GET")
+    r = d.get("/no/such/<script>route")
+    assert r.status_code == 404 and r.headers["Content-Type"] == "text/plain"
+    assert r.json()["HttpStatus"] == 404 and r.headers["X-Content-Type-Options"] == "nosniff"
     assert_orthanc_error(d.get("/patients/not-an-id"), 404, "GET")
     assert_orthanc_error(d.get("/instances/00000000-00000000-00000000-00000000-00000000/file"), 404, "GET")
     r = d.put("/patients")
-    assert_orthanc_error(r, 405, "PUT")
+    assert r.status_code == 405 and r.content == b"" and "Content-Type" not in r.headers
     assert "GET" in r.headers["Allow"]
     assert_orthanc_error(d.get("/patients?limit=abc"), 400, "GET")
+    assert d.get("/system").headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_huge_body_is_refused_while_streaming(make_daemon):
