@@ -17,9 +17,10 @@ MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 FILE_SET_ID = "ORTHANC_MEDIA"
 IN_USE = 0xFFFF
 
-# The keys of each record type (PS3.3 Table F.5-1..4); type 2 keys are written even when empty,
-# the others only when the instance has them. ``extended`` adds what Orthanc's "extended" DICOMDIR
-# adds (attributes outside the standard IOD).
+# The keys of each record type (PS3.3 Table F.5-1..4), with their type. Type 1 and 2 keys are
+# written even when the instance lacks them (empty), so that readers that insist on them (pydicom's
+# FileSet does) read the DICOMDIR; type 3 only when present. ``extended`` adds what Orthanc's
+# "extended" DICOMDIR adds (attributes outside the standard IOD).
 PATIENT_KEYS = (("PatientName", 2), ("PatientID", 1))
 STUDY_KEYS = (("StudyDate", 1), ("StudyTime", 1), ("AccessionNumber", 2), ("StudyDescription", 2),
               ("StudyInstanceUID", 1), ("StudyID", 1))
@@ -112,7 +113,7 @@ def _record(kind: str, header: Dataset, keys, charset: str) -> Dataset:
         value = header.get(keyword)
         if isinstance(value, (str, PersonName)):
             value = _ascii(str(value))
-        if value is not None or kind_of == 2:
+        if value is not None or kind_of in (1, 2):
             setattr(record, keyword, value if value is not None else "")
     return record
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydicom.filereader import read_file_meta_info
 
-from ..errors import BadRequest
+from ..errors import BadFileFormat, BadRequest
 from .sources import BytesSource, FileSource, Source
 from .spool import Spool
 
@@ -28,7 +28,7 @@ class ZipTooLarge(ValueError):
     """A member inflates beyond the limit (a ZIP bomb, or just too big)."""
 
 
-class CorruptArchive(BadRequest):
+class CorruptArchive(BadFileFormat):
     """The ZIP's own structure or a member's compressed data is broken."""
 
 

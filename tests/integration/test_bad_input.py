@@ -143,15 +143,19 @@ def test_chunked_body_is_refused_when_it_passes_the_limit(make_daemon):
 
 
 def test_zip_bomb_like_member_and_mixed_zip(make_daemon):
-    """A ZIP whose members are bad is answered member by member; good members are stored."""
-    d = make_daemon()
+    """A ZIP is answered member by member: a member inflating past MaximumBodySize fails, a member
+    that is not DICOM is left out (as Orthanc does), good members are stored."""
+    d = make_daemon({"MaximumBodySize": 1})
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("zeros.bin", b"\0" * (5 * 1024 * 1024))
+        z.writestr("zeros.dcm", b"\0" * 128 + b"DICM" + b"\0" * (3 * 1024 * 1024))
+        z.writestr("zeros.bin", b"\0" * (512 * 1024))
         z.writestr("good.dcm", make_ct("ZB-1"))
     r = d.post("/instances", buf.getvalue())
     assert r.status_code == 200
-    assert [a["Status"] for a in r.json()] == ["Failure", "Success"]
+    answers = r.json()
+    assert [a["Status"] for a in answers] == ["Failure", "Success"]
+    assert answers[0]["Filename"] == "zeros.dcm" and "MaximumBodySize" in answers[0]["Details"]
     assert len(d.get("/instances").json()) == 1
     assert [f for f in storage_files(d) if f.startswith(str(d.data / "tmp"))] == []
 
