@@ -121,6 +121,8 @@ def test_bare_dataset_is_stored_as_it_came(d):
     meta = d.get(f"/instances/{answer['ID']}/metadata?expand").json()
     assert meta["TransferSyntax"] == ImplicitVRLittleEndian and meta["SopClassUid"] == ds.SOPClassUID
     assert d.get(f"/instances/{answer['ID']}/file").content == bare
+    assert d.get(f"/instances/{answer['ID']}/simplified-tags").json()["SOPInstanceUID"] == ds.SOPInstanceUID
+    assert d.get(f"/instances/{answer['ID']}/tags").status_code == 200
 
 
 # -- ZIP uploads ----------------------------------------------------------------------------------

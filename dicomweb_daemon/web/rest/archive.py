@@ -106,7 +106,10 @@ class ArchiveRoutes:
             except CodecError as e:
                 log.warn("archive: instance {id} kept in {syntax}: {error}", id=entry.public_id,
                          syntax=instance.transfer_syntax, error=e)
-                return None
+            except Exception:  # noqa: BLE001 - one file that cannot be transcoded must not cut the archive
+                log.failure("archive: instance {id} kept in {syntax}", id=entry.public_id,
+                            syntax=instance.transfer_syntax)
+            return None
 
         def fetch(entry: ArchiveEntry) -> bytes | None:
             from twisted.internet import reactor  # noqa: PLC0415 - the running reactor
