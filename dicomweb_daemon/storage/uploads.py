@@ -172,6 +172,10 @@ def close_form_body(body: Source, boundary: str) -> Source:
 
 
 def _tail(body: Source, n: int) -> bytes:
+    memory = body.in_memory()
+    if memory is not None:
+        buf, begin, end = memory
+        return bytes(buf[max(begin, end - n):end])
     if isinstance(body, FileSource):
         with open(body.path, "rb") as f:
             f.seek(max(0, body.size - n))
