@@ -228,15 +228,23 @@ def _parse_fast(buf, size: int, default_charset: str) -> ParsedInstance:
 
 def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
     """Any file pydicom reads (big endian, deflated, ISO 2022 text, odd VRs, ...)."""
+    # A bare dataset without preamble nor file meta information (PS3.10 §7.1) is read too, its
+    # encoding guessed from its first element, as Orthanc (DCMTK) does; it is stored as it came.
+    bare = f.getbuffer()[128:132] != b"DICM"
     try:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=bare)
     except (InvalidDicomError, EOFError) as e:
         raise BadFileFormat("Bad file format", f"not a DICOM file: {e}") from None
     except Exception as e:
         raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
     meta = ds.file_meta
-    ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
-    dataset_offset = _dataset_offset(f, meta)
+    if bare:
+        implicit, little = ds.original_encoding
+        ts = UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+        dataset_offset = 0
+    else:
+        ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+        dataset_offset = _dataset_offset(f, meta)
     size = f.seek(0, 2)
     with _whole(f) as buf:
         md5 = hashlib.md5(buf).hexdigest()

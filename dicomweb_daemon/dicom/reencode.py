@@ -37,10 +37,13 @@ def _swap_dataset(ds, top: bool = True) -> None:
 
 def native_to_explicit_le(data: bytes) -> bytes:
     """Re-encode a native (implicit VR LE, big endian, deflated) file in explicit VR LE (cpu)."""
-    ds = pydicom.dcmread(io.BytesIO(data))
-    if ds.file_meta.get("TransferSyntaxUID") == BIG_ENDIAN:
+    # force: a bare dataset without file meta information (stored as it came) is read too.
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if ds.file_meta.get("TransferSyntaxUID", BIG_ENDIAN if not ds.original_encoding[1] else None) == BIG_ENDIAN:
         _swap_dataset(ds)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.setdefault("MediaStorageSOPClassUID", ds.get("SOPClassUID", ""))
+    ds.file_meta.setdefault("MediaStorageSOPInstanceUID", ds.get("SOPInstanceUID", ""))
     out = io.BytesIO()
     dcmwrite(out, ds, little_endian=True, implicit_vr=False, enforce_file_format=True)
     return out.getvalue()

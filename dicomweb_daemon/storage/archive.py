@@ -1,16 +1,18 @@
-"""ZIP archives of stored instances, plain or as DICOM media (with a DICOMDIR), written to any
-file-like object: the web layer hands in a writer that streams to the client."""
+"""ZIP archives of stored instances, plain or as DICOM media (``IMAGES/IM0``... and a DICOMDIR),
+written to any file-like object: the web layer hands in a writer that streams to the client, and
+optionally ``fetch``, which gives an instance's file transcoded (None: the file as stored).
+The calls block (io threads)."""
 from __future__ import annotations
 
-import os
+import io
 import re
-import shutil
-import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydicom.fileset import FileSet
+import pydicom
 
+from .dicomdir import DicomDir
 from .reads import StoredFile
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 ._^-]+")
@@ -23,6 +25,11 @@ class ArchiveEntry:
     uuid: str
     folders: tuple[str, str, str]
     modality: str
+    public_id: str = ""
+
+
+#: An instance's file in the archive's transfer syntax, or None to put the stored file as it is.
+Fetch = Callable[[ArchiveEntry], "bytes | None"]
 
 
 def folder_name(*parts: str) -> str:
@@ -31,18 +38,20 @@ def folder_name(*parts: str) -> str:
     return _UNSAFE.sub("_", text)[:64].strip() or "Unknown"
 
 
-def _local_copy(storage, uuid: str, folder: str) -> str:
-    """A path to the stored file: the storage's own, or a copy for storages without local files."""
-    stored = StoredFile(storage, uuid)
-    if stored.path is not None:
-        return stored.path
-    path = os.path.join(folder, uuid)
-    with open(path, "wb") as f:
-        f.write(stored.read())
-    return path
+def _put(z: zipfile.ZipFile, storage, entry: ArchiveEntry, name: str, fetch: Fetch | None) -> bytes | str:
+    """Write one instance's file under ``name``; give back its bytes or its local path."""
+    data = fetch(entry) if fetch is not None else None
+    if data is None:
+        stored = StoredFile(storage, entry.uuid)
+        if stored.path is not None:
+            z.write(stored.path, name)
+            return stored.path
+        data = stored.read()
+    z.writestr(name, data)
+    return data
 
 
-def write_zip(out, storage, entries: list[ArchiveEntry]) -> None:
+def write_zip(out, storage, entries: list[ArchiveEntry], fetch: Fetch | None = None) -> None:
     """A ZIP of ``Patient/Study/Series/MR000000.dcm`` folders, streamed to ``out``."""
     counters: dict[tuple[str, str, str], int] = {}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
@@ -50,29 +59,31 @@ def write_zip(out, storage, entries: list[ArchiveEntry]) -> None:
             n = counters.get(entry.folders, 0)
             counters[entry.folders] = n + 1
             prefix = (entry.modality or "IM")[:2].upper()
-            name = "/".join(entry.folders) + f"/{prefix}{n:06d}.dcm"
-            stored = StoredFile(storage, entry.uuid)
-            if stored.path is not None:
-                z.write(stored.path, name)
-            else:
-                z.writestr(name, stored.read())
+            _put(z, storage, entry, "/".join(entry.folders) + f"/{prefix}{n:06d}.dcm", fetch)
 
 
-def write_media(out, storage, uuids: list[str]) -> None:
-    """A ZIP holding a DICOM File-set (PS3.10): the files under ``IMAGES/`` and its DICOMDIR."""
-    staging = tempfile.mkdtemp(prefix="media-")
-    try:
-        fs = FileSet()
-        fs.ID = "DICOMWEB"
-        originals = tempfile.mkdtemp(dir=staging)
-        for uuid in uuids:
-            fs.add(_local_copy(storage, uuid, originals))
-        output = os.path.join(staging, "fileset")
-        fs.write(output)
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
-            for folder, _, files in os.walk(output):
-                for name in sorted(files):
-                    full = os.path.join(folder, name)
-                    z.write(full, os.path.relpath(full, output))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def write_media(out, storage, entries: list[ArchiveEntry], fetch: Fetch | None = None, extended: bool = False,
+                default_charset: str = "ISO_IR 100") -> None:
+    """A ZIP holding a DICOM File-set (PS3.10 §8): ``IMAGES/IM0``... and their DICOMDIR, last.
+
+    Each file's directory keys are read from its own header, its text in its SpecificCharacterSet,
+    ``default_charset`` (Orthanc's DefaultEncoding) for files without one."""
+    directory = DicomDir(extended)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+        for i, entry in enumerate(entries):
+            file_id = ["IMAGES", f"IM{i}"]
+            content = _put(z, storage, entry, "/".join(file_id), fetch)
+            header = pydicom.dcmread(content if isinstance(content, str) else io.BytesIO(content),
+                                     stop_before_pixels=True, force=True)
+            charset = header.get("SpecificCharacterSet")
+            if not charset:
+                charset = header.SpecificCharacterSet = default_charset  # before any text is decoded
+            syntax = header.file_meta.get("TransferSyntaxUID") or _syntax_of(header)
+            directory.add(header, file_id, str(syntax), charset)
+        z.writestr("DICOMDIR", directory.encode())
+
+
+def _syntax_of(header) -> str:
+    """The transfer syntax of a file without file meta information, from how pydicom read it."""
+    implicit, little = header.original_encoding
+    return "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"

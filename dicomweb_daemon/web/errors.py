@@ -115,5 +115,11 @@ def render_error(request, failure) -> bytes:
         request.transport.abortConnection() if request.transport else None
         return b""
     request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"application/json")
+    if isinstance(exc, MethodNotAllowed):
+        # Orthanc answers a wrong method with its Allow header and no body (so no Content-Type).
+        request.setHeader(b"Content-Length", b"0")
+        return b""
+    # Orthanc >= 1.12.2 labels the description of an unknown route as plain text (it echoes the URI).
+    content_type = b"text/plain" if status == 404 and isinstance(exc, HTTPException) else b"application/json"
+    request.setHeader(b"Content-Type", content_type)
     return error_body(request, status, message, details, *orthanc)

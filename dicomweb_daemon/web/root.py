@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
+from urllib.parse import parse_qs
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -11,6 +13,12 @@ from .dicomweb import cors
 from .errors import error_body, path_of
 
 log = Logger()
+
+# Orthanc lets clients that can only send GET and POST ask for another method: a POST with the
+# ``X-HTTP-Method-Override`` header (Google's convention), or ``_method=`` in the query string or in
+# a form-encoded POST body (Ruby on Rails' convention).
+OVERRIDABLE = {b"POST": (b"PUT", b"DELETE", b"GET"), b"GET": (b"PUT", b"DELETE", b"POST")}
+FORM = b"application/x-www-form-urlencoded"
 
 
 class RootResource(Resource):
@@ -39,6 +47,9 @@ class RootResource(Resource):
     def _render(self, request):
         # Orthanc routes "/dicom-web//studies" as "/dicom-web/studies": drop empty segments.
         request.postpath = [seg for seg in request.postpath if seg]
+        # Responses must not be sniffed into another type (Orthanc >= 1.12.2 sends this everywhere).
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        _override_method(request)
         if self.cors_prefixes and self._under_cors(request):
             if cors.is_preflight(request):
                 return cors.preflight(request, self.dicomweb)
@@ -65,3 +76,31 @@ class RootResource(Resource):
             return False
         expected = self.users.get(user)
         return expected is not None and hmac.compare_digest(expected, password)
+
+
+def _override_method(request) -> None:
+    """Apply a method override (see OVERRIDABLE) before routing; anything else is left alone."""
+    allowed = OVERRIDABLE.get(request.method)
+    if allowed is None:
+        return
+    wanted = request.getHeader(b"x-http-method-override") if request.method == b"POST" else None
+    if wanted is None:
+        wanted = _method_argument(request)
+    if wanted is not None and wanted.strip().upper() in allowed:
+        request.method = wanted.strip().upper()
+
+
+def _method_argument(request) -> bytes | None:
+    """``_method`` of the query string, or of a small form-encoded POST body."""
+    _, _, qs = request.uri.partition(b"?")
+    values = parse_qs(qs.decode("latin-1")).get("_method")
+    if values:
+        return values[-1].encode("latin-1", "replace")
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    content = getattr(request, "content", None)
+    # Only a small body held in memory is looked at: reading a spooled one would block the reactor.
+    if request.method != b"POST" or content_type != FORM or not isinstance(content, io.BytesIO):
+        return None
+    body = content.getvalue()
+    values = parse_qs(body.decode("latin-1")).get("_method")
+    return values[-1].encode("latin-1", "replace") if values else None

@@ -4,9 +4,12 @@ routes as ingest sources; bodies over the size limit refused as soon as that is 
 from __future__ import annotations
 
 import io
+from http import HTTPStatus
+from types import SimpleNamespace
 
 from twisted.internet import reactor
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.server import Request, Site
 
 from ..errors import PayloadTooLarge
@@ -187,11 +190,74 @@ def take_body(request) -> Source:
     return BytesSource(request.content.read())
 
 
+class DaemonChannel(http.HTTPChannel):
+    """Twisted's HTTP channel, whose refusals of a request's head are answered as every other error
+    (a JSON body in Orthanc's shape) instead of a bare "400 Bad Request": header fields over its
+    limits (``totalHeadersSize`` bytes in all, ``maxHeaders`` fields, ``MAX_LENGTH`` bytes in a line)
+    get 431 Request Header Fields Too Large (RFC 6585 §5), a request line too long 414."""
+
+    refused = False
+
+    def lineReceived(self, line):  # noqa: N802 - Twisted API
+        if self.refused:
+            return
+        # The check HTTPChannel.lineReceived makes, made first so that the answer is ours.
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(431, f"the request's header fields are larger than {self.totalHeadersSize} bytes")
+            return
+        super().lineReceived(line)
+
+    def headerReceived(self, line):  # noqa: N802 - Twisted API
+        if self.refused:
+            return False
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse(431, f"the request has more than {self.maxHeaders} header fields")
+            return False
+        return super().headerReceived(line)
+
+    def lineLengthExceeded(self, line):  # noqa: N802 - Twisted API
+        if not hasattr(self, "_command"):  # still in the request line
+            self._refuse(414, f"the request line is longer than {self.MAX_LENGTH} bytes")
+        else:
+            self._refuse(431, f"a request header field is longer than {self.MAX_LENGTH} bytes")
+
+    def _respondToBadRequestAndDisconnect(self):  # noqa: N802 - Twisted API
+        self._refuse(400, "malformed HTTP request head")
+
+    def _refuse(self, status: int, details: str) -> None:
+        """Answer ``status`` with a JSON body, then close: what the client still sends is read and
+        dropped for a while, so that it reads the answer rather than a connection reset."""
+        if self.refused:
+            return
+        self.refused = True
+        self.clearLineBuffer()
+        self.dataReceived = self.rawDataReceived = lambda data: None
+        head = SimpleNamespace(method=getattr(self, "_command", b""), uri=getattr(self, "_path", b""))
+        phrase = HTTPStatus(status).phrase.encode()
+        body = error_body(head, status, HTTPStatus(status).phrase, details)
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                             b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+                             % (status, phrase, len(body)) + body)
+        self.transport.loseWriteConnection()
+        reactor.callLater(LINGER_SECONDS, self.transport.abortConnection)
+        log.info("refused a request head: {status} {details}", status=status, details=details)
+
+
+def _channel(site) -> http.HTTPChannel:
+    """The protocol of each connection: Twisted's wrapper (which could switch to HTTP/2 with TLS)
+    around our channel."""
+    return http._GenericHTTPChannelProtocol(DaemonChannel())
+
+
 class DaemonSite(Site):
     requestFactory = SpoolingRequest
+    protocol = _channel
 
     def __init__(self, resource, spool: Spool, body_memory: BodyMemory, max_body: int, **kwargs):
         kwargs.setdefault("logFormatter", lambda timestamp, request: access_line(timestamp, request))
+        # Form bodies (multipart/form-data uploads) are split by the upload route from their spooled
+        # file: Twisted would read them whole into memory first to fill request.args.
+        kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(resource, **kwargs)
         self.spool = spool
         self.body_memory = body_memory

@@ -25,7 +25,7 @@ def test_study_archive_holds_every_instance(make_daemon):
 
 
 def test_create_archive_of_several_resources(make_daemon):
-    """POST /tools/create-archive zips any set of resources, without duplicates."""
+    """POST /tools/create-archive zips any set of resources, without duplicates (none: an empty ZIP)."""
     d = make_daemon()
     a = d.store(make_ct("ARC-2"))
     b = d.store(make_ct("ARC-3"))
@@ -33,7 +33,9 @@ def test_create_archive_of_several_resources(make_daemon):
     assert r.status_code == 200
     assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == 2
     assert d.post("/tools/create-archive", json={"Resources": ["nope"]}).status_code == 404
-    assert d.post("/tools/create-archive", json={"Resources": []}).status_code == 400
+    empty = d.post("/tools/create-archive", json={"Resources": []})
+    assert empty.status_code == 200 and zipfile.ZipFile(io.BytesIO(empty.content)).namelist() == []
+    assert d.post("/tools/create-archive", json={"Resources": "nope"}).status_code == 400
 
 
 def test_media_has_a_readable_dicomdir(make_daemon):

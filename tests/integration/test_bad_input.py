@@ -65,15 +65,20 @@ def test_missing_uid_is_named(make_daemon):
 
 
 def test_unknown_routes_ids_and_methods(make_daemon):
-    """Unknown routes and IDs are 404 JSON; a wrong method is 405 with an Allow header."""
+    """Unknown IDs are 404 JSON; an unknown route is 404 with the JSON description labelled plain
+    text (Orthanc >= 1.12.2: it echoes the URI); a wrong method is 405 with an Allow header and no
+    body; every answer says nosniff."""
     d = make_daemon()
-    assert_orthanc_error(d.get("/no/such/route"), 404, "GET")
+    r = d.get("/no/such/<script>route")
+    assert r.status_code == 404 and r.headers["Content-Type"] == "text/plain"
+    assert r.json()["HttpStatus"] == 404 and r.headers["X-Content-Type-Options"] == "nosniff"
     assert_orthanc_error(d.get("/patients/not-an-id"), 404, "GET")
     assert_orthanc_error(d.get("/instances/00000000-00000000-00000000-00000000-00000000/file"), 404, "GET")
     r = d.put("/patients")
-    assert_orthanc_error(r, 405, "PUT")
+    assert r.status_code == 405 and r.content == b"" and "Content-Type" not in r.headers
     assert "GET" in r.headers["Allow"]
     assert_orthanc_error(d.get("/patients?limit=abc"), 400, "GET")
+    assert d.get("/system").headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_huge_body_is_refused_while_streaming(make_daemon):
@@ -138,15 +143,19 @@ def test_chunked_body_is_refused_when_it_passes_the_limit(make_daemon):
 
 
 def test_zip_bomb_like_member_and_mixed_zip(make_daemon):
-    """A ZIP whose members are bad is answered member by member; good members are stored."""
-    d = make_daemon()
+    """A ZIP is answered member by member: a member inflating past MaximumBodySize fails, a member
+    that is not DICOM is left out (as Orthanc does), good members are stored."""
+    d = make_daemon({"MaximumBodySize": 1})
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("zeros.bin", b"\0" * (5 * 1024 * 1024))
+        z.writestr("zeros.dcm", b"\0" * 128 + b"DICM" + b"\0" * (3 * 1024 * 1024))
+        z.writestr("zeros.bin", b"\0" * (512 * 1024))
         z.writestr("good.dcm", make_ct("ZB-1"))
     r = d.post("/instances", buf.getvalue())
     assert r.status_code == 200
-    assert [a["Status"] for a in r.json()] == ["Failure", "Success"]
+    answers = r.json()
+    assert [a["Status"] for a in answers] == ["Failure", "Success"]
+    assert answers[0]["Filename"] == "zeros.dcm" and "MaximumBodySize" in answers[0]["Details"]
     assert len(d.get("/instances").json()) == 1
     assert [f for f in storage_files(d) if f.startswith(str(d.data / "tmp"))] == []
 

@@ -33,7 +33,8 @@ class InstanceRoutes:
         info = await self._file(public_id)
         stored = StoredFile(self.storage, info["file_uuid"])
         source = stored.path if stored.path is not None else await in_io(stored.source)
-        ds = await in_cpu(pydicom.dcmread, source, stop_before_pixels=not pixels)
+        # force: a bare dataset without file meta information is stored as it came (PS3.10 §7.1)
+        ds = await in_cpu(pydicom.dcmread, source, stop_before_pixels=not pixels, force=True)
         if not pixels and info["pixel_data_offset"] is not None:
             # Shown as Null, as Orthanc does, without reading the pixels themselves.
             ds.add_new(0x7FE00010, "OB", None)
