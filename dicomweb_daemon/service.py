@@ -9,13 +9,15 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from .codecs.service import FrameService
+from .dicom.pixel_vr import pixel_data_vr_metadata
+from .dicom.transfer_syntaxes import UNCOMPRESSED
 from .index.writes import Origin
 from .interfaces import IStaging
 from .storage import journal
 from .storage.ingest import Ingest
 from .storage.shared_memory import BodyMemory
 from .storage.spool import Spool
-from .threads import ThreadsService, in_db, in_db_write
+from .threads import ThreadsService, in_cpu, in_db, in_db_write
 
 log = Logger()
 
@@ -61,6 +63,11 @@ class Daemon:
             })
             if info["pixel_data_offset"] is not None:
                 values["PixelDataOffset"] = str(info["pixel_data_offset"])
+                blob = await in_db(self.index.metadata_blob, public_id)
+                encapsulated = info["transfer_syntax"] not in UNCOMPRESSED
+                pixel_vr = await in_cpu(pixel_data_vr_metadata, blob, encapsulated)
+                if pixel_vr is not None:
+                    values["PixelDataVR"] = pixel_vr
         else:
             described = (await in_db(self.index.describe, [public_id]))[0]
             values["LastUpdate"] = described["LastUpdate"]

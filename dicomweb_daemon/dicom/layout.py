@@ -30,6 +30,7 @@ class PixelLayout:
     basic_offsets: list[int] = field(default_factory=list)
     encapsulated: bool = False
     element_offset: int = 0  # where the (7FE0,0010) element itself starts (Orthanc's PixelDataOffset)
+    vr: str | None = None  # the VR the file gives the pixel data (None in implicit VR)
 
 
 class _Walker:
@@ -82,7 +83,7 @@ class _Walker:
             if vr == b"SQ" or (vr is None and self._implicit_sequence(tag)):
                 self.items(value, value + length)
             if top and tag in PIXEL_DATA_TAGS:
-                self.pixels = PixelLayout(value, length, element_offset=pos)
+                self.pixels = PixelLayout(value, length, element_offset=pos, vr=vr.decode("latin-1") if vr else None)
             pos = value + length
         if end is None and pos >= self.size and not top:
             raise TruncatedFile("item without its delimiter at the end of the file")
@@ -137,7 +138,7 @@ class _Walker:
             else:
                 fragments.append((value, length))
             pos = value + length
-        self.pixels = PixelLayout(start, pos - start, fragments, basic, encapsulated=True)
+        self.pixels = PixelLayout(start, pos - start, fragments, basic, encapsulated=True, vr="OB")
         return value
 
 

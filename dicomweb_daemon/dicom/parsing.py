@@ -21,6 +21,7 @@ from ..errors import BadFileFormat
 from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
+from .pixel_vr import file_pixel_vr
 from .tags import MAIN_TAGS
 
 ROOT_TOKEN = "%%DICOMWEB_ROOT%%"
@@ -214,15 +215,19 @@ def _parse_fast(buf, size: int, default_charset: str) -> ParsedInstance:
 
 def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
     """Any file pydicom reads (big endian, deflated, ISO 2022 text, odd VRs, ...)."""
+    bare = _is_bare_dataset(f)
     try:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        # A dataset without the preamble and file meta information is read too, as Orthanc does
+        # (DCMTK reads such files); _describe still requires the identifying UIDs.
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=bare)
     except (InvalidDicomError, EOFError) as e:
         raise BadFileFormat("Bad file format", f"not a DICOM file: {e}") from None
     except Exception as e:
         raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
     meta = ds.file_meta
-    ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
-    dataset_offset = _dataset_offset(f, meta)
+    implicit = bool(getattr(ds, "original_encoding", (True, True))[0])
+    ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")))
+    dataset_offset = 0 if bare else _dataset_offset(f, meta)
     size = f.seek(0, 2)
     with _whole(f) as buf:
         md5 = hashlib.md5(buf).hexdigest()
@@ -240,8 +245,22 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
         except (LookupError, ValueError):
             pass
         del ds.SpecificCharacterSet
-    return _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
-                     lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
+    parsed = _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
+                       lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
+    if bare:
+        parsed.pixel_data_offset = None  # Orthanc finds no PixelDataOffset in a file without preamble
+    return parsed
+
+
+def _is_bare_dataset(f) -> bool:
+    """No "DICM" prefix after a 128-byte preamble, but a first element of a group other than 0002."""
+    f.seek(0)
+    head = f.read(132)
+    f.seek(0)
+    if len(head) < 8 or head[128:132] == b"DICM":
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    return group not in (0x0000, 0x0002) and group < 0x7FE0 and not group & 1
 
 
 def _whole(f: io.BytesIO):
@@ -283,7 +302,8 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
     pixel_vr = None
     if pixels is not None:
         bits = fields.number("BitsAllocated") or 8
-        pixel_vr = "OB" if pixels.encapsulated or bits <= 8 else "OW"
+        # The file's own VR when it gives one (Orthanc 1.12.1 keeps an 8-bit OW as OW: PixelDataVR).
+        pixel_vr = file_pixel_vr(pixels.vr, pixels.encapsulated, bits)
         rows, cols = fields.number("Rows") or 0, fields.number("Columns") or 0
         samples = fields.number("SamplesPerPixel") or 1
         frame_size = (rows * cols * samples * bits + 7) // 8

@@ -80,7 +80,9 @@ class ResourceRoutes:
     async def metadata_get(self, request, plural, id, name):  # noqa: A002
         values = await self.daemon.resource_metadata(id, LEVEL_OF_PLURAL[plural])
         if name not in values:
-            raise UnknownResource("Inexistent item", f"no metadata {name!r} on {id}")
+            # As Orthanc: an absent metadata is a 404 without a body (scripts read it as "").
+            request.setResponseCode(404)
+            return b""
         request.setHeader(b"Content-Type", b"text/plain")
         return str(values[name]).encode("utf-8")
 

@@ -1,0 +1,34 @@
+"""The VR of the pixel data, and Orthanc's ``PixelDataVR`` instance metadata (Orthanc 1.12.1).
+
+PS3.5 §8.2 (and Annex A.4): encapsulated pixel data, and native pixel data of at most 8 bits allocated in
+explicit VR, are OB; other native pixel data are OW. Some files say OW for 8-bit pixels: Orthanc keeps
+the file's VR and records it as ``PixelDataVR`` only then, when it is not the expected one.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+
+PIXEL_DATA_KEY = "7FE00010"
+BITS_ALLOCATED_KEY = "00280100"
+
+
+def expected_pixel_vr(encapsulated: bool, bits_allocated: int) -> str:
+    return "OB" if encapsulated or bits_allocated <= 8 else "OW"
+
+
+def file_pixel_vr(file_vr: str | None, encapsulated: bool, bits_allocated: int) -> str:
+    """The VR to describe the pixel data with: the file's OB or OW, else the expected one."""
+    if file_vr in ("OB", "OW") and not encapsulated:
+        return file_vr
+    return expected_pixel_vr(encapsulated, bits_allocated)
+
+
+def pixel_data_vr_metadata(metadata_blob: bytes, encapsulated: bool) -> str | None:
+    """``PixelDataVR`` from the stored (zlib-compressed) DICOM JSON: the VR when it is unexpected."""
+    body = json.loads(zlib.decompress(metadata_blob))
+    vr = body.get(PIXEL_DATA_KEY, {}).get("vr")
+    bits = (body.get(BITS_ALLOCATED_KEY, {}).get("Value") or [8])[0]
+    if vr is None or not isinstance(bits, int):
+        return None
+    return vr if vr != expected_pixel_vr(encapsulated, bits) else None
