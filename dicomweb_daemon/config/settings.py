@@ -38,7 +38,8 @@ TOP: dict[str, Option] = {
     "DefaultEncoding": Option(str, "Latin1", "Character set assumed when SpecificCharacterSet is absent."),
     "Dictionary": Option(dict, {}, "Entries added to the DICOM dictionary: \"gggg,eeee\": [VR, Name, Min, Max"
                          "(, PrivateCreator)]; names and VRs of private tags in the JSON views."),
-    "DefaultPrivateCreator": Option(str, "", "Private creator assumed for private tags named without one."),
+    "DefaultPrivateCreator": Option(str, "", "Private creator of private tags that /modify and create-dicom "
+                                    "add without one."),
     "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
     "MaximumStorageSize": Option(int, 0, "Quota of stored files in MB (0 = unlimited).", minimum=0),
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),

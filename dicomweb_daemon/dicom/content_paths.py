@@ -11,6 +11,7 @@ import struct
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from ..errors import BadRequest, InexistentItem
 from .reencode import swap_bytes
@@ -114,6 +115,6 @@ def _text_of(elem: DataElement) -> str:
     value = elem.value
     if value is None:
         return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         return "\\".join(str(v) for v in value)
     return str(value)

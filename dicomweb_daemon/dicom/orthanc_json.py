@@ -1,16 +1,16 @@
 """Orthanc's JSON views of a dataset: ``/tags`` (full), ``?short``, ``?simplify`` / ``/simplified-tags``.
 
-Orthanc shows each element as DCMTK reads it (observed on Orthanc 1.10 and documented in the Orthanc
-book, "REST API: DICOM tags"): the whole text value, every value joined by backslashes, trailing
-padding removed; binary numbers written out (doubles with 17 significant digits); an attribute tag as
-``gggg,eeee``; binary values (OB, OW, UN...) as null; a text longer than 256 bytes as ``TooLong``
-unless the request names it in ``ignore-length``. Names come from the DICOM dictionary, prefixed with
-``RETIRED_`` when retired; private elements are named with the configured ``Dictionary`` only, and an
-element without a VR (implicit VR, or UN) that no dictionary knows stays binary (UN).
+Orthanc shows each element as DCMTK reads it (the formats are in the Orthanc book, "REST API"; the
+details below were observed on Orthanc 1.10.1): the whole text value, values joined by backslashes,
+trailing spaces removed and cut at a NUL; binary numbers written out (floats with 17 significant
+digits); an attribute tag as ``gggg,eeee``; binary values (OB, OW, UN...) as null; a value longer than
+256 bytes as ``TooLong`` unless the request names it in ``ignore-length``. Names come from the DICOM
+dictionary, prefixed with ``RETIRED_`` when retired; private elements are named by the configured
+``Dictionary`` only, and an element without a VR (implicit VR, or UN) that no dictionary knows stays
+binary (UN). Text of a file without SpecificCharacterSet is read with Orthanc's DefaultEncoding.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,8 @@ PIXEL_DATA = 0x7FE00010
 UNKNOWN = "Unknown Tag & Data"
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"})
 NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "US or SS"})
-# Per PS3.5 §6.2, leading and trailing spaces of DS and IS values are insignificant: DCMTK drops them
-# from each value, where it only drops the trailing padding of the other strings.
+# Per PS3.5 §6.2, leading and trailing spaces of DS and IS values are insignificant: Orthanc drops them
+# from each value of a padded DS or IS, where it only drops the trailing padding of the other strings.
 NUMBER_STRINGS = frozenset({"DS", "IS"})
 TEXT_VRS = frozenset({"ST", "LT", "UT"})  # no backslash separates values there
 STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
@@ -281,10 +281,3 @@ def full_to_view(full: dict[str, Any], view: str) -> dict[str, Any]:
         out[entry["Name"] if view == SIMPLIFY else key] = value
     return dict(sorted(out.items()))
 
-
-def walk_nodes(nodes: list[Node]) -> Iterator[Node]:
-    """Every node, depth first (for tests and searches)."""
-    for node in nodes:
-        yield node
-        for item in node.items:
-            yield from walk_nodes(item)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pydicom
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -81,7 +82,9 @@ def file_dicom_json(source: str | BinaryIO | bytes, default_charset: str) -> dic
     ds = read_dataset(source, whole=True).ds
     assumed = "SpecificCharacterSet" not in ds
     if assumed:
-        ds.SpecificCharacterSet = default_charset  # before any value is converted, so that it applies
+        # Before any value is converted: the element for the items, the original encoding for the top.
+        ds.SpecificCharacterSet = default_charset
+        ds.set_original_encoding(*ds.original_encoding, character_encoding=convert_encodings([default_charset]))
     body = ds.to_json_dict(bulk_data_threshold=0)
     if assumed:
         body.pop("00080005", None)
