@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dicom.private_dictionary import parse_dictionary
+
 # Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
 ORTHANC_KEYS_ACCEPTED = {
     "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
@@ -34,6 +36,10 @@ TOP: dict[str, Option] = {
     "AuthenticationEnabled": Option(bool, False, "Require HTTP Basic authentication on every route."),
     "RegisteredUsers": Option(dict, {}, "User name -> password for HTTP Basic authentication."),
     "DefaultEncoding": Option(str, "Latin1", "Character set assumed when SpecificCharacterSet is absent."),
+    "Dictionary": Option(dict, {}, "Entries added to the DICOM dictionary: \"gggg,eeee\": [VR, Name, Min, Max"
+                         "(, PrivateCreator)]; names and VRs of private tags in the JSON views."),
+    "DefaultPrivateCreator": Option(str, "", "Private creator of private tags that /modify and create-dicom "
+                                    "add without one."),
     "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
     "MaximumStorageSize": Option(int, 0, "Quota of stored files in MB (0 = unlimited).", minimum=0),
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
@@ -153,6 +159,7 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
             if not isinstance(number, int) or isinstance(number, bool) or not 1024 <= number <= 65535:
                 raise ValueError(f"configuration key {key}.{name} must be a number from 1024 to 65535 "
                                  f"(Orthanc's user-defined range), not {value!r}")
+    parse_dictionary(values["Dictionary"])  # raises ValueError naming a bad entry
     backends_raw = raw.get("Backends", {})
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")

@@ -140,7 +140,7 @@ class _Walker:
             else:
                 fragments.append((value, length))
             pos = value + length
-        self.pixels = PixelLayout(start, pos - start, fragments, basic, encapsulated=True)
+        self.pixels = PixelLayout(start, pos - start, fragments, basic, encapsulated=True, vr="OB")
         return value
 
 

@@ -21,6 +21,7 @@ from ..errors import BadFileFormat, MissingIdentifier
 from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
+from .pixel_vr import file_pixel_vr, unexpected_pixel_vr
 from .tags import MAIN_TAGS
 
 ROOT_TOKEN = "%%DICOMWEB_ROOT%%"
@@ -262,8 +263,11 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
         except (LookupError, ValueError):
             pass
         del ds.SpecificCharacterSet
-    return _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
-                     lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
+    parsed = _describe(_DatasetFields(ds), str(ts), size, md5, pixels,
+                       lambda url, pixel_vr: dicom_json(ds, url, pixel_vr))
+    if bare:
+        parsed.pixel_data_offset = None  # Orthanc finds no PixelDataOffset in a file without preamble
+    return parsed
 
 
 def _whole(f: io.BytesIO):
@@ -307,7 +311,8 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
     pixel_vr = None
     if pixels is not None:
         bits = fields.number("BitsAllocated") or 8
-        pixel_vr = "OB" if pixels.encapsulated or bits <= 8 else "OW"
+        # The file's own VR when it gives one (Orthanc 1.12.1 keeps an 8-bit OW as OW: PixelDataVR).
+        pixel_vr = file_pixel_vr(pixels.vr, pixels.encapsulated, bits)
         rows, cols = fields.number("Rows") or 0, fields.number("Columns") or 0
         samples = fields.number("SamplesPerPixel") or 1
         frame_size = (rows * cols * samples * bits + 7) // 8
@@ -331,7 +336,6 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
         pixel_data_offset=pixels.element_offset if pixels is not None else None,
-        pixel_data_vr=pixels.vr if pixels is not None and not pixels.encapsulated
-        and pixels.vr not in (None, pixel_vr) else None,
+        pixel_data_vr=unexpected_pixel_vr(pixels, fields.number("BitsAllocated") or 8),
         charset=fields.text("SpecificCharacterSet") or "",
     )

@@ -4,11 +4,14 @@ from __future__ import annotations
 from . import dicomweb
 from .rest.archive import ArchiveRoutes
 from .rest.attachments import AttachmentRoutes
+from .rest.bulk_content import BulkContentRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
+from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
+from .rest.tool_list import ToolListRoutes
 from .rest.tools import ToolsRoutes
 from .rest.uploads import UploadRoutes
 from .root import RootResource
@@ -20,7 +23,8 @@ def build_app(daemon):
     families = [ResourceRoutes(daemon), UploadRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon),
                 SystemRoutes(daemon), MetadataRoutes(daemon), AttachmentRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
-    return mount(families)
+    families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon)]
+    return mount([*families, ToolListRoutes(families)])
 
 
 def build_site(daemon) -> DaemonSite:

@@ -13,6 +13,7 @@ from klein import Klein
 
 from ..errors import BadRequest
 from .errors import render_error
+from .xml_answers import json_to_xml, wants_xml
 
 
 def route(path: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
@@ -44,8 +45,13 @@ def mount(families: list[object]) -> Klein:
 
 
 def json_response(request, body: Any, status: int = 200) -> bytes:
-    """Orthanc's JSON answer: indented by three spaces, UTF-8."""
+    """Orthanc's JSON answer: indented by three spaces, UTF-8 (XML when the client asks for it first)."""
     request.setResponseCode(status)
+    if wants_xml(request):
+        request.setHeader(b"Content-Type", b"application/xml; charset=utf-8")
+        data = json_to_xml(body)
+        request.setHeader(b"Content-Length", str(len(data)).encode())
+        return data
     request.setHeader(b"Content-Type", b"application/json")
     data = json.dumps(body, indent=3, ensure_ascii=False).encode("utf-8")
     request.setHeader(b"Content-Length", str(len(data)).encode())

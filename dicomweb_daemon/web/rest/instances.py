@@ -1,22 +1,29 @@
-"""Instances: the stored file, its tags, its content and its attachments."""
+"""Instances: the stored file, its tags and its content."""
 from __future__ import annotations
 
-import pydicom
+from dataclasses import replace
 
-from ...dicom.orthanc_json import content, full_tags, simplified_tags
-from ...storage.reads import StoredFile
-from ...threads import in_cpu, in_db, in_io
+from ...dicom.charsets import charset_for
+from ...dicom.content_paths import content, parse_path
+from ...dicom.modules import MODULES
+from ...dicom.orthanc_json import SIMPLIFY
+from ...dicom.stored_dataset import file_dicom_json
+from ...threads import in_cpu, in_db
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
+from .tags_service import TagsService
+
+DICOM_JSON = "application/dicom+json"
 
 
 class InstanceRoutes:
-    """Orthanc's instance routes that read or write the DICOM file itself."""
+    """Orthanc's instance routes that read the DICOM file itself: the file, its tags, its content."""
 
     def __init__(self, daemon):
         self.daemon = daemon
         self.index = daemon.index
         self.storage = daemon.storage
+        self.tags_service = TagsService(daemon)
 
     async def _file(self, public_id: str) -> dict:
         return await in_db(self.index.instance, public_id)
@@ -24,46 +31,47 @@ class InstanceRoutes:
     @route("/instances/<id>/file")
     async def file(self, request, id):  # noqa: A002
         info = await self._file(id)
+        if DICOM_JSON in (request.getHeader(b"accept") or b"").decode("latin-1").lower():
+            # Orthanc 1.9.3: the file as DICOM JSON when the client asks for it.
+            source = await self.tags_service.source(id)
+            charset = charset_for(self.daemon.ingest.default_encoding)
+            body = await in_cpu(file_dicom_json, source, charset)
+            response = json_response(request, body)
+            request.setHeader(b"Content-Type", DICOM_JSON.encode())
+            return response
         request.setHeader(b"Content-Type", b"application/dicom")
         request.setHeader(b"Content-Disposition", f'filename="{id}.dcm"'.encode())
         await send_file(request, self.storage, info["file_uuid"], info["file_size"])
         return None
 
-    async def _dataset(self, public_id: str, pixels: bool = False):
-        info = await self._file(public_id)
-        stored = StoredFile(self.storage, info["file_uuid"])
-        source = stored.path if stored.path is not None else await in_io(stored.source)
-        # force: a bare dataset without file meta information is stored as it came (PS3.10 §7.1)
-        ds = await in_cpu(pydicom.dcmread, source, stop_before_pixels=not pixels, force=True)
-        if not pixels and info["pixel_data_offset"] is not None:
-            # Shown as Null, as Orthanc does, without reading the pixels themselves.
-            ds.add_new(0x7FE00010, "OB", None)
-        return ds
-
     @route("/instances/<id>/tags")
     async def tags(self, request, id):  # noqa: A002
-        ds = await self._dataset(id)
-        view = simplified_tags if has_flag(request, "simplify") else full_tags
-        return json_response(request, await in_cpu(view, ds))
+        options = self.tags_service.options(request)
+        return json_response(request, await self.tags_service.view(id, options, has_flag(request, "whole")))
 
     @route("/instances/<id>/simplified-tags")
     async def simplified(self, request, id):  # noqa: A002
-        ds = await self._dataset(id)
-        return json_response(request, await in_cpu(simplified_tags, ds))
+        options = replace(self.tags_service.options(request), view=SIMPLIFY)
+        return json_response(request, await self.tags_service.view(id, options, has_flag(request, "whole")))
 
     @route("/instances/<id>/header")
     async def header(self, request, id):  # noqa: A002
-        ds = await self._dataset(id)
-        view = simplified_tags if has_flag(request, "simplify") else full_tags
-        return json_response(request, await in_cpu(view, ds.file_meta))
+        options = self.tags_service.options(request)
+        return json_response(request, await self.tags_service.header(id, options))
+
+    @route("/instances/<id>/module")
+    async def module(self, request, id):  # noqa: A002
+        options = self.tags_service.options(request)
+        tags = MODULES["Instance"]
+        return json_response(request, await self.tags_service.view(id, options, keep=tags.__contains__))
 
     @route("/instances/<id>/content")
     @route("/instances/<id>/content/<path:rest>")
     async def content(self, request, id, rest=""):  # noqa: A002
-        segments = [s for s in rest.split("/") if s]
-        needs_pixels = any(s.replace("-", "").lower().startswith("7fe0") for s in segments)
-        ds = await self._dataset(id, pixels=needs_pixels)
-        value = await in_cpu(content, ds, segments)
+        segments = parse_path(rest)
+        # The list of all elements, the pixel data and the elements after it need the whole file.
+        whole = not segments or segments[0].replace("-", "").replace(",", "").lower() >= "7fe00010"
+        value = await self.tags_service.with_dataset(id, lambda stored: content(stored.ds, segments), whole)
         if isinstance(value, list):
             return json_response(request, value)
         request.setHeader(b"Content-Type", b"application/octet-stream")

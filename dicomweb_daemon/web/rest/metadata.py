@@ -58,6 +58,17 @@ class MetadataNames:
         return CORE_METADATA.get(name) or self.user.get(name) or (int(name) if name.isdigit() else name)
 
 
+def read_metadata(index, names: MetadataNames, public_id: str, level: str) -> dict[str, tuple[str, int]]:
+    """(db thread) ``{name: (value, revision)}`` of a resource of ``level``: the core metadata, then
+    the user-defined ones by their names."""
+    found, core = index.core_metadata(public_id)
+    if found != level:
+        raise UnknownResource("Unknown resource", f"no {level.lower()} with ID {public_id}")
+    values = {name: (value, 0) for name, value in core.items()}
+    values.update({names.name_of(key): entry for key, entry in index.user_metadata(public_id).items()})
+    return values
+
+
 class MetadataRoutes:
     """``/{patients,studies,series,instances}/{id}/metadata[/{name}]``."""
 
@@ -69,17 +80,7 @@ class MetadataRoutes:
 
     async def all_metadata(self, public_id: str, level: str) -> dict[str, tuple[str, int]]:
         """``{name: (value, revision)}``: the core metadata, then the user-defined ones (one db call)."""
-        def read():
-            found, core = self.index.core_metadata(public_id)
-            if found != level:
-                raise UnknownResource("Unknown resource", f"no {level.lower()} with ID {public_id}")
-            user = self.index.user_metadata(public_id)
-            return core, user
-
-        core, user = await in_db(read)
-        values = {name: (value, 0) for name, value in core.items()}
-        values.update({self.names.name_of(key): entry for key, entry in user.items()})
-        return values
+        return await in_db(read_metadata, self.index, self.names, public_id, level)
 
     @route(f"/{LEVEL_PATTERN}/<id>/metadata")
     async def metadata_list(self, request, plural, id):  # noqa: A002 - Orthanc's route parameter
@@ -97,7 +98,10 @@ class MetadataRoutes:
         values = await self.all_metadata(id, LEVEL_OF_PLURAL[plural])
         found = values.get(key if core else self.names.name_of(key))
         if found is None:
-            raise InexistentItem("Accessing an inexistent item", f"no metadata {name!r} on {id}")
+            # As Orthanc: a known metadata the resource does not have is a 404 without a body
+            # (scripts read it as ""); an unknown name is a JSON error.
+            request.setResponseCode(404)
+            return b""
         value, revision = found
         request.setHeader(b"Content-Type", b"text/plain")
         if not_modified(request, revision, md5_of(value)):
