@@ -103,10 +103,13 @@ def _number(text: str, vr: str):
 
 
 def pn_value(text: str) -> dict:
-    """A person name in DICOM JSON: its component groups split at ``=`` (PS3.18 §F.2.2). A group
-    written but empty (``Wang^XiaoDong=王^小东=``) is kept as ``""``, as Orthanc does; groups
-    after the last ``=`` are absent."""
-    return dict(zip(PN_GROUPS, text.split("="), strict=False))
+    """A person name in DICOM JSON: its component groups split at ``=`` (PS3.18 §F.2.2). A name
+    with more than its alphabetic group has all three, the missing ones as ``""`` (Orthanc writes
+    ``Wang^XiaoDong=王^小东`` with an empty Phonetic group); an alphabetic name alone has one."""
+    groups = text.split("=")
+    if len(groups) > 1:
+        groups += [""] * (len(PN_GROUPS) - len(groups))
+    return dict(zip(PN_GROUPS, groups, strict=False))
 
 
 def text_attr(vr: str, text: str) -> dict:

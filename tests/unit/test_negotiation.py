@@ -77,8 +77,9 @@ def test_allow_header_is_written_as_orthanc_writes_it():
     assert allow_header({"DELETE", "PUT", "GET", "HEAD"}) == "GET,PUT,DELETE"
 
 
-def test_person_name_keeps_written_empty_groups():
-    """``Wang^XiaoDong=王^小东=`` has an empty phonetic group, kept as "" (Orthanc's DICOM JSON)."""
-    assert pn_value("Wang^XiaoDong=王^小东=") == {"Alphabetic": "Wang^XiaoDong", "Ideographic": "王^小东",
-                                                 "Phonetic": ""}
+def test_person_name_with_other_groups_has_all_three():
+    """A name with an ideographic group has all three groups, the phonetic one "" when absent,
+    written or not (Orthanc's DICOM JSON); an alphabetic name alone has one."""
+    for text in ("Wang^XiaoDong=王^小东=", "Wang^XiaoDong=王^小东"):
+        assert pn_value(text) == {"Alphabetic": "Wang^XiaoDong", "Ideographic": "王^小东", "Phonetic": ""}
     assert pn_value("Doe^John") == {"Alphabetic": "Doe^John"}
