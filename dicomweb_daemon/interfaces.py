@@ -195,6 +195,9 @@ class IIndex(Interface):
     def find(level, query, case_sensitive=True, limit=0, since=0):  # noqa: N805
         """Public IDs matching an Orthanc /tools/find query."""
 
+    def study_months():  # noqa: N805
+        """The months (``YYYYMM``) of the studies' StudyDate (the WebDAV share's by-dates view)."""
+
     def lookup(value):  # noqa: N805
         """Resources whose identifying tag equals ``value``."""
 

@@ -51,6 +51,9 @@ TOP: dict[str, Option] = {
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
     "SyncWrites": Option(bool, True, "fsync files and index commits before acknowledging a store."),
+    "WebDavEnabled": Option(bool, True, "Serve the store as a WebDAV share under /webdav."),
+    "WebDavUploadAllowed": Option(bool, True, "Files put into /webdav/uploads/ are stored."),
+    "WebDavDeleteAllowed": Option(bool, False, "Resources can be deleted through the WebDAV share."),
     "CaseSensitivePN": Option(bool, False, "Default of CaseSensitive in /tools/find: whether names and other "
                               "values are matched case-sensitively."),
     "CheckRevisions": Option(bool, False, "Changing or deleting an existing metadata or attachment needs its "

@@ -175,6 +175,12 @@ class FindMixin:
                 found.append(public_id)
         return found[since : since + limit if limit else None]
 
+    def study_months(self) -> list[str]:
+        """The months (``YYYYMM``) that studies were made in, from their StudyDate (WebDAV by-dates)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT substr(t.value, 1, 6) FROM main_tags t JOIN resources r USING (internal) "
+            "WHERE r.level = 1 AND t.tag = 'StudyDate' AND length(t.value) >= 6")]
+
     def lookup(self, value: str) -> list[dict]:
         """``/tools/lookup``: resources whose identifying tag equals ``value``, case-insensitively
         (as Orthanc, which looks it up among its upper-cased identifiers)."""

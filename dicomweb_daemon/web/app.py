@@ -17,13 +17,15 @@ from .rest.uploads import UploadRoutes
 from .root import RootResource
 from .routing import mount
 from .site import DaemonSite
+from .webdav.routes import WebDavRoutes
 
 
 def build_app(daemon):
-    families = [ResourceRoutes(daemon), UploadRoutes(daemon), InstanceRoutes(daemon), ToolsRoutes(daemon),
+    uploads = UploadRoutes(daemon)
+    families = [ResourceRoutes(daemon), uploads, InstanceRoutes(daemon), ToolsRoutes(daemon),
                 SystemRoutes(daemon), MetadataRoutes(daemon), AttachmentRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
-    families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon)]
+    families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads)]
     return mount([*families, ToolListRoutes(families)])
 
 

@@ -44,9 +44,9 @@ class UploadRoutes:
         media, params = content_type_params((request.getHeader(b"content-type") or b"").decode("latin-1"))
         if media == "multipart/form-data":
             return json_response(request, await self._store_form(request, body, params.get("boundary"), origin))
-        return json_response(request, await self._store_body(body, origin))
+        return json_response(request, await self.store_body(body, origin))
 
-    async def _store_body(self, body: Source, origin) -> dict | list[dict]:
+    async def store_body(self, body: Source, origin) -> dict | list[dict]:
         """One DICOM file (its answer; its error raised) or a ZIP (an answer per stored member)."""
         if await in_io(body.head, 4) == ZIP_MAGIC:
             try:
@@ -87,7 +87,7 @@ class UploadRoutes:
                     key = (origin.username or origin.remote_ip, name)
                     source = await in_io(self.chunks.add, key, size, part.source)
                 if source is not None:
-                    stored = await self._store_body(source, origin)
+                    stored = await self.store_body(source, origin)
                     answers.extend(stored if isinstance(stored, list) else [stored])
         finally:
             await in_io(splitter.close)

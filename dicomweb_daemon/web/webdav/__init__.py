@@ -1,0 +1,1 @@
+"""Orthanc's WebDAV share of the store."""
