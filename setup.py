@@ -14,7 +14,7 @@ setup(
     packages=find_packages(include=["dicomweb_daemon", "dicomweb_daemon.*"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/dicomweb_plugin.py"]},
     install_requires=[
-        "twisted>=23.8",
+        "twisted[tls]>=23.8",
         "klein>=23.5",
         "treq>=23.11",
         "zope.interface>=6",

@@ -106,8 +106,12 @@ def make_threads_service(settings) -> ThreadsService:
 
 
 def make_http_service(daemon: Daemon) -> service.Service:
+    """HTTP, or HTTPS with ``SslEnabled`` (TlsError, naming the key, when its files are unusable)."""
     from .web.app import build_site
+    from .web.tls import tls_options
 
     s = daemon.settings
     interface = "" if s.RemoteAccessAllowed else "127.0.0.1"
+    if s.SslEnabled:
+        return internet.SSLServer(s.HttpPort, build_site(daemon), tls_options(s), interface=interface)
     return internet.TCPServer(s.HttpPort, build_site(daemon), interface=interface)

@@ -40,6 +40,7 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         raise SystemExit(1) from None
 
     from .service import Daemon, MaintenanceService, StoreService, make_http_service, make_threads_service
+    from .web.tls import TlsError
 
     daemon = Daemon(settings, storage, index)
     top = service.MultiService()
@@ -47,5 +48,9 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
     make_threads_service(settings).setServiceParent(top)
     StoreService(daemon).setServiceParent(top)
     MaintenanceService(daemon).setServiceParent(top)
-    make_http_service(daemon).setServiceParent(top)
+    try:
+        make_http_service(daemon).setServiceParent(top)
+    except TlsError as e:
+        sys.stderr.write(f"dicomweb: {e}\n")
+        raise SystemExit(1) from None
     return top
