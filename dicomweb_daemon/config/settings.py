@@ -10,10 +10,14 @@ from ..dicom.private_dictionary import parse_dictionary
 ORTHANC_KEYS_ACCEPTED = {
     "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
     "StorageCompression", "Plugins", "ConcurrentJobs", "HttpThreadsCount", "DicomModalities",
-    "OrthancPeers", "LuaScripts", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
+    "OrthancPeers", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
     "MaximumStorageCacheSize", "ExtraMainDicomTags",
 }
+# Lua scripting is out of scope: its keys are ignored with one warning line, whichever are given.
+LUA_KEYS = {"LuaScripts", "ExecuteLuaEnabled", "LuaHeartBeatPeriod", "LuaCallbacks"}
+# Orthanc's name of a key we have under another: the other one wins when both are given.
+ALIASES = {"SyncStorageArea": "SyncWrites"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,13 @@ def _section(raw: dict, schema: dict[str, Option], prefix: str, unknown: list[st
 def validate(raw: dict) -> tuple[Settings, list[str]]:
     """Check ``raw`` against the schema; raise ValueError naming the key path, return unknown keys."""
     unknown: list[str] = []
+    raw = dict(raw)
+    for orthanc_name, ours in ALIASES.items():
+        if orthanc_name in raw:
+            raw.setdefault(ours, raw.pop(orthanc_name))
+    lua = sorted(k for k in raw if k in LUA_KEYS)
+    if lua:
+        unknown.append(f"{', '.join(lua)} (Lua scripting is not supported)")
     top = {k: v for k, v in raw.items() if k in TOP}
     values = _section(top, TOP, "", [])
     users = values["RegisteredUsers"]
@@ -182,7 +193,8 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
             raise ValueError(f"configuration key DicomWeb.{key} must start with '/', not {value!r}")
     sections = {k: v for k, v in raw.items() if k not in TOP and k not in ("Backends", "DicomWeb")}
     sections["DicomWeb"] = dicomweb
-    unknown.extend(k for k in sections if k not in ORTHANC_KEYS_ACCEPTED and k not in KNOWN_SECTIONS)
+    unknown.extend(k for k in sections if k not in ORTHANC_KEYS_ACCEPTED and k not in KNOWN_SECTIONS
+                   and k not in LUA_KEYS)
     if values["RemoteAccessAllowed"]:
         # As Orthanc: remote access turns authentication on unless it is explicitly off, and a
         # server open to the network with nobody allowed in is a configuration mistake.

@@ -38,3 +38,15 @@ def test_errors_name_the_key_path(tmp_path, content, key):
     with pytest.raises(ConfigError) as e:
         load_config(str(path))
     assert key in str(e.value)
+
+
+def test_orthanc_aliases_and_lua_keys():
+    """Orthanc's SyncStorageArea sets SyncWrites (ours wins when both are given); Lua keys, out of
+    scope, are ignored with one warning line for all of them."""
+    from dicomweb_daemon.config.settings import validate
+
+    settings, unknown = validate({"SyncStorageArea": False, "ExecuteLuaEnabled": True, "LuaScripts": ["a.lua"]})
+    assert settings.SyncWrites is False
+    assert unknown == ["ExecuteLuaEnabled, LuaScripts (Lua scripting is not supported)"]
+    settings, _ = validate({"SyncStorageArea": False, "SyncWrites": True})
+    assert settings.SyncWrites is True
