@@ -11,6 +11,8 @@ from twisted.logger import Logger
 from .codecs.service import FrameService
 from .index.writes import Origin
 from .interfaces import IStaging
+from .jobs.archive import ARCHIVE, MEDIA
+from .jobs.engine import JobEngine
 from .storage import journal
 from .storage.attachments import Attachments
 from .storage.ingest import Ingest
@@ -35,6 +37,9 @@ class Daemon:
         self.ingest = Ingest(storage, index, settings, self.spool)
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
+        self.jobs = JobEngine(self)
+        for kind in (ARCHIVE, MEDIA):
+            self.jobs.register(kind)
 
     @staticmethod
     def origin(request, name: str) -> Origin:

@@ -47,6 +47,7 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
     # Started in this order, stopped in the reverse one: the pools outlive everything that uses them.
     make_threads_service(settings).setServiceParent(top)
     StoreService(daemon).setServiceParent(top)
+    daemon.jobs.setServiceParent(top)
     MaintenanceService(daemon).setServiceParent(top)
     try:
         make_http_service(daemon).setServiceParent(top)

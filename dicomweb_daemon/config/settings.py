@@ -9,7 +9,7 @@ from ..dicom.private_dictionary import parse_dictionary
 # Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
 ORTHANC_KEYS_ACCEPTED = {
     "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
-    "StorageCompression", "Plugins", "ConcurrentJobs", "HttpThreadsCount", "DicomModalities",
+    "StorageCompression", "Plugins", "HttpThreadsCount", "DicomModalities",
     "OrthancPeers", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
     "MaximumStorageCacheSize", "ExtraMainDicomTags",
@@ -59,6 +59,10 @@ TOP: dict[str, Option] = {
     "SslCertificate": Option(str, "", "PEM file holding the server's certificate (and chain) and private key."),
     "SslVerifyPeers": Option(bool, False, "Require clients to show a certificate from SslTrustedClientCertificates."),
     "SslTrustedClientCertificates": Option(str, "", "PEM file of the authorities trusted for client certificates."),
+    "ConcurrentJobs": Option(int, 2, "Jobs run at the same time (0: one per core).", minimum=0),
+    "JobsHistorySize": Option(int, 10, "Finished jobs kept (with their outputs) for clients to read.", minimum=0),
+    "MediaArchiveSize": Option(int, 1, "Archives of asynchronous jobs kept at once (the oldest go first).",
+                               minimum=1),
     "WebDavEnabled": Option(bool, True, "Serve the store as a WebDAV share under /webdav."),
     "WebDavUploadAllowed": Option(bool, True, "Files put into /webdav/uploads/ are stored."),
     "WebDavDeleteAllowed": Option(bool, False, "Resources can be deleted through the WebDAV share."),

@@ -124,6 +124,42 @@ CREATE TABLE IF NOT EXISTS pending_files (
 );
 CREATE INDEX IF NOT EXISTS pending_files_owner ON pending_files(owner);
 
+-- Jobs: what they do (request), their state and progress, who runs them (owner, heartbeat), a
+-- state a client asked for (wanted: Paused, Canceled), applied between two steps.
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,
+    content TEXT NOT NULL DEFAULT '{}',
+    progress REAL NOT NULL DEFAULT 0,
+    creation_time TEXT NOT NULL,
+    completion_time TEXT,
+    runtime REAL NOT NULL DEFAULT 0,
+    error_code INTEGER NOT NULL DEFAULT 0,
+    error_description TEXT NOT NULL DEFAULT 'Success',
+    error_details TEXT NOT NULL DEFAULT '',
+    owner TEXT,
+    heartbeat REAL,
+    wanted TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, priority, seq);
+
+-- Files a job made (an asynchronous archive), in the storage under journaled names.
+CREATE TABLE IF NOT EXISTS job_outputs (
+    job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mime TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (job, name)
+);
+CREATE INDEX IF NOT EXISTS job_outputs_uuid ON job_outputs(uuid);
+
 CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

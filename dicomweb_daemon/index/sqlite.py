@@ -14,6 +14,7 @@ from ..interfaces import IIndex
 from .changes import ChangesMixin
 from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
+from .jobs import JobsMixin
 from .journal import JournalMixin
 from .matching import FindMixin
 from .qido import QidoMixin
@@ -24,7 +25,7 @@ from .writes import WritesMixin
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, ChangesMixin, FindMixin,
+class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
                   ComputedMixin, DicomwebMixin, QidoMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 

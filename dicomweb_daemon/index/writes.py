@@ -241,14 +241,15 @@ class WritesMixin:
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:
-        """Those of ``uuids`` that no instance or attachment references (left by a crash)."""
+        """Those of ``uuids`` that no instance, attachment or job output references (left by a crash)."""
         known = set()
-        for i in range(0, len(uuids), 400):
-            chunk = uuids[i : i + 400]
+        for i in range(0, len(uuids), 300):
+            chunk = uuids[i : i + 300]
             marks = ",".join("?" * len(chunk))
             known.update(r[0] for r in self.db.execute(
                 f"SELECT file_uuid FROM instances WHERE file_uuid IN ({marks}) "
-                f"UNION SELECT uuid FROM attachments WHERE uuid IN ({marks})", chunk + chunk))
+                f"UNION SELECT uuid FROM attachments WHERE uuid IN ({marks}) "
+                f"UNION SELECT uuid FROM job_outputs WHERE uuid IN ({marks})", chunk + chunk + chunk))
         return [u for u in uuids if u not in known]
 
     def set_protected(self, public_id: str, protected: bool) -> None:

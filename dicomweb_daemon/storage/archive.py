@@ -26,6 +26,7 @@ class ArchiveEntry:
     folders: tuple[str, str, str]
     modality: str
     public_id: str = ""
+    size: int = 0  # of the stored file
 
 
 #: An instance's file in the archive's transfer syntax, or None to put the stored file as it is.

@@ -7,6 +7,7 @@ from .rest.attachments import AttachmentRoutes
 from .rest.bulk_content import BulkContentRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
+from .rest.jobs import JobRoutes
 from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
 from .rest.resources import ResourceRoutes
@@ -25,7 +26,8 @@ def build_app(daemon):
     families = [ResourceRoutes(daemon), uploads, InstanceRoutes(daemon), ToolsRoutes(daemon),
                 SystemRoutes(daemon), MetadataRoutes(daemon), AttachmentRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
-    families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads)]
+    families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads),
+                 JobRoutes(daemon)]
     return mount([*families, ToolListRoutes(families)])
 
 

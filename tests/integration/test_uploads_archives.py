@@ -190,7 +190,8 @@ def test_archive_routes_take_post_options_and_any_ids(d):
     assert len(names(d.get(f"/tools/create-archive?resources={b['ID']},{a[0]['ID']}"))) == 2
     assert len(names(d.get(f"/tools/create-media?resources={b['ID']}"))) == 2  # + DICOMDIR
     json_error(d.post(f"/studies/{study}/archive", json={"Synchronous": True}), 404)  # a UID is no ID
-    json_error(d.post(f"/series/{b['ParentSeries']}/archive", json={"Asynchronous": True}), 400)
+    started = d.post(f"/series/{b['ParentSeries']}/archive", json={"Asynchronous": True}).json()
+    assert started["Path"] == f"/jobs/{started['ID']}"  # a job (tests/integration/test_jobs.py)
     json_error(d.post(f"/series/{b['ParentSeries']}/media", json={"Transcode": "nope"}), 400)
     json_error(d.get(f"/series/{b['ParentSeries']}/media?transcode=nope"), 400)
     r = d.post(f"/series/{b['ParentSeries']}/archive", json={"Filename": 'my"study.zip'})

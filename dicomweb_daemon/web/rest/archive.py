@@ -4,21 +4,21 @@
 
 Options, as Orthanc's book documents them: ``Transcode`` (a transfer syntax UID; ``?transcode=``),
 ``Extended`` (media: an extended DICOMDIR; ``?extended``), ``Filename`` (``?filename=``),
-``Synchronous`` (the default here). ``Asynchronous`` needs the job engine, not available yet."""
+``Synchronous`` (the default) or ``Asynchronous``: a job whose ZIP is then at ``/jobs/{id}/archive``,
+with ``Priority``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pydicom.uid import UID
-from twisted.internet import defer
 from twisted.logger import Logger
 
-from ...codecs.errors import CodecError
 from ...dicom.identifiers import LEVEL_OF_PLURAL
 from ...errors import BadRequest
-from ...storage.archive import ArchiveEntry, Fetch, folder_name, write_media, write_zip
+from ...storage.archive import write_media, write_zip
+from ...storage.archive_entries import entries_of, transcoding_fetch
 from ...threads import in_db
-from ..routing import arg, has_flag, read_json_body, route
+from ..routing import arg, has_flag, json_response, read_json_body, route
 from ..streaming import stream_from_thread
 
 log = Logger()
@@ -32,6 +32,8 @@ class Options:
     extended: bool = False
     transcode: str | None = None
     filename: str | None = None
+    asynchronous: bool = False
+    priority: int = 0
 
 
 class ArchiveRoutes:
@@ -52,6 +54,8 @@ class ArchiveRoutes:
             raise BadRequest("Bad request", "the body must be a JSON object of options")
         options = _body_options(body or {}, kind == "media")
         await in_db(self.index.internal_of, id, LEVEL_OF_PLURAL[plural])
+        if options.asynchronous:
+            return await self._submit(request, [id], options)
         await self._send(request, [id], options, id)
 
     @route(f"/tools/{TOOLS}", methods=("POST",))
@@ -62,23 +66,32 @@ class ArchiveRoutes:
             raise BadRequest("Bad request", 'the body must be a list of IDs or {"Resources": [IDs], ...}')
         options = _body_options(body if isinstance(body, dict) else {}, kind != "create-archive")
         options.extended = options.extended or kind == "create-media-extended"
-        await self._create(request, resources, options)
+        return await self._create(request, resources, options)
 
     @route(f"/tools/{TOOLS}")
     async def create_from_query(self, request, kind):
         resources = [r for r in (arg(request, "resources") or "").split(",") if r.strip()]
         options = _query_options(request, kind != "create-archive")
         options.extended = options.extended or kind == "create-media-extended"
-        await self._create(request, [r.strip() for r in resources], options)
+        return await self._create(request, [r.strip() for r in resources], options)
 
     async def _create(self, request, resources: list[str], options: Options):
         for public_id in resources:
             await in_db(self.index.internal_of, public_id)
+        if options.asynchronous:
+            return await self._submit(request, resources, options)
         await self._send(request, resources, options, "archive")
 
+    async def _submit(self, request, ids: list[str], options: Options) -> bytes:
+        """An archive job: ``{"ID", "Path"}`` at once; the ZIP is then at ``/jobs/{id}/archive``."""
+        job = {"Resources": ids, "Media": options.media, "Extended": options.extended,
+               "Transcode": options.transcode, "Filename": _safe(options.filename or "archive.zip")}
+        job_id = await self.daemon.jobs.submit("Media" if options.media else "Archive", job, options.priority)
+        return json_response(request, {"ID": job_id, "Path": f"/jobs/{job_id}"})
+
     async def _send(self, request, ids: list[str], options: Options, name: str):
-        entries = await in_db(_entries_of, self.index, ids)
-        fetch = self._fetcher(options.transcode)
+        entries = await in_db(entries_of, self.index, ids)
+        fetch = transcoding_fetch(self.daemon.frames, options.transcode)
         filename = options.filename or f"{name}.zip"
         request.setHeader(b"Content-Type", b"application/zip")
         request.setHeader(b"Content-Disposition", f'attachment; filename="{_safe(filename)}"'.encode())
@@ -88,36 +101,6 @@ class ArchiveRoutes:
                                                                       options.extended, charset))
         else:
             await stream_from_thread(request, lambda out: write_zip(out, self.storage, entries, fetch))
-
-    def _fetcher(self, target: str | None) -> Fetch | None:
-        """The hook that gives an instance's file in ``target`` through the frame service, called
-        from the archive's io thread; None (the stored file) when it already is, or when no codec
-        can make it (the file then goes as it is, rather than the whole archive failing)."""
-        if target is None:
-            return None
-        frames = self.daemon.frames
-
-        async def transcoded(entry: ArchiveEntry) -> bytes | None:
-            instance = await frames.instance(entry.public_id)
-            if instance.transfer_syntax == target or not frames.can_send_file(instance.transfer_syntax, target):
-                return None
-            try:
-                return await frames.transcoded_file(instance, target)
-            except CodecError as e:
-                log.warn("archive: instance {id} kept in {syntax}: {error}", id=entry.public_id,
-                         syntax=instance.transfer_syntax, error=e)
-            except Exception:  # noqa: BLE001 - one file that cannot be transcoded must not cut the archive
-                log.failure("archive: instance {id} kept in {syntax}", id=entry.public_id,
-                            syntax=instance.transfer_syntax)
-            return None
-
-        def fetch(entry: ArchiveEntry) -> bytes | None:
-            from twisted.internet import reactor  # noqa: PLC0415 - the running reactor
-            from twisted.internet.threads import blockingCallFromThread  # noqa: PLC0415
-
-            return blockingCallFromThread(reactor, lambda: defer.ensureDeferred(transcoded(entry)))
-
-        return fetch
 
 
 def _transcode(value) -> str | None:
@@ -134,27 +117,17 @@ def _query_options(request, media: bool) -> Options:
 
 
 def _body_options(body: dict, media: bool) -> Options:
-    if body.get("Asynchronous") or body.get("Synchronous") is False:
-        raise BadRequest("Bad request", "asynchronous archives need the job engine, not available yet")
+    asynchronous = bool(body.get("Asynchronous")) or body.get("Synchronous") is False
+    priority = body.get("Priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise BadRequest("Bad request", "Priority must be an integer")
     filename = body.get("Filename")
     if filename is not None and not isinstance(filename, str):
         raise BadRequest("Bad request", "Filename must be a string")
     return Options(media, extended=media and bool(body.get("Extended")), transcode=_transcode(body.get("Transcode")),
-                   filename=filename)
+                   filename=filename, asynchronous=asynchronous, priority=priority)
 
 
 def _safe(filename: str) -> str:
     """A file name that cannot break out of its header (quotes, line breaks) nor name a folder."""
     return "".join(c for c in filename if c.isprintable() and c not in '"\\/\r\n') or "archive.zip"
-
-
-def _entries_of(index, ids: list[str]) -> list[ArchiveEntry]:
-    """Every instance under ``ids`` (once) with the folder names of its patient, study and series."""
-    entries = []
-    for item in index.instances_under(ids):
-        p, st, se = item["patient"], item["study"], item["series"]
-        folders = (folder_name(p.get("PatientID", ""), p.get("PatientName", "")),
-                   folder_name(st.get("AccessionNumber", ""), st.get("StudyDescription", "")),
-                   folder_name(se.get("Modality", ""), se.get("SeriesNumber", ""), se.get("SeriesDescription", "")))
-        entries.append(ArchiveEntry(item["file_uuid"], folders, se.get("Modality", ""), item["ID"]))
-    return entries

@@ -1,0 +1,135 @@
+"""Jobs in the index: what they do, their state and progress, who runs them, and their output files.
+
+Jobs are rows, not process memory, so that they survive a restart and any daemon sharing the index
+can list, pause or take over one. A daemon claims a Pending job in one transaction (no two daemons
+run the same job) and beats its heartbeat while it runs it.
+"""
+from __future__ import annotations
+
+import json
+
+FINISHED = ("Success", "Failure")
+_COLUMNS = ("id", "type", "priority", "state", "request", "content", "progress", "creation_time",
+            "completion_time", "runtime", "error_code", "error_description", "error_details", "owner",
+            "heartbeat", "wanted", "seq")
+
+
+class JobsMixin:
+    def create_job(self, job_id: str, job_type: str, priority: int, request: dict, creation_time: str) -> None:
+        with self.transaction() as c:
+            seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            c.execute("INSERT INTO jobs (id, type, priority, state, request, creation_time, seq) "
+                      "VALUES (?, ?, ?, 'Pending', ?, ?, ?)", (job_id, job_type, priority, json.dumps(request),
+                                                               creation_time, seq))
+
+    def job(self, job_id: str) -> dict | None:
+        row = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self) -> list[dict]:
+        """Every job, in creation order."""
+        return [_job(r) for r in self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY seq")]
+
+    def has_pending_jobs(self) -> bool:
+        return self.db.execute("SELECT 1 FROM jobs WHERE state = 'Pending' LIMIT 1").fetchone() is not None
+
+    def claim_next_job(self, owner: str, now: float) -> dict | None:
+        """The Pending job of highest priority (oldest first), now Running for ``owner``; None if none."""
+        with self.transaction() as c:
+            row = c.execute("SELECT id FROM jobs WHERE state = 'Pending' ORDER BY priority DESC, seq LIMIT 1"
+                            ).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE jobs SET state = 'Running', owner = ?, heartbeat = ?, wanted = NULL WHERE id = ?",
+                      (owner, now, row[0]))
+        return self.job(row[0])
+
+    def update_job(self, job_id: str, expected: tuple[str, ...] | None = None, **fields) -> bool:
+        """Change columns of a job (``content`` a dict); only when its state is one of ``expected``
+        (when given). Whether it was changed."""
+        if "content" in fields:
+            fields["content"] = json.dumps(fields["content"])
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        sql, params = f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id]
+        if expected:
+            sql += f" AND state IN ({','.join('?' * len(expected))})"
+            params += list(expected)
+        with self.transaction() as c:
+            return c.execute(sql, params).rowcount == 1
+
+    def running_jobs(self, owner: str | None = None, stale_before: float | None = None) -> list[dict]:
+        """Running jobs of ``owner``, or of any owner whose heartbeat is older than ``stale_before``."""
+        if owner is not None:
+            rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = 'Running' AND owner = ?",
+                                   (owner,))
+        else:
+            rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = 'Running' "
+                                   "AND heartbeat < ?", (stale_before,))
+        return [_job(r) for r in rows]
+
+    def forget_finished_jobs(self, keep: int) -> list[str]:
+        """Delete the oldest finished jobs beyond the ``keep`` newest; their output files, recorded as
+        pending for removal in the transaction, are returned."""
+        with self.transaction() as c:
+            old = [r[0] for r in c.execute(
+                "SELECT id FROM jobs WHERE state IN ('Success', 'Failure') ORDER BY seq DESC")][keep:]
+            files = self._drop_outputs(c, old)
+            c.executemany("DELETE FROM jobs WHERE id = ?", [(j,) for j in old])
+        return files
+
+    def forget_job(self, job_id: str) -> list[str]:
+        """Delete a job; its output files, recorded as pending for removal in the transaction."""
+        with self.transaction() as c:
+            files = self._drop_outputs(c, [job_id])
+            c.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return files
+
+    # -- outputs ------------------------------------------------------------------------------------
+    def put_job_output(self, job_id: str, key: str, uuid: str, size: int, mime: str, filename: str,
+                       created: float, keep_of_kind: int | None = None) -> list[str]:
+        """Record a job's output file (its name journaled); with ``keep_of_kind``, only that many of the
+        newest outputs named ``key`` (of any job) are kept. The files dropped are returned, recorded
+        as pending for removal in the transaction."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO job_outputs (job, name, uuid, size, mime, filename, created) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, name) DO UPDATE SET uuid = excluded.uuid, "
+                      "size = excluded.size, mime = excluded.mime, filename = excluded.filename",
+                      (job_id, key, uuid, size, mime, filename, created))
+            dropped = []
+            if keep_of_kind is not None:
+                old = c.execute("SELECT job, uuid FROM job_outputs WHERE name = ? ORDER BY created DESC",
+                                (key,)).fetchall()[keep_of_kind:]
+                c.executemany("DELETE FROM job_outputs WHERE job = ? AND name = ?", [(j, key) for j, _ in old])
+                dropped = [u for _, u in old]
+                self.record_pending(c, dropped)
+        return dropped
+
+    def job_output(self, job_id: str, key: str) -> dict | None:
+        row = self.db.execute("SELECT uuid, size, mime, filename FROM job_outputs WHERE job = ? AND name = ?",
+                              (job_id, key)).fetchone()
+        return dict(zip(("uuid", "size", "mime", "filename"), row, strict=True)) if row else None
+
+    def delete_job_output(self, job_id: str, key: str) -> str | None:
+        """Remove a job's output; its file (recorded as pending), or None when there was none."""
+        with self.transaction() as c:
+            row = c.execute("SELECT uuid FROM job_outputs WHERE job = ? AND name = ?", (job_id, key)).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM job_outputs WHERE job = ? AND name = ?", (job_id, key))
+            self.record_pending(c, [row[0]])
+        return row[0]
+
+    def _drop_outputs(self, c, job_ids: list[str]) -> list[str]:
+        files = []
+        for job_id in job_ids:
+            files += [r[0] for r in c.execute("SELECT uuid FROM job_outputs WHERE job = ?", (job_id,))]
+            c.execute("DELETE FROM job_outputs WHERE job = ?", (job_id,))
+        self.record_pending(c, files)
+        return files
+
+
+def _job(row) -> dict:
+    job = dict(zip(_COLUMNS, row, strict=True))
+    job["request"] = json.loads(job["request"])
+    job["content"] = json.loads(job["content"])
+    return job

@@ -1,0 +1,1 @@
+"""Jobs: asynchronous work kept in the index (engine.py) and the kinds of jobs the daemon runs."""

@@ -1,0 +1,234 @@
+"""The job engine: asynchronous work (archives, transfers to and from other servers) as rows of the
+index, run ``ConcurrentJobs`` at a time by priority, paused, resumed, canceled and resubmitted as
+Orthanc's ``/jobs`` does, and taken up again after a restart.
+
+A job is a kind (a :class:`JobKind`: what to run) and its request (a JSON object). The engine
+claims a Pending job in one transaction, runs its kind, and records progress as it goes; a client's
+pause or cancel is a wish stored on the row, applied at the job's next step. A job Running when its
+daemon stopped (or died) runs again from its start when the daemon comes back, unless its kind
+cannot be run twice: then it fails, saying so. Synchronous calls never go through here, so they
+never wait behind the queue.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from ..errors import DaemonError
+from ..threads import in_db, in_db_write
+
+log = Logger()
+
+HEARTBEAT_SECONDS = 5.0
+STEP_SECONDS = 0.5
+STALE_SECONDS = 60.0  # a Running job whose owner has not beaten for this long is taken over
+CANCELED = (47, "Canceled job")  # Orthanc's ErrorCode_CanceledJob
+INTERRUPTED = (-1, "Internal error")
+
+
+class JobInterrupted(Exception):
+    """A client asked to pause or cancel the job: it stops at this step."""
+
+    def __init__(self, wanted: str):
+        super().__init__(wanted)
+        self.wanted = wanted
+
+
+@dataclass
+class JobKind:
+    """What a type of job does: ``run(context)``; ``rerunnable``: whether a job interrupted by a
+    restart may run again from its start (else it fails)."""
+
+    name: str
+    run: Callable[[JobContext], Awaitable[dict | None]]
+    rerunnable: bool = True
+
+
+class JobContext:
+    """What a running job sees: its request, the daemon, and the means to report progress."""
+
+    def __init__(self, engine: JobEngine, job: dict):
+        self.engine = engine
+        self.daemon = engine.daemon
+        self.job_id = job["id"]
+        self.request = job["request"]
+        self.content: dict = dict(job["content"])
+        self._recorded = 0.0  # when progress was last written
+
+    async def step(self, progress: float, **content) -> None:
+        """Between two units of work: record progress (0..1) and content, and stop here if a client
+        asked to pause or cancel. Written at most every STEP_SECONDS (two db calls each time)."""
+        self.content.update(content)
+        if time.monotonic() - self._recorded < STEP_SECONDS:
+            return
+        self._recorded = time.monotonic()
+        row = await in_db(self.engine.index.job, self.job_id)
+        await in_db_write(self.engine.index.update_job, self.job_id, ("Running",),
+                          progress=round(100 * max(0.0, min(1.0, progress)), 2), content=self.content,
+                          heartbeat=time.time())
+        if row is not None and row["wanted"]:
+            raise JobInterrupted(row["wanted"])
+
+
+def now_stamp() -> str:
+    """Orthanc's job time stamps: ``20190306T092047.574339`` (UTC)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+
+
+class JobEngine(service.Service):
+    """Runs the jobs of the index; a child service started after the store, stopped before it."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.index = daemon.index
+        settings = daemon.settings
+        self.owner = settings.node
+        self.concurrency = settings.ConcurrentJobs or os.cpu_count() or 1
+        self.history = settings.JobsHistorySize
+        self.kinds: dict[str, JobKind] = {}
+        self.active: dict[str, defer.Deferred] = {}  # running jobs (Service.running is its own flag)
+        self.loop = task.LoopingCall(self.wake)
+        self._waking = False
+        self._beaten = 0.0  # when the heartbeats of the running jobs were last written
+
+    def register(self, kind: JobKind) -> None:
+        self.kinds[kind.name] = kind
+
+    # -- service ------------------------------------------------------------------------------------
+    def startService(self):  # noqa: N802 - Twisted API
+        super().startService()
+        self._recover()
+        self.loop.start(1.0, now=True)
+
+    def stopService(self):  # noqa: N802 - Twisted API
+        super().stopService()
+        if self.loop.running:
+            self.loop.stop()
+        for d in list(self.active.values()):
+            d.cancel()  # their rows stay Running: the next start takes them up again
+
+    def _recover(self) -> None:
+        """Start-up (blocking, before anything is served): the jobs this daemon was running when it
+        stopped, and those of daemons that stopped beating, run again or fail with a reason."""
+        orphans = self.index.running_jobs(owner=self.owner)
+        orphans += [j for j in self.index.running_jobs(stale_before=time.time() - STALE_SECONDS)
+                    if j["owner"] != self.owner]
+        for job in orphans:
+            kind = self.kinds.get(job["type"])
+            if kind is not None and kind.rerunnable:
+                self.index.update_job(job["id"], ("Running",), state="Pending", owner=None, wanted=None)
+                log.info("job {id} ({type}) was interrupted: it runs again", id=job["id"], type=job["type"])
+            else:
+                self.index.update_job(job["id"], ("Running",), state="Failure", completion_time=now_stamp(),
+                                      error_code=INTERRUPTED[0], error_description=INTERRUPTED[1],
+                                      error_details="the daemon stopped while the job was running")
+
+    # -- clients --------------------------------------------------------------------------------------
+    async def submit(self, kind: str, request: dict, priority: int = 0) -> str:
+        """A new Pending job; its ID (the job starts as soon as a place is free)."""
+        if kind not in self.kinds:
+            raise ValueError(f"unknown job type {kind}")
+        job_id = str(uuidlib.uuid4())
+        await in_db_write(self.index.create_job, job_id, kind, priority, request, now_stamp())
+        self.wake()
+        return job_id
+
+    async def pause(self, job_id: str) -> bool:
+        if await in_db_write(self.index.update_job, job_id, ("Pending", "Retry"), state="Paused"):
+            return True
+        return await in_db_write(self.index.update_job, job_id, ("Running",), wanted="Paused")
+
+    async def resume(self, job_id: str) -> bool:
+        done = await in_db_write(self.index.update_job, job_id, ("Paused",), state="Pending", wanted=None)
+        self.wake()
+        return done
+
+    async def cancel(self, job_id: str) -> bool:
+        if await in_db_write(self.index.update_job, job_id, ("Pending", "Paused", "Retry"), state="Failure",
+                             completion_time=now_stamp(), error_code=CANCELED[0],
+                             error_description=CANCELED[1], error_details=""):
+            return True
+        return await in_db_write(self.index.update_job, job_id, ("Running",), wanted="Canceled")
+
+    async def resubmit(self, job_id: str) -> bool:
+        done = await in_db_write(self.index.update_job, job_id, ("Failure",), state="Pending", progress=0,
+                                 error_code=0, error_description="Success", error_details="", wanted=None,
+                                 completion_time=None, content={})
+        self.wake()
+        return done
+
+    # -- running ----------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Start Pending jobs while places are free (reactor thread); beat for the running ones."""
+        if self._waking or not self.running_service:
+            return
+        self._waking = True
+        d = defer.ensureDeferred(self._fill())
+        d.addErrback(lambda f: log.failure("the job engine could not start jobs", f))
+        d.addBoth(lambda _: setattr(self, "_waking", False))
+
+    @property
+    def running_service(self) -> bool:
+        return bool(self.active) or self.loop.running
+
+    async def _fill(self) -> None:
+        if self.active and time.monotonic() - self._beaten >= HEARTBEAT_SECONDS:
+            self._beaten = time.monotonic()
+            await in_db_write(_beat, self.index, list(self.active), time.time())
+        while len(self.active) < self.concurrency and await in_db(self.index.has_pending_jobs):
+            job = await in_db_write(self.index.claim_next_job, self.owner, time.time())
+            if job is None:
+                return
+            d = defer.ensureDeferred(self._run(job))
+            self.active[job["id"]] = d
+            d.addBoth(self._finished, job["id"])
+
+    def _finished(self, result, job_id: str):
+        self.active.pop(job_id, None)
+        self.wake()
+        return None
+
+    async def _run(self, job: dict) -> None:
+        kind = self.kinds.get(job["type"])
+        started = time.monotonic()
+        context = JobContext(self, job)
+        fields: dict
+        try:
+            if kind is None:
+                raise DaemonError("Internal error", f"no job type {job['type']} in this daemon")
+            content = await kind.run(context)
+            fields = dict(state="Success", progress=100, content={**context.content, **(content or {})})
+        except JobInterrupted as stop:
+            if stop.wanted == "Paused":
+                fields = dict(state="Paused", wanted=None, content=context.content)
+            else:
+                fields = dict(state="Failure", wanted=None, error_code=CANCELED[0],
+                              error_description=CANCELED[1], error_details="", content=context.content)
+        except defer.CancelledError:
+            return  # the daemon stops: the row stays Running, taken up again at the next start
+        except DaemonError as e:
+            fields = dict(state="Failure", error_code=e.orthanc_status, error_description=e.orthanc_error,
+                          error_details=e.details or e.message, content=context.content)
+        except Exception as e:  # noqa: BLE001 - a job that breaks fails, with what broke
+            log.failure("job {id} ({type}) failed", id=job["id"], type=job["type"])
+            fields = dict(state="Failure", error_code=INTERRUPTED[0], error_description=INTERRUPTED[1],
+                          error_details=str(e), content=context.content)
+        runtime = job["runtime"] + time.monotonic() - started
+        if fields["state"] in ("Success", "Failure"):
+            fields["completion_time"] = now_stamp()
+        await in_db_write(self.index.update_job, job["id"], ("Running",), runtime=runtime, **fields)
+        files = await in_db_write(self.index.forget_finished_jobs, self.history)
+        await self.daemon.ingest.remove(files)
+
+
+def _beat(index, job_ids: list[str], now: float) -> None:
+    for job_id in job_ids:
+        index.update_job(job_id, ("Running",), heartbeat=now)
