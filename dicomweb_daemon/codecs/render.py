@@ -41,15 +41,20 @@ def modality_values(ds: Dataset, array: np.ndarray, frame: int = 0) -> np.ndarra
         from pydicom.pixels import apply_modality_lut
 
         return np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
-    source = _functional_group(ds, frame, "PixelValueTransformationSequence") or ds
-    slope = float(source.get("RescaleSlope", 1) or 1)
-    intercept = float(source.get("RescaleIntercept", 0) or 0)
+    slope, intercept = rescale(ds, frame)
     out = array.astype(np.float64)
     if slope != 1:
         out *= slope
     if intercept:
         out += intercept
     return out
+
+
+def rescale(ds: Dataset, frame: int = 0) -> tuple[float, float]:
+    """The linear modality transform of a frame (PS3.3 C.11.1.1.2): ``(slope, intercept)``, from
+    its Pixel Value Transformation in enhanced images, else the image's own, else identity."""
+    source = _functional_group(ds, frame, "PixelValueTransformationSequence") or ds
+    return float(source.get("RescaleSlope", 1) or 1), float(source.get("RescaleIntercept", 0) or 0)
 
 
 def window_to_8bit(values: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:

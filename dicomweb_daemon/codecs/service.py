@@ -163,6 +163,11 @@ class FrameService:
 
         return await in_cpu(job)
 
+    async def wado_uri_image(self, instance: StoredInstance, number: int, media_type: str, **options) -> bytes:
+        """Frame ``number`` as WADO-URI answers an image (:func:`.orthanc.wado_uri`: Orthanc's rendered
+        pixels, ``window``, ``viewport``, ``region``, ``quality``), in one cpu job."""
+        return await in_cpu(lambda: orthanc.wado_uri(self._image(instance), number - 1, media_type, **options))
+
     async def matlab(self, instance: StoredInstance, number: int) -> bytes:
         """Frame ``number``'s stored values as Orthanc's /matlab expression, in one cpu job."""
         return await in_cpu(lambda: orthanc.matlab(self._image(instance), number - 1))

@@ -112,7 +112,8 @@ def transcode_dataset(ds: Dataset, target_ts: str, quality: int | None = None) -
 
 
 def _apply_changes(ds: Dataset, changes: dict, ratios: list[float]) -> None:
-    for keyword in ("PhotometricInterpretation", "PlanarConfiguration"):
+    # A lossy codestream may widen BitsStored to its precision (its samples may exceed the old range).
+    for keyword in ("PhotometricInterpretation", "PlanarConfiguration", "BitsStored", "HighBit"):
         if keyword in changes:
             if keyword == "PlanarConfiguration" and int(ds.get("SamplesPerPixel", 1) or 1) == 1:
                 continue

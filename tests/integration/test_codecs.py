@@ -82,11 +82,13 @@ def test_stored_syntax_decodes_like_pydicom(daemon, name):
         assert np.array_equal(got, reference)
 
 
-def test_transfer_syntaxes_lists_htj2k_and_jpeg_ls(daemon):
-    """The codec list names HTJ2K among the decodable syntaxes and JPEG-LS among the encodable."""
+def test_transfer_syntaxes_lists_htj2k_jpeg_ls_and_lossless_jpeg(daemon):
+    """The codec list names HTJ2K among the decodable syntaxes and JPEG-LS, JPEG extended and the
+    lossless JPEG syntaxes among the encodable; HTJ2K is not encodable (no encoder installed)."""
     body = daemon.get("/tools/transfer-syntaxes").json()
     assert uid.HTJ2K in body["Decodable"] and uid.JPEGLSLossless in body["Encodable"]
-    assert uid.JPEGLossless not in body["Encodable"]
+    assert {uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1} <= set(body["Encodable"])
+    assert uid.HTJ2KLossless not in body["Encodable"]
 
 
 def test_unsupported_syntax_is_415(daemon):
@@ -285,3 +287,51 @@ def test_big_pixel_data_bulk_value_whole_ranged_and_multipart(daemon):
     multi = daemon.get(url, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     assert multi.status_code == 200 and int(multi.headers["Content-Length"]) == len(multi.content)
     assert [body for _, body in _parts(multi)] == [ds.PixelData]
+
+
+def test_lossless_jpeg_and_extended_frames_and_media(daemon):
+    """Frames asked as .57, .70 (image/jpeg) come back lossless to the sample; .51 is an extended
+    DCT codestream (SOF1); a media archive transcoded to .51 and .57 holds files in those syntaxes,
+    the lossy one saying so (PS3.3 C.7.6.1.1.5), the lossless one with the very pixels."""
+    import zipfile
+
+    import imagecodecs
+
+    y, x = np.mgrid[0:64, 0:96]
+    pixels = ((x * 3 + y * 5) % 256).astype(np.uint8)
+    data = image(64, 96, 1, pixels.tobytes())
+    answer = daemon.store(data)
+    url = _instance_url(pydicom.dcmread(io.BytesIO(data))) + "/frames/1"
+    for syntax in (uid.JPEGLossless, uid.JPEGLosslessSV1, uid.JPEGExtended12Bit):
+        r = daemon.get(url, headers={"Accept": f"multipart/related; type=image/jpeg; transfer-syntax={syntax}"})
+        assert r.status_code == 200, r.text
+        [(ctype, frame)] = _parts(r)
+        assert ctype.startswith("image/jpeg") and syntax in ctype
+        decoded = imagecodecs.jpeg8_decode(frame)
+        if syntax == uid.JPEGExtended12Bit:
+            assert frame[:2] == b"\xff\xd8" and b"\xff\xc1" in frame[:400]
+            assert np.abs(decoded.astype(int) - pixels.astype(int)).max() < 16
+        else:
+            assert np.array_equal(decoded, pixels)
+    for level, syntax in (("studies", uid.JPEGExtended12Bit), ("series", uid.JPEGLossless)):
+        parent = answer["ParentStudy" if level == "studies" else "ParentSeries"]
+        r = daemon.get(f"/{level}/{parent}/media?transcode={syntax}")
+        assert r.status_code == 200, r.text
+        written = pydicom.dcmread(io.BytesIO(zipfile.ZipFile(io.BytesIO(r.content)).read("IMAGES/IM0")))
+        assert written.file_meta.TransferSyntaxUID == syntax
+        if syntax == uid.JPEGLossless:
+            assert "LossyImageCompression" not in written and np.array_equal(written.pixel_array, pixels)
+        else:
+            assert written.LossyImageCompression == "01" and written.LossyImageCompressionMethod == "ISO_10918_1"
+
+
+def test_lossy_jpeg_of_a_signed_ct_is_not_acceptable(daemon):
+    """A signed CT asked as JPEG extended (which has no sign) is a 406 JSON naming the reason, not a
+    500 nor a file in another syntax."""
+    data = fresh(pydicom.dcmread(testdata("CT_small.dcm")))
+    url = _instance_url(pydicom.dcmread(io.BytesIO(data)))
+    daemon.store(data)
+    r = daemon.get(url + "/frames/1", headers={
+        "Accept": f"multipart/related; type=image/jpeg; transfer-syntax={uid.JPEGExtended12Bit}"})
+    assert r.status_code == 406 and r.headers["Content-Type"] == "application/json", r.text
+    assert "unsigned" in r.json()["Details"]

@@ -144,23 +144,28 @@ def test_preview_stretches_the_stored_range(daemon):
     assert np.array_equal(inverted[0], 255 - np.floor(row * 255 / 250 + 0.5))
 
 
-def _windowed(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    return np.clip(np.floor((values - (center - width / 2)) * 255 / width), 0, 255)
+def _windowed(stored: np.ndarray, center: float, width: float, slope: float = 1, intercept: float = 0) -> np.ndarray:
+    """(x - (c - w/2)) * 255 / w of the modality values x, in single precision with the rescale folded
+    in, as Orthanc computes it (tests/unit/test_orthanc_windowing.py has the values where it matters)."""
+    f32 = np.float32
+    scale = f32(255) / f32(width)
+    gain, offset = f32(slope) * scale, (f32(intercept) - (f32(center) - f32(width) / f32(2))) * scale
+    return np.clip(np.floor(stored.astype(f32) * gain + offset), 0, 255)
 
 
 def test_rendered_windows_modality_values(daemon):
     """/rendered: modality values through the file's window, or the asked one, as
-    floor((x - (c - w/2)) * 255 / w); without any window, the range of BitsStored."""
+    (x - (c - w/2)) * 255 / w truncated; without any window, the range of BitsStored."""
     data = grey16()
-    modality = pydicom.dcmread(io.BytesIO(data)).pixel_array.astype(float) * 2 - 1000
+    values = pydicom.dcmread(io.BytesIO(data)).pixel_array
     instance = daemon.store(data)["ID"]
     assert np.array_equal(png(daemon.get(f"/instances/{instance}/rendered").content),
-                          _windowed(modality, 1200, 1600))
+                          _windowed(values, 1200, 1600, 2, -1000))
     asked = daemon.get(f"/instances/{instance}/rendered?window-center=300&window-width=900")
-    assert np.array_equal(png(asked.content), _windowed(modality, 300, 900))
+    assert np.array_equal(png(asked.content), _windowed(values, 300, 900, 2, -1000))
     plain = _dataset(_texture(16, 16), bits_stored=12)
     r = daemon.get(f"/instances/{daemon.store(_bytes(plain))['ID']}/rendered")
-    assert np.array_equal(png(r.content), _windowed(_texture(16, 16).astype(float), 2048, 4096))
+    assert np.array_equal(png(r.content), _windowed(_texture(16, 16), 2048, 4096))
     assert daemon.get(f"/instances/{instance}/rendered?window-center=300").status_code == 400
 
 
@@ -183,7 +188,7 @@ def test_rendered_frames_use_their_functional_groups(daemon):
     got = png(daemon.get(f"/instances/{instance}/frames/0/rendered?window-center=127&window-width=256").content)
     assert got.tolist() == [[0, 16], [32, 48]]
     got = png(daemon.get(f"/instances/{instance}/frames/1/rendered?window-center=127&window-width=256").content)
-    assert np.array_equal(got, _windowed(values[1] * 2.0 + 100, 127, 256))
+    assert np.array_equal(got, _windowed(values[1], 127, 256, 2, 100))
 
 
 def test_typed_images_and_their_media_types(daemon):

@@ -305,7 +305,8 @@ def test_what_can_be_answered():
     """The service says which stored syntax can be answered in which target, for negotiation."""
     assert FrameService.can_send_file(uid.ExplicitVRBigEndian, EXPLICIT_LE)
     assert FrameService.can_convert_frames(uid.JPEG2000Lossless, EXPLICIT_LE)
-    assert not FrameService.can_convert_frames(EXPLICIT_LE, uid.JPEGLossless)  # nothing writes it
+    assert FrameService.can_convert_frames(EXPLICIT_LE, uid.JPEGLossless)  # libjpeg-turbo writes it
+    assert not FrameService.can_convert_frames(EXPLICIT_LE, uid.HTJ2KLossless)  # nothing writes it
     assert not FrameService.can_send_file(uid.MPEG2MPML, EXPLICIT_LE)  # nothing reads it
     assert not FrameService.can_convert_frames(EXPLICIT_LE, "1.2.3.4")
     assert FrameService.as_stored(EXPLICIT_LE, uid.ImplicitVRLittleEndian)
@@ -345,7 +346,7 @@ async def test_impossible_targets_are_refused_before_decoding(parts):
     are NoDecoder; an instance without pixels is NotAnImage."""
     instance = await store(parts, file_bytes("CT_small.dcm"))
     with pytest.raises(NoEncoder) as refused:
-        await parts.frames.frame(instance, 1, uid.JPEGLossless)
+        await parts.frames.frame(instance, 1, uid.HTJ2KLossless)
     assert uid.JPEG2000Lossless in refused.value.details
     video = await store(parts, eight_bit_image(16, 16, encapsulate([b"\x00\x00\x01\xb3" + b"\0" * 60]), uid.MPEG2MPML))
     with pytest.raises(NoDecoder):

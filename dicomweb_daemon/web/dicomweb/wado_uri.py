@@ -2,8 +2,9 @@
 (studyUID and seriesUID optional, checked when given, as Orthanc has it).
 
 ``contentType=application/dicom`` sends the file (as stored, or in ``transferSyntax``); image
-content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are rendered by the frame
-service.
+content types (``image/jpeg``, the default, PS3.18 §9.1.2.1.5 / .2.3) are the frame as Orthanc's
+/instances/{id}/rendered draws it (what Orthanc's DICOMweb plugin answers, and clients compare),
+with the presentation parameters of PS3.18 §9.1.2.2 applied on top.
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ class WadoUriRoutes:
         """An image rendered with the presentation parameters (PS3.18 §9.1.2.2)."""
         options = _render_options(request)
         frame = options.pop("frame", 1)
-        image = await self.frame_service.rendered(instance, frame, media_type=kind, **options)
+        image = await self.frame_service.wado_uri_image(instance, frame, kind, **options)
         request.setHeader(b"Content-Type", kind.encode())
         return image
 
