@@ -94,6 +94,13 @@ class FullStorage(DaemonError):
     orthanc_status = 14
 
 
+class CorruptedFile(DaemonError):
+    """A stored file does not hold what the index says (its MD5 differs, a compressed file is damaged)."""
+
+    orthanc_error = "Corrupted file (e.g. inconsistent MD5 hash)"
+    orthanc_status = 20
+
+
 class Conflict(DaemonError):
     status = 409
     orthanc_error = "Conflict"

@@ -70,7 +70,8 @@ class IIndex(Interface):
     """The database of resources, tags, attachments, changes and exports.
 
     Every method blocks. Reads run in any db thread (``in_db``). Writes run in the db_write thread
-    (``in_db_write``), except ingest's (``store_many``, ``reserve_files``, ``put_attachment``), which
+    (``in_db_write``), except ingest's (``store_many``, ``reserve_files``, ``put_attachment``,
+    ``set_compression``), which
     run in ingest's own threads so that the files of a batch and their index rows are written by the same thread:
     an index serializes its writes itself (SQLite: one lock around each write transaction).
 
@@ -91,7 +92,9 @@ class IIndex(Interface):
     # -- ingest's writes: ingest threads ------------------------------------------------------
     def store_many(items, overwrite=False, origin=None, max_storage_mb=0, max_patients=0,  # noqa: N805
                    recycle=False):
-        """Index ``[(ParsedInstance, file uuid)]`` in one transaction; a StoreResult or error each.
+        """Index ``[(ParsedInstance, file uuid[, StoredForm or None])]`` in one transaction; a StoreResult
+        or error each. A StoredForm (storage/compression.py) says the file is stored compressed:
+        its compression, and the size and MD5 of the stored bytes.
 
         Over a quota, ``recycle`` deletes the least recently updated unprotected patients first. The
         files it stops referencing (replaced, recycled) are recorded as pending in the transaction."""
@@ -99,9 +102,16 @@ class IIndex(Interface):
     def reserve_files(uuids):  # noqa: N805
         """Record file names as pending before their files are written (one commit)."""
 
-    def put_attachment(public_id, content_type, uuid, size, md5, if_match=None, strict=False):  # noqa: N805
-        """Attach a stored file (its name journaled); ``(revision, replaced file or None)``, the replaced
-        one recorded as pending in the transaction. Revisions checked as for metadata."""
+    def put_attachment(public_id, content_type, uuid, size, md5, if_match=None, strict=False,  # noqa: N805
+                       stored=None):
+        """Attach a stored file (its name journaled; ``stored``: its StoredForm when compressed);
+        ``(revision, replaced file or None)``, the replaced one recorded as pending in the
+        transaction. Revisions checked as for metadata."""
+
+    def set_compression(public_id, content_type, uuid, new_uuid, stored):  # noqa: N805
+        """Point an attachment (content type 1: an instance's DICOM file) still in file ``uuid`` at
+        ``new_uuid`` (journaled), the same content stored as ``stored`` says (None: as it came);
+        ``uuid`` recorded as pending in the transaction. False when the attachment changed meanwhile."""
 
     # -- writes: the db_write thread (in_db_write) ----------------------------------------------
     def delete(public_id, level):  # noqa: N805
@@ -163,7 +173,8 @@ class IIndex(Interface):
         """``{internal: {keyword: value}}`` of the indexed main tags."""
 
     def instance(public_id):  # noqa: N805
-        """What is stored about one instance's file: uuid, size, md5, syntax, frame table, origin..."""
+        """What is stored about one instance's file: uuid, size, md5, compression (and then the
+        compressed size and MD5), syntax, frame table, origin..."""
 
     def instances_under(public_ids):  # noqa: N805
         """Every instance under resources, once, with its file and its ancestors' main tags."""
@@ -175,13 +186,15 @@ class IIndex(Interface):
         """``{number as text: (value, revision)}`` of user-defined metadata."""
 
     def attachments(public_id):  # noqa: N805
-        """``{content type: {uuid, size, md5, revision}}`` of user-defined attachments."""
+        """``{content type: {uuid, size, md5, revision, compression, compressed_size, compressed_md5}}``
+        of user-defined attachments."""
 
     def is_protected(public_id):  # noqa: N805
         """Whether a patient is protected."""
 
     def statistics(public_id):  # noqa: N805
-        """Counts and sizes of everything (None) or of a resource's subtree."""
+        """Counts and sizes of everything (None) or of a resource's subtree: disk sizes of the stored
+        bytes, uncompressed sizes of the content."""
 
     def changes(since, limit):  # noqa: N805
         """Orthanc's /changes answer."""

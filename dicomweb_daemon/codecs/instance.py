@@ -22,13 +22,15 @@ class StoredInstance:
     sop_class_uid: str | None = None
     #: The compressed DICOM JSON computed at ingest, when it was read with the row.
     metadata: bytes | None = None
+    #: How the file is stored (storage/compression.py): a compressed one is read whole, never in place.
+    compression: int = 0
 
     @classmethod
     def from_row(cls, row: dict, public_id: str | None = None) -> StoredInstance:
         """From a row of ``IIndex.instance`` (give its ``public_id``) or ``wado_instances``."""
         return cls(public_id or row["public_id"], row["file_uuid"], row["file_size"], row["transfer_syntax"],
                    row.get("frames") or [], row.get("number_of_frames"), row.get("sop_class_uid"),
-                   row.get("metadata"))
+                   row.get("metadata"), row["compression"])
 
     def ranges(self, number: int) -> list:
         """The byte ranges of frame ``number`` (1-based, as in PS3.18); NoSuchFrame when absent."""

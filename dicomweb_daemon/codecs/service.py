@@ -64,7 +64,7 @@ class FrameService:
         return await in_db(lambda: [self.describe(p, metadata) for p in public_ids])
 
     def file(self, instance: StoredInstance) -> StoredFile:
-        return StoredFile(self.storage, instance.file_uuid)
+        return StoredFile(self.storage, instance.file_uuid, compression=instance.compression)
 
     # -- what is possible (any thread, no I/O) ------------------------------------------------
     @staticmethod
@@ -90,7 +90,10 @@ class FrameService:
     @staticmethod
     def read_groups(instance: StoredInstance, numbers: list[int], budget: int = READ_BUDGET) -> list[list[int]]:
         """``numbers`` grouped in order, each group within ``budget`` bytes (at least one frame):
-        what :meth:`frames_as_stored` should be asked at once."""
+        what :meth:`frames_as_stored` should be asked at once. A compressed file is inflated whole
+        for any read: all its frames are then one group."""
+        if instance.compression:
+            return [list(numbers)] if numbers else []
         groups: list[list[int]] = []
         total = budget
         for n in numbers:
@@ -104,7 +107,8 @@ class FrameService:
 
     async def frames_as_stored(self, instance: StoredInstance, numbers: list[int]) -> list[bytes]:
         """Frames ``numbers`` (1-based) as stored, in one io call."""
-        return await read_frames(self.storage, instance.file_uuid, [instance.ranges(n) for n in numbers])
+        return await read_frames(self.storage, instance.file_uuid, [instance.ranges(n) for n in numbers],
+                                 compression=instance.compression)
 
     async def frame(self, instance: StoredInstance, number: int, target: str | None = None) -> bytes:
         """Frame ``number`` (1-based) as stored, or in transfer syntax ``target``: one io call as
@@ -112,7 +116,7 @@ class FrameService:
         for the same frame at once share it)."""
         ranges = instance.ranges(number)
         if as_stored(instance.transfer_syntax, target):
-            return await read_ranges(self.storage, instance.file_uuid, ranges)
+            return await read_ranges(self.storage, instance.file_uuid, ranges, compression=instance.compression)
         return await self.flights.run((instance.file_uuid, number, target),
                                       lambda: self._converted(instance, ranges, target))
 

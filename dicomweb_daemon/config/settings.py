@@ -9,7 +9,7 @@ from ..dicom.private_dictionary import parse_dictionary
 # Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
 ORTHANC_KEYS_ACCEPTED = {
     "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
-    "StorageCompression", "Plugins", "HttpThreadsCount", "DicomModalities",
+    "Plugins", "HttpThreadsCount", "DicomModalities",
     "OrthancPeers", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
     "MaximumStorageCacheSize", "ExtraMainDicomTags",
@@ -45,6 +45,8 @@ TOP: dict[str, Option] = {
     "DefaultPrivateCreator": Option(str, "", "Private creator of private tags that /modify and create-dicom "
                                     "add without one."),
     "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
+    "StorageCompression": Option(bool, False, "Compress new files (DICOM and attachments) with zlib before "
+                                 "storing them, as Orthanc; stored files keep their form."),
     "MaximumStorageSize": Option(int, 0, "Quota of stored files in MB (0 = unlimited).", minimum=0),
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
     "MaximumStorageMode": Option(str, "Recycle", "Over a quota: Recycle (delete the oldest unprotected "

@@ -76,28 +76,31 @@ class ChangesMixin:
             c.execute("DELETE FROM exports")
 
     def statistics(self, public_id: str | None = None) -> dict:
-        """Counts and exact sizes, of everything or of one resource's subtree."""
+        """Counts and exact sizes, of everything or of one resource's subtree: as Orthanc, the disk
+        sizes count the bytes stored (compressed files by their compressed size), the uncompressed
+        sizes the content."""
         if public_id is None:
             counts = dict(self.db.execute("SELECT level, COUNT(*) FROM resources GROUP BY level"))
-            size = self.db.execute("SELECT (SELECT COALESCE(SUM(file_size), 0) FROM instances) + "
-                                   "(SELECT COALESCE(SUM(size), 0) FROM attachments)").fetchone()[0]
+            disk, size = self.db.execute(_TOTAL_SIZES).fetchone()
             return {
                 "CountPatients": counts.get(0, 0), "CountStudies": counts.get(1, 0),
                 "CountSeries": counts.get(2, 0), "CountInstances": counts.get(3, 0),
-                "TotalDiskSize": str(size), "TotalDiskSizeMB": size // (1024 * 1024),
+                "TotalDiskSize": str(disk), "TotalDiskSizeMB": disk // (1024 * 1024),
                 "TotalUncompressedSize": str(size), "TotalUncompressedSizeMB": size // (1024 * 1024),
             }
         internal = self.internal_of(public_id)
         level = self.db.execute("SELECT level FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
         rows = self.db.execute(_SUBTREE_COUNTS, (internal,)).fetchall()
-        counts = {lvl: n for lvl, n, _, _ in rows}
-        dicom = sum(s or 0 for _, _, s, _ in rows)
-        size = dicom + sum(a or 0 for _, _, _, a in rows)  # DICOM files and user attachments
+        counts = {row[0]: row[1] for row in rows}
+        # Sums of the rows' columns: DICOM files' content and stored sizes, attachments' the same.
+        dicom, dicom_disk, other, other_disk = (sum(row[k] or 0 for row in rows) for k in range(2, 6))
+        size, disk = dicom + other, dicom_disk + other_disk
         out = {key: counts.get(lvl, 0) for lvl, key in _COUNT_KEYS.items() if lvl > level}
-        mb, dicom_mb = size // (1024 * 1024), dicom // (1024 * 1024)
-        out.update({"DiskSize": str(size), "DiskSizeMB": mb, "UncompressedSize": str(size),
-                    "UncompressedSizeMB": mb, "DicomDiskSize": str(dicom), "DicomDiskSizeMB": dicom_mb,
-                    "DicomUncompressedSize": str(dicom), "DicomUncompressedSizeMB": dicom_mb})
+        mb = 1024 * 1024
+        out.update({"DiskSize": str(disk), "DiskSizeMB": disk // mb, "UncompressedSize": str(size),
+                    "UncompressedSizeMB": size // mb, "DicomDiskSize": str(dicom_disk),
+                    "DicomDiskSizeMB": dicom_disk // mb, "DicomUncompressedSize": str(dicom),
+                    "DicomUncompressedSizeMB": dicom // mb})
         return out
 
 
@@ -107,8 +110,16 @@ WITH RECURSIVE tree(internal, level) AS (
     SELECT internal, level FROM resources WHERE internal = ?
     UNION ALL SELECT r.internal, r.level FROM resources r JOIN tree ON r.parent = tree.internal
 )
-SELECT tree.level, COUNT(*), SUM(i.file_size),
-       SUM((SELECT COALESCE(SUM(a.size), 0) FROM attachments a WHERE a.internal = tree.internal))
+SELECT tree.level, COUNT(*), SUM(i.file_size), SUM(COALESCE(i.compressed_size, i.file_size)),
+       SUM((SELECT COALESCE(SUM(a.size), 0) FROM attachments a WHERE a.internal = tree.internal)),
+       SUM((SELECT COALESCE(SUM(COALESCE(a.compressed_size, a.size)), 0) FROM attachments a
+            WHERE a.internal = tree.internal))
 FROM tree LEFT JOIN instances i USING (internal)
 GROUP BY tree.level
+"""
+# (bytes on disk, bytes of content) of every file: DICOM files and user attachments.
+_TOTAL_SIZES = """
+SELECT (SELECT COALESCE(SUM(COALESCE(compressed_size, file_size)), 0) FROM instances)
+       + (SELECT COALESCE(SUM(COALESCE(compressed_size, size)), 0) FROM attachments),
+       (SELECT COALESCE(SUM(file_size), 0) FROM instances) + (SELECT COALESCE(SUM(size), 0) FROM attachments)
 """

@@ -15,10 +15,10 @@ _COLUMNS = {
     "file_size": "i.file_size", "md5": "i.md5", "transfer_syntax": "i.transfer_syntax",
     "sop_class_uid": "i.sop_class_uid", "number_of_frames": "i.number_of_frames", "frames": "i.frames",
     "metadata": "i.metadata", "last_update": "ri.last_update", "series_internal": "rse.internal",
-    "study_internal": "rs.internal", "patient_internal": "rs.parent",
+    "study_internal": "rs.internal", "patient_internal": "rs.parent", "compression": "i.compression",
 }
 FILE_COLUMNS = ("public_id", "file_uuid", "file_size", "md5", "transfer_syntax", "sop_class_uid",
-                "number_of_frames", "frames", "last_update")
+                "number_of_frames", "frames", "last_update", "compression")
 
 
 class DicomwebMixin:

@@ -168,14 +168,15 @@ class ResourcesMixin:
         row = self.db.execute(
             "SELECT r.internal, i.file_uuid, i.file_size, i.md5, i.transfer_syntax, i.sop_class_uid, "
             "i.number_of_frames, i.frames, i.reception_date, i.origin, i.remote_aet, i.charset, "
-            "i.index_in_series, r.last_update, i.pixel_data_offset, i.remote_ip, i.http_username "
-            "FROM resources r JOIN instances i USING (internal) "
+            "i.index_in_series, r.last_update, i.pixel_data_offset, i.remote_ip, i.http_username, "
+            "i.compression, i.compressed_size, i.compressed_md5 FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (public_id,)).fetchone()
         if row is None:
             raise UnknownResource("Unknown resource", f"no instance with ID {public_id}")
         keys = ("internal", "file_uuid", "file_size", "md5", "transfer_syntax", "sop_class_uid",
                 "number_of_frames", "frames", "reception_date", "origin", "remote_aet", "charset",
-                "index_in_series", "last_update", "pixel_data_offset", "remote_ip", "http_username")
+                "index_in_series", "last_update", "pixel_data_offset", "remote_ip", "http_username",
+                "compression", "compressed_size", "compressed_md5")
         info = dict(zip(keys, row, strict=True))
         info["frames"] = json.loads(info["frames"])
         return info
@@ -186,14 +187,14 @@ class ResourcesMixin:
         rows = self.db.execute(
             "WITH RECURSIVE tree(internal) AS (SELECT value FROM json_each(?) UNION "
             "SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal) "
-            "SELECT ir.public_id, i.file_uuid, i.file_size, se.internal, st.internal, pa.internal "
+            "SELECT ir.public_id, i.file_uuid, i.file_size, i.compression, se.internal, st.internal, pa.internal "
             "FROM instances i JOIN tree USING (internal) JOIN resources ir ON ir.internal = i.internal "
             "JOIN resources se ON se.internal = ir.parent JOIN resources st ON st.internal = se.parent "
             "JOIN resources pa ON pa.internal = st.parent ORDER BY pa.internal, st.internal, se.internal, "
             "i.index_in_series, i.internal", (json.dumps(internals),)).fetchall()
-        tags = self.main_tags(list({x for r in rows for x in r[3:]}))
-        return [{"ID": r[0], "file_uuid": r[1], "size": r[2], "series": tags.get(r[3], {}),
-                 "study": tags.get(r[4], {}), "patient": tags.get(r[5], {})} for r in rows]
+        tags = self.main_tags(list({x for r in rows for x in r[4:]}))
+        return [{"ID": r[0], "file_uuid": r[1], "size": r[2], "compression": r[3], "series": tags.get(r[4], {}),
+                 "study": tags.get(r[5], {}), "patient": tags.get(r[6], {})} for r in rows]
 
     def is_protected(self, public_id: str) -> bool:
         internal = self.internal_of(public_id, "Patient")

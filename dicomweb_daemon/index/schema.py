@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS study_patient_tags (
 CREATE INDEX IF NOT EXISTS study_patient_tags_value ON study_patient_tags(tag, value);
 CREATE INDEX IF NOT EXISTS study_patient_tags_norm ON study_patient_tags(tag, norm);
 
+-- compression: how the file is stored (storage/compression.py; 0: as it came), and then the size and
+-- MD5 of the stored bytes (NULL when uncompressed: file_size and md5 are the stored bytes' too); the
+-- same for the files of attachments.
 CREATE TABLE IF NOT EXISTS instances (
     internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
     file_uuid TEXT NOT NULL,
@@ -59,7 +62,10 @@ CREATE TABLE IF NOT EXISTS instances (
     pixel_data_offset INTEGER,
     remote_ip TEXT NOT NULL DEFAULT '',
     http_username TEXT NOT NULL DEFAULT '',
-    pixel_data_vr TEXT
+    pixel_data_vr TEXT,
+    compression INTEGER NOT NULL DEFAULT 0,
+    compressed_size INTEGER,
+    compressed_md5 TEXT
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 
@@ -85,6 +91,9 @@ CREATE TABLE IF NOT EXISTS attachments (
     size INTEGER NOT NULL,
     md5 TEXT NOT NULL,
     revision INTEGER NOT NULL DEFAULT 0,
+    compression INTEGER NOT NULL DEFAULT 0,
+    compressed_size INTEGER,
+    compressed_md5 TEXT,
     PRIMARY KEY (internal, content_type)
 );
 CREATE INDEX IF NOT EXISTS attachments_uuid ON attachments(uuid);
@@ -172,6 +181,12 @@ ADDED_COLUMNS = [
     ("changes", "internal", "INTEGER REFERENCES resources(internal) ON DELETE CASCADE"),
     ("instances", "pixel_data_vr", "TEXT"),
     ("user_metadata", "revision", "INTEGER NOT NULL DEFAULT 0"),
+    ("instances", "compression", "INTEGER NOT NULL DEFAULT 0"),
+    ("instances", "compressed_size", "INTEGER"),
+    ("instances", "compressed_md5", "TEXT"),
+    ("attachments", "compression", "INTEGER NOT NULL DEFAULT 0"),
+    ("attachments", "compressed_size", "INTEGER"),
+    ("attachments", "compressed_md5", "TEXT"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

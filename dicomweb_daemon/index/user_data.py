@@ -44,6 +44,11 @@ def log_change(c, change_type: str, internal: int) -> None:
               (change_type, level, public_id, time.strftime("%Y%m%dT%H%M%S", time.gmtime()), internal))
 
 
+def stored_columns(stored) -> tuple:
+    """``(compression, compressed_size, compressed_md5)`` of a file stored as ``stored`` says."""
+    return (stored.compression, stored.size, stored.md5) if stored is not None else (0, None, None)
+
+
 class UserDataMixin:
     # -- core metadata (read-only) ----------------------------------------------------------
     def core_metadata(self, public_id: str) -> tuple[str, dict[str, str]]:
@@ -121,31 +126,63 @@ class UserDataMixin:
 
     # -- user attachments ------------------------------------------------------------------------
     def attachments(self, public_id: str) -> dict[int, dict]:
-        """``{content type: {uuid, size, md5, revision}}`` of the resource's user-defined attachments."""
+        """``{content type: {uuid, size, md5, revision, compression, compressed_size, compressed_md5}}``
+        of the resource's user-defined attachments (the compressed ones None when uncompressed)."""
         internal = self.internal_of(public_id)
-        return {row[0]: {"uuid": row[1], "size": row[2], "md5": row[3], "revision": row[4]} for row in
-                self.db.execute("SELECT content_type, uuid, size, md5, revision FROM attachments "
-                                "WHERE internal = ?", (internal,))}
+        keys = ("uuid", "size", "md5", "revision", "compression", "compressed_size", "compressed_md5")
+        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in self.db.execute(
+            "SELECT content_type, uuid, size, md5, revision, compression, compressed_size, compressed_md5 "
+            "FROM attachments WHERE internal = ?", (internal,))}
 
     def put_attachment(self, public_id: str, content_type: int, uuid: str, size: int, md5: str,
-                       if_match: tuple[int, str] | None = None, strict: bool = False) -> tuple[int, str | None]:
-        """Attach the stored file ``uuid`` (ingest thread: its name is journaled); returns the new
-        revision and the file it replaces, recorded as pending for removal in the same transaction."""
+                       if_match: tuple[int, str] | None = None, strict: bool = False,
+                       stored=None) -> tuple[int, str | None]:
+        """Attach the stored file ``uuid`` (ingest thread: its name is journaled), compressed as ``stored``
+        says (a storage/compression.StoredForm; None: as it came); returns the new revision and the
+        file it replaces, recorded as pending for removal in the same transaction."""
         with self.transaction() as c:
             internal = self.internal_of(public_id, conn=c)
             row = c.execute("SELECT uuid, md5, revision FROM attachments WHERE internal = ? AND content_type = ?",
                             (internal, content_type)).fetchone()
             check_revision((row[2], row[1]) if row else None, if_match, strict)
             revision = row[2] + 1 if row else 0
-            c.execute("INSERT INTO attachments (internal, content_type, uuid, size, md5, revision) "
-                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (internal, content_type) DO UPDATE SET "
-                      "uuid = excluded.uuid, size = excluded.size, md5 = excluded.md5, revision = excluded.revision",
-                      (internal, content_type, uuid, size, md5, revision))
+            c.execute("INSERT INTO attachments (internal, content_type, uuid, size, md5, revision, compression, "
+                      "compressed_size, compressed_md5) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (internal, content_type) DO UPDATE SET uuid = excluded.uuid, "
+                      "size = excluded.size, md5 = excluded.md5, revision = excluded.revision, "
+                      "compression = excluded.compression, compressed_size = excluded.compressed_size, "
+                      "compressed_md5 = excluded.compressed_md5",
+                      (internal, content_type, uuid, size, md5, revision, *stored_columns(stored)))
             replaced = row[0] if row else None
             if replaced:
                 self.record_pending(c, [replaced])
             log_change(c, "UpdatedAttachment", internal)
         return revision, replaced
+
+    def set_compression(self, public_id: str, content_type: int, uuid: str, new_uuid: str, stored) -> bool:
+        """Point an attachment (content type 1: the instance's DICOM file) at ``new_uuid``, its same
+        content stored as ``stored`` says (None: as it came), if it is still the file ``uuid`` (ingest
+        thread: ``new_uuid`` is journaled). ``uuid`` is recorded as pending for removal in the same
+        transaction. False, and nothing changed, when the attachment changed meanwhile.
+
+        As Orthanc does, the revision stays (the content is the same) and only a user-defined
+        attachment logs UpdatedAttachment."""
+        with self.transaction() as c:
+            internal = self.internal_of(public_id, conn=c)
+            if content_type == 1:
+                cursor = c.execute("UPDATE instances SET file_uuid = ?, compression = ?, compressed_size = ?, "
+                                   "compressed_md5 = ? WHERE internal = ? AND file_uuid = ?",
+                                   (new_uuid, *stored_columns(stored), internal, uuid))
+            else:
+                cursor = c.execute("UPDATE attachments SET uuid = ?, compression = ?, compressed_size = ?, "
+                                   "compressed_md5 = ? WHERE internal = ? AND content_type = ? AND uuid = ?",
+                                   (new_uuid, *stored_columns(stored), internal, content_type, uuid))
+            if cursor.rowcount != 1:
+                return False
+            if content_type != 1:
+                log_change(c, "UpdatedAttachment", internal)
+            self.record_pending(c, [uuid])
+        return True
 
     def delete_attachment(self, public_id: str, content_type: int, if_match: tuple[int, str] | None = None,
                           strict: bool = False) -> str:

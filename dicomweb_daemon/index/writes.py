@@ -10,6 +10,7 @@ from ..errors import DaemonError, FullStorage, UnknownResource
 from .normalize import normalize
 from .resources import series_status
 from .schema import LEVEL_NAME
+from .user_data import stored_columns
 
 LEVELS = ("Patient", "Study", "Series", "Instance")
 
@@ -32,17 +33,19 @@ class StoreResult:
 
 
 class WritesMixin:
-    def store(self, p: ParsedInstance, file_uuid: str, **options) -> StoreResult:
-        """Index one parsed instance whose file is already stored under ``file_uuid``."""
-        result = self.store_many([(p, file_uuid)], **options)[0]
+    def store(self, p: ParsedInstance, file_uuid: str, stored=None, **options) -> StoreResult:
+        """Index one parsed instance whose file is already stored under ``file_uuid`` (compressed as
+        ``stored`` says: a storage/compression.StoredForm, or None when stored as it came)."""
+        result = self.store_many([(p, file_uuid, stored)], **options)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
-    def store_many(self, items: list[tuple[ParsedInstance, str]], overwrite: bool = False,
+    def store_many(self, items: list[tuple], overwrite: bool = False,
                    origin: Origin | None = None, max_storage_mb: int = 0,
                    max_patients: int = 0, recycle: bool = False) -> list[StoreResult | DaemonError]:
-        """Index several instances in one transaction (one commit, one fsync for a whole STOW).
+        """Index several instances, ``(ParsedInstance, file uuid[, StoredForm or None])`` each, in one
+        transaction (one commit, one fsync for a whole STOW).
 
         Each instance has its own savepoint: one refused by the quota leaves the others stored."""
         now = time.time()
@@ -52,11 +55,12 @@ class WritesMixin:
         # usually shares them with the one before, so their lookup and update are done once.
         seen: dict[str, int] = {}
         with self.transaction() as c:
-            for p, file_uuid in items:
+            for p, file_uuid, *form in items:
                 c.execute("SAVEPOINT instance")
                 before = dict(seen)
                 try:
-                    results.append(self._store_one(c, p, file_uuid, now, stamp, overwrite, origin or Origin(),
+                    results.append(self._store_one(c, p, file_uuid, form[0] if form else None, now, stamp,
+                                                   overwrite, origin or Origin(),
                                                    (max_storage_mb, max_patients, recycle), seen))
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
@@ -68,7 +72,7 @@ class WritesMixin:
                                     for f in ([r.replaced_file] if r.replaced_file else []) + r.recycled_files])
         return results
 
-    def _store_one(self, c, p: ParsedInstance, file_uuid: str, now: float, stamp: str, overwrite: bool,
+    def _store_one(self, c, p: ParsedInstance, file_uuid: str, stored, now: float, stamp: str, overwrite: bool,
                    origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int]) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
@@ -79,7 +83,7 @@ class WritesMixin:
                 return StoreResult("AlreadyStored")
             replaced = row[1]
             c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
-        recycled = self._make_room(c, p, *quota, stamp)
+        recycled = self._make_room(c, p, stored.size if stored else p.size, *quota, stamp)
         if recycled:
             seen.clear()  # recycling may have deleted resources met before
         parent = None
@@ -121,7 +125,7 @@ class WritesMixin:
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
-             p.pixel_data_vr))
+             p.pixel_data_vr, *stored_columns(stored)))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
                       created[::-1])
@@ -142,14 +146,15 @@ class WritesMixin:
                                            "USING (internal) WHERE r.parent = ?", (series,))]
         return series_status(expected[0], indexes)
 
-    def _make_room(self, c, p: ParsedInstance, max_storage_mb: int, max_patients: int, recycle: bool,
-                   stamp: str) -> list[str]:
-        """Check the quotas; in Recycle mode (Orthanc's default) delete the least recently updated
-        unprotected patients until the instance fits. Returns the files of what was recycled."""
+    def _make_room(self, c, p: ParsedInstance, disk_size: int, max_storage_mb: int, max_patients: int,
+                   recycle: bool, stamp: str) -> list[str]:
+        """Check the quotas (``disk_size``: the bytes the instance's file takes on disk); in Recycle
+        mode (Orthanc's default) delete the least recently updated unprotected patients until the
+        instance fits. Returns the files of what was recycled."""
         files: list[str] = []
         while True:
             try:
-                self._check_quota(c, p, max_storage_mb, max_patients)
+                self._check_quota(c, p, disk_size, max_storage_mb, max_patients)
                 return files
             except FullStorage:
                 if not recycle:
@@ -173,10 +178,12 @@ class WritesMixin:
         return files
 
     @staticmethod
-    def _check_quota(c, p: ParsedInstance, max_storage_mb: int, max_patients: int) -> None:
+    def _check_quota(c, p: ParsedInstance, disk_size: int, max_storage_mb: int, max_patients: int) -> None:
         if max_storage_mb:
-            used = c.execute("SELECT COALESCE(SUM(file_size), 0) FROM instances").fetchone()[0]
-            if used + p.size > max_storage_mb * 1024 * 1024:
+            # As Orthanc, the quota counts the bytes on disk (compressed files by their stored size).
+            used = c.execute("SELECT COALESCE(SUM(COALESCE(compressed_size, file_size)), 0) FROM instances"
+                             ).fetchone()[0]
+            if used + disk_size > max_storage_mb * 1024 * 1024:
                 raise FullStorage("The file storage is full",
                                   f"MaximumStorageSize of {max_storage_mb} MB would be exceeded")
         if max_patients:
@@ -264,7 +271,8 @@ class WritesMixin:
 
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "
                      "number_of_frames, frames, metadata, reception_date, origin, remote_aet, charset, "
-                     "pixel_data_offset, remote_ip, http_username, pixel_data_vr")
+                     "pixel_data_offset, remote_ip, http_username, pixel_data_vr, compression, compressed_size, "
+                     "compressed_md5")
 _INSTANCE_MARKS = ",".join("?" * len(_INSTANCE_COLUMNS.split(",")))
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 _DESCENDANT_FILES = """

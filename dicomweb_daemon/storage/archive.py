@@ -27,6 +27,7 @@ class ArchiveEntry:
     modality: str
     public_id: str = ""
     size: int = 0  # of the stored file
+    compression: int = 0  # how the file is stored (storage/compression.py)
 
 
 #: An instance's file in the archive's transfer syntax, or None to put the stored file as it is.
@@ -43,7 +44,7 @@ def _put(z: zipfile.ZipFile, storage, entry: ArchiveEntry, name: str, fetch: Fet
     """Write one instance's file under ``name``; give back its bytes or its local path."""
     data = fetch(entry) if fetch is not None else None
     if data is None:
-        stored = StoredFile(storage, entry.uuid)
+        stored = StoredFile(storage, entry.uuid, compression=entry.compression)
         if stored.path is not None:
             z.write(stored.path, name)
             return stored.path

@@ -22,7 +22,8 @@ def entries_of(index, ids: list[str]) -> list[ArchiveEntry]:
         folders = (folder_name(p.get("PatientID", ""), p.get("PatientName", "")),
                    folder_name(st.get("AccessionNumber", ""), st.get("StudyDescription", "")),
                    folder_name(se.get("Modality", ""), se.get("SeriesNumber", ""), se.get("SeriesDescription", "")))
-        entries.append(ArchiveEntry(item["file_uuid"], folders, se.get("Modality", ""), item["ID"], item["size"]))
+        entries.append(ArchiveEntry(item["file_uuid"], folders, se.get("Modality", ""), item["ID"], item["size"],
+                                    item["compression"]))
     return entries
 
 

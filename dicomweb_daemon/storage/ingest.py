@@ -30,6 +30,7 @@ from ..dicom.parsing import ParsedInstance
 from ..errors import BadFileFormat, DaemonError, MissingIdentifier, WrongStudy
 from ..index.writes import Origin
 from ..threads import executor, in_ingest, in_io, in_process, process_count, to_completion
+from .compression import StoredForm
 from .journal import FileJournal
 from .sources import KIND, Source, parse_source, parse_sources
 from .spool import Spool
@@ -133,8 +134,11 @@ class Ingest:
 
     # -- store thread ------------------------------------------------------------------------
     def _start(self, sources: Sequence[Source]) -> _Started:
-        """Journaled names for the sources, then the sources that work while parsed set going."""
+        """Journaled names for the sources, then the sources that work while parsed set going (not
+        under StorageCompression: what is stored is compressed after the parse)."""
         names = self.journal.names(len(sources))
+        if self.settings.StorageCompression:
+            return _Started(names, {})
         pool = executor("store")
         early = {i: pool.submit(source.while_parsed, self.storage, names[i])
                  for i, source in enumerate(sources) if source.works_while_parsed}
@@ -196,12 +200,15 @@ class Ingest:
         try:
             stored_early = {i for i in todo if i in done.early and done.early[i].result()}
             late = [i for i in todo if i not in stored_early]
+            store = self._store_compressed if self.settings.StorageCompression else self._store_source
+            forms: list = []
             if len(late) == 1:
-                sources[late[0]].store(self.storage, names[late[0]], self.spool)
-            elif late:  # in parallel: the files' fsyncs overlap instead of adding up
-                list(executor("store").map(lambda i: sources[i].store(self.storage, names[i], self.spool), late))
+                forms = [store(sources[late[0]], names[late[0]])]
+            elif late:  # in parallel: the files' fsyncs (and compressions) overlap instead of adding up
+                forms = list(executor("store").map(lambda i: store(sources[i], names[i]), late))
+            stored_as = dict(zip(late, forms, strict=True))
             indexed = self.index.store_many(
-                [(results[i], names[i]) for i in todo], overwrite=overwrite, origin=origin,
+                [(results[i], names[i], stored_as.get(i)) for i in todo], overwrite=overwrite, origin=origin,
                 max_storage_mb=self.settings.MaximumStorageSize, max_patients=self.settings.MaximumPatientCount,
                 recycle=self.settings.MaximumStorageMode == "Recycle")
         except BaseException:
@@ -222,6 +229,12 @@ class Ingest:
         self.journal.settled(referenced)
         self.remove_files(unused)
         return results
+
+    def _store_source(self, source: Source, name: str) -> None:
+        source.store(self.storage, name, self.spool)
+
+    def _store_compressed(self, source: Source, name: str) -> StoredForm:
+        return source.store_compressed(self.storage, name, self.spool)
 
     def _release(self, sources: Sequence[Source], done: _Started, kept: set[int]) -> None:
         """After a batch: files stored (or partly written) during the parse and not kept are removed,

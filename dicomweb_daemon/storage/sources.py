@@ -22,6 +22,7 @@ from typing import BinaryIO
 from ..dicom.parsing import ParsedInstance, parse_buffer
 from ..errors import BadFileFormat
 from ..interfaces import IDirectWrites, IStaging, IStorageArea
+from .compression import StoredForm, compressed_form
 from .shared_memory import SharedBuffer
 from .spool import Spool
 from .uncached import read_uncached
@@ -69,6 +70,19 @@ class Source(ABC):
     @abstractmethod
     def store(self, area: IStorageArea, uuid: str, spool: Spool) -> None:
         """Put the bytes into ``area`` under ``uuid``, durably; the source is consumed."""
+
+    def store_compressed(self, area: IStorageArea, uuid: str, spool: Spool) -> StoredForm:
+        """Put the bytes into ``area`` under ``uuid`` compressed (StorageCompression), durably; what the
+        index keeps of the stored bytes. The source is consumed: :meth:`discard` gives it back."""
+        memory = self.in_memory()
+        if memory is not None:
+            buf, start, end = memory
+            stored, form = compressed_form(memoryview(buf)[start:end])
+        else:
+            with self.buffer() as data:
+                stored, form = compressed_form(data)
+        _store_bytes(area, uuid, stored, spool)
+        return form
 
     def while_parsed(self, area: IStorageArea, uuid: str) -> bool:
         """Called while the source is parsed: start storing it if that is worth it. True when the

@@ -94,11 +94,12 @@ async def streamed(request, produce) -> None:
 
 
 async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start: int = 0,
-                        end: int | None = None) -> None:
-    """Write bytes ``[start, end)`` of a stored file to ``out`` in CHUNK pieces, each read in an io
-    thread, waiting whenever the client is slower than the disk."""
+                        end: int | None = None, *, compression: int) -> None:
+    """Write bytes ``[start, end)`` of a stored file's content (``size`` bytes; stored with
+    ``compression``) to ``out`` in CHUNK pieces, each read in an io thread, waiting whenever the
+    client is slower than the disk (a compressed file is inflated in an io thread when opened)."""
     end = size if end is None else end
-    file = StoredFile(storage, uuid)
+    file = StoredFile(storage, uuid, compression=compression)
     if start == 0 and end == size and size <= CHUNK:  # the common case: one io call per file
         await out.write(checked(await in_io(file.read), size))
         return
@@ -113,19 +114,23 @@ async def stream_stored(out: Backpressure, storage, uuid: str, size: int, start:
         await in_io(opened.close)
 
 
-async def send_file(request, storage, uuid: str, size: int, start: int = 0, end: int | None = None) -> None:
-    """Stream bytes ``[start, end)`` of a stored file to ``request``, then finish it."""
+async def send_file(request, storage, uuid: str, size: int, start: int = 0, end: int | None = None, *,
+                    compression: int) -> None:
+    """Stream bytes ``[start, end)`` of a stored file's content (stored with ``compression``) to
+    ``request``, then finish it: with sendfile when the file is read in place, else read."""
     end = size if end is None else end
     request.setHeader(b"Content-Length", str(end - start).encode())
     if request.method == b"HEAD":
         request.finish()
         return
     transport = direct_transport(request) if end - start >= CHUNK else None
-    segments = local_ranges(storage, uuid, [[start, end - start]]) if transport is not None else None
+    segments = local_ranges(storage, uuid, [[start, end - start]], compression=compression) \
+        if transport is not None else None
     if segments is not None:
         await streamed(request, lambda out: send_direct(request, out, transport, segments))
         return
-    await streamed(request, lambda out: stream_stored(out, storage, uuid, size, start, end))
+    await streamed(request, lambda out: stream_stored(out, storage, uuid, size, start, end,
+                                                      compression=compression))
 
 
 class ThreadWriter:

@@ -115,7 +115,7 @@ class PixelRoutesMixin:
             return await self.send_pixel_data(request, study, series, sop, ranges)
         multipart = _bulk_wants_multipart(ranges)
         row = (await in_db(self.index.wado_instances, study, series, sop))[0]
-        data = await read_file(self.storage, row["file_uuid"])
+        data = await read_file(self.storage, row["file_uuid"], compression=row["compression"])
         value = await in_cpu(bulk_value, data, segments)
         return self._answer_bytes(request, value, multipart)
 
@@ -163,9 +163,11 @@ class PixelRoutesMixin:
         request.setHeader(b"Accept-Ranges", b"bytes")
         span = self._range(request, end - start)
         first, last = (start + span[0], start + span[1]) if span else (start, end)
-        uuid, size = instance.file_uuid, instance.file_size
-        # A big value goes from the page cache to the socket (sendfile) over plain TCP.
-        located = local_ranges(self.storage, uuid, [[first, last - first]]) if last - first >= CHUNK else None
+        uuid, size, compression = instance.file_uuid, instance.file_size, instance.compression
+        # A big value goes from the page cache to the socket (sendfile) over plain TCP, unless the
+        # file is compressed (then it is read and inflated).
+        located = local_ranges(self.storage, uuid, [[first, last - first]], compression=compression) \
+            if last - first >= CHUNK else None
         transport = direct_transport(request) if located is not None else None
         if not multipart:
             request.setHeader(b"Content-Type", ctype.encode())
@@ -175,7 +177,8 @@ class PixelRoutesMixin:
             if transport is not None:
                 await streamed(request, lambda out: send_direct(request, out, transport, located))
             else:
-                await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size, first, last))
+                await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size, first, last,
+                                                                  compression=compression))
             return None
         writer = MultipartWriter("application/octet-stream")
         request.setHeader(b"Content-Type", writer.content_type())
@@ -191,7 +194,7 @@ class PixelRoutesMixin:
 
         async def produce(out):
             await out.write(head)
-            await stream_stored(out, self.storage, uuid, size, first, last)
+            await stream_stored(out, self.storage, uuid, size, first, last, compression=compression)
             await out.write(end)
 
         await streamed(request, produce)
@@ -293,7 +296,8 @@ class PixelRoutesMixin:
         segments: list = []
         framing = b""
         for n in numbers:
-            located = local_ranges(self.storage, instance.file_uuid, instance.ranges(n))
+            located = local_ranges(self.storage, instance.file_uuid, instance.ranges(n),
+                                   compression=instance.compression)
             if located is None:
                 return None
             segments.append(framing + head(n, instance.frame_size(n)))

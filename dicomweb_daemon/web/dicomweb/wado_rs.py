@@ -106,8 +106,8 @@ class WadoRoutes(PixelRoutesMixin):
         # Small answers are quicker read and written at once than sent after the headers are out.
         big = target is None and sum(r["file_size"] for r in rows) >= CHUNK
         transport = direct_transport(request) if big else None
-        located = [local_ranges(self.storage, r["file_uuid"], [[0, r["file_size"]]]) for r in rows] \
-            if transport is not None else []
+        located = [local_ranges(self.storage, r["file_uuid"], [[0, r["file_size"]]], compression=r["compression"])
+                   for r in rows] if transport is not None else []
         if transport is not None and None not in located:
             segments: list = []
             for row, ranges in zip(rows, located, strict=True):
@@ -127,7 +127,8 @@ class WadoRoutes(PixelRoutesMixin):
 
         def read_ahead(g: int):
             if g < len(groups) and small[groups[g][0]]:
-                return defer.ensureDeferred(read_files(self.storage, [rows[i]["file_uuid"] for i in groups[g]]))
+                return defer.ensureDeferred(read_files(self.storage, [(rows[i]["file_uuid"], rows[i]["compression"])
+                                                                      for i in groups[g]]))
             return None
 
         async def produce(out):
@@ -145,7 +146,8 @@ class WadoRoutes(PixelRoutesMixin):
                     row = rows[group[0]]
                     if as_stored(row):
                         await out.write(header(row["transfer_syntax"], row["file_size"]))
-                        await stream_stored(out, self.storage, row["file_uuid"], row["file_size"])
+                        await stream_stored(out, self.storage, row["file_uuid"], row["file_size"],
+                                            compression=row["compression"])
                         await out.write(writer.part_end())
                     else:
                         data = await self.frame_service.transcoded_file(StoredInstance.from_row(row), target)

@@ -99,8 +99,8 @@ class WadoUriRoutes:
             request.setHeader(b"Content-Length", str(info["file_size"]).encode())
             if request.method == b"HEAD":
                 return b""
-            uuid, size = info["file_uuid"], info["file_size"]
-            await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size))
+            uuid, size, compression = info["file_uuid"], info["file_size"], info["compression"]
+            await streamed(request, lambda out: stream_stored(out, self.storage, uuid, size, compression=compression))
             return None
         service = self.frame_service
         if not service.can_send_file(stored, target):

@@ -1,12 +1,14 @@
 """Attachments of resources (Orthanc's ``/{level}/{id}/attachments``): the DICOM file of an instance
 (``dicom``, read-only), and user-defined attachments of any resource (content types 1024-65535,
-named by ``UserContentType``), with revisions (``ETag``, ``If-None-Match``, ``If-Match``)."""
+named by ``UserContentType``), with revisions (``ETag``, ``If-None-Match``, ``If-Match``), stored
+compressed or not (``StorageCompression``, ``/compress``, ``/uncompress``: storage/compression.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ...dicom.identifiers import LEVEL_OF_PLURAL
 from ...errors import BadFileFormat, Forbidden, InexistentItem, UnknownResource
+from ...storage.compression import NONE
 from ...storage.reads import StoredFile
 from ...threads import in_db, in_io
 from ..routing import has_flag, json_response, route
@@ -24,13 +26,31 @@ OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size"
 
 @dataclass
 class Attachment:
-    """One attachment of a resource: its file, size, MD5 and revision."""
+    """One attachment of a resource: its file, size, MD5 and revision, and how it is stored: its
+    compression, and then the size and MD5 of the stored bytes (Orthanc's compressed size and MD5,
+    which are the content's for a file stored as it came)."""
 
     content_type: int
     uuid: str
     size: int
     md5: str
     revision: int = 0
+    compression: int = NONE
+    compressed_size: int | None = None
+    compressed_md5: str | None = None
+
+    def __post_init__(self):
+        if self.compression == NONE:
+            self.compressed_size, self.compressed_md5 = self.size, self.md5
+
+    @classmethod
+    def of_row(cls, content_type: int, row: dict, revision: int = 0) -> Attachment:
+        """From an index row of an attachment, or of an instance (its DICOM file, revision 0)."""
+        if "file_uuid" in row:
+            return cls(content_type, row["file_uuid"], row["file_size"], row["md5"], revision, row["compression"],
+                       row["compressed_size"], row["compressed_md5"])
+        return cls(content_type, row["uuid"], row["size"], row["md5"], row["revision"], row["compression"],
+                   row["compressed_size"], row["compressed_md5"])
 
 
 class AttachmentRoutes:
@@ -66,11 +86,9 @@ class AttachmentRoutes:
 
         def read() -> dict[int, Attachment]:
             self.index.internal_of(public_id, level)
-            found = {number: Attachment(number, a["uuid"], a["size"], a["md5"], a["revision"])
-                     for number, a in self.index.attachments(public_id).items()}
+            found = {number: Attachment.of_row(number, a) for number, a in self.index.attachments(public_id).items()}
             if level == "Instance":
-                info = self.index.instance(public_id)
-                found[CORE_TYPES["dicom"]] = Attachment(1, info["file_uuid"], info["file_size"], info["md5"])
+                found[CORE_TYPES["dicom"]] = Attachment.of_row(CORE_TYPES["dicom"], self.index.instance(public_id))
             return found
 
         return await in_db(read)
@@ -103,21 +121,26 @@ class AttachmentRoutes:
         if not_modified(request, found.revision, found.md5):
             return b""
         request.setHeader(b"Content-Type", b"application/octet-stream")
-        await send_file(request, self.storage, found.uuid, found.size)
+        if what == "data":
+            await send_file(request, self.storage, found.uuid, found.size, compression=found.compression)
+        else:  # the bytes as stored, compressed or not (Orthanc's compressed-data)
+            await send_file(request, self.storage, found.uuid, found.compressed_size, compression=NONE)
         return None
 
     @route(f"/{LEVEL_PATTERN}/<id>/attachments/<name>/<what>")
     async def attachment_fact(self, request, plural, id, name, what):  # noqa: A002
         found = await self._one(plural, id, name)
         size, md5 = str(found.size), found.md5
-        facts = {"size": size, "compressed-size": size, "uncompressed-size": size, "md5": md5,
-                 "compressed-md5": md5, "uncompressed-md5": md5, "is-compressed": "0", "uuid": found.uuid}
+        facts = {"size": size, "compressed-size": str(found.compressed_size), "uncompressed-size": size,
+                 "md5": md5, "compressed-md5": found.compressed_md5, "uncompressed-md5": md5,
+                 "is-compressed": "0" if found.compression == NONE else "1", "uuid": found.uuid}
         if what != "info" and what not in facts:
             raise UnknownResource("Unknown resource", f"no attachment operation {what!r}")
         if not_modified(request, found.revision, md5):
             return b""
         if what == "info":
-            return json_response(request, {"CompressedMD5": md5, "CompressedSize": found.size,
+            return json_response(request, {"CompressedMD5": found.compressed_md5,
+                                           "CompressedSize": found.compressed_size,
                                            "ContentType": found.content_type, "UncompressedMD5": md5,
                                            "UncompressedSize": found.size, "Uuid": found.uuid})
         request.setHeader(b"Content-Type", b"text/plain")
@@ -126,13 +149,18 @@ class AttachmentRoutes:
     @route(f"/{LEVEL_PATTERN}/<id>/attachments/<name>/verify-md5", methods=("POST",))
     async def verify_md5(self, request, plural, id, name):  # noqa: A002
         found = await self._one(plural, id, name)
-        if await in_io(StoredFile(self.storage, found.uuid).md5) != found.md5:
+        stored = StoredFile(self.storage, found.uuid, compression=found.compression)
+        if await in_io(stored.md5s) != (found.md5, found.compressed_md5):
             raise BadFileFormat("Bad file format", "the MD5 of the stored file does not match the index")
         return json_response(request, {})
 
     @route(f"/{LEVEL_PATTERN}/<id>/attachments/<name>/<any(compress,uncompress):what>", methods=("POST",))
     async def compression(self, request, plural, id, name, what):  # noqa: A002
-        await self._one(plural, id, name)  # files are stored as they came: there is nothing to change
+        """Store the attachment compressed or not (as it is already: nothing changes). The content,
+        MD5 and revision stay; a new file replaces the old one (Orthanc gives it a new uuid too)."""
+        found = await self._one(plural, id, name)
+        await self.daemon.attachments.set_compression(id, found.content_type, found.uuid, found.compression,
+                                                      found.md5, what == "compress")
         return json_response(request, {})
 
     @route(f"/{LEVEL_PATTERN}/<id>/attachments/<name>", methods=("PUT",))

@@ -41,7 +41,7 @@ class InstanceRoutes:
             return response
         request.setHeader(b"Content-Type", b"application/dicom")
         request.setHeader(b"Content-Disposition", f'filename="{id}.dcm"'.encode())
-        await send_file(request, self.storage, info["file_uuid"], info["file_size"])
+        await send_file(request, self.storage, info["file_uuid"], info["file_size"], compression=info["compression"])
         return None
 
     @route("/instances/<id>/tags")

@@ -76,7 +76,7 @@ class JobRoutes:
             raise UnknownResource("Unknown resource", f"job {id} has no output {key!r} (any more)")
         request.setHeader(b"Content-Type", found["mime"].encode())
         request.setHeader(b"Content-Disposition", f'filename="{found["filename"]}"'.encode())
-        await send_file(request, self.daemon.storage, found["uuid"], found["size"])
+        await send_file(request, self.daemon.storage, found["uuid"], found["size"], compression=0)  # as written
         return None
 
     @route("/jobs/<id>/<key>", methods=("DELETE",))

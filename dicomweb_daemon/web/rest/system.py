@@ -46,7 +46,7 @@ class SystemRoutes:
             "PluginsEnabled": True,
             "ReadOnly": False,
             "StorageAreaPlugin": None if s.backends["Storage"] == "filesystem" else s.backends["Storage"],
-            "StorageCompression": False,
+            "StorageCompression": s.StorageCompression,
             "UserMetadata": dict(s.UserMetadata),
             "Version": ORTHANC_API_VERSION,
             "DicomwebDaemonVersion": __version__,

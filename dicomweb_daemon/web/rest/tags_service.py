@@ -61,7 +61,7 @@ class TagsService:
     async def source(self, public_id: str):
         """What the parser reads for an instance: its local path, or its bytes."""
         info = await in_db(self.index.instance, public_id)
-        stored = StoredFile(self.storage, info["file_uuid"])
+        stored = StoredFile(self.storage, info["file_uuid"], compression=info["compression"])
         return stored.path if stored.path is not None else await in_io(stored.read)
 
     async def with_dataset(self, public_id: str, work: Callable[[StoredDataset], Any], whole: bool = False) -> Any:

@@ -72,7 +72,8 @@ class WebDavRoutes:
                                    "content: use PROPFIND to list it")
         info = await in_db(self.daemon.index.instance, node.public_id)
         request.setHeader(b"Content-Type", b"application/dicom")
-        await send_file(request, self.daemon.storage, info["file_uuid"], info["file_size"])
+        await send_file(request, self.daemon.storage, info["file_uuid"], info["file_size"],
+                        compression=info["compression"])
         return None
 
     @route("/webdav", methods=("OPTIONS",))
