@@ -98,7 +98,7 @@ class ResultPlan:
 
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
-        self.columns: list[str] = []
+        self.columns: list[tuple[str, int]] = []  # (SQL over m.c{at}, at)
         self._column_of: dict[str, int] = {}
         self.meta_all = all_fields and level == 3
         items: dict[str, tuple] = {}
@@ -109,7 +109,7 @@ class ResultPlan:
         for tag in fields:
             key, kw = tag_hex(tag), keyword_of(tag)
             if kw == "RetrieveURL":
-                uids = [self._column(self._main_sql(_UID_OF_LEVEL[lv], lv)) for lv in range(1, level + 1)]
+                uids = [self._column(self._main_sql(_UID_OF_LEVEL[lv], lv), lv) for lv in range(1, level + 1)]
                 items[key] = ("url", uids)
             elif kw == "SpecificCharacterSet":
                 items[key] = ("charset", key)
@@ -117,23 +117,24 @@ class ResultPlan:
                 items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["ONLINE"]}}')
             elif kw == "SOPClassUID" and level == 3:
                 sql = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
-                items[key] = ("sql", key, "UI", self._column(f"COALESCE({sql}, '')"))
+                items[key] = ("sql", key, "UI", self._column(f"COALESCE({sql}, '')", 3))
             elif kw in COUNTS:
                 at, depth = COUNTS[kw]
                 if at <= level:
                     frm, _leaf = descend(depth, f"m.c{at}")
-                    items[key] = ("count", key, self._column(f"(SELECT COUNT(*) {frm})"))
+                    items[key] = ("count", key, self._column(f"(SELECT COUNT(*) {frm})", at))
             elif kw == "ModalitiesInStudy":
                 frm, leaf = descend(1, "m.c1")
                 frm = frm.replace(" WHERE ", f" CROSS JOIN main_tags t ON t.internal = {leaf}.internal "
                                   "AND t.tag = 'Modality' WHERE ", 1)
-                items[key] = ("list", key, "CS", self._column(f"(SELECT group_concat(DISTINCT t.value) {frm})"))
+                items[key] = ("list", key, "CS", self._column(f"(SELECT group_concat(DISTINCT t.value) {frm})", 1))
             elif kw == "SOPClassesInStudy":
                 frm, leaf = descend(2, "m.c1")
                 frm = frm.replace(" WHERE ", f" CROSS JOIN instances i ON i.internal = {leaf}.internal WHERE ", 1)
-                items[key] = ("list", key, "UI", self._column(f"(SELECT group_concat(DISTINCT i.sop_class_uid) {frm})"))
+                items[key] = ("list", key, "UI",
+                              self._column(f"(SELECT group_concat(DISTINCT i.sop_class_uid) {frm})", 1))
             elif (at := main_level(kw, level)) is not None and at <= level:
-                items[key] = ("sql", key, vr_of(tag), self._column(self._main_sql(kw, at)))
+                items[key] = ("sql", key, vr_of(tag), self._column(self._main_sql(kw, at), at))
             else:
                 items[key] = ("meta", key)
         self.items = [items[k] for k in sorted(items)]
@@ -147,18 +148,36 @@ class ResultPlan:
     def _main_sql(kw: str, at: int) -> str:
         return f"(SELECT value FROM main_tags WHERE internal = m.c{at} AND tag = '{kw}')"
 
-    def _column(self, sql: str) -> int:
-        """Index of ``sql`` among the row's values (after the ``level + 1`` internal IDs)."""
+    def _column(self, sql: str, at: int) -> int:
+        """Index of ``sql`` (an expression of ``m.c{at}`` only) among the row's values (after the
+        ``level + 1`` internal IDs)."""
         if sql not in self._column_of:
             self._column_of[sql] = self.level + 1 + len(self.columns)
-            self.columns.append(sql)
+            self.columns.append((sql, at))
         return self._column_of[sql]
 
     def select(self, page_sql: str) -> str:
-        """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``."""
+        """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``.
+
+        An ancestor's values (a study's attributes and counts beside each of its 250 instances) are
+        computed once per distinct ancestor of the page, in a CTE ``p{at}`` joined to the rows."""
         ids = ", ".join(f"m.c{k}" for k in range(self.level, -1, -1))
-        cols = "".join(f", {c}" for c in self.columns)
-        return f"WITH m AS MATERIALIZED ({page_sql}) SELECT {ids}{cols} FROM m ORDER BY m.c{self.level}"
+        ancestors: dict[int, list[str]] = {}
+        cols = []
+        for sql, at in self.columns:
+            if at == self.level:
+                cols.append(sql)
+            else:
+                ancestors.setdefault(at, []).append(sql)
+                cols.append(f"p{at}.v{len(ancestors[at]) - 1}")
+        ctes = "".join(
+            f", p{at} AS MATERIALIZED (SELECT m.c{at} AS id"
+            + "".join(f", {sql} AS v{j}" for j, sql in enumerate(sqls))
+            + f" FROM (SELECT DISTINCT c{at} FROM m) AS m)" for at, sqls in sorted(ancestors.items()))
+        joins = "".join(f" LEFT JOIN p{at} ON p{at}.id = m.c{at}" for at in sorted(ancestors))
+        values = "".join(f", {c}" for c in cols)
+        return (f"WITH m AS MATERIALIZED ({page_sql}){ctes} SELECT {ids}{values} FROM m{joins} "
+                f"ORDER BY m.c{self.level}")
 
     def render(self, row: tuple, meta: dict | None, charset: str = UTF8) -> str:
         """The DICOM JSON text of one result (``meta``: the stored JSON of the instance that stands

@@ -156,6 +156,26 @@ def test_computed_attributes_and_includefield(daemon, study):
     assert values(everything, "00081030") == ["Chest"] and values(everything, "00201208") == [3]
 
 
+def test_instances_of_several_studies_carry_their_own_parents(daemon, study):
+    """An instance search over two studies: each result has its own study's and series' attributes
+    and counts (they are computed once per study and series of the page, then joined to each row)."""
+    other = generate_uid()
+    daemon.store(make_ct("QIDO-2", "Other^Pat", study_uid=other, instance_number=1))
+    found = qido(daemon, "/instances", params={"PatientID": "QIDO-*", "includefield": "PatientID"}).json()
+    by_study = {}
+    for result in found:
+        by_study.setdefault(values(result, "0020000D")[0], []).append(result)
+    assert sorted(len(v) for v in by_study.values()) == [1, 3]
+    for result in by_study[study["study"]]:
+        assert values(result, "00201206") == [2] and values(result, "00201208") == [3]
+        series = values(result, "0020000E")[0]
+        assert values(result, "00201209") == [2 if series == study["ct"] else 1]
+        assert values(result, "00100020") == ["QIDO-1"]
+    [alone] = by_study[other]
+    assert values(alone, "00201206") == [1] and values(alone, "00201208") == [1]
+    assert values(alone, "00201209") == [1] and values(alone, "00100020") == ["QIDO-2"]
+
+
 def test_modalities_in_study_matches_any_series(daemon, study):
     """ModalitiesInStudy=MR finds the study whose series include an MR one."""
     found = qido(daemon, "/studies?ModalitiesInStudy=MR&PatientID=QIDO-1").json()
