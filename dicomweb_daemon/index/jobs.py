@@ -88,20 +88,23 @@ class JobsMixin:
     def put_job_output(self, job_id: str, key: str, uuid: str, size: int, mime: str, filename: str,
                        created: float, keep_of_kind: int | None = None) -> list[str]:
         """Record a job's output file (its name journaled); with ``keep_of_kind``, only that many of the
-        newest outputs named ``key`` (of any job) are kept. The files dropped are returned, recorded
-        as pending for removal in the transaction."""
+        newest outputs named ``key`` (of any job) are kept. The files dropped (and the one this output
+        replaces: a job run again after a crash stores its output again) are returned, recorded as
+        pending for removal in the transaction."""
         with self.transaction() as c:
+            replaced = [r[0] for r in c.execute("SELECT uuid FROM job_outputs WHERE job = ? AND name = ?",
+                                                (job_id, key))]
             c.execute("INSERT INTO job_outputs (job, name, uuid, size, mime, filename, created) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, name) DO UPDATE SET uuid = excluded.uuid, "
                       "size = excluded.size, mime = excluded.mime, filename = excluded.filename",
                       (job_id, key, uuid, size, mime, filename, created))
-            dropped = []
+            dropped = [u for u in replaced if u != uuid]
             if keep_of_kind is not None:
                 old = c.execute("SELECT job, uuid FROM job_outputs WHERE name = ? ORDER BY created DESC",
                                 (key,)).fetchall()[keep_of_kind:]
                 c.executemany("DELETE FROM job_outputs WHERE job = ? AND name = ?", [(j, key) for j, _ in old])
-                dropped = [u for _, u in old]
-                self.record_pending(c, dropped)
+                dropped += [u for _, u in old]
+            self.record_pending(c, dropped)
         return dropped
 
     def job_output(self, job_id: str, key: str) -> dict | None:

@@ -3,6 +3,7 @@ answer."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import time
 import zipfile
 
@@ -64,8 +65,9 @@ def test_finished_jobs_beyond_the_history_are_forgotten(make_daemon):
 
 
 def test_a_job_interrupted_by_kill_9_runs_again_after_the_restart(make_daemon):
-    """kill -9 while archive jobs are queued or running: after the restart they all end in Success,
-    and their outputs are the only files beyond the stored instances."""
+    """kill -9 while archive jobs are queued or running: after the restart they all end in Success;
+    files beyond the stored instances and the kept outputs are only those the journal names (an
+    output replaced by a newer one just before the stop), and the next start-up removes them."""
     d = make_daemon({"ConcurrentJobs": 1})
     stored = [d.store(make_ct(f"JOB-K{i}", size=256)) for i in range(5)]
     ids = [d.post(f"/patients/{s['ParentPatient']}/archive", json={"Synchronous": False}).json()["ID"]
@@ -75,8 +77,21 @@ def test_a_job_interrupted_by_kill_9_runs_again_after_the_restart(make_daemon):
     assert all(wait_done(d, job_id)["State"] == "Success" for job_id in ids)
     assert d.get(f"/jobs/{ids[-1]}/archive").status_code == 200
     d.stop()
-    import sqlite3
+    referenced, pending = files_known(d)
+    assert referenced <= stored_files(d) <= referenced | pending
+    d.start()
+    d.stop()
+    referenced, _ = files_known(d)
+    assert stored_files(d) == referenced
 
+
+def files_known(d) -> tuple[set[str], set[str]]:
+    """The files the index references (instances, job outputs), and those its journal names."""
     with sqlite3.connect(d.data / "index.sqlite") as db:
         referenced = {r[0] for r in db.execute("SELECT file_uuid FROM instances UNION SELECT uuid FROM job_outputs")}
-    assert {p.name for p in d.data.glob("*/*/*") if len(p.name) == 36} == referenced
+        pending = {r[0] for r in db.execute("SELECT uuid FROM pending_files")}
+    return referenced, pending
+
+
+def stored_files(d) -> set[str]:
+    return {p.name for p in d.data.glob("*/*/*") if len(p.name) == 36}

@@ -139,3 +139,19 @@ async def test_interrupted_jobs_run_again_or_fail_at_the_next_start(tmp_path, po
         assert row["state"] == "Failure" and "stopped" in row["error_details"]
     finally:
         last.stopService()
+
+
+def test_an_output_stored_again_journals_the_file_it_replaces(tmp_path):
+    """A job run again after a crash stores its output a second time: the first file is no longer
+    referenced, so it is recorded for removal in the same transaction (never left behind), and so
+    are the outputs beyond MediaArchiveSize."""
+    daemon = local_daemon_in(tmp_path)
+    index = daemon.index
+    for job_id in ("job-a", "job-b"):
+        index.create_job(job_id, "Archive", 0, {}, "20261204T000000")
+    assert index.put_job_output("job-a", "archive", "first", 1, "application/zip", "a.zip", 1.0, 2) == []
+    assert index.put_job_output("job-a", "archive", "second", 1, "application/zip", "a.zip", 2.0, 2) == ["first"]
+    assert index.job_output("job-a", "archive")["uuid"] == "second"
+    assert index.put_job_output("job-b", "archive", "third", 1, "application/zip", "b.zip", 3.0, 1) == ["second"]
+    pending = {r[0] for r in index.db.execute("SELECT uuid FROM pending_files")}
+    assert {"first", "second"} <= pending and "third" not in pending
