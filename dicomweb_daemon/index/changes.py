@@ -7,6 +7,20 @@ from .schema import LEVEL_NAME
 
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 
+#: One entry of the changes log; ``internal`` makes a resource's entries go with it (as in Orthanc).
+INSERT_CHANGE = "INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)"
+
+
+def stamp(now: float | None = None) -> str:
+    """Orthanc's date of a change, an export or a LastUpdate: ``20261204T061249`` (UTC)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+
+
+def log_change(c, change_type: str, internal: int) -> None:
+    """Inside a write transaction: one entry of the changes log about a resource."""
+    level, public_id = c.execute("SELECT level, public_id FROM resources WHERE internal = ?", (internal,)).fetchone()
+    c.execute(INSERT_CHANGE, (change_type, level, public_id, stamp(), internal))
+
 
 class ChangesMixin:
     def changes(self, since: int = 0, limit: int = 100) -> dict:
@@ -39,7 +53,7 @@ class ChangesMixin:
 
     def log_export(self, public_id: str, remote: str) -> None:
         """Record an export of ``public_id`` to ``remote`` (when LogExportedResources is on)."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        date = stamp()
         with self.transaction() as c:
             row = c.execute("SELECT internal, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
             tags = dict(c.execute(
@@ -51,7 +65,7 @@ class ChangesMixin:
             c.execute("INSERT INTO exports (level, public_id, remote, patient_id, study_uid, series_uid, "
                       "sop_uid, date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       (row[1], public_id, remote, tags.get("PatientID", ""), tags.get("StudyInstanceUID", ""),
-                       tags.get("SeriesInstanceUID", ""), tags.get("SOPInstanceUID", ""), stamp))
+                       tags.get("SeriesInstanceUID", ""), tags.get("SOPInstanceUID", ""), date))
 
     def exports(self, since: int = 0, limit: int = 100) -> dict:
         rows = self.db.execute(

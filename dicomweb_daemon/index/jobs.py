@@ -12,6 +12,7 @@ FINISHED = ("Success", "Failure")
 _COLUMNS = ("id", "type", "priority", "state", "request", "content", "progress", "creation_time",
             "completion_time", "runtime", "error_code", "error_description", "error_details", "owner",
             "heartbeat", "wanted", "seq")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
 class JobsMixin:
@@ -23,12 +24,12 @@ class JobsMixin:
                                                                creation_time, seq))
 
     def job(self, job_id: str) -> dict | None:
-        row = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.db.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
     def jobs(self) -> list[dict]:
         """Every job, in creation order."""
-        return [_job(r) for r in self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY seq")]
+        return [_job(r) for r in self.db.execute(f"{_SELECT} ORDER BY seq")]
 
     def has_pending_jobs(self) -> bool:
         return self.db.execute("SELECT 1 FROM jobs WHERE state = 'Pending' LIMIT 1").fetchone() is not None
@@ -60,11 +61,9 @@ class JobsMixin:
     def running_jobs(self, owner: str | None = None, stale_before: float | None = None) -> list[dict]:
         """Running jobs of ``owner``, or of any owner whose heartbeat is older than ``stale_before``."""
         if owner is not None:
-            rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = 'Running' AND owner = ?",
-                                   (owner,))
+            rows = self.db.execute(f"{_SELECT} WHERE state = 'Running' AND owner = ?", (owner,))
         else:
-            rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = 'Running' "
-                                   "AND heartbeat < ?", (stale_before,))
+            rows = self.db.execute(f"{_SELECT} WHERE state = 'Running' AND heartbeat < ?", (stale_before,))
         return [_job(r) for r in rows]
 
     def forget_finished_jobs(self, keep: int) -> list[str]:

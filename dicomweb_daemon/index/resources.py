@@ -58,11 +58,15 @@ class ResourcesMixin:
         return [r[0] for r in self.db.execute(sql, (internal,))]
 
     def main_tags(self, internals: list[int]) -> dict[int, dict[str, str]]:
+        return self._tags_in("main_tags", internals)
+
+    def _tags_in(self, table: str, internals: list[int]) -> dict[int, dict[str, str]]:
+        """``{internal: {keyword: value}}`` from ``main_tags`` or ``study_patient_tags``."""
         out: dict[int, dict[str, str]] = defaultdict(dict)
         for i in range(0, len(internals), 900):
             chunk = internals[i : i + 900]
             for internal, tag, value in self.db.execute(
-                    f"SELECT internal, tag, value FROM main_tags WHERE internal IN ({_marks(len(chunk))})", chunk):
+                    f"SELECT internal, tag, value FROM {table} WHERE internal IN ({_marks(len(chunk))})", chunk):
                 out[internal][tag] = value
         return out
 
@@ -81,7 +85,8 @@ class ResourcesMixin:
         internals = [r[1] for r in rows.values()]
         parents = [r[3] for r in rows.values() if r[3] is not None]
         tags = self.main_tags(internals + parents)
-        patient_tags = self._study_patient_tags([r[1] for r in rows.values() if r[2] == 1])
+        # The patient's tags as each study's instances had them (Orthanc's PatientMainDicomTags).
+        patient_tags = self._tags_in("study_patient_tags", [r[1] for r in rows.values() if r[2] == 1])
         public_of = self._public_ids(parents)
         children = self._children(internals)
         series_extra = self._series_extra([r[1] for r in rows.values() if r[2] == 2])
@@ -104,17 +109,6 @@ class ResourcesMixin:
             if level == "Instance":
                 item.update(instance_extra[internal])
             out.append(item)
-        return out
-
-    def _study_patient_tags(self, internals: list[int]) -> dict[int, dict[str, str]]:
-        """The patient's tags as each study's instances had them (Orthanc's PatientMainDicomTags)."""
-        out: dict[int, dict[str, str]] = defaultdict(dict)
-        for i in range(0, len(internals), 900):
-            chunk = internals[i : i + 900]
-            for internal, tag, value in self.db.execute(
-                    f"SELECT internal, tag, value FROM study_patient_tags WHERE internal IN ({_marks(len(chunk))})",
-                    chunk):
-                out[internal][tag] = value
         return out
 
     def _public_ids(self, internals: list[int]) -> dict[int, str]:

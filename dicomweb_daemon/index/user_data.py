@@ -8,12 +8,12 @@ with ``CheckRevisions`` a change of an existing value without the right one is a
 from __future__ import annotations
 
 import hashlib
-import time
 
 from pydicom.datadict import tag_for_keyword
 
 from ..dicom.tags import MAIN_TAGS, tag_key
 from ..errors import Conflict, InexistentItem, UnknownResource
+from .changes import log_change
 from .schema import LEVEL_NAME
 
 #: Orthanc's ``MainDicomTagsSignature`` of each level (>= 1.11): the tags its main DICOM tags are
@@ -35,13 +35,6 @@ def check_revision(current: tuple[int, str] | None, if_match: tuple[int, str] | 
         raise Conflict("Conflict", "this value exists: give its revision (If-Match), CheckRevisions is on")
     if tuple(if_match) != tuple(current):
         raise Conflict("Conflict", f"the revision given ({if_match[0]}-{if_match[1]}) is not the current one")
-
-
-def log_change(c, change_type: str, internal: int) -> None:
-    """Inside a write transaction: one entry of the changes log about a resource."""
-    level, public_id = c.execute("SELECT level, public_id FROM resources WHERE internal = ?", (internal,)).fetchone()
-    c.execute("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
-              (change_type, level, public_id, time.strftime("%Y%m%dT%H%M%S", time.gmtime()), internal))
 
 
 def stored_columns(stored) -> tuple:

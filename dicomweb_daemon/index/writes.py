@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from ..dicom.parsing import ParsedInstance
 from ..errors import DaemonError, FullStorage, UnknownResource
+from .changes import INSERT_CHANGE
+from .changes import stamp as change_stamp
 from .normalize import normalize
 from .resources import series_status
 from .schema import LEVEL_NAME
@@ -49,7 +51,7 @@ class WritesMixin:
 
         Each instance has its own savepoint: one refused by the quota leaves the others stored."""
         now = time.time()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        stamp = change_stamp(now)
         results: list[StoreResult | DaemonError] = []
         # Patients, studies and series met earlier in this transaction: an instance of a batch
         # usually shares them with the one before, so their lookup and update are done once.
@@ -127,13 +129,11 @@ class WritesMixin:
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
              p.pixel_data_vr, *stored_columns(stored)))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
-        c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES (?, ?, ?, ?, ?)",
-                      created[::-1])
+        c.executemany(INSERT_CHANGE, created[::-1])
         series = internals[2]
         if p.index_in_series is not None and self._series_status(c, series) == "Complete":
             # This instance completed a series whose size its instances announce.
-            c.execute("INSERT INTO changes (change_type, level, public_id, date, internal) VALUES "
-                      "('CompletedSeries', 2, ?, ?, ?)", (p.ids[2], stamp, series))
+            c.execute(INSERT_CHANGE, ("CompletedSeries", 2, p.ids[2], stamp, series))
         return StoreResult("Success", replaced, recycled)
 
     @staticmethod
@@ -197,7 +197,7 @@ class WritesMixin:
         """Delete a resource and its descendants, then the ancestors left empty.
 
         Returns the file UUIDs to remove from storage (after the commit) and the remaining ancestor."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        stamp = change_stamp()
         with self.transaction() as c:
             row = c.execute("SELECT internal, level, parent FROM resources WHERE public_id = ?",
                             (public_id,)).fetchone()
@@ -235,16 +235,14 @@ class WritesMixin:
         due = "SELECT internal, level, public_id FROM resources WHERE stable = 0 AND last_update_ts <= ?"
         if self.db.execute(due + " LIMIT 1", (limit,)).fetchone() is None:
             return 0  # the common case: no write transaction at all
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        stamp = change_stamp()
         with self.transaction() as c:
             rows = c.execute(due, (limit,)).fetchall()
             c.executemany("UPDATE resources SET stable = 1 WHERE internal = ?", [(r[0],) for r in rows])
             # Deepest first, as Orthanc reports a series before its study and patient; instances
             # have no stability of their own.
-            c.executemany("INSERT INTO changes (change_type, level, public_id, date, internal) "
-                          "VALUES (?, ?, ?, ?, ?)",
-                          [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
-                           for r in sorted(rows, key=lambda r: -r[1]) if r[1] < 3])
+            c.executemany(INSERT_CHANGE, [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
+                                          for r in sorted(rows, key=lambda r: -r[1]) if r[1] < 3])
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:

@@ -2,10 +2,9 @@
 delete what they made (the ZIP of an asynchronous archive)."""
 from __future__ import annotations
 
-import datetime
-
 from ...errors import BadRequest, UnknownResource
 from ...jobs.archive import delete_output
+from ...jobs.engine import now_stamp
 from ...threads import in_db, in_db_write
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
@@ -21,7 +20,7 @@ def job_json(job: dict) -> dict:
         "EffectiveRuntime": round(job["runtime"], 3), "ErrorCode": job["error_code"],
         "ErrorDescription": job["error_description"], "ErrorDetails": job["error_details"],
         "Content": job["content"],
-        "Timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f"),
+        "Timestamp": now_stamp(),
     }
     if job["completion_time"]:
         out["CompletionTime"] = job["completion_time"]
