@@ -11,7 +11,7 @@ import numpy as np
 from . import limits
 from .errors import CannotRender, ImageTooLarge, IncompatibleImages
 from .frames import Image
-from .orthanc import decoded
+from .orthanc import decoded, is_color
 from .render import color_to_8bit, modality_values
 
 
@@ -26,7 +26,7 @@ def frame_array(image: Image, index: int, rescale: bool = True) -> np.ndarray:
     """Frame ``index`` (0-based) as ``(rows, columns, channels)``: float32 modality values when
     ``rescale``, else the stored values in their own type; colour as RGB uint8 (never rescaled)."""
     array, photometric = decoded(image, index)
-    if image.px["samples"] > 1 or photometric == "PALETTE COLOR":
+    if is_color(image, photometric):
         array = color_to_8bit(image.ds, array, photometric, image.px["bits_stored"])
     elif rescale:
         array = modality_values(image.ds, array, index).astype(np.float32)

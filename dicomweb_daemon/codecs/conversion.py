@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 
 from ..dicom.reencode import native_to_explicit_le, swap_native_frame
 from ..dicom.transfer_syntaxes import BIG_ENDIAN, DEFLATED, EXPLICIT_LE, IMPLICIT_LE, NATIVE
-from ..storage.reads import ShortRead, StoredFile
+from ..storage.reads import OpenedFile, ShortRead, StoredFile
 from .errors import CorruptPixelData
 from .transcode import transcode_file, transcode_frame
 
@@ -61,11 +61,12 @@ def pixel_module(blob: bytes) -> dict:
     return out
 
 
-def convert_stored_frame(file: StoredFile, ranges: list, stored: str, target: str, attrs: dict | None,
-                         blob: bytes | None) -> tuple[bytes, dict]:
+def convert_stored_frame(file: StoredFile | OpenedFile, ranges: list, stored: str, target: str,
+                         attrs: dict | None, blob: bytes | None) -> tuple[bytes, dict]:
     """One frame read and converted in one cpu job: byte order swapped between native syntaxes,
-    else decoded and re-encoded by the codecs. ``attrs`` is the pixel module, or None to read it
-    from ``blob`` (the stored JSON) here; returns the frame and the module."""
+    else decoded and re-encoded by the codecs. ``file`` is the stored file, or the file held open
+    (a compressed one inflated once for several frames). ``attrs`` is the pixel module, or None to
+    read it from ``blob`` (the stored JSON) here; returns the frame and the module."""
     try:
         data = file.read_ranges(ranges)
     except ShortRead:

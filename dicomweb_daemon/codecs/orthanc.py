@@ -30,7 +30,7 @@ import io
 import numpy as np
 from pydicom import uid
 
-from . import png
+from . import limits, png
 from .errors import CannotRender, IncompatibleFormat, InvalidOptions, NoDecoder, NoSuchFrame
 from .frames import Image
 from .render import MEDIA_TYPES, color_to_8bit, crop, encode_picture, file_window, fit, modality_values, rescale, to_pil
@@ -62,7 +62,9 @@ def decoded(image: Image, index: int, strict: bool = True) -> tuple[np.ndarray, 
     return array, str(changes.get("PhotometricInterpretation", image.px["photometric"]))
 
 
-def _is_color(image: Image, photometric: str) -> bool:
+def is_color(image: Image, photometric: str) -> bool:
+    """Whether the decoded frame (``photometric`` after decoding) is colour: several samples per
+    pixel, or palette indices (PS3.3 C.7.6.3.1.2)."""
     return image.px["samples"] > 1 or photometric == "PALETTE COLOR"
 
 
@@ -85,7 +87,7 @@ def ybr_full_to_rgb(array: np.ndarray) -> np.ndarray:
 def preview(image: Image, index: int) -> np.ndarray:
     """The preview of frame ``index``: uint8 greyscale (rows, columns) or RGB (rows, columns, 3)."""
     array, photometric = decoded(image, index)
-    if _is_color(image, photometric):
+    if is_color(image, photometric):
         return _color(image, array, photometric)
     low, high = (array.min(), array.max()) if array.size else (0, 0)
     if high == low:
@@ -100,7 +102,7 @@ def rendered(image: Image, index: int, window: tuple | None = None, strict: bool
     """Frame ``index`` rendered: ``window`` is ``(center, width[, function])`` or None for the file's;
     ``strict``: what Orthanc's core does not decode is refused."""
     array, photometric = decoded(image, index, strict)
-    if _is_color(image, photometric):
+    if is_color(image, photometric):
         return _color(image, array, photometric)
     if window is None:
         window = file_window(image.ds, index)
@@ -169,12 +171,14 @@ def _through_table(array: np.ndarray, function, linear: bool = True) -> np.ndarr
 
 
 def resized(array: np.ndarray, width: int | None, height: int | None) -> np.ndarray:
-    """Scaled to fit ``width`` x ``height`` keeping the aspect ratio (Orthanc's /rendered)."""
+    """Scaled to fit ``width`` x ``height`` keeping the aspect ratio (Orthanc's /rendered); a picture
+    too large to allocate is refused before Pillow allocates it (:func:`.limits.check_output`)."""
     if not width and not height:
         return array
     from PIL import Image as PILImage
 
     size = fit(array.shape[1], array.shape[0], (width or 0, height or 0))
+    limits.check_output(*size)
     if size == (array.shape[1], array.shape[0]):
         return array
     picture = PILImage.fromarray(np.ascontiguousarray(array), "L" if array.ndim == 2 else "RGB")
@@ -184,7 +188,7 @@ def resized(array: np.ndarray, width: int | None, height: int | None) -> np.ndar
 def typed(image: Image, index: int, pixel_format: str) -> np.ndarray:
     """Frame ``index`` as stored values clamped to ``pixel_format`` (uint8, uint16, int16)."""
     array, photometric = decoded(image, index)
-    if _is_color(image, photometric):
+    if is_color(image, photometric):
         raise IncompatibleFormat(f"a colour image ({photometric}) has no {pixel_format} greyscale form")
     info = np.iinfo(PIXEL_FORMATS[pixel_format])
     return np.clip(array, info.min, info.max).astype(PIXEL_FORMATS[pixel_format])
@@ -194,7 +198,7 @@ def matlab(image: Image, index: int) -> bytes:
     """Frame ``index``'s stored values as a MATLAB/Octave expression, as Orthanc writes it:
     ``double([ a b ; c d ])``; colour ``double(permute(reshape([ r g b ... ], [ 3 rows columns ]), [ 3 2 1 ]))``."""
     array, photometric = decoded(image, index)
-    if _is_color(image, photometric):
+    if is_color(image, photometric):
         array = _color(image, array, photometric)
         values = " ".join(map(str, array.reshape(-1).tolist()))
         rows, columns = array.shape[:2]  # Orthanc writes the rows first

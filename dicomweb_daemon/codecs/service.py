@@ -20,10 +20,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..storage.reads import StoredFile, read_frames, read_ranges
-from ..threads import in_cpu, in_db
+from ..storage.reads import OpenedFile, ShortRead, StoredFile, read_frames, read_ranges
+from ..threads import in_cpu, in_db, in_io
 from . import arrays, orthanc
 from .conversion import PixelModules, as_stored, convert_stored_frame, natively_reencoded, transcode_stored_file
+from .errors import CorruptPixelData
 from .frames import Image
 from .instance import StoredInstance
 from .render import document, video
@@ -59,12 +60,20 @@ class FrameService:
         """The stored instance ``public_id`` (one db call)."""
         return await in_db(self.describe, public_id, metadata)
 
-    async def instances(self, public_ids: list[str], *, metadata: bool = False) -> list[StoredInstance]:
-        """Several stored instances, in order (one db call)."""
-        return await in_db(lambda: [self.describe(p, metadata) for p in public_ids])
-
     def file(self, instance: StoredInstance) -> StoredFile:
         return StoredFile(self.storage, instance.file_uuid, compression=instance.compression)
+
+    async def open_file(self, instance: StoredInstance, frames: int) -> OpenedFile | None:
+        """The stored file held open for reading ``frames`` frames in turn (each then read or
+        converted in its own job): a compressed file has no bytes to read in place, so it is read
+        and inflated once here (one io call) instead of once per frame. None when each frame's
+        ranged read costs less: an uncompressed file, or a single frame. Close it when done."""
+        if not instance.compression or frames < 2:
+            return None
+        try:
+            return await in_io(self.file(instance).open)
+        except ShortRead:  # as a frame's read says it (convert_stored_frame, StoredImage.frame)
+            raise CorruptPixelData("the stored file is shorter than its frame table says") from None
 
     # -- what is possible (any thread, no I/O) ------------------------------------------------
     @staticmethod
@@ -110,25 +119,29 @@ class FrameService:
         return await read_frames(self.storage, instance.file_uuid, [instance.ranges(n) for n in numbers],
                                  compression=instance.compression)
 
-    async def frame(self, instance: StoredInstance, number: int, target: str | None = None) -> bytes:
+    async def frame(self, instance: StoredInstance, number: int, target: str | None = None,
+                    opened: OpenedFile | None = None) -> bytes:
         """Frame ``number`` (1-based) as stored, or in transfer syntax ``target``: one io call as
         stored; else one cpu job that reads and converts it (viewers on several machines asking
-        for the same frame at once share it)."""
+        for the same frame at once share it). ``opened``: the file held open (:meth:`open_file`)."""
         ranges = instance.ranges(number)
         if as_stored(instance.transfer_syntax, target):
+            if opened is not None:
+                return await in_io(opened.read_ranges, ranges)
             return await read_ranges(self.storage, instance.file_uuid, ranges, compression=instance.compression)
         return await self.flights.run((instance.file_uuid, number, target),
-                                      lambda: self._converted(instance, ranges, target))
+                                      lambda: self._converted(instance, ranges, target, opened))
 
-    async def _converted(self, instance: StoredInstance, ranges: list, target: str) -> bytes:
+    async def _converted(self, instance: StoredInstance, ranges: list, target: str,
+                         opened: OpenedFile | None = None) -> bytes:
         attrs = self.pixel_modules.get(instance.file_uuid)
         blob = None
         if attrs is None:  # read from the stored JSON in the same cpu job as the conversion
             blob = instance.metadata
             if blob is None:
                 blob = await in_db(self.index.metadata_blob, instance.public_id)
-        data, attrs = await in_cpu(convert_stored_frame, self.file(instance), ranges, instance.transfer_syntax,
-                                   target, attrs, blob)
+        data, attrs = await in_cpu(convert_stored_frame, opened or self.file(instance), ranges,
+                                   instance.transfer_syntax, target, attrs, blob)
         self.pixel_modules.put(instance.file_uuid, attrs)
         return data
 
@@ -194,9 +207,11 @@ class FrameService:
             ((lambda inst=inst: self._image(inst)), tags) for inst, tags in instances]
         return await in_cpu(lambda: arrays.encode_numpy(arrays.series_array(openers, rescale), compress))
 
-    async def rendered(self, instance: StoredInstance, frame: int = 1, **options) -> bytes:
-        """Frame ``frame`` rendered for people (:func:`.render.render` options), in one cpu job."""
-        return await in_cpu(render_stored, self.file(instance), instance.frames, instance.transfer_syntax,
+    async def rendered(self, instance: StoredInstance, frame: int = 1, *, opened: OpenedFile | None = None,
+                       **options) -> bytes:
+        """Frame ``frame`` rendered for people (:func:`.render.render` options), in one cpu job;
+        ``opened``: the file held open (:meth:`open_file`)."""
+        return await in_cpu(render_stored, opened or self.file(instance), instance.frames, instance.transfer_syntax,
                             instance.metadata, frame, key=instance.file_uuid, headers=self.headers, **options)
 
     async def document(self, instance: StoredInstance) -> tuple[bytes, str] | None:

@@ -22,7 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from ..dicom.transfer_syntaxes import DEFLATED, NATIVE_LE
-from ..storage.reads import ShortRead, StoredFile, read_ranges_at
+from ..storage.compression import NONE
+from ..storage.reads import OpenedFile, ShortRead, StoredFile, read_ranges_at
 from . import limits
 from .errors import CodecError, CorruptPixelData, NoSuchFrame
 from .frames import PIXEL_KEYWORDS, Image, open_image
@@ -37,8 +38,9 @@ RENDER_TAGS = ("00080016", "00280002", "00280004", "00280006", "00280008", "0028
 _NEEDS_FILE = ("52009229", "52009230", "00281201", "00281202", "00281203", "00281221", "00281222",
                "00281223", "7FE00008", "7FE00009")
 
-#: What images are read from: the stored file, a local path, or a file object (parsed only).
-Source = StoredFile | str | BinaryIO
+#: What images are read from: the stored file (or one held open, a compressed one inflated), a
+#: local path, or a file object (parsed only).
+Source = StoredFile | OpenedFile | str | BinaryIO
 #: Reads a frame's ``[[offset, length], ...]`` ranges of one file, joined (any thread).
 RangeReader = Callable[[list], bytes]
 
@@ -124,11 +126,15 @@ class HeaderCache:
         self._lock = threading.Lock()
 
     def get(self, key: str, metadata) -> tuple[Dataset, dict, Dataset] | None:
-        """The header of ``key``, parsed from ``metadata`` when it is not known yet."""
+        """The header of ``key``, parsed from ``metadata`` when it is not known yet. Without
+        ``metadata`` (an instance described without its JSON) nothing is learnt, and nothing kept:
+        a later call that has the JSON must still parse it."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
+        if metadata is None:
+            return None
         found = _header(metadata)
         with self._lock:
             self._items[key] = found
@@ -183,17 +189,36 @@ def stored_image(source: Source | None, table: list | None, transfer_syntax: str
 
 def _range_reader(source: Source | None) -> RangeReader | None:
     """How to read byte ranges of ``source``; None for a file object (it is parsed instead)."""
-    if isinstance(source, StoredFile):
+    if isinstance(source, OpenedFile):
         return source.read_ranges
+    if isinstance(source, StoredFile):
+        return source.read_ranges if source.compression == NONE else _InflatedOnce(source)
     if isinstance(source, str):
         return partial(read_ranges_at, source)
     return None
 
 
+class _InflatedOnce:
+    """Ranges of a compressed stored file: it has no bytes to read in place, so it is opened (read
+    and inflated) at the first read and kept for the image's life, one cpu job: the frames of an
+    animation or an export cost one inflation, not one each. No descriptor is held (nothing to close)."""
+
+    __slots__ = ("file", "opened")
+
+    def __init__(self, file: StoredFile):
+        self.file = file
+        self.opened: OpenedFile | None = None
+
+    def __call__(self, ranges: list) -> bytes:
+        if self.opened is None:
+            self.opened = self.file.open()
+        return self.opened.read_ranges(ranges)
+
+
 def parse_source(source: Source):
     """What pydicom parses for ``source``: a path, or a file object (a stored file's whole bytes when
     its storage has no local files)."""
-    return source.source() if isinstance(source, StoredFile) else source
+    return source.source() if isinstance(source, (StoredFile, OpenedFile)) else source
 
 
 def image_of(source: Source, table: list | None, transfer_syntax: str, metadata, key: str | None = None,

@@ -23,6 +23,7 @@ from .identifiers import is_valid_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
 from .pixel_vr import file_pixel_vr, unexpected_pixel_vr
 from .tags import MAIN_TAGS
+from .transfer_syntaxes import IMPLICIT_LE, syntax_of_encoding
 
 ROOT_TOKEN = "%%DICOMWEB_ROOT%%"
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
@@ -240,11 +241,10 @@ def _parse_with_pydicom(f, default_charset: str) -> ParsedInstance:
         raise BadFileFormat("Bad file format", f"unreadable DICOM file: {e}") from None
     meta = ds.file_meta
     if bare:
-        implicit, little = ds.original_encoding
-        ts = UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+        ts = UID(syntax_of_encoding(*ds.original_encoding))
         dataset_offset = 0
     else:
-        ts = UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+        ts = UID(str(meta.get("TransferSyntaxUID", IMPLICIT_LE)))
         dataset_offset = _dataset_offset(f, meta)
     size = f.seek(0, 2)
     with _whole(f) as buf:

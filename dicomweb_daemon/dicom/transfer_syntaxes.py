@@ -18,3 +18,12 @@ NATIVE_LE = (IMPLICIT_LE, EXPLICIT_LE)
 SAME_FRAMES = (IMPLICIT_LE, EXPLICIT_LE, DEFLATED)
 #: Every uncompressed syntax (what the native codec reads and writes).
 UNCOMPRESSED = (IMPLICIT_LE, EXPLICIT_LE, DEFLATED, BIG_ENDIAN)
+
+
+def syntax_of_encoding(implicit_vr: bool, little_endian: bool) -> str:
+    """The transfer syntax of a dataset read without file meta information (PS3.10 §7.1), from the
+    encoding it was read in (pydicom's ``original_encoding``): implicit VR is little endian only
+    (PS3.5 §A.1)."""
+    if implicit_vr:
+        return IMPLICIT_LE
+    return EXPLICIT_LE if little_endian else BIG_ENDIAN

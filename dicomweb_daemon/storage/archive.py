@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pydicom
 
+from ..dicom.transfer_syntaxes import syntax_of_encoding
 from .dicomdir import DicomDir
 from .reads import StoredFile
 
@@ -80,12 +81,6 @@ def write_media(out, storage, entries: list[ArchiveEntry], fetch: Fetch | None =
             charset = header.get("SpecificCharacterSet")
             if not charset:
                 charset = header.SpecificCharacterSet = default_charset  # before any text is decoded
-            syntax = header.file_meta.get("TransferSyntaxUID") or _syntax_of(header)
+            syntax = header.file_meta.get("TransferSyntaxUID") or syntax_of_encoding(*header.original_encoding)
             directory.add(header, file_id, str(syntax), charset)
         z.writestr("DICOMDIR", directory.encode())
-
-
-def _syntax_of(header) -> str:
-    """The transfer syntax of a file without file meta information, from how pydicom read it."""
-    implicit, little = header.original_encoding
-    return "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"

@@ -182,6 +182,18 @@ class OpenedFile:
             return checked(self.content[offset:offset + length], length)
         return self.file._range(offset, length)
 
+    def read_ranges(self, ranges: Ranges) -> bytes:
+        """The bytes of ``ranges`` joined (one frame), as :meth:`StoredFile.read_ranges` reads them."""
+        content = self.content
+        if content is not None:
+            return _sliced(content, ranges)
+        chunks = [self.read_at(offset, length) for offset, length in ranges]
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def source(self) -> str | BinaryIO:
+        """What a parser reads, as :meth:`StoredFile.source` (a compressed file not inflated again)."""
+        return io.BytesIO(self.content) if self.content is not None else self.file.source()
+
     def close(self) -> None:
         self.content = None
         if self.fd is not None:

@@ -279,6 +279,24 @@ def test_quality_changes_jpeg_size(daemon):
     assert daemon.get(instance_url(CT_SMALL) + "/rendered?quality=500").status_code == 400
 
 
+def test_rendered_quality_out_of_range_is_refused_before_decoding(daemon):
+    """Regression: quality outside 1..100 was checked only when a JPEG was encoded, after decoding;
+    it is now a 400 JSON error naming it, whatever the media type and whatever the pixels."""
+    daemon.store(CT_SMALL)
+    for quality, accept in (("0", "image/jpeg"), ("101", "image/jpeg"), ("500", "image/png"), ("-3", "image/gif")):
+        r = daemon.get(instance_url(CT_SMALL) + f"/rendered?quality={quality}", headers={"Accept": accept})
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json"), quality
+        assert "quality must be between 1 and 100" in r.json()["Details"], quality
+    for quality in ("1", "100"):
+        assert daemon.get(instance_url(CT_SMALL) + f"/rendered?quality={quality}").status_code == 200
+    no_pixels = read(make_ct(patient_id="QUALITY"))
+    del no_pixels.PixelData  # rendering it is a 406: the parameter is refused first
+    daemon.store(as_bytes(no_pixels))
+    assert daemon.get(instance_url(as_bytes(no_pixels)) + "/rendered").status_code == 406
+    r = daemon.get(instance_url(as_bytes(no_pixels)) + "/frames/1/rendered?quality=0")
+    assert r.status_code == 400 and "quality" in r.json()["Details"]
+
+
 def test_gif_and_unsupported_media_types(daemon):
     """Accept image/gif gives a GIF (animated for a multi-frame instance); image/tiff is a 406 JSON."""
     daemon.store(MULTIFRAME)

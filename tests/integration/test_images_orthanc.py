@@ -320,3 +320,17 @@ def test_twelve_bit_jpeg_previews(daemon):
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     r = daemon.get(f"/instances/{daemon.store(_bytes(ds))['ID']}/preview")
     assert r.status_code == 200 and png(r.content).shape == (1024, 256)
+
+
+def test_rendered_too_large_to_allocate_is_refused(daemon):
+    """Regression: /rendered?width=65536&height=65536 scaled a small image to billions of pixels;
+    a picture past the rendering limit is now a 400 JSON error naming it, and the daemon serves on."""
+    instance = stored(daemon, grey16)
+    r = daemon.get(f"/instances/{instance}/rendered?width=65536&height=65536")
+    assert r.status_code == 400, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "pixels" in r.json()["Details"] and "smaller" in r.json()["Details"]
+    assert daemon.get(f"/instances/{instance}/frames/0/rendered?width=65536&height=65536").status_code == 400
+    assert daemon.get("/system").status_code == 200
+    small = daemon.get(f"/instances/{instance}/rendered?width=48")
+    assert small.status_code == 200 and png(small.content).shape == (40, 48)

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.dicom_files import CT_SMALL, MULTIFRAME, make_ct
+from tests.dicomweb_answers import renamed
 
 CONFIG = {"UserContentType": {"report": 1030}}
 DICOM_ANY = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -206,9 +207,13 @@ def _reads(daemon, a: dict, ds: pydicom.Dataset, frames: int) -> dict[str, objec
         "WADO-RS one frame": (uids + f"/frames/{frames}", octets),
         "WADO-RS converted frame": (uids + "/frames/1", {
             "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.2'}),
+        "WADO-RS converted frames": (uids + "/frames/" + ",".join(str(n) for n in range(1, frames + 1)), {
+            "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.2'}),
         "WADO-RS rendered": (uids + "/rendered", {"Accept": "image/png"}),
+        "WADO-RS rendered frames": (uids + f"/frames/1,{frames}/rendered", {"Accept": "image/png"}),
         "WADO-RS pixel data": (uids + "/bulk/7fe00010", octets),
         "WADO-RS pixel data range": (uids + "/bulk/7fe00010", {**octets, "Range": "bytes=100-70000"}),
+        "WADO-RS pixel data little endian": (uids + "/bulk/7fe00010", {"Accept": "application/octet-stream"}),
         "WADO-RS bulk": (uids + "/bulk/00100010", octets),
         "WADO-URI": (f"/wado?requestType=WADO&studyUID={ds.StudyInstanceUID}&seriesUID={ds.SeriesInstanceUID}"
                      f"&objectUID={ds.SOPInstanceUID}&contentType=application/dicom", {}),
@@ -226,14 +231,16 @@ def _reads(daemon, a: dict, ds: pydicom.Dataset, frames: int) -> dict[str, objec
     return out
 
 
-@pytest.mark.parametrize("name", ["CT_small", "multi-frame", "big (past sendfile's threshold)"])
+@pytest.mark.parametrize("name", ["CT_small", "multi-frame", "big (past sendfile's threshold)",
+                                  "multi-frame big endian"])
 def test_every_read_of_a_compressed_instance_answers_the_same(daemon, name):
     """Files, attachments, frames, images, tags, archives, WADO-RS (retrieve as stored, which goes
     through sendfile when big; transcoded; frames; rendered; bulk data whole and ranged) and WADO-URI
     answer byte for byte the same before and after the file is compressed, and after it is
     uncompressed again."""
     data = {"CT_small": Path(CT_SMALL).read_bytes(), "multi-frame": Path(MULTIFRAME).read_bytes(),
-            "big (past sendfile's threshold)": make_ct("BIG-1", size=1024)}[name]
+            "big (past sendfile's threshold)": make_ct("BIG-1", size=1024),
+            "multi-frame big endian": renamed("emri_small_big_endian.dcm")[0]}[name]
     ds = pydicom.dcmread(io.BytesIO(data))
     a = daemon.store(data)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)

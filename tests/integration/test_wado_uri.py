@@ -173,3 +173,16 @@ def test_images_of_syntaxes_orthancs_core_does_not_decode(daemon):
     r = daemon.get("/wado", params=wado_query(ds, contentType="image/png"))
     assert r.status_code == 200, r.text
     assert Image.open(io.BytesIO(r.content)).size == (ds.Columns, ds.Rows)
+
+
+def test_rows_and_columns_too_large_to_allocate_are_refused(daemon):
+    """Regression: rows=65536&columns=65536 scaled a small image to billions of pixels; a picture
+    past the rendering limit is now a 400 JSON error naming it, and the daemon serves on."""
+    _, ds = stored(daemon, CT_SMALL)
+    for content_type in ("image/png", "image/jpeg", "image/gif"):
+        r = daemon.get("/wado", params=wado_query(ds, contentType=content_type, rows="65536", columns="65536"))
+        body = assert_json_error(r, 400)
+        assert "pixels" in body["Details"] and "smaller" in body["Details"], content_type
+    assert daemon.get("/system").status_code == 200
+    r = daemon.get("/wado", params=wado_query(ds, contentType="image/png", rows="32", columns="32"))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (32, 32)

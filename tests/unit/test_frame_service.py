@@ -257,6 +257,16 @@ async def test_rendering_parses_the_stored_json_once_per_file(parts):
 
 
 @pytest_twisted.ensureDeferred
+async def test_header_cache_keeps_nothing_for_an_instance_without_json(parts):
+    """Regression: asking the header cache without the stored JSON cached None, so the file was
+    parsed for every later rendering; now nothing is kept, and the JSON is parsed when it comes."""
+    instance = await store(parts, file_bytes("MR_small.dcm"))
+    assert parts.frames.headers.get(instance.file_uuid, None) is None
+    header = parts.frames.headers.get(instance.file_uuid, instance.metadata)
+    assert header is not None and header[1]["rows"] == 64
+
+
+@pytest_twisted.ensureDeferred
 async def test_orthanc_routes_read_through_the_json_and_frame_table(parts, monkeypatch):
     """Orthanc's preview, rendered, typed images, matlab and numpy of an ordinary image never parse
     the stored file: the stored JSON and the frame table answer (one ranged read)."""

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
+from dicomweb_daemon.storage import multipart as multipart_reader
+from dicomweb_daemon.storage.multipart import MultipartError, MultipartSplitter
 from dicomweb_daemon.storage.sources import BytesSource, FileSource
 from dicomweb_daemon.storage.spool import Spool
-from dicomweb_daemon.web.dicomweb import multipart_reader
-from dicomweb_daemon.web.dicomweb.multipart_reader import MultipartError, MultipartSplitter
 
 BOUNDARY = "b0undary"
 

@@ -150,6 +150,40 @@ async def test_the_frame_service_answers_the_same_for_a_compressed_instance(tmp_
     assert ((await parts.frames.decoded(packed, 6))[0] == decoded).all()
 
 
+@pytest_twisted.ensureDeferred
+async def test_several_frames_of_a_compressed_file_inflate_it_once(tmp_path, pools, monkeypatch):
+    """A request reading several frames of a compressed file (converted one by one, rendered one by
+    one, or all in one job: an export, an animation) inflates it once, not once per frame, with the
+    same answers; an uncompressed file is not held open (its frames keep their ranged reads)."""
+    from dicomweb_daemon.storage import reads
+
+    parts = _parts(tmp_path)
+    plain = await store(parts, open(testdata("emri_small.dcm"), "rb").read())
+    big_endian = uid.ExplicitVRBigEndian
+    converted = [await parts.frames.frame(plain, n, big_endian) for n in range(1, 11)]
+    rendered = [await parts.frames.rendered(plain, n, media_type="image/png") for n in (1, 5, 10)]
+    exported = await parts.frames.instance_numpy(plain, rescale=False, compress=False)
+    gif = await parts.frames.rendered(plain, 1, media_type="image/gif", all_frames=True)
+    assert await parts.frames.open_file(plain, 10) is None
+    packed = await _compressed(parts, plain)
+    assert await parts.frames.open_file(packed, 1) is None  # one frame: nothing to share
+    inflations = []
+    monkeypatch.setattr(reads, "decompress", lambda *args: inflations.append(1) or decompress(*args))
+
+    opened = await parts.frames.open_file(packed, 10)
+    try:
+        assert [await parts.frames.frame(packed, n, big_endian, opened) for n in range(1, 11)] == converted
+        assert [await parts.frames.rendered(packed, n, opened=opened, media_type="image/png") for n in (1, 5, 10)] \
+            == rendered
+    finally:
+        opened.close()
+    assert len(inflations) == 1
+    assert await parts.frames.instance_numpy(packed, rescale=False, compress=False) == exported
+    assert len(inflations) == 2
+    assert await parts.frames.rendered(packed, 1, media_type="image/gif", all_frames=True) == gif
+    assert len(inflations) == 3
+
+
 # -- changing a file's storage ---------------------------------------------------------------------------
 def _names(storage) -> set[str]:
     return {p.name for p in storage.root.glob("*/*/*")}

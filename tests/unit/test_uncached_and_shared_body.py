@@ -12,11 +12,11 @@ import random
 import pytest
 
 from dicomweb_daemon.storage import uncached
+from dicomweb_daemon.storage.multipart import MultipartSplitter
 from dicomweb_daemon.storage.shared_memory import POOL_LIMIT, BodyMemory
 from dicomweb_daemon.storage.sources import SharedSource, parse_sources
 from dicomweb_daemon.storage.spool import Spool
 from dicomweb_daemon.storage.uncached import UncachedWriter, read_uncached
-from dicomweb_daemon.web.dicomweb.multipart_reader import MultipartSplitter
 
 SIZES = [0, 1, 4095, 4096, 4097, 300_001, uncached.BOUNCE, uncached.BOUNCE + 1, 3 * uncached.BOUNCE + 12345]
 

@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import native_xml
 from ...errors import NotAcceptable
-from ..multipart import MultipartWriter
+from ...storage.multipart import MultipartWriter
 from ..routing import arg
 from .urls import base_url
 

@@ -12,8 +12,8 @@ from ...codecs import errors as codec
 from ...codecs.instance import StoredInstance
 from ...codecs.render import ENCAPSULATED_DOCUMENTS, VIDEO_SYNTAXES, parse_window
 from ...errors import BadRequest, NotAcceptable
+from ...storage.multipart import MultipartWriter
 from ...threads import in_db
-from ..multipart import MultipartWriter
 from ..negotiation import accept_of, parse_accept
 from ..rest.images import accepted
 from ..routing import arg, route
@@ -67,6 +67,8 @@ class RenderedRoutes:
         elif thumbnail:
             viewport = THUMBNAIL_VIEWPORT
         quality = _numbers(request, "quality", 1, 1)
+        if quality is not None and not 1 <= quality[0] <= 100:  # PS3.18 §8.3.5.1: 1 to 100
+            raise BadRequest("Bad request", "quality must be between 1 and 100")
         return {"window": window, "viewport": viewport, "quality": int(quality[0]) if quality else None,
                 "media_type": media or self._media(request)}
 
@@ -136,9 +138,14 @@ class RenderedRoutes:
             return await self._render_one(request, None, numbers[0], options, thumbnail, instance=instance)
         writer = MultipartWriter(options["media_type"])
         body = []
-        for number in numbers:
-            data = await self.frame_service.rendered(instance, number, **options)
-            body += [writer.part_header(), data, writer.part_end()]
+        opened = await self.frame_service.open_file(instance, len(numbers))  # a compressed file: inflated once
+        try:
+            for number in numbers:
+                data = await self.frame_service.rendered(instance, number, opened=opened, **options)
+                body += [writer.part_header(), data, writer.part_end()]
+        finally:
+            if opened is not None:
+                opened.close()
         body.append(writer.close())
         request.setHeader(b"Content-Type", writer.content_type())
         return b"".join(body)

@@ -15,11 +15,11 @@ from ...dicom.parsing import ROOT_TOKEN
 from ...errors import BadRequest, FullStorage, MissingIdentifier, UnsupportedMediaType, WrongStudy
 from ...index.writes import Origin
 from ...storage.ingest import IngestResult
+from ...storage.multipart import MultipartError, MultipartSplitter, Part, content_type_params
 from ...threads import in_io, in_split
 from ..routing import route
 from ..site import take_body
 from .dataset_answers import accepted_format, json_answer, xml_answer
-from .multipart_reader import MultipartError, MultipartSplitter, Part, content_type_params
 
 log = Logger()
 

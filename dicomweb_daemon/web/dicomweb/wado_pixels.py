@@ -16,9 +16,9 @@ from ...codecs.instance import StoredInstance
 from ...dicom.bulk import bulk_value
 from ...dicom.transfer_syntaxes import BIG_ENDIAN, NATIVE
 from ...errors import BadRequest, DaemonError, UnknownResource
+from ...storage.multipart import MultipartWriter
 from ...storage.reads import local_ranges, read_file
 from ...threads import in_cpu, in_db
-from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, NotAcceptableAccept, accept_of
 from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
 from .cors import cors_route
@@ -157,7 +157,13 @@ class PixelRoutesMixin:
                                           self._instance_url(request, study, series, sop), decode=False)
         ctype, target, multipart = frame_answer(check, stored, self.frame_service)
         if stored == BIG_ENDIAN and target not in (None, BIG_ENDIAN):
-            data = b"".join([await self.frame_service.frame(instance, n, target) for n in range(1, len(table) + 1)])
+            service = self.frame_service
+            opened = await service.open_file(instance, len(table))  # a compressed file: inflated once
+            try:
+                data = b"".join([await service.frame(instance, n, target, opened) for n in range(1, len(table) + 1)])
+            finally:
+                if opened is not None:
+                    opened.close()
             return self._answer_bytes(request, data, multipart)
         start, end = table[0][0][0], table[-1][0][0] + table[-1][0][1]
         request.setHeader(b"Accept-Ranges", b"bytes")
@@ -245,16 +251,22 @@ class PixelRoutesMixin:
                 return None
         if not as_stored:
             # Each frame is read and converted in one cpu job; the first before any header goes
-            # out, so that a frame that cannot be decoded is a JSON error.
-            first = await service.frame(instance, numbers[0], target)
+            # out, so that a frame that cannot be decoded is a JSON error. A compressed file is
+            # inflated once for all of them, and held until the last is converted.
+            opened = await service.open_file(instance, len(numbers))
+            try:
+                first = await service.frame(instance, numbers[0], target, opened)
 
-            async def produce_converted(out):
-                for i, n in enumerate(numbers):
-                    data = first if i == 0 else await service.frame(instance, n, target)
-                    await out.write_many([head(n, len(data)), data, writer.part_end()])
-                await out.write(writer.close())
+                async def produce_converted(out):
+                    for i, n in enumerate(numbers):
+                        data = first if i == 0 else await service.frame(instance, n, target, opened)
+                        await out.write_many([head(n, len(data)), data, writer.part_end()])
+                    await out.write(writer.close())
 
-            await streamed(request, produce_converted)
+                await streamed(request, produce_converted)
+            finally:
+                if opened is not None:
+                    opened.close()
             return None
         # As stored, frames are read several per io call (the next group while this one is sent).
         groups = service.read_groups(instance, numbers)

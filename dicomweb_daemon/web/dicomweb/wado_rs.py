@@ -17,9 +17,9 @@ from ...dicom.identifiers import is_valid_uid
 from ...errors import BadRequest
 from ...metadata.cache import MetadataCache
 from ...metadata.xml import json_to_xml
+from ...storage.multipart import MultipartWriter
 from ...storage.reads import checked, local_ranges, read_files
 from ...threads import in_cpu, in_db
-from ..multipart import MultipartWriter
 from ..negotiation import MediaRange, NotAcceptableAccept, accept_of
 from ..routing import route
 from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
@@ -91,13 +91,13 @@ class WadoRoutes(PixelRoutesMixin):
         sent) and written with one wait per group; big ones stream in chunks; re-encoded ones go
         whole. As stored, the length is known up front, so the
         answer has a Content-Length instead of chunked framing."""
-        def header(ts: str, size: int) -> bytes:
+        def header(size: int) -> bytes:
             # Parts are "application/dicom" as Orthanc sends them (clients compare the string); the
             # transfer syntax is in each file's meta information.
             return writer.part_header("application/dicom", {"Content-Length": str(size)})
 
         if target is None:
-            total = sum(len(header(r["transfer_syntax"], r["file_size"])) + r["file_size"] + 2 for r in rows)
+            total = sum(len(header(r["file_size"])) + r["file_size"] + 2 for r in rows)
             request.setHeader(b"Content-Length", str(total + len(writer.close())).encode())
 
         def as_stored(row: dict) -> bool:
@@ -111,7 +111,7 @@ class WadoRoutes(PixelRoutesMixin):
         if transport is not None and None not in located:
             segments: list = []
             for row, ranges in zip(rows, located, strict=True):
-                segments += [header(row["transfer_syntax"], row["file_size"]), *ranges, writer.part_end()]
+                segments += [header(row["file_size"]), *ranges, writer.part_end()]
             segments.append(writer.close())
             await streamed(request, lambda out: send_direct(request, out, transport, segments))
             return
@@ -139,19 +139,19 @@ class WadoRoutes(PixelRoutesMixin):
                     if current is not None:
                         pieces = []
                         for i, data in zip(group, await current, strict=True):
-                            ts, size = rows[i]["transfer_syntax"], rows[i]["file_size"]
-                            pieces += [header(ts, size), checked(data, size), writer.part_end()]
+                            size = rows[i]["file_size"]
+                            pieces += [header(size), checked(data, size), writer.part_end()]
                         await out.write_many(pieces)
                         continue
                     row = rows[group[0]]
                     if as_stored(row):
-                        await out.write(header(row["transfer_syntax"], row["file_size"]))
+                        await out.write(header(row["file_size"]))
                         await stream_stored(out, self.storage, row["file_uuid"], row["file_size"],
                                             compression=row["compression"])
                         await out.write(writer.part_end())
                     else:
                         data = await self.frame_service.transcoded_file(StoredInstance.from_row(row), target)
-                        await out.write_many([header(target, len(data)), data, writer.part_end()])
+                        await out.write_many([header(len(data)), data, writer.part_end()])
                 await out.write(writer.close())
             finally:
                 if ahead is not None:  # the client left: a read still under way must not log its failure

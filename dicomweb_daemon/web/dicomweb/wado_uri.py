@@ -76,14 +76,15 @@ class WadoUriRoutes:
         types = _content_types(request)
         answer = _answer(types)
         # What rendering reads (the stored DICOM JSON) comes in the same db call as the instance.
-        info = await in_db(_instance_by_sop, self.index, sop, answer not in (None, "application/dicom"))
+        info, instance = await in_db(_instance_by_sop, self.index, self.frame_service, sop,
+                                     answer not in (None, "application/dicom"))
         if (study is not None and info["study_uid"] != study) or (series is not None and info["series_uid"] != series):
             raise UnknownResource("Unknown resource", f"instance {sop} is not in series {series or '*'} "
                                   f"of study {study or '*'}")
         if answer == "application/dicom":
             return await self._file(request, info)
         if answer is not None:
-            return await self._rendered(request, StoredInstance.from_row(info), answer)
+            return await self._rendered(request, instance, answer)
         raise NotAcceptable("Not acceptable",
                             f"cannot answer contentType {','.join(types)}: use application/dicom or image/jpeg")
 
@@ -129,12 +130,12 @@ def _answer(types: list[str]) -> str | None:
     return None
 
 
-def _instance_by_sop(index, sop: str, metadata: bool) -> dict:
-    """(db thread) The instance with this SOPInstanceUID, with its stored DICOM JSON when ``metadata``."""
+def _instance_by_sop(index, frames, sop: str, render: bool) -> tuple[dict, StoredInstance | None]:
+    """(db thread) The instance with this SOPInstanceUID (its index row, with its study and series
+    UIDs) and, when it is to be rendered, the frame service's description of it with its stored
+    DICOM JSON."""
     info = index.instance_by_sop(sop)
-    if metadata:
-        info["metadata"] = index.metadata_blob(info["public_id"])
-    return info
+    return info, frames.describe(info["public_id"], metadata=True) if render else None
 
 
 def _number(request, name: str, kind=int, low: float | None = None, high: float | None = None):

@@ -4,6 +4,7 @@ may be compressed (``Content-Encoding: gzip``, new in Orthanc 1.6.0)."""
 from __future__ import annotations
 
 from ...errors import BadRequest, UnsupportedMediaType
+from ...storage.multipart import MultipartError, MultipartSplitter, content_type_params
 from ...storage.sources import Source
 from ...storage.uploads import (
     ENCODINGS,
@@ -16,7 +17,6 @@ from ...storage.uploads import (
     zip_members,
 )
 from ...threads import in_io
-from ..dicomweb.multipart_reader import MultipartError, MultipartSplitter, content_type_params
 from ..routing import json_response, route
 from ..site import take_body
 

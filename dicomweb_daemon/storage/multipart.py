@@ -1,4 +1,5 @@
-"""Reading a ``multipart/related`` request body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part, from
+"""Writing the framing of ``multipart/related`` bodies (for streamed answers and bodies sent to
+other servers), and reading a ``multipart/related`` body (RFC 2046 §5.1, PS3.18 §8.6.1.2) part by part, from
 a body held in memory or read from its spooled file. Each part becomes an ingest source: small parts
 are copied out, big ones are cut from the body in place when it is in memory (shared with the worker
 processes), else written to their own spool file: a body of any size is never in memory whole
@@ -8,11 +9,12 @@ The methods block: call them in an io (or the split) thread.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from email.message import Message
 
-from ...storage.sources import BytesSource, Source
-from ...storage.spool import Spool
+from .sources import BytesSource, Source
+from .spool import Spool
 
 CHUNK = 1 << 20
 # Parts up to this size are copied out of the body: a spool file per small instance costs more
@@ -210,3 +212,25 @@ def _parse_headers(raw: bytes) -> dict[str, str]:
             raise MultipartError(f"malformed part header line {line[:80]!r}")
         headers[name.strip().lower()] = value.strip()
     return headers
+
+
+class MultipartWriter:
+    """Produces the framing bytes around parts; the caller streams the part bodies itself."""
+
+    def __init__(self, part_type: str, boundary: str | None = None):
+        self.boundary = boundary or uuid.uuid4().hex
+        self.part_type = part_type
+
+    def content_type(self) -> bytes:
+        return f'multipart/related; type="{self.part_type}"; boundary={self.boundary}'.encode()
+
+    def part_header(self, content_type: str | None = None, extra: dict[str, str] | None = None) -> bytes:
+        lines = [f"--{self.boundary}", f"Content-Type: {content_type or self.part_type}"]
+        lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def part_end(self) -> bytes:
+        return b"\r\n"
+
+    def close(self) -> bytes:
+        return f"--{self.boundary}--\r\n".encode()
