@@ -8,11 +8,17 @@ from twisted.application import internet, service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from .client.dicomweb import DicomWebClient
+from .client.http import OutboundHttp
+from .client.peers import PeerClient
+from .client.registry import RemoteRegistry
+from .client.servers import parse_servers
 from .codecs.service import FrameService
 from .index.writes import Origin
 from .interfaces import IStaging
 from .jobs.archive import ARCHIVE, MEDIA
 from .jobs.engine import JobEngine
+from .jobs.transfers import KINDS as TRANSFER_KINDS
 from .storage import journal
 from .storage.attachments import Attachments
 from .storage.ingest import Ingest
@@ -38,8 +44,18 @@ class Daemon:
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
         self.jobs = JobEngine(self)
-        for kind in (ARCHIVE, MEDIA):
+        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS):
             self.jobs.register(kind)
+        # Other servers: who they are, and the clients that talk to them (treq, one connection pool).
+        dicomweb = settings.sections.get("DicomWeb", {})
+        self.dicomweb_servers = RemoteRegistry(
+            "dicomweb", "DICOMweb server", parse_servers(dicomweb.get("Servers", {}), "DicomWeb.Servers"), index,
+            dicomweb.get("ServersInDatabase", False))
+        self.peers = RemoteRegistry("peer", "Orthanc peer", parse_servers(settings.OrthancPeers, "OrthancPeers"),
+                                    index, settings.OrthancPeersInDatabase)
+        self.http = OutboundHttp(settings)
+        self.dicomweb_client = DicomWebClient(self)
+        self.peer_client = PeerClient(self)
 
     @staticmethod
     def origin(request, name: str) -> Origin:
@@ -74,7 +90,8 @@ class StoreService(service.Service):
 
 class MaintenanceService(service.Service):
     """Now and then: marks resources stable after StableAge, forgets settled rows of the file
-    journal, gives back body memory unused for a while; once: the sweep of storages written before
+    journal, gives back body memory unused for a while (at stop: closes idle connections to other
+servers); once: the sweep of storages written before
     the file journal existed."""
 
     def __init__(self, daemon: Daemon):
@@ -92,7 +109,8 @@ class MaintenanceService(service.Service):
         if self.loop.running:
             self.loop.stop()
         self.daemon.body_memory.close()
-        return super().stopService()
+        super().stopService()
+        return defer.ensureDeferred(self.daemon.http.close())  # kept-alive connections to other servers
 
     def _tick(self):
         self.daemon.body_memory.release_idle()

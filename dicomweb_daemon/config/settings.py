@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client.servers import parse_servers
 from ..dicom.private_dictionary import parse_dictionary
 
 # Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
 ORTHANC_KEYS_ACCEPTED = {
     "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
     "Plugins", "HttpThreadsCount", "DicomModalities",
-    "OrthancPeers", "StorageAccessOnFind", "SaveJobs", "KeepAlive", "HttpTimeout",
+    "StorageAccessOnFind", "SaveJobs", "KeepAlive",
     "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
     "MaximumStorageCacheSize", "ExtraMainDicomTags",
 }
@@ -53,6 +54,16 @@ TOP: dict[str, Option] = {
                                  "patients) or Reject (refuse the new instance).", choices=("Recycle", "Reject")),
     "StableAge": Option(int, 60, "Seconds without a new instance before a resource is stable.", minimum=1),
     "LogExportedResources": Option(bool, False, "Record exported resources in /exports."),
+    "OrthancPeers": Option(dict, {}, "Other Orthanc servers: name -> [url, user, password] or {Url, Username, "
+                           "Password, HttpHeaders, Timeout, CertificateFile, CertificateKeyFile, "
+                           "CertificateKeyPassword, ...}."),
+    "OrthancPeersInDatabase": Option(bool, False, "Peers added over the REST API are kept in the index."),
+    "HttpTimeout": Option(int, 60, "Seconds an outbound HTTP request may wait for the remote server "
+                          "(connection, answer, or the next bytes of a body).", minimum=1),
+    "HttpProxy": Option(str, "", "host:port of the HTTP proxy of outbound http:// requests."),
+    "HttpsVerifyPeers": Option(bool, True, "Check the certificates of remote HTTPS servers."),
+    "HttpsCACertificates": Option(str, "", "PEM file of the authorities trusted for remote HTTPS servers "
+                                  "(default: the system's)."),
     "DicomAet": Option(str, "ORTHANC", "Application entity title of this server."),
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
@@ -100,6 +111,13 @@ DICOMWEB: dict[str, Option] = {
     "SeriesMetadataExtrapolatedTags": Option(list, [], "Tags extrapolated in series metadata (Extrapolate)."),
     "EnableMetadataCache": Option(bool, True, "Keep recent metadata answers in memory (validated by ETag)."),
     "CorsAllowedOrigins": Option(list, [], "Origins allowed by CORS (\"*\" for any); empty = no CORS headers."),
+    "Servers": Option(dict, {}, "Remote DICOMweb servers: name -> [url, user, password] or {Url, Username, "
+                      "Password, HttpHeaders, HasDelete, ChunkedTransfers, HasWadoRsUniversalTransferSyntax, "
+                      "Timeout, CertificateFile, CertificateKeyFile, CertificateKeyPassword}."),
+    "ServersInDatabase": Option(bool, False, "Servers added over the REST API are kept in the index."),
+    "StowMaxInstances": Option(int, 10, "Instances per STOW-RS request sent to a remote server (0: no limit).",
+                               minimum=0),
+    "StowMaxSize": Option(int, 10, "MB per STOW-RS request sent to a remote server (0: no limit).", minimum=0),
 }
 
 DEFAULT_ENCODINGS = (
@@ -184,6 +202,7 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
                 raise ValueError(f"configuration key {key}.{name} must be a number from 1024 to 65535 "
                                  f"(Orthanc's user-defined range), not {value!r}")
     parse_dictionary(values["Dictionary"])  # raises ValueError naming a bad entry
+    parse_servers(values["OrthancPeers"], "OrthancPeers")  # raises ValueError naming a bad server
     backends_raw = raw.get("Backends", {})
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")
@@ -197,6 +216,7 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
         value = dicomweb[key]
         if value and not value.startswith("/"):
             raise ValueError(f"configuration key DicomWeb.{key} must start with '/', not {value!r}")
+    parse_servers(dicomweb["Servers"], "DicomWeb.Servers")
     sections = {k: v for k, v in raw.items() if k not in TOP and k not in ("Backends", "DicomWeb")}
     sections["DicomWeb"] = dicomweb
     unknown.extend(k for k in sections if k not in ORTHANC_KEYS_ACCEPTED and k not in KNOWN_SECTIONS
@@ -217,4 +237,4 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
 # Sections read by later parts of the daemon (DICOMweb server and client).
 KNOWN_SECTIONS = {"DicomWeb"}
 # Keys of Orthanc's DicomWeb section that belong to the DICOMweb client (a later issue).
-DICOMWEB_ACCEPTED = {"Servers", "ServersInDatabase", "MetadataWorkerThreadsCount", "StowMaxInstances", "StowMaxSize"}
+DICOMWEB_ACCEPTED = {"MetadataWorkerThreadsCount"}

@@ -169,6 +169,16 @@ CREATE TABLE IF NOT EXISTS job_outputs (
 );
 CREATE INDEX IF NOT EXISTS job_outputs_uuid ON job_outputs(uuid);
 
+-- Remote servers added over the REST API, when DicomWeb.ServersInDatabase or
+-- OrthancPeersInDatabase keeps them in the index (kind: dicomweb, peer; definition: Orthanc's long
+-- form, as JSON).
+CREATE TABLE IF NOT EXISTS remote_servers (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+
 CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

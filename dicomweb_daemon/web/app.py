@@ -10,6 +10,7 @@ from .rest.instances import InstanceRoutes
 from .rest.jobs import JobRoutes
 from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
+from .rest.peers import PeerRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
 from .rest.tool_list import ToolListRoutes
@@ -27,7 +28,7 @@ def build_app(daemon):
                 SystemRoutes(daemon), MetadataRoutes(daemon), AttachmentRoutes(daemon),
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
     families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads),
-                 JobRoutes(daemon)]
+                 JobRoutes(daemon), PeerRoutes(daemon)]
     return mount([*families, ToolListRoutes(families)])
 
 

@@ -20,6 +20,7 @@ from ...storage.archive_entries import entries_of, transcoding_fetch
 from ...threads import in_db
 from ..routing import arg, has_flag, json_response, read_json_body, route
 from ..streaming import stream_from_thread
+from .jobs import job_options
 
 log = Logger()
 
@@ -103,7 +104,7 @@ class ArchiveRoutes:
             await stream_from_thread(request, lambda out: write_zip(out, self.storage, entries, fetch))
 
 
-def _transcode(value) -> str | None:
+def transcode_option(value) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not UID(value.strip()).is_transfer_syntax:
@@ -113,19 +114,17 @@ def _transcode(value) -> str | None:
 
 def _query_options(request, media: bool) -> Options:
     return Options(media, extended=media and has_flag(request, "extended"),
-                   transcode=_transcode(arg(request, "transcode")), filename=arg(request, "filename"))
+                   transcode=transcode_option(arg(request, "transcode")), filename=arg(request, "filename"))
 
 
 def _body_options(body: dict, media: bool) -> Options:
-    asynchronous = bool(body.get("Asynchronous")) or body.get("Synchronous") is False
-    priority = body.get("Priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise BadRequest("Bad request", "Priority must be an integer")
+    asynchronous, priority = job_options(body)
     filename = body.get("Filename")
     if filename is not None and not isinstance(filename, str):
         raise BadRequest("Bad request", "Filename must be a string")
-    return Options(media, extended=media and bool(body.get("Extended")), transcode=_transcode(body.get("Transcode")),
-                   filename=filename, asynchronous=asynchronous, priority=priority)
+    return Options(media, extended=media and bool(body.get("Extended")),
+                   transcode=transcode_option(body.get("Transcode")), filename=filename,
+                   asynchronous=asynchronous, priority=priority)
 
 
 def _safe(filename: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...errors import BadRequest, UnknownResource
 from ...jobs.archive import delete_output
 from ...jobs.engine import now_stamp
+from ...jobs.transfers import run_now
 from ...threads import in_db, in_db_write
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
@@ -25,6 +26,26 @@ def job_json(job: dict) -> dict:
     if job["completion_time"]:
         out["CompletionTime"] = job["completion_time"]
     return out
+
+
+def job_options(body: dict) -> tuple[bool, int]:
+    """``(asynchronous, priority)`` of a request: Orthanc's ``Synchronous`` (default) or
+    ``Asynchronous``, and ``Priority``."""
+    asynchronous = bool(body.get("Asynchronous")) or body.get("Synchronous") is False
+    priority = body.get("Priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise BadRequest("Bad request", "Priority must be an integer")
+    return asynchronous, priority
+
+
+async def run_or_submit(daemon, request, kind: str, job: dict, body: dict) -> bytes:
+    """A transfer run at once (its content is the answer) or, asked asynchronously, a job:
+    ``{"ID", "Path"}`` at once."""
+    asynchronous, priority = job_options(body)
+    if not asynchronous:
+        return json_response(request, await run_now(daemon, kind, job))
+    job_id = await daemon.jobs.submit(kind, job, priority)
+    return json_response(request, {"ID": job_id, "Path": f"/jobs/{job_id}"})
 
 
 class JobRoutes:
