@@ -21,6 +21,7 @@ from ..index.writes import Origin
 from ..storage.multipart import MultipartError, MultipartSplitter, MultipartWriter, content_type_params
 from ..threads import in_db, in_transfer
 from .bodies import OutgoingFile, StoredFilesBody
+from .concurrency import each_in_flight
 from .http import RemoteError, read_all
 from .pipe import BodyPipe
 from .servers import RemoteServer
@@ -138,12 +139,17 @@ class DicomWebClient:
         settings = self.daemon.settings.sections["DicomWeb"]
         groups = _groups(files, settings["StowMaxInstances"], settings["StowMaxSize"] * MB)
         sent, failed, size = [], [], 0
-        for n, group in enumerate(groups):
-            failed += await self._stow_group(server, group, headers)
-            sent += [f.public_id for f in group]
+
+        async def send(group: list[OutgoingFile]) -> None:
+            nonlocal size
+            failed.extend(await self._stow_group(server, group, headers))
+            sent.extend(f.public_id for f in group)
             size += sum(f.size for f in group)
-            await progress((n + 1) / max(1, len(groups)), InstancesCount=str(len(sent)),
+            await progress(len(sent) / max(1, len(files)), InstancesCount=str(len(sent)),
                            NetworkSizeMB=str(size // MB))
+
+        await each_in_flight(groups, send)
+        sent = [f.public_id for f in files]  # in the order of the index, whatever order they went in
         resources: dict[str, list[str]] = {}
         for public_id, level in levels.items():
             resources.setdefault(LEVELS[level], []).append(public_id)

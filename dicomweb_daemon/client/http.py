@@ -119,7 +119,8 @@ class OutboundHttp:
         return server.timeout or self.settings.HttpTimeout
 
     async def _client(self, server: RemoteServer) -> HTTPClient:
-        key = (server.certificate_file, server.certificate_key_file, server.certificate_key_password,
+        tls = server.url.startswith("https://")
+        key = (tls, server.certificate_file, server.certificate_key_file, server.certificate_key_password,
                self.timeout(server))
         client = self._clients.get(key)
         if client is not None:
@@ -128,9 +129,9 @@ class OutboundHttp:
             raise RemoteError("Not implemented", f"server {server.name}: PKCS#11 client authentication is not "
                                                  "supported by this daemon")
         verify = self.settings.HttpsVerifyPeers
-        if verify and self._trust_root is None:
+        if tls and verify and self._trust_root is None:  # read once, when the first https server is used
             self._trust_root = await in_io(_load_trust_root, self.settings.HttpsCACertificates)
-        certificate = await in_io(_load_client_certificate, server)
+        certificate = await in_io(_load_client_certificate, server) if tls else None
         policy = _TlsPolicy(verify, self._trust_root, certificate)
         agent = Agent(self.clock, contextFactory=policy, pool=self.pool, connectTimeout=self.timeout(server))
         client = self._clients[key] = HTTPClient(agent)

@@ -7,11 +7,16 @@ from __future__ import annotations
 import gzip
 import json
 
-from ..threads import in_cpu, in_db, in_db_write
-from .bodies import OutgoingFile, StoredFilesBody, read_content
+from ..threads import in_cpu, in_db, in_db_write, in_io
+from .bodies import OutgoingFile, StoredFilesBody, read_ahead, read_content
+from .concurrency import each_in_flight
 from .dicomweb import MB, Progress, _no_progress, outgoing_files
 from .http import RemoteError, read_all
 from .servers import RemoteServer
+
+# One instance per request: an Orthanc stores requests in parallel, and 8 at once reached its
+# ingest ceiling in bench/transfers.py (4: about 20% less).
+IN_FLIGHT = 8
 
 
 class PeerClient:
@@ -23,10 +28,15 @@ class PeerClient:
                     progress: Progress = _no_progress) -> dict:
         """Every instance under ``ids`` stored on ``peer``; Orthanc's job content."""
         _levels, files = await in_db(outgoing_files, self.daemon.index, ids)
-        size = 0
-        for n, file in enumerate(files):
+        size = done = 0
+
+        async def send(file: OutgoingFile) -> None:
+            nonlocal size, done
             size += await self._send(peer, file, transcode, compress)
-            await progress((n + 1) / len(files), InstancesCount=n + 1, Size=str(size), SizeMB=size // MB)
+            done += 1
+            await progress(done / len(files), InstancesCount=done, Size=str(size), SizeMB=size // MB)
+
+        await each_in_flight(files, send, IN_FLIGHT)
         if self.daemon.settings.LogExportedResources:
             for public_id in ids:
                 await in_db_write(self.daemon.index.log_export, public_id, peer.name)
@@ -42,13 +52,14 @@ class PeerClient:
             data = await self._transcoded(file, transcode)
         if compress:
             if data is None:
-                data = await in_cpu(read_content, self.daemon.storage, file)
+                data = await in_io(read_content, self.daemon.storage, file)
             data = await in_cpu(gzip.compress, data, 6)
         headers = {"Content-Type": "application/dicom"}
         if compress:
             headers["Content-Encoding"] = "gzip"
         if data is not None:
             file = OutgoingFile(file.public_id, file.uuid, len(data), file.compression, data)
+        [file] = await read_ahead(self.daemon.storage, [file])
         response = await self.http.request(peer, "POST", "instances", headers=headers,
                                            body=lambda: StoredFilesBody(self.daemon.storage, [file]))
         answer = await read_all(response, MB, f"{peer.name} (POST instances)", self.http.timeout(peer), truncate=True)
