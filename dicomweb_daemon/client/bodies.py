@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -26,6 +27,8 @@ class OutgoingFile:
     size: int
     compression: int
     data: bytes | None = None  # its bytes, when they were made for this transfer (transcoded)
+    sop_class_uid: str = ""
+    transfer_syntax: str = ""  # as stored
 
 
 def read_content(storage, file: OutgoingFile) -> bytes:
@@ -73,8 +76,19 @@ class StoredFilesBody:
         return self.writer.part_header("application/dicom", {"Content-Length": str(file.size)})
 
     def startProducing(self, consumer):  # noqa: N802 - Twisted API
+        """Fires when the whole body is written. Once stopped (the connection went away), it never
+        fires, as IBodyProducer asks: the request then fails with the connection's own reason."""
         self.consumer = consumer
-        return defer.ensureDeferred(self._produce())
+        done = defer.Deferred()
+
+        def ended(result):
+            if isinstance(result, Failure) and result.check(Stopped):
+                return None
+            done.callback(result)
+            return None
+
+        defer.ensureDeferred(self._produce()).addBoth(ended)
+        return done
 
     def pauseProducing(self):  # noqa: N802 - Twisted API
         if self._resumed is None:

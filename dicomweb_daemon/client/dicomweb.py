@@ -215,7 +215,8 @@ def outgoing_files(index, ids: list[str]) -> tuple[dict[str, str], list[Outgoing
     for public_id in ids:
         index.internal_of(public_id)  # UnknownResource for an unknown one
         levels[public_id] = index.level_of(public_id)
-    files = [OutgoingFile(item["ID"], item["file_uuid"], item["size"], item["compression"])
+    files = [OutgoingFile(item["ID"], item["file_uuid"], item["size"], item["compression"],
+                          sop_class_uid=item["sop_class_uid"], transfer_syntax=item["transfer_syntax"])
              for item in index.instances_under(list(levels))]
     return levels, files
 

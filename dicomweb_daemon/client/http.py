@@ -18,20 +18,24 @@ from twisted.internet import defer, error, reactor, ssl
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.web._newclient import RequestGenerationFailed, RequestTransmissionFailed
 from twisted.web.client import Agent, HTTPConnectionPool, ProxyAgent, ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 from ..errors import DaemonError
 from ..threads import in_io
+from .bodies import Stopped
 from .servers import RemoteServer
 
 log = Logger()
 
 RETRIES = 3  # after the first attempt
 BACKOFF = 0.5  # seconds before the first retry, doubled at each one
+# Twisted's wrappers of a failure on the wire (each with the real reasons inside).
+WRAPPERS = (ResponseFailed, ResponseNeverReceived, RequestGenerationFailed, RequestTransmissionFailed)
 TRANSIENT = (error.ConnectError, error.TimeoutError, error.ConnectionLost, defer.CancelledError,
-             ResponseNeverReceived, ResponseFailed, error.DNSLookupError)
+             error.DNSLookupError, *WRAPPERS)
 
 
 class RemoteError(DaemonError):
@@ -50,8 +54,9 @@ class RemoteNotFound(RemoteError):
 
 def describe(failure: BaseException) -> str:
     """A failure of the network in words (Twisted's wrap the real reason in lists)."""
-    if isinstance(failure, (ResponseFailed, ResponseNeverReceived)) and failure.reasons:
-        return "; ".join(describe(r.value) for r in failure.reasons)
+    if isinstance(failure, WRAPPERS) and failure.reasons:
+        causes = [describe(r.value) for r in failure.reasons if not isinstance(r.value, Stopped)]
+        return "; ".join(causes) or "the connection was closed while the request was sent"
     if isinstance(failure, defer.CancelledError):
         return "no answer in time"
     text = str(failure) or type(failure).__name__
@@ -85,9 +90,14 @@ def _load_client_certificate(server: RemoteServer) -> ssl.PrivateCertificate | N
         with open(server.certificate_key_file or server.certificate_file, "rb") as f:
             passphrase = (server.certificate_key_password or "").encode()
             key = crypto.load_privatekey(crypto.FILETYPE_PEM, f.read(), passphrase)
-    except (OSError, crypto.Error, ValueError) as e:
+    except OSError as e:
+        raise RemoteError("Bad file format", f"server {server.name}: cannot read {e.filename}: {e.strerror}") \
+            from None
+    except (crypto.Error, ValueError) as e:
         raise RemoteError("Bad file format", f"server {server.name}: cannot use the client certificate "
-                                             f"{server.certificate_file}: {e}") from None
+                                             f"{server.certificate_file} with the key "
+                                             f"{server.certificate_key_file or server.certificate_file} "
+                                             f"(CertificateKeyPassword?): {e}") from None
     return ssl.PrivateCertificate.fromCertificateAndKeyPair(certificate, ssl.KeyPair(key))
 
 
@@ -105,13 +115,14 @@ def _load_trust_root(path: str):
 
 
 class OutboundHttp:
-    """The daemon's HTTP client: one connection pool, one agent per kind of TLS identity."""
+    """The daemon's HTTP client: an agent and a pool of kept-alive connections per TLS identity (a
+    connection made with one server's client certificate is never reused for another definition:
+    Twisted's pools key connections by scheme, host and port only)."""
 
     def __init__(self, settings, clock=reactor):
         self.settings = settings
         self.clock = clock
-        self.pool = HTTPConnectionPool(clock, persistent=True)
-        self.pool.maxPersistentPerHost = 8
+        self.pools: list[HTTPConnectionPool] = []
         self._clients: dict[tuple, HTTPClient] = {}
         self._trust_root = None
 
@@ -133,7 +144,7 @@ class OutboundHttp:
             self._trust_root = await in_io(_load_trust_root, self.settings.HttpsCACertificates)
         certificate = await in_io(_load_client_certificate, server) if tls else None
         policy = _TlsPolicy(verify, self._trust_root, certificate)
-        agent = Agent(self.clock, contextFactory=policy, pool=self.pool, connectTimeout=self.timeout(server))
+        agent = Agent(self.clock, contextFactory=policy, pool=self._pool(), connectTimeout=self.timeout(server))
         client = self._clients[key] = HTTPClient(agent)
         return client
 
@@ -143,8 +154,17 @@ class OutboundHttp:
             return None
         host, _, port = proxy.rpartition(":") if ":" in proxy else (proxy, "", "80")
         host = host.removeprefix("http://")
-        endpoint = HostnameEndpoint(self.clock, host, int(port), timeout=self.timeout(server))
-        return HTTPClient(ProxyAgent(endpoint, self.clock, self.pool))
+        key = ("proxy", proxy, self.timeout(server))
+        if key not in self._clients:
+            endpoint = HostnameEndpoint(self.clock, host, int(port), timeout=self.timeout(server))
+            self._clients[key] = HTTPClient(ProxyAgent(endpoint, self.clock, self._pool()))
+        return self._clients[key]
+
+    def _pool(self) -> HTTPConnectionPool:
+        pool = HTTPConnectionPool(self.clock, persistent=True)
+        pool.maxPersistentPerHost = 8
+        self.pools.append(pool)
+        return pool
 
     async def request(self, server: RemoteServer, method: str, path: str, *, params: dict | None = None,
                       headers: dict[str, str] | None = None, body: bytes | Callable[[], IBodyProducer] | None = None,
@@ -193,7 +213,8 @@ class OutboundHttp:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        await self.pool.closeCachedConnections()
+        for pool in self.pools:
+            await pool.closeCachedConnections()
 
 
 def _shown(url: str) -> str:

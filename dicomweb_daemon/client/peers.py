@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 
 from ..threads import in_cpu, in_db, in_db_write, in_io
 from .bodies import OutgoingFile, StoredFilesBody, read_ahead, read_content
@@ -58,7 +59,7 @@ class PeerClient:
         if compress:
             headers["Content-Encoding"] = "gzip"
         if data is not None:
-            file = OutgoingFile(file.public_id, file.uuid, len(data), file.compression, data)
+            file = replace(file, size=len(data), data=data)
         [file] = await read_ahead(self.daemon.storage, [file])
         response = await self.http.request(peer, "POST", "instances", headers=headers,
                                            body=lambda: StoredFilesBody(self.daemon.storage, [file]))

@@ -181,14 +181,16 @@ class ResourcesMixin:
         rows = self.db.execute(
             "WITH RECURSIVE tree(internal) AS (SELECT value FROM json_each(?) UNION "
             "SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal) "
-            "SELECT ir.public_id, i.file_uuid, i.file_size, i.compression, se.internal, st.internal, pa.internal "
+            "SELECT ir.public_id, i.file_uuid, i.file_size, i.compression, se.internal, st.internal, pa.internal, "
+            "i.sop_class_uid, i.transfer_syntax "
             "FROM instances i JOIN tree USING (internal) JOIN resources ir ON ir.internal = i.internal "
             "JOIN resources se ON se.internal = ir.parent JOIN resources st ON st.internal = se.parent "
             "JOIN resources pa ON pa.internal = st.parent ORDER BY pa.internal, st.internal, se.internal, "
             "i.index_in_series, i.internal", (json.dumps(internals),)).fetchall()
-        tags = self.main_tags(list({x for r in rows for x in r[4:]}))
+        tags = self.main_tags(list({x for r in rows for x in r[4:7]}))
         return [{"ID": r[0], "file_uuid": r[1], "size": r[2], "compression": r[3], "series": tags.get(r[4], {}),
-                 "study": tags.get(r[5], {}), "patient": tags.get(r[6], {})} for r in rows]
+                 "study": tags.get(r[5], {}), "patient": tags.get(r[6], {}), "sop_class_uid": r[7],
+                 "transfer_syntax": r[8]} for r in rows]
 
     def is_protected(self, public_id: str) -> bool:
         internal = self.internal_of(public_id, "Patient")
