@@ -8,6 +8,7 @@ from ...dicom.tags import parse_tag
 from ...errors import BadRequest, UnknownResource
 from ...threads import in_db, in_db_write
 from ..routing import arg, has_flag, json_response, paging, route
+from .tag_formats import format_of, formatted
 
 LEVEL_PATTERN = "<any(patients,studies,series,instances):plural>"
 RELATIVES = {
@@ -44,8 +45,10 @@ class ResourceRoutes:
         self.index = daemon.index
 
     async def _describe(self, ids: list[str], request=None) -> list[dict]:
-        """Orthanc's JSON of the resources, with the ``requestedTags`` of the request (one db call)."""
+        """Orthanc's JSON of the resources, with the ``requestedTags`` of the request (one db call),
+        their tags written as ``?short`` / ``?full`` ask."""
         wanted = requested_tags_of(request) if request is not None else []
+        form = format_of(request) if request is not None else "human"
 
         def read() -> list[dict]:
             described = self.index.describe(ids)
@@ -53,7 +56,7 @@ class ResourceRoutes:
                 values = self.index.requested_tags(ids, wanted)
                 for item in described:
                     item["RequestedTags"] = values.get(item["ID"], {})
-            return described
+            return [formatted(item, form) for item in described]
 
         return await in_db(read)
 

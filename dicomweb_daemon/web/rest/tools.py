@@ -11,6 +11,7 @@ from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...threads import in_db
 from ..routing import MAX_INTEGER, json_response, read_json_body, route
+from .tag_formats import formatted
 
 LEVEL_NAMES = {name.lower(): name for name in LEVELS}
 # Orthanc takes a level by any of its names, in any case (its StringToResourceType).
@@ -29,6 +30,7 @@ class FindRequest:
     since: int
     expand: bool
     requested: list[str]
+    form: str = "human"  # how tags are written: Short, Full, or by name
 
 
 def find_request(body, allow_case: bool = True, case_default: bool = False) -> FindRequest:
@@ -56,8 +58,9 @@ def find_request(body, allow_case: bool = True, case_default: bool = False) -> F
         # the index, where paging from "Since" cannot be done.
         raise BadRequest("Bad request", "CaseSensitive cannot be combined with Since when a value has "
                          "lower-case letters")
+    form = "short" if body.get("Short") else "full" if body.get("Full") else "human"
     return FindRequest(level, query, case_sensitive, _count(body, "Limit"), since,
-                       bool(body.get("Expand", False)), requested)
+                       bool(body.get("Expand", False)), requested, form)
 
 
 class ToolsRoutes:
@@ -77,7 +80,7 @@ class ToolsRoutes:
             values = await self.daemon.requested_tags(q.level, ids, q.requested)
             for item in described:
                 item["RequestedTags"] = values.get(item["ID"], {})
-        return json_response(request, described)
+        return json_response(request, [formatted(item, q.form) for item in described])
 
     @route("/tools/count-resources", methods=("POST",))
     async def count(self, request):
