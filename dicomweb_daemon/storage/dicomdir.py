@@ -77,7 +77,10 @@ class DicomDir:
         ds.DirectoryRecordSequence = [node.record for node in order]
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MEDIA_DIRECTORY
-        meta.MediaStorageSOPInstanceUID = generate_uid()
+        # Derived from the files it lists: the same media gives the same DICOMDIR, byte for byte
+        # (a random UID's length would move every record offset from one download to the next).
+        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[
+            str(node.record.get("ReferencedSOPInstanceUIDInFile", "")) for node in order])
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta = meta
         first = _encode(ds)  # offsets do not change lengths (UL values): one pass finds them all
