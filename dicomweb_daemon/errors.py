@@ -111,3 +111,34 @@ class WrongStudy(Conflict):
     """STOW-RS to studies/{uid}: the instance belongs to another study (PS3.18 §10.5.3, 0xA900)."""
 
     orthanc_error = "The instance does not belong to the study of the URL"
+
+
+class DimseError(DaemonError):
+    """A DICOM exchange with a remote modality failed: no connection, an association refused or
+    aborted, no answer in time, or a DIMSE failure status (kept in ``dimse_status``, and named in
+    hex in the details, as Orthanc names it). Orthanc answers most of them 500, a C-MOVE failure
+    status 422, and a service the remote does not offer with its own error codes (2016, 2017)."""
+
+    orthanc_error = "Error in the network protocol"
+    orthanc_status = 9
+
+    def __init__(self, message: str | None = None, details: str | None = None, dimse_status: int | None = None,
+                 status: int | None = None, orthanc_status: int | None = None):
+        super().__init__(message, details)
+        self.dimse_status = dimse_status
+        self._given = (dimse_status, status, orthanc_status)
+        if status is not None:
+            self.status = status
+        if orthanc_status is not None:  # an error of its own (Orthanc's message is its name)
+            self.orthanc_status = orthanc_status
+            self.orthanc_error = self.message
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.details, *self._given))
+
+
+class ParameterOutOfRange(BadRequest):
+    """A value outside what a parameter takes (an unknown query level, an answer index past the end)."""
+
+    orthanc_error = "Parameter out of range"
+    orthanc_status = 3

@@ -14,10 +14,12 @@ from .client.peers import PeerClient
 from .client.registry import RemoteRegistry
 from .client.servers import parse_servers
 from .codecs.service import FrameService
+from .dimse.modalities import parse_modalities, parse_modality
 from .index.writes import Origin
 from .interfaces import IStaging
 from .jobs.archive import ARCHIVE, MEDIA
 from .jobs.engine import JobEngine
+from .jobs.modality_transfers import KINDS as MODALITY_KINDS
 from .jobs.transfers import KINDS as TRANSFER_KINDS
 from .storage import journal
 from .storage.attachments import Attachments
@@ -44,7 +46,7 @@ class Daemon:
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
         self.jobs = JobEngine(self)
-        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS):
+        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS, *MODALITY_KINDS):
             self.jobs.register(kind)
         # Other servers: who they are, and the clients that talk to them (treq, one connection pool).
         dicomweb = settings.sections.get("DicomWeb", {})
@@ -53,6 +55,8 @@ class Daemon:
             dicomweb.get("ServersInDatabase", False))
         self.peers = RemoteRegistry("peer", "Orthanc peer", parse_servers(settings.OrthancPeers, "OrthancPeers"),
                                     index, settings.OrthancPeersInDatabase)
+        self.modalities = RemoteRegistry("modality", "DICOM modality", parse_modalities(settings.DicomModalities),
+                                         index, settings.DicomModalitiesInDatabase, parse=parse_modality)
         self.http = OutboundHttp(settings)
         self.dicomweb_client = DicomWebClient(self)
         self.peer_client = PeerClient(self)

@@ -54,4 +54,8 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
     except TlsError as e:
         sys.stderr.write(f"dicomweb: {e}\n")
         raise SystemExit(1) from None
+    if settings.DicomServerEnabled:
+        from .dimse.scp import DimseService
+
+        DimseService(daemon).setServiceParent(top)
     return top

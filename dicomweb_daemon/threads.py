@@ -8,7 +8,8 @@ into a pool that is not running fails at once instead of starting threads nobody
 Twisted pools (``in_*`` helpers, for work started from the reactor):
   db (4) index reads · db_write (1) index writes · cpu (2) pixel work, hashing, parsing ·
   io (8) file reads and writes · ingest (8) one ingest's storing step · split (1) cutting uploads ·
-  transfer (16) remote answers cut into parts as they arrive (mostly waiting on the network)
+  transfer (16) remote answers cut into parts as they arrive (mostly waiting on the network) ·
+  dimse (16) outgoing DICOM associations (pynetdicom), each run whole in one thread
 Executors (for work a pool thread fans out and waits for, see :func:`executor`):
   store (16) files of a batch written and fsynced in parallel · hash (4) files parsed in parallel
 Worker processes (``in_process``): DICOM parsing at ingest past the GIL (``IngestWorkers``).
@@ -28,7 +29,7 @@ from twisted.python.threadpool import ThreadPool
 
 T = TypeVar("T")
 
-POOL_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8, "split": 1, "transfer": 16}
+POOL_SIZES = {"db": 4, "db_write": 1, "cpu": 2, "io": 8, "ingest": 8, "split": 1, "transfer": 16, "dimse": 16}
 EXECUTOR_SIZES = {"store": 16, "hash": 4}
 
 _pools: dict[str, ThreadPool] = {}
@@ -179,6 +180,11 @@ async def in_transfer(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the cutting of a remote answer into parts, which waits for the network as it reads, in
     a transfer thread: a slow server then holds none of the io threads."""
     return await _run("transfer", f, *args, **kwargs)
+
+
+async def in_dimse(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run an outgoing DICOM association (pynetdicom blocks from request to release) in a dimse thread."""
+    return await _run("dimse", f, *args, **kwargs)
 
 
 async def in_io(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:

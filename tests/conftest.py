@@ -31,7 +31,9 @@ class Daemon:
         self.port = free_port()
         self.data = folder / "data"
         # Parsing in threads keeps test daemons light; test_ingest_workers covers worker processes.
-        conf = {"HttpPort": self.port, "StorageDirectory": str(self.data), "StableAge": 2, "IngestWorkers": 0}
+        self.dicom_port = free_port()
+        conf = {"HttpPort": self.port, "DicomPort": self.dicom_port, "StorageDirectory": str(self.data),
+                "StableAge": 2, "IngestWorkers": 0}
         conf.update(config or {})
         self.config_path = folder / "config.json"
         self.config_path.write_text(json.dumps(conf))
@@ -98,6 +100,15 @@ class Daemon:
         r = self.post("/instances", data)
         assert r.status_code == 200, r.text
         return r.json()
+
+
+def wait_job(server, job_id: str, timeout: float = 120) -> dict:
+    """The job once it has ended (Success or Failure), read from ``server``'s /jobs."""
+    deadline = time.time() + timeout
+    while (job := server.get(f"/jobs/{job_id}").json())["State"] not in ("Success", "Failure"):
+        assert time.time() < deadline, f"job {job_id} did not end: {job}"
+        time.sleep(0.1)
+    return job
 
 
 @pytest.fixture

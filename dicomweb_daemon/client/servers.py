@@ -9,9 +9,12 @@ keeps as strings (``true`` is ``"1"``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+T = TypeVar("T")
 KNOWN = {"Url", "Username", "Password", "HttpHeaders", "Timeout", "CertificateFile", "CertificateKeyFile",
          "CertificateKeyPassword", "Pkcs11"}
 
@@ -140,14 +143,19 @@ def parse_server(name: str, value) -> RemoteServer:
         {key: _property(key, v) for key, v in value.items() if key not in KNOWN})
 
 
-def parse_servers(section: dict, where: str) -> dict[str, RemoteServer]:
-    """Every server of a configuration section; ValueError naming the key path of a bad one."""
+def parse_section(section: dict, where: str, parse: Callable[[str, Any], T]) -> dict[str, T]:
+    """Every definition of a configuration section (servers, peers, modalities), each read by
+    ``parse``; ValueError naming the key path of a bad one."""
     if not isinstance(section, dict):
-        raise ValueError(f"configuration key {where} must be an object of servers")
-    servers = {}
+        raise ValueError(f"configuration key {where} must be an object of definitions")
+    definitions = {}
     for name, value in section.items():
         try:
-            servers[name] = parse_server(name, value)
-        except ServerDefinitionError as e:
+            definitions[name] = parse(name, value)
+        except ValueError as e:
             raise ValueError(f"configuration key {where}.{name}: {e}") from None
-    return servers
+    return definitions
+
+
+def parse_servers(section: dict, where: str) -> dict[str, RemoteServer]:
+    return parse_section(section, where, parse_server)

@@ -6,13 +6,13 @@ from typing import Any
 
 from ..client.servers import parse_servers
 from ..dicom.private_dictionary import parse_dictionary
+from ..dimse.modalities import parse_modalities
 
 # Orthanc keys we know but do not act on: accepted silently so an Orthanc file loads cleanly.
 ORTHANC_KEYS_ACCEPTED = {
-    "HttpServerEnabled", "DicomServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
-    "Plugins", "HttpThreadsCount", "DicomModalities",
-    "StorageAccessOnFind", "SaveJobs", "KeepAlive",
-    "DicomCheckCalledAet", "DicomAlwaysAllowStore", "UnknownSqVR", "DeidentifyLogs",
+    "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled",
+    "Plugins", "HttpThreadsCount", "DicomThreadsCount",
+    "StorageAccessOnFind", "SaveJobs", "KeepAlive", "UnknownSqVR", "DeidentifyLogs",
     "MaximumStorageCacheSize", "ExtraMainDicomTags",
 }
 # Lua scripting is out of scope: its keys are ignored with one warning line, whichever are given.
@@ -64,8 +64,36 @@ TOP: dict[str, Option] = {
     "HttpsVerifyPeers": Option(bool, True, "Check the certificates of remote HTTPS servers."),
     "HttpsCACertificates": Option(str, "", "PEM file of the authorities trusted for remote HTTPS servers "
                                   "(default: the system's)."),
+    "DicomServerEnabled": Option(bool, True, "Listen for DICOM associations (C-ECHO, C-STORE, C-FIND, "
+                                 "C-MOVE, C-GET) on DicomPort."),
     "DicomAet": Option(str, "ORTHANC", "Application entity title of this server."),
     "DicomPort": Option(int, 4242, "DICOM port.", minimum=0),
+    "DicomModalities": Option(dict, {}, "DICOM nodes: name -> [AET, host, port(, manufacturer)] or {AET, Host, "
+                              "Port, Manufacturer, AllowEcho, AllowFind, AllowFindWorklist, AllowGet, AllowMove, "
+                              "AllowStore, AllowStorageCommitment, AllowTranscoding, UseDicomTls, LocalAet, "
+                              "Timeout}."),
+    "DicomModalitiesInDatabase": Option(bool, False, "Modalities added over the REST API are kept in the index."),
+    "DicomCheckCalledAet": Option(bool, False, "Refuse associations whose called AET is not DicomAet."),
+    "DicomCheckModalityHost": Option(bool, False, "A known calling AET must also come from its modality's host."),
+    "DicomAlwaysAllowEcho": Option(bool, True, "Answer C-ECHO from any calling AET."),
+    "DicomAlwaysAllowStore": Option(bool, True, "Accept C-STORE from any calling AET."),
+    "DicomAlwaysAllowFind": Option(bool, False, "Answer C-FIND from any calling AET."),
+    "DicomAlwaysAllowMove": Option(bool, False, "Answer C-MOVE from any calling AET."),
+    "DicomAlwaysAllowGet": Option(bool, False, "Answer C-GET from any calling AET."),
+    "DicomScpTimeout": Option(int, 30, "Seconds an idle incoming association stays open.", minimum=1),
+    "DicomScuTimeout": Option(int, 10, "Seconds to wait for a remote modality (connection, answers).",
+                              minimum=1),
+    "DicomAssociationCloseDelay": Option(int, 5, "Seconds an outgoing association stays open for the next "
+                                         "store to the same modality.", minimum=0),
+    "MaximumPduLength": Option(int, 16384, "Largest PDU received, in bytes.", minimum=4096),
+    "LimitFindResults": Option(int, 0, "Most answers of a C-FIND at patient, study or series level (0: all).",
+                               minimum=0),
+    "QueryRetrieveSize": Option(int, 100, "C-FIND queries to modalities kept for /queries (the oldest dropped).",
+                                minimum=0),
+    "LimitFindInstances": Option(int, 0, "Most answers of a C-FIND at instance level (0: all).", minimum=0),
+    "UnknownSopClassAccepted": Option(bool, False, "Accept C-STORE of SOP classes pynetdicom does not know."),
+    "AcceptedTransferSyntaxes": Option(list, ["1.2.840.10008.1.*"], "Transfer syntaxes accepted by the SCP "
+                                       "(UIDs, * and ? wildcards)."),
     "MaximumBodySize": Option(int, 4096, "Largest accepted HTTP request body, in MB.", minimum=1),
     "SyncWrites": Option(bool, True, "fsync files and index commits before acknowledging a store."),
     "SslEnabled": Option(bool, False, "Serve HTTPS instead of HTTP on HttpPort."),
@@ -203,6 +231,7 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
                                  f"(Orthanc's user-defined range), not {value!r}")
     parse_dictionary(values["Dictionary"])  # raises ValueError naming a bad entry
     parse_servers(values["OrthancPeers"], "OrthancPeers")  # raises ValueError naming a bad server
+    parse_modalities(values["DicomModalities"])
     backends_raw = raw.get("Backends", {})
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")

@@ -16,12 +16,15 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
 class JobsMixin:
-    def create_job(self, job_id: str, job_type: str, priority: int, request: dict, creation_time: str) -> None:
+    def create_job(self, job_id: str, job_type: str, priority: int, request: dict, creation_time: str,
+                   owner: str | None = None, heartbeat: float | None = None) -> None:
+        """A new job: Pending, or with an ``owner`` already Running there (work the engine does not run)."""
         with self.transaction() as c:
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            c.execute("INSERT INTO jobs (id, type, priority, state, request, creation_time, seq) "
-                      "VALUES (?, ?, ?, 'Pending', ?, ?, ?)", (job_id, job_type, priority, json.dumps(request),
-                                                               creation_time, seq))
+            c.execute("INSERT INTO jobs (id, type, priority, state, request, creation_time, seq, owner, heartbeat) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (job_id, job_type, priority, "Running" if owner else "Pending", json.dumps(request),
+                       creation_time, seq, owner, heartbeat))
 
     def job(self, job_id: str) -> dict | None:
         row = self.db.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()

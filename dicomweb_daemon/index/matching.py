@@ -64,9 +64,11 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
         return Constraint(keyword, level, f"({cond})", [_glob(v) for v in values])
     if keyword not in LEVEL_OF_KEYWORD:
         raise KeyError(keyword)
-    if pattern in ("", "*"):
+    if pattern == "":
         return None
     level = LEVEL_NUMBER[LEVEL_OF_KEYWORD[keyword]]
+    if pattern == "*":  # as in Orthanc, a wildcard needs the tag: a resource without it does not match
+        return Constraint(keyword, level, "1 = 1", [])
     vr = vr_of(keyword)
     sensitive = case_sensitive
     col = "t.value" if sensitive else "t.norm"
@@ -161,7 +163,7 @@ class FindMixin:
         resource's first instance (as Orthanc reads a file for them), never against the files."""
         main, other = split_query(query)
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
-        other = {k: v for k, v in other.items() if v not in ("", "*")}
+        other = {k: v for k, v in other.items() if v != ""}
         if not other:
             sql, params = find_sql(level, constraints, limit, since)
             return [r[0] for r in self.db.execute(sql, params)]

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS instances (
     pixel_data_vr TEXT,
     compression INTEGER NOT NULL DEFAULT 0,
     compressed_size INTEGER,
-    compressed_md5 TEXT
+    compressed_md5 TEXT,
+    called_aet TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 
@@ -179,6 +180,27 @@ CREATE TABLE IF NOT EXISTS remote_servers (
     PRIMARY KEY (kind, name)
 );
 
+-- C-FIND queries to remote modalities (/queries) and their answers, kept here so that every daemon
+-- sharing the index reads them; at most QueryRetrieveSize queries, the oldest dropped first.
+-- query: the keys asked, as JSON {"gggg,eeee": text}; options: LocalAet, Timeout, Normalize (JSON);
+-- answer: one answer in Orthanc's full JSON form.
+CREATE TABLE IF NOT EXISTS queries (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    modality TEXT NOT NULL,
+    level TEXT NOT NULL,
+    query TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queries_seq ON queries(seq);
+CREATE TABLE IF NOT EXISTS query_answers (
+    query_id TEXT NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (query_id, position)
+);
+
 CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -197,6 +219,7 @@ ADDED_COLUMNS = [
     ("attachments", "compression", "INTEGER NOT NULL DEFAULT 0"),
     ("attachments", "compressed_size", "INTEGER"),
     ("attachments", "compressed_md5", "TEXT"),
+    ("instances", "called_aet", "TEXT NOT NULL DEFAULT ''"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

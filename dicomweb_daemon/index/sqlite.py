@@ -18,6 +18,7 @@ from .jobs import JobsMixin
 from .journal import JournalMixin
 from .matching import FindMixin
 from .qido import QidoMixin
+from .queries import QueriesMixin
 from .remote_servers import RemoteServersMixin
 from .resources import ResourcesMixin
 from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
@@ -27,7 +28,7 @@ from .writes import WritesMixin
 
 @implementer(IPlugin, IIndex)
 class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
-                  ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin):
+                  ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

@@ -67,12 +67,15 @@ class UserDataMixin:
         if name == "Instance":
             info = self.db.execute(
                 "SELECT index_in_series, reception_date, remote_aet, origin, transfer_syntax, sop_class_uid, "
-                "remote_ip, http_username, pixel_data_offset, pixel_data_vr FROM instances WHERE internal = ?",
-                (internal,)).fetchone()
-            index, received, aet, origin, syntax, sop_class, ip, user, offset, vr = info
+                "remote_ip, http_username, pixel_data_offset, pixel_data_vr, called_aet FROM instances "
+                "WHERE internal = ?", (internal,)).fetchone()
+            index, received, aet, origin, syntax, sop_class, ip, user, offset, vr, called = info
             values.update({"ReceptionDate": received, "RemoteAET": aet, "Origin": origin,
-                           "TransferSyntax": syntax, "SopClassUid": sop_class, "RemoteIP": ip,
-                           "HttpUsername": user})
+                           "TransferSyntax": syntax, "SopClassUid": sop_class, "RemoteIP": ip})
+            if origin == "DicomProtocol":  # as Orthanc: the called AET of a DICOM sender, else the HTTP user
+                values["CalledAET"] = called
+            else:
+                values["HttpUsername"] = user
             if index is not None:
                 values["IndexInSeries"] = str(index)
             if offset is not None:

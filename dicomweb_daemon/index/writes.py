@@ -19,12 +19,14 @@ LEVELS = ("Patient", "Study", "Series", "Instance")
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an instance came from (Orthanc's Origin, RemoteAET, RemoteIP, HttpUsername metadata)."""
+    """Where an instance came from (Orthanc's Origin, RemoteAET, RemoteIP, HttpUsername, CalledAET
+    metadata)."""
 
     name: str = "RestApi"
     remote_aet: str = ""
     remote_ip: str = ""
     username: str = ""
+    called_aet: str = ""  # the AET a DICOM sender called us by
 
 
 @dataclass
@@ -127,7 +129,7 @@ class WritesMixin:
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
-             p.pixel_data_vr, *stored_columns(stored)))
+             p.pixel_data_vr, *stored_columns(stored), origin.called_aet))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         c.executemany(INSERT_CHANGE, created[::-1])
         series = internals[2]
@@ -270,7 +272,7 @@ class WritesMixin:
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "
                      "number_of_frames, frames, metadata, reception_date, origin, remote_aet, charset, "
                      "pixel_data_offset, remote_ip, http_username, pixel_data_vr, compression, compressed_size, "
-                     "compressed_md5")
+                     "compressed_md5, called_aet")
 _INSTANCE_MARKS = ",".join("?" * len(_INSTANCE_COLUMNS.split(",")))
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 _DESCENDANT_FILES = """

@@ -32,6 +32,7 @@ STEP_SECONDS = 0.5
 STALE_SECONDS = 60.0  # a Running job whose owner has not beaten for this long is taken over
 CANCELED = (47, "Canceled job")  # Orthanc's ErrorCode_CanceledJob
 INTERRUPTED = (-1, "Internal error")
+TRACKED = "RunOutsideTheEngine"  # in a job's request: the engine cannot run it again
 
 
 class JobInterrupted(Exception):
@@ -45,11 +46,21 @@ class JobInterrupted(Exception):
 @dataclass
 class JobKind:
     """What a type of job does: ``run(context)``; ``rerunnable``: whether a job interrupted by a
-    restart may run again from its start (else it fails)."""
+    restart may run again from its start (else it fails); ``transfer``: for a transfer, the same
+    work as a function ``(daemon, request, progress or None)`` that a synchronous call runs at once."""
 
     name: str
     run: Callable[[JobContext], Awaitable[dict | None]]
     rerunnable: bool = True
+    transfer: Callable[..., Awaitable[dict]] | None = None
+
+
+def transfer_kind(name: str, transfer: Callable[..., Awaitable[dict]]) -> JobKind:
+    """The job kind of a transfer: its progress goes to the job's row."""
+    async def run(context: JobContext) -> dict:
+        return await transfer(context.daemon, context.request, context.step)
+
+    return JobKind(name, run, transfer=transfer)
 
 
 class JobContext:
@@ -95,6 +106,7 @@ class JobEngine(service.Service):
         self.history = settings.JobsHistorySize
         self.kinds: dict[str, JobKind] = {}
         self.active: dict[str, defer.Deferred] = {}  # running jobs (Service.running is its own flag)
+        self.tracked: set[str] = set()  # jobs of work run elsewhere (an incoming C-MOVE), beaten here
         self.loop = task.LoopingCall(self.wake)
         self._waking = False
         self._beaten = 0.0  # when the heartbeats of the running jobs were last written
@@ -123,7 +135,7 @@ class JobEngine(service.Service):
                     if j["owner"] != self.owner]
         for job in orphans:
             kind = self.kinds.get(job["type"])
-            if kind is not None and kind.rerunnable:
+            if kind is not None and kind.rerunnable and not job["request"].get(TRACKED):
                 self.index.update_job(job["id"], ("Running",), state="Pending", owner=None, wanted=None)
                 log.info("job {id} ({type}) was interrupted: it runs again", id=job["id"], type=job["type"])
             else:
@@ -165,6 +177,25 @@ class JobEngine(service.Service):
         self.wake()
         return done
 
+    # -- work run elsewhere, shown as a job ------------------------------------------------------------
+    async def track(self, kind: str, request: dict) -> str:
+        """A Running job for work this daemon runs itself (an incoming C-MOVE), so that clients see
+        it in /jobs; :meth:`tracked_done` ends it. Interrupted by a stop, it fails at the next start."""
+        job_id = str(uuidlib.uuid4())
+        await in_db_write(self.index.create_job, job_id, kind, 0, {**request, TRACKED: True}, now_stamp(),
+                          self.owner, time.time())
+        self.tracked.add(job_id)
+        return job_id
+
+    async def tracked_done(self, job_id: str, runtime: float, content: dict, error: DaemonError | None = None):
+        self.tracked.discard(job_id)
+        fields: dict = dict(state="Success", progress=100, content=content)
+        if error is not None:
+            fields = dict(state="Failure", error_code=error.orthanc_status, error_description=error.orthanc_error,
+                          error_details=error.details or error.message, content=content)
+        await in_db_write(self.index.update_job, job_id, ("Running",), runtime=runtime, completion_time=now_stamp(),
+                          **fields)
+
     # -- running ----------------------------------------------------------------------------------------
     def wake(self) -> None:
         """Start Pending jobs while places are free (reactor thread); beat for the running ones."""
@@ -180,9 +211,9 @@ class JobEngine(service.Service):
         return bool(self.active) or self.loop.running
 
     async def _fill(self) -> None:
-        if self.active and time.monotonic() - self._beaten >= HEARTBEAT_SECONDS:
+        if (self.active or self.tracked) and time.monotonic() - self._beaten >= HEARTBEAT_SECONDS:
             self._beaten = time.monotonic()
-            await in_db_write(_beat, self.index, list(self.active), time.time())
+            await in_db_write(_beat, self.index, [*self.active, *self.tracked], time.time())
         while len(self.active) < self.concurrency and await in_db(self.index.has_pending_jobs):
             job = await in_db_write(self.index.claim_next_job, self.owner, time.time())
             if job is None:

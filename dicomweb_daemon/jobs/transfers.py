@@ -7,44 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from .engine import JobContext, JobKind
+from .engine import transfer_kind
 
-Transfer = Callable[..., Awaitable[dict]]  # (daemon, request, progress) -> content
+Transfer = Callable[..., Awaitable[dict]]  # (daemon, request, progress or None) -> content
 
 
 async def dicomweb_stow(daemon, request: dict, progress) -> dict:
     server = await daemon.dicomweb_servers.get(request["Server"])
-    return await daemon.dicomweb_client.stow(server, request["Resources"], request.get("HttpHeaders"), progress)
+    return await daemon.dicomweb_client.stow(server, request["Resources"], request.get("HttpHeaders"),
+                                             progress or _quiet)
 
 
 async def dicomweb_retrieve(daemon, request: dict, progress) -> dict:
     server = await daemon.dicomweb_servers.get(request["Server"])
     return await daemon.dicomweb_client.retrieve(server, request["Resources"], request.get("Arguments"),
-                                                 request.get("HttpHeaders"), progress)
+                                                 request.get("HttpHeaders"), progress or _quiet)
 
 
 async def peer_store(daemon, request: dict, progress) -> dict:
     peer = await daemon.peers.get(request["Peer"])
     return await daemon.peer_client.store(peer, request["Resources"], request.get("Transcode"),
-                                          bool(request.get("Compress")), progress)
-
-
-def _kind(name: str, transfer: Transfer) -> JobKind:
-    async def run(context: JobContext) -> dict:
-        return await transfer(context.daemon, context.request, context.step)
-
-    return JobKind(name, run)
+                                          bool(request.get("Compress")), progress or _quiet)
 
 
 TRANSFERS: dict[str, Transfer] = {"DicomWebStowClient": dicomweb_stow, "DicomWebWadoRetrieve": dicomweb_retrieve,
                                   "OrthancPeerStore": peer_store}
-KINDS = [_kind(name, transfer) for name, transfer in TRANSFERS.items()]
+KINDS = [transfer_kind(name, transfer) for name, transfer in TRANSFERS.items()]
 
 
 async def _quiet(_fraction: float, **_content) -> None:
     return None
-
-
-async def run_now(daemon, kind: str, request: dict) -> dict:
-    """A synchronous call: the transfer run here and now, its content the answer."""
-    return await TRANSFERS[kind](daemon, request, _quiet)

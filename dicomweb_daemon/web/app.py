@@ -10,7 +10,9 @@ from .rest.instances import InstanceRoutes
 from .rest.jobs import JobRoutes
 from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
+from .rest.modalities import ModalityRoutes
 from .rest.peers import PeerRoutes
+from .rest.queries import QueryRoutes
 from .rest.resources import ResourceRoutes
 from .rest.system import SystemRoutes
 from .rest.tool_list import ToolListRoutes
@@ -29,7 +31,9 @@ def build_app(daemon):
                 ArchiveRoutes(daemon), ImageRoutes(daemon), *dicomweb.families(daemon)]
     families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads),
                  JobRoutes(daemon), PeerRoutes(daemon)]
-    return mount([*families, ToolListRoutes(families)])
+    modalities = ModalityRoutes(daemon)
+    families += [modalities, QueryRoutes(daemon, modalities)]
+    return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 
 def build_site(daemon) -> DaemonSite:

@@ -19,7 +19,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_job
 from tests.dicom_files import CT_SMALL, MR_SMALL, RGB_JPEG, make_ct
 
 ORTHANC = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if Path(p).exists()),
@@ -122,15 +122,6 @@ def _absent_from(server, public_ids) -> None:
         assert server.get(f"/instances/{public_id}").status_code == 404
 
 
-def _wait_job(server, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = server.get(f"/jobs/{job_id}").json()
-        if job["State"] in ("Success", "Failure"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end: {job}")
-
 
 def _file(server, public_id: str) -> bytes:
     r = server.get(f"/instances/{public_id}/file")
@@ -173,7 +164,7 @@ def test_our_stow_to_orthanc_is_byte_exact(make_daemon, orthanc):
     _absent_from(orthanc, [mr["ID"]])
     r = d.post("/dicom-web/servers/orthanc/stow", json={"Resources": [mr["ID"]], "Synchronous": False})
     assert r.status_code == 200 and set(r.json()) == {"ID", "Path"}, r.text
-    job = _wait_job(d, r.json()["ID"])
+    job = wait_job(d, r.json()["ID"])
     assert job["State"] == "Success", job
     assert _file(orthanc, mr["ID"]) == _file(d, mr["ID"])
 
@@ -203,7 +194,7 @@ def test_our_retrieve_from_orthanc_is_byte_exact(make_daemon, orthanc):
     r = d.post("/dicom-web/servers/orthanc/retrieve", json={"Resources": [
         {"Study": mr_ds.StudyInstanceUID, "Series": mr_ds.SeriesInstanceUID, "Instance": mr_ds.SOPInstanceUID}],
         "Synchronous": False})
-    job = _wait_job(d, r.json()["ID"])
+    job = wait_job(d, r.json()["ID"])
     assert job["State"] == "Success", job
     assert job["Content"]["Instances"] == [mr["ID"]]
     assert _file(d, mr["ID"]) == _file(orthanc, mr["ID"])
@@ -285,7 +276,7 @@ def test_our_peer_store_to_orthanc_as_is_transcoded_and_compressed(make_daemon, 
     assert r.status_code == 200 and r.json()["Compress"] is True, r.text
     assert _file(orthanc, ct) == _file(d, ct)
     r = d.post("/peers/orthanc/store", json={"Resources": [plain[1]], "Synchronous": False})
-    job = _wait_job(d, r.json()["ID"])
+    job = wait_job(d, r.json()["ID"])
     assert job["State"] == "Success" and job["Content"]["InstancesCount"] == 1, job
     assert _file(orthanc, plain[1]) == _file(d, plain[1])
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
+from tests.conftest import wait_job
 from tests.dicom_files import MR_SMALL, make_ct
 from tests.pki import KEY_PASSWORD, make_pki
 
@@ -129,13 +130,6 @@ def _failed_transfers(a, name: str, local: list[str], remote_uid: str, cause: st
     return [problem for r in answers if (problem := _remote_error(r, name, cause))]
 
 
-def _wait_job(daemon, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.time() + timeout
-    while (job := daemon.get(f"/jobs/{job_id}").json())["State"] not in ("Success", "Failure"):
-        assert time.time() < deadline, job
-        time.sleep(0.1)
-    return job
-
 
 def test_stow_retrieve_and_peer_store_over_https_with_a_client_certificate(make_daemon, pki):
     """With the client certificate (key plain, or encrypted with CertificateKeyPassword), the
@@ -190,7 +184,7 @@ def test_without_certificate_credentials_or_key_password_transfers_fail_naming_t
     for path in ("/dicom-web/servers/b-wrong-password/stow", "/peers/b-wrong-key-password/store"):
         r = a.post(path, json={"Resources": local, "Synchronous": False})
         assert r.status_code == 200, r.text
-        job = _wait_job(a, r.json()["ID"])
+        job = wait_job(a, r.json()["ID"])
         assert job["State"] == "Failure" and path.split("/")[-2] in job["ErrorDetails"], job
     r = a.post("/dicom-web/servers/b-wrong-password/get", json={"Uri": "/studies"})
     assert PASSWORD not in r.text

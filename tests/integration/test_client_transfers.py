@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_job
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
 from tests.integration.test_crash_recovery import indexed_files, stored_files
 
@@ -22,15 +22,6 @@ def _series(count: int = 4, size: int = 64) -> list[bytes]:
     return [make_ct(patient_id="PC1", study_uid=STUDY, series_uid=f"{STUDY}.1", sop_uid=f"{STUDY}.1.{i}",
                     instance_number=i, size=size) for i in range(1, count + 1)]
 
-
-def _wait_job(daemon, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = daemon.get(f"/jobs/{job_id}").json()
-        if job["State"] in ("Success", "Failure"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end: {job}")
 
 
 def _files(daemon) -> dict[str, bytes]:
@@ -87,14 +78,14 @@ def test_transfers_as_jobs(pair):
     r = a.post("/dicom-web/servers/b/retrieve", json={"Resources": [{"Study": STUDY}], "Synchronous": False,
                                                       "Priority": 3})
     assert r.status_code == 200 and set(r.json()) == {"ID", "Path"}
-    job = _wait_job(a, r.json()["ID"])
+    job = wait_job(a, r.json()["ID"])
     assert job["State"] == "Success" and job["Type"] == "DicomWebWadoRetrieve" and job["Priority"] == 3
     assert sorted(job["Content"]["Instances"]) == sorted(ids)
     assert _files(a) == _files(b)
 
     b.delete(f"/instances/{ids[0]}")
     r = a.post("/peers/b/store", json={"Resources": [ids[0]], "Synchronous": False})
-    job = _wait_job(a, r.json()["ID"])
+    job = wait_job(a, r.json()["ID"])
     assert job["State"] == "Success" and job["Content"]["InstancesCount"] == 1
     assert b.get(f"/instances/{ids[0]}").status_code == 200
 
@@ -205,7 +196,7 @@ def test_a_remote_that_is_down_slow_garbled_or_endless_fails_cleanly(make_daemon
 
     # As a job: Failure, with the description naming the server and the cause.
     r = d.post("/dicom-web/servers/down/retrieve", json={"Resources": [{"Study": "1.2.3"}], "Synchronous": False})
-    job = _wait_job(d, r.json()["ID"])
+    job = wait_job(d, r.json()["ID"])
     assert job["State"] == "Failure" and job["ErrorDescription"] == "Error in the network protocol"
     assert job["ErrorDetails"].startswith("down") and "refused" in job["ErrorDetails"]
     assert d.get("/system").status_code == 200
@@ -223,7 +214,7 @@ def test_a_retrieve_job_killed_mid_way_ends_after_restart_without_orphans(make_d
         time.sleep(0.01)
     a.kill9()  # mid-way, unless the job was quicker than this loop
     a.start()
-    job = _wait_job(a, job_id)
+    job = wait_job(a, job_id)
     assert job["State"] == "Success", job
     assert len(a.get("/instances").json()) == 80
     assert _files(a) == _files(b)

@@ -7,17 +7,8 @@ import sqlite3
 import time
 import zipfile
 
+from tests.conftest import wait_job
 from tests.dicom_files import make_ct
-
-
-def wait_done(d, job_id: str, timeout: float = 30) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = d.get(f"/jobs/{job_id}").json()
-        if job["State"] in ("Success", "Failure"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_asynchronous_archives_are_jobs_with_outputs(make_daemon):
@@ -31,7 +22,7 @@ def test_asynchronous_archives_are_jobs_with_outputs(make_daemon):
     started = r.json()
     assert r.status_code == 200 and started["Path"] == f"/jobs/{started['ID']}"
     assert started["ID"] in d.get("/jobs").json()
-    job = wait_done(d, started["ID"])
+    job = wait_job(d, started["ID"])
     assert job["State"] == "Success" and job["Type"] == "Archive" and job["Progress"] == 100
     assert (job["Content"]["InstancesCount"], job["Content"]["ArchiveSizeMB"]) == (1, 0)
     assert job["ErrorCode"] == 0 and job["ErrorDescription"] == "Success" and "CompletionTime" in job
@@ -39,7 +30,7 @@ def test_asynchronous_archives_are_jobs_with_outputs(make_daemon):
     assert archive.headers["Content-Disposition"] == 'filename="toto.zip"'
     assert len(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == 1
     media = d.post("/tools/create-media", json={"Synchronous": False, "Resources": [a["ID"], b["ID"]]}).json()
-    assert wait_done(d, media["ID"])["Type"] == "Media"
+    assert wait_job(d, media["ID"])["Type"] == "Media"
     assert "DICOMDIR" in zipfile.ZipFile(io.BytesIO(d.get(f"/jobs/{media['ID']}/archive").content)).namelist()
     assert d.get(f"/jobs/{started['ID']}/archive").status_code == 404  # replaced by the newer one
     assert d.delete(f"/jobs/{media['ID']}/archive").status_code == 200
@@ -59,7 +50,7 @@ def test_finished_jobs_beyond_the_history_are_forgotten(make_daemon):
     ids = [d.post(f"/patients/{a['ParentPatient']}/archive", json={"Asynchronous": True}).json()["ID"]
            for _ in range(3)]
     for job_id in ids[-1:]:
-        wait_done(d, job_id)
+        wait_job(d, job_id)
     time.sleep(0.5)
     assert d.get("/jobs").json() == ids[1:]
 
@@ -74,7 +65,7 @@ def test_a_job_interrupted_by_kill_9_runs_again_after_the_restart(make_daemon):
            for s in stored]
     d.kill9()
     d.start()
-    assert all(wait_done(d, job_id)["State"] == "Success" for job_id in ids)
+    assert all(wait_job(d, job_id)["State"] == "Success" for job_id in ids)
     assert d.get(f"/jobs/{ids[-1]}/archive").status_code == 200
     d.stop()
     referenced, pending = files_known(d)

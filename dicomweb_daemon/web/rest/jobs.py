@@ -5,7 +5,6 @@ from __future__ import annotations
 from ...errors import BadRequest, UnknownResource
 from ...jobs.archive import delete_output
 from ...jobs.engine import now_stamp
-from ...jobs.transfers import run_now
 from ...threads import in_db, in_db_write
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
@@ -42,8 +41,8 @@ async def run_or_submit(daemon, request, kind: str, job: dict, body: dict) -> by
     """A transfer run at once (its content is the answer) or, asked asynchronously, a job:
     ``{"ID", "Path"}`` at once."""
     asynchronous, priority = job_options(body)
-    if not asynchronous:
-        return json_response(request, await run_now(daemon, kind, job))
+    if not asynchronous:  # never queued behind the jobs
+        return json_response(request, await daemon.jobs.kinds[kind].transfer(daemon, job, None))
     job_id = await daemon.jobs.submit(kind, job, priority)
     return json_response(request, {"ID": job_id, "Path": f"/jobs/{job_id}"})
 

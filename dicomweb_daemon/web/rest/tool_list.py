@@ -23,8 +23,9 @@ def tool_names(families: list[object]) -> list[str]:
     return sorted(names)
 
 
-def conformance_statement() -> str:
-    """A plain-text summary of the services and of the transfer syntaxes the codecs read and write."""
+def conformance_statement(settings=None) -> str:
+    """A plain-text summary of the services, of the transfer syntaxes the codecs read and write, and
+    (given the settings) of what the DICOM server accepts."""
 
     def syntaxes(uids: list[str]) -> list[str]:
         return [f"  {u:<24} {UID(u).name}" for u in uids]
@@ -43,14 +44,19 @@ def conformance_statement() -> str:
         *syntaxes(registry.encodable()),
         "",
     ]
+    if settings is not None:
+        from ...dimse.conformance import dimse_conformance
+
+        lines += dimse_conformance(settings)
     return "\n".join(lines)
 
 
 class ToolListRoutes:
     """Needs the other route families, to list their ``/tools`` routes."""
 
-    def __init__(self, families: list[object]):
+    def __init__(self, families: list[object], settings=None):
         self.families = [*families, self]
+        self.settings = settings
 
     @route("/tools")
     def tools(self, request):
@@ -59,4 +65,4 @@ class ToolListRoutes:
     @route("/tools/dicom-conformance")
     def dicom_conformance(self, request):
         request.setHeader(b"Content-Type", b"text/plain")
-        return conformance_statement().encode("utf-8")
+        return conformance_statement(self.settings).encode("utf-8")

@@ -1,0 +1,1 @@
+"""DICOM networking (DIMSE, with pynetdicom): the SCP, SCU operations and the modalities."""

@@ -1,0 +1,230 @@
+"""The daemon's DICOM server against DCMTK's tools (Debian ``dcmtk``): C-ECHO, C-STORE through the
+ingest pipeline, C-FIND from the index, C-MOVE to a known modality and C-GET, byte-exact; Orthanc's
+access rules; and bad input (wrong AETs, an association cut in the middle of a C-STORE, many
+associations at once) refused or aborted while HTTP keeps answering."""
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tests.conftest import free_port
+from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
+
+STUDY = "1.2.826.0.1.3680043.8.498.77"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} (Debian package dcmtk) is needed: .ci/run installs it"
+    return path
+
+
+def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=60)
+    if ok:
+        assert done.returncode == 0, done.stderr + done.stdout
+    return done
+
+
+def same_content(a: bytes, b: bytes) -> bool:
+    """The same attributes and values (storescu re-encodes what it sends: group lengths and trailing
+    padding go)."""
+    def read(data: bytes) -> pydicom.Dataset:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for element in list(ds):
+            if element.tag.element == 0 or element.tag == 0xFFFCFFFC:
+                del ds[element.tag]
+        return ds
+
+    return read(a) == read(b)
+
+
+def dataset_bytes(data: bytes) -> bytes:
+    """A Part 10 file's data set, after its meta information (whose group length says where it ends)."""
+    assert data[128:132] == b"DICM"
+    (group_length,) = struct.unpack("<I", data[140:144])
+    return data[144 + group_length:]
+
+
+@pytest.fixture
+def node(make_daemon, tmp_path):
+    """A daemon that knows one modality, "scp" (a DCMTK storescp to start on ``scp_port``)."""
+    scp_port = free_port()
+    d = make_daemon({"DicomAet": "OURS", "DicomModalities": {"scp": ["STORESCP", "127.0.0.1", scp_port],
+                                                             "finder": ["FINDER", "127.0.0.1", free_port()]}})
+    d.scp_port = scp_port
+    return d
+
+
+def _store(d, *files: str, calling: str = "STORESCU") -> subprocess.CompletedProcess:
+    return _run("storescu", "-aet", calling, "-aec", "OURS", "127.0.0.1", str(d.dicom_port), *files)
+
+
+def test_echo_store_and_origin(node, tmp_path):
+    _run("echoscu", "-aec", "OURS", "127.0.0.1", str(node.dicom_port))
+    series = [tmp_path / f"{i}.dcm" for i in range(3)]
+    for i, path in enumerate(series):
+        path.write_bytes(make_ct(study_uid=STUDY, series_uid=f"{STUDY}.1", sop_uid=f"{STUDY}.1.{i}",
+                                 instance_number=i))
+    _store(node, *map(str, series), CT_SMALL, MR_SMALL)
+    ids = node.get("/instances").json()
+    assert len(ids) == 5
+    stored = {node.get(f"/instances/{i}/tags?simplify").json()["SOPInstanceUID"]: node.get(f"/instances/{i}/file")
+              for i in ids}
+    for path in [*map(str, series), CT_SMALL, MR_SMALL]:
+        original = Path(path).read_bytes()
+        assert same_content(stored[pydicom.dcmread(path).SOPInstanceUID].content, original), path
+    metadata = node.get(f"/instances/{ids[0]}/metadata?expand").json()
+    assert metadata["Origin"] == "DicomProtocol" and metadata["RemoteAET"] == "STORESCU"
+    # Stored again: AlreadyStored is a success for the sender.
+    _store(node, CT_SMALL)
+    assert len(node.get("/instances").json()) == 5
+
+
+def test_find_at_each_level_from_the_index(node, tmp_path):
+    for i, (pid, date) in enumerate([("P1", "20200101"), ("P1", "20210101"), ("P2", "20220101")]):
+        path = tmp_path / f"{i}.dcm"
+        path.write_bytes(make_ct(patient_id=pid, patient_name=f"DOE^{pid}", study_uid=f"{STUDY}.{i}",
+                                 series_uid=f"{STUDY}.{i}.1", sop_uid=f"{STUDY}.{i}.1.1", study_date=date))
+        _store(node, str(path))
+
+    def find(*keys: str, calling: str = "FINDER") -> list[dict[str, str]]:
+        done = _run("findscu", "-v", "-S", "-aet", calling, "-aec", "OURS",
+                    *[a for k in keys for a in ("-k", k)], "127.0.0.1", str(node.dicom_port), ok=False)
+        answers, current = [], None
+        for line in done.stderr.splitlines():
+            if "Find Response:" in line and "Pending" in line:
+                current = {}
+                answers.append(current)
+            elif current is not None and line.startswith("I: (") and "[" in line:
+                name = line.rsplit(" ", 1)[-1]
+                current[name] = line.split("[", 1)[1].split("]", 1)[0].strip()
+        return answers
+
+    studies = find("QueryRetrieveLevel=STUDY", "PatientID=P1", "StudyInstanceUID", "StudyDate",
+                   "NumberOfStudyRelatedInstances")
+    assert sorted(a["StudyDate"] for a in studies) == ["20200101", "20210101"]
+    assert all(a["NumberOfStudyRelatedInstances"] == "1" and a["RetrieveAETitle"] == "OURS" for a in studies)
+    assert len(find("QueryRetrieveLevel=STUDY", "StudyDate=20201231-", "StudyInstanceUID")) == 2
+    assert len(find("QueryRetrieveLevel=STUDY", "PatientName=doe^p*", "StudyInstanceUID")) == 3
+    listed = find("QueryRetrieveLevel=STUDY", f"StudyInstanceUID={STUDY}.0\\{STUDY}.2")
+    assert sorted(a["StudyInstanceUID"] for a in listed) == [f"{STUDY}.0", f"{STUDY}.2"]
+    images = find("QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={STUDY}.1", "SOPInstanceUID")
+    assert [a["SOPInstanceUID"] for a in images] == [f"{STUDY}.1.1.1"]
+    # An unknown calling AET may not query (DicomAlwaysAllowFind is false).
+    assert find("QueryRetrieveLevel=STUDY", "StudyInstanceUID", calling="STRANGER") == []
+
+
+def test_move_and_get_are_byte_exact(node, tmp_path):
+    """What reaches a C-MOVE destination or a C-GET requestor is the stored data set, byte for byte."""
+    _store(node, CT_SMALL, MR_SMALL)
+    originals = {dataset_bytes(node.get(f"/instances/{i}/file").content) for i in node.get("/instances").json()}
+    received = tmp_path / "received"
+    received.mkdir()
+    scp = subprocess.Popen([_tool("storescp"), "-od", str(received), "-aet", "STORESCP", str(node.scp_port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        done = _run("movescu", "-v", "-S", "-aet", "FINDER", "-aem", "STORESCP", "-aec", "OURS",
+                    "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID=*", "127.0.0.1", str(node.dicom_port))
+        assert "Final Move Response (Success)" in done.stderr
+    finally:
+        scp.terminate()
+        scp.wait()
+    assert {dataset_bytes(p.read_bytes()) for p in received.iterdir()} == originals
+
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    _run("getscu", "+B", "-aet", "FINDER", "-aec", "OURS", "-od", str(fetched), "-k", "QueryRetrieveLevel=STUDY",
+         "-k", "StudyInstanceUID=*", "127.0.0.1", str(node.dicom_port))
+    assert {dataset_bytes(p.read_bytes()) for p in fetched.iterdir()} == originals
+
+    refused = _run("movescu", "-v", "-S", "-aet", "FINDER", "-aem", "NOBODY", "-aec", "OURS",
+                   "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID=*", "127.0.0.1", str(node.dicom_port),
+                   ok=False)
+    assert "Refused: MoveDestinationUnknown" in refused.stderr
+
+
+def test_access_rules(make_daemon):
+    d = make_daemon({"DicomAet": "OURS", "DicomCheckCalledAet": True, "DicomAlwaysAllowEcho": False,
+                     "DicomAlwaysAllowStore": False, "DicomModalities": {"known": ["KNOWN", "127.0.0.1", 104]}})
+    port = str(d.dicom_port)
+    assert _run("echoscu", "-aet", "KNOWN", "-aec", "OURS", "127.0.0.1", port, ok=False).returncode == 0
+    wrong_called = _run("echoscu", "-aet", "KNOWN", "-aec", "OTHER", "127.0.0.1", port, ok=False)
+    assert wrong_called.returncode != 0 and "Rejected" in wrong_called.stderr
+    stranger = _run("echoscu", "-aet", "STRANGER", "-aec", "OURS", "127.0.0.1", port, ok=False)
+    assert stranger.returncode != 0
+    assert _run("storescu", "-aet", "STRANGER", "-aec", "OURS", "127.0.0.1", port, CT_SMALL, ok=False).returncode
+    assert d.get("/instances").json() == []
+
+
+def _associate_request(called: str, calling: str) -> bytes:
+    """An A-ASSOCIATE-RQ proposing Verification (PS3.8 §9.3.2)."""
+    def item(kind: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", kind, 0, len(body)) + body
+
+    context = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b"1.2.840.10008.1.1") + item(0x40, b"1.2.840.10008.1.2"))
+    user = item(0x50, item(0x51, struct.pack(">I", 16384)))
+    body = (struct.pack(">HH", 1, 0) + called.ljust(16).encode() + calling.ljust(16).encode() + bytes(32)
+            + item(0x10, b"1.2.840.10008.3.1.1.1") + context + user)
+    return struct.pack(">BBI", 1, 0, len(body)) + body
+
+
+def test_bad_input_never_hurts(make_daemon):
+    d = make_daemon({"DicomAet": "OURS", "DicomScpTimeout": 2})
+    port = d.dicom_port
+    # Garbage instead of a PDU, then a C-STORE cut in the middle of its data set.
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 10)
+        s.settimeout(5)
+        try:
+            s.recv(100)
+        except OSError:
+            pass
+    data = Path(CT_SMALL).read_bytes()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(_associate_request("OURS", "CUTTER"))
+        assert s.recv(6)[0] == 0x02  # A-ASSOCIATE-AC
+        # A P-DATA-TF that announces more bytes than it sends, then the connection closes.
+        s.sendall(struct.pack(">BBI", 4, 0, len(data) + 100) + data[:1000])
+    # Many associations at once: each is refused or served, HTTP keeps answering meanwhile.
+    sockets = []
+    try:
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(_associate_request("OURS", "MANY"))
+            sockets.append(s)
+        assert d.get("/system").status_code == 200
+    finally:
+        for s in sockets:
+            s.close()
+    assert d.get("/instances").json() == []
+    _run("echoscu", "-aec", "OURS", "127.0.0.1", str(port))
+    assert _store(d, CT_SMALL).returncode == 0 and len(d.get("/instances").json()) == 1
+
+
+def test_find_answers_in_the_default_encoding_and_move_infers_its_level(make_daemon, tmp_path):
+    """C-FIND answers are written in DefaultEncoding's character set, characters it lacks left out
+    (as Orthanc); a C-MOVE without QueryRetrieveLevel is taken at its most specific key's level."""
+    d = make_daemon({"DicomAet": "OURS", "DefaultEncoding": "Latin1",
+                     "DicomModalities": {"finder": ["FINDER", "127.0.0.1", free_port()]}})
+    path = tmp_path / "utf8.dcm"
+    path.write_bytes(make_ct(patient_name="Müller^Дмитрий", charset="ISO_IR 192", study_uid=STUDY))
+    _store(d, str(path))
+    done = subprocess.run([_tool("findscu"), "-v", "-S", "-aet", "FINDER", "-aec", "OURS", "-k",
+                           "QueryRetrieveLevel=STUDY", "-k", "SpecificCharacterSet", "-k", "PatientName",
+                           "127.0.0.1", str(d.dicom_port)], capture_output=True, timeout=60)
+    text = done.stderr.decode("latin-1")
+    assert "[ISO_IR 100]" in text and "[Müller^ ]" in text  # the Cyrillic letters are left out
+    job_count = len(d.get("/jobs").json())
+    _run("movescu", "-S", "-aet", "FINDER", "-aem", "FINDER", "-aec", "OURS", "-k", "AccessionNumber=",
+         "-k", "StudyInstanceUID=", "127.0.0.1", str(d.dicom_port), ok=False)
+    assert len(d.get("/jobs").json()) == job_count  # empty keys: nothing to move, no job
