@@ -88,7 +88,7 @@ def main() -> None:
 def start_daemon(name: str, python: str, port: int, extra: str | None):
     """A fresh daemon (empty data folder) on ``port``, run by ``python``; wait until it answers."""
     work = pathlib.Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    config = {"HttpPort": port, "StorageDirectory": str(work / "data")}
+    config = {"HttpPort": port, "DicomPort": port + 1000, "StorageDirectory": str(work / "data")}
     config.update(json.loads(extra) if extra else {})
     (work / "config.json").write_text(json.dumps(config))
     proc = subprocess.Popen([python, "-c", "from twisted.scripts.twistd import run; run()", "-n",

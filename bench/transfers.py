@@ -117,8 +117,8 @@ def _status(pid: int, key: str) -> int:
 def start_ours(name: str, config: dict) -> Server:
     work = pathlib.Path(tempfile.mkdtemp(prefix=f"transfers-{name}-"))
     port = free_port()
-    (work / "config.json").write_text(json.dumps({"HttpPort": port, "StorageDirectory": str(work / "data"),
-                                                  **config}))
+    (work / "config.json").write_text(json.dumps({"HttpPort": port, "DicomPort": free_port(),
+                                                  "StorageDirectory": str(work / "data"), **config}))
     proc = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
                              "--pidfile=", "dicomweb", "--config", str(work / "config.json")], cwd=work,
                             stdout=open(work / "log", "wb"), stderr=subprocess.STDOUT)

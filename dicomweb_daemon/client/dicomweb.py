@@ -28,6 +28,7 @@ from .servers import RemoteServer
 
 MB = 1 << 20
 BATCH_PARTS = 32  # parts handed to the ingest at once
+STOW_IN_FLIGHT = 4  # STOW-RS requests sent at once (bench/transfers.py: 8 gave no more)
 BATCH_BYTES = 64 * MB
 LEVELS = {"Patient": "Patients", "Study": "Studies", "Series": "Series", "Instance": "Instances"}
 DICOM_PARTS = 'multipart/related; type="application/dicom"'
@@ -148,7 +149,7 @@ class DicomWebClient:
             await progress(len(sent) / max(1, len(files)), InstancesCount=str(len(sent)),
                            NetworkSizeMB=str(size // MB))
 
-        await each_in_flight(groups, send)
+        await each_in_flight(groups, send, STOW_IN_FLIGHT)
         sent = [f.public_id for f in files]  # in the order of the index, whatever order they went in
         resources: dict[str, list[str]] = {}
         for public_id, level in levels.items():
