@@ -47,6 +47,12 @@ class ChangesMixin:
         last = self.last_change()
         return self.changes(max(last - 1, 0), 1) if last else {"Changes": [], "Done": True, "Last": 0}
 
+    def last_exports(self) -> dict:
+        """``GET /exports?last``: the newest entry."""
+        row = self.db.execute("SELECT MAX(seq) FROM exports").fetchone()
+        last = row[0] if row and row[0] else 0
+        return self.exports(last - 1, 1) if last else {"Exports": [], "Done": True, "Last": 0}
+
     def clear_changes(self) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM changes")

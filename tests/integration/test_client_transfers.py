@@ -70,6 +70,8 @@ def test_stow_retrieve_and_peer_store_between_two_daemons_are_byte_exact(pair):
     assert b.get(f"/instances/{ct}/file").content == a.get(f"/instances/{ct}/file").content
     exported = [e["ID"] for e in a.get("/exports").json()["Exports"]]
     assert exported == [mr, ct] and a.get("/exports").json()["Exports"][0]["RemoteModality"] == "b"
+    last = a.get("/exports?last").json()
+    assert [e["ID"] for e in last["Exports"]] == [ct] and last["Done"] and last["Last"] == last["Exports"][0]["Seq"]
 
 
 def test_transfers_as_jobs(pair):

@@ -76,6 +76,8 @@ class SystemRoutes:
 
     @route("/exports")
     async def exports(self, request):
+        if has_flag(request, "last"):
+            return json_response(request, await in_db(self.index.last_exports))
         limit = min(int_arg(request, "limit", 100) or 100, 10000)
         return json_response(request, await in_db(self.index.exports, int_arg(request, "since"), limit))
 
