@@ -23,3 +23,7 @@ def test_short_and_full_tag_forms(daemon):
     assert any(s["PatientMainDicomTags"].get("0010,0010") == name for s in found)
     found = daemon.post("/tools/find", json={"Level": "Study", "Query": {}, "Expand": True, "Full": True}).json()
     assert any(s["MainDicomTags"].get("0020,000d", {}).get("Name") == "StudyInstanceUID" for s in found)
+    bulk = daemon.post("/tools/bulk-content", json={"Resources": [study, instance], "Short": True}).json()
+    assert bulk[0]["PatientMainDicomTags"]["0010,0010"] == name and "0008,0018" in bulk[1]["MainDicomTags"]
+    bulk = daemon.post("/tools/bulk-content", json={"Resources": [study], "Full": True}).json()
+    assert bulk[0]["MainDicomTags"]["0020,000d"]["Name"] == "StudyInstanceUID"

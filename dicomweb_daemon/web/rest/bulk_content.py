@@ -11,6 +11,7 @@ from ...errors import BadRequest
 from ...threads import in_db
 from ..routing import json_response, read_json_body, route
 from .metadata import MetadataNames, read_metadata
+from .tag_formats import formatted
 
 LEVEL_NAMES = {name.lower(): name for name in LEVELS}
 
@@ -50,4 +51,5 @@ class BulkContentRoutes:
             for item in described:
                 values = await in_db(read_metadata, self.index, names, item["ID"], targets[item["ID"]])
                 item["Metadata"] = {name: value for name, (value, _) in values.items()}
-        return json_response(request, described)
+        form = "short" if body.get("Short") else "full" if body.get("Full") else "human"
+        return json_response(request, [formatted(item, form) for item in described])
