@@ -71,6 +71,8 @@ def find_request(identifier: Dataset, infer_level: bool = False) -> FindRequest:
             text = str(value)
         if not text.strip():
             continue  # universal matching ("*" is not: as in Orthanc, it needs the tag)
+        if element.VR == "UI" and ("*" in text or "?" in text):
+            raise FindRefused(f"{keyword}: wildcards are not allowed in a UID (PS3.4 C.2.2.2.4)")
         if keyword in LEVEL_OF_KEYWORD or keyword == "ModalitiesInStudy":
             query[keyword] = text.strip()
         else:

@@ -121,6 +121,8 @@ def test_find_at_each_level_from_the_index(node, tmp_path):
     assert [a["SOPInstanceUID"] for a in images] == [f"{STUDY}.1.1.1"]
     # An unknown calling AET may not query (DicomAlwaysAllowFind is false).
     assert find("QueryRetrieveLevel=STUDY", "StudyInstanceUID", calling="STRANGER") == []
+    # No wildcard in a UID (PS3.4 C.2.2.2.4): refused, nothing answered.
+    assert find("QueryRetrieveLevel=STUDY", f"StudyInstanceUID={STUDY}.*") == []
 
 
 def test_move_and_get_are_byte_exact(node, tmp_path):
@@ -143,8 +145,8 @@ def test_move_and_get_are_byte_exact(node, tmp_path):
 
     fetched = tmp_path / "fetched"
     fetched.mkdir()
-    _run("getscu", "+B", "-aet", "FINDER", "-aec", "OURS", "-od", str(fetched), "-k", "QueryRetrieveLevel=STUDY",
-         "-k", "StudyInstanceUID=*", "127.0.0.1", str(node.dicom_port))
+    _run("getscu", "+B", "-P", "-aet", "FINDER", "-aec", "OURS", "-od", str(fetched), "-k",
+         "QueryRetrieveLevel=PATIENT", "-k", "PatientID=*", "127.0.0.1", str(node.dicom_port))
     assert {dataset_bytes(p.read_bytes()) for p in fetched.iterdir()} == originals
 
     refused = _run("movescu", "-v", "-S", "-aet", "FINDER", "-aem", "NOBODY", "-aec", "OURS",
