@@ -12,7 +12,7 @@ setup(
     description="DICOM store and DICOMweb server on Twisted, with an Orthanc-compatible REST API",
     python_requires=">=3.10",
     packages=find_packages(include=["dicomweb_daemon", "dicomweb_daemon.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/dicomweb_plugin.py"]},
+    package_data={"twisted": ["plugins/dicomweb_plugin.py"], "dicomweb_daemon.anonymization": ["tables/*.json"]},
     install_requires=[
         "twisted[tls]>=23.8",
         "klein>=23.5",
