@@ -226,6 +226,25 @@ class IIndex(Interface):
     def journal_complete():  # noqa: N805
         """Whether the journal has covered every file since the storage was last swept whole."""
 
+    def instance_files_after(internal, limit):  # noqa: N805
+        """(internal, file uuid, compression, md5) of the next instances: a walk over all of them."""
+
+    def replace_summaries(rows):  # noqa: N805
+        """Instances' metadata and frame ranges derived again from their files (invalidate-tags)."""
+
+    # -- storage commitment -------------------------------------------------------------------
+    def sop_classes_of(sop_uids):  # noqa: N805
+        """{SOP instance UID: (SOP class UID, public ID)} of the instances stored here."""
+
+    def create_commitment(transaction, remote_aet, keep):  # noqa: N805
+        """A storage commitment request sent, Pending until its report arrives."""
+
+    def complete_commitment(transaction, success, failures):  # noqa: N805
+        """The report of a request we sent; False when it is not kept."""
+
+    def commitment(transaction):  # noqa: N805
+        """A request we sent and its report, or None."""
+
     # -- DICOMweb reads: any db thread (in_db) ------------------------------------------------
     def qido(query):  # noqa: N805
         """QIDO-RS: the DICOM JSON of each matching study, series or instance (no file is read)."""

@@ -14,19 +14,22 @@ from .client.peers import PeerClient
 from .client.registry import RemoteRegistry
 from .client.servers import parse_servers
 from .codecs.service import FrameService
+from .dimse.kept import KEPT
 from .dimse.modalities import parse_modalities, parse_modality
 from .index.writes import Origin
 from .interfaces import IStaging
 from .jobs.archive import ARCHIVE, MEDIA
+from .jobs.commitment import SCP_KIND as COMMITMENT_SCP
 from .jobs.engine import JobEngine
 from .jobs.modality_transfers import KINDS as MODALITY_KINDS
 from .jobs.transfers import KINDS as TRANSFER_KINDS
+from .metadata.cache import MetadataCache
 from .storage import journal
 from .storage.attachments import Attachments
 from .storage.ingest import Ingest
 from .storage.shared_memory import BodyMemory
 from .storage.spool import Spool
-from .threads import ThreadsService, in_db, in_db_write
+from .threads import ThreadsService, in_db, in_db_write, in_dimse
 
 log = Logger()
 
@@ -45,8 +48,10 @@ class Daemon:
         self.ingest = Ingest(storage, index, settings, self.spool)
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
+        dicomweb = settings.sections["DicomWeb"]
+        self.metadata_cache = MetadataCache(budget=None if dicomweb["EnableMetadataCache"] else 0)
         self.jobs = JobEngine(self)
-        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS, *MODALITY_KINDS):
+        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS, *MODALITY_KINDS, COMMITMENT_SCP):
             self.jobs.register(kind)
         # Other servers: who they are, and the clients that talk to them (treq, one connection pool).
         dicomweb = settings.sections.get("DicomWeb", {})
@@ -95,7 +100,7 @@ class StoreService(service.Service):
 class MaintenanceService(service.Service):
     """Now and then: marks resources stable after StableAge, forgets settled rows of the file
     journal, gives back body memory unused for a while (at stop: closes idle connections to other
-servers); once: the sweep of storages written before
+servers and modalities); once: the sweep of storages written before
     the file journal existed."""
 
     def __init__(self, daemon: Daemon):
@@ -114,7 +119,12 @@ servers); once: the sweep of storages written before
             self.loop.stop()
         self.daemon.body_memory.close()
         super().stopService()
-        return defer.ensureDeferred(self.daemon.http.close())  # kept-alive connections to other servers
+        return defer.ensureDeferred(self._close_connections())
+
+    async def _close_connections(self) -> None:
+        """Kept-alive connections to other servers, and DICOM associations kept for the next store."""
+        await self.daemon.http.close()
+        await in_dimse(KEPT.close_all)
 
     def _tick(self):
         self.daemon.body_memory.release_idle()

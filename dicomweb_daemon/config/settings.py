@@ -81,6 +81,17 @@ TOP: dict[str, Option] = {
     "DicomAlwaysAllowMove": Option(bool, False, "Answer C-MOVE from any calling AET."),
     "DicomAlwaysAllowGet": Option(bool, False, "Answer C-GET from any calling AET."),
     "DicomScpTimeout": Option(int, 30, "Seconds an idle incoming association stays open.", minimum=1),
+    "DicomTlsEnabled": Option(bool, False, "The DICOM port speaks TLS only (DICOM TLS, PS3.15 Annex B)."),
+    "DicomTlsCertificate": Option(str, "", "PEM file of our DICOM TLS certificate (SCP and SCU)."),
+    "DicomTlsPrivateKey": Option(str, "", "PEM file of the private key of DicomTlsCertificate (not encrypted)."),
+    "DicomTlsTrustedCertificates": Option(str, "", "PEM file of the certificates (or their authorities) that "
+                                          "remote DICOM TLS nodes must show."),
+    "DicomTlsRemoteCertificateRequired": Option(bool, True, "Remote DICOM TLS nodes must show a certificate from "
+                                                "DicomTlsTrustedCertificates (false: none asked for or checked)."),
+    "DicomTlsMinimumProtocolVersion": Option(int, 0, "Lowest TLS version of DICOM TLS: 0 TLS 1.2 (BCP 195), "
+                                             "1 or 2 TLS 1.0, 3 TLS 1.1, 4 TLS 1.2, 5 TLS 1.3.", minimum=0),
+    "DicomTlsCiphersAccepted": Option(list, [], "OpenSSL names of the cipher suites DICOM TLS accepts "
+                                      "(empty: OpenSSL's defaults)."),
     "DicomScuTimeout": Option(int, 10, "Seconds to wait for a remote modality (connection, answers).",
                               minimum=1),
     "DicomAssociationCloseDelay": Option(int, 5, "Seconds an outgoing association stays open for the next "
@@ -90,6 +101,8 @@ TOP: dict[str, Option] = {
                                minimum=0),
     "QueryRetrieveSize": Option(int, 100, "C-FIND queries to modalities kept for /queries (the oldest dropped).",
                                 minimum=0),
+    "StorageCommitmentReportsSize": Option(int, 100, "Storage commitment requests sent and their reports kept "
+                                           "for /storage-commitment (the oldest dropped; 0: all).", minimum=0),
     "LimitFindInstances": Option(int, 0, "Most answers of a C-FIND at instance level (0: all).", minimum=0),
     "UnknownSopClassAccepted": Option(bool, False, "Accept C-STORE of SOP classes pynetdicom does not know."),
     "AcceptedTransferSyntaxes": Option(list, ["1.2.840.10008.1.*"], "Transfer syntaxes accepted by the SCP "
@@ -232,6 +245,11 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
     parse_dictionary(values["Dictionary"])  # raises ValueError naming a bad entry
     parse_servers(values["OrthancPeers"], "OrthancPeers")  # raises ValueError naming a bad server
     parse_modalities(values["DicomModalities"])
+    if values["DicomTlsMinimumProtocolVersion"] > 5:
+        raise ValueError("configuration key DicomTlsMinimumProtocolVersion must be from 0 to 5, "
+                         f"not {values['DicomTlsMinimumProtocolVersion']}")
+    if not all(isinstance(c, str) for c in values["DicomTlsCiphersAccepted"]):
+        raise ValueError("configuration key DicomTlsCiphersAccepted must be a list of cipher suite names")
     backends_raw = raw.get("Backends", {})
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")

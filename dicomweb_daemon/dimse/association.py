@@ -5,11 +5,14 @@ Every way an association can fail becomes a :class:`~dicomweb_daemon.errors.Dims
 modality and saying why, in Orthanc's words where Orthanc has some (``DicomAssociation -
 connecting to AET "X": ...``, ``C-STORE SCU to AET "X" has failed with DIMSE status 0xA700``).
 pynetdicom does not raise why a connection failed, it logs it (from the thread of the association's
-upper layer): :class:`_ConnectErrors` keeps those lines per thread for the error message.
+upper layer): :class:`_ConnectErrors` keeps those lines per thread for the error message, and the TLS
+errors it logs with them (a modality with ``UseDicomTls``: a certificate refused, a remote that does not
+speak TLS).
 """
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,7 @@ from pynetdicom import AE, evt, status
 from pynetdicom.status import code_to_category
 
 from ..errors import BadRequest, DimseError
+from .tls import DicomTls, TlsConfigurationError, client_context, dicom_tls, reason
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Peer:
     max_pdu: int = 16384
     manufacturer: str = "Generic"
     allow_transcoding: bool = True
+    tls: DicomTls | None = None  # DICOM TLS (the modality's UseDicomTls), None: plain TCP
 
     @property
     def label(self) -> str:
@@ -50,7 +55,8 @@ def peer_of(modality, settings, local_aet: str | None = None, timeout: int | Non
         timeout = modality.timeout or settings.DicomScuTimeout
     return Peer(modality.name, modality.aet, modality.host, modality.port,
                 local_aet or modality.local_aet or settings.DicomAet, float(timeout) if timeout else None,
-                settings.MaximumPduLength, modality.manufacturer, modality.allow_transcoding)
+                settings.MaximumPduLength, modality.manufacturer, modality.allow_transcoding,
+                dicom_tls(settings) if modality.use_dicom_tls else None)
 
 
 class _ConnectErrors(logging.Handler):
@@ -64,10 +70,16 @@ class _ConnectErrors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith(self.PREFIX):
-            if len(self.errors) > 256:  # failures of associations nobody asks about (the SCP's)
-                self.errors.clear()
-            self.errors[record.thread] = message[len(self.PREFIX):].strip()
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ssl.SSLError):  # logged after the PREFIX line, or alone when a read fails
+            why = reason(error)
+        elif message.startswith(self.PREFIX):
+            why = message[len(self.PREFIX):].strip()
+        else:
+            return
+        if len(self.errors) > 256:  # failures of associations nobody asks about (the SCP's)
+            self.errors.clear()
+        self.errors[record.thread] = why
 
     def pop(self, thread_id: int | None) -> str | None:
         return self.errors.pop(thread_id, None) if thread_id is not None else None
@@ -75,6 +87,7 @@ class _ConnectErrors(logging.Handler):
 
 _CONNECT_ERRORS = _ConnectErrors()
 logging.getLogger("pynetdicom.transport").addHandler(_CONNECT_ERRORS)
+logging.getLogger("pynetdicom.dul").addHandler(_CONNECT_ERRORS)  # a TLS alert after the handshake (TLS 1.3)
 
 
 #: What each service's statuses mean (PS3.4 Annexes B, C, A), for the error messages.
@@ -126,6 +139,7 @@ def associated(peer: Peer, contexts: list, *, ext_neg: list | None = None, handl
     """(dimse thread) An established association with ``peer`` proposing ``contexts``; released
     at the end, aborted when the block raises. DimseError, saying why, when none is established
     (``refused`` when the remote accepted none of the contexts)."""
+    tls_args = _tls_args(peer)
     opened: list[bool] = []
     events = [(evt.EVT_CONN_OPEN, lambda _event: opened.append(True)), *(handlers or [])]
     started = time.monotonic()
@@ -136,7 +150,7 @@ def associated(peer: Peer, contexts: list, *, ext_neg: list | None = None, handl
         ae.maximum_pdu_size = peer.max_pdu
         ae.requested_contexts = contexts[:128]
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.aet, max_pdu=peer.max_pdu, ext_neg=ext_neg,
-                             evt_handlers=events)
+                             evt_handlers=events, tls_args=tls_args)
     except ValueError as e:  # an AE title of more than 16 characters, a backslash...
         raise BadRequest("Bad request", f"cannot associate with {peer.label} as {peer.local_aet!r}: {e}") from None
     if not assoc.is_established:
@@ -149,8 +163,20 @@ def associated(peer: Peer, contexts: list, *, ext_neg: list | None = None, handl
     assoc.release()
 
 
+def _tls_args(peer: Peer) -> tuple[ssl.SSLContext, None] | None:
+    """pynetdicom's ``tls_args`` for ``peer``: our client context, and no host name to check (a
+    DICOM node is known by its certificate)."""
+    if peer.tls is None:
+        return None
+    try:
+        return client_context(peer.tls), None
+    except TlsConfigurationError as e:
+        raise DimseError(None, f"DicomAssociation - connecting to {peer.label} with DICOM TLS: {e}") from None
+
+
 def _not_established(peer: Peer, assoc, opened: bool, elapsed: float, refused: DimseError | None) -> DimseError:
     where = f"DicomAssociation - connecting to {peer.label}"
+    thread = getattr(assoc.dul, "ident", None)
     if assoc.is_rejected:
         answer = assoc.acceptor.primitive
         why = "association rejected"
@@ -164,9 +190,14 @@ def _not_established(peer: Peer, assoc, opened: bool, elapsed: float, refused: D
         return DimseError(None, f"{where}: the remote accepted none of the presentation contexts proposed "
                                 f"({_syntaxes_proposed(assoc)})")
     if not opened:
-        thread = getattr(assoc.dul, "ident", None)
-        reason = _CONNECT_ERRORS.pop(thread) or "cannot connect"
-        return DimseError(None, f"{where}: TCP Initialization Error: {reason}")
+        why = _CONNECT_ERRORS.pop(thread) or "cannot connect"
+        if peer.tls is not None:
+            hint = " (does the remote speak DICOM TLS?)" if "reset by peer" in why else ""
+            return DimseError(None, f"{where}: DICOM TLS connection failed: {why}{hint}")
+        return DimseError(None, f"{where}: TCP Initialization Error: {why}")
+    tls_error = _CONNECT_ERRORS.pop(thread) if peer.tls is not None else None
+    if tls_error:  # TLS 1.3: the remote checks our certificate after the handshake, then closes
+        return DimseError(None, f"{where}: the remote closed the DICOM TLS connection: {tls_error}")
     if peer.timeout and elapsed >= peer.timeout - 0.2:
         return DimseError(None, f"{where}: no answer to the association request{_within(peer)}")
     return DimseError(None, f"{where}: the peer aborted the association (or closed the connection)")

@@ -101,11 +101,14 @@ def parse_modality(name: str, value) -> Modality:
     timeout = value.get("Timeout", 0)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
         raise ModalityDefinitionError(f"Timeout must be a number of seconds, not {timeout!r}")
+    use_dicom_tls = value.get("UseDicomTls", False)
+    if not isinstance(use_dicom_tls, bool):
+        raise ModalityDefinitionError(f"UseDicomTls must be true or false, not {use_dicom_tls!r}")
     local_aet = value.get("LocalAet", "")
     if not isinstance(local_aet, str):
         raise ModalityDefinitionError("LocalAet must be a string")
     return Modality(name, _text(value.get("AET"), "AET"), _text(value.get("Host"), "Host"), _port(value.get("Port")),
-                    manufacturer, **switches, use_dicom_tls=bool(value.get("UseDicomTls", False)),
+                    manufacturer, **switches, use_dicom_tls=use_dicom_tls,
                     local_aet=local_aet.strip(), timeout=timeout)
 
 

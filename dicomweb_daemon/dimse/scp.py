@@ -6,7 +6,9 @@ answered from the index, C-MOVE to a known modality and C-GET, with Orthanc's ac
 pynetdicom runs each association in a thread of its own: the handlers reach the reactor (the index,
 the ingest) only through ``blockingCallFromThread``, and read stored files themselves (a storage is
 safe to read from any thread). ``DicomScpTimeout`` bounds idle associations (pynetdicom polls every
-association while it is open) and ``MAX_ASSOCIATIONS`` their number.
+association while it is open) and ``MAX_ASSOCIATIONS`` their number. With ``DicomTlsEnabled`` the
+port speaks DICOM TLS only (``tls.py``), each handshake in its connection's thread within
+``DicomScpTimeout``.
 """
 from __future__ import annotations
 
@@ -39,7 +41,11 @@ from ..errors import DaemonError, FullStorage
 from ..index.writes import Origin
 from ..storage.sources import BytesSource
 from ..threads import in_db
+from .commitment import PUSH_MODEL
+from .commitment_scp import CommitmentHandlers
 from .find import FindRefused, answer_dataset, find_answers, find_request
+from .tls import TlsConfigurationError, client_context, dicom_tls, server_context
+from .tls import start_server as start_tls_server
 
 log = Logger()
 
@@ -64,7 +70,7 @@ QUERY_MODELS = {
 }
 
 
-class DimseService(service.Service):
+class DimseService(CommitmentHandlers, service.Service):
     """Listens on ``DicomPort`` while the daemon runs (started after the HTTP site). Bound to the
     loopback interface unless ``RemoteAccessAllowed``, as the HTTP site."""
 
@@ -82,6 +88,8 @@ class DimseService(service.Service):
         except OSError as e:
             raise SystemExit(f"dicomweb: cannot listen on DicomPort {self.settings.DicomPort}: {e.strerror or e}") \
                 from None
+        except TlsConfigurationError as e:
+            raise SystemExit(f"dicomweb: cannot start DICOM TLS: {e}") from None
 
     def _listen(self) -> None:
         s = self.settings
@@ -95,15 +103,22 @@ class DimseService(service.Service):
             # scu_role: C-GET answers go back on the requestor's association, we store to it there.
             ae.add_supported_context(context.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
         ae.add_supported_context(Verification)
+        ae.add_supported_context(PUSH_MODEL)  # storage commitment: requests, and reports of ours
         for models in QUERY_MODELS.values():
             for model in models:
                 ae.add_supported_context(model)
         handlers = [(evt.EVT_REQUESTED, self._on_request), (evt.EVT_C_ECHO, self._on_echo),
                     (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find),
-                    (evt.EVT_C_MOVE, self._on_move), (evt.EVT_C_GET, self._on_get)]
+                    (evt.EVT_C_MOVE, self._on_move), (evt.EVT_C_GET, self._on_get),
+                    (evt.EVT_N_ACTION, self._on_n_action), (evt.EVT_N_EVENT_REPORT, self._on_n_event_report)]
         address = "" if s.RemoteAccessAllowed else "127.0.0.1"
-        self.server = ae.start_server((address, s.DicomPort), block=False, evt_handlers=handlers)
-        log.info("DICOM server {aet} listening on port {port}", aet=s.DicomAet, port=s.DicomPort)
+        if s.DicomTlsEnabled:
+            context = server_context(dicom_tls(s))  # the files read here, at start-up, once
+            self.server = start_tls_server(ae, (address, s.DicomPort), context, s.DicomScpTimeout, handlers)
+        else:
+            self.server = ae.start_server((address, s.DicomPort), block=False, evt_handlers=handlers)
+        log.info("DICOM server {aet} listening on port {port}{tls}", aet=s.DicomAet, port=s.DicomPort,
+                 tls=" (DICOM TLS)" if s.DicomTlsEnabled else "")
 
     def stopService(self):  # noqa: N802 - Twisted API
         super().stopService()
@@ -268,8 +283,15 @@ class DimseService(service.Service):
         except (FindRefused, DaemonError) as e:
             log.info("C-MOVE refused: {why}", why=e)
             files = []
-        contexts = _storage_contexts(files)
-        yield target.host, target.port, {"contexts": contexts, "ae_title": destination}
+        options = {"contexts": _storage_contexts(files), "ae_title": destination}
+        if target.use_dicom_tls:
+            try:
+                options["tls_args"] = (client_context(dicom_tls(self.settings)), None)
+            except TlsConfigurationError as e:
+                log.info("C-MOVE to {aet} refused: {why}", aet=destination, why=e)
+                yield None, None
+                return
+        yield target.host, target.port, options
         yield len(files)
         if not files:
             return

@@ -22,7 +22,8 @@ from pynetdicom import build_context
 from ..client.bodies import OutgoingFile
 from ..dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE, NATIVE_LE, syntax_of_encoding
 from ..errors import BadFileFormat, DimseError
-from .association import Peer, associated, check_status, still_established
+from .association import Peer, check_status, still_established
+from .kept import KEPT
 
 MAX_CONTEXTS = 128
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -93,11 +94,12 @@ def _target(accepted: dict[str, set[str]], file: OutgoingFile) -> tuple[str, boo
 
 
 def store(peer: Peer, files: list[OutgoingFile], read: Read, transcode: Transcode, options: StoreOptions,
-          report: Report | None = None) -> StoreOutcome:
-    """(dimse thread) Every file sent to ``peer``; DimseError at the first failure unless permissive."""
+          report: Report | None = None, keep: float = 0) -> StoreOutcome:
+    """(dimse thread) Every file sent to ``peer``; DimseError at the first failure unless permissive.
+    The associations stay open ``keep`` seconds for the next store (``DicomAssociationCloseDelay``)."""
     outcome = StoreOutcome()
     for group, contexts in association_groups(files, peer.allow_transcoding):
-        with associated(peer, contexts) as assoc:
+        with KEPT.use(peer, contexts, keep) as assoc:
             accepted: dict[str, set[str]] = {}
             for cx in assoc.accepted_contexts:
                 accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))

@@ -201,6 +201,20 @@ CREATE TABLE IF NOT EXISTS query_answers (
     PRIMARY KEY (query_id, position)
 );
 
+-- Storage commitment requests this daemon sent (/storage-commitment): Pending until the remote's
+-- report arrives, on whichever daemon sharing the index it calls; at most
+-- StorageCommitmentReportsSize kept, the oldest dropped first. success / failures: JSON lists.
+CREATE TABLE IF NOT EXISTS storage_commitments (
+    transaction_uid TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    remote_aet TEXT NOT NULL,
+    status TEXT NOT NULL,
+    success TEXT NOT NULL,
+    failures TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS storage_commitments_seq ON storage_commitments(seq);
+
 CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -12,6 +12,7 @@ from zope.interface import implementer
 
 from ..interfaces import IIndex
 from .changes import ChangesMixin
+from .commitments import CommitmentsMixin
 from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
 from .jobs import JobsMixin
@@ -28,7 +29,8 @@ from .writes import WritesMixin
 
 @implementer(IPlugin, IIndex)
 class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
-                  ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin):
+                  ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
+                  CommitmentsMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

@@ -268,6 +268,27 @@ class WritesMixin:
             else:
                 c.execute("DELETE FROM protected_patients WHERE internal = ?", (internal,))
 
+    # -- /tools/invalidate-tags ---------------------------------------------------------------------
+    def instance_files_after(self, internal: int, limit: int) -> list[tuple[int, str, int, str]]:
+        """``(internal, file uuid, compression, md5)`` of up to ``limit`` instances after
+        ``internal``, in order: a walk over every instance that writes may interleave with."""
+        return self.db.execute("SELECT internal, file_uuid, compression, md5 FROM instances WHERE internal > ? "
+                               "ORDER BY internal LIMIT ?", (internal, limit)).fetchall()
+
+    def replace_summaries(self, rows: list[tuple[int, str, ParsedInstance]]) -> int:
+        """Each instance's summary (DICOM JSON metadata, frame ranges, pixel data offset) replaced by
+        the one derived again from its file, ``(internal, md5 of the file read, parsed)``: an instance
+        replaced or deleted meanwhile is left as it is. How many were replaced."""
+        with self.transaction() as c:
+            done = 0
+            for internal, md5, p in rows:
+                done += c.execute(
+                    "UPDATE instances SET metadata = ?, frames = ?, number_of_frames = ?, pixel_data_offset = ?, "
+                    "pixel_data_vr = ? WHERE internal = ? AND md5 = ?",
+                    (p.metadata_zlib or self.compress(p.metadata_json), json.dumps(p.frames), p.number_of_frames,
+                     p.pixel_data_offset, p.pixel_data_vr, internal, md5)).rowcount
+            return done
+
 
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "
                      "number_of_frames, frames, metadata, reception_date, origin, remote_aet, charset, "

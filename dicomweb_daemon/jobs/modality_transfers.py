@@ -10,6 +10,7 @@ by name when the job runs; a job run again after a restart sends or retrieves ag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from twisted.internet import defer, reactor
 from twisted.internet.threads import blockingCallFromThread
@@ -18,10 +19,11 @@ from ..client.bodies import OutgoingFile, read_content
 from ..client.dicomweb import outgoing_files
 from ..dimse import scu, store_scu
 from ..dimse.association import Peer, peer_of
-from ..dimse.identifiers import parse_level, parse_query, retrieve_identifier
+from ..dimse.identifiers import parse_level, parse_query, query_view, retrieve_identifier
 from ..index.writes import Origin
 from ..storage.sources import BytesSource
 from ..threads import in_db, in_db_write, in_dimse
+from . import commitment
 from .engine import transfer_kind
 
 Progress = Callable[..., Awaitable[None]] | None  # JobContext.step, or None for a synchronous call
@@ -34,8 +36,12 @@ def _in_reactor(f, *args, **kwargs):
 
 
 async def _peer(daemon, request: dict) -> Peer:
+    """The modality's peer, its AET, host or port replaced by the request's ``CalledAet``, ``Host``,
+    ``Port`` where given."""
     modality = await daemon.modalities.get(request["Modality"])
-    return peer_of(modality, daemon.settings, request.get("LocalAet") or None, request.get("Timeout"))
+    peer = peer_of(modality, daemon.settings, request.get("LocalAet") or None, request.get("Timeout"))
+    return replace(peer, aet=request.get("CalledAet") or peer.aet, host=request.get("Host") or peer.host,
+                   port=request.get("Port") or peer.port)
 
 
 def _sorted(content: dict) -> dict:
@@ -63,7 +69,7 @@ async def modality_store(daemon, request: dict, progress: Progress) -> dict:
             _in_reactor(progress, done / max(1, len(files)), FailedInstancesCount=failed)
 
     outcome = await in_dimse(store_scu.store, peer, files, read, lambda f, ts: _in_reactor(transcoded, f, ts),
-                             options, report)
+                             options, report, daemon.settings.DicomAssociationCloseDelay)
     if daemon.settings.LogExportedResources:  # as Orthanc: each resource asked for, once, by modality name
         for public_id in ids:
             await in_db_write(daemon.index.log_export, public_id, request["Modality"])
@@ -75,6 +81,11 @@ async def modality_store(daemon, request: dict, progress: Progress) -> dict:
         content["MoveOriginatorAET"] = options.move_originator_aet
     if options.move_originator_id is not None:
         content["MoveOriginatorID"] = options.move_originator_id
+    if request.get("StorageCommitment"):  # then asked whether the remote keeps what it received
+        failed = set(outcome.failed)
+        sent = [f.public_id for f in files if f.public_id not in failed]
+        references = await commitment.references_of(daemon.index, sent)
+        content["StorageCommitmentTransactionUID"] = await commitment.request(daemon, peer, references)
     return _sorted(content)
 
 
@@ -93,8 +104,12 @@ def _resource_report(progress: Progress, total: int):
 
 
 def _retrieve_content(request: dict, peer: Peer, outcome: scu.RetrieveOutcome, target: str | None) -> dict:
+    """A retrieve's answer (its job's content): ``Query`` in the form the request asked for
+    (``QueryFormat``: short, full or simplify, Orthanc's ``Full`` / ``Simplify`` flags)."""
+    view = request.get("QueryFormat", "short")
+    query = [query_view(parse_query(keys), view) for keys in request["Query"]]
     content = {"Description": request.get("Description", "REST API"), "LocalAet": peer.local_aet,
-               "Query": request["Query"], "RemoteAet": peer.aet, "Details": outcome.details}
+               "Query": query, "RemoteAet": peer.aet, "Details": outcome.details}
     if target is not None:
         content["TargetAet"] = target
     return _sorted(content)

@@ -21,6 +21,11 @@ class MetadataCache:
         self.used = 0
         self._items: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
 
+    def clear(self) -> None:
+        """(reactor) Forget every body: the summaries they were built from were rebuilt."""
+        self._items.clear()
+        self.used = 0
+
     def holds(self, etag: str, gzipped: bool) -> bool:
         """Whether that body is cached now (any thread; it may be evicted right after)."""
         return (etag, gzipped) in self._items

@@ -14,6 +14,7 @@ from .rest.modalities import ModalityRoutes
 from .rest.peers import PeerRoutes
 from .rest.queries import QueryRoutes
 from .rest.resources import ResourceRoutes
+from .rest.storage_commitment import StorageCommitmentRoutes
 from .rest.system import SystemRoutes
 from .rest.tool_list import ToolListRoutes
 from .rest.tools import ToolsRoutes
@@ -32,7 +33,7 @@ def build_app(daemon):
     families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads),
                  JobRoutes(daemon), PeerRoutes(daemon)]
     modalities = ModalityRoutes(daemon)
-    families += [modalities, QueryRoutes(daemon, modalities)]
+    families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 

@@ -590,3 +590,16 @@ def test_video_renders_as_its_bitstream(daemon):
     r = daemon.get(instance_url(data) + "/rendered")
     assert r.status_code == 200 and r.headers["Content-Type"] == "video/mp4"
     assert r.content.rstrip(b"\0") == stream.rstrip(b"\0")
+
+
+def test_a_frame_lists_its_forms_and_a_missing_frame_is_404(daemon):
+    """``/instances/{id}/frames/{n}`` lists what a frame offers (as Orthanc lists a route's children),
+    each of which answers; a frame past the last is 404, a negative one 400."""
+    instance = daemon.store(MULTIFRAME)["ID"]
+    frames = daemon.get(f"/instances/{instance}/frames").json()
+    forms = daemon.get(f"/instances/{instance}/frames/{frames[-1]}").json()
+    assert {"raw", "matlab", "preview", "rendered", "numpy"} <= set(forms)
+    for form in forms:
+        assert daemon.get(f"/instances/{instance}/frames/{frames[-1]}/{form}").status_code == 200, form
+    assert daemon.get(f"/instances/{instance}/frames/{len(frames)}").status_code == 404
+    assert daemon.get(f"/instances/{instance}/frames/-1").status_code == 400

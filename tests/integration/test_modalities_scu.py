@@ -259,7 +259,8 @@ def test_store_sends_every_instance_byte_for_byte(make_daemon, storescp, tmp_pat
 def test_store_transcodes_what_the_remote_refuses_and_runs_as_a_job(make_daemon, storescp):
     """A remote that takes only uncompressed syntaxes gets a JPEG instance transcoded to explicit VR
     little endian (unless the modality forbids transcoding); asked asynchronously, the store is a
-    DicomModalityStore job; unknown resources are 404 before any job; StorageCommitment is refused."""
+    DicomModalityStore job; unknown resources are 404 before any job; StorageCommitment to a node
+    without storage commitment fails, naming it."""
     port, folder = storescp()  # storescp's default: uncompressed syntaxes only
     d = scu_daemon(make_daemon, {"scp": ["STORESCP", "127.0.0.1", port],
                                  "strict": {"AET": "STORESCP", "Host": "127.0.0.1", "Port": port,
@@ -282,8 +283,8 @@ def test_store_transcodes_what_the_remote_refuses_and_runs_as_a_job(make_daemon,
     assert d.post("/modalities/scp/store", unknown).status_code == 404
     assert d.post("/modalities/scp/store", json.dumps({"Resources": [unknown], "Synchronous": False})) \
         .status_code == 404
-    assert d.post("/modalities/scp/store", json.dumps({"Resources": [jpeg], "StorageCommitment": True})) \
-        .status_code == 400
+    r = d.post("/modalities/scp/store", json.dumps({"Resources": [jpeg], "StorageCommitment": True}))
+    assert r.status_code == 500 and "Storage Commitment Push Model" in r.json()["Details"], r.text
     assert d.post("/modalities/nope/store", jpeg).status_code == 404
     # store-straight: the body's file, as it is.
     r = d.post("/modalities/scp/store-straight", Path(CT_SMALL).read_bytes())
@@ -603,3 +604,35 @@ def test_get_offers_storage_classes_with_the_scp_role(make_daemon):
         assert proposed[0] > 50 and proposed[-1] == 1
     finally:
         server.shutdown()
+
+
+def test_associations_are_kept_for_the_next_store(make_daemon, pynetdicom_scp):
+    """``DicomAssociationCloseDelay``: stores one after the other to one modality share one association,
+    released once idle for the delay or when the daemon stops; with 0, each store has its own."""
+    opened, released, stored = [], [], []
+
+    def on_store(event):
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    handlers = [(evt.EVT_CONN_OPEN, lambda _e: opened.append(1)), (evt.EVT_RELEASED, lambda _e: released.append(1)),
+                (evt.EVT_C_STORE, on_store)]
+    port = pynetdicom_scp("KEEPER", [CTImageStorage], handlers)
+    files = [make_ct(sop_uid=f"{STUDY}.9.{i}", study_uid=STUDY, series_uid=f"{STUDY}.9") for i in range(4)]
+    kept = scu_daemon(make_daemon, {"keeper": ["KEEPER", "127.0.0.1", port]}, DicomAssociationCloseDelay=2)
+    ids = [kept.store(data)["ID"] for data in files]
+    for public_id in ids[:3]:
+        assert kept.post("/modalities/keeper/store", public_id).json()["InstancesCount"] == 1
+    assert (len(stored), len(opened), len(released)) == (3, 1, 0)
+    time.sleep(3.5)
+    assert len(released) == 1  # idle for the delay
+    assert kept.post("/modalities/keeper/store", ids[3]).json()["InstancesCount"] == 1
+    assert (len(opened), len(released)) == (2, 1)
+    kept.stop()
+    time.sleep(0.5)
+    assert len(released) == 2  # released by the daemon as it stopped, not aborted
+
+    each = scu_daemon(make_daemon, {"keeper": ["KEEPER", "127.0.0.1", port]}, DicomAssociationCloseDelay=0)
+    for data in files[:2]:
+        assert each.post("/modalities/keeper/store", each.store(data)["ID"]).json()["InstancesCount"] == 1
+    assert (len(opened), len(released), len(stored)) == (4, 4, 6)

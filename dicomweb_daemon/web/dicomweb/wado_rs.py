@@ -49,7 +49,7 @@ class WadoRoutes(PixelRoutesMixin):
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["Root"]
         self.strategies = metadata_pkg.find_strategies()
-        self.cache = MetadataCache(budget=None if self.config["EnableMetadataCache"] else 0)
+        self.cache = daemon.metadata_cache
 
     # -- retrieve (PS3.18 §10.4.1.1.1) ----------------------------------------------------------
     @route("/studies/<study>", methods=("GET", "HEAD"))

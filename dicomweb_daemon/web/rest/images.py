@@ -68,6 +68,9 @@ def _flag(request, name: str, default: bool) -> bool:
     return value.strip().lower() not in ("0", "false", "no")
 
 
+FRAME_ROUTES = ["image-int16", "image-uint16", "image-uint8", "matlab", "numpy", "preview", "raw", "rendered"]
+
+
 class ImageRoutes:
     """Decoded pixels of instances and series, in the forms Orthanc offers."""
 
@@ -85,6 +88,16 @@ class ImageRoutes:
     async def frames(self, request, id):  # noqa: A002
         info = await in_db(self.daemon.index.instance, id)
         return json_response(request, list(range(int(info["number_of_frames"] or 1))))
+
+    @route("/instances/<id>/frames/<frame>")
+    async def frame(self, request, id, frame):  # noqa: A002
+        """What a frame offers, as Orthanc lists a route's children; 404 past the last frame."""
+        index = _frame_number(frame)
+        info = await in_db(self.daemon.index.instance, id)
+        if index >= int(info["number_of_frames"] or 1):
+            raise UnknownResource("Unknown resource", f"frame {index} does not exist "
+                                  f"(the instance has {info['number_of_frames'] or 1})")
+        return json_response(request, FRAME_ROUTES)
 
     @route("/instances/<id>/preview")
     @route("/instances/<id>/frames/<frame>/preview")

@@ -21,7 +21,7 @@ from ...dimse.identifiers import (
 )
 from ...dimse.modalities import ModalityDefinitionError, parse_modality
 from ...dimse.remote_queries import RemoteQueries
-from ...errors import BadFileFormat, BadRequest, DimseError
+from ...errors import BadFileFormat, DimseError, ParameterOutOfRange
 from ...jobs.modality_transfers import echo
 from ...threads import in_cpu, in_db, in_dimse
 from ..routing import has_flag, json_response, read_json_body, route
@@ -29,7 +29,7 @@ from .jobs import run_or_submit
 from .peers import store_request
 
 OPERATIONS = ["configuration", "echo", "find", "find-instance", "find-patient", "find-series", "find-study", "get",
-              "move", "query", "store", "store-straight"]
+              "move", "query", "storage-commitment", "store", "store-straight"]
 FIND_LEVELS = "<any(patient,study,series,instance):level>"
 
 
@@ -68,6 +68,18 @@ def bool_field(body: dict, key: str, default: bool = False) -> bool:
 def scu_options(body: dict) -> dict:
     """``LocalAet`` and ``Timeout`` of an SCU request (absent: the modality's, then the defaults)."""
     return {"LocalAet": str_field(body, "LocalAet") or "", "Timeout": int_field(body, "Timeout")}
+
+
+def node_override(body: dict) -> dict:
+    """``CalledAet``, ``Host``, ``Port`` of a store request: the modality's own replaced for this
+    call (Orthanc >= 1.11.3), checked here so that a job never starts with a bad one."""
+    override = {key: str_field(body, key) for key in ("CalledAet", "Host") if str_field(body, key)}
+    port = int_field(body, "Port")
+    if port is not None:
+        if not 0 < port < 65536:
+            raise ParameterOutOfRange("Parameter out of range", f"Port must be within 1..65535, not {port}")
+        override["Port"] = port
+    return override
 
 
 def retrieve_request(body: dict, level: str, field: str = "Resources") -> tuple[list[dict], list[str]]:
@@ -156,11 +168,10 @@ class ModalityRoutes:
     async def store(self, request, name):
         request.content.seek(0)
         body = store_request(request.content.read())
-        if bool_field(body, "StorageCommitment"):
-            raise BadRequest("Bad request", "storage commitment (StorageCommitment) is not supported by this daemon")
         job = {"Modality": name, "Resources": body["Resources"], **scu_options(body),
                "MoveOriginatorAet": str_field(body, "MoveOriginatorAet") or "",
-               "MoveOriginatorID": int_field(body, "MoveOriginatorID"), "Permissive": bool_field(body, "Permissive")}
+               "MoveOriginatorID": int_field(body, "MoveOriginatorID"), "Permissive": bool_field(body, "Permissive"),
+               "StorageCommitment": bool_field(body, "StorageCommitment"), **node_override(body)}
         await self.modalities.get(name)  # 404 for an unknown modality, before any job
         await in_db(outgoing_files, self.daemon.index, body["Resources"])  # 404 for an unknown resource
         return await run_or_submit(self.daemon, request, "DicomModalityStore", job, body)
@@ -177,7 +188,8 @@ class ModalityRoutes:
         def not_stored(_file: OutgoingFile, _syntax: str) -> bytes:
             raise DimseError(None, "a file passed straight is sent only in its own transfer syntax")
 
-        await in_dimse(store_scu.store, peer, [file], lambda f: f.data, not_stored, store_scu.StoreOptions())
+        await in_dimse(store_scu.store, peer, [file], lambda f: f.data, not_stored, store_scu.StoreOptions(), None,
+                       self.settings.DicomAssociationCloseDelay)
         return json_response(request, {"SOPClassUID": file.sop_class_uid, "SOPInstanceUID": file.public_id})
 
     # -- C-FIND ---------------------------------------------------------------------------------------

@@ -150,7 +150,9 @@ class QueryRoutes:
         job = {"Modality": query["modality"], "Level": level,
                "Query": [short(retrieve_keys(level, answer_values(a))) for a in answers],
                "LocalAet": options.get("LocalAet", ""), "Timeout": timeout if timeout is not None else
-               options.get("Timeout"), "Permissive": bool_field(body, "Permissive")}
+               options.get("Timeout"), "Permissive": bool_field(body, "Permissive"),
+               "QueryFormat": "full" if bool_field(body, "Full") else
+               "simplify" if bool_field(body, "Simplify") else "short"}
         if method == "C-GET":  # Orthanc >= 1.12.6: the instances come back on our association
             return await run_or_submit(self.daemon, request, "DicomGetScu", job, body)
         job["TargetAet"] = str_field(body, "TargetAet") or self.daemon.settings.DicomAet

@@ -1,17 +1,22 @@
-"""The /tools routes: find, lookup, bulk-delete, default-encoding, now."""
+"""The /tools routes: find, lookup, bulk-delete, default-encoding, invalidate-tags, now."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from twisted.logger import Logger
 
 from ...config.settings import DEFAULT_ENCODINGS
 from ...dicom.identifiers import LEVELS
 from ...errors import BadRequest, UnknownResource
 from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
+from ...storage.summaries import rebuild_summaries
 from ...threads import in_db
 from ..routing import MAX_INTEGER, json_response, read_json_body, route
 from .tag_formats import formatted
+
+log = Logger()
 
 LEVEL_NAMES = {name.lower(): name for name in LEVELS}
 # Orthanc takes a level by any of its names, in any case (its StringToResourceType).
@@ -106,6 +111,16 @@ class ToolsRoutes:
         for public_id in resources:
             if await in_db(self.index.level_of, public_id):
                 await self.daemon.delete(public_id)
+        return json_response(request, {})
+
+    @route("/tools/invalidate-tags", methods=("POST",))
+    async def invalidate_tags(self, request):
+        """Every instance's precomputed summary (metadata, frames) derived again from its file, and
+        the metadata answers cached by this daemon dropped. Answers when done, as Orthanc."""
+        rebuilt, unreadable = await rebuild_summaries(self.daemon.storage, self.index, self.daemon.ingest.charset)
+        self.daemon.metadata_cache.clear()
+        log.info("invalidate-tags: {rebuilt} instance summaries rebuilt, {unreadable} files unreadable",
+                 rebuilt=rebuilt, unreadable=unreadable)
         return json_response(request, {})
 
     @route("/tools/default-encoding")

@@ -1,0 +1,194 @@
+"""DICOM TLS (PS3.15 Annex B: the secure transport connection profiles) with Orthanc's keys:
+``DicomTlsEnabled`` (the SCP speaks TLS only), ``DicomTlsCertificate`` and ``DicomTlsPrivateKey``
+(ours, two PEM files, for the SCP and the SCU), ``DicomTlsTrustedCertificates`` (the certificates,
+or their authorities, that remote nodes must show), ``DicomTlsRemoteCertificateRequired``,
+``DicomTlsMinimumProtocolVersion`` and ``DicomTlsCiphersAccepted``; a modality's ``UseDicomTls``
+makes the SCU speak TLS to it.
+
+A DICOM node is known by the trust of its certificate, not by a host name (as with DCMTK and
+Orthanc): host names are not checked. As Orthanc (>= 1.12.4), with
+``DicomTlsRemoteCertificateRequired`` false no certificate is asked for or checked, either way.
+
+pynetdicom's server does the TLS handshake in the one thread that accepts connections, where a
+client that connects and says nothing would block every association after it:
+:class:`TlsAssociationServer` does it in the connection's own thread, within ``DicomScpTimeout``.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import ssl
+import threading
+from dataclasses import dataclass
+
+from pynetdicom import AE
+from pynetdicom.transport import ThreadedAssociationServer
+from twisted.logger import Logger
+
+log = Logger()
+
+#: ``DicomTlsMinimumProtocolVersion`` -> the lowest version spoken. 0 is DICOM's BCP 195 profile
+#: (TLS 1.2 or later); 1 (SSL 3) is read as TLS 1.0: OpenSSL 3 no longer speaks SSL 3.
+MINIMUM_VERSIONS = {0: ssl.TLSVersion.TLSv1_2, 1: ssl.TLSVersion.TLSv1, 2: ssl.TLSVersion.TLSv1,
+                    3: ssl.TLSVersion.TLSv1_1, 4: ssl.TLSVersion.TLSv1_2, 5: ssl.TLSVersion.TLSv1_3}
+#: The TLS 1.3 suites, which OpenSSL always offers (Python's ssl cannot choose among them).
+TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"}
+_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+#: What OpenSSL's reasons of the failures one can mend mean here.
+_HINTS = {"TLSV1_ALERT_UNKNOWN_CA": "the peer does not trust our certificate",
+          "SSLV3_ALERT_BAD_CERTIFICATE": "the peer does not trust our certificate",
+          "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the peer wants a certificate from us",
+          "WRONG_VERSION_NUMBER": "the peer does not speak TLS",
+          "UNEXPECTED_EOF_WHILE_READING": "the peer closed the connection: does it speak DICOM TLS?"}
+
+
+class TlsConfigurationError(ValueError):
+    """The DICOM TLS settings cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DicomTls:
+    """The DICOM TLS settings (hashable: the SCU's context is built once for them)."""
+
+    certificate: str
+    private_key: str
+    trusted: str
+    remote_certificate_required: bool = True
+    minimum_version: int = 0
+    ciphers: tuple[str, ...] = ()
+
+
+def dicom_tls(settings) -> DicomTls:
+    return DicomTls(settings.DicomTlsCertificate, settings.DicomTlsPrivateKey, settings.DicomTlsTrustedCertificates,
+                    settings.DicomTlsRemoteCertificateRequired, settings.DicomTlsMinimumProtocolVersion,
+                    tuple(settings.DicomTlsCiphersAccepted))
+
+
+def server_context(tls: DicomTls) -> ssl.SSLContext:
+    """(start-up) The SCP's context: TlsConfigurationError, naming the key, when a file is missing,
+    unreadable or not what it should be."""
+    return _context(ssl.PROTOCOL_TLS_SERVER, tls, "DicomTlsEnabled is true")
+
+
+@functools.lru_cache(maxsize=4)
+def client_context(tls: DicomTls) -> ssl.SSLContext:
+    """(dimse or association thread) The SCU's context, read once on the first association with
+    a ``UseDicomTls`` modality (a failure is not kept: mended files are read again)."""
+    return _context(ssl.PROTOCOL_TLS_CLIENT, tls, "a modality has UseDicomTls")
+
+
+def _context(protocol: int, tls: DicomTls, why: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(protocol)
+    context.check_hostname = False  # DICOM nodes are known by their certificates, not host names
+    context.minimum_version = MINIMUM_VERSIONS[tls.minimum_version]
+    _set_ciphers(context, tls.ciphers)
+    certificate = _readable(tls.certificate, "DicomTlsCertificate", why)
+    key = _readable(tls.private_key, "DicomTlsPrivateKey", why)
+    try:
+        context.load_cert_chain(certificate, key, password=_no_password)
+    except ssl.SSLError as e:
+        raise TlsConfigurationError(f"configuration keys DicomTlsCertificate, DicomTlsPrivateKey: {certificate} and "
+                                    f"{key} must hold a certificate and its private key in PEM ({reason(e)})") from None
+    if not tls.remote_certificate_required:
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    trusted = _readable(tls.trusted, "DicomTlsTrustedCertificates", "DicomTlsRemoteCertificateRequired is true")
+    try:
+        context.load_verify_locations(cafile=trusted)
+    except ssl.SSLError as e:
+        raise TlsConfigurationError(f"configuration key DicomTlsTrustedCertificates: no certificate in {trusted} "
+                                    f"({reason(e)})") from None
+    context.verify_mode = ssl.CERT_REQUIRED
+    # The trusted file may list the nodes' own certificates (as Orthanc's documentation shows), not
+    # only root authorities: any of them ends a chain.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def _readable(path: str, key: str, why: str) -> str:
+    if not path:
+        raise TlsConfigurationError(f"configuration key {key} must name a PEM file when {why}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise TlsConfigurationError(f"configuration key {key}: cannot read {path}: {e.strerror or e}") from None
+    return path
+
+
+def _no_password() -> bytes:
+    """Asked only for an encrypted key: OpenSSL would otherwise prompt on the terminal."""
+    raise TlsConfigurationError("configuration key DicomTlsPrivateKey: the private key must not be "
+                                "password-protected (as in Orthanc)")
+
+
+def _set_ciphers(context: ssl.SSLContext, ciphers: tuple[str, ...]) -> None:
+    """OpenSSL's names of the TLS <= 1.2 suites, as Orthanc takes them; TLS 1.3's are left to OpenSSL."""
+    older = [c for c in ciphers if c not in TLS13_SUITES]
+    if not older:
+        return
+    try:
+        context.set_ciphers(":".join(older))
+    except ssl.SSLError:
+        raise TlsConfigurationError(f"configuration key DicomTlsCiphersAccepted: OpenSSL knows none of "
+                                    f"{', '.join(older)}") from None
+
+
+def reason(error: BaseException) -> str:
+    """A TLS failure in one readable line (OpenSSL's words, without its source line)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        hint = _HINTS.get(error.reason or "")
+        return _SOURCE.sub("", str(error)) + (f" ({hint})" if hint else "")
+    if isinstance(error, TimeoutError):
+        return str(error) or "timed out"
+    if isinstance(error, OSError):
+        return error.strerror or str(error) or type(error).__name__
+    return str(error)
+
+
+class TlsAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, with the TLS handshake moved out of the accepting thread into
+    the connection's own one, bounded by ``handshake_timeout`` (seconds per read)."""
+
+    daemon_threads = True  # a connection still shaking hands does not hold up the shutdown
+
+    def __init__(self, *args, handshake_timeout: float, **kwargs):
+        self.handshake_timeout = handshake_timeout
+        super().__init__(*args, **kwargs)
+
+    def get_request(self):
+        """(accepting thread) The connection, wrapped without a handshake yet: no read here."""
+        client, address = self.socket.accept()
+        try:
+            return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False), address
+        except OSError:
+            client.close()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        """(connection thread) The handshake, then the association; a failed handshake closes this
+        connection only, told in one log line."""
+        try:
+            request.settimeout(self.handshake_timeout)
+            request.do_handshake()
+            request.settimeout(None)  # as pynetdicom's accepted sockets: its reactor polls them
+        except (OSError, ValueError) as e:
+            why = f"no handshake within {self.handshake_timeout:g} s" if isinstance(e, TimeoutError) else reason(e)
+            log.warn("DICOM TLS connection from {ip} refused: {why}", ip=client_address[0], why=why)
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+
+def start_server(ae: AE, address: tuple[str, int], context: ssl.SSLContext, handshake_timeout: float,
+                 handlers: list) -> TlsAssociationServer:
+    """``ae.start_server(address, block=False, ...)`` with :class:`TlsAssociationServer` (pynetdicom
+    has no argument for the server class there)."""
+    server = ae.make_server(address, ssl_context=context, evt_handlers=handlers, server_class=TlsAssociationServer,
+                            handshake_timeout=handshake_timeout)
+    threading.Thread(target=server.serve_forever, name="DicomTlsAcceptor", daemon=True).start()
+    ae._servers.append(server)  # where pynetdicom keeps its servers: AssociationServer.shutdown takes it out
+    return server

@@ -1,0 +1,53 @@
+"""Each stored instance's summary derived again from its file (Orthanc's ``/tools/invalidate-tags``):
+the DICOM JSON metadata and frame ranges precomputed at ingest are rebuilt by the parser of this
+version of the daemon, after an upgrade or a change of the private ``Dictionary``.
+
+The walk goes in batches (files read in an io thread, parsed in a cpu thread, written in one
+transaction each) so the daemon keeps serving meanwhile; an instance deleted or replaced during
+the walk is left as it is."""
+from __future__ import annotations
+
+from ..dicom.parsing import parse_buffer
+from ..errors import DaemonError
+from ..threads import in_cpu, in_db, in_db_write, in_io
+from .reads import StoredFile
+
+BATCH = 64
+
+
+async def rebuild_summaries(storage, index, charset: str) -> tuple[int, int]:
+    """Every instance's summary rebuilt from its file; ``(rebuilt, unreadable)`` counts (a file that
+    cannot be read or parsed any more keeps its old summary, and is logged by the caller)."""
+    rebuilt = unreadable = 0
+    after = 0
+    while True:
+        rows = await in_db(index.instance_files_after, after, BATCH)
+        if not rows:
+            return rebuilt, unreadable
+        after = rows[-1][0]
+        contents = await in_io(_read_all, [StoredFile(storage, uuid, compression=compression)
+                                           for _, uuid, compression, _ in rows])
+        parsed = await in_cpu(_parse_all, contents, charset)
+        fresh = [(internal, md5, p) for (internal, _, _, md5), p in zip(rows, parsed, strict=True) if p is not None]
+        unreadable += len(rows) - len(fresh)
+        rebuilt += await in_db_write(index.replace_summaries, fresh)
+
+
+def _read_all(files: list[StoredFile]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for f in files:
+        try:
+            out.append(f.read())
+        except OSError:  # gone from the storage (its own error is logged where it is served)
+            out.append(None)
+    return out
+
+
+def _parse_all(contents: list[bytes | None], charset: str) -> list:
+    out = []
+    for data in contents:
+        try:
+            out.append(parse_buffer(data, charset) if data is not None else None)
+        except DaemonError:
+            out.append(None)
+    return out
