@@ -27,7 +27,7 @@ setup(
         "pylibjpeg-rle>=2.0",
         "pyjpegls>=1.5",
         "imagecodecs>=2024.1",
-        "pynetdicom>=2.1",
+        "pynetdicom>=3.0,<3.1",  # dimse/tuning.py wraps its internals
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",

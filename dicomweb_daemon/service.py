@@ -14,6 +14,7 @@ from .client.peers import PeerClient
 from .client.registry import RemoteRegistry
 from .client.servers import parse_servers
 from .codecs.service import FrameService
+from .dimse import tuning as dimse_tuning
 from .dimse.kept import KEPT
 from .dimse.modalities import parse_modalities, parse_modality
 from .index.writes import Origin
@@ -48,6 +49,7 @@ class Daemon:
         self.ingest = Ingest(storage, index, settings, self.spool)
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
+        dimse_tuning.install()  # idle DICOM associations stop polling (dimse/tuning.py)
         dicomweb = settings.sections["DicomWeb"]
         self.metadata_cache = MetadataCache(budget=None if dicomweb["EnableMetadataCache"] else 0)
         self.jobs = JobEngine(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -24,6 +24,7 @@ from pynetdicom.status import code_to_category
 
 from ..errors import BadRequest, DimseError
 from .tls import DicomTls, TlsConfigurationError, client_context, dicom_tls, reason
+from .tuning import no_delay
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ def _within(peer: Peer) -> str:
     return f" within {peer.timeout:g} s" if peer.timeout else ""
 
 
+#: Called with (host, port) before each new association: kept.py releases the idle ones it holds there.
+BEFORE_CONNECT: list[Callable[[str, int], None]] = []
+
+
 @contextmanager
 def associated(peer: Peer, contexts: list, *, ext_neg: list | None = None, handlers: list | None = None,
                refused: DimseError | None = None) -> Iterator:
@@ -140,8 +145,11 @@ def associated(peer: Peer, contexts: list, *, ext_neg: list | None = None, handl
     at the end, aborted when the block raises. DimseError, saying why, when none is established
     (``refused`` when the remote accepted none of the contexts)."""
     tls_args = _tls_args(peer)
+    for hook in BEFORE_CONNECT:
+        hook(peer.host, peer.port)
     opened: list[bool] = []
-    events = [(evt.EVT_CONN_OPEN, lambda _event: opened.append(True)), *(handlers or [])]
+    events = [(evt.EVT_CONN_OPEN, lambda _event: opened.append(True)), (evt.EVT_CONN_OPEN, no_delay),
+              *(handlers or [])]
     started = time.monotonic()
     try:
         ae = AE(ae_title=peer.local_aet)

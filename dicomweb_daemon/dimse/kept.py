@@ -5,7 +5,9 @@ skips the association set-up, as Orthanc does.
 An association is reused only by a store to the same peer (AET, address, calling AET, TLS) whose
 presentation contexts it proposed already: the remote then accepted for it what it would accept
 again. One association serves one store at a time; a timer thread releases it once idle for the
-delay, and the daemon releases the idle ones when it stops.
+delay, and the daemon releases the idle ones when it stops. Before any other association to the
+same address (another store, an echo, a query...), the idle ones kept there are released first:
+many SCPs (DCMTK's storescp among them) serve one association at a time.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
+from . import association
 from .association import Peer, associated
 
 log = Logger()
@@ -95,6 +98,18 @@ class KeptAssociations:
             idle.remove(kept)
         _leave(kept)
 
+    def release_to(self, host: str, port: int) -> None:
+        """(dimse thread) The idle associations to ``host:port`` released: another one goes there."""
+        with self._lock:
+            leaving = []
+            for peer, idle in self._idle.items():
+                if (peer.host, peer.port) == (host, port):
+                    leaving += idle
+                    idle.clear()
+        for kept in leaving:
+            kept.timer.cancel()
+            _leave(kept)
+
     def close_all(self) -> None:
         """(any thread but the reactor's) Release every idle association: the daemon stops."""
         with self._lock:
@@ -106,3 +121,4 @@ class KeptAssociations:
 
 
 KEPT = KeptAssociations()
+association.BEFORE_CONNECT.append(KEPT.release_to)

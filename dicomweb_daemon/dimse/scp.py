@@ -18,7 +18,8 @@ import time
 from collections.abc import Iterator
 
 from pydicom import dcmread
-from pynetdicom import AE, StoragePresentationContexts, build_context, evt
+from pynetdicom import AE, StoragePresentationContexts, build_context, evt, register_uid
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -46,6 +47,7 @@ from .commitment_scp import CommitmentHandlers
 from .find import FindRefused, answer_dataset, find_answers, find_request
 from .tls import TlsConfigurationError, client_context, dicom_tls, server_context
 from .tls import start_server as start_tls_server
+from .tuning import FastAssociationServer, no_delay, serve
 
 log = Logger()
 
@@ -57,6 +59,7 @@ RETRIEVE_KEYS = {"Patient": OWN_KEYS["Patient"], "Study": OWN_KEYS["Patient"] + 
                  "Series": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"],
                  "Instance": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"] + OWN_KEYS["Instance"]}
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+_REGISTERED_STORAGE: set[str] = set()  # unknown SOP classes made storage classes (UnknownSopClassAccepted)
 # DICOM statuses (PS3.4 Annex B, C)
 SUCCESS, PENDING = 0x0000, 0xFF00
 OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0xA700, 0xC000
@@ -110,13 +113,15 @@ class DimseService(CommitmentHandlers, service.Service):
         handlers = [(evt.EVT_REQUESTED, self._on_request), (evt.EVT_C_ECHO, self._on_echo),
                     (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find),
                     (evt.EVT_C_MOVE, self._on_move), (evt.EVT_C_GET, self._on_get),
-                    (evt.EVT_N_ACTION, self._on_n_action), (evt.EVT_N_EVENT_REPORT, self._on_n_event_report)]
+                    (evt.EVT_N_ACTION, self._on_n_action), (evt.EVT_N_EVENT_REPORT, self._on_n_event_report),
+                    (evt.EVT_CONN_OPEN, no_delay)]
         address = "" if s.RemoteAccessAllowed else "127.0.0.1"
         if s.DicomTlsEnabled:
             context = server_context(dicom_tls(s))  # the files read here, at start-up, once
             self.server = start_tls_server(ae, (address, s.DicomPort), context, s.DicomScpTimeout, handlers)
         else:
-            self.server = ae.start_server((address, s.DicomPort), block=False, evt_handlers=handlers)
+            self.server = serve(ae.make_server((address, s.DicomPort), evt_handlers=handlers,
+                                               server_class=FastAssociationServer))
         log.info("DICOM server {aet} listening on port {port}{tls}", aet=s.DicomAet, port=s.DicomPort,
                  tls=" (DICOM TLS)" if s.DicomTlsEnabled else "")
 
@@ -169,13 +174,22 @@ class DimseService(CommitmentHandlers, service.Service):
             event.assoc.kill()
 
     def _accept_unknown_classes(self, event) -> None:
-        ae = event.assoc.ae
-        known = {str(cx.abstract_syntax) for cx in ae.supported_contexts}
+        """The SOP classes this association proposes that no context supports, added to its own
+        supported contexts (each association negotiates on its own copy of them)."""
+        acceptor = event.assoc.acceptor
+        supported = acceptor.supported_contexts
+        known = {str(cx.abstract_syntax) for cx in supported}
+        unknown = []
         for context in event.assoc.requestor.primitive.presentation_context_definition_list or []:
             uid = str(context.abstract_syntax)
-            if uid not in known and len(ae.supported_contexts) < 2000:
-                ae.add_supported_context(uid, self._accepted_syntaxes())
+            if uid not in known and len(unknown) < 128:
+                if uid not in _REGISTERED_STORAGE:  # so that its C-STOREs reach the storage service
+                    register_uid(uid, "UnknownStorage_" + uid.replace(".", "_"), StorageServiceClass)
+                    _REGISTERED_STORAGE.add(uid)
+                unknown.append(build_context(uid, self._accepted_syntaxes()))
                 known.add(uid)
+        if unknown:
+            acceptor.supported_contexts = [*supported, *unknown]
 
     # -- services -------------------------------------------------------------------------------------
     def _on_echo(self, event) -> int:
@@ -283,7 +297,8 @@ class DimseService(CommitmentHandlers, service.Service):
         except (FindRefused, DaemonError) as e:
             log.info("C-MOVE refused: {why}", why=e)
             files = []
-        options = {"contexts": _storage_contexts(files), "ae_title": destination}
+        options = {"contexts": _storage_contexts(files), "ae_title": destination,
+                   "evt_handlers": [(evt.EVT_CONN_OPEN, no_delay)]}
         if target.use_dicom_tls:
             try:
                 options["tls_args"] = (client_context(dicom_tls(self.settings)), None)

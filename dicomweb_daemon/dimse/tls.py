@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 import re
 import ssl
-import threading
 from dataclasses import dataclass
 
 from pynetdicom import AE
-from pynetdicom.transport import ThreadedAssociationServer
 from twisted.logger import Logger
+
+from .tuning import FastAssociationServer, serve
 
 log = Logger()
 
@@ -149,7 +149,7 @@ def reason(error: BaseException) -> str:
     return str(error)
 
 
-class TlsAssociationServer(ThreadedAssociationServer):
+class TlsAssociationServer(FastAssociationServer):
     """pynetdicom's threaded server, with the TLS handshake moved out of the accepting thread into
     the connection's own one, bounded by ``handshake_timeout`` (seconds per read)."""
 
@@ -189,6 +189,4 @@ def start_server(ae: AE, address: tuple[str, int], context: ssl.SSLContext, hand
     has no argument for the server class there)."""
     server = ae.make_server(address, ssl_context=context, evt_handlers=handlers, server_class=TlsAssociationServer,
                             handshake_timeout=handshake_timeout)
-    threading.Thread(target=server.serve_forever, name="DicomTlsAcceptor", daemon=True).start()
-    ae._servers.append(server)  # where pynetdicom keeps its servers: AssociationServer.shutdown takes it out
-    return server
+    return serve(server, "DicomTlsAcceptor")

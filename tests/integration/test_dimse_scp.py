@@ -230,3 +230,31 @@ def test_find_answers_in_the_default_encoding_and_move_infers_its_level(make_dae
     _run("movescu", "-S", "-aet", "FINDER", "-aem", "FINDER", "-aec", "OURS", "-k", "AccessionNumber=",
          "-k", "StudyInstanceUID=", "127.0.0.1", str(d.dicom_port), ok=False)
     assert len(d.get("/jobs").json()) == job_count  # empty keys: nothing to move, no job
+
+
+def test_unknown_sop_classes_only_when_accepted(make_daemon):
+    """A SOP class pynetdicom does not know is refused (no presentation context), unless
+    ``UnknownSopClassAccepted``: then stored like any other instance."""
+    from pynetdicom import AE
+
+    private_class = "1.2.826.0.1.3680043.8.498.999.1"
+    data = make_ct(sop_uid=f"{STUDY}.999.1", extra={"SOPClassUID": private_class})
+    ds = pydicom.dcmread(io.BytesIO(data))
+
+    def send(port: int) -> int | None:
+        ae = AE("SENDER")
+        ae.add_requested_context(private_class, ds.file_meta.TransferSyntaxUID)
+        assoc = ae.associate("127.0.0.1", port, ae_title="OURS")
+        try:
+            if not assoc.is_established or not assoc.accepted_contexts:
+                return None
+            return int(assoc.send_c_store(ds).Status)
+        finally:
+            assoc.release()
+
+    refusing = make_daemon({"DicomAet": "OURS"})
+    assert send(refusing.dicom_port) is None and refusing.get("/instances").json() == []
+    accepting = make_daemon({"DicomAet": "OURS", "UnknownSopClassAccepted": True})
+    assert send(accepting.dicom_port) == 0
+    [instance] = accepting.get("/instances").json()
+    assert accepting.get(f"/instances/{instance}/file").content.find(private_class.encode()) > 0
