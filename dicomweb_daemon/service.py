@@ -23,6 +23,7 @@ from .jobs.archive import ARCHIVE, MEDIA
 from .jobs.commitment import SCP_KIND as COMMITMENT_SCP
 from .jobs.engine import JobEngine
 from .jobs.modality_transfers import KINDS as MODALITY_KINDS
+from .jobs.modification import KIND as MODIFICATION
 from .jobs.transfers import KINDS as TRANSFER_KINDS
 from .metadata.cache import MetadataCache
 from .storage import journal
@@ -53,7 +54,7 @@ class Daemon:
         dicomweb = settings.sections["DicomWeb"]
         self.metadata_cache = MetadataCache(budget=None if dicomweb["EnableMetadataCache"] else 0)
         self.jobs = JobEngine(self)
-        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS, *MODALITY_KINDS, COMMITMENT_SCP):
+        for kind in (ARCHIVE, MEDIA, *TRANSFER_KINDS, *MODALITY_KINDS, COMMITMENT_SCP, MODIFICATION):
             self.jobs.register(kind)
         # Other servers: who they are, and the clients that talk to them (treq, one connection pool).
         dicomweb = settings.sections.get("DicomWeb", {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -28,9 +29,13 @@ def parse_path(rest: str) -> list[str]:
 
 
 def _tag(segment: str) -> int:
+    """A tag given as ``0010-0010``, ``0010,0010`` or by its keyword (``PatientName``, as Orthanc)."""
     digits = segment.replace("-", "").replace(",", "")
     if len(digits) != 8:
-        raise BadRequest("Bad request", f"{segment!r} is not a tag such as 0010-0010")
+        tag = tag_for_keyword(segment)
+        if tag is not None:
+            return tag
+        raise BadRequest("Bad request", f"{segment!r} is not a tag such as 0010-0010 or PatientName")
     try:
         return int(digits, 16)
     except ValueError:

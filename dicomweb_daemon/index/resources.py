@@ -91,6 +91,7 @@ class ResourcesMixin:
         children = self._children(internals)
         series_extra = self._series_extra([r[1] for r in rows.values() if r[2] == 2])
         instance_extra = self._instance_extra([r[1] for r in rows.values() if r[2] == 3])
+        provenance = self._provenance(internals)
         out = []
         for pid in public_ids:
             _, internal, lvl, parent, last_update, stable = rows[pid]
@@ -108,7 +109,20 @@ class ResourcesMixin:
                 item.update(series_extra[internal])
             if level == "Instance":
                 item.update(instance_extra[internal])
+            item.update(provenance.get(internal, {}))
             out.append(item)
+        return out
+
+    def _provenance(self, internals: list[int]) -> dict[int, dict[str, str]]:
+        """``ModifiedFrom`` / ``AnonymizedFrom`` of resources made by /modify or /anonymize (kept as
+        metadata, shown in their JSON as Orthanc does)."""
+        out: dict[int, dict[str, str]] = defaultdict(dict)
+        for i in range(0, len(internals), 900):
+            chunk = internals[i : i + 900]
+            for internal, name, value in self.db.execute(
+                    "SELECT internal, name, value FROM user_metadata WHERE name IN ('ModifiedFrom', 'AnonymizedFrom') "
+                    f"AND internal IN ({_marks(len(chunk))})", chunk):
+                out[internal][name] = value
         return out
 
     def _public_ids(self, internals: list[int]) -> dict[int, str]:

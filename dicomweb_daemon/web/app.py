@@ -11,6 +11,7 @@ from .rest.jobs import JobRoutes
 from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
 from .rest.modalities import ModalityRoutes
+from .rest.modification import ModificationRoutes
 from .rest.peers import PeerRoutes
 from .rest.queries import QueryRoutes
 from .rest.resources import ResourceRoutes
@@ -33,7 +34,8 @@ def build_app(daemon):
     families += [LevelTagsRoutes(daemon), BulkContentRoutes(daemon), WebDavRoutes(daemon, uploads),
                  JobRoutes(daemon), PeerRoutes(daemon)]
     modalities = ModalityRoutes(daemon)
-    families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon)]
+    families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
+                 ModificationRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 
