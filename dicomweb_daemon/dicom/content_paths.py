@@ -31,15 +31,15 @@ def parse_path(rest: str) -> list[str]:
 def _tag(segment: str) -> int:
     """A tag given as ``0010-0010``, ``0010,0010`` or by its keyword (``PatientName``, as Orthanc)."""
     digits = segment.replace("-", "").replace(",", "")
-    if len(digits) != 8:
-        tag = tag_for_keyword(segment)
-        if tag is not None:
-            return tag
+    if len(digits) == 8:
+        try:
+            return int(digits, 16)
+        except ValueError:
+            pass  # "Modality" has 8 letters too
+    tag = tag_for_keyword(segment)
+    if tag is None:
         raise BadRequest("Bad request", f"{segment!r} is not a tag such as 0010-0010 or PatientName")
-    try:
-        return int(digits, 16)
-    except ValueError:
-        raise BadRequest("Bad request", f"{segment!r} is not a tag such as 0010-0010") from None
+    return tag
 
 
 def _index(segment: str, count: int, what: str) -> int:

@@ -10,10 +10,13 @@ it is parsed again when the job runs.
 from __future__ import annotations
 
 import io
+import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 
-from pydicom import dcmread
+from pydicom import dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
+from pydicom.uid import generate_uid
 
 from ..client.bodies import OutgoingFile, read_content
 from ..client.dicomweb import outgoing_files
@@ -34,12 +37,24 @@ Progress = Callable[..., Awaitable[None]] | None
 BATCH = 8  # instances rewritten and stored together
 LEVELS = ("Patient", "Study", "Series", "Instance")
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
+# Lossy: JPEG baseline and extended, JPEG-LS near-lossless, JPEG 2000, HTJ2K (PS3.5 Table A-1).
+LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+                            "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"})
 IDENTIFYING = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
-def modification_of(daemon, request: dict) -> Modification:
+ANONYMIZED = itertools.count(1)  # Orthanc's Anonymized<n>: a counter of the process
+
+
+def new_pseudonyms() -> Pseudonyms:
+    """The Patient's Name and Patient ID an anonymization gives one patient (Orthanc's form)."""
+    return Pseudonyms(f"Anonymized{next(ANONYMIZED)}", str(uuid.uuid4()))
+
+
+def modification_of(daemon, request: dict, pseudonyms: Pseudonyms | None = None) -> Modification:
     """The job's ``Modification``, parsed from its stored body (400s were answered before the job)."""
-    pseudonyms = Pseudonyms(*request["Pseudonyms"]) if request.get("Pseudonyms") else None
+    if pseudonyms is None and request.get("Pseudonyms"):
+        pseudonyms = Pseudonyms(*request["Pseudonyms"])
     return parse_modification(request["Body"], request["Level"], anonymize=request["Anonymize"],
                               dictionary=parse_dictionary(daemon.settings.Dictionary), pseudonyms=pseudonyms)
 
@@ -55,54 +70,82 @@ def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[
     apply(ds, m, uid_map, level)
     if m.transcode and m.transcode != ds.file_meta.TransferSyntaxUID:
         transcode_dataset(ds, m.transcode)  # the codecs' errors say what cannot be converted
+        if m.transcode in LOSSY_SYNTAXES:  # other pixels: another instance (PS3.3 C.12.1.1.1)
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=None)
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
+    dcmwrite(out, ds, enforce_file_format=True)  # in the syntax its meta says (big endian included)
     return out.getvalue(), tuple(old)
 
 
 def _identifiers(data: bytes) -> dict[str, str]:
-    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=list(IDENTIFYING), force=True)
-    return {k: str(ds.get(k, "")) for k in IDENTIFYING}
+    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[*IDENTIFYING, "PatientID"], force=True)
+    return {k: str(ds.get(k, "")) for k in (*IDENTIFYING, "PatientID")}
 
 
 async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
-    level, source = request["Level"], request["Resource"]
+    """One resource (``Resource``) or several (``Resources``: Orthanc's bulk-modify / bulk-anonymize)
+    rewritten at ``Level``, one UID map and one pair of pseudonyms for them all."""
+    level = request["Level"]
+    sources = request.get("Resources") or [request["Resource"]]
     m = modification_of(daemon, request)
-    _levels, files = await in_db(outgoing_files, daemon.index, [source])
-    storage = daemon.storage
+    _levels, files = await in_db(outgoing_files, daemon.index, sources)
     uid_map = UidMap()
-    # The identifiers first, so that a reference met before the instance it names gets its new UID.
-    for start in range(0, len(files), BATCH):
-        batch = files[start:start + BATCH]
-        contents = await in_io(lambda b=batch: [read_content(storage, f) for f in b])
-        headers = await in_cpu(lambda c=contents: [_identifiers(d) for d in c])
-        prepare_uids(m, uid_map, headers, level)
-    origin = Origin("RestApi")
+    # The identifiers first, so that a reference met before the instance it names gets its new UID;
+    # an anonymization gives each patient its own pseudonyms (the first one, the job's).
+    patients: dict[str, Modification] = {}
+    owners: list[str] = []
+    async for contents in _batches(daemon.storage, files):
+        found = await in_cpu(lambda c=contents: [_identifiers(d) for d in c])
+        for ids in found:
+            pid = ids.pop("PatientID")
+            owners.append(pid)
+            if pid not in patients:
+                patients[pid] = m if not patients or not m.anonymize else \
+                    modification_of(daemon, request, new_pseudonyms())
+        prepare_uids(m, uid_map, found, level)
     kind = "AnonymizedFrom" if m.anonymize else "ModifiedFrom"
     provenance: dict[str, str] = {}  # new resource -> the one it came from, at the level and below
+    created: dict[str, str] = {}  # every resource the new instances are in -> its level
     new_ids: tuple[str, ...] | None = None
-    for start in range(0, len(files), BATCH):
-        batch: list[OutgoingFile] = files[start:start + BATCH]
-        contents = await in_io(lambda b=batch: [read_content(storage, f) for f in b])
-        rewritten = await in_cpu(lambda c=contents: [rewrite(d, m, uid_map, level) for d in c])
-        results = await daemon.ingest.store([BytesSource(data) for data, _old in rewritten], origin)
+    done = 0
+    async for contents in _batches(daemon.storage, files):
+        mods = [patients[pid] for pid in owners[done:done + len(contents)]]
+        rewritten = await in_cpu(lambda c=contents, ms=mods: [rewrite(d, mm, uid_map, level)
+                                                              for d, mm in zip(c, ms, strict=True)])
+        results = await daemon.ingest.store([BytesSource(data) for data, _old in rewritten], Origin("RestApi"))
         for result, (_data, old) in zip(results, rewritten, strict=True):
             if result.error is not None and not result.stored:
                 raise result.error
             new_ids = tuple(result.instance.ids)
-            for depth in range(LEVELS.index(level), 4):
-                provenance[new_ids[depth]] = old[depth]
+            created.update({new_ids[depth]: LEVELS[depth] for depth in range(4)})
+            for depth in range(4):  # where the new instance's resources are new ones
+                if new_ids[depth] != old[depth]:
+                    provenance[new_ids[depth]] = old[depth]
+        done += len(contents)
         if progress is not None:
-            await progress(min(1.0, (start + len(batch)) / max(1, len(files))))
+            await progress(min(1.0, done / max(1, len(files))))
     for new, old in provenance.items():
         await in_db_write(daemon.index.put_user_metadata, new, kind, old)
     if not m.keep_source:
-        await daemon.delete(source)
+        for source in sources:
+            if await in_db(daemon.index.level_of, source):  # a bulk's sources may share a parent
+                await daemon.delete(source)
     if new_ids is None:
-        raise DaemonError("Internal error", f"{PLURAL[level]}/{source} has no instance to modify")
+        raise DaemonError("Internal error", "no instance to modify under " + ", ".join(sources))
+    content = {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": len(files),
+               "IsAnonymization": m.anonymize}
+    if "Resources" in request:
+        content["Resources"] = [{"ID": i, "Path": f"/{PLURAL[t]}/{i}", "Type": t} for i, t in created.items()]
+        return content
     new = new_ids[LEVELS.index(level)]
-    return {"Description": "REST API", "FailedInstancesCount": 0, "ID": new, "InstancesCount": len(files),
-            "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}
+    return {**content, "ID": new, "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}
+
+
+async def _batches(storage, files: list[OutgoingFile]):
+    """The stored files' contents, BATCH at a time (read in an io thread)."""
+    for start in range(0, len(files), BATCH):
+        batch = files[start:start + BATCH]
+        yield await in_io(lambda b=batch: [read_content(storage, f) for f in b])
 
 
 KIND = transfer_kind("ResourceModification", modify_resource)

@@ -30,6 +30,7 @@ def test_instance_modify_and_anonymize_answer_a_file_and_store_nothing(daemon):
     assert ds.PatientName == "hello" and "StationName" not in ds
     assert ds.PixelData == original.PixelData
     assert not any(e.tag.is_private for e in ds)
+    assert daemon.get(f"/instances/{item['ID']}/content/Modality").text.strip() == "CT"  # a keyword of 8 letters
     assert daemon.get("/instances").json() == before
     anonymized = _dataset(daemon.post(f"/instances/{item['ID']}/anonymize", "{}").content)
     assert anonymized.PatientIdentityRemoved == "YES"
@@ -82,3 +83,53 @@ def test_anonymize_series_as_a_job_without_keeping_the_source(daemon):
     names = {daemon.get(f"/instances/{i['ID']}/content/PatientName").text.strip() for i in instances}  # by keyword too
     ids = {daemon.get(f"/instances/{i['ID']}/content/0010-0020").text.strip() for i in instances}
     assert len(names) == 1 and names != {"SECRET^NAME"} and len(ids) == 1 and ids != {"ANON1"}
+
+
+def test_bulk_modify_and_anonymize(daemon):
+    """``/tools/bulk-modify`` and ``bulk-anonymize``: resources of any level in one job; without a
+    Level each instance is modified alone (same series); the answer lists every resource the new
+    instances are in."""
+    item = daemon.store(make_ct(patient_id="BULK1", study_uid=f"{STUDY}.7", series_uid=f"{STUDY}.7.1",
+                                sop_uid=f"{STUDY}.7.1.1"))
+    modified = daemon.post("/tools/bulk-modify", json.dumps({"Resources": [item["ID"]],
+                                                             "Replace": {"StationName": "X"}})).json()
+    by_type = {r["Type"]: r["ID"] for r in modified["Resources"]}
+    assert by_type["Series"] == item["ParentSeries"] and by_type["Instance"] != item["ID"]
+    assert daemon.get(f"/instances/{by_type['Instance']}/metadata/ModifiedFrom").text == item["ID"]
+    anonymized = daemon.post("/tools/bulk-anonymize", json.dumps({"Resources": [item["ParentStudy"]],
+                                                                 "KeepSource": False})).json()
+    by_type = {r["Type"]: r["ID"] for r in anonymized["Resources"]}
+    assert by_type["Study"] != item["ParentStudy"] and anonymized["IsAnonymization"] is True
+    assert daemon.get(f"/studies/{item['ParentStudy']}").status_code == 404
+    assert daemon.post("/tools/bulk-modify", json.dumps({"Resources": []})).status_code == 400
+    assert daemon.post("/tools/bulk-modify", json.dumps({"Resources": ["nope"]})).status_code == 404
+
+
+def test_transcode_while_modifying(daemon):
+    """``Transcode``: the rewritten file in another syntax, pixels equal when lossless, the SOP
+    Instance UID kept when asked (with Force)."""
+    item = daemon.store(CT_SMALL)
+    original = pydicom.dcmread(CT_SMALL)
+    for syntax in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.4.70"):
+        r = daemon.post(f"/instances/{item['ID']}/modify", json.dumps(
+            {"Transcode": syntax, "Keep": ["SOPInstanceUID"], "Force": True}))
+        assert r.status_code == 200, r.text
+        ds = _dataset(r.content)
+        assert ds.file_meta.TransferSyntaxUID == syntax and ds.SOPInstanceUID == original.SOPInstanceUID
+        assert (ds.pixel_array == original.pixel_array).all()
+    assert daemon.post(f"/instances/{item['ID']}/modify", json.dumps({"Transcode": "1.2.3"})).status_code == 400
+
+
+def test_a_patient_of_several_studies_is_renamed_at_the_patient_level(daemon):
+    """Renaming the patient inside one of its studies would split it: refused (400); at the patient
+    level every study follows."""
+    items = [daemon.store(make_ct(patient_id="TWO1", patient_name="BEFORE", study_uid=f"{STUDY}.8.{s}",
+                                  series_uid=f"{STUDY}.8.{s}.1", sop_uid=f"{STUDY}.8.{s}.1.1")) for s in (1, 2)]
+    r = daemon.post(f"/studies/{items[0]['ParentStudy']}/modify", json.dumps(
+        {"Replace": {"PatientName": "TOTO"}, "Force": True}))
+    assert r.status_code == 400 and "other studies" in r.json()["Details"]
+    answer = daemon.post(f"/patients/{items[0]['ParentPatient']}/modify", json.dumps(
+        {"Replace": {"PatientID": "TWO2", "PatientName": "TOTO"}, "Force": True, "KeepSource": False})).json()
+    patient = daemon.get(f"/patients/{answer['ID']}").json()
+    assert patient["MainDicomTags"]["PatientName"] == "TOTO" and len(patient["Studies"]) == 2
+    assert daemon.get(f"/patients/{items[0]['ParentPatient']}").status_code == 404

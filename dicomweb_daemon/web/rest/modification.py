@@ -4,14 +4,14 @@ at once or as a job) answering ``{"ID", "Path", "PatientID", "Type"}``. The body
 bad one is a 400 before any job; the engine is ``modification/``, the job ``jobs/modification.py``."""
 from __future__ import annotations
 
-import itertools
-import uuid
+from pydicom.datadict import tag_for_keyword
 
 from ...client.bodies import read_content
 from ...client.dicomweb import outgoing_files
 from ...dicom.private_dictionary import parse_dictionary
+from ...dicom.tags import MAIN_TAGS
 from ...errors import BadRequest
-from ...jobs.modification import modify_resource, rewrite
+from ...jobs.modification import modify_resource, new_pseudonyms, rewrite
 from ...modification.request import parse_modification
 from ...modification.uids import Pseudonyms, UidMap
 from ...threads import in_cpu, in_db, in_io
@@ -19,6 +19,11 @@ from ..routing import json_response, read_json_body, route
 from .jobs import job_options, run_or_submit
 
 LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series"}
+# The patient's tags, by keyword and by number (as a body may name them).
+PATIENT_TAGS = {name for tag in MAIN_TAGS["Patient"] if tag != "PatientID"
+                for name in (tag, f"{tag_for_keyword(tag) >> 16:04X},{tag_for_keyword(tag) & 0xFFFF:04X}")}
+PATIENT_TAGS |= {name.lower() for name in PATIENT_TAGS if "," in name}
+LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "instance": "Instance"}
 ACTIONS = "<any('modify','anonymize'):action>"
 
 
@@ -26,7 +31,6 @@ class ModificationRoutes:
     def __init__(self, daemon):
         self.daemon = daemon
         self.dictionary = parse_dictionary(daemon.settings.Dictionary)
-        self.anonymized = itertools.count(1)  # Orthanc's Anonymized<n>: a counter of the process
 
     def _body(self, request) -> dict:
         body = read_json_body(request)
@@ -37,7 +41,7 @@ class ModificationRoutes:
         return body
 
     def _pseudonyms(self, anonymize: bool) -> Pseudonyms | None:
-        return Pseudonyms(f"Anonymized{next(self.anonymized)}", str(uuid.uuid4())) if anonymize else None
+        return new_pseudonyms() if anonymize else None
 
     @route(f"/instances/<id>/{ACTIONS}", methods=("POST",))
     async def instance(self, request, id, action):  # noqa: A002 - Orthanc's route parameter
@@ -62,6 +66,8 @@ class ModificationRoutes:
         # Checked here, so that a bad body is a 400 before any job (the job parses it again).
         parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
         await in_db(self.daemon.index.internal_of, id, level)  # 404 for an unknown resource, before any job
+        if level != "Patient" and not anonymize:
+            await self._refuse_partial_rename(id, body)
         job = {"Level": level, "Resource": id, "Anonymize": anonymize, "Body": body,
                "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
         asynchronous, _priority = job_options(body)
@@ -69,3 +75,42 @@ class ModificationRoutes:
             return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
         content = await modify_resource(self.daemon, job, None)
         return json_response(request, {key: content[key] for key in ("ID", "Path", "PatientID", "Type")})
+
+    @route("/tools/<any('bulk-modify','bulk-anonymize'):action>", methods=("POST",))
+    async def bulk(self, request, action):
+        """Several resources of any levels rewritten in one job, at ``Level`` (default: each instance
+        on its own, as Orthanc); the answer lists every resource the new instances are in."""
+        anonymize = action == "bulk-anonymize"
+        body = self._body(request)
+        resources = body.get("Resources")
+        if not isinstance(resources, list) or not resources or not all(isinstance(r, str) for r in resources):
+            raise BadRequest("Bad request", "Resources must be a non-empty list of Orthanc identifiers")
+        level_name = body.get("Level", "Instance")
+        level = LEVEL_NAMES.get(str(level_name).lower())
+        if level is None:
+            raise BadRequest("Bad request", f"unknown Level {level_name!r}")
+        options = {k: v for k, v in body.items() if k not in ("Resources", "Level")}
+        pseudonyms = self._pseudonyms(anonymize)
+        parse_modification(options, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
+        await in_db(outgoing_files, self.daemon.index, resources)  # 404 for an unknown resource, before any job
+        job = {"Level": level, "Resources": resources, "Anonymize": anonymize, "Body": options,
+               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
+        return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
+
+    async def _refuse_partial_rename(self, public_id: str, body: dict) -> None:
+        """A patient's tags (its name...) changed in one of its studies, the PatientID kept, would
+        leave the patient's other studies under another name: refused, as Orthanc >= 1.11.3 does
+        (rename the patient instead, or give a new PatientID)."""
+        replaced = {str(k) for k in (body.get("Replace") or {})} | {str(k) for k in (body.get("Remove") or [])}
+        if not replaced & PATIENT_TAGS or replaced & {"PatientID", "0010,0020", "0010-0020"}:
+            return
+        [resource] = await in_db(self.daemon.index.describe, [public_id])
+        patient = resource.get("ParentPatient") or await in_db(self._patient_of, public_id)
+        [patient_json] = await in_db(self.daemon.index.describe, [patient])
+        if len(patient_json.get("Studies", [])) > 1:
+            raise BadRequest("Bad request", "the patient of this resource has other studies: its tags ("
+                             + ", ".join(sorted(replaced & PATIENT_TAGS)) + ") are changed at the patient level "
+                             "(/patients/{id}/modify), or with a new PatientID")
+
+    def _patient_of(self, public_id: str) -> str:
+        return self.daemon.index.relatives(public_id, self.daemon.index.level_of(public_id), "Patient")[0]
