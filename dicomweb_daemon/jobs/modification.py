@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import generate_uid
+from twisted.internet import defer
 
 from ..client.bodies import OutgoingFile, read_content
 from ..client.dicomweb import outgoing_files
@@ -30,17 +32,16 @@ from ..modification.apply import apply, prepare_uids
 from ..modification.request import Modification, parse_modification
 from ..modification.uids import Pseudonyms, UidMap
 from ..storage.sources import BytesSource
-from ..threads import in_cpu, in_db, in_db_write, in_io
+from ..threads import in_db, in_db_write, in_io, in_process, process_count
 from .engine import transfer_kind
 
 Progress = Callable[..., Awaitable[None]] | None
-BATCH = 8  # instances rewritten and stored together
+BATCH = 16  # instances rewritten and stored together
 LEVELS = ("Patient", "Study", "Series", "Instance")
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 # Lossy: JPEG baseline and extended, JPEG-LS near-lossless, JPEG 2000, HTJ2K (PS3.5 Table A-1).
 LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
                             "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"})
-IDENTIFYING = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
 ANONYMIZED = itertools.count(1)  # Orthanc's Anonymized<n>: a counter of the process
@@ -77,9 +78,15 @@ def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[
     return out.getvalue(), tuple(old)
 
 
-def _identifiers(data: bytes) -> dict[str, str]:
-    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[*IDENTIFYING, "PatientID"], force=True)
-    return {k: str(ds.get(k, "")) for k in (*IDENTIFYING, "PatientID")}
+def _identifiers_of(index, sources: list[str]) -> list[dict[str, str]]:
+    """(db thread) PatientID and the three UIDs of every instance under ``sources``, from the index,
+    in the order ``outgoing_files`` gives them."""
+    rows = index.instances_under(sources)
+    references = index.sop_references(sources)
+    return [{"PatientID": row["patient"].get("PatientID", ""),
+             "StudyInstanceUID": row["study"].get("StudyInstanceUID", ""),
+             "SeriesInstanceUID": row["series"].get("SeriesInstanceUID", ""), "SOPInstanceUID": sop}
+            for row, (_class, sop) in zip(rows, references, strict=True)]
 
 
 async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
@@ -89,30 +96,27 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
     sources = request.get("Resources") or [request["Resource"]]
     m = modification_of(daemon, request)
     _levels, files = await in_db(outgoing_files, daemon.index, sources)
-    uid_map = UidMap()
+    # Keyed by a secret of this job: the same new UID for an old one in any worker process.
+    uid_map = UidMap(secret=os.urandom(32))
     # The identifiers first, so that a reference met before the instance it names gets its new UID;
     # an anonymization gives each patient its own pseudonyms (the first one, the job's).
     patients: dict[str, Modification] = {}
     owners: list[str] = []
-    async for contents in _batches(daemon.storage, files):
-        found = await in_cpu(lambda c=contents: [_identifiers(d) for d in c])
-        for ids in found:
-            pid = ids.pop("PatientID")
-            owners.append(pid)
-            if pid not in patients:
-                patients[pid] = m if not patients or not m.anonymize else \
-                    modification_of(daemon, request, new_pseudonyms())
-        prepare_uids(m, uid_map, found, level)
+    for ids in await in_db(_identifiers_of, daemon.index, sources):
+        pid = ids.pop("PatientID")
+        owners.append(pid)
+        if pid not in patients:
+            patients[pid] = m if not patients or not m.anonymize else \
+                modification_of(daemon, request, new_pseudonyms())
+        prepare_uids(m, uid_map, [ids], level)
     kind = "AnonymizedFrom" if m.anonymize else "ModifiedFrom"
     provenance: dict[str, str] = {}  # new resource -> the one it came from, at the level and below
     created: dict[str, str] = {}  # every resource the new instances are in -> its level
     new_ids: tuple[str, ...] | None = None
     done = 0
-    async for contents in _batches(daemon.storage, files):
-        mods = [patients[pid] for pid in owners[done:done + len(contents)]]
-        rewritten = await in_cpu(lambda c=contents, ms=mods: [rewrite(d, mm, uid_map, level)
-                                                              for d, mm in zip(c, ms, strict=True)])
-        results = await daemon.ingest.store([BytesSource(data) for data, _old in rewritten], Origin("RestApi"))
+
+    def stored(results, rewritten) -> None:
+        nonlocal new_ids
         for result, (_data, old) in zip(results, rewritten, strict=True):
             if result.error is not None and not result.stored:
                 raise result.error
@@ -121,9 +125,19 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
             for depth in range(4):  # where the new instance's resources are new ones
                 if new_ids[depth] != old[depth]:
                     provenance[new_ids[depth]] = old[depth]
+
+    storing = None  # the previous batch is stored while this one is rewritten
+    async for contents in _batches(daemon.storage, files):
+        mods = [patients[pid] for pid in owners[done:done + len(contents)]]
+        rewritten = await _rewrite_all(contents, mods, uid_map, level)
+        if storing is not None:
+            stored(*await storing)
+        storing = defer.ensureDeferred(_store(daemon, rewritten))
         done += len(contents)
         if progress is not None:
             await progress(min(1.0, done / max(1, len(files))))
+    if storing is not None:
+        stored(*await storing)
     for new, old in provenance.items():
         await in_db_write(daemon.index.put_user_metadata, new, kind, old)
     if not m.keep_source:
@@ -139,6 +153,30 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
         return content
     new = new_ids[LEVELS.index(level)]
     return {**content, "ID": new, "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}
+
+
+async def _store(daemon, rewritten: list[tuple[bytes, tuple[str, ...]]]):
+    return await daemon.ingest.store([BytesSource(data) for data, _old in rewritten], Origin("RestApi")), rewritten
+
+
+def rewrite_batch(contents: list[bytes], mods: list[Modification], uid_map: UidMap,
+                  level: str) -> list[tuple[bytes, tuple[str, ...]]]:
+    """(worker process or cpu thread) Several files rewritten."""
+    return [rewrite(data, m, uid_map, level) for data, m in zip(contents, mods, strict=True)]
+
+
+async def _rewrite_all(contents: list[bytes], mods: list[Modification], uid_map: UidMap,
+                       level: str) -> list[tuple[bytes, tuple[str, ...]]]:
+    """The files rewritten in the worker processes at once (past the GIL), in order."""
+    workers = max(1, process_count())
+    size = -(-len(contents) // workers)
+    parts = [defer.ensureDeferred(in_process(rewrite_batch, contents[i:i + size], mods[i:i + size], uid_map, level))
+             for i in range(0, len(contents), size)]
+    try:
+        done = await defer.gatherResults(parts, consumeErrors=True)
+    except defer.FirstError as e:  # the error itself (a 400 from the engine, a codec's refusal...)
+        raise e.subFailure.value from None
+    return [item for part in done for item in part]
 
 
 async def _batches(storage, files: list[OutgoingFile]):

@@ -82,6 +82,10 @@ class UidMap:
         with self._lock:
             return old in self._map
 
+    def __reduce__(self):
+        """Pickled without its lock (a job's map goes to the worker processes, each a copy)."""
+        return (UidMap, (self.secret, self.to_dict()))
+
     def copy(self) -> UidMap:
         """An independent map with the same entries and secret (a dry run draws in a copy)."""
         with self._lock:
