@@ -60,6 +60,11 @@ def make_ct(patient_id: str = "P1", patient_name: str = "DOE^JOHN", study_uid: s
     for key, value in (extra or {}).items():
         setattr(ds, key, value)
     ds.PixelData = (np.arange(size * size, dtype=np.uint16) % 4096).tobytes()
+    return part10_bytes(ds)
+
+
+def part10_bytes(ds: Dataset) -> bytes:
+    """``ds`` as a Part 10 file in explicit VR little endian, with a file meta made for it."""
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

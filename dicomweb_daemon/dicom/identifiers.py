@@ -27,6 +27,13 @@ def resource_ids(patient_id: str, study: str, series: str, instance: str) -> tup
     )
 
 
+def is_storable_uid(value: str) -> bool:
+    """What an instance may carry as a UID here: at most 64 printable characters without a slash,
+    a backslash or a space (they would not fit a DICOMweb path). Stricter than Orthanc, which takes
+    any text (its tests store "world"); looser than PS3.5 §9.1, which files in the field are too."""
+    return 0 < len(value) <= 64 and all(33 <= ord(c) < 127 and c not in "/\\" for c in value)
+
+
 def is_valid_uid(value: str) -> bool:
     """A UID per PS3.5 §9.1: digits and dots, at most 64 characters."""
     return 0 < len(value) <= 64 and bool(_UID.match(value))

@@ -19,7 +19,7 @@ from pydicom.uid import UID
 
 from ..errors import BadFileFormat, MissingIdentifier
 from .fast_json import Header, Unsupported, read_header
-from .identifiers import is_valid_uid, resource_ids
+from .identifiers import is_storable_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
 from .pixel_vr import file_pixel_vr, unexpected_pixel_vr
 from .tags import MAIN_TAGS
@@ -300,7 +300,7 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
             raise MissingIdentifier("Bad file format", f"the DICOM file has no {kw}",
                                     (fields.text("SOPClassUID") or "").strip("\x00 "),
                                     (fields.text("SOPInstanceUID") or "").strip("\x00 "))
-        if not is_valid_uid(value):
+        if not is_storable_uid(value):
             raise BadFileFormat("Bad file format", f"the DICOM file has an invalid {kw}: {value!r}")
         uids.append(value)
     study, series, sop = uids

@@ -150,6 +150,8 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
                "IsAnonymization": m.anonymize}
     if "Resources" in request:
         content["Resources"] = [{"ID": i, "Path": f"/{PLURAL[t]}/{i}", "Type": t} for i, t in created.items()]
+        if request.get("TargetStudy") is not None:  # split (the new study) or merge (the given one)
+            content["TargetStudy"] = request["TargetStudy"] or new_ids[1]
         return content
     new = new_ids[LEVELS.index(level)]
     return {**content, "ID": new, "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}

@@ -38,7 +38,7 @@ from .paths import EVERY, bad, tag_name
 from .plan import DatasetNode, ElementNode, build_plan, element_nodes, item_nodes
 from .request import LEVELS, PATIENT_ID, PIXEL_TAGS, SERIES_UID, SOP_UID, STUDY_UID, Item, Modification, normalize_level
 from .uids import UidMap
-from .values import convert
+from .values import convert, encodes
 
 REGENERATED = {"Instance": (SOP_UID,), "Series": (SERIES_UID, SOP_UID),
                "Study": (STUDY_UID, SERIES_UID, SOP_UID), "Patient": (STUDY_UID, SERIES_UID, SOP_UID)}
@@ -278,7 +278,7 @@ class _Run:
             return
         given = ds.get(0x00080005)
         codecs = convert_encodings(given.value) if given is not None and given.value else ["ascii"]  # §6.1.2.1
-        if all(any(_encodes(text, codec) for codec in codecs) for text in self.new_texts):
+        if all(any(encodes(text, codec) for codec in codecs) for text in self.new_texts):
             return
         for _elem in ds.iterall():
             pass  # converting each raw element decodes it with the character set it was read with
@@ -289,14 +289,6 @@ def _values(value) -> list[str]:
     if isinstance(value, list | MultiValue):
         return [str(v).strip() for v in value]
     return [str(value).strip()] if value is not None else []
-
-
-def _encodes(text: str, codec: str) -> bool:
-    try:
-        text.encode(codec)
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
 
 
 def _block(tag: int) -> tuple[int, int]:

@@ -38,6 +38,15 @@ def decode_data_uri(text: str, where: str) -> bytes | None:
         raise bad(f"{where}: malformed base64 in the data URI") from None
 
 
+def encodes(text: str, codec: str) -> bool:
+    """Whether ``text`` can be written in ``codec`` (a Python codec of a DICOM character set)."""
+    try:
+        text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def vm_allows(spec: str, count: int) -> bool:
     """Whether ``count`` values fit a dictionary VM such as ``1``, ``1-3``, ``1-n`` or ``2-2n``."""
     low, _, high = spec.partition("-")

@@ -5,6 +5,7 @@ from . import dicomweb
 from .rest.archive import ArchiveRoutes
 from .rest.attachments import AttachmentRoutes
 from .rest.bulk_content import BulkContentRoutes
+from .rest.create_dicom import CreateDicomRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
 from .rest.jobs import JobRoutes
@@ -35,7 +36,7 @@ def build_app(daemon):
                  JobRoutes(daemon), PeerRoutes(daemon)]
     modalities = ModalityRoutes(daemon)
     families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
-                 ModificationRoutes(daemon)]
+                 ModificationRoutes(daemon), CreateDicomRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 

@@ -12,10 +12,10 @@ import pydicom
 import pytest
 import requests
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 from pydicom.valuerep import PersonName
 
 from dicomweb_daemon.anonymization.profiles import (
@@ -30,7 +30,7 @@ from dicomweb_daemon.anonymization.profiles import (
     rules,
 )
 from tests.conftest import free_port
-from tests.dicom_files import testdata
+from tests.dicom_files import part10_bytes, testdata
 from tests.integration.test_modalities_scu import ORTHANC, Orthanc
 
 PYDICOM_FILES = ("CT_small.dcm", "MR_small.dcm", "rtstruct.dcm", "rtplan.dcm", "rtdose.dcm", "JPEG2000.dcm",
@@ -51,14 +51,7 @@ def sample_item() -> Dataset:
     return item
 
 
-def to_bytes(ds: Dataset) -> bytes:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+to_bytes = part10_bytes
 
 
 def every_attribute_of_the_tables() -> bytes:

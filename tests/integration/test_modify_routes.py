@@ -133,3 +133,33 @@ def test_a_patient_of_several_studies_is_renamed_at_the_patient_level(daemon):
     patient = daemon.get(f"/patients/{answer['ID']}").json()
     assert patient["MainDicomTags"]["PatientName"] == "TOTO" and len(patient["Studies"]) == 2
     assert daemon.get(f"/patients/{items[0]['ParentPatient']}").status_code == 404
+
+
+def test_split_and_merge_studies(daemon):
+    """``/studies/{id}/split`` moves series to a new study (``TargetStudy``); ``merge`` moves a
+    resource into a study, which it then matches in its patient and study tags."""
+    items = [daemon.store(make_ct(patient_id="SPLIT1", study_uid=f"{STUDY}.5", series_uid=f"{STUDY}.5.{s}",
+                                  sop_uid=f"{STUDY}.5.{s}.1", extra={"ReferringPhysicianName": "DR^WHO"}))
+             for s in (1, 2)]
+    study, moved = items[0]["ParentStudy"], items[1]["ParentSeries"]
+    job = daemon.post(f"/studies/{study}/split", json.dumps({
+        "Series": [moved], "Remove": ["ReferringPhysicianName"], "Asynchronous": True})).json()
+    done = wait_job(daemon, job["ID"])
+    assert done["State"] == "Success", done
+    target = done["Content"]["TargetStudy"]
+    assert daemon.get(f"/studies/{study}").json()["Series"] == [items[0]["ParentSeries"]]  # KeepSource: false
+    assert "ReferringPhysicianName" not in daemon.get(f"/studies/{target}").json()["MainDicomTags"]
+    other = daemon.store(make_ct(patient_id="OTHER", patient_name="OTHER^ONE", study_uid=f"{STUDY}.6",
+                                 series_uid=f"{STUDY}.6.1", sop_uid=f"{STUDY}.6.1.1"))
+    answer = daemon.post(f"/studies/{study}/merge", json.dumps({"Resources": [other["ParentStudy"]],
+                                                               "KeepSource": True})).json()
+    assert answer["TargetStudy"] == study
+    series = daemon.get(f"/studies/{study}").json()["Series"]
+    assert len(series) == 2
+    merged = [s for s in series if s != items[0]["ParentSeries"]][0]
+    instance = daemon.get(f"/series/{merged}/instances").json()[0]["ID"]
+    tags = daemon.get(f"/instances/{instance}/tags?simplify").json()
+    assert (tags["PatientID"], tags["StudyInstanceUID"]) == ("SPLIT1", f"{STUDY}.5")
+    assert daemon.get(f"/studies/{other['ParentStudy']}").status_code == 200
+    assert daemon.post(f"/studies/{study}/split", json.dumps({"Series": [merged + "x"]})).status_code == 404
+    assert daemon.post(f"/studies/{study}/split", "{}").status_code == 400

@@ -8,12 +8,12 @@ import io
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from dicomweb_daemon.anonymization.profiles import load_table, parse_tag
-from tests.dicom_files import make_ct, testdata
+from tests.dicom_files import make_ct, part10_bytes, testdata
 
 SAMPLE = {"AE": "SOMEAE", "AS": "045Y", "AT": 0x00100010, "CS": "ABC", "DA": "20200102", "DS": "1.5",
           "DT": "20200102030405", "FL": 1.5, "FD": 1.5, "IS": "7", "PN": "Doe^John", "TM": "101112",
@@ -29,10 +29,7 @@ def read(data: bytes) -> Dataset:
 def to_bytes(ds: Dataset) -> bytes:
     """``ds`` as a Part 10 file in explicit VR little endian (a file meta made if it has none)."""
     if not getattr(ds, "file_meta", None):
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        return part10_bytes(ds)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()

@@ -23,6 +23,9 @@ LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series"}
 PATIENT_TAGS = {name for tag in MAIN_TAGS["Patient"] if tag != "PatientID"
                 for name in (tag, f"{tag_for_keyword(tag) >> 16:04X},{tag_for_keyword(tag) & 0xFFFF:04X}")}
 PATIENT_TAGS |= {name.lower() for name in PATIENT_TAGS if "," in name}
+# What a merged resource takes from its new study: the patient's and the study's tags (main tags).
+MERGED_TAGS = frozenset(MAIN_TAGS["Patient"]) | frozenset(MAIN_TAGS["Study"]) - {
+    "InstitutionName", "RequestingPhysician", "RequestedProcedureDescription"}
 LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "instance": "Instance"}
 ACTIONS = "<any('modify','anonymize'):action>"
 
@@ -114,3 +117,55 @@ class ModificationRoutes:
 
     def _patient_of(self, public_id: str) -> str:
         return self.daemon.index.relatives(public_id, self.daemon.index.level_of(public_id), "Patient")[0]
+
+    # -- split and merge (Orthanc >= 1.5.7) ------------------------------------------------------------
+    @route("/studies/<id>/split", methods=("POST",))
+    async def split(self, request, id):  # noqa: A002
+        """``Series`` and ``Instances`` of the study moved to a new study (new Study, Series and SOP
+        Instance UIDs, the body's ``Replace`` / ``Remove`` / ``Keep`` applied); the job's content
+        names it ``TargetStudy``. The sources are deleted unless ``KeepSource``."""
+        body = self._body(request)
+        moved = self._ids(body, "Series") + self._ids(body, "Instances")
+        if not moved:
+            raise BadRequest("Bad request", "split needs Series or Instances of the study")
+        for public_id in moved:
+            if await in_db(self._study_of, public_id) != id:
+                raise BadRequest("Bad request", f"{public_id} is not a series or an instance of study {id}")
+        options = {k: body[k] for k in ("Replace", "Remove", "Keep", "Force") if k in body}
+        options["KeepSource"] = bool(body.get("KeepSource", False))
+        parse_modification(options, "Study", anonymize=False, dictionary=self.dictionary)
+        job = {"Level": "Study", "Resources": moved, "Anonymize": False, "Body": options, "TargetStudy": ""}
+        return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
+
+    @route("/studies/<id>/merge", methods=("POST",))
+    async def merge(self, request, id):  # noqa: A002
+        """``Resources`` (studies, series, instances) moved into this study: they take its patient and
+        study tags and UID, with new Series and SOP Instance UIDs; deleted unless ``KeepSource``."""
+        body = self._body(request)
+        resources = self._ids(body, "Resources")
+        if not resources:
+            raise BadRequest("Bad request", "merge needs Resources to move into the study")
+        [study] = await in_db(self.daemon.index.describe, [id])
+        if study["Type"] != "Study":
+            raise BadRequest("Bad request", f"{id} is not a study")
+        await in_db(outgoing_files, self.daemon.index, resources)  # 404 for an unknown resource
+        target = {**study.get("PatientMainDicomTags", {}), **study["MainDicomTags"]}
+        replace = {k: v for k, v in target.items() if k in MERGED_TAGS}
+        options = {"Replace": replace, "Force": True, "KeepSource": bool(body.get("KeepSource", False))}
+        parse_modification(options, "Series", anonymize=False, dictionary=self.dictionary)
+        job = {"Level": "Series", "Resources": resources, "Anonymize": False, "Body": options, "TargetStudy": id}
+        return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
+
+    @staticmethod
+    def _ids(body: dict, key: str) -> list[str]:
+        value = body.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BadRequest("Bad request", f"{key} must be a list of Orthanc identifiers")
+        return value
+
+    def _study_of(self, public_id: str) -> str:
+        """(db thread) The study of a series or an instance (404 when unknown)."""
+        index = self.daemon.index
+        self.daemon.index.internal_of(public_id)
+        level = index.level_of(public_id)
+        return index.relatives(public_id, level, "Study")[0] if level in ("Series", "Instance") else ""
