@@ -142,7 +142,8 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
         await in_db_write(daemon.index.put_user_metadata, new, kind, old)
     if not m.keep_source:
         for source in sources:
-            if await in_db(daemon.index.level_of, source):  # a bulk's sources may share a parent
+            # Not what was just written in its place (UIDs kept), nor what a bulk's other source took.
+            if source not in created and await in_db(daemon.index.level_of, source):
                 await daemon.delete(source)
     if new_ids is None:
         raise DaemonError("Internal error", "no instance to modify under " + ", ".join(sources))
@@ -158,7 +159,9 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
 
 
 async def _store(daemon, rewritten: list[tuple[bytes, tuple[str, ...]]]):
-    return await daemon.ingest.store([BytesSource(data) for data, _old in rewritten], Origin("RestApi")), rewritten
+    # A modified instance that keeps its UIDs (Force) replaces the one it came from, as in Orthanc.
+    sources = [BytesSource(data) for data, _old in rewritten]
+    return await daemon.ingest.store(sources, Origin("RestApi"), overwrite=True), rewritten
 
 
 def rewrite_batch(contents: list[bytes], mods: list[Modification], uid_map: UidMap,

@@ -98,11 +98,12 @@ class Ingest:
         return charset_for(self.default_encoding)
 
     async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None,
-                    require_sop_class: bool = False) -> list[IngestResult]:
+                    require_sop_class: bool = False, overwrite: bool | None = None) -> list[IngestResult]:
         """Ingest ``sources`` (each consumed: stored or discarded, whatever happens); one result per
         source, in order. With ``study``, an instance of another study is refused (STOW-RS to
         ``/studies/{study}``, PS3.18 §10.5.3); with ``require_sop_class``, one without SOPClassUID
-        (STOW-RS answers name each instance's class). Raises only when the whole batch broke (a worker
+        (STOW-RS answers name each instance's class); ``overwrite`` replaces ``OverwriteInstances`` (a
+        modification keeping an instance's UIDs replaces it). Raises only when the whole batch broke (a worker
         process died, the index is unreachable): then none of it is stored."""
         started = executor("store").submit(self._start, sources)
         self.in_flight += 1
@@ -121,7 +122,7 @@ class Ingest:
             # Files are written and committed to the end even if the client leaves meanwhile:
             # only then may anything clean up after them.
             return await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started,
-                                                 require_sop_class))
+                                                 require_sop_class, overwrite))
         except BaseException:
             await to_completion(in_ingest(self._abandon, sources, started))
             raise
@@ -146,7 +147,8 @@ class Ingest:
 
     # -- ingest thread -----------------------------------------------------------------------
     def _store_blocking(self, sources: Sequence[Source], parsed: list, origin: Origin, study: str | None,
-                        started: Future, require_sop_class: bool = False) -> list[IngestResult]:
+                        started: Future, require_sop_class: bool = False,
+                        overwrite: bool | None = None) -> list[IngestResult]:
         """Parse what is not parsed yet, store the new files, index them in one transaction."""
         done = started.result()
         kept: set[int] = set()
@@ -172,7 +174,7 @@ class Ingest:
                     item = _failure(MissingIdentifier("Bad file format", "the DICOM file has no SOPClassUID",
                                                       "", item.sop_uid), item)
                 results.append(item)
-            return self._index_parsed(sources, results, origin, done, kept)
+            return self._index_parsed(sources, results, origin, done, kept, overwrite)
         finally:
             self._release(sources, done, kept)
 
@@ -185,8 +187,9 @@ class Ingest:
             return BadFileFormat("Bad file format", f"unreadable DICOM file: {e}")
 
     def _index_parsed(self, sources: Sequence[Source], results: list, origin: Origin, done: _Started,
-                      kept: set[int]) -> list[IngestResult]:
-        overwrite = self.settings.OverwriteInstances
+                      kept: set[int], overwrite: bool | None = None) -> list[IngestResult]:
+        if overwrite is None:
+            overwrite = self.settings.OverwriteInstances
         names = done.names
         todo = [i for i, r in enumerate(results) if isinstance(r, ParsedInstance)]
         if not overwrite and todo:

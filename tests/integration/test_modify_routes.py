@@ -163,3 +163,21 @@ def test_split_and_merge_studies(daemon):
     assert daemon.get(f"/studies/{other['ParentStudy']}").status_code == 200
     assert daemon.post(f"/studies/{study}/split", json.dumps({"Series": [merged + "x"]})).status_code == 404
     assert daemon.post(f"/studies/{study}/split", "{}").status_code == 400
+
+
+def test_every_uid_kept_replaces_the_source_in_place(daemon):
+    """With StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID kept (Force), the modified instance
+    replaces its source (same IDs); with KeepSource false too it would delete itself: a 400, nothing
+    lost."""
+    item = daemon.store(make_ct(patient_id="KEEP1", study_uid=f"{STUDY}.4", series_uid=f"{STUDY}.4.1",
+                                sop_uid=f"{STUDY}.4.1.1", extra={"StationName": "OLD"}))
+    keep = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+    r = daemon.post(f"/studies/{item['ParentStudy']}/modify", json.dumps(
+        {"Replace": {"StationName": "NEW"}, "Keep": keep, "Force": True, "KeepSource": False}))
+    assert r.status_code == 400 and "KeepSource" in r.json()["Details"]
+    assert daemon.get(f"/instances/{item['ID']}/content/StationName").text.strip() == "OLD"
+    answer = daemon.post(f"/studies/{item['ParentStudy']}/modify", json.dumps(
+        {"Replace": {"StationName": "NEW"}, "Keep": keep, "Force": True})).json()
+    assert answer["ID"] == item["ParentStudy"]
+    assert daemon.get(f"/instances/{item['ID']}/content/StationName").text.strip() == "NEW"
+    assert daemon.get(f"/studies/{item['ParentStudy']}/instances").json()[0]["ID"] == item["ID"]

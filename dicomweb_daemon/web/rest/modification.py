@@ -30,6 +30,15 @@ LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "inst
 ACTIONS = "<any('modify','anonymize'):action>"
 
 
+def _refuse_replacing_the_source(body: dict) -> None:
+    """Every UID kept and ``KeepSource`` false: the new instances would be the sources themselves,
+    then deleted. Orthanc refuses it too."""
+    kept = {str(k) for k in body.get("Keep") or []}
+    if body.get("KeepSource", True) is False and {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"} <= kept:
+        raise BadRequest("Bad request", "with StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID kept, the "
+                                        "modified instances replace their sources: KeepSource must not be false")
+
+
 class ModificationRoutes:
     def __init__(self, daemon):
         self.daemon = daemon
@@ -71,6 +80,7 @@ class ModificationRoutes:
         await in_db(self.daemon.index.internal_of, id, level)  # 404 for an unknown resource, before any job
         if level != "Patient" and not anonymize:
             await self._refuse_partial_rename(id, body)
+        _refuse_replacing_the_source(body)
         job = {"Level": level, "Resource": id, "Anonymize": anonymize, "Body": body,
                "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
         asynchronous, _priority = job_options(body)
