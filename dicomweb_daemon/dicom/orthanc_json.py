@@ -163,6 +163,11 @@ def private_creator(ds: Dataset, tag: int) -> str | None:
     return text.rstrip(" \x00") or None
 
 
+# Retired in pydicom's dictionary but not in DCMTK's, so named without RETIRED_ by Orthanc 1.10.1
+# (observed): Other Patient IDs, one of Orthanc's main patient tags.
+DCMTK_CURRENT = frozenset({0x00101000})
+
+
 def element_name(tag: int, configured: str | None) -> str:
     """Orthanc's (DCMTK's) name of an element."""
     if configured:
@@ -176,7 +181,7 @@ def element_name(tag: int, configured: str | None) -> str:
     if not keyword:
         return UNKNOWN
     try:
-        retired = dictionary_is_retired(tag)
+        retired = dictionary_is_retired(tag) and tag not in DCMTK_CURRENT
     except KeyError:
         retired = False
     return f"RETIRED_{keyword}" if retired else keyword

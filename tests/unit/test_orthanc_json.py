@@ -25,6 +25,7 @@ from dicomweb_daemon.dicom.orthanc_json import (
     SIMPLIFY,
     TagsOptions,
     TagsReader,
+    element_name,
     full_to_view,
     render,
 )
@@ -203,6 +204,7 @@ def test_names_of_retired_and_group_length_elements():
     full = tags(raw_file([(0x00080001, "UL", struct.pack("<L", 1234)), (0x00080000, "UL", struct.pack("<L", 42))],
                          implicit=True))
     assert full["0008,0001"]["Name"] == "RETIRED_LengthToEnd"
+    assert element_name(0x00101000, None) == "OtherPatientIDs"  # retired for pydicom, not for DCMTK / Orthanc
     assert full["0008,0000"] == {"Name": "GenericGroupLength", "Type": "String", "Value": "42"}
 
 
