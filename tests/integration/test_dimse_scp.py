@@ -5,7 +5,6 @@ associations at once) refused or aborted while HTTP keeps answering."""
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import struct
 import subprocess
@@ -16,15 +15,12 @@ import pydicom
 import pytest
 
 from tests.conftest import free_port
+from tests.dcmtk import dataset_bytes, same_content
+from tests.dcmtk import tool as _tool
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
 
 STUDY = "1.2.826.0.1.3680043.8.498.77"
 
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} (Debian package dcmtk) is needed: .ci/run installs it"
-    return path
 
 
 def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -34,24 +30,6 @@ def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def same_content(a: bytes, b: bytes) -> bool:
-    """The same attributes and values (storescu re-encodes what it sends: group lengths and trailing
-    padding go)."""
-    def read(data: bytes) -> pydicom.Dataset:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        for element in list(ds):
-            if element.tag.element == 0 or element.tag == 0xFFFCFFFC:
-                del ds[element.tag]
-        return ds
-
-    return read(a) == read(b)
-
-
-def dataset_bytes(data: bytes) -> bytes:
-    """A Part 10 file's data set, after its meta information (whose group length says where it ends)."""
-    assert data[128:132] == b"DICM"
-    (group_length,) = struct.unpack("<I", data[140:144])
-    return data[144 + group_length:]
 
 
 @pytest.fixture

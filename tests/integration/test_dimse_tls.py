@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,38 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import free_port
+from tests.dcmtk import dataset_bytes, received, tool, wait_port
 from tests.dicom_files import CT_SMALL, make_ct
 from tests.pki import KEY_PASSWORD, certificate, pem_key
 
 STUDY = "1.2.826.0.1.3680043.8.498.4343"
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} (Debian package dcmtk) is needed: .ci/run installs it"
-    return path
-
-
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
-
-def dataset_bytes(data: bytes) -> bytes:
-    """A Part 10 file's data set, after its meta information (its group length says where it ends)."""
-    assert data[128:132] == b"DICM"
-    (group_length,) = struct.unpack("<I", data[140:144])
-    return data[144 + group_length:]
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 @dataclass
@@ -231,16 +208,6 @@ def storescp(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
 
-
-def received(folder: Path, expected: int, timeout: float = 10) -> list[bytes]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        if len(files) >= expected:
-            time.sleep(0.2)  # storescp writes each file before it answers; be safe with the last
-            return [p.read_bytes() for p in files]
-        time.sleep(0.05)
-    raise AssertionError(f"storescp received {len(list(folder.iterdir()))} of {expected} files")
 
 
 def modality(port: int, tls: bool = True, aet: str = "STORESCP") -> dict:

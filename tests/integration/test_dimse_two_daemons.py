@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.conftest import free_port, wait_job
+from tests.dcmtk import dataset_bytes
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
-from tests.integration.test_modalities_scu import dataset_bytes
 
 STUDY = "1.2.826.0.1.3680043.8.498.2424"
 

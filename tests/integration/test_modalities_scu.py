@@ -10,7 +10,6 @@ import json
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -28,48 +27,14 @@ from pynetdicom.sop_class import (
 )
 
 from tests.conftest import free_port, wait_job
+from tests.dcmtk import dataset_bytes, same_content, tool, wait_port
+from tests.dcmtk import received as _received
 from tests.dicom_files import CT_SMALL, MR_SMALL, RGB_JPEG, make_ct
 
 ORTHANC = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if Path(p).exists()),
                                           None)
 STUDY = "1.2.826.0.1.3680043.8.498.4242"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} (Debian package dcmtk) is needed: .ci/run installs it"
-    return path
-
-
-def dataset_bytes(data: bytes) -> bytes:
-    """A Part 10 file's data set, after its meta information (its group length says where it ends)."""
-    assert data[128:132] == b"DICM"
-    (group_length,) = struct.unpack("<I", data[140:144])
-    return data[144 + group_length:]
-
-
-def same_content(a: bytes, b: bytes) -> bool:
-    """The same attributes and values (a DCMTK sender re-encodes: group lengths and trailing padding go)."""
-    def read(data: bytes) -> pydicom.Dataset:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        for element in list(ds):
-            if element.tag.element == 0 or element.tag == 0xFFFCFFFC:
-                del ds[element.tag]
-        return ds
-
-    return read(a) == read(b)
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
 
 
 def scu_daemon(make_daemon, modalities: dict, **config):
@@ -214,17 +179,6 @@ def test_rejection_and_failure_statuses_are_named(make_daemon, pynetdicom_scp):
 
 
 # -- C-STORE ----------------------------------------------------------------------------------------------------
-def _received(folder: Path, expected: int, timeout: float = 10) -> list[bytes]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        if len(files) >= expected:
-            time.sleep(0.2)  # storescp writes each file before it answers; be safe with the last
-            return [p.read_bytes() for p in files]
-        time.sleep(0.05)
-    raise AssertionError(f"storescp received {len(list(folder.iterdir()))} of {expected} files")
-
-
 def test_store_sends_every_instance_byte_for_byte(make_daemon, storescp, tmp_path):
     """POST /modalities/{name}/store (an ID as text, a list, or an object) sends every instance under
     the resources over one association, each in its stored transfer syntax: storescp receives the
