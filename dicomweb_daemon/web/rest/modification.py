@@ -4,7 +4,7 @@ at once or as a job) answering ``{"ID", "Path", "PatientID", "Type"}``. The body
 bad one is a 400 before any job; the engine is ``modification/``, the job ``jobs/modification.py``."""
 from __future__ import annotations
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from ...client.bodies import read_content
 from ...client.dicomweb import outgoing_files
@@ -12,17 +12,17 @@ from ...dicom.private_dictionary import parse_dictionary
 from ...dicom.tags import MAIN_TAGS
 from ...errors import BadRequest
 from ...jobs.modification import modify_resource, new_pseudonyms, rewrite
-from ...modification.request import parse_modification
+from ...modification.request import Modification, parse_modification
 from ...modification.uids import Pseudonyms, UidMap
 from ...threads import in_cpu, in_db, in_io
 from ..routing import json_response, read_json_body, route
 from .jobs import job_options, run_or_submit
 
 LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series"}
-# The patient's tags, by keyword and by number (as a body may name them).
-PATIENT_TAGS = {name for tag in MAIN_TAGS["Patient"] if tag != "PatientID"
-                for name in (tag, f"{tag_for_keyword(tag) >> 16:04X},{tag_for_keyword(tag) & 0xFFFF:04X}")}
-PATIENT_TAGS |= {name.lower() for name in PATIENT_TAGS if "," in name}
+# The patient's tags a study's modification may not change alone (its PatientID aside).
+PATIENT_TAGS = frozenset(tag_for_keyword(k) for k in MAIN_TAGS["Patient"] if k != "PatientID")
+PATIENT_ID = tag_for_keyword("PatientID")
+SOURCE_UIDS = frozenset(tag_for_keyword(k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
 # What a merged resource takes from its new study: the patient's and the study's tags (main tags).
 MERGED_TAGS = frozenset(MAIN_TAGS["Patient"]) | frozenset(MAIN_TAGS["Study"]) - {
     "InstitutionName", "RequestingPhysician", "RequestedProcedureDescription"}
@@ -30,11 +30,11 @@ LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "inst
 ACTIONS = "<any('modify','anonymize'):action>"
 
 
-def _refuse_replacing_the_source(body: dict) -> None:
+def _refuse_replacing_the_source(m: Modification) -> None:
     """Every UID kept and ``KeepSource`` false: the new instances would be the sources themselves,
     then deleted. Orthanc refuses it too."""
-    kept = {str(k) for k in body.get("Keep") or []}
-    if body.get("KeepSource", True) is False and {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"} <= kept:
+    kept = {path.tag for path in m.keep if path.top_level}
+    if not m.keep_source and SOURCE_UIDS <= kept:
         raise BadRequest("Bad request", "with StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID kept, the "
                                         "modified instances replace their sources: KeepSource must not be false")
 
@@ -76,11 +76,11 @@ class ModificationRoutes:
         body = self._body(request)
         pseudonyms = self._pseudonyms(anonymize)
         # Checked here, so that a bad body is a 400 before any job (the job parses it again).
-        parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
+        m = parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
         await in_db(self.daemon.index.internal_of, id, level)  # 404 for an unknown resource, before any job
         if level != "Patient" and not anonymize:
-            await self._refuse_partial_rename(id, body)
-        _refuse_replacing_the_source(body)
+            await self._refuse_partial_rename(id, level, m)
+        _refuse_replacing_the_source(m)
         job = {"Level": level, "Resource": id, "Anonymize": anonymize, "Body": body,
                "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
         asynchronous, _priority = job_options(body)
@@ -110,23 +110,23 @@ class ModificationRoutes:
                "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
         return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
 
-    async def _refuse_partial_rename(self, public_id: str, body: dict) -> None:
+    async def _refuse_partial_rename(self, public_id: str, level: str, m: Modification) -> None:
         """A patient's tags (its name...) changed in one of its studies, the PatientID kept, would
         leave the patient's other studies under another name: refused, as Orthanc >= 1.11.3 does
         (rename the patient instead, or give a new PatientID)."""
-        replaced = {str(k) for k in (body.get("Replace") or {})} | {str(k) for k in (body.get("Remove") or [])}
-        if not replaced & PATIENT_TAGS or replaced & {"PatientID", "0010,0020", "0010-0020"}:
+        changed = {r.path.tag for r in m.replace if r.path.top_level} | {p.tag for p in m.remove if p.top_level}
+        if not changed & PATIENT_TAGS or PATIENT_ID in changed:
             return
-        [resource] = await in_db(self.daemon.index.describe, [public_id])
-        patient = resource.get("ParentPatient") or await in_db(self._patient_of, public_id)
-        [patient_json] = await in_db(self.daemon.index.describe, [patient])
-        if len(patient_json.get("Studies", [])) > 1:
-            raise BadRequest("Bad request", "the patient of this resource has other studies: its tags ("
-                             + ", ".join(sorted(replaced & PATIENT_TAGS)) + ") are changed at the patient level "
-                             "(/patients/{id}/modify), or with a new PatientID")
+        if await in_db(self._studies_of_patient, public_id, level) > 1:
+            names = ", ".join(sorted(keyword_for_tag(tag) for tag in changed & PATIENT_TAGS))
+            raise BadRequest("Bad request", f"the patient of this resource has other studies: its tags ({names}) "
+                             "are changed at the patient level (/patients/{id}/modify), or with a new PatientID")
 
-    def _patient_of(self, public_id: str) -> str:
-        return self.daemon.index.relatives(public_id, self.daemon.index.level_of(public_id), "Patient")[0]
+    def _studies_of_patient(self, public_id: str, level: str) -> int:
+        """(db thread) How many studies the patient of a resource has."""
+        index = self.daemon.index
+        [patient] = index.relatives(public_id, level, "Patient")
+        return len(index.relatives(patient, "Patient", "Study"))
 
     # -- split and merge (Orthanc >= 1.5.7) ------------------------------------------------------------
     @route("/studies/<id>/split", methods=("POST",))
