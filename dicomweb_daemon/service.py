@@ -142,7 +142,9 @@ servers and modalities); once: the sweep of storages written before
 
 def make_threads_service(settings) -> ThreadsService:
     workers = settings.IngestWorkers
-    return ThreadsService(os.cpu_count() or 1 if workers < 0 else workers, ("dicomweb_daemon.storage.sources",))
+    # What the workers' tasks need, imported as they start: ingest's parser, the modification engine.
+    preload = ("dicomweb_daemon.storage.sources", "dicomweb_daemon.jobs.modification")
+    return ThreadsService(os.cpu_count() or 1 if workers < 0 else workers, preload)
 
 
 def make_http_service(daemon: Daemon) -> service.Service:

@@ -45,6 +45,9 @@ TOP: dict[str, Option] = {
                          "(, PrivateCreator)]; names and VRs of private tags in the JSON views."),
     "DefaultPrivateCreator": Option(str, "", "Private creator of private tags that /modify and create-dicom "
                                     "add without one."),
+    "AnonymizationSecret": Option(str, "", "Key of the UID and pseudonym mapping of /anonymize and /modify "
+                                  "(HMAC-SHA256): with one, the same input always gets the same new UIDs, "
+                                  "PatientID and PatientName, on any daemon sharing it. Empty: random per job."),
     "OverwriteInstances": Option(bool, False, "Replace an instance stored again instead of keeping the first."),
     "StorageCompression": Option(bool, False, "Compress new files (DICOM and attachments) with zlib before "
                                  "storing them, as Orthanc; stored files keep their form."),

@@ -12,6 +12,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..dicom.tags import LEVEL_OF_KEYWORD
 from ..errors import BadRequest
+from .labels import labels_filter
 from .normalize import normalize
 from .schema import LEVEL_NUMBER
 
@@ -93,10 +94,15 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
     return Constraint(keyword, level, f"{col} = ?", [norm(pattern)])
 
 
-def find_sql(level: str, constraints: list[Constraint], limit: int, since: int) -> tuple[str, list]:
-    """One SELECT of the public IDs at ``level`` that satisfy every constraint."""
+def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
+             labels: tuple[str, list] = ("", [])) -> tuple[str, list]:
+    """One SELECT of the public IDs at ``level`` that satisfy every constraint (and ``labels``, a
+    condition on the resource ``r`` with its parameters: see labels.labels_filter)."""
     target = LEVEL_NUMBER[level]
     joins, where, params = [], ["r.level = ?"], [target]
+    if labels[0]:
+        where.append(labels[0])
+        params += labels[1]
     ancestors = {target: "r"}
     for c in constraints:
         if c.level <= target:
@@ -156,18 +162,20 @@ def split_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 class FindMixin:
     def find(self, level: str, query: dict[str, str], case_sensitive: bool = True, limit: int = 0,
-             since: int = 0) -> list[str]:
-        """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``.
+             since: int = 0, labels: list[str] = (), labels_constraint: str = "All") -> list[str]:
+        """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``, and that
+        have all, any or none (``labels_constraint``) of ``labels``.
 
         Main tags are matched in SQL; other tags against the DICOM JSON stored at ingest for the
         resource's first instance (as Orthanc reads a file for them), never against the files."""
         main, other = split_query(query)
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
         other = {k: v for k, v in other.items() if v != ""}
+        labelled = labels_filter(list(labels), labels_constraint)
         if not other:
-            sql, params = find_sql(level, constraints, limit, since)
+            sql, params = find_sql(level, constraints, limit, since, labelled)
             return [r[0] for r in self.db.execute(sql, params)]
-        sql, params = find_sql(level, constraints, 0, 0)
+        sql, params = find_sql(level, constraints, 0, 0, labelled)
         found = []
         depth = LEVEL_NUMBER[level]
         for (public_id,) in self.db.execute(sql, params).fetchall():

@@ -92,11 +92,13 @@ class ResourcesMixin:
         series_extra = self._series_extra([r[1] for r in rows.values() if r[2] == 2])
         instance_extra = self._instance_extra([r[1] for r in rows.values() if r[2] == 3])
         provenance = self._provenance(internals)
+        labels = self.labels_of(internals)
         out = []
         for pid in public_ids:
             _, internal, lvl, parent, last_update, stable = rows[pid]
             level = LEVEL_NAME[lvl]
-            item: dict = {"ID": pid, "Type": level, "MainDicomTags": tags.get(internal, {}), "Labels": []}
+            item: dict = {"ID": pid, "Type": level, "MainDicomTags": tags.get(internal, {}),
+                          "Labels": labels.get(internal, [])}
             if level in PARENT_KEY:
                 item[PARENT_KEY[level]] = public_of[parent]
             if level in CHILD_KEY:

@@ -103,6 +103,14 @@ CREATE TABLE IF NOT EXISTS protected_patients (
     internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE
 );
 
+-- Labels of resources (Orthanc >= 1.12): names without values, any level.
+CREATE TABLE IF NOT EXISTS labels (
+    internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    PRIMARY KEY (internal, label)
+);
+CREATE INDEX IF NOT EXISTS labels_label ON labels(label);
+
 -- The changes of a resource go with it (internal), as in Orthanc.
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

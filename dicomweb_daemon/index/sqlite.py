@@ -17,6 +17,7 @@ from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
 from .jobs import JobsMixin
 from .journal import JournalMixin
+from .labels import LabelsMixin
 from .matching import FindMixin
 from .qido import QidoMixin
 from .queries import QueriesMixin
@@ -30,7 +31,7 @@ from .writes import WritesMixin
 @implementer(IPlugin, IIndex)
 class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
                   ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
-                  CommitmentsMixin):
+                  CommitmentsMixin, LabelsMixin):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"

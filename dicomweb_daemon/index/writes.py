@@ -82,12 +82,16 @@ class WritesMixin:
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
         replaced = None
+        recycled = []
         if row:
             if not overwrite:
                 return StoreResult("AlreadyStored")
+            # As Orthanc: the old instance is deleted, with the ancestors it leaves empty (and their
+            # changes), so that a study replaced whole is created again from the new file's tags.
             replaced = row[1]
-            c.execute("DELETE FROM resources WHERE internal = ?", (row[0],))
-        recycled = self._make_room(c, p, stored.size if stored else p.size, *quota, stamp)
+            recycled = [f for f in self._delete_with_empty_ancestors(c, row[0], stamp)[0] if f != replaced]
+            seen.clear()
+        recycled += self._make_room(c, p, stored.size if stored else p.size, *quota, stamp)
         if recycled:
             seen.clear()  # recycling may have deleted resources met before
         parent = None
@@ -205,22 +209,26 @@ class WritesMixin:
                             (public_id,)).fetchone()
             if row is None or (level is not None and LEVEL_NAME[row[1]] != level):
                 raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
-            internal, lvl, parent = row
-            files = self._delete_subtree(c, internal)
-            remaining = None
-            while parent is not None:
-                prow = c.execute("SELECT public_id, level, parent FROM resources WHERE internal = ?",
-                                 (parent,)).fetchone()
-                if c.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
-                    name = LEVEL_NAME[prow[1]]
-                    remaining = {"ID": prow[0], "Path": f"/{_PLURAL[name]}/{prow[0]}", "Type": name}
-                    # The remaining ancestors were updated: they lost a child (Orthanc >= 1.12.1).
-                    self._touch_ancestors(c, parent, stamp)
-                    break
-                c.execute("DELETE FROM resources WHERE internal = ?", (parent,))
-                parent = prow[2]
+            files, remaining = self._delete_with_empty_ancestors(c, row[0], stamp)
             self.record_pending(c, files)
         return files, remaining
+
+    def _delete_with_empty_ancestors(self, c, internal: int, stamp: str) -> tuple[list[str], dict | None]:
+        """Delete a resource, its descendants and the ancestors left empty: the files to remove after
+        the commit, and the nearest ancestor that remains (``{ID, Path, Type}``) or None."""
+        parent = c.execute("SELECT parent FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
+        files = self._delete_subtree(c, internal)
+        while parent is not None:
+            prow = c.execute("SELECT public_id, level, parent FROM resources WHERE internal = ?",
+                             (parent,)).fetchone()
+            if c.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
+                name = LEVEL_NAME[prow[1]]
+                # The remaining ancestors were updated: they lost a child (Orthanc >= 1.12.1).
+                self._touch_ancestors(c, parent, stamp)
+                return files, {"ID": prow[0], "Path": f"/{_PLURAL[name]}/{prow[0]}", "Type": name}
+            files += self._delete_subtree(c, parent)  # its attachments' files too
+            parent = prow[2]
+        return files, None
 
     @staticmethod
     def _touch_ancestors(c, internal: int, stamp: str) -> None:
@@ -280,14 +288,49 @@ class WritesMixin:
         the one derived again from its file, ``(internal, md5 of the file read, parsed)``: an instance
         replaced or deleted meanwhile is left as it is. How many were replaced."""
         with self.transaction() as c:
-            done = 0
-            for internal, md5, p in rows:
-                done += c.execute(
-                    "UPDATE instances SET metadata = ?, frames = ?, number_of_frames = ?, pixel_data_offset = ?, "
-                    "pixel_data_vr = ? WHERE internal = ? AND md5 = ?",
-                    (p.metadata_zlib or self.compress(p.metadata_json), json.dumps(p.frames), p.number_of_frames,
-                     p.pixel_data_offset, p.pixel_data_vr, internal, md5)).rowcount
-            return done
+            return sum(self._replace_summary(c, internal, md5, p) for internal, md5, p in rows)
+
+    def _replace_summary(self, c, internal: int, md5: str, p: ParsedInstance) -> int:
+        return c.execute(
+            "UPDATE instances SET metadata = ?, frames = ?, number_of_frames = ?, pixel_data_offset = ?, "
+            "pixel_data_vr = ? WHERE internal = ? AND md5 = ?",
+            (p.metadata_zlib or self.compress(p.metadata_json), json.dumps(p.frames), p.number_of_frames,
+             p.pixel_data_offset, p.pixel_data_vr, internal, md5)).rowcount
+
+    # -- reconstruction of main DICOM tags (Orthanc's /reconstruct, and after a modification) -------
+    def instance_files_under(self, public_id: str) -> list[tuple[int, str, int, str]]:
+        """``(internal, file uuid, compression, md5)`` of every instance under a resource (itself
+        when it is an instance), in the order they were stored."""
+        return self.db.execute(
+            "WITH RECURSIVE tree(internal) AS (SELECT internal FROM resources WHERE public_id = ? "
+            "UNION ALL SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal) "
+            "SELECT i.internal, i.file_uuid, i.compression, i.md5 FROM instances i JOIN tree USING (internal) "
+            "ORDER BY i.internal", (public_id,)).fetchall()
+
+    def set_main_tags(self, parsed: list[ParsedInstance], summaries: list[tuple[int, str]] | None = None) -> None:
+        """The main DICOM tags of each instance's resources (itself and its three ancestors) set from
+        it, the last one winning where several share a resource; with ``summaries`` (``(internal,
+        md5 of the file read)`` each) the instance's summary is replaced too, as
+        ``replace_summaries`` does. Resources no longer in the index are left alone."""
+        with self.transaction() as c:
+            if summaries is not None:
+                for (internal, md5), p in zip(summaries, parsed, strict=True):
+                    self._replace_summary(c, internal, md5, p)
+            latest: dict[str, tuple[str, ParsedInstance]] = {}
+            for p in parsed:
+                for depth, level in enumerate(LEVELS):
+                    latest[p.ids[depth]] = (level, p)
+            for public_id, (level, p) in latest.items():
+                row = c.execute("SELECT internal FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+                if row is None:
+                    continue
+                c.execute("DELETE FROM main_tags WHERE internal = ?", row)
+                c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
+                              [(row[0], k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+                if level == "Study":
+                    c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
+                    c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
+                                  [(row[0], k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])
 
 
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "

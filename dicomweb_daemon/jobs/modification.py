@@ -13,7 +13,9 @@ import io
 import itertools
 import os
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
@@ -24,19 +26,22 @@ from ..client.bodies import OutgoingFile, read_content
 from ..client.dicomweb import outgoing_files
 from ..codecs.transcode import transcode_dataset
 from ..dicom.identifiers import resource_ids
+from ..dicom.parsing import ParsedInstance, parse_buffer
 from ..dicom.private_dictionary import parse_dictionary
 from ..dicom.transfer_syntaxes import syntax_of_encoding
 from ..errors import DaemonError
 from ..index.writes import Origin
-from ..modification.apply import apply, prepare_uids
+from ..modification.apply import apply, dry_run, prepare_uids
 from ..modification.request import Modification, parse_modification
 from ..modification.uids import Pseudonyms, UidMap
-from ..storage.sources import BytesSource
+from ..storage.reads import StoredFile, read_soon, read_whole
+from ..storage.sources import BytesSource, FileSource
+from ..storage.spool import Spool
 from ..threads import in_db, in_db_write, in_io, in_process, process_count
 from .engine import transfer_kind
 
 Progress = Callable[..., Awaitable[None]] | None
-BATCH = 16  # instances rewritten and stored together
+CHUNK = 8  # instances one worker call rewrites, stored together
 LEVELS = ("Patient", "Study", "Series", "Instance")
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 # Lossy: JPEG baseline and extended, JPEG-LS near-lossless, JPEG 2000, HTJ2K (PS3.5 Table A-1).
@@ -60,12 +65,34 @@ def modification_of(daemon, request: dict, pseudonyms: Pseudonyms | None = None)
                               dictionary=parse_dictionary(daemon.settings.Dictionary), pseudonyms=pseudonyms)
 
 
-def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[bytes, tuple[str, ...]]:
-    """(cpu thread) One stored file rewritten; with the Orthanc IDs of the resources it came from."""
+def configured_secret(daemon) -> bytes | None:
+    """``AnonymizationSecret``: the key of every job's UID and pseudonym mapping, when one is set."""
+    secret = daemon.settings.AnonymizationSecret
+    return secret.encode("utf-8") if secret else None
+
+
+def job_uid_map(daemon, request: dict) -> UidMap:
+    """The job's UID map: keyed by the configured secret, else by the job's own (drawn when it was
+    submitted and kept with it, so that a job run again after a restart draws the same new UIDs)."""
+    return UidMap(secret=configured_secret(daemon) or bytes.fromhex(request.get("Secret") or os.urandom(32).hex()))
+
+
+def _dataset(data: bytes):
     ds = dcmread(io.BytesIO(data), force=True)  # a file may have been stored without its preamble
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax_of_encoding(*ds.original_encoding)
+    return ds
+
+
+def plan(data: bytes, m: Modification, uid_map: UidMap, level: str) -> list[dict]:
+    """(cpu thread) What rewriting one stored file would do to each of its elements (a dry run)."""
+    return dry_run(_dataset(data), m, uid_map, level)
+
+
+def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[bytes, tuple[str, ...]]:
+    """(cpu thread) One stored file rewritten; with the Orthanc IDs of the resources it came from."""
+    ds = _dataset(data)
     old = resource_ids(str(ds.get("PatientID", "")), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
                        str(ds.SOPInstanceUID))
     apply(ds, m, uid_map, level)
@@ -96,59 +123,99 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
     sources = request.get("Resources") or [request["Resource"]]
     m = modification_of(daemon, request)
     _levels, files = await in_db(outgoing_files, daemon.index, sources)
-    # Keyed by a secret of this job: the same new UID for an old one in any worker process.
-    uid_map = UidMap(secret=os.urandom(32))
+    # Keyed by a secret: the same new UID for an old one in any worker process.
+    uid_map = job_uid_map(daemon, request)
     # The identifiers first, so that a reference met before the instance it names gets its new UID;
-    # an anonymization gives each patient its own pseudonyms (the first one, the job's).
+    # an anonymization gives each patient its own pseudonyms (the first one, the job's; all derived
+    # from the old PatientIDs with a configured secret: m has none then).
     patients: dict[str, Modification] = {}
     owners: list[str] = []
     for ids in await in_db(_identifiers_of, daemon.index, sources):
         pid = ids.pop("PatientID")
         owners.append(pid)
         if pid not in patients:
-            patients[pid] = m if not patients or not m.anonymize else \
-                modification_of(daemon, request, new_pseudonyms())
+            patients[pid] = m if not patients or not m.anonymize or m.pseudonyms is None else \
+                modification_of(daemon, request, Pseudonyms(new_pseudonyms().patient_name, uid_map.patient_id(pid)))
         prepare_uids(m, uid_map, [ids], level)
     kind = "AnonymizedFrom" if m.anonymize else "ModifiedFrom"
     provenance: dict[str, str] = {}  # new resource -> the one it came from, at the level and below
     created: dict[str, str] = {}  # every resource the new instances are in -> its level
     new_ids: tuple[str, ...] | None = None
+    last_of_series = {}  # new series -> the last instance stored in it, whose tags its resources take
     done = 0
+
+    moved: list[str] = []  # source instances that were not replaced in place
+    # KeepLabels: the labels of the sources, their descendants and ancestors, read before any of them
+    # is replaced, and carried to the resource each became (old ID -> new ID).
+    old_labels = await in_db(daemon.index.labels_under, sources) if m.keep_labels else {}
+    became: dict[str, str] = {}
 
     def stored(results, rewritten) -> None:
         nonlocal new_ids
-        for result, (_data, old) in zip(results, rewritten, strict=True):
+        for result, (_staged, old) in zip(results, rewritten, strict=True):
             if result.error is not None and not result.stored:
                 raise result.error
             new_ids = tuple(result.instance.ids)
+            last_of_series[new_ids[2]] = result.instance
+            if new_ids[3] != old[3]:
+                moved.append(old[3])
+            became.update((old[depth], new_ids[depth]) for depth in range(4) if old[depth] in old_labels)
             created.update({new_ids[depth]: LEVELS[depth] for depth in range(4)})
             for depth in range(4):  # where the new instance's resources are new ones
                 if new_ids[depth] != old[depth]:
                     provenance[new_ids[depth]] = old[depth]
 
-    storing = None  # the previous batch is stored while this one is rewritten
-    async for contents in _batches(daemon.storage, files):
-        mods = [patients[pid] for pid in owners[done:done + len(contents)]]
-        rewritten = await _rewrite_all(contents, mods, uid_map, level)
+    # The workers always have chunks ahead (rewritten in order of submission), while the daemon
+    # stores the previous chunk: neither side waits for the other.
+    pending: deque[defer.Deferred] = deque()
+    starts = iter(range(0, len(files), CHUNK))
+
+    def submit() -> None:
+        start = next(starts, None)
+        if start is not None:
+            mods = [patients[pid] for pid in owners[start:start + CHUNK]]
+            pending.append(defer.ensureDeferred(_rewrite_chunk(daemon, files[start:start + CHUNK], mods, uid_map,
+                                                               level)))
+
+    storing = None
+    try:
+        for _ in range(2 * max(1, process_count())):
+            submit()
+        while pending:
+            rewritten = await pending.popleft()
+            submit()
+            if storing is not None:
+                stored(*await storing)
+            storing = defer.ensureDeferred(_store(daemon, rewritten))
+            done += len(rewritten)
+            if progress is not None:
+                await progress(min(1.0, done / max(1, len(files))))
+    finally:
         if storing is not None:
             stored(*await storing)
-        storing = defer.ensureDeferred(_store(daemon, rewritten))
-        done += len(contents)
-        if progress is not None:
-            await progress(min(1.0, done / max(1, len(files))))
-    if storing is not None:
-        stored(*await storing)
+        for left in pending:  # a chunk failed: what the others staged goes
+            try:
+                _discard(await left)
+            except Exception:  # noqa: BLE001 - the first error is the job's; these staged nothing
+                pass
+    # A resource that existed before (UIDs kept) takes the tags of its new instances, as in Orthanc
+    # >= 1.11.3 (its automatic reconstruction at the end of a modification).
+    await in_db_write(daemon.index.set_main_tags, list(last_of_series.values()))
     for new, old in provenance.items():
         await in_db_write(daemon.index.put_user_metadata, new, kind, old)
+    if became:
+        await in_db_write(daemon.index.put_labels, {new: old_labels[old] for old, new in became.items()})
     if not m.keep_source:
-        for source in sources:
-            # Not what was just written in its place (UIDs kept), nor what a bulk's other source took.
-            if source not in created and await in_db(daemon.index.level_of, source):
-                await daemon.delete(source)
+        # A source the new instances share (some UIDs kept) loses only its old instances; the others
+        # are deleted whole (unless a bulk's other source took them already).
+        whole = [s for s in sources if s not in created]
+        for public_id in whole + (moved if len(whole) < len(sources) else []):
+            if await in_db(daemon.index.level_of, public_id):
+                await daemon.delete(public_id)
     if new_ids is None:
         raise DaemonError("Internal error", "no instance to modify under " + ", ".join(sources))
     content = {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": len(files),
-               "IsAnonymization": m.anonymize}
+               "IsAnonymization": m.anonymize, "ParentResources": sources}
     if "Resources" in request:
         content["Resources"] = [{"ID": i, "Path": f"/{PLURAL[t]}/{i}", "Type": t} for i, t in created.items()]
         if request.get("TargetStudy") is not None:  # split (the new study) or merge (the given one)
@@ -158,37 +225,66 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
     return {**content, "ID": new, "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}
 
 
-async def _store(daemon, rewritten: list[tuple[bytes, tuple[str, ...]]]):
+@dataclass
+class Staged:
+    """One instance rewritten by a worker: the new file (staged in the spool folder, on the storage's
+    filesystem, or its bytes when ``path`` is None) and what ingest would have parsed of it."""
+
+    path: str | None
+    data: bytes | None
+    size: int
+    parsed: ParsedInstance | DaemonError
+
+    def source(self):
+        return FileSource(self.path, self.size) if self.path is not None else BytesSource(self.data)
+
+
+async def _store(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]):
     # A modified instance that keeps its UIDs (Force) replaces the one it came from, as in Orthanc.
-    sources = [BytesSource(data) for data, _old in rewritten]
-    return await daemon.ingest.store(sources, Origin("RestApi"), overwrite=True), rewritten
+    results = await daemon.ingest.store([staged.source() for staged, _old in rewritten], Origin("RestApi"),
+                                        overwrite=True, parsed=[staged.parsed for staged, _old in rewritten])
+    return results, rewritten
 
 
-def rewrite_batch(contents: list[bytes], mods: list[Modification], uid_map: UidMap,
-                  level: str) -> list[tuple[bytes, tuple[str, ...]]]:
-    """(worker process or cpu thread) Several files rewritten."""
-    return [rewrite(data, m, uid_map, level) for data, m in zip(contents, mods, strict=True)]
-
-
-async def _rewrite_all(contents: list[bytes], mods: list[Modification], uid_map: UidMap,
-                       level: str) -> list[tuple[bytes, tuple[str, ...]]]:
-    """The files rewritten in the worker processes at once (past the GIL), in order."""
-    workers = max(1, process_count())
-    size = -(-len(contents) // workers)
-    parts = [defer.ensureDeferred(in_process(rewrite_batch, contents[i:i + size], mods[i:i + size], uid_map, level))
-             for i in range(0, len(contents), size)]
+def rewrite_batch(inputs: list[tuple[str | None, bytes | None]], mods: list[Modification], uid_map: UidMap,
+                  level: str, spool: Spool | None = None, charset: str = "") -> list[tuple[Staged, tuple[str, ...]]]:
+    """(worker process or cpu thread) Several stored files, each read here (from its path, else given
+    as bytes), rewritten, parsed as ingest parses, and staged in ``spool``'s folder: the daemon then
+    only indexes them and moves the files in place, and no file crosses between processes."""
+    out = []
     try:
-        done = await defer.gatherResults(parts, consumeErrors=True)
-    except defer.FirstError as e:  # the error itself (a 400 from the engine, a codec's refusal...)
-        raise e.subFailure.value from None
-    return [item for part in done for item in part]
+        for (path, data), m in zip(inputs, mods, strict=True):
+            new, old = rewrite(read_whole(path) if path is not None else data, m, uid_map, level)
+            try:
+                parsed = parse_buffer(new, charset)
+            except DaemonError as e:
+                parsed = e
+            staged = Staged(spool.write_temp(new), None, len(new), parsed) if spool is not None else \
+                Staged(None, new, len(new), parsed)
+            out.append((staged, old))
+    except BaseException:
+        _discard(out)  # the batch fails whole: nothing of it stays in the spool
+        raise
+    return out
 
 
-async def _batches(storage, files: list[OutgoingFile]):
-    """The stored files' contents, BATCH at a time (read in an io thread)."""
-    for start in range(0, len(files), BATCH):
-        batch = files[start:start + BATCH]
-        yield await in_io(lambda b=batch: [read_content(storage, f) for f in b])
+async def _rewrite_chunk(daemon, files: list[OutgoingFile], mods: list[Modification], uid_map: UidMap,
+                         level: str) -> list[tuple[Staged, tuple[str, ...]]]:
+    """Files rewritten by one worker process (past the GIL): each read there from its path when it
+    can be read in place, else read here (an io thread) and sent."""
+    located = [StoredFile(daemon.storage, f.uuid, compression=f.compression).path for f in files]
+    missing = [f for f, path in zip(files, located, strict=True) if path is None]
+    # Read ahead: the chunk waits behind others in the workers, its files come in meanwhile.
+    await in_io(read_soon, [path for path in located if path is not None])
+    contents = iter(await in_io(lambda: [read_content(daemon.storage, f) for f in missing]) if missing else [])
+    inputs = [(path, None) if path is not None else (None, next(contents)) for path in located]
+    return await in_process(rewrite_batch, inputs, mods, uid_map, level, daemon.spool, daemon.ingest.charset)
+
+
+def _discard(rewritten: list[tuple[Staged, tuple[str, ...]]]) -> None:
+    for staged, _old in rewritten:
+        if staged.path is not None:
+            Spool.remove(staged.path)
 
 
 KIND = transfer_kind("ResourceModification", modify_resource)

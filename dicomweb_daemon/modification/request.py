@@ -6,7 +6,8 @@ naming the problem, before any job starts: unknown tags, malformed paths, values
 their VR, and the identifiers that need ``Force`` (test_modify_need_force_to_change_uids): replacing,
 removing or keeping PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID. Since Orthanc
 1.11.3, ``Force`` also allows changing a parent's identifier below its level (PatientID of a study);
-modifying a patient still requires a new PatientID (Orthanc book, "Modification of Patients").
+modifying a patient requires a new PatientID (Orthanc book, "Modification of Patients") unless
+``Force`` is given (Orthanc >= 1.11.3 renames a patient in place: test_rename_patient_with_multiple_studies).
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class Modification:
     dicom_version: str = profiles.DEFAULT_EDITION
     options: frozenset[str] = frozenset()
     keep_labels: bool = False
+    dry_run: bool = False  # answer what would be done to each element, change nothing
     asynchronous: bool = False
     priority: int = 0
     pseudonyms: Pseudonyms | None = None
@@ -135,12 +137,13 @@ def parse_modification(body: Any, level: str, *, anonymize: bool, dictionary: Ta
         remove_private_tags=get.boolean("RemovePrivateTags", False),
         keep_private_tags=get.boolean("KeepPrivateTags", False), private_creator=creator, force=force,
         keep_source=get.boolean("KeepSource", True), transcode=transcode, dicom_version=version, options=options,
-        keep_labels=get.boolean("KeepLabels", False), asynchronous=asynchronous, priority=get.integer("Priority", 0),
+        keep_labels=get.boolean("KeepLabels", False), dry_run=get.boolean("DryRun", False),
+        asynchronous=asynchronous, priority=get.integer("Priority", 0),
         pseudonyms=pseudonyms, unknown_keys=tuple(sorted(set(body) - _KNOWN_KEYS)))
 
 
 _KNOWN_KEYS = frozenset({"Replace", "Remove", "Keep", "RemovePrivateTags", "KeepPrivateTags", "PrivateCreator",
-                         "Force", "KeepSource", "Transcode", "DicomVersion", "Options", "KeepLabels",
+                         "Force", "KeepSource", "Transcode", "DicomVersion", "Options", "KeepLabels", "DryRun",
                          "Asynchronous", "Synchronous", "Priority"})
 
 
@@ -268,5 +271,5 @@ def _check_identifiers(replace, remove, keep, force: bool, level: str, anonymize
             if verb == "removed":  # Orthanc refuses it too, Force or not
                 raise bad(f"{tag_name(path.tag)} cannot be removed: it identifies the instance in its hierarchy")
     new_patient_id = any(r.path.top_level and r.path.tag == PATIENT_ID and r.value for r in replace)
-    if level == "Patient" and not anonymize and not new_patient_id:
-        raise bad('modifying a patient requires a new PatientID in "Replace" (with "Force": true)')
+    if level == "Patient" and not anonymize and not new_patient_id and not force:
+        raise bad('modifying a patient requires a new PatientID in "Replace", or "Force": true')

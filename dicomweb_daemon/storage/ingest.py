@@ -98,21 +98,24 @@ class Ingest:
         return charset_for(self.default_encoding)
 
     async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None,
-                    require_sop_class: bool = False, overwrite: bool | None = None) -> list[IngestResult]:
+                    require_sop_class: bool = False, overwrite: bool | None = None,
+                    parsed: Sequence[ParsedInstance | DaemonError] | None = None) -> list[IngestResult]:
         """Ingest ``sources`` (each consumed: stored or discarded, whatever happens); one result per
         source, in order. With ``study``, an instance of another study is refused (STOW-RS to
         ``/studies/{study}``, PS3.18 §10.5.3); with ``require_sop_class``, one without SOPClassUID
         (STOW-RS answers name each instance's class); ``overwrite`` replaces ``OverwriteInstances`` (a
-        modification keeping an instance's UIDs replaces it). Raises only when the whole batch broke (a worker
-        process died, the index is unreachable): then none of it is stored."""
+        modification keeping an instance's UIDs replaces it); ``parsed``: what each source is, when the
+        caller parsed them already (the modification's workers, which made the files). Raises only when
+        the whole batch broke (a worker process died, the index is unreachable): then none of it is stored."""
         started = executor("store").submit(self._start, sources)
         self.in_flight += 1
         try:
-            parsed: list = [None] * len(sources)
+            given = parsed is not None
+            parsed = list(parsed) if given else [None] * len(sources)
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
             # several files, or several clients at once, are parsed by the worker processes.
             workers = process_count()
-            if workers and (len(sources) > 1 or self.in_flight > 1):
+            if not given and workers and (len(sources) > 1 or self.in_flight > 1):
                 # One call per worker, not per file: each call costs a round trip between processes.
                 size = -(-len(sources) // workers)
                 chunks = await defer.gatherResults([

@@ -1,6 +1,8 @@
 """Each stored instance's summary derived again from its file (Orthanc's ``/tools/invalidate-tags``):
 the DICOM JSON metadata and frame ranges precomputed at ingest are rebuilt by the parser of this
-version of the daemon, after an upgrade or a change of the private ``Dictionary``.
+version of the daemon, after an upgrade or a change of the private ``Dictionary``. Orthanc's
+``/reconstruct`` of one resource does that for its instances and also sets the main DICOM tags of
+their resources again from the files (``reconstruct``).
 
 The walk goes in batches (files read in an io thread, parsed in a cpu thread, written in one
 transaction each) so the daemon keeps serving meanwhile; an instance deleted or replaced during
@@ -31,6 +33,23 @@ async def rebuild_summaries(storage, index, charset: str) -> tuple[int, int]:
         fresh = [(internal, md5, p) for (internal, _, _, md5), p in zip(rows, parsed, strict=True) if p is not None]
         unreadable += len(rows) - len(fresh)
         rebuilt += await in_db_write(index.replace_summaries, fresh)
+
+
+async def reconstruct(storage, index, charset: str, public_id: str) -> tuple[int, int]:
+    """The summaries of every instance under ``public_id`` rebuilt from the files, and the main
+    DICOM tags of the resource, its descendants and its ancestors set from them (a resource shared by
+    several instances takes the tags of the last one stored). ``(rebuilt, unreadable)`` counts."""
+    rows = await in_db(index.instance_files_under, public_id)
+    rebuilt = 0
+    for start in range(0, len(rows), BATCH):
+        batch = rows[start:start + BATCH]
+        contents = await in_io(_read_all, [StoredFile(storage, uuid, compression=compression)
+                                           for _, uuid, compression, _ in batch])
+        parsed = await in_cpu(_parse_all, contents, charset)
+        fresh = [(row, p) for row, p in zip(batch, parsed, strict=True) if p is not None]
+        await in_db_write(index.set_main_tags, [p for _, p in fresh], [(row[0], row[3]) for row, _ in fresh])
+        rebuilt += len(fresh)
+    return rebuilt, len(rows) - rebuilt
 
 
 def _read_all(files: list[StoredFile]) -> list[bytes | None]:

@@ -9,12 +9,14 @@ from .rest.create_dicom import CreateDicomRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
 from .rest.jobs import JobRoutes
+from .rest.labels import LabelRoutes
 from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
 from .rest.modalities import ModalityRoutes
 from .rest.modification import ModificationRoutes
 from .rest.peers import PeerRoutes
 from .rest.queries import QueryRoutes
+from .rest.reconstruct import ReconstructRoutes
 from .rest.resources import ResourceRoutes
 from .rest.storage_commitment import StorageCommitmentRoutes
 from .rest.system import SystemRoutes
@@ -36,7 +38,8 @@ def build_app(daemon):
                  JobRoutes(daemon), PeerRoutes(daemon)]
     modalities = ModalityRoutes(daemon)
     families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
-                 ModificationRoutes(daemon), CreateDicomRoutes(daemon)]
+                 ModificationRoutes(daemon), CreateDicomRoutes(daemon), ReconstructRoutes(daemon),
+                 LabelRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 

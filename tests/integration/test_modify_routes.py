@@ -51,7 +51,7 @@ def test_study_modified_whole_into_new_resources(daemon):
               for s in (1, 2) for i in range(3)]
     study = series[0]["ParentStudy"]
     answer = daemon.post(f"/studies/{study}/modify", json.dumps({"Replace": {"PatientName": "Jodogne"}})).json()
-    assert set(answer) == {"ID", "Path", "PatientID", "Type"} and answer["Type"] == "Study"
+    assert set(answer) == {"ID", "Path", "PatientID", "Type", "ParentResources"} and answer["Type"] == "Study"
     new = daemon.get(f"/studies/{answer['ID']}").json()
     assert new["ModifiedFrom"] == study and len(new["Series"]) == 2
     for s in new["Series"]:

@@ -203,10 +203,11 @@ def test_nested_identifiers_need_no_force():
     assert modify({"Keep": ["PerFrameFunctionalGroupsSequence[*].2005,140f[*].SOPInstanceUID"]}).keep
 
 
-def test_modifying_a_patient_needs_a_new_patient_id():
-    """The Orthanc book: /patients/{id}/modify must set PatientID (with Force)."""
+def test_modifying_a_patient_needs_a_new_patient_id_or_force():
+    """The Orthanc book: /patients/{id}/modify must set PatientID; Orthanc >= 1.11.3 renames a patient
+    in place with Force."""
     refused({"Replace": {"PatientName": "y"}}, "modifying a patient requires a new PatientID", "patients")
-    refused({"Keep": ["SOPInstanceUID"], "Force": True}, "requires a new PatientID", "patients")
+    assert modify({"Replace": {"PatientName": "y"}, "Force": True}, "patients").level == "Patient"
     assert modify({"Replace": {"PatientID": "NEWP"}, "Force": True}, "patients").level == "Patient"
     assert anonymize({}, "patients").level == "Patient"
 

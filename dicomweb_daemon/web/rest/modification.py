@@ -4,14 +4,17 @@ at once or as a job) answering ``{"ID", "Path", "PatientID", "Type"}``. The body
 bad one is a 400 before any job; the engine is ``modification/``, the job ``jobs/modification.py``."""
 from __future__ import annotations
 
+import os
+
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from ...client.bodies import read_content
 from ...client.dicomweb import outgoing_files
+from ...dicom.identifiers import orthanc_id
 from ...dicom.private_dictionary import parse_dictionary
 from ...dicom.tags import MAIN_TAGS
-from ...errors import BadRequest
-from ...jobs.modification import modify_resource, new_pseudonyms, rewrite
+from ...errors import BadRequest, UnknownResource
+from ...jobs.modification import configured_secret, job_uid_map, modify_resource, new_pseudonyms, plan, rewrite
 from ...modification.request import Modification, parse_modification
 from ...modification.uids import Pseudonyms, UidMap
 from ...threads import in_cpu, in_db, in_io
@@ -19,6 +22,7 @@ from ..routing import json_response, read_json_body, route
 from .jobs import job_options, run_or_submit
 
 LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series"}
+HIERARCHY = ("Patient", "Study", "Series", "Instance")
 # The patient's tags a study's modification may not change alone (its PatientID aside).
 PATIENT_TAGS = frozenset(tag_for_keyword(k) for k in MAIN_TAGS["Patient"] if k != "PatientID")
 PATIENT_ID = tag_for_keyword("PatientID")
@@ -34,7 +38,8 @@ def _refuse_replacing_the_source(m: Modification) -> None:
     """Every UID kept and ``KeepSource`` false: the new instances would be the sources themselves,
     then deleted. Orthanc refuses it too."""
     kept = {path.tag for path in m.keep if path.top_level}
-    if not m.keep_source and SOURCE_UIDS <= kept:
+    new_patient = any(r.path.top_level and r.path.tag == PATIENT_ID for r in m.replace)  # other IDs then
+    if not m.keep_source and SOURCE_UIDS <= kept and not new_patient:
         raise BadRequest("Bad request", "with StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID kept, the "
                                         "modified instances replace their sources: KeepSource must not be false")
 
@@ -53,7 +58,19 @@ class ModificationRoutes:
         return body
 
     def _pseudonyms(self, anonymize: bool) -> Pseudonyms | None:
-        return new_pseudonyms() if anonymize else None
+        """The pseudonyms of an anonymization's (first) patient; none with a configured secret, where
+        each patient's are derived from its PatientID."""
+        return new_pseudonyms() if anonymize and configured_secret(self.daemon) is None else None
+
+    async def _dry_run(self, request, public_id: str, m: Modification, level: str) -> bytes:
+        """``"DryRun": true``: per instance under the resource, what would be done to each element."""
+        uid_map = job_uid_map(self.daemon, {})
+        _levels, files = await in_db(outgoing_files, self.daemon.index, [public_id])
+        out = []
+        for file in files:
+            data = await in_io(read_content, self.daemon.storage, file)
+            out.append({"ID": file.public_id, "Actions": await in_cpu(plan, data, m, uid_map, level)})
+        return json_response(request, out if level != "Instance" else out[0]["Actions"])
 
     @route(f"/instances/<id>/{ACTIONS}", methods=("POST",))
     async def instance(self, request, id, action):  # noqa: A002 - Orthanc's route parameter
@@ -63,9 +80,11 @@ class ModificationRoutes:
         m = parse_modification(body, "Instance", anonymize=anonymize, dictionary=self.dictionary,
                                pseudonyms=self._pseudonyms(anonymize))
         await in_db(self.daemon.index.internal_of, id, "Instance")  # 404 for what is not an instance
+        if m.dry_run:
+            return await self._dry_run(request, id, m, "Instance")
         _levels, [file] = await in_db(outgoing_files, self.daemon.index, [id])
         data = await in_io(read_content, self.daemon.storage, file)
-        rewritten, _old = await in_cpu(rewrite, data, m, UidMap(), "Instance")
+        rewritten, _old = await in_cpu(rewrite, data, m, UidMap(configured_secret(self.daemon)), "Instance")
         request.setHeader(b"Content-Type", b"application/dicom")
         return rewritten
 
@@ -77,17 +96,25 @@ class ModificationRoutes:
         pseudonyms = self._pseudonyms(anonymize)
         # Checked here, so that a bad body is a 400 before any job (the job parses it again).
         m = parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
-        await in_db(self.daemon.index.internal_of, id, level)  # 404 for an unknown resource, before any job
+        # A resource of this level or above: its instances are rewritten, and the answer names the
+        # resource at the route's level they are in (Orthanc: /series/{study}/modify is the study's).
+        source_level = await in_db(self.daemon.index.level_of, id)
+        if source_level not in HIERARCHY[:HIERARCHY.index(level) + 1]:  # 404 before any job
+            raise UnknownResource("Unknown resource", f"no {level.lower()} (or resource above one) with ID {id}")
+        if m.dry_run:
+            return await self._dry_run(request, id, m, level)
         if level != "Patient" and not anonymize:
-            await self._refuse_partial_rename(id, level, m)
+            await self._refuse_partial_rename(id, source_level, m)
         _refuse_replacing_the_source(m)
         job = {"Level": level, "Resource": id, "Anonymize": anonymize, "Body": body,
-               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
+               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None,
+               "Secret": os.urandom(32).hex()}
         asynchronous, _priority = job_options(body)
         if asynchronous:
             return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
         content = await modify_resource(self.daemon, job, None)
-        return json_response(request, {key: content[key] for key in ("ID", "Path", "PatientID", "Type")})
+        return json_response(request, {key: content[key] for key in ("ID", "Path", "PatientID", "Type",
+                                                                     "ParentResources")})
 
     @route("/tools/<any('bulk-modify','bulk-anonymize'):action>", methods=("POST",))
     async def bulk(self, request, action):
@@ -107,7 +134,8 @@ class ModificationRoutes:
         parse_modification(options, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
         await in_db(outgoing_files, self.daemon.index, resources)  # 404 for an unknown resource, before any job
         job = {"Level": level, "Resources": resources, "Anonymize": anonymize, "Body": options,
-               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None}
+               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None,
+               "Secret": os.urandom(32).hex()}
         return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
 
     async def _refuse_partial_rename(self, public_id: str, level: str, m: Modification) -> None:
@@ -115,12 +143,32 @@ class ModificationRoutes:
         leave the patient's other studies under another name: refused, as Orthanc >= 1.11.3 does
         (rename the patient instead, or give a new PatientID)."""
         changed = {r.path.tag for r in m.replace if r.path.top_level} | {p.tag for p in m.remove if p.top_level}
-        if not changed & PATIENT_TAGS or PATIENT_ID in changed:
+        if PATIENT_ID in changed:
+            await self._refuse_joining_unlike_patient(public_id, level, m)
+            return
+        if not changed & PATIENT_TAGS:
             return
         if await in_db(self._studies_of_patient, public_id, level) > 1:
             names = ", ".join(sorted(keyword_for_tag(tag) for tag in changed & PATIENT_TAGS))
             raise BadRequest("Bad request", f"the patient of this resource has other studies: its tags ({names}) "
                              "are changed at the patient level (/patients/{id}/modify), or with a new PatientID")
+
+    async def _refuse_joining_unlike_patient(self, public_id: str, level: str, m: Modification) -> None:
+        """A study given the PatientID of a patient already stored joins that patient only with all its
+        tags, and the same values as it has (Orthanc >= 1.11.3): else the patient would have studies
+        under two names."""
+        given = {keyword_for_tag(r.path.tag): str(r.value or "").strip() for r in m.replace
+                 if r.path.top_level and (r.path.tag in PATIENT_TAGS or r.path.tag == PATIENT_ID)}
+        patient = orthanc_id(given["PatientID"])
+        if await in_db(self.daemon.index.level_of, patient) != "Patient" or \
+                [patient] == await in_db(self.daemon.index.relatives, public_id, level, "Patient"):
+            return  # a new patient, or its own
+        [stored] = await in_db(self.daemon.index.describe, [patient])
+        expected = {k: str(v).strip() for k, v in stored["MainDicomTags"].items()}
+        if given != expected or any(p.top_level and p.tag in PATIENT_TAGS for p in m.remove):
+            raise BadRequest("Bad request", f"patient {given['PatientID']!r} is stored already: a study joins it "
+                             "with all of its tags, given as it has them in \"Replace\": " +
+                             ", ".join(f"{k}={v!r}" for k, v in sorted(expected.items())))
 
     def _studies_of_patient(self, public_id: str, level: str) -> int:
         """(db thread) How many studies the patient of a resource has."""

@@ -34,7 +34,7 @@ class SystemRoutes:
             "DatabaseVersion": SCHEMA_VERSION,
             "DicomAet": s.DicomAet,
             "DicomPort": s.DicomPort,
-            "HasLabels": False,
+            "HasLabels": True,
             "HttpPort": s.HttpPort,
             "IsHttpServerSecure": not s.RemoteAccessAllowed or s.AuthenticationEnabled,
             "MainDicomTags": dict(MAIN_TAGS_SIGNATURES),

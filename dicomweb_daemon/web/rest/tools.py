@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
 from ...config.settings import DEFAULT_ENCODINGS
 from ...dicom.identifiers import LEVELS
 from ...errors import BadRequest, UnknownResource
+from ...index.labels import CONSTRAINTS, check_label
 from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...storage.summaries import rebuild_summaries
@@ -36,6 +37,8 @@ class FindRequest:
     expand: bool
     requested: list[str]
     form: str = "human"  # how tags are written: Short, Full, or by name
+    labels: list[str] = field(default_factory=list)
+    labels_constraint: str = "All"
 
 
 def find_request(body, allow_case: bool = True, case_default: bool = False) -> FindRequest:
@@ -64,8 +67,14 @@ def find_request(body, allow_case: bool = True, case_default: bool = False) -> F
         raise BadRequest("Bad request", "CaseSensitive cannot be combined with Since when a value has "
                          "lower-case letters")
     form = "short" if body.get("Short") else "full" if body.get("Full") else "human"
+    labels = body.get("Labels", [])
+    if not isinstance(labels, list):
+        raise BadRequest("Bad request", "Labels must be a list of labels")
+    constraint = body.get("LabelsConstraint", "All")
+    if constraint not in CONSTRAINTS:
+        raise BadRequest("Bad request", f"LabelsConstraint must be one of {', '.join(CONSTRAINTS)}")
     return FindRequest(level, query, case_sensitive, _count(body, "Limit"), since,
-                       bool(body.get("Expand", False)), requested, form)
+                       bool(body.get("Expand", False)), requested, form, [check_label(x) for x in labels], constraint)
 
 
 class ToolsRoutes:
@@ -77,7 +86,7 @@ class ToolsRoutes:
     async def find(self, request):
         q = find_request(read_json_body(request), case_default=self.daemon.settings.CaseSensitivePN)
         ids = await in_db(self.index.find, q.level, q.query, case_sensitive=q.case_sensitive, limit=q.limit,
-                          since=q.since)
+                          since=q.since, labels=q.labels, labels_constraint=q.labels_constraint)
         if not q.expand:
             return json_response(request, ids)
         described = await in_db(self.index.describe, ids)
@@ -91,7 +100,8 @@ class ToolsRoutes:
     async def count(self, request):
         """How many resources ``/tools/find`` would answer (Limit and Since are ignored)."""
         q = find_request(read_json_body(request), allow_case=False)
-        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=False)
+        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=False, labels=q.labels,
+                          labels_constraint=q.labels_constraint)
         return json_response(request, {"Count": len(ids)})
 
     @route("/tools/lookup", methods=("POST",))
