@@ -95,16 +95,27 @@ class UserDataMixin:
                           strict: bool = False) -> int:
         """Set a user-defined metadata (db_write thread); returns its new revision."""
         with self.transaction() as c:
-            internal = self.internal_of(public_id, conn=c)
-            row = c.execute("SELECT value, revision FROM user_metadata WHERE internal = ? AND name = ?",
-                            (internal, key)).fetchone()
-            current = (row[1], md5_of(row[0])) if row else None
-            check_revision(current, if_match, strict)
-            revision = row[1] + 1 if row else 0
-            c.execute("INSERT INTO user_metadata (internal, name, value, revision) VALUES (?, ?, ?, ?) "
-                      "ON CONFLICT (internal, name) DO UPDATE SET value = excluded.value, "
-                      "revision = excluded.revision", (internal, key, value, revision))
-            log_change(c, "UpdatedMetadata", internal)
+            return self._put_metadata(c, public_id, key, value, if_match, strict)
+
+    def put_metadata_many(self, items: list[tuple[str, str, str]]) -> None:
+        """Several metadata ``(public_id, key, value)`` set in one transaction (one commit for all the
+        ``ModifiedFrom`` of a modification's new resources)."""
+        with self.transaction() as c:
+            for public_id, key, value in items:
+                self._put_metadata(c, public_id, key, value)
+
+    def _put_metadata(self, c, public_id: str, key: str, value: str, if_match: tuple[int, str] | None = None,
+                      strict: bool = False) -> int:
+        internal = self.internal_of(public_id, conn=c)
+        row = c.execute("SELECT value, revision FROM user_metadata WHERE internal = ? AND name = ?",
+                        (internal, key)).fetchone()
+        current = (row[1], md5_of(row[0])) if row else None
+        check_revision(current, if_match, strict)
+        revision = row[1] + 1 if row else 0
+        c.execute("INSERT INTO user_metadata (internal, name, value, revision) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (internal, name) DO UPDATE SET value = excluded.value, "
+                  "revision = excluded.revision", (internal, key, value, revision))
+        log_change(c, "UpdatedMetadata", internal)
         return revision
 
     def delete_user_metadata(self, public_id: str, key: str, if_match: tuple[int, str] | None = None,

@@ -92,6 +92,15 @@ def plan(data: bytes, m: Modification, uid_map: UidMap, level: str) -> list[dict
 
 def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[bytes, tuple[str, ...]]:
     """(cpu thread) One stored file rewritten; with the Orthanc IDs of the resources it came from."""
+    ds, old = rewritten_dataset(data, m, uid_map, level)
+    out = io.BytesIO()
+    dcmwrite(out, ds, enforce_file_format=True)  # in the syntax its meta says (big endian included)
+    return out.getvalue(), old
+
+
+def rewritten_dataset(data: bytes, m: Modification, uid_map: UidMap, level: str):
+    """(cpu thread) The data set of a stored file as ``m`` rewrites it, and the Orthanc IDs of the
+    resources it came from."""
     ds = _dataset(data)
     old = resource_ids(str(ds.get("PatientID", "")), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
                        str(ds.SOPInstanceUID))
@@ -100,9 +109,7 @@ def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[
         transcode_dataset(ds, m.transcode)  # the codecs' errors say what cannot be converted
         if m.transcode in LOSSY_SYNTAXES:  # other pixels: another instance (PS3.3 C.12.1.1.1)
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=None)
-    out = io.BytesIO()
-    dcmwrite(out, ds, enforce_file_format=True)  # in the syntax its meta says (big endian included)
-    return out.getvalue(), tuple(old)
+    return ds, tuple(old)
 
 
 def _identifiers_of(index, sources: list[str]) -> list[dict[str, str]]:
@@ -201,8 +208,7 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
     # A resource that existed before (UIDs kept) takes the tags of its new instances, as in Orthanc
     # >= 1.11.3 (its automatic reconstruction at the end of a modification).
     await in_db_write(daemon.index.set_main_tags, list(last_of_series.values()))
-    for new, old in provenance.items():
-        await in_db_write(daemon.index.put_user_metadata, new, kind, old)
+    await in_db_write(daemon.index.put_metadata_many, [(new, kind, old) for new, old in provenance.items()])
     if became:
         await in_db_write(daemon.index.put_labels, {new: old_labels[old] for old, new in became.items()})
     if not m.keep_source:
@@ -247,21 +253,26 @@ async def _store(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]):
 
 
 def rewrite_batch(inputs: list[tuple[str | None, bytes | None]], mods: list[Modification], uid_map: UidMap,
-                  level: str, spool: Spool | None = None, charset: str = "") -> list[tuple[Staged, tuple[str, ...]]]:
+                  level: str, spool: Spool, charset: str) -> list[tuple[Staged, tuple[str, ...]]]:
     """(worker process or cpu thread) Several stored files, each read here (from its path, else given
-    as bytes), rewritten, parsed as ingest parses, and staged in ``spool``'s folder: the daemon then
-    only indexes them and moves the files in place, and no file crosses between processes."""
+    as bytes), rewritten straight into a file staged in ``spool``'s folder, and parsed as ingest
+    parses (from the page cache): the daemon then only indexes them and moves the files in place, and
+    no file crosses between processes."""
     out = []
     try:
         for (path, data), m in zip(inputs, mods, strict=True):
-            new, old = rewrite(read_whole(path) if path is not None else data, m, uid_map, level)
+            ds, old = rewritten_dataset(read_whole(path) if path is not None else data, m, uid_map, level)
+            staged = spool.new_path("modified-")
+            out.append((Staged(staged, None, 0, None), old))
+            with open(staged, "wb", buffering=1 << 20) as f:
+                dcmwrite(f, ds, enforce_file_format=True)
+            source = FileSource(staged)
             try:
-                parsed = parse_buffer(new, charset)
+                with source.buffer() as written:
+                    parsed = parse_buffer(written, charset)
             except DaemonError as e:
                 parsed = e
-            staged = Staged(spool.write_temp(new), None, len(new), parsed) if spool is not None else \
-                Staged(None, new, len(new), parsed)
-            out.append((staged, old))
+            out[-1] = (Staged(staged, None, source.size, parsed), old)
     except BaseException:
         _discard(out)  # the batch fails whole: nothing of it stays in the spool
         raise

@@ -9,6 +9,7 @@ import json
 
 import pydicom
 
+from tests.conftest import wait_job
 from tests.dicom_files import make_ct
 
 STUDY = "1.2.826.0.1.3680043.8.498.515"
@@ -99,3 +100,29 @@ def test_dry_run_lists_actions_and_changes_nothing(daemon):
     assert daemon.get("/studies").json() == before
     bad = daemon.post(f"/studies/{study}/modify", json.dumps({"Replace": {"Nope": "x"}, "DryRun": True}))
     assert bad.status_code == 400
+
+
+def test_an_anonymization_killed_and_run_again_draws_the_same_uids(make_daemon):
+    """Without a configured secret the job's own key is kept with it: the daemon killed (-9) in the
+    middle of an anonymization, the job runs again at the next start and makes the same new UIDs,
+    so the instances it had stored are replaced, not doubled."""
+    d = make_daemon()
+    for i in range(300):
+        d.store(make_ct(patient_id="SEC4", study_uid=f"{STUDY}.4", series_uid=f"{STUDY}.4.1",
+                        sop_uid=f"{STUDY}.4.1.{i}", instance_number=i + 1, size=128))
+    study = d.get("/studies").json()[0]
+    job = d.post(f"/studies/{study}/anonymize", json.dumps({"Asynchronous": True})).json()["ID"]
+    while True:  # until some of the new instances are stored
+        state = d.get(f"/jobs/{job}").json()["State"]
+        if d.get("/statistics").json()["CountInstances"] >= 340 or state == "Success":
+            break
+    d.kill9()
+    partial = state != "Success"
+    d.start()
+    done = wait_job(d, job)
+    assert done["State"] == "Success", done
+    studies = d.get("/studies").json()
+    assert len(studies) == 2, (partial, studies)  # the source and one anonymized study
+    new = done["Content"]["ID"]
+    assert len(d.get(f"/studies/{new}/instances").json()) == 300
+    assert partial  # the kill came while the job ran (else this test tested nothing)

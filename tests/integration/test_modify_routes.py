@@ -181,3 +181,18 @@ def test_every_uid_kept_replaces_the_source_in_place(daemon):
     assert answer["ID"] == item["ParentStudy"]
     assert daemon.get(f"/instances/{item['ID']}/content/StationName").text.strip() == "NEW"
     assert daemon.get(f"/studies/{item['ParentStudy']}/instances").json()[0]["ID"] == item["ID"]
+
+
+def test_a_failed_study_job_leaves_nothing_behind(daemon):
+    """An instance the job cannot rewrite (16-bit pixels to 8-bit JPEG baseline) fails the job with the
+    codec's reason; nothing of it is left staged in the spool, and no new study is indexed."""
+    items = [daemon.store(make_ct(patient_id="FAIL1", study_uid=f"{STUDY}.9", series_uid=f"{STUDY}.9.1",
+                                  sop_uid=f"{STUDY}.9.1.{i}", instance_number=i + 1)) for i in range(40)]
+    studies = daemon.get("/studies").json()
+    r = daemon.post(f"/studies/{items[0]['ParentStudy']}/modify", json.dumps(
+        {"Replace": {"StudyDescription": "never"}, "Transcode": "1.2.840.10008.1.2.4.50"}))
+    assert r.status_code in (400, 406) and "cannot be encoded" in r.json()["Details"], r.text
+    assert (daemon.data / "tmp").is_dir()
+    assert daemon.get("/studies").json() == studies
+    assert not [p.name for p in (daemon.data / "tmp").iterdir() if p.name.startswith("modified-")]
+    assert daemon.get("/system").status_code == 200
