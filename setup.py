@@ -30,7 +30,8 @@ setup(
         "pynetdicom>=3.0,<3.1",  # dimse/tuning.py wraps its internals
     ],
     extras_require={
+        "postgresql": ["psycopg[binary]>=3.1"],
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
-                 "dicomweb-client>=0.59"],
+                 "dicomweb-client>=0.59", "psycopg[binary]>=3.1"],
     },
 )

@@ -1,10 +1,12 @@
 """Fixtures that start real daemons (``twistd -n dicomweb``) on free loopback ports."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.postgres import index_config, run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -33,9 +37,11 @@ class Daemon:
         # Parsing in threads keeps test daemons light; test_ingest_workers covers worker processes.
         self.dicom_port = free_port()
         conf = {"HttpPort": self.port, "DicomPort": self.dicom_port, "StorageDirectory": str(self.data),
-                "StableAge": 2, "IngestWorkers": 0}
-        conf.update(config or {})
+                "StableAge": 2, "IngestWorkers": 0, **index_config()}
+        for key, value in (config or {}).items():  # a test's Backends add to the index's
+            conf[key] = {**conf[key], **value} if key == "Backends" and key in conf else value
         self.config_path = folder / "config.json"
+        self.config = conf
         self.config_path.write_text(json.dumps(conf))
         self.users = conf.get("RegisteredUsers") or {}
         self.url = f"http://127.0.0.1:{self.port}"
@@ -63,6 +69,24 @@ class Daemon:
             except requests.ConnectionError:
                 time.sleep(0.1)
         raise RuntimeError("daemon did not answer in time")
+
+    def sql(self, query: str, params=()) -> list[tuple]:
+        """Run SQL (SQLite's spelling) on this daemon's index, whichever engine holds it, committed:
+        what a test reads or plants behind a stopped daemon's back."""
+        uri = self.config.get("PostgreSQL", {}).get("ConnectionUri")
+        if uri:
+            return run_sql(uri, query, params)
+        with contextlib.closing(sqlite3.connect(self.data / "index.sqlite")) as db, db:
+            return db.execute(query, params).fetchall()
+
+    def drop_index(self) -> None:
+        """The index deleted (its tables, on PostgreSQL), the storage left as it is."""
+        uri = self.config.get("PostgreSQL", {}).get("ConnectionUri")
+        if uri:
+            run_sql(uri, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            return
+        for path in self.data.glob("index.sqlite*"):
+            path.unlink()
 
     def auth(self):
         return next(iter(self.users.items())) if self.users else None
@@ -148,15 +172,19 @@ def pools():
 
 
 def local_daemon_in(folder: Path, config: dict | None = None):
-    """The daemon's state (settings, storage, index, ingest...) on a real SQLite index and real
-    files under ``folder``, without HTTP: what in-process tests call directly."""
+    """The daemon's state (settings, storage, index, ingest...) on a real index (SQLite, or PostgreSQL
+    with DICOMWEB_TEST_POSTGRESQL) and real files under ``folder``, without HTTP: what in-process
+    tests call directly."""
     from dicomweb_daemon.config.settings import validate
-    from dicomweb_daemon.index.sqlite import SqliteIndex
+    from dicomweb_daemon.interfaces import IIndex
+    from dicomweb_daemon.registry import select
     from dicomweb_daemon.service import Daemon
     from dicomweb_daemon.storage.filesystem import FilesystemStorage
 
-    settings, _ = validate({"StorageDirectory": str(folder / "data"), "SyncWrites": False, **(config or {})})
-    return Daemon(settings, FilesystemStorage().open(settings), SqliteIndex().open(settings))
+    settings, _ = validate({"StorageDirectory": str(folder / "data"), "SyncWrites": False, **index_config(),
+                            **(config or {})})
+    index = select(IIndex, settings.backends["Index"], "Backends.Index").open(settings)
+    return Daemon(settings, FilesystemStorage().open(settings), index)
 
 
 @pytest.fixture

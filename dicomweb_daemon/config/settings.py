@@ -285,6 +285,6 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
 
 
 # Sections read by later parts of the daemon (DICOMweb server and client).
-KNOWN_SECTIONS = {"DicomWeb"}
+KNOWN_SECTIONS = {"DicomWeb", "PostgreSQL"}
 # Keys of Orthanc's DicomWeb section that belong to the DICOMweb client (a later issue).
 DICOMWEB_ACCEPTED = {"MetadataWorkerThreadsCount"}

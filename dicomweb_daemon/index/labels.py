@@ -36,14 +36,8 @@ def labels_filter(labels: list[str], constraint: str, column: str = "r.internal"
 class LabelsMixin:
     def labels_of(self, internals: list[int]) -> dict[int, list[str]]:
         """The labels of each resource, sorted (a resource without any is absent)."""
-        out: dict[int, list[str]] = defaultdict(list)
-        for i in range(0, len(internals), 900):
-            chunk = internals[i:i + 900]
-            for internal, label in self.db.execute(
-                    f"SELECT internal, label FROM labels WHERE internal IN ({','.join('?' * len(chunk))}) "
-                    "ORDER BY label", chunk):
-                out[internal].append(label)
-        return out
+        return self.rows_by_internal("SELECT internal, label FROM labels WHERE internal IN ({marks}) ORDER BY label",
+                                     internals)
 
     def resource_labels(self, public_id: str, level: str) -> list[str]:
         internal = self.internal_of(public_id, level)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from ..dicom.qido_model import UTF8
 from .qido_matching import Filter, register_functions
 from .qido_render import ResultPlan, descend, main_level
+from .schema import NO_LIMIT
 
 _BATCH = 256
 _DECODER = json.JSONDecoder()
@@ -68,7 +69,7 @@ class QidoMixin:
         joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
         sql = self._qido_select(q.level, joins, conds)
         if not post:
-            return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or -1, q.offset], None,
+            return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or NO_LIMIT, q.offset], None,
                                    q.charset)
         chosen: list[int] = []
         metas: dict[int, dict] = {}

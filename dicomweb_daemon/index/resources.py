@@ -5,7 +5,7 @@ import json
 from collections import defaultdict
 
 from ..errors import UnknownResource
-from .schema import LEVEL_NAME, LEVEL_NUMBER
+from .schema import LEVEL_NAME, LEVEL_NUMBER, NO_LIMIT
 
 CHILD_KEY = {"Patient": "Studies", "Study": "Series", "Series": "Instances"}
 PARENT_KEY = {"Study": "ParentPatient", "Series": "ParentStudy", "Instance": "ParentSeries"}
@@ -39,7 +39,7 @@ class ResourcesMixin:
     def list_ids(self, level: str, since: int = 0, limit: int = 0) -> list[str]:
         """Public IDs at ``level`` in creation order, paged as Orthanc's ``since`` / ``limit``."""
         sql = "SELECT public_id FROM resources WHERE level = ? ORDER BY internal LIMIT ? OFFSET ?"
-        return [r[0] for r in self.db.execute(sql, (LEVEL_NUMBER[level], limit or -1, since))]
+        return [r[0] for r in self.db.execute(sql, (LEVEL_NUMBER[level], limit or NO_LIMIT, since))]
 
     def relatives(self, public_id: str, level: str, target: str) -> list[str]:
         """IDs at ``target`` level related to the resource: descendants or the one ancestor."""
@@ -137,14 +137,8 @@ class ResourcesMixin:
         return out
 
     def _children(self, internals: list[int]) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = defaultdict(list)
-        for i in range(0, len(internals), 900):
-            chunk = internals[i : i + 900]
-            for parent, public_id in self.db.execute(
-                    f"SELECT parent, public_id FROM resources WHERE parent IN ({_marks(len(chunk))}) "
-                    "ORDER BY internal", chunk):
-                out[parent].append(public_id)
-        return out
+        return self.rows_by_internal("SELECT parent, public_id FROM resources WHERE parent IN ({marks}) "
+                                     "ORDER BY internal", internals)
 
     def _series_extra(self, internals: list[int]) -> dict[int, dict]:
         """ExpectedNumberOfInstances and Status of many series, in two queries per 900."""
@@ -194,15 +188,18 @@ class ResourcesMixin:
     def instances_under(self, public_ids: list[str]) -> list[dict]:
         """Every instance under the given resources, once, with its file and its ancestors' main tags."""
         internals = [self.internal_of(pid) for pid in public_ids]
+        if not internals:
+            return []
         rows = self.db.execute(
-            "WITH RECURSIVE tree(internal) AS (SELECT value FROM json_each(?) UNION "
+            "WITH RECURSIVE tree(internal) AS ("
+            f"SELECT internal FROM resources WHERE internal IN ({_marks(len(internals))}) UNION "
             "SELECT r.internal FROM resources r JOIN tree ON r.parent = tree.internal) "
             "SELECT ir.public_id, i.file_uuid, i.file_size, i.compression, se.internal, st.internal, pa.internal, "
             "i.sop_class_uid, i.transfer_syntax "
             "FROM instances i JOIN tree USING (internal) JOIN resources ir ON ir.internal = i.internal "
             "JOIN resources se ON se.internal = ir.parent JOIN resources st ON st.internal = se.parent "
             "JOIN resources pa ON pa.internal = st.parent ORDER BY pa.internal, st.internal, se.internal, "
-            "i.index_in_series, i.internal", (json.dumps(internals),)).fetchall()
+            "i.index_in_series, i.internal", internals).fetchall()
         tags = self.main_tags(list({x for r in rows for x in r[4:7]}))
         return [{"ID": r[0], "file_uuid": r[1], "size": r[2], "compression": r[3], "series": tags.get(r[4], {}),
                  "study": tags.get(r[5], {}), "patient": tags.get(r[6], {}), "sop_class_uid": r[7],

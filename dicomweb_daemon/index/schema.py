@@ -2,6 +2,7 @@
 
 SCHEMA_VERSION = 6  # Orthanc's database schema version, reported for compatibility
 
+NO_LIMIT = 1 << 62  # a LIMIT that every engine takes for "no limit" (SQLite's -1 is not SQL)
 LEVEL_NUMBER = {"Patient": 0, "Study": 1, "Series": 2, "Instance": 3}
 LEVEL_NAME = {v: k for k, v in LEVEL_NUMBER.items()}
 

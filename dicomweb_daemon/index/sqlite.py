@@ -5,33 +5,17 @@ import contextlib
 import os
 import sqlite3
 import threading
-import zlib
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from ..interfaces import IIndex
-from .changes import ChangesMixin
-from .commitments import CommitmentsMixin
-from .computed import ComputedMixin
-from .dicomweb_reads import DicomwebMixin
-from .jobs import JobsMixin
-from .journal import JournalMixin
-from .labels import LabelsMixin
-from .matching import FindMixin
-from .qido import QidoMixin
-from .queries import QueriesMixin
-from .remote_servers import RemoteServersMixin
-from .resources import ResourcesMixin
+from .base import SqlIndex
 from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
-from .user_data import UserDataMixin
-from .writes import WritesMixin
 
 
 @implementer(IPlugin, IIndex)
-class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
-                  ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
-                  CommitmentsMixin, LabelsMixin):
+class SqliteIndex(SqlIndex):
     """Resources with their main tags in indexed rows, and each instance's precomputed metadata."""
 
     name = "sqlite"
@@ -68,14 +52,6 @@ class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, Jobs
         c.execute("PRAGMA temp_store=MEMORY")
         return c
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        """This thread's connection (readers run in parallel with the writer under WAL)."""
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = self._local.conn = self._connect()
-        return c
-
     @contextlib.contextmanager
     def transaction(self):
         """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error."""
@@ -88,15 +64,6 @@ class SqliteIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, Jobs
                 c.execute("ROLLBACK")
                 raise
             c.execute("COMMIT")
-
-    # -- small shared helpers ---------------------------------------------------------------
-    @staticmethod
-    def compress(data: bytes) -> bytes:
-        return zlib.compress(data, 1)
-
-    @staticmethod
-    def decompress(data: bytes) -> bytes:
-        return zlib.decompress(data)
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)

@@ -112,10 +112,9 @@ class WritesMixin:
                     c.execute("UPDATE resources SET last_update = ?, last_update_ts = ?, stable = 0 "
                               "WHERE internal = ?", (stamp, now, parent))
                     continue
-            cur = c.execute(
+            parent = c.execute(
                 "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
-                "VALUES (?, ?, ?, ?, ?)", (public_id, depth, parent, stamp, now))
-            parent = cur.lastrowid
+                "VALUES (?, ?, ?, ?, ?) RETURNING internal", (public_id, depth, parent, stamp, now)).fetchone()[0]
             if depth < 3:
                 seen[public_id] = parent
             c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
@@ -272,7 +271,7 @@ class WritesMixin:
         with self.transaction() as c:
             internal = self.internal_of(public_id, "Patient", conn=c)
             if protected:
-                c.execute("INSERT OR IGNORE INTO protected_patients VALUES (?)", (internal,))
+                c.execute("INSERT INTO protected_patients VALUES (?) ON CONFLICT DO NOTHING", (internal,))
             else:
                 c.execute("DELETE FROM protected_patients WHERE internal = ?", (internal,))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import socket
-import sqlite3
 import threading
 import time
 
@@ -23,8 +22,7 @@ def stored_files(d) -> set[str]:
 
 def indexed_files(d) -> set[str]:
     """File names the index references, read from the index itself (the daemon is stopped)."""
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        return {r[0] for r in db.execute("SELECT file_uuid FROM instances")}
+    return {r[0] for r in d.sql("SELECT file_uuid FROM instances")}
 
 
 def stow_body(files: list[bytes], boundary: str = "crash") -> bytes:
@@ -46,8 +44,7 @@ def owner(d) -> str:
 
 
 def indexed_sops(d) -> set[str]:
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        return {r[0] for r in db.execute("SELECT value FROM main_tags WHERE tag = 'SOPInstanceUID'")}
+    return {r[0] for r in d.sql("SELECT value FROM main_tags WHERE tag = 'SOPInstanceUID'")}
 
 
 def test_kill_9_during_stow_leaves_exactly_the_indexed_files(make_daemon):
@@ -115,8 +112,7 @@ def test_a_file_written_before_its_commit_is_removed_at_start_up(make_daemon):
     kept = d.store(make_ct("SWEEP-1"))
     d.stop()
     orphan = planted(d, "abcd0000-0000-4000-8000-000000000000", b"half-ingested")
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        db.execute("INSERT INTO pending_files VALUES (?, ?)", (orphan.name, owner(d)))
+    d.sql("INSERT INTO pending_files VALUES (?, ?)", (orphan.name, owner(d)))
     (d.data / "tmp" / "body-leftover").write_bytes(b"partial upload")
     d.start()
     assert not orphan.exists()
@@ -124,8 +120,7 @@ def test_a_file_written_before_its_commit_is_removed_at_start_up(make_daemon):
     assert d.get(f"/instances/{kept['ID']}/file").status_code == 200
     assert "recovery: removed 1 files" in d.log_path.read_text()
     d.stop()
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM pending_files WHERE uuid = ?", (orphan.name,)).fetchone()[0] == 0
+    assert d.sql("SELECT COUNT(*) FROM pending_files WHERE uuid = ?", (orphan.name,))[0][0] == 0
 
 
 def test_another_daemons_pending_files_are_left_alone(make_daemon):
@@ -133,8 +128,7 @@ def test_another_daemons_pending_files_are_left_alone(make_daemon):
     d = make_daemon()
     d.stop()
     theirs = planted(d, "abcd0000-0000-4000-8000-000000000001", b"being written by another daemon")
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        db.execute("INSERT INTO pending_files VALUES (?, ?)", (theirs.name, "elsewhere:8042"))
+    d.sql("INSERT INTO pending_files VALUES (?, ?)", (theirs.name, "elsewhere:8042"))
     d.start()
     assert theirs.exists()
 
@@ -146,8 +140,7 @@ def test_a_data_folder_from_before_the_journal_is_swept_once(make_daemon):
     kept = d.store(make_ct("OLD-1"))
     d.stop()
     orphan = planted(d, "abcd0000-0000-4000-8000-000000000002", b"left by an old crash")
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        db.execute("DELETE FROM globals WHERE name = 'FilesJournal'")
+    d.sql("DELETE FROM globals WHERE name = 'FilesJournal'")
     d.start()
     deadline = time.time() + 10
     while orphan.exists() and time.time() < deadline:
@@ -168,9 +161,7 @@ def test_a_storage_the_index_knows_nothing_of_is_not_emptied(make_daemon):
     d.store(make_ct("LOST-1"))
     d.stop()
     files = stored_files(d)
-    (d.data / "index.sqlite").unlink()
-    for extra in d.data.glob("index.sqlite-*"):
-        extra.unlink()
+    d.drop_index()
     d.start()
     time.sleep(1.5)
     assert stored_files(d) == files

@@ -3,7 +3,6 @@ answer."""
 from __future__ import annotations
 
 import io
-import sqlite3
 import time
 import zipfile
 
@@ -78,9 +77,8 @@ def test_a_job_interrupted_by_kill_9_runs_again_after_the_restart(make_daemon):
 
 def files_known(d) -> tuple[set[str], set[str]]:
     """The files the index references (instances, job outputs), and those its journal names."""
-    with sqlite3.connect(d.data / "index.sqlite") as db:
-        referenced = {r[0] for r in db.execute("SELECT file_uuid FROM instances UNION SELECT uuid FROM job_outputs")}
-        pending = {r[0] for r in db.execute("SELECT uuid FROM pending_files")}
+    referenced = {r[0] for r in d.sql("SELECT file_uuid FROM instances UNION SELECT uuid FROM job_outputs")}
+    pending = {r[0] for r in d.sql("SELECT uuid FROM pending_files")}
     return referenced, pending
 
 

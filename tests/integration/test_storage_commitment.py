@@ -45,6 +45,7 @@ def test_store_with_commitment_then_remove(two_daemons):  # noqa: F811 - the fix
         [f"1.2.826.0.1.3680043.8.498.55.{i}" for i in range(3)]
     jobs = [a.get(f"/jobs/{j}").json() for j in a.get("/jobs").json()]
     [job] = [j for j in jobs if j["Type"] == "StorageCommitmentScp"]
+    job = wait_job(a, job["ID"])  # its report is sent before its own row says Success
     assert job["State"] == "Success" and job["Content"]["TransactionUid"] == transaction
     assert b.post(f"/storage-commitment/{transaction}/remove").json() == {}
     assert b.get("/instances").json() == []

@@ -1,0 +1,56 @@
+"""What every SQL index engine shares: the queries (the mixins, written in SQL that SQLite and
+PostgreSQL both take, or that the engine's connection translates), and small helpers. An engine adds
+its connections (``db``: this thread's), its write transactions (``transaction()``) and its schema."""
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+
+from .changes import ChangesMixin
+from .commitments import CommitmentsMixin
+from .computed import ComputedMixin
+from .dicomweb_reads import DicomwebMixin
+from .jobs import JobsMixin
+from .journal import JournalMixin
+from .labels import LabelsMixin
+from .matching import FindMixin
+from .qido import QidoMixin
+from .queries import QueriesMixin
+from .remote_servers import RemoteServersMixin
+from .resources import ResourcesMixin
+from .user_data import UserDataMixin
+from .writes import WritesMixin
+
+
+class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
+               ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
+               CommitmentsMixin, LabelsMixin):
+    """The index's queries, on whatever engine the subclass connects to."""
+
+    owner = ""
+
+    @property
+    def db(self):
+        """This thread's connection (the engine's ``_connect``): readers run beside the writer."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = self._connect()
+        return c
+
+    def rows_by_internal(self, sql: str, internals: list[int]) -> dict[int, list]:
+        """The second column of the rows of ``sql``, grouped by the first; ``sql`` selects them for up
+        to 900 resources at a time, whose placeholders it writes as ``{marks}``."""
+        out: dict[int, list] = defaultdict(list)
+        for i in range(0, len(internals), 900):
+            chunk = internals[i:i + 900]
+            for internal, value in self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk):
+                out[internal].append(value)
+        return out
+
+    @staticmethod
+    def compress(data: bytes) -> bytes:
+        return zlib.compress(data, 1)
+
+    @staticmethod
+    def decompress(data: bytes) -> bytes:
+        return zlib.decompress(data)

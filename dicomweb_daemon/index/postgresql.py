@@ -1,0 +1,200 @@
+"""The index on PostgreSQL (``Backends.Index: "postgresql"``), for a site that outgrows SQLite or runs
+several daemons on one database: the same queries as the SQLite index (index/base.py), translated
+where they differ (index/pg_sql.py), over psycopg 3 with one connection per thread.
+
+Configuration: Orthanc's ``PostgreSQL`` section (``Host``, ``Port``, ``Database``, ``Username``,
+``Password``) or ``ConnectionUri``. The schema is created at start-up when absent (under an advisory
+lock: daemons starting together create it once).
+
+Writes: READ COMMITTED; each write transaction first takes one transaction-level advisory lock, so
+that write transactions run one at a time across every daemon sharing the database, as SQLite's
+``BEGIN IMMEDIATE`` makes them do on one machine: two daemons storing the first instance of one
+patient never race to create it. Reads run in parallel, in every daemon, with the writes. (Finer
+locking, with retries of serialization failures, would let writes of different patients overlap:
+not done yet.)
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from twisted.logger import Logger
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from ..interfaces import IIndex
+from .base import SqlIndex
+from .pg_sql import parameters, schema, translate
+from .schema import SCHEMA_VERSION
+
+log = Logger()
+ATTEMPTS = 5  # to open a transaction on a connection that broke (the server restarted)
+WRITE_LOCK = 4243  # the advisory lock of write transactions
+SCHEMA_LOCK = 4242  # the advisory lock of schema creation
+
+
+class Cursor:
+    """A psycopg cursor as the index's code reads a SQLite one (fetchone, fetchall, iteration)."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def fetchone(self):
+        return self._cursor.fetchone() if self._cursor.description is not None else None
+
+    def fetchall(self):
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def fetchmany(self, size: int):
+        return self._cursor.fetchmany(size) if self._cursor.description is not None else []
+
+    def close(self) -> None:
+        self._cursor.close()
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class Connection:
+    """One psycopg connection (autocommit: each statement its own transaction, unless ``BEGIN``),
+    taking the index's SQL."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def execute(self, sql: str, params=()) -> Cursor:
+        statement, globs = translate(sql)
+        cursor = self.conn.cursor()
+        cursor.execute(statement, parameters(params, globs) if params else None)
+        return Cursor(cursor)
+
+    def executemany(self, sql: str, rows) -> Cursor:
+        statement, globs = translate(sql)
+        cursor = self.conn.cursor()
+        cursor.executemany(statement, [parameters(row, globs) for row in rows])
+        return Cursor(cursor)
+
+    def create_function(self, *args, **kwargs) -> None:
+        """The QIDO functions are SQL functions of the schema here (pg_sql.FUNCTIONS)."""
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def conninfo(section: dict) -> str:
+    """A libpq connection string from Orthanc's ``PostgreSQL`` section."""
+    if section.get("ConnectionUri"):
+        return str(section["ConnectionUri"])
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(host=str(section.get("Host", "localhost")), port=int(section.get("Port", 5432)),
+                         dbname=str(section.get("Database", "orthanc")), user=str(section.get("Username", "")) or None,
+                         password=str(section.get("Password", "")) or None)
+
+
+@implementer(IPlugin, IIndex)
+class PostgresIndex(SqlIndex):
+    """The index's tables in a PostgreSQL database."""
+
+    name = "postgresql"
+
+    def __init__(self, dsn: str | None = None, owner: str = ""):
+        self.dsn = dsn
+        self.owner = owner
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        if dsn:
+            self._create_schema()
+
+    def open(self, settings) -> PostgresIndex:
+        return PostgresIndex(conninfo(settings.sections.get("PostgreSQL", {})), settings.node)
+
+    def _connect(self) -> Connection:
+        import psycopg
+        from psycopg.adapt import Dumper, Loader
+        from psycopg.types.numeric import Int8Dumper
+
+        class BoolAsInteger(Dumper):
+            """Flags are integers in the schema (as SQLite keeps them)."""
+
+            oid = psycopg.adapters.types["int8"].oid
+
+            def dump(self, obj) -> bytes:
+                return b"1" if obj else b"0"
+
+        class IntegerOrFloat(Loader):
+            """SUM() of integers is NUMERIC in PostgreSQL: back to an int (a float if it has decimals)."""
+
+            def load(self, data) -> int | float:
+                value = bytes(data).decode()
+                return float(value) if "." in value else int(value)
+
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        conn.adapters.register_dumper(bool, BoolAsInteger)
+        conn.adapters.register_dumper(int, Int8Dumper)  # one type for every int (UNIONs, recursive CTEs)
+        conn.adapters.register_loader("numeric", IntegerOrFloat)
+        return Connection(conn)
+
+    def _create_schema(self) -> None:
+        with contextlib.closing(self._connect()) as c:
+            c.execute("SELECT pg_advisory_lock(?)", (SCHEMA_LOCK,))  # daemons starting together: one creates
+            try:
+                if c.execute("SELECT to_regclass('globals')").fetchone()[0] is None:
+                    for statement in schema():
+                        try:
+                            c.execute(statement)
+                        except Exception as e:  # noqa: BLE001 - unaccent may be refused: upper() then
+                            if "unaccent" not in statement:
+                                raise
+                            log.warn("PostgreSQL: no unaccent extension ({e}): accent-insensitive name "
+                                     "matching of non-indexed tags is case-insensitive only", e=e)
+                    c.execute("INSERT INTO globals VALUES ('SchemaVersion', ?) ON CONFLICT DO NOTHING",
+                              (str(SCHEMA_VERSION),))
+                    c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
+            finally:
+                c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A write transaction, after those of every daemon sharing the database that hold the write
+        lock; rolled back on error. A connection found broken at the start is opened again."""
+        with self._write_lock:
+            c = self.db
+            for attempt in range(ATTEMPTS):
+                try:
+                    c.execute("BEGIN")
+                    break
+                except Exception as e:  # noqa: BLE001 - the connection broke: a new one
+                    if attempt == ATTEMPTS - 1:
+                        raise
+                    log.warn("PostgreSQL: {e}; reconnecting", e=e)
+                    self.close()
+                    time.sleep(0.1 * (attempt + 1))
+                    c = self.db
+            try:
+                c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    def last_change(self) -> int:
+        """The last sequence number given to a change, even if that change was deleted since."""
+        row = self.db.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence('changes', 'seq')::regclass)"
+                              ).fetchone()
+        return row[0] or 0
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.close()
+            self._local.conn = None
