@@ -28,6 +28,7 @@ setup(
         "pyjpegls>=1.5",
         "imagecodecs>=2024.1",
         "pynetdicom>=3.0,<3.1",  # dimse/tuning.py wraps its internals
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],

@@ -26,6 +26,7 @@ from .jobs.modality_transfers import KINDS as MODALITY_KINDS
 from .jobs.modification import KIND as MODIFICATION
 from .jobs.transfers import KINDS as TRANSFER_KINDS
 from .metadata.cache import MetadataCache
+from .metrics import Metrics
 from .storage import journal
 from .storage.attachments import Attachments
 from .storage.ingest import Ingest
@@ -48,6 +49,8 @@ class Daemon:
         self.spool = Spool(folder)
         self.body_memory = BodyMemory()  # request bodies held in memory, shared with the workers
         self.ingest = Ingest(storage, index, settings, self.spool)
+        self.metrics = Metrics(self)
+        self.ingest.on_results = self.metrics.ingest_done
         self.attachments = Attachments(self.ingest)
         self.frames = FrameService(storage, index)  # the one way out for pixels
         dimse_tuning.install()  # idle DICOM associations stop polling (dimse/tuning.py)

@@ -121,6 +121,13 @@ def executor(name: str) -> Executor:
         raise PoolsNotRunning(f"the {name!r} executor is not running (ThreadsService is stopped)") from None
 
 
+def backlogs() -> dict[str, int]:
+    """Work waiting for a thread, per pool and executor (what /metrics shows)."""
+    out = {name: tp._team.statistics().backloggedWorkCount for name, tp in list(_pools.items())}
+    out.update({name: ex._work_queue.qsize() for name, ex in list(_executors.items())})
+    return out
+
+
 def process_count() -> int:
     """How many worker processes ``in_process`` has (0: it runs in cpu threads)."""
     return _processes[0]._max_workers if _processes else 0

@@ -122,6 +122,7 @@ class DimseService(CommitmentHandlers, service.Service):
         else:
             self.server = serve(ae.make_server((address, s.DicomPort), evt_handlers=handlers,
                                                server_class=FastAssociationServer))
+        self.daemon.metrics.associations = lambda: len(getattr(self.server, "active_associations", ()))
         log.info("DICOM server {aet} listening on port {port}{tls}", aet=s.DicomAet, port=s.DicomPort,
                  tls=" (DICOM TLS)" if s.DicomTlsEnabled else "")
 

@@ -34,6 +34,10 @@ class JobsMixin:
         """Every job, in creation order."""
         return [_job(r) for r in self.db.execute(f"{_SELECT} ORDER BY seq")]
 
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        return dict(self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+
     def has_pending_jobs(self) -> bool:
         return self.db.execute("SELECT 1 FROM jobs WHERE state = 'Pending' LIMIT 1").fetchone() is not None
 

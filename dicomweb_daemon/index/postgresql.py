@@ -186,6 +186,10 @@ class PostgresIndex(SqlIndex):
                 raise
             c.execute("COMMIT")
 
+    def size_bytes(self) -> int:
+        """The database, in bytes (tables, indexes, TOAST)."""
+        return self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
     def last_change(self) -> int:
         """The last sequence number given to a change, even if that change was deleted since."""
         row = self.db.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence('changes', 'seq')::regclass)"

@@ -65,6 +65,10 @@ class SqliteIndex(SqlIndex):
                 raise
             c.execute("COMMIT")
 
+    def size_bytes(self) -> int:
+        """The database file and its write-ahead log, in bytes."""
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
         if c is not None:

@@ -17,7 +17,7 @@ leaves files that the journal names, removed at the next start-up.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -91,6 +91,7 @@ class Ingest:
         self.journal = FileJournal(index)
         self.default_encoding = settings.DefaultEncoding  # Orthanc's, changed by PUT /tools/default-encoding
         self.in_flight = 0  # ingests under way: parallelism is only worth worker processes then
+        self.on_results: Callable[[list[str]], None] | None = None  # each batch's outcomes (metrics)
 
     @property
     def charset(self) -> str:
@@ -124,8 +125,11 @@ class Ingest:
                 parsed = [item for chunk in chunks for item in chunk]
             # Files are written and committed to the end even if the client leaves meanwhile:
             # only then may anything clean up after them.
-            return await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started,
-                                                 require_sop_class, overwrite))
+            results = await to_completion(in_ingest(self._store_blocking, sources, parsed, origin, study, started,
+                                                    require_sop_class, overwrite))
+            if self.on_results is not None:
+                self.on_results([r.status for r in results])
+            return results
         except BaseException:
             await to_completion(in_ingest(self._abandon, sources, started))
             raise

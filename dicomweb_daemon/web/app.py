@@ -14,6 +14,7 @@ from .rest.level_tags import LevelTagsRoutes
 from .rest.metadata import MetadataRoutes
 from .rest.modalities import ModalityRoutes
 from .rest.modification import ModificationRoutes
+from .rest.operations import OperationsRoutes
 from .rest.peers import PeerRoutes
 from .rest.queries import QueryRoutes
 from .rest.reconstruct import ReconstructRoutes
@@ -39,11 +40,11 @@ def build_app(daemon):
     modalities = ModalityRoutes(daemon)
     families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
                  ModificationRoutes(daemon), CreateDicomRoutes(daemon), ReconstructRoutes(daemon),
-                 LabelRoutes(daemon)]
+                 LabelRoutes(daemon), OperationsRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 
 def build_site(daemon) -> DaemonSite:
-    root = RootResource(build_app(daemon).resource(), daemon.settings)
+    root = RootResource(build_app(daemon).resource(), daemon.settings, daemon.metrics)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
     return DaemonSite(root, daemon.spool, daemon.body_memory, max_body)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import base64
 import hmac
 import io
+import time
 from urllib.parse import parse_qs
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
+from ..metrics import family_of
 from .dicomweb import cors
 from .errors import error_body, path_of
 
@@ -19,6 +21,7 @@ log = Logger()
 # a form-encoded POST body (Ruby on Rails' convention).
 OVERRIDABLE = {b"POST": (b"PUT", b"DELETE", b"GET"), b"GET": (b"PUT", b"DELETE", b"POST")}
 FORM = b"application/x-www-form-urlencoded"
+KNOWN_METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PROPFIND", b"PATCH"})
 
 
 class RootResource(Resource):
@@ -26,9 +29,10 @@ class RootResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, klein_resource, settings):
+    def __init__(self, klein_resource, settings, metrics=None):
         super().__init__()
         self.inner = klein_resource
+        self.metrics = metrics  # every request counted and timed by route family (GET /metrics)
         self.users = {u.encode(): p.encode() for u, p in settings.RegisteredUsers.items()}
         self.auth = settings.AuthenticationEnabled
         self.dicomweb = settings.sections["DicomWeb"]
@@ -36,6 +40,8 @@ class RootResource(Resource):
         self.cors_prefixes = tuple(r.strip("/").encode() for r in roots)
 
     def render(self, request):
+        if self.metrics is not None:
+            self._measure(request)
         try:
             return self._render(request)
         except Exception:
@@ -54,12 +60,23 @@ class RootResource(Resource):
             if cors.is_preflight(request):
                 return cors.preflight(request, self.dicomweb)
             cors.add_cors(request, self.dicomweb)
-        if self.auth and not self._authorized(request):
+        public = request.postpath[:1] == [b"health"]  # a load balancer's probe: no credentials, no data
+        if self.auth and not public and not self._authorized(request):
             request.setResponseCode(401)
             request.setHeader(b"WWW-Authenticate", b'Basic realm="dicomweb-daemon"')
             request.setHeader(b"Content-Type", b"application/json")
             return error_body(request, 401, "Unauthorized", "valid HTTP Basic credentials are required")
         return self.inner.render(request)
+
+    def _measure(self, request) -> None:
+        started = time.monotonic()
+        family = family_of(request.postpath[0] if request.postpath else b"", self.dicomweb["Root"].strip("/"))
+        method = request.method.decode("ascii", "replace") if request.method in KNOWN_METHODS else "other"
+
+        def done(_result) -> None:
+            self.metrics.request_done(family, method, request.code, time.monotonic() - started)
+
+        request.notifyFinish().addBoth(done)
 
     def _under_cors(self, request) -> bool:
         path = b"/".join(request.postpath)

@@ -1,0 +1,56 @@
+"""Routes for operations: ``/health`` (live: the daemon answers; no credentials needed, it tells
+nothing), ``/health/ready`` (ready to serve: the index answers and the storage takes a file; 503
+with the failing check otherwise), and ``/metrics`` (Prometheus' text format, behind the same
+authentication as the API)."""
+from __future__ import annotations
+
+import os
+
+from ...interfaces import IStaging
+from ...threads import in_db, in_io
+from ..routing import json_response, route
+
+TEXT_FORMAT = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class OperationsRoutes:
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    @route("/health")
+    def live(self, request):
+        return json_response(request, {"Status": "Alive"})
+
+    @route("/health/ready")
+    async def ready(self, request):
+        checks = {"Index": await self._check(in_db(self._index_answers)),
+                  "Storage": await self._check(in_io(self._storage_writable))}
+        ready = all(value == "OK" for value in checks.values())
+        return json_response(request, {"Ready": ready, "Checks": checks}, 200 if ready else 503)
+
+    @route("/metrics")
+    async def metrics(self, request):
+        body = await in_db(self.daemon.metrics.scrape)
+        request.setHeader(b"Content-Type", TEXT_FORMAT)
+        return body
+
+    @staticmethod
+    async def _check(pending) -> str:
+        try:
+            await pending
+        except Exception as e:  # noqa: BLE001 - any failure is the answer
+            return f"{type(e).__name__}: {e}"
+        return "OK"
+
+    def _index_answers(self) -> None:
+        self.daemon.index.db.execute("SELECT 1 FROM globals LIMIT 1").fetchall()
+
+    def _storage_writable(self) -> None:
+        """A file written, synced and removed in the storage's staging folder (or the spool's)."""
+        storage = self.daemon.storage
+        folder = storage.staging_folder if IStaging.providedBy(storage) else self.daemon.spool.folder
+        path = os.path.join(folder, f"ready-{os.getpid()}")
+        with open(path, "wb") as f:
+            f.write(b"ready")
+            os.fsync(f.fileno())
+        os.unlink(path)

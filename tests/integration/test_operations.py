@@ -1,0 +1,75 @@
+"""Operations over HTTP on a real daemon: ``/health`` for load balancers (no credentials),
+``/health/ready`` with its checks (503 when the storage cannot take a file), and ``/metrics`` in
+Prometheus' text format (behind the API's authentication) counting requests per route family and
+ingest outcomes, with the index's figures read at each scrape."""
+from __future__ import annotations
+
+import shutil
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.dicom_files import make_ct
+
+USERS = {"alice": "secret"}
+
+
+def _samples(text: str) -> dict[tuple, float]:
+    """(sample name, sorted labels) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_health_and_metrics(make_daemon):
+    d = make_daemon({"AuthenticationEnabled": True, "RegisteredUsers": USERS})
+    auth = ("alice", "secret")
+    assert d.get("/health").json() == {"Status": "Alive"}  # no credentials needed
+    ready = d.get("/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"Ready": True, "Checks": {"Index": "OK", "Storage": "OK"}}
+    assert d.get("/metrics").status_code == 401
+    assert d.get("/patients").status_code == 401
+
+    data = make_ct("OPS-1")
+    for _ in range(2):  # stored, then already stored
+        assert d.post("/instances", data, auth=auth).status_code == 200
+    assert d.get("/made-up/path", auth=auth).status_code == 404
+    assert d.get("/dicom-web/studies", auth=auth).status_code == 200
+
+    r = d.get("/metrics", auth=auth)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = _samples(r.text)
+    assert samples[("dicomweb_ingested_instances_total", (("outcome", "Success"),))] == 1
+    assert samples[("dicomweb_ingested_instances_total", (("outcome", "AlreadyStored"),))] == 1
+    assert samples[("dicomweb_http_requests_total", (("family", "instances"), ("method", "POST"),
+                                                     ("status", "200")))] == 2
+    assert samples[("dicomweb_http_requests_total", (("family", "other"), ("method", "GET"), ("status", "404")))] == 1
+    assert samples[("dicomweb_http_requests_total", (("family", "dicom-web"), ("method", "GET"),
+                                                     ("status", "200")))] == 1
+    assert samples[("dicomweb_http_requests_total", (("family", "patients"), ("method", "GET"),
+                                                     ("status", "401")))] == 1
+    assert samples[("dicomweb_http_request_duration_seconds_count", (("family", "instances"),))] == 2
+    assert samples[("dicomweb_resources", (("level", "Instances"),))] == 1
+    assert samples[("dicomweb_storage_bytes", ())] == len(data)
+    assert samples[("dicomweb_index_bytes", ())] > 0
+    assert ("dicomweb_pool_backlog", (("pool", "db"),)) in samples
+    assert samples[("dicomweb_dicom_associations", ())] == 0
+
+    job = d.post("/tools/create-archive", '{"Resources": [], "Asynchronous": true}', auth=auth).json()["ID"]
+    deadline = time.time() + 30
+    while d.get(f"/jobs/{job}", auth=auth).json()["State"] not in ("Success", "Failure"):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    job_states = {labels: v for (name, labels), v in _samples(d.get("/metrics", auth=auth).text).items()
+                  if name == "dicomweb_jobs"}
+    assert sum(job_states.values()) == len(d.get("/jobs", auth=auth).json())
+
+    # The storage's staging folder gone (a full or read-only disk would do the same): not ready.
+    staging = d.data / "tmp"
+    shutil.rmtree(staging)
+    staging.write_bytes(b"not a folder")
+    r = d.get("/health/ready")
+    assert r.status_code == 503 and r.json()["Ready"] is False
+    assert r.json()["Checks"]["Index"] == "OK" and r.json()["Checks"]["Storage"] != "OK"
+    staging.unlink()
+    staging.mkdir()
+    assert d.get("/health/ready").status_code == 200
