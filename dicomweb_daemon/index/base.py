@@ -37,6 +37,10 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
             c = self._local.conn = self._connect()
         return c
 
+    def ping(self) -> None:
+        """One query: raises when the database does not answer (/health/ready)."""
+        self.db.execute("SELECT 1 FROM globals LIMIT 1").fetchall()
+
     def rows_by_internal(self, sql: str, internals: list[int]) -> dict[int, list]:
         """The second column of the rows of ``sql``, grouped by the first; ``sql`` selects them for up
         to 900 resources at a time, whose placeholders it writes as ``{marks}``."""

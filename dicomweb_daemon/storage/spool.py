@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from typing import BinaryIO
 
 from .uncached import UncachedWriter
@@ -41,6 +42,15 @@ class Spool:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         return path
+
+    def check_writable(self) -> None:
+        """A file written, synced and removed here (on the storage's filesystem): raises when the
+        storage cannot take files (full, read-only, gone). /health/ready."""
+        path = os.path.join(self.folder, f"ready-{os.getpid()}-{threading.get_ident()}")
+        with open(path, "wb") as f:
+            f.write(b"ready")
+            os.fsync(f.fileno())
+        os.unlink(path)
 
     @staticmethod
     def remove(path: str) -> None:

@@ -4,9 +4,6 @@ with the failing check otherwise), and ``/metrics`` (Prometheus' text format, be
 authentication as the API)."""
 from __future__ import annotations
 
-import os
-
-from ...interfaces import IStaging
 from ...threads import in_db, in_io
 from ..routing import json_response, route
 
@@ -23,8 +20,8 @@ class OperationsRoutes:
 
     @route("/health/ready")
     async def ready(self, request):
-        checks = {"Index": await self._check(in_db(self._index_answers)),
-                  "Storage": await self._check(in_io(self._storage_writable))}
+        checks = {"Index": await self._check(in_db(self.daemon.index.ping)),
+                  "Storage": await self._check(in_io(self.daemon.spool.check_writable))}
         ready = all(value == "OK" for value in checks.values())
         return json_response(request, {"Ready": ready, "Checks": checks}, 200 if ready else 503)
 
@@ -41,16 +38,3 @@ class OperationsRoutes:
         except Exception as e:  # noqa: BLE001 - any failure is the answer
             return f"{type(e).__name__}: {e}"
         return "OK"
-
-    def _index_answers(self) -> None:
-        self.daemon.index.db.execute("SELECT 1 FROM globals LIMIT 1").fetchall()
-
-    def _storage_writable(self) -> None:
-        """A file written, synced and removed in the storage's staging folder (or the spool's)."""
-        storage = self.daemon.storage
-        folder = storage.staging_folder if IStaging.providedBy(storage) else self.daemon.spool.folder
-        path = os.path.join(folder, f"ready-{os.getpid()}")
-        with open(path, "wb") as f:
-            f.write(b"ready")
-            os.fsync(f.fileno())
-        os.unlink(path)
