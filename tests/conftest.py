@@ -42,6 +42,7 @@ class Daemon:
             conf[key] = {**conf[key], **value} if key == "Backends" and key in conf else value
         self.config_path = folder / "config.json"
         self.config = conf
+        self.index_folder = Path(conf.get("IndexDirectory") or conf["StorageDirectory"])  # SQLite's file
         self.config_path.write_text(json.dumps(conf))
         self.users = conf.get("RegisteredUsers") or {}
         self.url = f"http://127.0.0.1:{self.port}"
@@ -76,7 +77,7 @@ class Daemon:
         uri = self.config.get("PostgreSQL", {}).get("ConnectionUri")
         if uri:
             return run_sql(uri, query, params)
-        with contextlib.closing(sqlite3.connect(self.data / "index.sqlite")) as db, db:
+        with contextlib.closing(sqlite3.connect(self.index_folder / "index.sqlite")) as db, db:
             return db.execute(query, params).fetchall()
 
     def drop_index(self) -> None:
@@ -85,7 +86,7 @@ class Daemon:
         if uri:
             run_sql(uri, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
             return
-        for path in self.data.glob("index.sqlite*"):
+        for path in self.index_folder.glob("index.sqlite*"):
             path.unlink()
 
     def auth(self):

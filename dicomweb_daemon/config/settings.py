@@ -117,6 +117,8 @@ TOP: dict[str, Option] = {
     "SslVerifyPeers": Option(bool, False, "Require clients to show a certificate from SslTrustedClientCertificates."),
     "SslTrustedClientCertificates": Option(str, "", "PEM file of the authorities trusted for client certificates."),
     "ConcurrentJobs": Option(int, 2, "Jobs run at the same time (0: one per core).", minimum=0),
+    "JobsStaleAfter": Option(int, 60, "Seconds after which a Running job whose daemon stopped beating (killed, "
+                             "cut off) is run again by a daemon sharing the index.", minimum=1),
     "JobsHistorySize": Option(int, 10, "Finished jobs kept (with their outputs) for clients to read.", minimum=0),
     "MediaArchiveSize": Option(int, 1, "Archives of asynchronous jobs kept at once (the oldest go first).",
                                minimum=1),

@@ -65,6 +65,20 @@ class JobsMixin:
         with self.transaction() as c:
             return c.execute(sql, params).rowcount == 1
 
+    def take_over_jobs(self, jobs: list[dict], stale_before: float, rerun: set[str], failure: dict) -> list[str]:
+        """Of ``jobs`` (Running ones of other daemons), those still Running with a heartbeat older than
+        ``stale_before``, in one transaction: those whose id is in ``rerun`` back to Pending (any
+        daemon claims them), the others set to ``failure`` (columns). Their ids."""
+        taken = []
+        with self.transaction() as c:
+            for job in jobs:
+                fields = {"state": "Pending", "owner": None, "wanted": None} if job["id"] in rerun else failure
+                sets = ", ".join(f"{name} = ?" for name in fields)
+                if c.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND state = 'Running' "
+                             "AND COALESCE(heartbeat, 0) < ?", [*fields.values(), job["id"], stale_before]).rowcount:
+                    taken.append(job["id"])
+        return taken
+
     def running_jobs(self, owner: str | None = None, stale_before: float | None = None) -> list[dict]:
         """Running jobs of ``owner``, or of any owner whose heartbeat is older than ``stale_before``."""
         if owner is not None:

@@ -29,7 +29,6 @@ log = Logger()
 
 HEARTBEAT_SECONDS = 5.0
 STEP_SECONDS = 0.5
-STALE_SECONDS = 60.0  # a Running job whose owner has not beaten for this long is taken over
 CANCELED = (47, "Canceled job")  # Orthanc's ErrorCode_CanceledJob
 INTERRUPTED = (-1, "Internal error")
 TRACKED = "RunOutsideTheEngine"  # in a job's request: the engine cannot run it again
@@ -110,6 +109,11 @@ class JobEngine(service.Service):
         self.loop = task.LoopingCall(self.wake)
         self._waking = False
         self._beaten = 0.0  # when the heartbeats of the running jobs were last written
+        # A Running job whose daemon has not beaten for this long is taken over; the running ones beat
+        # three times as often, so that a live daemon's jobs are never taken.
+        self.stale_after = float(settings.JobsStaleAfter)
+        self.heartbeat = min(HEARTBEAT_SECONDS, self.stale_after / 3)
+        self._checked = time.monotonic()  # when stale jobs of other daemons were last looked for
 
     def register(self, kind: JobKind) -> None:
         self.kinds[kind.name] = kind
@@ -130,18 +134,26 @@ class JobEngine(service.Service):
     def _recover(self) -> None:
         """Start-up (blocking, before anything is served): the jobs this daemon was running when it
         stopped, and those of daemons that stopped beating, run again or fail with a reason."""
-        orphans = self.index.running_jobs(owner=self.owner)
-        orphans += [j for j in self.index.running_jobs(stale_before=time.time() - STALE_SECONDS)
-                    if j["owner"] != self.owner]
-        for job in orphans:
-            kind = self.kinds.get(job["type"])
-            if kind is not None and kind.rerunnable and not job["request"].get(TRACKED):
-                self.index.update_job(job["id"], ("Running",), state="Pending", owner=None, wanted=None)
-                log.info("job {id} ({type}) was interrupted: it runs again", id=job["id"], type=job["type"])
-            else:
-                self.index.update_job(job["id"], ("Running",), state="Failure", completion_time=now_stamp(),
-                                      error_code=INTERRUPTED[0], error_description=INTERRUPTED[1],
-                                      error_details="the daemon stopped while the job was running")
+        now = time.time()
+        self._take_over(self.index.running_jobs(owner=self.owner), now)
+        self._take_over_stale(now)
+
+    def _take_over_stale(self, now: float) -> None:
+        """(db_write thread) Running jobs of daemons sharing the index that stopped beating (killed,
+        or cut off) for ``JobsStaleAfter``: run again here or elsewhere, or failed."""
+        self._take_over([j for j in self.index.running_jobs(stale_before=now - self.stale_after)
+                         if j["owner"] != self.owner], now)
+
+    def _take_over(self, jobs: list[dict], now: float) -> None:
+        rerun = {j["id"] for j in jobs if (kind := self.kinds.get(j["type"])) is not None and kind.rerunnable
+                 and not j["request"].get(TRACKED)}
+        failure = dict(state="Failure", completion_time=now_stamp(), error_code=INTERRUPTED[0],
+                       error_description=INTERRUPTED[1], error_details="the daemon stopped while the job was running")
+        # Its own jobs at start-up are taken whatever their heartbeat (now + 1: older than anything).
+        for job_id in self.index.take_over_jobs(jobs, now + 1 if all(j["owner"] == self.owner for j in jobs)
+                                                else now - self.stale_after, rerun, failure):
+            log.info("job {id} was interrupted: {what}", id=job_id,
+                     what="it runs again" if job_id in rerun else "it failed")
 
     # -- clients --------------------------------------------------------------------------------------
     async def submit(self, kind: str, request: dict, priority: int = 0) -> str:
@@ -211,9 +223,12 @@ class JobEngine(service.Service):
         return bool(self.active) or self.loop.running
 
     async def _fill(self) -> None:
-        if (self.active or self.tracked) and time.monotonic() - self._beaten >= HEARTBEAT_SECONDS:
+        if (self.active or self.tracked) and time.monotonic() - self._beaten >= self.heartbeat:
             self._beaten = time.monotonic()
             await in_db_write(_beat, self.index, [*self.active, *self.tracked], time.time())
+        if time.monotonic() - self._checked >= self.heartbeat:
+            self._checked = time.monotonic()
+            await in_db_write(self._take_over_stale, time.time())
         while len(self.active) < self.concurrency and await in_db(self.index.has_pending_jobs):
             job = await in_db_write(self.index.claim_next_job, self.owner, time.time())
             if job is None:
