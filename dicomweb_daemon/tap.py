@@ -40,6 +40,7 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         raise SystemExit(1) from None
 
     from .service import Daemon, MaintenanceService, StoreService, make_http_service, make_threads_service
+    from .systemd import NotifyService
     from .web.tls import TlsError
 
     daemon = Daemon(settings, storage, index)
@@ -58,4 +59,5 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         from .dimse.scp import DimseService
 
         DimseService(daemon).setServiceParent(top)
+    NotifyService().setServiceParent(top)  # last: READY=1 once everything above has started
     return top
