@@ -3,6 +3,7 @@ PostgreSQL both take, or that the engine's connection translates), and small hel
 its connections (``db``: this thread's), its write transactions (``transaction()``) and its schema."""
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections import defaultdict
 
@@ -50,6 +51,17 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
             for internal, value in self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk):
                 out[internal].append(value)
         return out
+
+    @staticmethod
+    @contextlib.contextmanager
+    def committed(c):
+        """The transaction open on ``c`` committed when the block ends, rolled back if it raises."""
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
 
     @staticmethod
     def compress(data: bytes) -> bytes:

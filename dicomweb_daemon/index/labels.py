@@ -46,9 +46,7 @@ class LabelsMixin:
     def add_label(self, public_id: str, level: str, label: str) -> None:
         check_label(label)
         with self.transaction() as c:
-            internal = self.internal_of(public_id, level, conn=c)
-            c.execute("INSERT INTO labels (internal, label) SELECT ?, ? WHERE NOT EXISTS "
-                      "(SELECT 1 FROM labels WHERE internal = ? AND label = ?)", (internal, label, internal, label))
+            _add(c, self.internal_of(public_id, level, conn=c), label)
 
     def remove_label(self, public_id: str, level: str, label: str) -> None:
         with self.transaction() as c:
@@ -86,6 +84,9 @@ class LabelsMixin:
                 if row is None:
                     continue
                 for label in names:
-                    c.execute("INSERT INTO labels (internal, label) SELECT ?, ? WHERE NOT EXISTS "
-                              "(SELECT 1 FROM labels WHERE internal = ? AND label = ?)",
-                              (row[0], label, row[0], label))
+                    _add(c, row[0], label)
+
+
+def _add(c, internal: int, label: str) -> None:
+    """A label on a resource; one it has already is not an error."""
+    c.execute("INSERT INTO labels (internal, label) VALUES (?, ?) ON CONFLICT DO NOTHING", (internal, label))

@@ -178,13 +178,9 @@ class PostgresIndex(SqlIndex):
                     self.close()
                     time.sleep(0.1 * (attempt + 1))
                     c = self.db
-            try:
+            with self.committed(c):
                 c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 yield c
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
 
     def size_bytes(self) -> int:
         """The database, in bytes (tables, indexes, TOAST)."""

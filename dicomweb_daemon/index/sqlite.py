@@ -58,12 +58,8 @@ class SqliteIndex(SqlIndex):
         with self._write_lock:
             c = self.db
             c.execute("BEGIN IMMEDIATE")
-            try:
+            with self.committed(c):
                 yield c
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
 
     def size_bytes(self) -> int:
         """The database file and its write-ahead log, in bytes."""

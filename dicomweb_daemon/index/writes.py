@@ -117,13 +117,7 @@ class WritesMixin:
                 "VALUES (?, ?, ?, ?, ?) RETURNING internal", (public_id, depth, parent, stamp, now)).fetchone()[0]
             if depth < 3:
                 seen[public_id] = parent
-            c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
-                          [(parent, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
-            if level == "Study":
-                # Orthanc keeps, per study, the patient's tags as this study's instances had them
-                # (PatientMainDicomTags): studies of one PatientID under other names are found by their own.
-                c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
-                              [(parent, k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])
+            _insert_tags(c, parent, level, p)
             if level == "Series":
                 c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
             created.append((f"New{level}", depth, public_id, stamp, parent))
@@ -324,12 +318,19 @@ class WritesMixin:
                 if row is None:
                     continue
                 c.execute("DELETE FROM main_tags WHERE internal = ?", row)
-                c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
-                              [(row[0], k, v, normalize(v)) for k, v in p.main_tags[level].items()])
-                if level == "Study":
-                    c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
-                    c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
-                                  [(row[0], k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])
+                c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
+                _insert_tags(c, row[0], level, p)
+
+
+def _insert_tags(c, internal: int, level: str, p: ParsedInstance) -> None:
+    """The main tag rows of a resource at ``level`` from the instance ``p``; a study also keeps the
+    patient's tags as its instances had them (Orthanc's PatientMainDicomTags): studies of one
+    PatientID under other names are found by their own."""
+    c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
+                  [(internal, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+    if level == "Study":
+        c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
+                      [(internal, k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])
 
 
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "

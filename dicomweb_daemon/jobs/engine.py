@@ -135,23 +135,26 @@ class JobEngine(service.Service):
         """Start-up (blocking, before anything is served): the jobs this daemon was running when it
         stopped, and those of daemons that stopped beating, run again or fail with a reason."""
         now = time.time()
-        self._take_over(self.index.running_jobs(owner=self.owner), now)
+        self._take_over(self.index.running_jobs(owner=self.owner), now + 1)  # its own: whatever their heartbeat
         self._take_over_stale(now)
 
     def _take_over_stale(self, now: float) -> None:
         """(db_write thread) Running jobs of daemons sharing the index that stopped beating (killed,
         or cut off) for ``JobsStaleAfter``: run again here or elsewhere, or failed."""
-        self._take_over([j for j in self.index.running_jobs(stale_before=now - self.stale_after)
-                         if j["owner"] != self.owner], now)
+        stale_before = now - self.stale_after
+        self._take_over([j for j in self.index.running_jobs(stale_before=stale_before) if j["owner"] != self.owner],
+                        stale_before)
 
-    def _take_over(self, jobs: list[dict], now: float) -> None:
+    def _take_over(self, jobs: list[dict], stale_before: float) -> None:
+        """Those of ``jobs`` still Running and last beaten before ``stale_before``: Pending again, or
+        failed when they cannot run twice."""
+        if not jobs:  # the usual case, checked every heartbeat: no write transaction for nothing
+            return
         rerun = {j["id"] for j in jobs if (kind := self.kinds.get(j["type"])) is not None and kind.rerunnable
                  and not j["request"].get(TRACKED)}
         failure = dict(state="Failure", completion_time=now_stamp(), error_code=INTERRUPTED[0],
                        error_description=INTERRUPTED[1], error_details="the daemon stopped while the job was running")
-        # Its own jobs at start-up are taken whatever their heartbeat (now + 1: older than anything).
-        for job_id in self.index.take_over_jobs(jobs, now + 1 if all(j["owner"] == self.owner for j in jobs)
-                                                else now - self.stale_after, rerun, failure):
+        for job_id in self.index.take_over_jobs(jobs, stale_before, rerun, failure):
             log.info("job {id} was interrupted: {what}", id=job_id,
                      what="it runs again" if job_id in rerun else "it failed")
 

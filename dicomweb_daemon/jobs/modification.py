@@ -35,7 +35,7 @@ from ..modification.apply import apply, dry_run, prepare_uids
 from ..modification.request import Modification, parse_modification
 from ..modification.uids import Pseudonyms, UidMap
 from ..storage.reads import StoredFile, read_soon, read_whole
-from ..storage.sources import BytesSource, FileSource
+from ..storage.sources import FileSource
 from ..storage.spool import Spool
 from ..threads import in_db, in_db_write, in_io, in_process, process_count
 from .engine import transfer_kind
@@ -74,7 +74,10 @@ def configured_secret(daemon) -> bytes | None:
 def job_uid_map(daemon, request: dict) -> UidMap:
     """The job's UID map: keyed by the configured secret, else by the job's own (drawn when it was
     submitted and kept with it, so that a job run again after a restart draws the same new UIDs)."""
-    return UidMap(secret=configured_secret(daemon) or bytes.fromhex(request.get("Secret") or os.urandom(32).hex()))
+    secret = configured_secret(daemon)
+    if secret is None:
+        secret = bytes.fromhex(request["Secret"]) if request.get("Secret") else os.urandom(32)
+    return UidMap(secret=secret)
 
 
 def _dataset(data: bytes):
@@ -233,16 +236,15 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
 
 @dataclass
 class Staged:
-    """One instance rewritten by a worker: the new file (staged in the spool folder, on the storage's
-    filesystem, or its bytes when ``path`` is None) and what ingest would have parsed of it."""
+    """One instance rewritten by a worker: the new file, staged in the spool folder (on the storage's
+    filesystem), and what ingest would have parsed of it."""
 
-    path: str | None
-    data: bytes | None
+    path: str
     size: int
     parsed: ParsedInstance | DaemonError
 
-    def source(self):
-        return FileSource(self.path, self.size) if self.path is not None else BytesSource(self.data)
+    def source(self) -> FileSource:
+        return FileSource(self.path, self.size)
 
 
 async def _store(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]):
@@ -259,22 +261,23 @@ def rewrite_batch(inputs: list[tuple[str | None, bytes | None]], mods: list[Modi
     parses (from the page cache): the daemon then only indexes them and moves the files in place, and
     no file crosses between processes."""
     out = []
+    staged: list[str] = []
     try:
         for (path, data), m in zip(inputs, mods, strict=True):
             ds, old = rewritten_dataset(read_whole(path) if path is not None else data, m, uid_map, level)
-            staged = spool.new_path("modified-")
-            out.append((Staged(staged, None, 0, None), old))
-            with open(staged, "wb", buffering=1 << 20) as f:
+            staged.append(spool.new_path("modified-"))
+            with open(staged[-1], "wb", buffering=1 << 20) as f:
                 dcmwrite(f, ds, enforce_file_format=True)
-            source = FileSource(staged)
+            source = FileSource(staged[-1])
             try:
                 with source.buffer() as written:
                     parsed = parse_buffer(written, charset)
             except DaemonError as e:
                 parsed = e
-            out[-1] = (Staged(staged, None, source.size, parsed), old)
+            out.append((Staged(staged[-1], source.size, parsed), old))
     except BaseException:
-        _discard(out)  # the batch fails whole: nothing of it stays in the spool
+        for path in staged:  # the batch fails whole: nothing of it stays in the spool
+            Spool.remove(path)
         raise
     return out
 
@@ -294,8 +297,7 @@ async def _rewrite_chunk(daemon, files: list[OutgoingFile], mods: list[Modificat
 
 def _discard(rewritten: list[tuple[Staged, tuple[str, ...]]]) -> None:
     for staged, _old in rewritten:
-        if staged.path is not None:
-            Spool.remove(staged.path)
+        Spool.remove(staged.path)
 
 
 KIND = transfer_kind("ResourceModification", modify_resource)

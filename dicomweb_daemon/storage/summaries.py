@@ -27,12 +27,9 @@ async def rebuild_summaries(storage, index, charset: str) -> tuple[int, int]:
         if not rows:
             return rebuilt, unreadable
         after = rows[-1][0]
-        contents = await in_io(_read_all, [StoredFile(storage, uuid, compression=compression)
-                                           for _, uuid, compression, _ in rows])
-        parsed = await in_cpu(_parse_all, contents, charset)
-        fresh = [(internal, md5, p) for (internal, _, _, md5), p in zip(rows, parsed, strict=True) if p is not None]
+        fresh = await _parsed(storage, rows, charset)
         unreadable += len(rows) - len(fresh)
-        rebuilt += await in_db_write(index.replace_summaries, fresh)
+        rebuilt += await in_db_write(index.replace_summaries, [(row[0], row[3], p) for row, p in fresh])
 
 
 async def reconstruct(storage, index, charset: str, public_id: str) -> tuple[int, int]:
@@ -42,14 +39,19 @@ async def reconstruct(storage, index, charset: str, public_id: str) -> tuple[int
     rows = await in_db(index.instance_files_under, public_id)
     rebuilt = 0
     for start in range(0, len(rows), BATCH):
-        batch = rows[start:start + BATCH]
-        contents = await in_io(_read_all, [StoredFile(storage, uuid, compression=compression)
-                                           for _, uuid, compression, _ in batch])
-        parsed = await in_cpu(_parse_all, contents, charset)
-        fresh = [(row, p) for row, p in zip(batch, parsed, strict=True) if p is not None]
+        fresh = await _parsed(storage, rows[start:start + BATCH], charset)
         await in_db_write(index.set_main_tags, [p for _, p in fresh], [(row[0], row[3]) for row, _ in fresh])
         rebuilt += len(fresh)
     return rebuilt, len(rows) - rebuilt
+
+
+async def _parsed(storage, rows: list[tuple[int, str, int, str]], charset: str) -> list[tuple[tuple, object]]:
+    """``(row, ParsedInstance)`` of the instances ``(internal, file uuid, compression, md5)`` whose
+    file could be read (an io thread) and parsed (a cpu thread)."""
+    contents = await in_io(_read_all, [StoredFile(storage, uuid, compression=compression)
+                                       for _, uuid, compression, _ in rows])
+    parsed = await in_cpu(_parse_all, contents, charset)
+    return [(row, p) for row, p in zip(rows, parsed, strict=True) if p is not None]
 
 
 def _read_all(files: list[StoredFile]) -> list[bytes | None]:

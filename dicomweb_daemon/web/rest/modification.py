@@ -44,6 +44,14 @@ def _refuse_replacing_the_source(m: Modification) -> None:
                                         "modified instances replace their sources: KeepSource must not be false")
 
 
+def _job(level: str, anonymize: bool, body: dict, pseudonyms: Pseudonyms | None, **resources) -> dict:
+    """A ResourceModification's request, kept with the job: its first patient's pseudonyms and the
+    key of its UID map are drawn now, so that the job run again after a restart draws the same."""
+    return {"Level": level, "Anonymize": anonymize, "Body": body, **resources,
+            "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None,
+            "Secret": os.urandom(32).hex()}
+
+
 class ModificationRoutes:
     def __init__(self, daemon):
         self.daemon = daemon
@@ -106,9 +114,7 @@ class ModificationRoutes:
         if level != "Patient" and not anonymize:
             await self._refuse_partial_rename(id, source_level, m)
         _refuse_replacing_the_source(m)
-        job = {"Level": level, "Resource": id, "Anonymize": anonymize, "Body": body,
-               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None,
-               "Secret": os.urandom(32).hex()}
+        job = _job(level, anonymize, body, pseudonyms, Resource=id)
         asynchronous, _priority = job_options(body)
         if asynchronous:
             return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
@@ -133,9 +139,7 @@ class ModificationRoutes:
         pseudonyms = self._pseudonyms(anonymize)
         parse_modification(options, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
         await in_db(outgoing_files, self.daemon.index, resources)  # 404 for an unknown resource, before any job
-        job = {"Level": level, "Resources": resources, "Anonymize": anonymize, "Body": options,
-               "Pseudonyms": [pseudonyms.patient_name, pseudonyms.patient_id] if pseudonyms else None,
-               "Secret": os.urandom(32).hex()}
+        job = _job(level, anonymize, options, pseudonyms, Resources=resources)
         return await run_or_submit(self.daemon, request, "ResourceModification", job, body)
 
     async def _refuse_partial_rename(self, public_id: str, level: str, m: Modification) -> None:
