@@ -32,7 +32,9 @@ setup(
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
+        "object-storage": ["obstore>=0.12", "cryptography>=42"],
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
-                 "dicomweb-client>=0.59", "psycopg[binary]>=3.1"],
+                 "dicomweb-client>=0.59", "psycopg[binary]>=3.1", "obstore>=0.12", "cryptography>=42",
+                 "moto[server]>=5", "azure-storage-blob>=12"],
     },
 )

@@ -94,6 +94,14 @@ class FullStorage(DaemonError):
     orthanc_status = 14
 
 
+class StorageUnavailable(DaemonError):
+    """The storage area did not answer (an object store unreachable after its retries)."""
+
+    status = 503
+    orthanc_error = "Error in the plugin implementing a custom storage area"
+    orthanc_status = 32
+
+
 class CorruptedFile(DaemonError):
     """A stored file does not hold what the index says (its MD5 differs, a compressed file is damaged)."""
 

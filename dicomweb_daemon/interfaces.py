@@ -13,7 +13,7 @@ class IStorageArea(Interface):
     job that decodes it). A storage must allow calls from several threads at once.
 
     A storage may provide optional capabilities, each its own interface below (checked with
-    ``providedBy``): :class:`IDirectWrites`, :class:`IStaging`."""
+    ``providedBy``): :class:`IDirectWrites`, :class:`IStaging`, :class:`IReachable`."""
 
     name = Attribute("Name selected by the configuration key Backends.Storage")
 
@@ -64,6 +64,13 @@ class IStaging(Interface):
 
     def prepare(source_path):  # noqa: N805
         """Start making the file at ``source_path`` durable (its fsync), before ``create`` is given it."""
+
+
+class IReachable(Interface):
+    """Optional capability of a storage area kept elsewhere (an object store): readiness asks it."""
+
+    def check():  # noqa: N805
+        """Raise, saying why, when the storage cannot be reached now (blocking: io threads)."""
 
 
 class IIndex(Interface):

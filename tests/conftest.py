@@ -15,10 +15,21 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.object_store import objects, storage_config
 from tests.postgres import index_config, run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """On a bucket (DICOMWEB_TEST_STORAGE=s3), only the storage-facing modules run, less the tests
+    that look into a data folder."""
+    if os.environ.get("DICOMWEB_TEST_STORAGE", "") != "s3":
+        return
+    kept = [i for i in items if i.get_closest_marker("storage") and not i.get_closest_marker("local_files")]
+    config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+    items[:] = kept
 
 
 def free_port() -> int:
@@ -38,7 +49,9 @@ class Daemon:
         self.dicom_port = free_port()
         conf = {"HttpPort": self.port, "DicomPort": self.dicom_port, "StorageDirectory": str(self.data),
                 "StableAge": 2, "IngestWorkers": 0, **index_config()}
-        for key, value in (config or {}).items():  # a test's Backends add to the index's
+        for key, value in storage_config().items():
+            conf[key] = {**conf.get(key, {}), **value}
+        for key, value in (config or {}).items():  # a test's Backends add to the index's and storage's
             conf[key] = {**conf[key], **value} if key == "Backends" and key in conf else value
         self.config_path = folder / "config.json"
         self.config = conf
@@ -67,9 +80,22 @@ class Daemon:
             try:
                 requests.get(self.url + "/tools/now", timeout=1, auth=self.auth())
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or recovering
                 time.sleep(0.1)
         raise RuntimeError("daemon did not answer in time")
+
+    @property
+    def bucket(self) -> str | None:
+        """The S3 bucket holding this daemon's files, or None (its data folder holds them)."""
+        return self.config.get("AwsS3Storage", {}).get("BucketName") \
+            if self.config.get("Backends", {}).get("Storage") == "s3" else None
+
+    def stored_files(self) -> set[str]:
+        """The uuids of the files in this daemon's storage (its bucket, or ``ab/cd/uuid`` in its data
+        folder), whatever the spool holds aside."""
+        if self.bucket:
+            return {name.rsplit("/", 1)[-1].removesuffix(".dcm") for name in objects(self.bucket)}
+        return {p.name for p in self.data.glob("??/??/*") if len(p.name) == 36}
 
     def sql(self, query: str, params=()) -> list[tuple]:
         """Run SQL (SQLite's spelling) on this daemon's index, whichever engine holds it, committed:

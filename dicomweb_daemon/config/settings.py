@@ -259,6 +259,7 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
     if not isinstance(backends_raw, dict):
         raise ValueError("configuration key Backends must be of type dict")
     backends = _section(backends_raw, BACKENDS, "Backends.", unknown)
+    backends.update({k: v for k, v in orthanc_backends(raw).items() if k not in backends_raw})
     dicomweb_raw = raw.get("DicomWeb", {})
     if not isinstance(dicomweb_raw, dict):
         raise ValueError("configuration key DicomWeb must be of type dict")
@@ -286,7 +287,21 @@ def validate(raw: dict) -> tuple[Settings, list[str]]:
     return Settings(values=values, backends=backends, sections=sections), unknown
 
 
+def orthanc_backends(raw: dict) -> dict[str, str]:
+    """The backends an Orthanc configuration selects by its plugins' sections (Orthanc loads a plugin,
+    which then takes over): ``PostgreSQL.EnableIndex``, ``AwsS3Storage``, ``AzureBlobStorage``. An
+    explicit ``Backends`` key wins."""
+    chosen = {}
+    postgresql = raw.get("PostgreSQL")
+    if isinstance(postgresql, dict) and postgresql.get("EnableIndex") is True:
+        chosen["Index"] = "postgresql"
+    for section, storage in (("AwsS3Storage", "s3"), ("AzureBlobStorage", "azure")):
+        if isinstance(raw.get(section), dict):
+            chosen["Storage"] = storage
+    return chosen
+
+
 # Sections read by later parts of the daemon (DICOMweb server and client).
-KNOWN_SECTIONS = {"DicomWeb", "PostgreSQL"}
+KNOWN_SECTIONS = {"DicomWeb", "PostgreSQL", "AwsS3Storage", "AzureBlobStorage"}
 # Keys of Orthanc's DicomWeb section that belong to the DICOMweb client (a later issue).
 DICOMWEB_ACCEPTED = {"MetadataWorkerThreadsCount"}

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from ..dicom.charsets import charset_for
 from ..dicom.parsing import ParsedInstance
-from ..errors import BadFileFormat, DaemonError, MissingIdentifier, WrongStudy
+from ..errors import BadFileFormat, DaemonError, MissingIdentifier, StorageUnavailable, WrongStudy
 from ..index.writes import Origin
 from ..threads import executor, in_ingest, in_io, in_process, process_count, to_completion
 from .compression import StoredForm
@@ -277,7 +277,7 @@ class Ingest:
         for uuid in uuids:
             try:
                 self.storage.remove(uuid, KIND)
-            except OSError as e:
+            except (OSError, StorageUnavailable) as e:
                 log.warn("cannot remove stored file {uuid}: {error}", uuid=uuid, error=str(e))
                 continue
             removed.append(uuid)

@@ -13,6 +13,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..errors import CorruptedFile
 from ..storage.reads import ShortRead, StoredFile, checked, local_ranges, open_stored
 from ..threads import in_io
 from .errors import path_of
@@ -72,9 +73,10 @@ class Backpressure:
 async def streamed(request, produce) -> None:
     """Run ``await produce(out)`` with a Backpressure writer, then end the answer properly.
 
-    Once headers are out, an error cannot become a JSON answer: the connection is cut so that a
-    truncated body never looks complete. A client that leaves (the write fails, or Klein cancels
-    the handler) just stops the work; nothing is left registered on a dead channel."""
+    An error before the first byte (a storage that does not answer) is raised: the route answers
+    it as JSON. Once headers are out, an error cannot become a JSON answer: the connection is cut so
+    that a truncated body never looks complete. A client that leaves (the write fails, or Klein
+    cancels the handler) just stops the work; nothing is left registered on a dead channel."""
     out = Backpressure(request)
     ok = False
     try:
@@ -82,7 +84,13 @@ async def streamed(request, produce) -> None:
         ok = True
     except (ClientGone, defer.CancelledError):
         pass
-    except Exception:
+    except Exception as e:
+        if not request.startedWriting and request.channel is not None:
+            request.unregisterProducer()
+            request.responseHeaders.removeHeader(b"content-length")
+            if isinstance(e, ShortRead):
+                raise CorruptedFile("a stored file is shorter than the index says", str(e)) from None
+            raise
         log.failure("streaming {path} failed after the headers were sent", path=path_of(request))
     if request.channel is None:  # the connection is gone already
         return

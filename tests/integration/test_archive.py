@@ -5,9 +5,12 @@ import io
 import zipfile
 
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 
 from tests.dicom_files import make_ct
+
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 
 def test_study_archive_holds_every_instance(make_daemon):

@@ -6,15 +6,18 @@ import os
 import zipfile
 
 import pydicom
+import pytest
 
 from tests.dicom_files import CT_SMALL, make_ct, testdata
+
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 
 def storage_files(d) -> list[str]:
     out = []
     for folder, _, files in os.walk(d.data):
         out += [os.path.join(folder, f) for f in files if not f.startswith("index.sqlite")]
-    return out
+    return out + sorted(d.stored_files()) if d.bucket else out
 
 
 def assert_orthanc_error(r, status: int, method: str = "POST") -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import free_port, wait_job
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
-from tests.integration.test_crash_recovery import indexed_files, stored_files
+from tests.integration.test_crash_recovery import indexed_files
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 
@@ -220,7 +220,7 @@ def test_a_retrieve_job_killed_mid_way_ends_after_restart_without_orphans(make_d
     assert job["State"] == "Success", job
     assert len(a.get("/instances").json()) == 80
     assert _files(a) == _files(b)
-    assert stored_files(a) == indexed_files(a)
+    assert a.stored_files() == indexed_files(a)
 
 
 def test_relayed_calls_and_remote_delete(make_daemon):

@@ -14,6 +14,8 @@ from pydicom.encaps import encapsulate, generate_frames
 
 from tests.dicom_files import testdata
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 # One file per stored syntax: native (LE, BE, deflated), RLE, JPEG baseline / extended / lossless,
 # JPEG-LS lossless and near-lossless, JPEG 2000 lossless and lossy.
 FILES = ["MR_small_implicit.dcm", "SC_rgb_expb_16bit.dcm", "image_dfl.dcm", "emri_small_RLE.dcm",

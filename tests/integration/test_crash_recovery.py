@@ -8,16 +8,14 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from tests.dicom_files import make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def stored_files(d) -> set[str]:
-    """Names of the files in the storage folder (``ab/cd/uuid``)."""
-    return {p.name for p in d.data.glob("*/*/*") if UUID.match(p.name)}
 
 
 def indexed_files(d) -> set[str]:
@@ -95,7 +93,7 @@ def test_kill_9_during_stow_leaves_exactly_the_indexed_files(make_daemon):
         assert not errors
         d.start()
         d.stop()  # the index is read while nothing writes it
-        assert stored_files(d) == indexed_files(d), f"round {round_}"
+        assert d.stored_files() == indexed_files(d), f"round {round_}"
         assert not list((d.data / "tmp").iterdir())
         survivors = {sop for sop, study in acknowledged.items() if study not in deleting}
         assert survivors <= indexed_sops(d), f"round {round_}"
@@ -104,6 +102,7 @@ def test_kill_9_during_stow_leaves_exactly_the_indexed_files(make_daemon):
     assert "recovery: removed" in d.log_path.read_text()  # some kill came between a write and its commit
 
 
+@pytest.mark.local_files
 def test_a_file_written_before_its_commit_is_removed_at_start_up(make_daemon):
     """A file the journal names as pending and no instance references (a crash between the write
     and the commit) is gone before the restarted daemon answers its first request; so are temp
@@ -133,6 +132,7 @@ def test_another_daemons_pending_files_are_left_alone(make_daemon):
     assert theirs.exists()
 
 
+@pytest.mark.local_files
 def test_a_data_folder_from_before_the_journal_is_swept_once(make_daemon):
     """A storage written before the file journal existed is swept whole once: files no instance
     references are removed, referenced ones kept, and the sweep is not repeated."""
@@ -160,9 +160,9 @@ def test_a_storage_the_index_knows_nothing_of_is_not_emptied(make_daemon):
     d = make_daemon()
     d.store(make_ct("LOST-1"))
     d.stop()
-    files = stored_files(d)
+    files = d.stored_files()
     d.drop_index()
     d.start()
     time.sleep(1.5)
-    assert stored_files(d) == files
+    assert d.stored_files() == files
     assert "the index references none of the 1 files" in d.log_path.read_text()

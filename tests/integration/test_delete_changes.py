@@ -1,21 +1,14 @@
 """Deleting resources at every level, and the changes and exports logs."""
 from __future__ import annotations
 
-import os
 import time
 
+import pytest
 from pydicom.uid import generate_uid
 
 from tests.dicom_files import make_ct
 
-
-def stored_files(daemon) -> list[str]:
-    out = []
-    for folder, _, files in os.walk(daemon.data):
-        if os.path.basename(folder) == "tmp":
-            continue
-        out += [f for f in files if not f.startswith("index.sqlite")]
-    return out
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 
 def test_delete_instance_keeps_parents_while_they_have_children(make_daemon):
@@ -24,13 +17,13 @@ def test_delete_instance_keeps_parents_while_they_have_children(make_daemon):
     study, series = generate_uid(), generate_uid()
     a = d.store(make_ct("DEL-1", study_uid=study, series_uid=series))
     b = d.store(make_ct("DEL-1", study_uid=study, series_uid=series))
-    assert len(stored_files(d)) == 2
+    assert len(d.stored_files()) == 2
     r = d.delete(f"/instances/{a['ID']}")
     assert r.status_code == 200
     assert r.json()["RemainingAncestor"] == {"ID": b["ParentSeries"], "Path": f"/series/{b['ParentSeries']}",
                                              "Type": "Series"}
     assert d.get(f"/instances/{a['ID']}").status_code == 404
-    assert len(stored_files(d)) == 1
+    assert len(d.stored_files()) == 1
 
 
 def test_deleting_last_instance_removes_empty_parents(make_daemon):
@@ -42,7 +35,7 @@ def test_deleting_last_instance_removes_empty_parents(make_daemon):
     for path in (f"/series/{a['ParentSeries']}", f"/studies/{a['ParentStudy']}", f"/patients/{a['ParentPatient']}"):
         assert d.get(path).status_code == 404
     assert d.get("/patients").json() == []
-    assert stored_files(d) == []
+    assert d.stored_files() == set()
 
 
 def test_delete_study_and_patient_levels(make_daemon):
@@ -54,7 +47,7 @@ def test_delete_study_and_patient_levels(make_daemon):
     assert r.json()["RemainingAncestor"]["ID"] == a["ParentPatient"]
     assert d.get(f"/studies/{b['ParentStudy']}").status_code == 200
     assert d.delete(f"/patients/{a['ParentPatient']}").json()["RemainingAncestor"] is None
-    assert stored_files(d) == []
+    assert d.stored_files() == set()
 
 
 def test_delete_unknown_or_wrong_level_is_404(make_daemon):

@@ -19,6 +19,8 @@ from tests.dcmtk import dataset_bytes, same_content
 from tests.dcmtk import tool as _tool
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 STUDY = "1.2.826.0.1.3680043.8.498.77"
 
 

@@ -14,6 +14,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tests.dicom_files import CT_SMALL, MR_SMALL, MULTIFRAME, make_ct, testdata
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 # A 12-bit CT with rescale slope 2 and its own window: the default rendering uses both.
 WINDOWED = make_ct(patient_id="WINDOWED", extra={"RescaleSlope": 2, "RescaleIntercept": -1024,
                                                  "WindowCenter": 1500, "WindowWidth": 3000})

@@ -10,6 +10,8 @@ import pytest
 
 from tests.dicom_files import make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 CONFIG = {"CheckRevisions": True, "UserMetadata": {"my-metadata": 1098}, "UserContentType": {"report": 1030}}
 
 
@@ -72,6 +74,7 @@ def test_user_metadata_revisions(daemon):
     assert logged.count("UpdatedMetadata") == 3
 
 
+@pytest.mark.local_files
 def test_attachments_of_any_resource(daemon):
     """A patient gets user attachments (by number or configured name) stored as files: listed, read
     with their facts and ETag, counted in the statistics, replaced and removed with revisions."""

@@ -8,9 +8,12 @@ import io
 import json
 
 import pydicom
+import pytest
 
 from tests.conftest import wait_job
 from tests.dicom_files import CT_SMALL, make_ct
+
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 STUDY = "1.2.826.0.1.3680043.8.498.6161"
 

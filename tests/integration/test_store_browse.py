@@ -6,9 +6,12 @@ import io
 import zipfile
 
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
+
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 CT_SMALL_IDS = {  # computed by Orthanc's formula for CT_small.dcm
     "ID": "f689ddd2-662f8fe1-8b18180d-ec2a2cee-937917af",

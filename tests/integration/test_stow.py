@@ -11,6 +11,8 @@ from pydicom.uid import generate_uid
 
 from tests.dicom_files import CT_SMALL, make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 CONTENT_TYPE = 'multipart/related; type="application/dicom"; boundary=BoUnDaRy-42'
 CANNOT_UNDERSTAND, PROCESSING_FAILURE, OUT_OF_RESOURCES = 0xC000, 0x0110, 0xA700
 NATIVE = "{http://dicom.nema.org/PS3.19/models/NativeDICOM}"
@@ -56,11 +58,6 @@ def spool_leftovers(daemon) -> list[str]:
     return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
 
 
-def stored_files(daemon) -> list[str]:
-    """The files in the storage area (``ab/cd/uuid``), temp folder aside."""
-    return sorted(p.name for p in daemon.data.glob("??/??/*"))
-
-
 def test_big_parts_refused_or_already_stored_leave_no_file(daemon):
     """Big parts are written while they are parsed: those not kept (another study than the URL's, a
     second copy of an instance, not DICOM) are removed again; the answer is as for small parts (the
@@ -69,14 +66,14 @@ def test_big_parts_refused_or_already_stored_leave_no_file(daemon):
     files = [make_ct("STOW-BIG", study_uid=study, instance_number=i, size=300) for i in (1, 2)]
     assert min(len(f) for f in files) > 128 * 1024
     assert stow(daemon, multipart(files)).status_code == 200
-    before = stored_files(daemon)
+    before = daemon.stored_files()
     assert len(before) == 2
     other = make_ct("STOW-BIG", size=300)
     r = stow(daemon, multipart([other, files[0], b"\0" * 200_000]), f"/studies/{study}")
     assert r.status_code == 202, r.text  # files[0] is answered as stored (it is), the other two failed
     reasons = [values(x, "00081197")[0] for x in values(r.json(), "00081198")]
     assert reasons == [PROCESSING_FAILURE]
-    assert stored_files(daemon) == before
+    assert daemon.stored_files() == before
     assert spool_leftovers(daemon) == []
 
 

@@ -16,6 +16,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from tests.conftest import Daemon
 from tests.dicom_files import RGB_JPEG, eight_bit_image, make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 CONFIG = {
     "DefaultEncoding": "Utf8",
     "Dictionary": {"00e1,10c2": ["UI", "PET-CT Multi Modality Name", 1, 1, "ELSCINT1"],

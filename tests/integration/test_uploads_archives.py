@@ -20,6 +20,8 @@ from pydicom.uid import ImplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
 from tests.dicom_files import CT_SMALL, eight_bit_image, make_ct
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 
 @pytest.fixture
 def d(make_daemon):

@@ -11,6 +11,8 @@ from pydicom.uid import generate_uid
 
 from tests.dicom_files import CT_SMALL, testdata
 
+pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
+
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 

@@ -50,3 +50,17 @@ def test_orthanc_aliases_and_lua_keys():
     assert unknown == ["ExecuteLuaEnabled, LuaScripts (Lua scripting is not supported)"]
     settings, _ = validate({"SyncStorageArea": False, "SyncWrites": True})
     assert settings.SyncWrites is True
+
+
+def test_an_orthanc_configuration_selects_its_plugins_backends():
+    """Orthanc loads a plugin whose section is there; we select the backend it stands for, unless
+    Backends says otherwise."""
+    from dicomweb_daemon.config.settings import validate
+
+    settings, unknown = validate({"PostgreSQL": {"EnableIndex": True, "Host": "db"},
+                                  "AwsS3Storage": {"BucketName": "pacs"}})
+    assert settings.backends == {"Index": "postgresql", "Storage": "s3"} and not unknown
+    assert validate({"AzureBlobStorage": {}})[0].backends["Storage"] == "azure"
+    assert validate({"PostgreSQL": {"EnableIndex": False}})[0].backends["Index"] == "sqlite"
+    explicit = validate({"Backends": {"Storage": "filesystem"}, "AwsS3Storage": {"BucketName": "pacs"}})[0]
+    assert explicit.backends["Storage"] == "filesystem"

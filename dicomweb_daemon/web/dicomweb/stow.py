@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 from ...dicom.charsets import charset_for
 from ...dicom.parsing import ROOT_TOKEN
-from ...errors import BadRequest, FullStorage, MissingIdentifier, UnsupportedMediaType, WrongStudy
+from ...errors import BadRequest, FullStorage, MissingIdentifier, StorageUnavailable, UnsupportedMediaType, WrongStudy
 from ...index.writes import Origin
 from ...storage.ingest import IngestResult
 from ...storage.multipart import MultipartError, MultipartSplitter, Part, content_type_params
@@ -80,6 +80,7 @@ class _Outcomes:
     failed: list[dict] = field(default_factory=list)
     bad_syntax: bool = False
     conflict: bool = False
+    unavailable: StorageUnavailable | None = None  # the storage did not answer
 
     def status(self) -> int:
         """PS3.18 Table 10.5.3-1: 200 all stored, 202 some; nothing stored is 409 for a conflict
@@ -122,6 +123,8 @@ class StowRoutes:
             await self._store_batch([Part({"content-type": DICOM}, take_body(request))], study, outcomes)
         else:
             await self._store_parts(request, params["boundary"], study, outcomes)
+        if outcomes.unavailable is not None and not outcomes.referenced:
+            raise outcomes.unavailable  # nothing stored, and not the client's fault: 503, to be retried
         body = self._response(study, outcomes, charset_for(self.daemon.ingest.default_encoding))
         if form == "xml":
             return xml_answer(request, self.daemon, body, outcomes.status())
@@ -177,6 +180,10 @@ class StowRoutes:
         try:
             results = await self.daemon.ingest.store([parts[i].source for i in todo], DICOMWEB_ORIGIN, study,
                                                      require_sop_class=True)
+        except StorageUnavailable as e:
+            log.warn("STOW-RS could not store {count} instances: {error}", count=len(todo), error=e.details)
+            outcomes.unavailable = e
+            results = [None] * len(todo)
         except Exception:
             log.failure("STOW-RS could not store {count} instances", count=len(todo))
             results = [None] * len(todo)

@@ -190,8 +190,7 @@ class PixelRoutesMixin:
         request.setHeader(b"Content-Type", writer.content_type())
         head = writer.part_header(ctype, {"Content-Length": str(last - first)})
         end = writer.part_end() + writer.close()
-        if transport is not None:
-            request.setHeader(b"Content-Length", str(len(head) + last - first + len(end)).encode())
+        request.setHeader(b"Content-Length", str(len(head) + last - first + len(end)).encode())
         if request.method == b"HEAD":
             return b""
         if transport is not None:

@@ -4,6 +4,7 @@ with the failing check otherwise), and ``/metrics`` (Prometheus' text format, be
 authentication as the API)."""
 from __future__ import annotations
 
+from ...interfaces import IReachable
 from ...threads import in_db, in_io
 from ..routing import json_response, route
 
@@ -21,9 +22,15 @@ class OperationsRoutes:
     @route("/health/ready")
     async def ready(self, request):
         checks = {"Index": await self._check(in_db(self.daemon.index.ping)),
-                  "Storage": await self._check(in_io(self.daemon.spool.check_writable))}
+                  "Storage": await self._check(in_io(self._storage_answers))}
         ready = all(value == "OK" for value in checks.values())
         return json_response(request, {"Ready": ready, "Checks": checks}, 200 if ready else 503)
+
+    def _storage_answers(self) -> None:
+        """The spool takes a file and, for a remote storage (an object store), the storage answers."""
+        self.daemon.spool.check_writable()
+        if IReachable.providedBy(self.daemon.storage):
+            self.daemon.storage.check()
 
     @route("/metrics")
     async def metrics(self, request):
