@@ -150,6 +150,44 @@ def make_threads_service(settings) -> ThreadsService:
     return ThreadsService(os.cpu_count() or 1 if workers < 0 else workers, preload)
 
 
+class InOrder(service.MultiService):
+    """Children started in order and stopped in the reverse one, each stop awaited before the next
+    (Twisted's MultiService stops them all at once): the HTTP server drains its requests and the
+    jobs reach their step while the thread pools they use still run."""
+
+    def stopService(self):  # noqa: N802 - Twisted API
+        service.Service.stopService(self)
+        return defer.ensureDeferred(self._stop_each(list(reversed(list(self)))))
+
+    @staticmethod
+    async def _stop_each(children: list) -> None:
+        for child in children:
+            try:
+                await defer.maybeDeferred(child.stopService)
+            except Exception:  # noqa: BLE001 - the others must stop all the same
+                log.failure("stopping {service} failed", service=child)
+
+
+class _Draining:
+    """A listening service whose stop closes the port (a load balancer then sends new requests to
+    another daemon) and waits for the answers in flight, at most ``drain_timeout`` seconds."""
+
+    drain_timeout = 0.0
+
+    def stopService(self):  # noqa: N802 - Twisted API
+        site = self.args[1]
+        d = defer.maybeDeferred(super().stopService)
+        return d.addCallback(lambda _: site.drained(self.drain_timeout))
+
+
+class DrainingTCPServer(_Draining, internet.TCPServer):
+    pass
+
+
+class DrainingSSLServer(_Draining, internet.SSLServer):
+    pass
+
+
 def make_http_service(daemon: Daemon) -> service.Service:
     """HTTP, or HTTPS with ``SslEnabled`` (TlsError, naming the key, when its files are unusable)."""
     from .web.app import build_site
@@ -158,5 +196,8 @@ def make_http_service(daemon: Daemon) -> service.Service:
     s = daemon.settings
     interface = "" if s.RemoteAccessAllowed else "127.0.0.1"
     if s.SslEnabled:
-        return internet.SSLServer(s.HttpPort, build_site(daemon), tls_options(s), interface=interface)
-    return internet.TCPServer(s.HttpPort, build_site(daemon), interface=interface)
+        server = DrainingSSLServer(s.HttpPort, build_site(daemon), tls_options(s), interface=interface)
+    else:
+        server = DrainingTCPServer(s.HttpPort, build_site(daemon), interface=interface)
+    server.drain_timeout = s.GracefulStopTimeout
+    return server

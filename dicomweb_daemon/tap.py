@@ -39,12 +39,12 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         sys.stderr.write(f"dicomweb: {e}\n")
         raise SystemExit(1) from None
 
-    from .service import Daemon, MaintenanceService, StoreService, make_http_service, make_threads_service
+    from .service import Daemon, InOrder, MaintenanceService, StoreService, make_http_service, make_threads_service
     from .systemd import NotifyService
     from .web.tls import TlsError
 
     daemon = Daemon(settings, storage, index)
-    top = service.MultiService()
+    top = InOrder()
     # Started in this order, stopped in the reverse one: the pools outlive everything that uses them.
     make_threads_service(settings).setServiceParent(top)
     StoreService(daemon).setServiceParent(top)

@@ -119,6 +119,9 @@ TOP: dict[str, Option] = {
     "ConcurrentJobs": Option(int, 2, "Jobs run at the same time (0: one per core).", minimum=0),
     "JobsStaleAfter": Option(int, 60, "Seconds after which a Running job whose daemon stopped beating (killed, "
                              "cut off) is run again by a daemon sharing the index.", minimum=1),
+    "GracefulStopTimeout": Option(int, 20, "Seconds a stop (SIGTERM) waits for the answers in flight and for "
+                                  "running jobs to reach their next step (then Pending again for any daemon).",
+                                  minimum=0),
     "JobsHistorySize": Option(int, 10, "Finished jobs kept (with their outputs) for clients to read.", minimum=0),
     "MediaArchiveSize": Option(int, 1, "Archives of asynchronous jobs kept at once (the oldest go first).",
                                minimum=1),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer, reactor, task
 from twisted.logger import Logger
 
 from ..errors import DaemonError
@@ -32,6 +32,7 @@ STEP_SECONDS = 0.5
 CANCELED = (47, "Canceled job")  # Orthanc's ErrorCode_CanceledJob
 INTERRUPTED = (-1, "Internal error")
 TRACKED = "RunOutsideTheEngine"  # in a job's request: the engine cannot run it again
+STOPPING = "DaemonStopping"  # why a job stops at its step when no client asked
 
 
 class JobInterrupted(Exception):
@@ -72,11 +73,16 @@ class JobContext:
         self.request = job["request"]
         self.content: dict = dict(job["content"])
         self._recorded = 0.0  # when progress was last written
+        kind = engine.kinds.get(job["type"])
+        self.rerunnable = kind is not None and kind.rerunnable
 
     async def step(self, progress: float, **content) -> None:
         """Between two units of work: record progress (0..1) and content, and stop here if a client
-        asked to pause or cancel. Written at most every STEP_SECONDS (two db calls each time)."""
+        asked to pause or cancel, or the daemon is stopping (a job that can run again then is Pending
+        again, for any daemon). Written at most every STEP_SECONDS (two db calls each time)."""
         self.content.update(content)
+        if self.engine.stopping and self.rerunnable:
+            raise JobInterrupted(STOPPING)
         if time.monotonic() - self._recorded < STEP_SECONDS:
             return
         self._recorded = time.monotonic()
@@ -105,6 +111,8 @@ class JobEngine(service.Service):
         self.history = settings.JobsHistorySize
         self.kinds: dict[str, JobKind] = {}
         self.active: dict[str, defer.Deferred] = {}  # running jobs (Service.running is its own flag)
+        self.stopping = False  # a graceful stop: running jobs end at their next step, no new one starts
+        self.stop_timeout = float(settings.GracefulStopTimeout)
         self.tracked: set[str] = set()  # jobs of work run elsewhere (an incoming C-MOVE), beaten here
         self.loop = task.LoopingCall(self.wake)
         self._waking = False
@@ -125,11 +133,23 @@ class JobEngine(service.Service):
         self.loop.start(1.0, now=True)
 
     def stopService(self):  # noqa: N802 - Twisted API
+        """Running jobs end at their next step (Pending again), for at most GracefulStopTimeout
+        seconds; those still running then are cut: their rows stay Running, taken up again by the
+        next start or, after JobsStaleAfter, by another daemon."""
         super().stopService()
+        self.stopping = True
         if self.loop.running:
             self.loop.stop()
-        for d in list(self.active.values()):
-            d.cancel()  # their rows stay Running: the next start takes them up again
+        if not self.active:
+            return None
+        log.info("stopping: {count} running jobs stop at their next step", count=len(self.active))
+        waiting = defer.DeferredList(list(self.active.values()), consumeErrors=True)
+
+        def cut(_result, _timeout):
+            for d in list(self.active.values()):
+                d.cancel()
+
+        return waiting.addTimeout(self.stop_timeout, reactor, onTimeoutCancel=cut)
 
     def _recover(self) -> None:
         """Start-up (blocking, before anything is served): the jobs this daemon was running when it
@@ -214,7 +234,7 @@ class JobEngine(service.Service):
     # -- running ----------------------------------------------------------------------------------------
     def wake(self) -> None:
         """Start Pending jobs while places are free (reactor thread); beat for the running ones."""
-        if self._waking or not self.running_service:
+        if self._waking or self.stopping or not self.running_service:
             return
         self._waking = True
         d = defer.ensureDeferred(self._fill())
@@ -256,7 +276,10 @@ class JobEngine(service.Service):
             content = await kind.run(context)
             fields = dict(state="Success", progress=100, content={**context.content, **(content or {})})
         except JobInterrupted as stop:
-            if stop.wanted == "Paused":
+            if stop.wanted == STOPPING:
+                log.info("job {id} ({type}) stopped at its step: Pending again", id=job["id"], type=job["type"])
+                fields = dict(state="Pending", content=context.content)
+            elif stop.wanted == "Paused":
                 fields = dict(state="Paused", wanted=None, content=context.content)
             else:
                 fields = dict(state="Failure", wanted=None, error_code=CANCELED[0],

@@ -7,7 +7,7 @@ import io
 from http import HTTPStatus
 from types import SimpleNamespace
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.server import Request, Site
@@ -89,6 +89,7 @@ class SpoolingRequest(Request):
 
     def gotLength(self, length):  # noqa: N802 - Twisted API
         site = self.channel.site
+        site.begun(self)
         if length is not None and length > site.max_body:
             self._refuse_too_large()
             return
@@ -264,3 +265,33 @@ class DaemonSite(Site):
         self.max_body = max_body
         self.in_memory = 0  # bytes of request bodies held in memory right now
         self.displayTracebacks = False
+        self.in_flight = 0  # requests whose headers came and whose answer is not finished
+        self._drained: list[defer.Deferred] = []
+
+    def begun(self, request) -> None:
+        """A request's headers came: it is in flight until its answer ends (or its client leaves)."""
+        self.in_flight += 1
+        request.notifyFinish().addBoth(self._ended)
+
+    def _ended(self, _result) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            waiting, self._drained = self._drained, []
+            for d in waiting:
+                if not d.called:  # else given up at its timeout
+                    d.callback(None)
+
+    def drained(self, timeout: float, clock=reactor) -> defer.Deferred:
+        """Fires once no request is in flight, or after ``timeout`` seconds (a graceful stop)."""
+        if self.in_flight == 0:
+            return defer.succeed(None)
+        log.info("stopping: waiting for {count} answers in flight (at most {timeout} s)",
+                 count=self.in_flight, timeout=timeout)
+        d = defer.Deferred()
+        self._drained.append(d)
+
+        def late(_result, _timeout):
+            log.warn("stopping: {count} answers still in flight after {timeout} s are cut",
+                     count=self.in_flight, timeout=timeout)
+
+        return d.addTimeout(timeout, clock, onTimeoutCancel=late)
