@@ -14,7 +14,7 @@ setup(
     packages=find_packages(include=["dicomweb_daemon", "dicomweb_daemon.*"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/dicomweb_plugin.py"], "dicomweb_daemon.anonymization": ["tables/*.json"]},
     install_requires=[
-        "twisted[tls]>=23.8",
+        "twisted[tls,http2]>=23.8",
         "klein>=23.5",
         "treq>=23.11",
         "zope.interface>=6",
@@ -35,6 +35,7 @@ setup(
         "object-storage": ["obstore>=0.12", "cryptography>=42"],
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
                  "dicomweb-client>=0.59", "psycopg[binary]>=3.1", "obstore>=0.12", "cryptography>=42",
-                 "moto[server]>=5", "azure-storage-blob>=12"],
+                 "moto[server]>=5", "azure-storage-blob>=12",
+                 "httpx[http2]>=0.27"],
     },
 )

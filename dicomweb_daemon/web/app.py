@@ -47,4 +47,4 @@ def build_app(daemon):
 def build_site(daemon) -> DaemonSite:
     root = RootResource(build_app(daemon).resource(), daemon.settings, daemon.metrics)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
-    return DaemonSite(root, daemon.spool, daemon.body_memory, max_body)
+    return DaemonSite(root, daemon.spool, daemon.body_memory, max_body, http2=daemon.settings.EnableHttp2)

@@ -254,7 +254,8 @@ class DaemonSite(Site):
     requestFactory = SpoolingRequest
     protocol = _channel
 
-    def __init__(self, resource, spool: Spool, body_memory: BodyMemory, max_body: int, **kwargs):
+    def __init__(self, resource, spool: Spool, body_memory: BodyMemory, max_body: int, http2: bool = True,
+                 **kwargs):
         kwargs.setdefault("logFormatter", lambda timestamp, request: access_line(timestamp, request))
         # Form bodies (multipart/form-data uploads) are split by the upload route from their spooled
         # file: Twisted would read them whole into memory first to fill request.args.
@@ -265,8 +266,14 @@ class DaemonSite(Site):
         self.max_body = max_body
         self.in_memory = 0  # bytes of request bodies held in memory right now
         self.displayTracebacks = False
+        self.http2 = http2
         self.in_flight = 0  # requests whose headers came and whose answer is not finished
         self._drained: list[defer.Deferred] = []
+
+    def acceptableProtocols(self):  # noqa: N802 - Twisted API
+        """What TLS's ALPN offers: HTTP/2 first when Twisted has it (the h2 package) and EnableHttp2
+        is on, so that a browser loads a series' frames over one connection; plain HTTP is HTTP/1.1."""
+        return super().acceptableProtocols() if self.http2 else [b"http/1.1"]
 
     def begun(self, request) -> None:
         """A request's headers came: it is in flight until its answer ends (or its client leaves)."""
