@@ -23,25 +23,33 @@ ACCESS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "r
 _server: list[tuple[str, subprocess.Popen]] = []
 
 
-def start_server(port: int | None = None) -> tuple[str, subprocess.Popen]:
-    """A new moto S3 server on ``port`` (a free one by default): its URL and process."""
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serving(command: list[str], url: str, what: str) -> subprocess.Popen:
+    """``command`` started (killed at exit), once ``url`` answers."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     atexit.register(proc.kill)
-    url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
         try:
             requests.get(url, timeout=1)
-            return url, proc
+            return proc
         except requests.ConnectionError:
             if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("moto's S3 server did not start") from None
+                raise RuntimeError(f"{what} did not start") from None
             time.sleep(0.1)
+
+
+def start_server(port: int | None = None) -> tuple[str, subprocess.Popen]:
+    """A new moto S3 server on ``port`` (a free one by default): its URL and process."""
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return url, _serving(command, url, "moto's S3 server")
 
 
 def endpoint() -> str:
@@ -108,26 +116,13 @@ def azurite_binary() -> str:
 def azurite_connection_string() -> str:
     """The connection string of the tests' Azurite (started at first use, stopped at exit)."""
     if not _azurite or _azurite[0][1].poll() is not None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = _free_port()
         folder = tempfile.mkdtemp(prefix="dicomweb-azurite-")
-        proc = subprocess.Popen([azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
-                                 folder, "--skipApiVersionCheck", "--silent"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         atexit.register(shutil.rmtree, folder, True)
-        atexit.register(proc.kill)
         url = f"http://127.0.0.1:{port}/devstoreaccount1"
-        deadline = time.time() + 30
-        while True:
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("Azurite did not start") from None
-                time.sleep(0.1)
-        _azurite[:] = [(url, proc)]
+        command = [azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", folder,
+                   "--skipApiVersionCheck", "--silent"]
+        _azurite[:] = [(url, _serving(command, url, "Azurite"))]
     return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
             f"BlobEndpoint={_azurite[0][0]};")
 

@@ -6,12 +6,8 @@ import io
 import time
 import zipfile
 
-import pytest
-
 from tests.conftest import wait_job
 from tests.dicom_files import make_ct
-
-pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
 
 
 def test_asynchronous_archives_are_jobs_with_outputs(make_daemon):

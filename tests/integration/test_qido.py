@@ -13,8 +13,6 @@ from pydicom.uid import generate_uid
 
 from tests.dicom_files import CT_SMALL, make_ct
 
-pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
-
 CT_STUDY = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
 NATIVE = "{http://dicom.nema.org/PS3.19/models/NativeDICOM}"
 CHARSET_FILES = ["chrX1.dcm", "chrX2.dcm", "chrH31.dcm", "chrH32.dcm", "chrI2.dcm", "chrRuss.dcm", "chrFren.dcm",
@@ -302,7 +300,6 @@ def test_accept_query_parameter_chooses_the_format(daemon):
     assert r.headers["Content-Type"].startswith("multipart/related")
 
 
-@pytest.mark.local_files
 def test_searches_never_read_the_stored_files(make_daemon):
     """QIDO-RS answers from the index alone: with the DICOM files gone, every level still answers in full."""
     d = make_daemon()

@@ -1,0 +1,362 @@
+"""QIDO-RS on PostgreSQL as the index grows from the yardstick's 20,000 instances to 1,000,000, side
+by side with Orthanc 1.10.1 + its PostgreSQL index plugin (Debian ``orthanc-postgresql``) and its
+DICOMweb plugin, in one interleaved run.
+
+The yardstick's ``scale`` data set (``../shared/bench/make_dataset.py --preset scale``: 2,000 studies,
+20,000 instances, 500 patients) is stored once into each server through STOW-RS. Larger sizes are
+made in each server's own database by SQL, while both are stopped: every patient, study, series and
+instance is copied with new identifiers (UIDs get ``.k``, PatientID and AccessionNumber ``-k``; names,
+dates and modalities stay), and the copies share the original files. Then the yardstick's QIDO
+queries run ``--reps`` times per size, the servers taking turns; each answer's result count is
+checked against what the copies make it (a fast wrong answer is reported, not counted).
+
+    python ../shared/bench/make_dataset.py --out /tmp/qs-data --preset scale
+    python bench/qido_scale.py --data /tmp/qs-data [--sizes 1,10,50] [--reps 15]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from transfers import PLUGIN, free_port, wait_for  # noqa: E402
+
+from tests.postgres import new_database, run_sql, start, stop  # noqa: E402
+
+PG_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
+BOUNDARY = "qidoscale"
+
+
+# -- servers ------------------------------------------------------------------------------------
+class Target:
+    """One server: how to start it on its database, and its DICOMweb root."""
+
+    def __init__(self, name: str, uri: str, work: pathlib.Path):
+        self.name, self.uri, self.work = name, uri, work
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def dicomweb(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        log = open(self.work / "log", "ab")
+        if self.name == "ours":
+            config = {"HttpPort": self.port, "DicomPort": free_port(), "StorageDirectory": str(self.work / "files"),
+                      "Backends": {"Index": "postgresql"}, "PostgreSQL": {"ConnectionUri": self.uri}}
+            (self.work / "config.json").write_text(json.dumps(config))
+            command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
+                       "dicomweb", "--config", str(self.work / "config.json")]
+        else:
+            from psycopg.conninfo import conninfo_to_dict
+
+            params = conninfo_to_dict(self.uri)
+            config = {"Name": "orthanc", "HttpPort": self.port, "DicomPort": free_port(),
+                      "StorageDirectory": str(self.work / "files"), "IndexDirectory": str(self.work / "files"),
+                      "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [PG_PLUGIN, PLUGIN],
+                      "PostgreSQL": {"EnableIndex": True, "EnableStorage": False, "Host": params["host"],
+                                     "Port": int(params["port"]), "Database": params["dbname"],
+                                     "Username": params["user"], "Password": "", "Lock": False},
+                      "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+            (self.work / "config.json").write_text(json.dumps(config))
+            command = ["Orthanc", str(self.work / "config.json")]
+        self.proc = subprocess.Popen(command, cwd=self.work, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(f"http://127.0.0.1:{self.port}/system", timeout=600)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def stow_all(target: Target, files: list[pathlib.Path], clients: int = 4, batch: int = 50) -> None:
+    chunks = [files[i:i + batch] for i in range(0, len(files), batch)]
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not chunks or errors:
+                    return
+                chunk = chunks.pop()
+            body = b"".join(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + p.read_bytes()
+                            + b"\r\n" for p in chunk) + f"--{BOUNDARY}--\r\n".encode()
+            request = urllib.request.Request(target.dicomweb + "/studies", data=body, method="POST", headers={
+                "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
+                "Accept": "application/dicom+json"})
+            try:
+                with urllib.request.urlopen(request, timeout=600) as answer:
+                    answer.read()
+            except Exception as e:  # noqa: BLE001 - reported
+                errors.append(f"{target.name}: {e}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(errors[0])
+
+
+# -- copies in SQL ------------------------------------------------------------------------------
+UID_SUFFIXED = {"ours": ("'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'", "'PatientID', 'AccessionNumber'"),
+                "orthanc": ("(32, 13), (32, 14), (8, 24)", "(16, 32), (8, 80)")}
+
+# Orthanc's resource IDs (ours are the same): SHA-1 of "PatientID|StudyUID|SeriesUID|SOPUID" down to
+# the resource's level, as five groups of 8 hex digits; a copy's ID from its own suffixed identifiers.
+PUBLIC_ID = """CREATE OR REPLACE FUNCTION bench_public_id(pid TEXT, uids TEXT[], k INT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT substr(h, 1, 8) || '-' || substr(h, 9, 8) || '-' || substr(h, 17, 8) || '-' || substr(h, 25, 8)
+         || '-' || substr(h, 33, 8)
+  FROM (SELECT encode(digest(pid || '-' || k || coalesce((SELECT string_agg('|' || u || '.' || k, '' ORDER BY o)
+                                                          FROM unnest(uids) WITH ORDINALITY AS t(u, o)), ''),
+                             'sha1'), 'hex') AS h) AS x $$"""
+
+
+def paths_sql(name: str, offset: int) -> str:
+    """A table ``bench_paths(id, pid, uids)``: each original resource's PatientID and UIDs down to it."""
+    if name == "ours":
+        resources, rid, parent, level, tags, tid = "resources", "internal", "parent", "level", "main_tags", "internal"
+        tag = {0: "tag = 'PatientID'", 1: "tag = 'StudyInstanceUID'", 2: "tag = 'SeriesInstanceUID'",
+               3: "tag = 'SOPInstanceUID'"}
+    else:
+        resources, rid, parent, level, tags, tid = "resources", "internalid", "parentid", "resourcetype", \
+            "maindicomtags", "id"
+        tag = {0: "(taggroup, tagelement) = (16, 32)", 1: "(taggroup, tagelement) = (32, 13)",
+               2: "(taggroup, tagelement) = (32, 14)", 3: "(taggroup, tagelement) = (8, 24)"}
+    below = " ".join(f"WHEN {n} THEN {cond}" for n, cond in tag.items() if n)
+    return f"""CREATE TABLE bench_paths AS WITH RECURSIVE p(id, lvl, pid, uids) AS (
+        SELECT r.{rid}, 0, m.value::TEXT, ARRAY[]::TEXT[] FROM {resources} r JOIN {tags} m ON m.{tid} = r.{rid}
+        WHERE r.{level} = 0 AND {tag[0].replace("tag", "m.tag")} AND r.{rid} < {offset}
+      UNION ALL
+        SELECT c.{rid}, p.lvl + 1, p.pid, p.uids || (m.value::TEXT COLLATE "default") FROM p
+        JOIN {resources} c ON c.{parent} = p.id JOIN {tags} m ON m.{tid} = c.{rid} AND CASE p.lvl + 1 {below} END)
+      SELECT id, pid, uids FROM p"""
+
+
+def copy_sql(name: str, offset: int, first: int, last: int, columns: list[str]) -> list[str]:
+    """Statements that add copies ``first..last`` of the original rows (internal ids below ``offset``);
+    ``columns``: those of our instances table."""
+    uids, suffixed = UID_SUFFIXED[name]
+    k = f"generate_series({first}, {last}) AS k"
+    setup = ["CREATE EXTENSION IF NOT EXISTS pgcrypto", PUBLIC_ID, "DROP TABLE IF EXISTS bench_paths",
+             paths_sql(name, offset), "CREATE INDEX ON bench_paths(id)"]
+    if name == "ours":
+        def tagged(table: str) -> str:
+            return (f"INSERT INTO {table} SELECT internal + k * {offset}, tag, "
+                    f"CASE WHEN tag IN ({uids}) THEN value || '.' || k WHEN tag IN ({suffixed}) THEN value || '-' || k "
+                    f"ELSE value END, CASE WHEN tag IN ({uids}) THEN norm || '.' || k "
+                    f"WHEN tag IN ({suffixed}) THEN norm || '-' || k ELSE norm END "
+                    f"FROM {table}, {k} WHERE internal < {offset}")
+        copied = ", ".join(f"internal + k * {offset}" if c == "internal" else c for c in columns)
+        return setup + [
+            f"INSERT INTO resources (internal, public_id, level, parent, last_update, last_update_ts, stable) "
+            f"SELECT internal + k * {offset}, bench_public_id(p.pid, p.uids, k), level, parent + k * {offset}, "
+            f"last_update, last_update_ts, stable FROM resources JOIN bench_paths p ON p.id = internal, {k} "
+            f"WHERE internal < {offset}",
+            tagged("main_tags"), tagged("study_patient_tags"),
+            f"INSERT INTO instances ({', '.join(columns)}) SELECT {copied} FROM instances, {k} "
+            f"WHERE internal < {offset}",
+            f"INSERT INTO series_info SELECT internal + k * {offset}, expected_instances FROM series_info, {k} "
+            f"WHERE internal < {offset}",
+            "SELECT setval(pg_get_serial_sequence('resources', 'internal'), (SELECT max(internal) FROM resources))",
+            "DROP TABLE bench_paths", "ANALYZE"]
+
+    def tagged_orthanc(table: str) -> str:
+        return (f"INSERT INTO {table} SELECT id + k * {offset}, taggroup, tagelement, "
+                f"CASE WHEN (taggroup, tagelement) IN ({uids}) THEN value || '.' || k "
+                f"WHEN (taggroup, tagelement) IN ({suffixed}) THEN value || '-' || k ELSE value END "
+                f"FROM {table}, {k} WHERE id < {offset}")
+    return setup + [
+        f"INSERT INTO resources (internalid, resourcetype, publicid, parentid) SELECT internalid + k * {offset}, "
+        f"resourcetype, bench_public_id(p.pid, p.uids, k), parentid + k * {offset} FROM resources "
+        f"JOIN bench_paths p ON p.id = internalid, {k} WHERE internalid < {offset}",
+        tagged_orthanc("maindicomtags"), tagged_orthanc("dicomidentifiers"),
+        f"INSERT INTO metadata SELECT id + k * {offset}, type, value, revision FROM metadata, {k} WHERE id < {offset}",
+        f"INSERT INTO attachedfiles SELECT id + k * {offset}, filetype, uuid, compressedsize, uncompressedsize, "
+        f"compressiontype, uncompressedhash, compressedhash, revision FROM attachedfiles, {k} WHERE id < {offset}",
+        "SELECT setval(pg_get_serial_sequence('resources', 'internalid'), (SELECT max(internalid) FROM resources))",
+        "DROP TABLE bench_paths", "ANALYZE"]
+
+
+# -- queries ------------------------------------------------------------------------------------
+def queries(manifest: dict, copies: int) -> list[tuple[str, str, dict, int]]:
+    """The yardstick's QIDO queries on the scale set (its big-series query aside: that set is not
+    loaded), with the result counts ``copies`` copies make them: (label, path, params, expected)."""
+    scale = manifest["studies"]
+    n = len(scale)
+    fam = collections.Counter(s["patient_name"].split("^")[0] for s in scale)
+    target = max(5, n // 100)
+    family = min(sorted(fam), key=lambda f: (abs(fam[f] - target), f))
+    prefix = family[:4]
+    n_prefix = sum(1 for s in scale if s["patient_name"].upper().startswith(prefix))
+    givens = collections.Counter(s["patient_name"].split("^")[1] for s in scale)
+    given = min(sorted(givens), key=lambda g: (abs(givens[g] - 4 * target), g))
+    n_fuzzy = sum(1 for s in scale if any(c.upper().startswith(given) for c in s["patient_name"].split("^")))
+    pat = scale[n // 2]
+    n_pid = sum(1 for s in scale if s["patient_id"] == pat["patient_id"])
+    year = 2018 if any(s["date"].startswith("2018") for s in scale) else int(scale[0]["date"][:4])
+    n_date = sum(1 for s in scale if f"{year}0101" <= s["date"] <= f"{year}1231")
+    n_ct = sum(1 for s in scale if s["modality"] == "CT" or any(x["modality"] == "CT" for x in s["series"]))
+    n_mr = sum(1 for s in scale for x in s["series"] if x["modality"] == "MR")
+    st = scale[n // 3]
+    se = st["series"][0]
+    acc = scale[n // 4]
+    total = n * copies
+    offset = max(0, total - 150)
+    return [
+        ("studies?limit=100", "/studies", {"limit": "100"}, min(100, total)),
+        (f"studies?limit=100&offset={offset}", "/studies", {"limit": "100", "offset": str(offset)},
+         min(100, total - offset)),
+        (f"studies?PatientName={prefix}*", "/studies", {"PatientName": prefix + "*"}, n_prefix * copies),
+        (f"studies?PatientName={prefix.lower()}* (case-insensitive)", "/studies", {"PatientName": prefix.lower() + "*"},
+         n_prefix * copies),
+        (f"studies?PatientName={given.lower()}&fuzzymatching=true", "/studies",
+         {"PatientName": given.lower(), "fuzzymatching": "true"}, n_fuzzy * copies),
+        (f"studies?StudyDate={year}0101-{year}1231", "/studies", {"StudyDate": f"{year}0101-{year}1231"},
+         n_date * copies),
+        ("studies?PatientID=<exact>", "/studies", {"PatientID": pat["patient_id"]}, n_pid),
+        ("studies?AccessionNumber=<exact>", "/studies", {"AccessionNumber": acc["accession"]}, 1),
+        ("studies?ModalitiesInStudy=CT&limit=100", "/studies", {"ModalitiesInStudy": "CT", "limit": "100"},
+         min(100, n_ct * copies)),
+        ("studies?ModalitiesInStudy=CT (all)", "/studies", {"ModalitiesInStudy": "CT"}, n_ct * copies),
+        ("series?Modality=MR&limit=100", "/series", {"Modality": "MR", "limit": "100"}, min(100, n_mr * copies)),
+        ("studies/{uid}/series", f"/studies/{st['uid']}/series", {}, len(st["series"])),
+        ("studies/{uid}/series/{uid}/instances", f"/studies/{st['uid']}/series/{se['uid']}/instances", {},
+         len(se["instances"])),
+    ]
+
+
+def timed(target: Target, path: str, params: dict) -> tuple[float, int | None]:
+    url = target.dicomweb + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    request = urllib.request.Request(url, headers={"Accept": "application/dicom+json"})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            body = answer.read()
+            status = answer.status
+    except urllib.error.HTTPError as e:
+        return time.perf_counter() - started, None if e.code != 204 else 0
+    elapsed = time.perf_counter() - started
+    if status == 204 or not body.strip():
+        return elapsed, 0
+    return elapsed, len(json.loads(body))
+
+
+def cell(figure: dict) -> str:
+    """``p50 (p95)``, and the result count when it was wrong."""
+    wrong = f" [{figure['wrong']}]" if figure["wrong"] else ""
+    return f"{figure['p50']:.1f} ({figure['p95']:.1f}){wrong}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the folder make_dataset.py wrote (with scale/)")
+    parser.add_argument("--sizes", default="1,10,50", help="copies of the scale set to measure at (1 = 20,000)")
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    manifest = json.loads((pathlib.Path(args.data) / "scale" / "manifest.json").read_text())
+    files = sorted((pathlib.Path(args.data) / "scale").rglob("*.dcm"))
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    work = pathlib.Path(tempfile.mkdtemp(prefix="qido-scale-"))
+    work.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    admin = start(str(work / "pg"))
+    targets = [Target("ours", new_database(admin), work / "ours"), Target("orthanc", new_database(admin),
+                                                                             work / "orthanc")]
+    figures: dict = {}
+    try:
+        for t in targets:
+            t.start()
+            started = time.perf_counter()
+            stow_all(t, files)
+            print(f"{t.name}: {len(files)} instances stored by STOW-RS in {time.perf_counter() - started:.0f} s",
+                  flush=True)
+        columns = [r[0] for r in run_sql(targets[0].uri, "SELECT column_name FROM information_schema.columns "
+                                                         "WHERE table_name = 'instances' ORDER BY ordinal_position")]
+        offsets = {t.name: run_sql(t.uri, "SELECT max(internal) + 1 FROM resources" if t.name == "ours"
+                                   else "SELECT max(internalid) + 1 FROM resources")[0][0] for t in targets}
+        copies = 1
+        for size in sizes:
+            if size > copies:
+                for t in targets:
+                    t.stop()
+                for t in targets:
+                    started = time.perf_counter()
+                    for statement in copy_sql(t.name, offsets[t.name], copies, size - 1, columns):
+                        run_sql(t.uri, statement)
+                    print(f"{t.name}: copies {copies}..{size - 1} made in SQL in {time.perf_counter() - started:.0f} s",
+                          flush=True)
+                copies = size
+                for t in targets:
+                    t.start()
+            instances = run_sql(targets[0].uri, "SELECT count(*) FROM instances")[0][0]
+            qs = queries(manifest, copies)
+            for t in targets:  # warm-up: each query twice
+                for _, path, params, _ in qs:
+                    timed(t, path, params)
+                    timed(t, path, params)
+            samples = {(t.name, q[0]): [] for t in targets for q in qs}
+            wrong = {}
+            for rep in range(args.reps):
+                for t in (targets if rep % 2 == 0 else list(reversed(targets))):
+                    for label, path, params, expected in qs:
+                        seconds, got = timed(t, path, params)
+                        samples[(t.name, label)].append(seconds * 1000)
+                        if got != expected:
+                            wrong[(t.name, label)] = f"{got}/{expected}"
+            figures[instances] = {f"{name}|{label}": {"p50": statistics.median(v), "p95": percentile(v, 0.95),
+                                                     "wrong": wrong.get((name, label))}
+                                  for (name, label), v in samples.items()}
+            print(f"\n## {instances:,} instances ({copies} x the scale set), {args.reps} reps, ms p50 (p95)\n")
+            print("| query | ours | Orthanc + PostgreSQL | ratio (p50) |")
+            print("|---|---|---|---|")
+            for label, *_ in qs:
+                o, r = figures[instances][f"ours|{label}"], figures[instances][f"orthanc|{label}"]
+                print(f"| {label} | {cell(o)} | {cell(r)} | {r['p50'] / o['p50']:.1f}x |", flush=True)
+    finally:
+        for t in targets:
+            t.stop()
+        stop(str(work / "pg"))
+        if args.out:
+            pathlib.Path(args.out).write_text(json.dumps(figures, indent=1))
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{os.cpu_count()} cores; PostgreSQL {run_version()}")
+
+
+def run_version() -> str:
+    try:
+        return subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    main()
