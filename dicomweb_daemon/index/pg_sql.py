@@ -78,6 +78,14 @@ def schema() -> list[str]:
     return [s for s in statements if s] + FUNCTIONS
 
 
+# Statistics of tag and value taken together: the planner otherwise multiplies the selectivities of
+# "tag = 'Modality'" and "value = 'CT'" (1 % of the rows estimated as 0.02 %), and a QIDO with a
+# LIMIT then reads every match to sort them instead of walking the resources in order (0.5 s instead of
+# 12 ms at a million instances). Created at every start when missing (older databases too).
+STATISTICS = [f"CREATE STATISTICS IF NOT EXISTS {table}_tag_{column} (mcv, dependencies) ON tag, {column} FROM {table}"
+              for table in ("main_tags", "study_patient_tags") for column in ("value", "norm")]
+
+
 # The Python functions the SQLite connection registers for QIDO (index/qido_matching.py), in SQL:
 # upper-casing that knows more than ASCII, and upper-casing without accents.
 FUNCTIONS = [
