@@ -22,6 +22,7 @@ retries; a missing object is FileNotFoundError, as a missing file.
 from __future__ import annotations
 
 import datetime
+import pathlib
 import re
 
 from twisted.plugin import IPlugin
@@ -56,10 +57,11 @@ class Layout:
 class ObjectStorage:
     """One bucket or container, through an obstore store; optionally sealed (``cipher``)."""
 
-    def __init__(self, name: str, section: str, store=None, layout: Layout | None = None,
+    def __init__(self, name: str, section: str, make_store, store=None, layout: Layout | None = None,
                  cipher: Cipher | None = None):
         self.name = name
         self.section = section
+        self.make_store = make_store  # (section, prefix) -> an obstore store
         self.store = store
         self.layout = layout
         self.cipher = cipher
@@ -76,8 +78,8 @@ class ObjectStorage:
         if not isinstance(root, str) or root.startswith("/"):
             raise ValueError(f"{where}.RootPath must be a path that does not start with '/', not {root!r}")
         cipher = cipher_from(section.get("StorageEncryption", {}), f"{where}.StorageEncryption")
-        store = (s3_store if self.name == "s3" else azure_store)(section, root.strip("/") or None)
-        storage = ObjectStorage(self.name, self.section, store, Layout(structure), cipher)
+        store = self.make_store(section, root.strip("/") or None)
+        storage = ObjectStorage(self.name, self.section, self.make_store, store, Layout(structure), cipher)
         storage.check()
         return storage
 
@@ -95,8 +97,14 @@ class ObjectStorage:
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, uuid: str, kind: str, source_path: str) -> None:
-        with open(source_path, "rb") as f:
-            self.write(uuid, kind, f.read())
+        if self.cipher:  # sealed in memory (the file's bytes once, as for a read)
+            with open(source_path, "rb") as f:
+                self.write(uuid, kind, f.read())
+            return
+        import obstore
+
+        with _translated(uuid):  # streamed from the file (a multipart upload when it is big)
+            obstore.put(self.store, self.layout.name(uuid), pathlib.Path(source_path))
 
     def write(self, uuid: str, kind: str, data) -> None:
         import obstore
@@ -131,7 +139,8 @@ class ObjectStorage:
         return self._opened(uuid, lambda: self._sealed_range(name, uuid, start, end))
 
     def _sealed_range(self, name: str, uuid: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of a sealed object: its header and the chunks that hold them, in one call."""
+        """Bytes ``[start, end)`` of a sealed object: its header, then the chunks that hold them (two
+        ranged GETs: where the chunks end in the object depends on the content size in the header)."""
         import obstore
 
         with _translated(uuid):

@@ -3,6 +3,7 @@ connection. Checked with httpx's HTTP/2 client and a certificate authority made 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pydicom
@@ -31,7 +32,7 @@ def https_daemon(make_daemon, pki, **config):
                 probe.get(d.url + "/system")
                 return d
             except httpx.TransportError:
-                asyncio.run(asyncio.sleep(0.1))
+                time.sleep(0.1)
     raise RuntimeError("the HTTPS daemon did not answer")
 
 
