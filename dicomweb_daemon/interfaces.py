@@ -80,7 +80,8 @@ class IIndex(Interface):
     (``in_db_write``), except ingest's (``store_many``, ``reserve_files``, ``put_attachment``,
     ``set_compression``), which
     run in ingest's own threads so that the files of a batch and their index rows are written by the same thread:
-    an index serializes its writes itself (SQLite: one lock around each write transaction).
+    an index orders its writes itself (SQLite: one at a time; PostgreSQL: by the scope of each,
+    index/locking.py).
 
     The file journal: every file ingest places in the storage is first recorded as pending
     (``reserve_files``), and every file a write stops referencing (deleted, replaced, recycled) is

@@ -14,6 +14,7 @@ from .dicomweb_reads import DicomwebMixin
 from .jobs import JobsMixin
 from .journal import JournalMixin
 from .labels import LabelsMixin
+from .locking import HELD
 from .matching import FindMixin
 from .qido import QidoMixin
 from .queries import QueriesMixin
@@ -29,6 +30,21 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
     """The index's queries, on whatever engine the subclass connects to."""
 
     owner = ""
+    transient_errors: tuple[type[BaseException], ...] = ()  # retried (locking.retried): none on one writer
+    skip_locked = ""  # appended to the job queue's SELECT: rows another transaction locked are skipped
+
+    def lock(self, c, name: str) -> None:
+        """Inside a write transaction: wait for the others holding the named lock (locking.py).
+        A no-op where write transactions run one at a time."""
+
+    def try_lock(self, c, name: str) -> bool:
+        """Inside a write transaction: take the named lock if no other holds it; whether taken."""
+        return True
+
+    def hold(self, name: str):
+        """Outside transactions, for work that spans many (a sweep): the named lock held until the
+        returned handle is closed, or None when another daemon holds it. One daemon: always held."""
+        return HELD
 
     @property
     def db(self):

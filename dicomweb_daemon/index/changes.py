@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from .locking import retried
 from .schema import LEVEL_NAME
 
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
@@ -53,10 +54,12 @@ class ChangesMixin:
         last = row[0] if row and row[0] else 0
         return self.exports(last - 1, 1) if last else {"Exports": [], "Done": True, "Last": 0}
 
+    @retried
     def clear_changes(self) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM changes")
 
+    @retried
     def log_export(self, public_id: str, remote: str) -> None:
         """Record an export of ``public_id`` to ``remote`` (when LogExportedResources is on)."""
         date = stamp()
@@ -91,6 +94,7 @@ class ChangesMixin:
         last = rows[min(len(rows), limit) - 1][0] if rows else 0
         return {"Exports": out, "Done": done, "Last": last}
 
+    @retried
     def clear_exports(self) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM exports")

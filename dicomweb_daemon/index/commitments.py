@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from .locking import retried
+
 
 class CommitmentsMixin:
     def sop_classes_of(self, sop_uids: list[str]) -> dict[str, tuple[str, str]]:
@@ -19,6 +21,7 @@ class CommitmentsMixin:
             out.update({uid: (sop_class, public_id) for uid, sop_class, public_id in rows})
         return out
 
+    @retried
     def create_commitment(self, transaction: str, remote_aet: str, keep: int) -> None:
         """A request sent, Pending; beyond ``keep`` requests the oldest are dropped (0: all kept)."""
         with self.transaction() as c:
@@ -29,6 +32,7 @@ class CommitmentsMixin:
             if keep > 0:
                 c.execute("DELETE FROM storage_commitments WHERE seq <= ?", (seq - keep,))
 
+    @retried
     def complete_commitment(self, transaction: str, success: list[dict], failures: list[dict]) -> bool:
         """The report of a request: Success or Failure. False when no such request is kept here."""
         status = "Failure" if failures else "Success"
@@ -45,6 +49,7 @@ class CommitmentsMixin:
             return None
         return {"remote_aet": row[0], "status": row[1], "success": json.loads(row[2]), "failures": json.loads(row[3])}
 
+    @retried
     def drop_commitment(self, transaction: str) -> None:
         """A request that could not be sent."""
         with self.transaction() as c:

@@ -2,11 +2,15 @@
 
 Jobs are rows, not process memory, so that they survive a restart and any daemon sharing the index
 can list, pause or take over one. A daemon claims a Pending job in one transaction (no two daemons
-run the same job) and beats its heartbeat while it runs it.
+run the same job: rows another daemon is claiming are skipped, not waited for) and beats its
+heartbeat while it runs it. Writes lock the rows they change only (locking.ROWS): each is a
+conditional update, true at the moment the row is changed.
 """
 from __future__ import annotations
 
 import json
+
+from .locking import ROWS, retried
 
 FINISHED = ("Success", "Failure")
 _COLUMNS = ("id", "type", "priority", "state", "request", "content", "progress", "creation_time",
@@ -16,10 +20,12 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
 class JobsMixin:
+    @retried
     def create_job(self, job_id: str, job_type: str, priority: int, request: dict, creation_time: str,
                    owner: str | None = None, heartbeat: float | None = None) -> None:
         """A new job: Pending, or with an ``owner`` already Running there (work the engine does not run)."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
+            self.lock(c, "jobs")  # one sequence: creation order
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
             c.execute("INSERT INTO jobs (id, type, priority, state, request, creation_time, seq, owner, heartbeat) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -41,17 +47,19 @@ class JobsMixin:
     def has_pending_jobs(self) -> bool:
         return self.db.execute("SELECT 1 FROM jobs WHERE state = 'Pending' LIMIT 1").fetchone() is not None
 
+    @retried
     def claim_next_job(self, owner: str, now: float) -> dict | None:
         """The Pending job of highest priority (oldest first), now Running for ``owner``; None if none."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             row = c.execute("SELECT id FROM jobs WHERE state = 'Pending' ORDER BY priority DESC, seq LIMIT 1"
-                            ).fetchone()
+                            + self.skip_locked).fetchone()
             if row is None:
                 return None
             c.execute("UPDATE jobs SET state = 'Running', owner = ?, heartbeat = ?, wanted = NULL WHERE id = ?",
                       (owner, now, row[0]))
         return self.job(row[0])
 
+    @retried
     def update_job(self, job_id: str, expected: tuple[str, ...] | None = None, **fields) -> bool:
         """Change columns of a job (``content`` a dict); only when its state is one of ``expected``
         (when given). Whether it was changed."""
@@ -62,15 +70,16 @@ class JobsMixin:
         if expected:
             sql += f" AND state IN ({','.join('?' * len(expected))})"
             params += list(expected)
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             return c.execute(sql, params).rowcount == 1
 
+    @retried
     def take_over_jobs(self, jobs: list[dict], stale_before: float, rerun: set[str], failure: dict) -> list[str]:
         """Of ``jobs`` (Running ones of other daemons), those still Running with a heartbeat older than
         ``stale_before``, in one transaction: those whose id is in ``rerun`` back to Pending (any
         daemon claims them), the others set to ``failure`` (columns). Their ids."""
         taken = []
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             for job in jobs:
                 fields = {"state": "Pending", "owner": None, "wanted": None} if job["id"] in rerun else failure
                 sets = ", ".join(f"{name} = ?" for name in fields)
@@ -87,31 +96,37 @@ class JobsMixin:
             rows = self.db.execute(f"{_SELECT} WHERE state = 'Running' AND heartbeat < ?", (stale_before,))
         return [_job(r) for r in rows]
 
+    @retried
     def forget_finished_jobs(self, keep: int) -> list[str]:
         """Delete the oldest finished jobs beyond the ``keep`` newest; their output files, recorded as
         pending for removal in the transaction, are returned."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             old = [r[0] for r in c.execute(
                 "SELECT id FROM jobs WHERE state IN ('Success', 'Failure') ORDER BY seq DESC")][keep:]
+            # Locked, and those still finished only (one resubmitted meanwhile stays).
+            old = [j for j in old if c.execute("UPDATE jobs SET state = state WHERE id = ? AND state IN "
+                                               "('Success', 'Failure')", (j,)).rowcount]
             files = self._drop_outputs(c, old)
             c.executemany("DELETE FROM jobs WHERE id = ?", [(j,) for j in old])
         return files
 
+    @retried
     def forget_job(self, job_id: str) -> list[str]:
         """Delete a job; its output files, recorded as pending for removal in the transaction."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             files = self._drop_outputs(c, [job_id])
             c.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         return files
 
     # -- outputs ------------------------------------------------------------------------------------
+    @retried
     def put_job_output(self, job_id: str, key: str, uuid: str, size: int, mime: str, filename: str,
                        created: float, keep_of_kind: int | None = None) -> list[str]:
         """Record a job's output file (its name journaled); with ``keep_of_kind``, only that many of the
         newest outputs named ``key`` (of any job) are kept. The files dropped (and the one this output
         replaces: a job run again after a crash stores its output again) are returned, recorded as
         pending for removal in the transaction."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             replaced = [r[0] for r in c.execute("SELECT uuid FROM job_outputs WHERE job = ? AND name = ?",
                                                 (job_id, key))]
             c.execute("INSERT INTO job_outputs (job, name, uuid, size, mime, filename, created) "
@@ -132,9 +147,10 @@ class JobsMixin:
                               (job_id, key)).fetchone()
         return dict(zip(("uuid", "size", "mime", "filename"), row, strict=True)) if row else None
 
+    @retried
     def delete_job_output(self, job_id: str, key: str) -> str | None:
         """Remove a job's output; its file (recorded as pending), or None when there was none."""
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             row = c.execute("SELECT uuid FROM job_outputs WHERE job = ? AND name = ?", (job_id, key)).fetchone()
             if row is None:
                 return None

@@ -7,14 +7,17 @@ start-up reads these rows instead of listing the whole storage.
 """
 from __future__ import annotations
 
+from .locking import ROWS, retried
+
 _CHUNK = 500  # parameters per statement (SQLite allows 999 by default, PostgreSQL many more)
 
 
 class JournalMixin:
     owner = ""  # set by the index from the settings: see IIndex.owner
 
+    @retried
     def reserve_files(self, uuids: list[str]) -> None:
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             c.executemany("INSERT INTO pending_files (uuid, owner) VALUES (?, ?)",
                           [(u, self.owner) for u in uuids])
 
@@ -24,10 +27,11 @@ class JournalMixin:
             c.executemany("INSERT INTO pending_files (uuid, owner) VALUES (?, ?) ON CONFLICT (uuid) DO NOTHING",
                           [(u, self.owner) for u in uuids])
 
+    @retried
     def forget_files(self, uuids: list[str]) -> None:
         if not uuids:
             return
-        with self.transaction() as c:
+        with self.transaction(ROWS) as c:
             for i in range(0, len(uuids), _CHUNK):
                 chunk = uuids[i:i + _CHUNK]
                 c.execute(f"DELETE FROM pending_files WHERE uuid IN ({','.join('?' * len(chunk))})", chunk)
@@ -41,6 +45,7 @@ class JournalMixin:
         row = self.db.execute("SELECT value FROM globals WHERE name = 'FilesJournal'").fetchone()
         return row is not None
 
+    @retried
     def mark_journal_complete(self) -> None:
         with self.transaction() as c:
             c.execute("INSERT INTO globals (name, value) VALUES ('FilesJournal', '1') "

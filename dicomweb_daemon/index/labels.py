@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 
 from ..errors import BadRequest
+from .locking import retried
 
 #: What Orthanc accepts: letters, digits, ``_`` and ``-``, at most 64 of them.
 LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -43,11 +44,13 @@ class LabelsMixin:
         internal = self.internal_of(public_id, level)
         return self.labels_of([internal]).get(internal, [])
 
+    @retried
     def add_label(self, public_id: str, level: str, label: str) -> None:
         check_label(label)
         with self.transaction() as c:
             _add(c, self.internal_of(public_id, level, conn=c), label)
 
+    @retried
     def remove_label(self, public_id: str, level: str, label: str) -> None:
         with self.transaction() as c:
             internal = self.internal_of(public_id, level, conn=c)
@@ -76,6 +79,7 @@ class LabelsMixin:
                     out[owner].append(label)
         return out
 
+    @retried
     def put_labels(self, labels: dict[str, list[str]]) -> None:
         """Labels added to resources by public ID (those no longer in the index are skipped)."""
         with self.transaction() as c:

@@ -6,12 +6,11 @@ Configuration: Orthanc's ``PostgreSQL`` section (``Host``, ``Port``, ``Database`
 ``Password``) or ``ConnectionUri``. The schema is created at start-up when absent (under an advisory
 lock: daemons starting together create it once).
 
-Writes: READ COMMITTED; each write transaction first takes one transaction-level advisory lock, so
-that write transactions run one at a time across every daemon sharing the database, as SQLite's
-``BEGIN IMMEDIATE`` makes them do on one machine: two daemons storing the first instance of one
-patient never race to create it. Reads run in parallel, in every daemon, with the writes. (Finer
-locking, with retries of serialization failures, would let writes of different patients overlap:
-not done yet.)
+Writes: READ COMMITTED, several at once (threads of one daemon, and every daemon sharing the
+database), each under the advisory locks of its scope (locking.py): ingest and deletion lock only
+their patients, so that writes of different patients overlap, while writes that decide from what
+they read (quotas and recycling, metadata, labels...) run alone, as every write does on SQLite.
+Transactions that fail on a serialization failure or a deadlock run again (locking.retried).
 """
 from __future__ import annotations
 
@@ -25,13 +24,16 @@ from zope.interface import implementer
 
 from ..interfaces import IIndex
 from .base import SqlIndex
+from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key
 from .pg_sql import STATISTICS, parameters, schema, translate
 from .schema import SCHEMA_VERSION
 
 log = Logger()
 ATTEMPTS = 5  # to open a transaction on a connection that broke (the server restarted)
-WRITE_LOCK = 4243  # the advisory lock of write transactions
+WRITE_LOCK = 4243  # shared by the transactions of a few patients, exclusive for those of EVERYTHING
 SCHEMA_LOCK = 4242  # the advisory lock of schema creation
+PATIENT_LOCKS = 4244  # the space of the patients' advisory locks (their keys: locking.lock_key)
+NAMED_LOCKS = 4245  # the space of named locks (the changes log, the stable events...)
 
 
 class Cursor:
@@ -88,6 +90,11 @@ class Connection:
         self.conn.close()
 
 
+def _key(space: int, key: int) -> int:
+    """One bigint advisory key: a space (the high 32 bits) and a 32-bit key in it."""
+    return (space << 32) | (key & 0xFFFFFFFF)
+
+
 def conninfo(section: dict) -> str:
     """A libpq connection string from Orthanc's ``PostgreSQL`` section."""
     if section.get("ConnectionUri"):
@@ -104,14 +111,21 @@ class PostgresIndex(SqlIndex):
     """The index's tables in a PostgreSQL database."""
 
     name = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, dsn: str | None = None, owner: str = ""):
         self.dsn = dsn
         self.owner = owner
         self._local = threading.local()
-        self._write_lock = threading.Lock()
         if dsn:
             self._create_schema()
+
+    @property
+    def transient_errors(self) -> tuple[type[BaseException], ...]:
+        """What a concurrent transaction may make one fail with: it is run again (locking.retried)."""
+        from psycopg import errors
+
+        return errors.SerializationFailure, errors.DeadlockDetected
 
     def open(self, settings) -> PostgresIndex:
         return PostgresIndex(conninfo(settings.sections.get("PostgreSQL", {})), settings.node)
@@ -176,25 +190,45 @@ class PostgresIndex(SqlIndex):
             c.execute("ANALYZE study_patient_tags")
 
     @contextlib.contextmanager
-    def transaction(self):
-        """A write transaction, after those of every daemon sharing the database that hold the write
-        lock; rolled back on error. A connection found broken at the start is opened again."""
-        with self._write_lock:
-            c = self.db
-            for attempt in range(ATTEMPTS):
-                try:
-                    c.execute("BEGIN")
-                    break
-                except Exception as e:  # noqa: BLE001 - the connection broke: a new one
-                    if attempt == ATTEMPTS - 1:
-                        raise
-                    log.warn("PostgreSQL: {e}; reconnecting", e=e)
-                    self.close()
-                    time.sleep(0.1 * (attempt + 1))
-                    c = self.db
-            with self.committed(c):
+    def transaction(self, scope: Scope = EVERYTHING):
+        """A write transaction under the advisory locks of its ``scope`` (locking.py), rolled back on
+        error. A connection found broken at the start is opened again."""
+        c = self.db
+        for attempt in range(ATTEMPTS):
+            try:
+                c.execute("BEGIN")
+                break
+            except Exception as e:  # noqa: BLE001 - the connection broke: a new one
+                if attempt == ATTEMPTS - 1:
+                    raise
+                log.warn("PostgreSQL: {e}; reconnecting", e=e)
+                self.close()
+                time.sleep(0.1 * (attempt + 1))
+                c = self.db
+        with self.committed(c):
+            if isinstance(scope, Patients):
+                c.execute("SELECT pg_advisory_xact_lock_shared(?)", (WRITE_LOCK,))
+                for key in scope.keys():
+                    c.execute("SELECT pg_advisory_xact_lock(?)", (_key(PATIENT_LOCKS, key),))
+            elif scope != ROWS:
                 c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-                yield c
+            yield c
+
+    def lock(self, c: Connection, name: str) -> None:
+        c.execute("SELECT pg_advisory_xact_lock(?)", (_key(NAMED_LOCKS, lock_key(name)),))
+
+    def try_lock(self, c: Connection, name: str) -> bool:
+        return bool(c.execute("SELECT pg_try_advisory_xact_lock(?)", (_key(NAMED_LOCKS, lock_key(name)),)
+                              ).fetchone()[0])
+
+    def hold(self, name: str) -> Connection | None:
+        """A connection of its own holding the named lock (a session lock: released when the
+        connection closes, or dies with its daemon); None when another holds it."""
+        c = self._connect()
+        if c.execute("SELECT pg_try_advisory_lock(?)", (_key(NAMED_LOCKS, lock_key(name)),)).fetchone()[0]:
+            return c
+        c.close()
+        return None
 
     def size_bytes(self) -> int:
         """The database, in bytes (tables, indexes, TOAST)."""

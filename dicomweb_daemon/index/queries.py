@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+from .locking import retried
+
 
 class QueriesMixin:
+    @retried
     def create_query(self, query_id: str, modality: str, level: str, keys: dict[str, str], options: dict,
                      answers: list[dict], keep: int) -> None:
         """A new query with its answers; beyond ``keep`` queries, the oldest are dropped (0: all kept)."""
@@ -48,6 +51,7 @@ class QueriesMixin:
                               (query_id, position)).fetchone()
         return json.loads(row[0]) if row is not None else None
 
+    @retried
     def delete_query(self, query_id: str) -> bool:
         with self.transaction() as c:
             c.execute("DELETE FROM query_answers WHERE query_id = ?", (query_id,))

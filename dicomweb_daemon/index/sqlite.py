@@ -11,6 +11,7 @@ from zope.interface import implementer
 
 from ..interfaces import IIndex
 from .base import SqlIndex
+from .locking import EVERYTHING, Scope
 from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
 
 
@@ -53,8 +54,9 @@ class SqliteIndex(SqlIndex):
         return c
 
     @contextlib.contextmanager
-    def transaction(self):
-        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error."""
+    def transaction(self, scope: Scope = EVERYTHING):
+        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error; one at a
+        time, whatever its ``scope`` (locking.py)."""
         with self._write_lock:
             c = self.db
             c.execute("BEGIN IMMEDIATE")

@@ -14,6 +14,7 @@ from pydicom.datadict import tag_for_keyword
 from ..dicom.tags import MAIN_TAGS, tag_key
 from ..errors import Conflict, InexistentItem, UnknownResource
 from .changes import log_change
+from .locking import retried
 from .schema import LEVEL_NAME
 
 #: Orthanc's ``MainDicomTagsSignature`` of each level (>= 1.11): the tags its main DICOM tags are
@@ -91,12 +92,14 @@ class UserDataMixin:
         return {name: (value, revision) for name, value, revision in self.db.execute(
             "SELECT name, value, revision FROM user_metadata WHERE internal = ?", (internal,))}
 
+    @retried
     def put_user_metadata(self, public_id: str, key: str, value: str, if_match: tuple[int, str] | None = None,
                           strict: bool = False) -> int:
         """Set a user-defined metadata (db_write thread); returns its new revision."""
         with self.transaction() as c:
             return self._put_metadata(c, public_id, key, value, if_match, strict)
 
+    @retried
     def put_metadata_many(self, items: list[tuple[str, str, str]]) -> None:
         """Several metadata ``(public_id, key, value)`` set in one transaction (one commit for all the
         ``ModifiedFrom`` of a modification's new resources)."""
@@ -118,6 +121,7 @@ class UserDataMixin:
         log_change(c, "UpdatedMetadata", internal)
         return revision
 
+    @retried
     def delete_user_metadata(self, public_id: str, key: str, if_match: tuple[int, str] | None = None,
                              strict: bool = False) -> None:
         """Remove a user-defined metadata (db_write thread); InexistentItem when there is none."""
@@ -141,6 +145,7 @@ class UserDataMixin:
             "SELECT content_type, uuid, size, md5, revision, compression, compressed_size, compressed_md5 "
             "FROM attachments WHERE internal = ?", (internal,))}
 
+    @retried
     def put_attachment(self, public_id: str, content_type: int, uuid: str, size: int, md5: str,
                        if_match: tuple[int, str] | None = None, strict: bool = False,
                        stored=None) -> tuple[int, str | None]:
@@ -166,6 +171,7 @@ class UserDataMixin:
             log_change(c, "UpdatedAttachment", internal)
         return revision, replaced
 
+    @retried
     def set_compression(self, public_id: str, content_type: int, uuid: str, new_uuid: str, stored) -> bool:
         """Point an attachment (content type 1: the instance's DICOM file) at ``new_uuid``, its same
         content stored as ``stored`` says (None: as it came), if it is still the file ``uuid`` (ingest
@@ -191,6 +197,7 @@ class UserDataMixin:
             self.record_pending(c, [uuid])
         return True
 
+    @retried
     def delete_attachment(self, public_id: str, content_type: int, if_match: tuple[int, str] | None = None,
                           strict: bool = False) -> str:
         """Detach a user-defined attachment (db_write thread); returns its file, recorded as pending

@@ -9,6 +9,7 @@ from ..dicom.parsing import ParsedInstance
 from ..errors import DaemonError, FullStorage, UnknownResource
 from .changes import INSERT_CHANGE
 from .changes import stamp as change_stamp
+from .locking import EVERYTHING, ROWS, patients, retried
 from .normalize import normalize
 from .resources import series_status
 from .schema import LEVEL_NAME
@@ -45,39 +46,49 @@ class WritesMixin:
             raise result
         return result
 
+    @retried
     def store_many(self, items: list[tuple], overwrite: bool = False,
                    origin: Origin | None = None, max_storage_mb: int = 0,
                    max_patients: int = 0, recycle: bool = False) -> list[StoreResult | DaemonError]:
         """Index several instances, ``(ParsedInstance, file uuid[, StoredForm or None])`` each, in one
         transaction (one commit, one fsync for a whole STOW).
 
-        Each instance has its own savepoint: one refused by the quota leaves the others stored."""
+        Each instance has its own savepoint: one refused by the quota leaves the others stored. The
+        transaction locks the batch's patients only, unless a quota makes it read what every other
+        write changes (locking.py); the changes log is written last, in commit order."""
         now = time.time()
         stamp = change_stamp(now)
         results: list[StoreResult | DaemonError] = []
         # Patients, studies and series met earlier in this transaction: an instance of a batch
         # usually shares them with the one before, so their lookup and update are done once.
         seen: dict[str, int] = {}
-        with self.transaction() as c:
+        logged: list[tuple] = []  # the changes log's entries, written at the end
+        scope = EVERYTHING if max_storage_mb or max_patients else patients(item[0].ids[0] for item in items)
+        with self.transaction(scope) as c:
             for p, file_uuid, *form in items:
                 c.execute("SAVEPOINT instance")
-                before = dict(seen)
+                before, logged_before = dict(seen), len(logged)
                 try:
                     results.append(self._store_one(c, p, file_uuid, form[0] if form else None, now, stamp,
                                                    overwrite, origin or Origin(),
-                                                   (max_storage_mb, max_patients, recycle), seen))
+                                                   (max_storage_mb, max_patients, recycle), seen, logged))
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
                     seen = before  # what the savepoint created or updated is gone
+                    del logged[logged_before:]
                     results.append(e)
                 c.execute("RELEASE instance")
+            if logged:
+                self.lock(c, "changes")  # sequence numbers in commit order: a reader of /changes misses none
+                c.executemany(INSERT_CHANGE, logged)
             # Files no longer referenced are journaled with the commit that unreferences them.
             self.record_pending(c, [f for r in results if isinstance(r, StoreResult)
                                     for f in ([r.replaced_file] if r.replaced_file else []) + r.recycled_files])
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, stored, now: float, stamp: str, overwrite: bool,
-                   origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int]) -> StoreResult:
+                   origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int], logged: list[tuple]
+                   ) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
             "WHERE r.public_id = ?", (p.ids[3],)).fetchone()
@@ -128,11 +139,11 @@ class WritesMixin:
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
              p.pixel_data_vr, *stored_columns(stored), origin.called_aet))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
-        c.executemany(INSERT_CHANGE, created[::-1])
+        logged += created[::-1]
         series = internals[2]
         if p.index_in_series is not None and self._series_status(c, series) == "Complete":
             # This instance completed a series whose size its instances announce.
-            c.execute(INSERT_CHANGE, ("CompletedSeries", 2, p.ids[2], stamp, series))
+            logged.append(("CompletedSeries", 2, p.ids[2], stamp, series))
         return StoreResult("Success", replaced, recycled)
 
     @staticmethod
@@ -192,12 +203,16 @@ class WritesMixin:
                 raise FullStorage("The file storage is full",
                                   f"MaximumPatientCount of {max_patients} patients is reached")
 
+    @retried
     def delete(self, public_id: str, level: str | None = None) -> tuple[list[str], dict | None]:
         """Delete a resource and its descendants, then the ancestors left empty.
 
         Returns the file UUIDs to remove from storage (after the commit) and the remaining ancestor."""
         stamp = change_stamp()
-        with self.transaction() as c:
+        patient = self._patient_of(public_id)
+        if patient is None:
+            raise UnknownResource("Unknown resource", f"no {level or 'resource'} with ID {public_id}")
+        with self.transaction(patients([patient])) as c:
             row = c.execute("SELECT internal, level, parent FROM resources WHERE public_id = ?",
                             (public_id,)).fetchone()
             if row is None or (level is not None and LEVEL_NAME[row[1]] != level):
@@ -205,6 +220,14 @@ class WritesMixin:
             files, remaining = self._delete_with_empty_ancestors(c, row[0], stamp)
             self.record_pending(c, files)
         return files, remaining
+
+    def _patient_of(self, public_id: str) -> str | None:
+        """The public ID of the patient a resource belongs to (itself for a patient); None if unknown."""
+        row = self.db.execute(
+            "WITH RECURSIVE up(internal, parent, public_id) AS (SELECT internal, parent, public_id FROM resources "
+            "WHERE public_id = ? UNION ALL SELECT r.internal, r.parent, r.public_id FROM resources r "
+            "JOIN up ON r.internal = up.parent) SELECT public_id FROM up WHERE parent IS NULL", (public_id,)).fetchone()
+        return row[0] if row else None
 
     def _delete_with_empty_ancestors(self, c, internal: int, stamp: str) -> tuple[list[str], dict | None]:
         """Delete a resource, its descendants and the ancestors left empty: the files to remove after
@@ -232,6 +255,7 @@ class WritesMixin:
                       (stamp, now, internal))
             internal = c.execute("SELECT parent FROM resources WHERE internal = ?", (internal,)).fetchone()[0]
 
+    @retried
     def mark_stable(self, stable_age: float) -> int:
         """Mark resources without a new instance for ``stable_age`` seconds as stable; log it."""
         limit = time.time() - stable_age
@@ -239,13 +263,21 @@ class WritesMixin:
         if self.db.execute(due + " LIMIT 1", (limit,)).fetchone() is None:
             return 0  # the common case: no write transaction at all
         stamp = change_stamp()
-        with self.transaction() as c:
-            rows = c.execute(due, (limit,)).fetchall()
-            c.executemany("UPDATE resources SET stable = 1 WHERE internal = ?", [(r[0],) for r in rows])
+        # Rows only: ingest goes on meanwhile, and a resource updated since it was selected is
+        # left unstable (the condition is checked again on the row once locked). One daemon at a
+        # time (the others skip their turn: it is done).
+        with self.transaction(ROWS) as c:
+            if not self.try_lock(c, "stable"):
+                return 0
+            rows = c.execute("UPDATE resources SET stable = 1 WHERE stable = 0 AND last_update_ts <= ? "
+                             "RETURNING internal, level, public_id", (limit,)).fetchall()
             # Deepest first, as Orthanc reports a series before its study and patient; instances
             # have no stability of their own.
-            c.executemany(INSERT_CHANGE, [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
-                                          for r in sorted(rows, key=lambda r: -r[1]) if r[1] < 3])
+            logged = [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
+                      for r in sorted(rows, key=lambda r: (-r[1], r[0])) if r[1] < 3]
+            if logged:
+                self.lock(c, "changes")
+                c.executemany(INSERT_CHANGE, logged)
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:
@@ -260,6 +292,7 @@ class WritesMixin:
                 f"UNION SELECT uuid FROM job_outputs WHERE uuid IN ({marks})", chunk + chunk + chunk))
         return [u for u in uuids if u not in known]
 
+    @retried
     def set_protected(self, public_id: str, protected: bool) -> None:
         """Orthanc's patient protection against recycling."""
         with self.transaction() as c:
@@ -276,6 +309,7 @@ class WritesMixin:
         return self.db.execute("SELECT internal, file_uuid, compression, md5 FROM instances WHERE internal > ? "
                                "ORDER BY internal LIMIT ?", (internal, limit)).fetchall()
 
+    @retried
     def replace_summaries(self, rows: list[tuple[int, str, ParsedInstance]]) -> int:
         """Each instance's summary (DICOM JSON metadata, frame ranges, pixel data offset) replaced by
         the one derived again from its file, ``(internal, md5 of the file read, parsed)``: an instance
@@ -300,6 +334,7 @@ class WritesMixin:
             "SELECT i.internal, i.file_uuid, i.compression, i.md5 FROM instances i JOIN tree USING (internal) "
             "ORDER BY i.internal", (public_id,)).fetchall()
 
+    @retried
     def set_main_tags(self, parsed: list[ParsedInstance], summaries: list[tuple[int, str]] | None = None) -> None:
         """The main DICOM tags of each instance's resources (itself and its three ancestors) set from
         it, the last one winning where several share a resource; with ``summaries`` (``(internal,

@@ -98,8 +98,21 @@ async def sweep_unjournaled(index, storage) -> int:
     read after the listing and before the references, so no file in flight is taken for an orphan.
 
     When no listed file at all is referenced, nothing is removed (an index replaced or deleted
-    under a full storage is not a reason to delete the files): a warning says so."""
+    under a full storage is not a reason to delete the files): a warning says so. Daemons sharing
+    the index sweep one at a time (the others find it done, or skip it while it runs)."""
     if await in_db(index.journal_complete):
+        return 0
+    held = await in_db(index.hold, "sweep")
+    if held is None:
+        return 0
+    try:
+        return await _sweep(index, storage)
+    finally:
+        await in_db(held.close)
+
+
+async def _sweep(index, storage) -> int:
+    if await in_db(index.journal_complete):  # another daemon swept while this one waited
         return 0
     listed = [u for u, _ in await in_io(lambda: list(storage.uuids()))]
     pending = set(await in_db(index.pending_files))
