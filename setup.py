@@ -12,7 +12,8 @@ setup(
     description="DICOM store and DICOMweb server on Twisted, with an Orthanc-compatible REST API",
     python_requires=">=3.10",
     packages=find_packages(include=["dicomweb_daemon", "dicomweb_daemon.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/dicomweb_plugin.py"], "dicomweb_daemon.anonymization": ["tables/*.json"]},
+    package_data={"twisted": ["plugins/dicomweb_plugin.py"], "dicomweb_daemon.anonymization": ["tables/*.json"],
+                  "dicomweb_daemon.web.pages": ["static/*"]},
     install_requires=[
         "twisted[tls,http2]>=23.8",
         "klein>=23.5",
@@ -36,6 +37,6 @@ setup(
         "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
                  "dicomweb-client>=0.59", "psycopg[binary]>=3.1", "obstore>=0.12", "cryptography>=42",
                  "moto[server]>=5", "azure-storage-blob>=12",
-                 "httpx[http2]>=0.27"],
+                 "httpx[http2]>=0.27", "selenium>=4.20"],
     },
 )

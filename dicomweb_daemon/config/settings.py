@@ -1,6 +1,7 @@
 """Typed settings with Orthanc's key names, their defaults and their validation."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ TOP: dict[str, Option] = {
     "RemoteAccessAllowed": Option(bool, False, "Listen on all interfaces instead of loopback only."),
     "StorageDirectory": Option(str, "dicomweb-data", "Folder of the stored DICOM files."),
     "IndexDirectory": Option(str, "", "Folder of the SQLite index (default: StorageDirectory)."),
+    "OhifFolder": Option(str, "", "Folder of the OHIF viewer's files, served under /ohif/ (default: the ohif "
+                         "folder of StorageDirectory; `python -m dicomweb_daemon.ohif.fetch` fills it)."),
     "AuthenticationEnabled": Option(bool, False, "Require HTTP Basic authentication on every route."),
     "RegisteredUsers": Option(dict, {}, "User name -> password for HTTP Basic authentication."),
     "DefaultEncoding": Option(str, "Latin1", "Character set assumed when SpecificCharacterSet is absent."),
@@ -193,6 +196,10 @@ class Settings:
     @property
     def index_directory(self) -> str:
         return self.values["IndexDirectory"] or self.values["StorageDirectory"]
+
+    @property
+    def ohif_directory(self) -> str:
+        return self.values["OhifFolder"] or os.path.join(self.values["StorageDirectory"], "ohif")
 
     @property
     def node(self) -> str:

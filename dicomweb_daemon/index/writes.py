@@ -37,6 +37,38 @@ class StoreResult:
     recycled_files: list[str] = field(default_factory=list)  # of patients recycled to make room
 
 
+class ChangeLog:
+    """Entries of the changes log made by one write transaction: written at its end (``deferred``),
+    or as they come; either way under the named lock ``changes`` until the commit, so that sequence
+    numbers are taken in commit order and a reader of /changes that goes on from the last number it
+    saw misses none. Written as they come, the lock is taken at once (not inside a savepoint, whose
+    rollback would release it)."""
+
+    def __init__(self, index, c, deferred: bool):
+        self.index, self.c, self.deferred = index, c, deferred
+        self.rows: list[tuple] = []  # not written yet
+        self.locked = False
+        if not deferred:
+            self._lock()
+
+    def _lock(self) -> None:
+        self.index.lock(self.c, "changes")
+        self.locked = True
+
+    def add(self, rows: list[tuple]) -> None:
+        self.rows += rows
+        if not self.deferred:
+            self.write()
+
+    def write(self) -> None:
+        if not self.rows:
+            return
+        if not self.locked:
+            self._lock()
+        self.c.executemany(INSERT_CHANGE, self.rows)
+        self.rows = []
+
+
 class WritesMixin:
     def store(self, p: ParsedInstance, file_uuid: str, stored=None, **options) -> StoreResult:
         """Index one parsed instance whose file is already stored under ``file_uuid`` (compressed as
@@ -62,12 +94,15 @@ class WritesMixin:
         # Patients, studies and series met earlier in this transaction: an instance of a batch
         # usually shares them with the one before, so their lookup and update are done once.
         seen: dict[str, int] = {}
-        logged: list[tuple] = []  # the changes log's entries, written at the end
         scope = EVERYTHING if max_storage_mb or max_patients else patients(item[0].ids[0] for item in items)
         with self.transaction(scope) as c:
+            # Written last, unless this batch may delete what it logs (overwriting, recycling): the
+            # changes of a deleted resource go with it (the foreign key cascades), so they are written
+            # before, as they come.
+            logged = ChangeLog(self, c, deferred=not overwrite and scope is not EVERYTHING)
             for p, file_uuid, *form in items:
                 c.execute("SAVEPOINT instance")
-                before, logged_before = dict(seen), len(logged)
+                before, logged_before = dict(seen), len(logged.rows)
                 try:
                     results.append(self._store_one(c, p, file_uuid, form[0] if form else None, now, stamp,
                                                    overwrite, origin or Origin(),
@@ -75,19 +110,17 @@ class WritesMixin:
                 except DaemonError as e:
                     c.execute("ROLLBACK TO instance")
                     seen = before  # what the savepoint created or updated is gone
-                    del logged[logged_before:]
+                    del logged.rows[logged_before:]  # those written already are rolled back with it
                     results.append(e)
                 c.execute("RELEASE instance")
-            if logged:
-                self.lock(c, "changes")  # sequence numbers in commit order: a reader of /changes misses none
-                c.executemany(INSERT_CHANGE, logged)
+            logged.write()
             # Files no longer referenced are journaled with the commit that unreferences them.
             self.record_pending(c, [f for r in results if isinstance(r, StoreResult)
                                     for f in ([r.replaced_file] if r.replaced_file else []) + r.recycled_files])
         return results
 
     def _store_one(self, c, p: ParsedInstance, file_uuid: str, stored, now: float, stamp: str, overwrite: bool,
-                   origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int], logged: list[tuple]
+                   origin: Origin, quota: tuple[int, int, bool], seen: dict[str, int], logged: ChangeLog
                    ) -> StoreResult:
         row = c.execute(
             "SELECT r.internal, i.file_uuid FROM resources r JOIN instances i USING (internal) "
@@ -139,11 +172,11 @@ class WritesMixin:
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
              p.pixel_data_vr, *stored_columns(stored), origin.called_aet))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
-        logged += created[::-1]
+        logged.add(created[::-1])
         series = internals[2]
         if p.index_in_series is not None and self._series_status(c, series) == "Complete":
             # This instance completed a series whose size its instances announce.
-            logged.append(("CompletedSeries", 2, p.ids[2], stamp, series))
+            logged.add([("CompletedSeries", 2, p.ids[2], stamp, series)])
         return StoreResult("Success", replaced, recycled)
 
     @staticmethod
@@ -273,11 +306,8 @@ class WritesMixin:
                              "RETURNING internal, level, public_id", (limit,)).fetchall()
             # Deepest first, as Orthanc reports a series before its study and patient; instances
             # have no stability of their own.
-            logged = [(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
-                      for r in sorted(rows, key=lambda r: (-r[1], r[0])) if r[1] < 3]
-            if logged:
-                self.lock(c, "changes")
-                c.executemany(INSERT_CHANGE, logged)
+            ChangeLog(self, c, deferred=False).add([(f"Stable{LEVEL_NAME[r[1]]}", r[1], r[2], stamp, r[0])
+                                                    for r in sorted(rows, key=lambda r: (-r[1], r[0])) if r[1] < 3])
         return len(rows)
 
     def unreferenced_files(self, uuids: list[str]) -> list[str]:

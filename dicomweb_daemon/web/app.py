@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from . import dicomweb
+from .ohif import OhifRoutes
+from .pages.routes import PageRoutes
 from .rest.archive import ArchiveRoutes
 from .rest.attachments import AttachmentRoutes
 from .rest.bulk_content import BulkContentRoutes
@@ -40,7 +42,8 @@ def build_app(daemon):
     modalities = ModalityRoutes(daemon)
     families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
                  ModificationRoutes(daemon), CreateDicomRoutes(daemon), ReconstructRoutes(daemon),
-                 LabelRoutes(daemon), OperationsRoutes(daemon)]
+                 LabelRoutes(daemon), OperationsRoutes(daemon), PageRoutes(daemon),
+                 OhifRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 
 

@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from ..metrics import family_of
+from . import csrf
 from .dicomweb import cors
 from .errors import error_body, path_of
 
@@ -56,10 +57,19 @@ class RootResource(Resource):
         # Responses must not be sniffed into another type (Orthanc >= 1.12.2 sends this everywhere).
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         _override_method(request)
+        cors_allowed = False
         if self.cors_prefixes and self._under_cors(request):
             if cors.is_preflight(request):
                 return cors.preflight(request, self.dicomweb)
             cors.add_cors(request, self.dicomweb)
+            cors_allowed = cors.allowed_origin(request, self.dicomweb) is not None
+        forged = csrf.forged(request, cors_allowed)
+        if forged is not None:
+            request.setResponseCode(403)
+            request.setHeader(b"Content-Type", b"application/json")
+            return error_body(request, 403, "Forbidden",
+                              f"{forged} cannot change anything here (cross-site request forgery); a page of "
+                              "this daemon, or a script, sends the X-Requested-With header")
         public = request.postpath[:1] == [b"health"]  # a load balancer's probe: no credentials, no data
         if self.auth and not public and not self._authorized(request):
             request.setResponseCode(401)
