@@ -394,3 +394,35 @@ def test_a_failed_job_is_resubmitted_from_the_jobs_page(make_daemon, browser):
     WebDriverWait(browser, 60).until(
         lambda b: d.get(f"/jobs/{job}").json().get("CompletionTime") not in (None, first["CompletionTime"]))
     WebDriverWait(browser, 30).until(lambda b: job_states(b) == ["Failure"])
+
+
+def test_dropped_files_and_a_chosen_folder_are_uploaded(make_daemon, browser, tmp_path):
+    d = make_daemon()
+    open_page(browser, d.url, "#/upload")
+    # A drop of two files (a page cannot be handed the machine's files by a drag; the same event is
+    # built in the page, with File objects made from the bytes).
+    first, second = make_ct("DROP-1", "DROPPED^ONE"), make_ct("DROP-2", "DROPPED^TWO")
+    browser.execute_script("""
+        const zone = document.querySelector('[data-role=drop]');
+        const transfer = new DataTransfer();
+        for (const [name, hex] of arguments[0]) {
+          const bytes = new Uint8Array(hex.match(/../g).map((b) => parseInt(b, 16)));
+          transfer.items.add(new File([bytes], name, {type: 'application/dicom'}));
+        }
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """, [["one.dcm", first.hex()], ["two.dcm", second.hex()]])
+    WebDriverWait(browser, 30).until(lambda b: "2 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
+    # A folder, with a subfolder, through the folder chooser.
+    folder = tmp_path / "exam"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.dcm").write_bytes(make_ct("FOLDER-1", "FROM^FOLDER"))
+    (folder / "sub" / "b.dcm").write_bytes(make_ct("FOLDER-1", "FROM^FOLDER"))
+    browser.find_element(By.CSS_SELECTOR, "input[data-role=folder]").send_keys(str(folder))
+    WebDriverWait(browser, 30).until(lambda b: "4 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-file]")
+    names = sorted(r.find_element(By.TAG_NAME, "td").text for r in rows)
+    assert names == ["exam/a.dcm", "exam/sub/b.dcm", "one.dcm", "two.dcm"]
+    patients = {d.get(f"/patients/{p}").json()["MainDicomTags"]["PatientID"] for p in d.get("/patients").json()}
+    assert patients == {"DROP-1", "DROP-2", "FOLDER-1"}
+    assert console_errors(browser) == []
