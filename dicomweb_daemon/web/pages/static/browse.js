@@ -113,10 +113,12 @@ async function viewerLink(studyUid) {
 
 export async function studyView(id) {
   const [study, series] = await Promise.all([api("GET", `/studies/${enc(id)}`), api("GET", `/studies/${enc(id)}/series`)]);
+  const viewerOrNote = await viewerLink(tag(study, "StudyInstanceUID"));
+  const link = viewerOrNote.tagName === "A" ? viewerOrNote : null;
   return [breadcrumbs(study, "Study"), h("h1", {}, tag(study, "StudyDescription") || "Study"),
     tagList({ ...study.PatientMainDicomTags, ...study.MainDicomTags }),
-    h("div", { class: "actions" }, await viewerLink(tag(study, "StudyInstanceUID")), downloads("studies", id),
-      resourceActions("studies", id), deleteButton("studies", id)),
+    h("div", { class: "actions" }, link, downloads("studies", id), resourceActions("studies", id), deleteButton("studies", id)),
+    link ? null : h("p", {}, viewerOrNote),
     h("h2", {}, "Series"),
     table([["Number", (s) => tag(s, "SeriesNumber")], ["Modality", (s) => tag(s, "Modality")],
       ["Description", (s) => tag(s, "SeriesDescription")], ["Instances", (s) => (s.Instances || []).length]],
