@@ -118,6 +118,8 @@ TOP: dict[str, Option] = {
     "SslEnabled": Option(bool, False, "Serve HTTPS instead of HTTP on HttpPort."),
     "SslCertificate": Option(str, "", "PEM file holding the server's certificate (and chain) and private key."),
     "EnableHttp2": Option(bool, True, "Offer HTTP/2 to HTTPS clients (ALPN h2); plain HTTP stays HTTP/1.1."),
+    "HttpAccessLog": Option(bool, False, "One log line per HTTP request (no query string: it may name patients); "
+                            "as Orthanc, off unless asked or the http log category is verbose."),
     "SslVerifyPeers": Option(bool, False, "Require clients to show a certificate from SslTrustedClientCertificates."),
     "SslTrustedClientCertificates": Option(str, "", "PEM file of the authorities trusted for client certificates."),
     "ConcurrentJobs": Option(int, 2, "Jobs run at the same time (0: one per core).", minimum=0),

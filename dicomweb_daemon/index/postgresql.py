@@ -26,9 +26,10 @@ from ..interfaces import IIndex
 from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key
 from .pg_sql import STATISTICS, parameters, schema, translate
-from .schema import SCHEMA_VERSION
+from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
 log = Logger()
+IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
 ATTEMPTS = 5  # to open a transaction on a connection that broke (the server restarted)
 WRITE_LOCK = 4243  # shared by the transactions of a few patients, exclusive for those of EVERYTHING
 SCHEMA_LOCK = 4242  # the advisory lock of schema creation
@@ -70,12 +71,27 @@ class Connection:
 
     def __init__(self, conn):
         self.conn = conn
+        self.plan_mode = "auto"  # the session's plan_cache_mode
 
     def execute(self, sql: str, params=()) -> Cursor:
+        """Statements marked CUSTOM_PLAN are planned for their values each time (how selective a
+        QIDO key is decides between walking the resources in order and reading every match, a
+        factor of 40 at a million instances); those marked GENERIC_PLAN are prepared at once and
+        planned once (planning a QIDO query on identifiers costs 0.5-2 ms, running it 0.1-0.2);
+        the others as PostgreSQL chooses (prepared after five runs)."""
         statement, globs = translate(sql)
+        generic = sql.startswith(GENERIC_PLAN)
+        self._plan_mode("force_generic_plan" if generic else "auto")
         cursor = self.conn.cursor()
-        cursor.execute(statement, parameters(params, globs) if params else None)
+        cursor.execute(statement, parameters(params, globs) if params else None,
+                       prepare=True if generic else False if sql.startswith(CUSTOM_PLAN) else None)
         return Cursor(cursor)
+
+    def _plan_mode(self, mode: str) -> None:
+        """Set between transactions only: a SET inside one is undone by its rollback."""
+        if mode != self.plan_mode and self.conn.info.transaction_status == IDLE:
+            self.conn.execute(f"SET plan_cache_mode = {mode}")
+            self.plan_mode = mode
 
     def executemany(self, sql: str, rows) -> Cursor:
         statement, globs = translate(sql)
@@ -150,10 +166,7 @@ class PostgresIndex(SqlIndex):
                 value = bytes(data).decode()
                 return float(value) if "." in value else int(value)
 
-        # Plans made with the actual values of each query (not a generic plan after five executions):
-        # how selective a QIDO key is decides between walking the resources in order and reading
-        # every match, a factor of 40 at a million instances.
-        conn = psycopg.connect(self.dsn, autocommit=True, options="-c plan_cache_mode=force_custom_plan")
+        conn = psycopg.connect(self.dsn, autocommit=True)
         conn.adapters.register_dumper(bool, BoolAsInteger)
         conn.adapters.register_dumper(int, Int8Dumper)  # one type for every int (UNIONs, recursive CTEs)
         conn.adapters.register_loader("numeric", IntegerOrFloat)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from ..dicom.qido_model import UTF8
 from .qido_matching import Filter, register_functions
 from .qido_render import ResultPlan, descend, main_level
-from .schema import NO_LIMIT
+from .schema import CUSTOM_PLAN, GENERIC_PLAN, NO_LIMIT
 
 _BATCH = 256
 _DECODER = json.JSONDecoder()
@@ -33,6 +33,18 @@ class QidoQuery:
     limit: int = 0
     offset: int = 0
     charset: str = UTF8  # the SpecificCharacterSet results report (Orthanc's DefaultEncoding)
+
+
+#: Keys that identify: one value selects a handful of resources whatever it is, so a plan made once
+#: serves every value (GENERIC_PLAN); the others (a modality, a date range, a name, no key but a
+#: page) are planned for their values (CUSTOM_PLAN).
+IDENTIFIERS = frozenset({"PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID",
+                         "SOPInstanceUID"})
+
+
+def _identifier(f: Filter) -> bool:
+    """A key on an identifier, matched to one value (no wildcard, no list)."""
+    return f.keyword in IDENTIFIERS and not f.path and not f.fuzzy and not any(c in f.pattern for c in "*?\\")
 
 
 def _marks(n: int) -> str:
@@ -68,13 +80,15 @@ class QidoMixin:
         plan = _plan(q.level, tuple(fields), q.all_fields)
         joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
         sql = self._qido_select(q.level, joins, conds)
+        keys = [f for f in q.filters if not f.universal]
+        hint = GENERIC_PLAN if keys and all(_identifier(f) for f in keys) else CUSTOM_PLAN
         if not post:
             return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or NO_LIMIT, q.offset], None,
-                                   q.charset)
+                                   q.charset, hint)
         chosen: list[int] = []
         metas: dict[int, dict] = {}
         skipped = 0
-        cursor = conn.execute(sql, params)
+        cursor = conn.execute(hint + sql, params)
         size = 16  # small first batches: a page of a few results should not read thousands of instances
         while (batch := cursor.fetchmany(size)) and not (q.limit and len(chosen) >= q.limit):
             size = min(size * 4, _BATCH)
@@ -97,10 +111,10 @@ class QidoMixin:
         return out
 
     def _qido_page(self, plan: ResultPlan, page_sql: str, params: list, metas: dict | None,
-                   charset: str) -> list[str]:
+                   charset: str, hint: str = "") -> list[str]:
         """The JSON texts of the page that ``page_sql`` selects (``metas``: each result's stored
-        instance JSON, when already known)."""
-        rows = self.db.execute(plan.select(page_sql), params).fetchall()
+        instance JSON, when already known; ``hint``: CUSTOM_PLAN, GENERIC_PLAN or nothing)."""
+        rows = self.db.execute(hint + plan.select(page_sql), params).fetchall()
         if plan.needs_meta and metas is None:
             metas = self._qido_metadata(plan.level, [row[0] for row in rows], plan.wanted)
         metas = metas or {}
@@ -200,7 +214,7 @@ class QidoMixin:
         found: dict[int, dict] = {}
         tops = list(dict.fromkeys(f.path_keys[0] for f in keys))
         sql, params = self._qido_instances_of(level, owners)
-        for owner, _instance, blob in self.db.execute(sql, params):
+        for owner, _instance, blob in self.db.execute(GENERIC_PLAN + sql, params):  # by internal IDs
             if owner in found:
                 continue
             raw = self.decompress(blob)
@@ -219,11 +233,12 @@ class QidoMixin:
             for chunk in _chunks(owners):
                 frm, leaf = descend(3 - level, f"IN ({_marks(len(chunk))})")
                 first.update(self.db.execute(
-                    f"SELECT x1.parent, MIN({leaf}.internal) {frm} GROUP BY x1.parent", chunk))
+                    f"{GENERIC_PLAN}SELECT x1.parent, MIN({leaf}.internal) {frm} GROUP BY x1.parent", chunk))
         by_instance: dict[int, dict] = {}
         for chunk in _chunks(list(set(first.values()))):
             for internal, blob in self.db.execute(
-                    f"SELECT internal, metadata FROM instances WHERE internal IN ({_marks(len(chunk))})", chunk):
+                    f"{GENERIC_PLAN}SELECT internal, metadata FROM instances WHERE internal IN ({_marks(len(chunk))})",
+                    chunk):
                 by_instance[internal] = stored_attributes(self.decompress(blob), wanted)
         return {owner: by_instance.get(inst, {}) for owner, inst in first.items()}
 

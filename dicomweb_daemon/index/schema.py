@@ -3,6 +3,11 @@
 SCHEMA_VERSION = 6  # Orthanc's database schema version, reported for compatibility
 
 NO_LIMIT = 1 << 62  # a LIMIT that every engine takes for "no limit" (SQLite's -1 is not SQL)
+#: Put first in a statement whose best plan depends on its values: PostgreSQL plans it for them each
+#: time. GENERIC_PLAN: one plan serves every value, made once (planning a QIDO query costs PostgreSQL
+#: up to ten times its run). Comments to SQLite.
+CUSTOM_PLAN = "/* custom plan */ "
+GENERIC_PLAN = "/* generic plan */ "
 LEVEL_NUMBER = {"Patient": 0, "Study": 1, "Series": 2, "Instance": 3}
 LEVEL_NAME = {v: k for k, v in LEVEL_NUMBER.items()}
 

@@ -50,4 +50,5 @@ def build_app(daemon):
 def build_site(daemon) -> DaemonSite:
     root = RootResource(build_app(daemon).resource(), daemon.settings, daemon.metrics)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
-    return DaemonSite(root, daemon.spool, daemon.body_memory, max_body, http2=daemon.settings.EnableHttp2)
+    return DaemonSite(root, daemon.spool, daemon.body_memory, max_body, http2=daemon.settings.EnableHttp2,
+                      access_log=daemon.settings.HttpAccessLog)

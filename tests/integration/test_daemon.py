@@ -214,12 +214,24 @@ def test_remote_access_is_off_by_default(make_daemon):
 
 
 def test_access_log_has_no_query_strings(make_daemon):
-    """QIDO-style query strings (patient names) do not reach the access log."""
-    d = make_daemon()
+    """QIDO-style query strings (patient names) do not reach the access log (HttpAccessLog)."""
+    d = make_daemon({"HttpAccessLog": True})
     d.get("/patients?PatientName=SECRET^NAME&limit=1")
     d.stop()
     log = d.log_path.read_text()
     assert "GET /patients HTTP/1.1" in log and "SECRET" not in log
+
+
+def test_no_access_log_by_default_unless_http_is_verbose(make_daemon):
+    """As Orthanc: no line per request at the default log level; the http category at verbose
+    (/tools/log-level-http) writes them."""
+    d = make_daemon()
+    d.get("/system")
+    assert d.put("/tools/log-level-http", "verbose").status_code == 200
+    d.get("/statistics")
+    d.stop()
+    log = d.log_path.read_text()
+    assert "GET /system HTTP/1.1" not in log and "GET /statistics HTTP/1.1" in log
 
 
 def test_storage_without_local_paths_serves_everything(make_daemon, tmp_path):
