@@ -32,13 +32,11 @@ import tempfile
 import time
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from transfers import call, free_port, start_orthanc, start_ours, wait_for  # noqa: E402
+from transfers import call, free_port, series, start_orthanc, start_ours, wait_for  # noqa: E402
 
 from dicomweb_daemon.ohif import PINNED  # noqa: E402
 from dicomweb_daemon.ohif.fetch import fetch  # noqa: E402
@@ -71,32 +69,6 @@ return {first: window.__firstImage, frames: frames.length,
         framesEnd: Math.max(0, ...frames.map(e => e.responseEnd)),
         dicomweb: dicomweb.map(e => [e.startTime, e.responseEnd, e.responseStart - e.requestStart])};
 """
-
-
-def viewer_series(count: int, size: int) -> list[bytes]:
-    """``count`` CT slices of ``size`` x ``size`` 16-bit pixels with the geometry a viewer stacks by."""
-    study, series_uid = generate_uid(), generate_uid()
-    out = []
-    for i in range(count):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
-        ds.PatientID, ds.PatientName, ds.Modality = "OHIF-BENCH", "VIEWER^BENCH", "CT"
-        ds.StudyDate, ds.StudyDescription, ds.SeriesNumber, ds.InstanceNumber = "20240101", "Viewer bench", 1, i + 1
-        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 1.25 * i], [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 1.25
-        ds.Rows = ds.Columns = size
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = 128, 256
-        ds.PixelData = bytes((i + k) % 251 for k in range(256)) * (size * size * 2 // 256)
-        buffer = pydicom.filebase.DicomBytesIO()
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-        out.append(buffer.getvalue())
-    return out
 
 
 class Nginx:
@@ -187,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (CACHE / "index.html").is_file():
         fetch(CACHE)
-    files = viewer_series(args.instances, args.size)
+    files = series(args.instances, args.size, geometry=True)
     ours = start_ours("ours", {"OhifFolder": str(CACHE)})
     orthanc = start_orthanc("orthanc", {})
     proxies: list[Nginx] = []

@@ -61,8 +61,9 @@ def wait_for(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def series(count: int, size: int) -> list[bytes]:
-    """``count`` CT images of ``size`` x ``size`` 16-bit pixels, one series."""
+def series(count: int, size: int, geometry: bool = False) -> list[bytes]:
+    """``count`` CT images of ``size`` x ``size`` 16-bit pixels, one series; with ``geometry``, the
+    slice positions, spacing, window and descriptions a viewer stacks and shows them by."""
     study, series_uid = generate_uid(), generate_uid()
     out = []
     for i in range(count):
@@ -74,6 +75,11 @@ def series(count: int, size: int) -> list[bytes]:
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
         ds.PatientID, ds.PatientName, ds.Modality = "BENCH", "TRANSFER^BENCH", "CT"
         ds.InstanceNumber = i + 1
+        if geometry:
+            ds.StudyDate, ds.StudyDescription, ds.SeriesNumber = "20240101", "Viewer bench", 1
+            ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 1.25 * i], [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 1.25
+            ds.WindowCenter, ds.WindowWidth = 128, 256
         ds.Rows = ds.Columns = size
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
