@@ -53,9 +53,12 @@ def browser(downloads):
 
 @pytest.fixture(autouse=True)
 def _fresh_console(request):
-    """Each test sees the console errors of its own pages only (the browser is the module's)."""
+    """Each test sees the console errors of its own pages only (the browser is the module's): the
+    last test's page is left (a jobs page polls its daemon, which that test stopped)."""
     if "browser" in request.fixturenames:
-        request.getfixturevalue("browser").get_log("browser")
+        driver = request.getfixturevalue("browser")
+        driver.get("about:blank")
+        driver.get_log("browser")
 
 
 def console_errors(driver) -> list[str]:
