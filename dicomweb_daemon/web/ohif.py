@@ -34,7 +34,7 @@ class OhifRoutes:
     async def status(self, request):
         """For the pages: whether the viewer is installed, which release, and how to get it."""
         version = self.folder / ".version"
-        installed = await in_io((self.folder / "index.html").is_file)
+        installed = await in_io((self.folder / "index.html").is_file)  # no 404 here: the pages ask
         return json_response(request, {"Installed": installed, "Path": "/ohif/", "Fetch": FETCH,
                                        "Version": (await in_io(version.read_text)).strip()
                                        if installed and await in_io(version.is_file) else None})
@@ -47,8 +47,8 @@ class OhifRoutes:
         return self.page(request, "")
 
     @route("/ohif/app-config.js", methods=("GET", "HEAD"))
-    def config(self, request):
-        self._installed()
+    async def config(self, request):
+        await self._installed()
         secure = request.isSecure()
         host = (request.getHeader(b"host") or b"127.0.0.1").decode("latin-1")
         origin = f"{'https' if secure else 'http'}://{host}"
@@ -58,7 +58,7 @@ class OhifRoutes:
 
     @route("/ohif/<path:name>", methods=("GET", "HEAD"))
     async def page(self, request, name: str):
-        self._installed()
+        await self._installed()
         path = (self.folder / name).resolve() if name else self.folder / "index.html"
         if self.folder.resolve() not in path.parents and path != self.folder.resolve():
             raise UnknownResource("Unknown page", f"no file {name} in the viewer")
@@ -81,8 +81,9 @@ class OhifRoutes:
         request.setHeader(b"Content-Length", str(len(data)).encode())
         return data
 
-    def _installed(self) -> None:
-        if not (self.folder / "index.html").is_file():
+    async def _installed(self) -> None:
+        """404 with the fetch command when the folder holds no viewer (looked at in an io thread)."""
+        if not await in_io((self.folder / "index.html").is_file):
             raise UnknownResource("The OHIF viewer is not installed",
                                   f"no viewer in {self.folder}; fetch it with: {FETCH}")
 
