@@ -23,6 +23,38 @@ def log_change(c, change_type: str, internal: int) -> None:
     c.execute(INSERT_CHANGE, (change_type, level, public_id, stamp(), internal))
 
 
+class ChangeLog:
+    """Entries of the changes log made by one write transaction: written at its end (``deferred``),
+    or as they come; either way under the named lock ``changes`` until the commit, so that sequence
+    numbers are taken in commit order and a reader of /changes that goes on from the last number it
+    saw misses none. Written as they come, the lock is taken at once (not inside a savepoint, whose
+    rollback would release it)."""
+
+    def __init__(self, index, c, deferred: bool):
+        self.index, self.c, self.deferred = index, c, deferred
+        self.rows: list[tuple] = []  # not written yet
+        self.locked = False
+        if not deferred:
+            self._lock()
+
+    def _lock(self) -> None:
+        self.index.lock(self.c, "changes")
+        self.locked = True
+
+    def add(self, rows: list[tuple]) -> None:
+        self.rows += rows
+        if not self.deferred:
+            self.write()
+
+    def write(self) -> None:
+        if not self.rows:
+            return
+        if not self.locked:
+            self._lock()
+        self.c.executemany(INSERT_CHANGE, self.rows)
+        self.rows = []
+
+
 class ChangesMixin:
     def changes(self, since: int = 0, limit: int = 100) -> dict:
         """``GET /changes``: entries with ``Seq > since``, at most ``limit``; ``Done`` when all given."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..dicom.parsing import ParsedInstance
 from ..errors import DaemonError, FullStorage, UnknownResource
-from .changes import INSERT_CHANGE
+from .changes import ChangeLog
 from .changes import stamp as change_stamp
 from .locking import EVERYTHING, ROWS, patients, retried
 from .normalize import normalize
@@ -35,38 +35,6 @@ class StoreResult:
     status: str  # Success | AlreadyStored
     replaced_file: str | None = None
     recycled_files: list[str] = field(default_factory=list)  # of patients recycled to make room
-
-
-class ChangeLog:
-    """Entries of the changes log made by one write transaction: written at its end (``deferred``),
-    or as they come; either way under the named lock ``changes`` until the commit, so that sequence
-    numbers are taken in commit order and a reader of /changes that goes on from the last number it
-    saw misses none. Written as they come, the lock is taken at once (not inside a savepoint, whose
-    rollback would release it)."""
-
-    def __init__(self, index, c, deferred: bool):
-        self.index, self.c, self.deferred = index, c, deferred
-        self.rows: list[tuple] = []  # not written yet
-        self.locked = False
-        if not deferred:
-            self._lock()
-
-    def _lock(self) -> None:
-        self.index.lock(self.c, "changes")
-        self.locked = True
-
-    def add(self, rows: list[tuple]) -> None:
-        self.rows += rows
-        if not self.deferred:
-            self.write()
-
-    def write(self) -> None:
-        if not self.rows:
-            return
-        if not self.locked:
-            self._lock()
-        self.c.executemany(INSERT_CHANGE, self.rows)
-        self.rows = []
 
 
 class WritesMixin:
