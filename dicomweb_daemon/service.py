@@ -146,7 +146,7 @@ servers and modalities); once: the sweep of storages written before
 def make_threads_service(settings) -> ThreadsService:
     workers = settings.IngestWorkers
     # What the workers' tasks need, imported as they start: ingest's parser, the modification engine.
-    preload = ("dicomweb_daemon.storage.sources", "dicomweb_daemon.jobs.modification")
+    preload = ("dicomweb_daemon.storage.sources", "dicomweb_daemon.jobs.rewriting")
     return ThreadsService(os.cpu_count() or 1 if workers < 0 else workers, preload)
 
 

@@ -155,6 +155,16 @@ def walk(buf, dataset_offset: int, explicit: bool, little: bool, trust_bytes: bo
     return walker.pixels
 
 
+def element_end(buf, pos: int, explicit: bool, little: bool) -> tuple[int, int]:
+    """(tag, offset after it) of the top-level element at ``pos``, pixel data included (encapsulated
+    fragments walked to their delimiter); raises TruncatedFile when it does not fit in ``buf``."""
+    walker = _Walker(buf, explicit, little)
+    tag, _vr, length, value = walker.header(pos)
+    if length != UNDEFINED:
+        walker.need(value, length)
+        return tag, value + length
+    return tag, walker.encapsulated(value) if tag in PIXEL_DATA_TAGS else walker.sequence(value)
+
 def frame_ranges(px: PixelLayout, frames: int, frame_size: int) -> list[list[tuple[int, int]]]:
     """Byte ranges of each frame: one range when native, the frame's fragments when encapsulated."""
     if not px.encapsulated:

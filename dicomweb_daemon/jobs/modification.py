@@ -3,50 +3,39 @@ modification engine (``modification/``) with one UID map and one pair of pseudon
 resource, and stored through the one ingest pipeline; the new resources carry ``ModifiedFrom`` /
 ``AnonymizedFrom`` (the resource each came from), the source is deleted unless ``KeepSource``.
 
-Files are read in an io thread and rewritten in a cpu thread, a few at a time, so that a study of
+Files are rewritten by the worker processes (``rewriting.py``), a few at a time, so that a study of
 any size never sits in memory whole. The job's request is plain JSON (its body, the pseudonyms):
 it is parsed again when the job runs.
 """
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from pydicom import dcmread, dcmwrite
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import generate_uid
 from twisted.internet import defer
 
 from ..client.bodies import OutgoingFile, read_content
 from ..client.dicomweb import outgoing_files
-from ..codecs.transcode import transcode_dataset
-from ..dicom.identifiers import resource_ids
-from ..dicom.parsing import ParsedInstance, parse_buffer
 from ..dicom.private_dictionary import parse_dictionary
-from ..dicom.transfer_syntaxes import syntax_of_encoding
 from ..errors import DaemonError
 from ..index.writes import Origin
-from ..modification.apply import apply, dry_run, prepare_uids
+from ..modification.apply import prepare_uids
 from ..modification.request import Modification, parse_modification
 from ..modification.uids import Pseudonyms, UidMap
-from ..storage.reads import StoredFile, read_soon, read_whole
-from ..storage.sources import FileSource
+from ..storage.reads import StoredFile, read_soon
+from ..storage.sources import KIND as FILE_KIND
 from ..storage.spool import Spool
 from ..threads import in_db, in_db_write, in_io, in_process, process_count
 from .engine import transfer_kind
+from .rewriting import Staged, rewrite_batch
 
 Progress = Callable[..., Awaitable[None]] | None
 CHUNK = 8  # instances one worker call rewrites, stored together
 LEVELS = ("Patient", "Study", "Series", "Instance")
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
-# Lossy: JPEG baseline and extended, JPEG-LS near-lossless, JPEG 2000, HTJ2K (PS3.5 Table A-1).
-LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
-                            "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"})
 
 
 ANONYMIZED = itertools.count(1)  # Orthanc's Anonymized<n>: a counter of the process
@@ -78,41 +67,6 @@ def job_uid_map(daemon, request: dict) -> UidMap:
     if secret is None:
         secret = bytes.fromhex(request["Secret"]) if request.get("Secret") else os.urandom(32)
     return UidMap(secret=secret)
-
-
-def _dataset(data: bytes):
-    ds = dcmread(io.BytesIO(data), force=True)  # a file may have been stored without its preamble
-    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = syntax_of_encoding(*ds.original_encoding)
-    return ds
-
-
-def plan(data: bytes, m: Modification, uid_map: UidMap, level: str) -> list[dict]:
-    """(cpu thread) What rewriting one stored file would do to each of its elements (a dry run)."""
-    return dry_run(_dataset(data), m, uid_map, level)
-
-
-def rewrite(data: bytes, m: Modification, uid_map: UidMap, level: str) -> tuple[bytes, tuple[str, ...]]:
-    """(cpu thread) One stored file rewritten; with the Orthanc IDs of the resources it came from."""
-    ds, old = rewritten_dataset(data, m, uid_map, level)
-    out = io.BytesIO()
-    dcmwrite(out, ds, enforce_file_format=True)  # in the syntax its meta says (big endian included)
-    return out.getvalue(), old
-
-
-def rewritten_dataset(data: bytes, m: Modification, uid_map: UidMap, level: str):
-    """(cpu thread) The data set of a stored file as ``m`` rewrites it, and the Orthanc IDs of the
-    resources it came from."""
-    ds = _dataset(data)
-    old = resource_ids(str(ds.get("PatientID", "")), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
-                       str(ds.SOPInstanceUID))
-    apply(ds, m, uid_map, level)
-    if m.transcode and m.transcode != ds.file_meta.TransferSyntaxUID:
-        transcode_dataset(ds, m.transcode)  # the codecs' errors say what cannot be converted
-        if m.transcode in LOSSY_SYNTAXES:  # other pixels: another instance (PS3.3 C.12.1.1.1)
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=None)
-    return ds, tuple(old)
 
 
 def _identifiers_of(index, sources: list[str]) -> list[dict[str, str]]:
@@ -205,7 +159,7 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
             stored(*await storing)
         for left in pending:  # a chunk failed: what the others staged goes
             try:
-                _discard(await left)
+                await in_io(_discard, daemon, await left)
             except Exception:  # noqa: BLE001 - the first error is the job's; these staged nothing
                 pass
     # A resource that existed before (UIDs kept) takes the tags of its new instances, as in Orthanc
@@ -234,52 +188,13 @@ async def modify_resource(daemon, request: dict, progress: Progress) -> dict:
     return {**content, "ID": new, "Path": f"/{PLURAL[level]}/{new}", "PatientID": new_ids[0], "Type": level}
 
 
-@dataclass
-class Staged:
-    """One instance rewritten by a worker: the new file, staged in the spool folder (on the storage's
-    filesystem), and what ingest would have parsed of it."""
-
-    path: str
-    size: int
-    parsed: ParsedInstance | DaemonError
-
-    def source(self) -> FileSource:
-        return FileSource(self.path, self.size)
-
-
 async def _store(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]):
     # A modified instance that keeps its UIDs (Force) replaces the one it came from, as in Orthanc.
+    names = [staged.name for staged, _old in rewritten]
     results = await daemon.ingest.store([staged.source() for staged, _old in rewritten], Origin("RestApi"),
-                                        overwrite=True, parsed=[staged.parsed for staged, _old in rewritten])
+                                        overwrite=True, parsed=[staged.parsed for staged, _old in rewritten],
+                                        names=names if all(names) else None)
     return results, rewritten
-
-
-def rewrite_batch(inputs: list[tuple[str | None, bytes | None]], mods: list[Modification], uid_map: UidMap,
-                  level: str, spool: Spool, charset: str) -> list[tuple[Staged, tuple[str, ...]]]:
-    """(worker process or cpu thread) Several stored files, each read here (from its path, else given
-    as bytes), rewritten straight into a file staged in ``spool``'s folder, and parsed as ingest
-    parses (from the page cache): the daemon then only indexes them and moves the files in place, and
-    no file crosses between processes."""
-    out = []
-    staged: list[str] = []
-    try:
-        for (path, data), m in zip(inputs, mods, strict=True):
-            ds, old = rewritten_dataset(read_whole(path) if path is not None else data, m, uid_map, level)
-            staged.append(spool.new_path("modified-"))
-            with open(staged[-1], "wb", buffering=1 << 20) as f:
-                dcmwrite(f, ds, enforce_file_format=True)
-            source = FileSource(staged[-1])
-            try:
-                with source.buffer() as written:
-                    parsed = parse_buffer(written, charset)
-            except DaemonError as e:
-                parsed = e
-            out.append((Staged(staged[-1], source.size, parsed), old))
-    except BaseException:
-        for path in staged:  # the batch fails whole: nothing of it stays in the spool
-            Spool.remove(path)
-        raise
-    return out
 
 
 async def _rewrite_chunk(daemon, files: list[OutgoingFile], mods: list[Modification], uid_map: UidMap,
@@ -292,12 +207,37 @@ async def _rewrite_chunk(daemon, files: list[OutgoingFile], mods: list[Modificat
     await in_io(read_soon, [path for path in located if path is not None])
     contents = iter(await in_io(lambda: [read_content(daemon.storage, f) for f in missing]) if missing else [])
     inputs = [(path, None) if path is not None else (None, next(contents)) for path in located]
-    return await in_process(rewrite_batch, inputs, mods, uid_map, level, daemon.spool, daemon.ingest.charset)
+    places = await in_io(_places, daemon, len(files))
+    try:
+        return await in_process(rewrite_batch, inputs, mods, uid_map, level, daemon.spool, daemon.ingest.charset,
+                                places)
+    except defer.CancelledError:
+        raise  # the worker may be writing still: its names stay pending, for the start-up's recovery
+    except BaseException:
+        if places:  # the worker removed what it wrote: the names are settled
+            await in_io(daemon.ingest.remove_files, [name for name, _path in places])
+        raise
 
 
-def _discard(rewritten: list[tuple[Staged, tuple[str, ...]]]) -> None:
+def _places(daemon, count: int) -> list[tuple[str, str]] | None:
+    """(io thread) Journaled names and their paths for new files written in place by the workers;
+    None when the storage has no local files, or stores them compressed (then the workers write
+    into the spool folder and ingest stores from there)."""
+    if daemon.settings.StorageCompression:
+        return None
+    names = daemon.ingest.journal.names(count)
+    paths = [daemon.storage.path(name, FILE_KIND) for name in names]
+    if None in paths:
+        daemon.ingest.journal.settled(names)  # never written
+        return None
+    return list(zip(names, paths, strict=True))
+
+
+def _discard(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]) -> None:
+    """(io thread) What a chunk wrote, when it is not stored."""
     for staged, _old in rewritten:
         Spool.remove(staged.path)
+    daemon.ingest.remove_files([staged.name for staged, _old in rewritten if staged.name])
 
 
 KIND = transfer_kind("ResourceModification", modify_resource)

@@ -57,7 +57,9 @@ class FilesystemStorage:
         if self.sync:
             with open(source_path, "rb") as f:
                 os.fsync(f.fileno())
-        if os.path.dirname(os.path.abspath(source_path)) == self.tmp_text:
+        if source_path == target:  # written in place (PlacedFile): nothing to move
+            pass
+        elif os.path.dirname(os.path.abspath(source_path)) == self.tmp_text:
             self._placed(target, lambda: os.replace(source_path, target))
         else:
             staging = self.temp_path()

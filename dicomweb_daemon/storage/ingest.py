@@ -100,18 +100,21 @@ class Ingest:
 
     async def store(self, sources: Sequence[Source], origin: Origin, study: str | None = None,
                     require_sop_class: bool = False, overwrite: bool | None = None,
-                    parsed: Sequence[ParsedInstance | DaemonError] | None = None) -> list[IngestResult]:
+                    parsed: Sequence[ParsedInstance | DaemonError] | None = None,
+                    names: Sequence[str] | None = None) -> list[IngestResult]:
         """Ingest ``sources`` (each consumed: stored or discarded, whatever happens); one result per
         source, in order. With ``study``, an instance of another study is refused (STOW-RS to
         ``/studies/{study}``, PS3.18 §10.5.3); with ``require_sop_class``, one without SOPClassUID
         (STOW-RS answers name each instance's class); ``overwrite`` replaces ``OverwriteInstances`` (a
         modification keeping an instance's UIDs replaces it); ``parsed``: what each source is, when the
-        caller parsed them already (the modification's workers, which made the files). Raises only when
+        caller parsed them already (the modification's workers, which made the files); ``names``: the
+        sources' file names, when the caller took them from the journal (files written in place).
+        Raises only when
         the whole batch broke (a worker process died, the index is unreachable): then none of it is stored."""
-        started = executor("store").submit(self._start, sources)
+        given = parsed is not None
+        started = executor("store").submit(self._start, sources, not given, names)
         self.in_flight += 1
         try:
-            given = parsed is not None
             parsed = list(parsed) if given else [None] * len(sources)
             # A lone file from a lone client is parsed in the storing thread (one hop, no IPC);
             # several files, or several clients at once, are parsed by the worker processes.
@@ -141,11 +144,13 @@ class Ingest:
         return (await self.store([source], origin))[0].checked()
 
     # -- store thread ------------------------------------------------------------------------
-    def _start(self, sources: Sequence[Source]) -> _Started:
-        """Journaled names for the sources, then the sources that work while parsed set going (not
-        under StorageCompression: what is stored is compressed after the parse)."""
-        names = self.journal.names(len(sources))
-        if self.settings.StorageCompression:
+    def _start(self, sources: Sequence[Source], to_parse: bool = True,
+               names: Sequence[str] | None = None) -> _Started:
+        """Journaled names for the sources (unless given), then the sources that work while parsed
+        set going (not under StorageCompression: what is stored is compressed after the parse; nor
+        when they come parsed: there is no parse for that work to overlap)."""
+        names = list(names) if names is not None else self.journal.names(len(sources))
+        if self.settings.StorageCompression or not to_parse:
             return _Started(names, {})
         pool = executor("store")
         early = {i: pool.submit(source.while_parsed, self.storage, names[i])
@@ -255,10 +260,12 @@ class Ingest:
         done.released = True
         discarded = [i for i in done.early if i not in kept]
         futures.wait([done.early[i] for i in discarded])
-        self.remove_files([done.names[i] for i in discarded])  # a file never written: a no-op
+        written = discarded + [i for i, source in enumerate(sources) if source.placed and i not in kept]
+        self.remove_files([done.names[i] for i in written])  # a file never written: a no-op
         for source in sources:
             source.discard()
-        self.journal.settled([name for i, name in enumerate(done.names) if i not in kept and i not in done.early])
+        self.journal.settled([name for i, name in enumerate(done.names)
+                              if i not in kept and i not in done.early and not sources[i].placed])
 
     def _abandon(self, sources: Sequence[Source], started: Future) -> None:
         """The batch broke before it was indexed: nothing of it is kept."""

@@ -41,6 +41,9 @@ class Source(ABC):
 
     #: Whether :meth:`while_parsed` has something to do (else ingest does not call it).
     works_while_parsed = False
+    #: Whether the bytes are at their place in the storage already, under the name ingest is given
+    #: for them (then ingest removes the file when it does not keep it).
+    placed = False
 
     def in_memory(self) -> tuple[object, int, int] | None:
         """``(buffer, start, end)``: the bytes in place when the source is in memory (the buffer
@@ -225,6 +228,21 @@ class FileSource(Source):
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+class PlacedFile(FileSource):
+    """A file written straight at its place in a filesystem storage, under a name the file journal
+    gave before it was written (a modification's worker processes write so: the file is created in
+    its own folder, not moved there): storing it is making it durable."""
+
+    works_while_parsed = False
+    placed = True
+
+    def store(self, area, uuid, spool) -> None:
+        area.create(uuid, KIND, self.path)  # in place: synced, not moved
+
+    def discard(self) -> None:
+        """The file stays with its journaled name: ingest removes it when it is not kept."""
 
 
 def parse_source(source: Source, charset: str) -> ParsedInstance:

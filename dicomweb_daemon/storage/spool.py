@@ -31,8 +31,14 @@ class Spool:
         """A new file for one big part of an upload, written once around the page cache."""
         return SpooledPart(self)
 
-    def new_path(self, prefix: str) -> str:
+    def new_file(self, prefix: str) -> tuple[str, int]:
+        """A new file, and its descriptor open for writing (one system call less than new_path's
+        file opened again)."""
         fd, path = tempfile.mkstemp(prefix=prefix, dir=self.folder)
+        return path, fd
+
+    def new_path(self, prefix: str) -> str:
+        path, fd = self.new_file(prefix)
         os.close(fd)
         return path
 

@@ -186,16 +186,44 @@ def test_every_uid_kept_replaces_the_source_in_place(daemon):
     assert daemon.get(f"/studies/{item['ParentStudy']}/instances").json()[0]["ID"] == item["ID"]
 
 
+def _stored_files(daemon) -> set[str]:
+    """The files in the storage folder (none when the storage is a bucket)."""
+    return {p.name for p in daemon.data.glob("??/??/*") if p.is_file()}
+
+
+def _referenced_files(daemon) -> set[str]:
+    return {uuid for (uuid,) in daemon.sql("SELECT file_uuid FROM instances")}
+
+
+def test_a_study_job_writes_exactly_the_files_of_its_new_instances(daemon):
+    """The workers write the new files straight into the storage, under names the file journal gave:
+    afterwards every stored file is an instance's, and nothing is left in the spool."""
+    items = [daemon.store(make_ct(patient_id="PLACED", study_uid=f"{STUDY}.8", series_uid=f"{STUDY}.8.1",
+                                  sop_uid=f"{STUDY}.8.1.{i}", instance_number=i + 1)) for i in range(20)]
+    before = _stored_files(daemon)
+    job = daemon.post(f"/studies/{items[0]['ParentStudy']}/anonymize", json.dumps({"Asynchronous": True})).json()
+    done = wait_job(daemon, job["ID"])
+    assert done["State"] == "Success"
+    assert len(daemon.get(f"/studies/{done['Content']['ID']}/instances").json()) == 20
+    assert _referenced_files(daemon) >= _stored_files(daemon)
+    if before:  # a filesystem storage
+        assert len(_stored_files(daemon) - before) == 20
+    assert not [p.name for p in (daemon.data / "tmp").iterdir() if p.name.startswith("modified-")]
+
+
 def test_a_failed_study_job_leaves_nothing_behind(daemon):
     """An instance the job cannot rewrite (16-bit pixels to 8-bit JPEG baseline) fails the job with the
-    codec's reason; nothing of it is left staged in the spool, and no new study is indexed."""
+    codec's reason; nothing of it is left in the storage or staged in the spool, and no new study is
+    indexed."""
     items = [daemon.store(make_ct(patient_id="FAIL1", study_uid=f"{STUDY}.9", series_uid=f"{STUDY}.9.1",
                                   sop_uid=f"{STUDY}.9.1.{i}", instance_number=i + 1)) for i in range(40)]
     studies = daemon.get("/studies").json()
+    stored = _stored_files(daemon)
     r = daemon.post(f"/studies/{items[0]['ParentStudy']}/modify", json.dumps(
         {"Replace": {"StudyDescription": "never"}, "Transcode": "1.2.840.10008.1.2.4.50"}))
     assert r.status_code in (400, 406) and "cannot be encoded" in r.json()["Details"], r.text
     assert (daemon.data / "tmp").is_dir()
     assert daemon.get("/studies").json() == studies
     assert not [p.name for p in (daemon.data / "tmp").iterdir() if p.name.startswith("modified-")]
+    assert _stored_files(daemon) == stored
     assert daemon.get("/system").status_code == 200

@@ -14,7 +14,8 @@ from ...dicom.identifiers import orthanc_id
 from ...dicom.private_dictionary import parse_dictionary
 from ...dicom.tags import MAIN_TAGS
 from ...errors import BadRequest, UnknownResource
-from ...jobs.modification import configured_secret, job_uid_map, modify_resource, new_pseudonyms, plan, rewrite
+from ...jobs.modification import configured_secret, job_uid_map, modify_resource, new_pseudonyms
+from ...jobs.rewriting import plan, rewrite
 from ...modification.request import Modification, parse_modification
 from ...modification.uids import Pseudonyms, UidMap
 from ...threads import in_cpu, in_db, in_io
