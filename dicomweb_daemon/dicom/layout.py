@@ -165,6 +165,7 @@ def element_end(buf, pos: int, explicit: bool, little: bool) -> tuple[int, int]:
         return tag, value + length
     return tag, walker.encapsulated(value) if tag in PIXEL_DATA_TAGS else walker.sequence(value)
 
+
 def frame_ranges(px: PixelLayout, frames: int, frame_size: int) -> list[list[tuple[int, int]]]:
     """Byte ranges of each frame: one range when native, the frame's fragments when encapsulated."""
     if not px.encapsulated:

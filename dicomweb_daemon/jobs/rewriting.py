@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, generate_uid
 
 from ..codecs.transcode import transcode_dataset
@@ -154,8 +153,8 @@ def _rewrite_attributes(source, size: int, out, m: Modification, uid_map: UidMap
     encoding other than its transfer syntax's, deflated, or elements after the pixel data."""
     try:
         ds = dcmread(source, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError):
-        return None  # without preamble or meta: read whole, as ingest took it
+    except Exception:  # noqa: BLE001 - without preamble or meta, or odd: read whole, as ingest took it
+        return None
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
     pixels = source.tell()
     if not ts.is_transfer_syntax or ts.is_deflated or ds.original_encoding != (ts.is_implicit_VR,
