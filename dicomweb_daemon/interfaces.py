@@ -204,6 +204,9 @@ class IIndex(Interface):
         """Counts and sizes of everything (None) or of a resource's subtree: disk sizes of the stored
         bytes, uncompressed sizes of the content."""
 
+    def fold_totals():  # noqa: N805
+        """(maintenance) Keep the running totals that ``statistics()`` reads compact."""
+
     def changes(since, limit):  # noqa: N805
         """Orthanc's /changes answer."""
 

@@ -105,9 +105,9 @@ class StoreService(service.Service):
 
 class MaintenanceService(service.Service):
     """Now and then: marks resources stable after StableAge, forgets settled rows of the file
-    journal, gives back body memory unused for a while (at stop: closes idle connections to other
-servers and modalities); once: the sweep of storages written before
-    the file journal existed."""
+    journal, folds the index's rows of running totals, gives back body memory unused for a while
+    (at stop: closes idle connections to other servers and modalities); once: the sweep of storages
+    written before the file journal existed."""
 
     def __init__(self, daemon: Daemon):
         self.daemon = daemon
@@ -141,6 +141,7 @@ servers and modalities); once: the sweep of storages written before
     async def _maintain(self) -> None:
         await in_db_write(self.daemon.index.mark_stable, self.daemon.settings.StableAge)
         await in_db_write(self.daemon.ingest.journal.flush)
+        await in_db_write(self.daemon.index.fold_totals)
 
 
 def make_threads_service(settings) -> ThreadsService:

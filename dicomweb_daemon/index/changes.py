@@ -135,12 +135,10 @@ class ChangesMixin:
         """Counts and exact sizes, of everything or of one resource's subtree: as Orthanc, the disk
         sizes count the bytes stored (compressed files by their compressed size), the uncompressed
         sizes the content."""
-        if public_id is None:
-            counts = dict(self.db.execute("SELECT level, COUNT(*) FROM resources GROUP BY level"))
-            disk, size = self.db.execute(_TOTAL_SIZES).fetchone()
+        if public_id is None:  # the running totals (totals.py)
+            patients, studies, series, instances, disk, size = self.totals()
             return {
-                "CountPatients": counts.get(0, 0), "CountStudies": counts.get(1, 0),
-                "CountSeries": counts.get(2, 0), "CountInstances": counts.get(3, 0),
+                "CountPatients": patients, "CountStudies": studies, "CountSeries": series, "CountInstances": instances,
                 "TotalDiskSize": str(disk), "TotalDiskSizeMB": disk // (1024 * 1024),
                 "TotalUncompressedSize": str(size), "TotalUncompressedSizeMB": size // (1024 * 1024),
             }
@@ -172,10 +170,4 @@ SELECT tree.level, COUNT(*), SUM(i.file_size), SUM(COALESCE(i.compressed_size, i
             WHERE a.internal = tree.internal))
 FROM tree LEFT JOIN instances i USING (internal)
 GROUP BY tree.level
-"""
-# (bytes on disk, bytes of content) of every file: DICOM files and user attachments.
-_TOTAL_SIZES = """
-SELECT (SELECT COALESCE(SUM(COALESCE(compressed_size, file_size)), 0) FROM instances)
-       + (SELECT COALESCE(SUM(COALESCE(compressed_size, size)), 0) FROM attachments),
-       (SELECT COALESCE(SUM(file_size), 0) FROM instances) + (SELECT COALESCE(SUM(size), 0) FROM attachments)
 """

@@ -23,8 +23,9 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from ..interfaces import IIndex
+from . import totals
 from .base import SqlIndex
-from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key
+from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
 from .pg_sql import STATISTICS, parameters, schema, translate
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
@@ -189,8 +190,38 @@ class PostgresIndex(SqlIndex):
                               (str(SCHEMA_VERSION),))
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
                 self._create_statistics(c)
+                self._create_totals(c)
             finally:
                 c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
+
+    @staticmethod
+    def _create_totals(c: Connection) -> None:
+        """The running totals, their functions and triggers (totals.py), made again at each start
+        (their definitions may be newer); counted once in an index made before them, in the
+        transaction that creates the triggers, while no other daemon writes."""
+        c.execute("BEGIN")
+        try:
+            first = c.execute("SELECT to_regclass('totals_delta')").fetchone()[0] is None
+            if first:
+                c.execute("LOCK TABLE resources, instances, attachments IN SHARE ROW EXCLUSIVE MODE")
+            for statement in totals.postgresql():
+                c.execute(statement)
+            if first:
+                c.execute(totals.PG_FIRST)
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def totals(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.db.execute(totals.PG_READ).fetchone())
+
+    @retried
+    def fold_totals(self) -> None:
+        """The rows of differences into one, when they are many (maintenance, any daemon)."""
+        if self.db.execute("SELECT count(*) > 64 FROM totals_delta").fetchone()[0]:
+            with self.transaction(ROWS) as c:
+                c.execute(totals.PG_FOLD)
 
     @staticmethod
     def _create_statistics(c: Connection) -> None:

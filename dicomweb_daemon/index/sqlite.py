@@ -10,6 +10,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from ..interfaces import IIndex
+from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, Scope
 from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
@@ -36,6 +37,7 @@ class SqliteIndex(SqlIndex):
                     c.execute(BACKFILL_STUDY_PATIENT_TAGS)
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1')")
                 c.commit()
+                _create_totals(c)
 
     def open(self, settings) -> SqliteIndex:
         folder = os.path.abspath(settings.index_directory)
@@ -63,6 +65,12 @@ class SqliteIndex(SqlIndex):
             with self.committed(c):
                 yield c
 
+    def totals(self) -> tuple[int, ...]:
+        return self.db.execute(totals.SQLITE_READ).fetchone()
+
+    def fold_totals(self) -> None:
+        """One row already (totals.py)."""
+
     def size_bytes(self) -> int:
         """The database file and its write-ahead log, in bytes."""
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
@@ -72,6 +80,22 @@ class SqliteIndex(SqlIndex):
         if c is not None:
             c.close()
             self._local.conn = None
+
+
+def _create_totals(c: sqlite3.Connection) -> None:
+    """The running totals and their triggers; counted once in an index made before them, in the
+    transaction that creates the triggers (totals.py)."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        c.execute(totals.SQLITE_TABLE)
+        if c.execute("SELECT 1 FROM totals").fetchone() is None:
+            c.execute(totals.SQLITE_FIRST)
+        for statement in totals.SQLITE_TRIGGERS:
+            c.execute(statement)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
 
 
 def _add_columns(c: sqlite3.Connection) -> None:
