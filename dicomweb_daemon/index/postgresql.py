@@ -194,13 +194,13 @@ class PostgresIndex(SqlIndex):
             finally:
                 c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
 
-    @staticmethod
-    def _create_totals(c: Connection) -> None:
+    @classmethod
+    def _create_totals(cls, c: Connection) -> None:
         """The running totals, their functions and triggers (totals.py), made again at each start
         (their definitions may be newer); counted once in an index made before them, in the
         transaction that creates the triggers, while no other daemon writes."""
         c.execute("BEGIN")
-        try:
+        with cls.committed(c):
             first = c.execute("SELECT to_regclass('totals_delta')").fetchone()[0] is None
             if first:
                 c.execute("LOCK TABLE resources, instances, attachments IN SHARE ROW EXCLUSIVE MODE")
@@ -208,10 +208,6 @@ class PostgresIndex(SqlIndex):
                 c.execute(statement)
             if first:
                 c.execute(totals.PG_FIRST)
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
 
     def totals(self) -> tuple[int, ...]:
         return tuple(int(v) for v in self.db.execute(totals.PG_READ).fetchone())

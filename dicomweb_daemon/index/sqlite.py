@@ -86,16 +86,12 @@ def _create_totals(c: sqlite3.Connection) -> None:
     """The running totals and their triggers; counted once in an index made before them, in the
     transaction that creates the triggers (totals.py)."""
     c.execute("BEGIN IMMEDIATE")
-    try:
+    with SqlIndex.committed(c):
         c.execute(totals.SQLITE_TABLE)
         if c.execute("SELECT 1 FROM totals").fetchone() is None:
             c.execute(totals.SQLITE_FIRST)
         for statement in totals.SQLITE_TRIGGERS:
             c.execute(statement)
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
 
 
 def _add_columns(c: sqlite3.Connection) -> None:

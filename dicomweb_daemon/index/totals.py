@@ -11,7 +11,8 @@ existed gets them counted once, when it is opened, in the transaction that creat
 """
 from __future__ import annotations
 
-# (column, what one row of resources / instances / attachments adds to it)
+# The totals: resources per level, then bytes as stored (compressed files by their compressed size)
+# and bytes of content, of DICOM files and attachments alike.
 COLUMNS = ("patients", "studies", "series", "instances", "disk", "size")
 
 _COUNT = """SELECT (SELECT COUNT(*) FROM resources WHERE level = 0), (SELECT COUNT(*) FROM resources WHERE level = 1),

@@ -223,20 +223,17 @@ def _places(daemon, count: int) -> list[tuple[str, str]] | None:
     """(io thread) Journaled names and their paths for new files written in place by the workers;
     None when the storage has no local files, or stores them compressed (then the workers write
     into the spool folder and ingest stores from there)."""
-    if daemon.settings.StorageCompression:
-        return None
+    if daemon.settings.StorageCompression or daemon.storage.path(str(uuid.uuid4()), FILE_KIND) is None:
+        return None  # (asked before names are taken from the journal, to be given back unused)
     names = daemon.ingest.journal.names(count)
-    paths = [daemon.storage.path(name, FILE_KIND) for name in names]
-    if None in paths:
-        daemon.ingest.journal.settled(names)  # never written
-        return None
-    return list(zip(names, paths, strict=True))
+    return [(name, daemon.storage.path(name, FILE_KIND)) for name in names]
 
 
 def _discard(daemon, rewritten: list[tuple[Staged, tuple[str, ...]]]) -> None:
     """(io thread) What a chunk wrote, when it is not stored."""
     for staged, _old in rewritten:
-        Spool.remove(staged.path)
+        if staged.name is None:
+            Spool.remove(staged.path)
     daemon.ingest.remove_files([staged.name for staged, _old in rewritten if staged.name])
 
 

@@ -109,8 +109,8 @@ class Ingest:
         modification keeping an instance's UIDs replaces it); ``parsed``: what each source is, when the
         caller parsed them already (the modification's workers, which made the files); ``names``: the
         sources' file names, when the caller took them from the journal (files written in place).
-        Raises only when
-        the whole batch broke (a worker process died, the index is unreachable): then none of it is stored."""
+        Raises only when the whole batch broke (a worker process died, the index is unreachable): then
+        none of it is stored."""
         given = parsed is not None
         started = executor("store").submit(self._start, sources, not given, names)
         self.in_flight += 1

@@ -238,9 +238,6 @@ class PlacedFile(FileSource):
     works_while_parsed = False
     placed = True
 
-    def store(self, area, uuid, spool) -> None:
-        area.create(uuid, KIND, self.path)  # in place: synced, not moved
-
     def discard(self) -> None:
         """The file stays with its journaled name: ingest removes it when it is not kept."""
 

@@ -16,6 +16,7 @@ from pydicom.dataset import DataElement
 from dicomweb_daemon.jobs import rewriting
 from dicomweb_daemon.modification.request import parse_modification
 from dicomweb_daemon.modification.uids import UidMap
+from dicomweb_daemon.storage.sources import PlacedFile
 from dicomweb_daemon.storage.spool import Spool
 from tests.dicom_files import make_ct
 
@@ -115,7 +116,7 @@ def test_files_are_written_at_their_places_when_given(tmp_path):
                                   UidMap(secret=b"k" * 32), "Study", Spool(str(tmp_path / "spool")), "ISO_IR 6", places)
     assert [(staged.name, staged.path) for staged, _old in out] == places
     assert all(os.path.getsize(path) == staged.size for (staged, _old), (_n, path) in zip(out, places, strict=True))
-    assert type(out[0][0].source()).__name__ == "PlacedFile"
+    assert isinstance(out[0][0].source(), PlacedFile)
     failing = parse_modification({"Transcode": "1.2.840.10008.1.2.4.50"}, "Study", anonymize=False)
     more = [("cccc-3", str(tmp_path / "cc" / "cc" / "cccc-3")), ("dddd-4", str(tmp_path / "dd" / "dd" / "dddd-4"))]
     with pytest.raises(Exception):  # noqa: B017, PT011 - the codec's error, whatever its class
