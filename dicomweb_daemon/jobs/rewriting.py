@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID, generate_uid
 
 from ..codecs.transcode import transcode_dataset
@@ -163,10 +165,33 @@ def _rewrite_attributes(source, size: int, out, m: Modification, uid_map: UidMap
     if pixels < size and not _pixels_end_the_file(source, pixels, size, ts):
         return None
     ds, old = rewritten_dataset(ds, m, uid_map, level)
-    dcmwrite(out, ds, enforce_file_format=True)
+    _write_attributes(out, ds, ts)
     if pixels < size:
         _copy_range(source, out, pixels, size - pixels)
     return old
+
+
+def _write_attributes(out, ds, ts: UID) -> None:
+    """What ``dcmwrite(out, ds, enforce_file_format=True)`` writes of a data set read from a file in
+    its transfer syntax's encoding, without its deep copy of the file meta (``ds`` is this rewrite's
+    own, its meta may change). The file meta is completed and checked as dcmwrite does it (pydicom's
+    ``write_file_meta_info``); a data set dcmwrite would refuse (command elements, no SOP class or
+    instance UID) is left to it, to refuse it alike."""
+    meta = ds.file_meta
+    if (any(tag >> 16 == 0 for tag in ds.keys()) or not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID")
+            or meta.get("MediaStorageSOPClassUID") != ds.SOPClassUID
+            or meta.get("MediaStorageSOPInstanceUID") != ds.SOPInstanceUID):
+        dcmwrite(out, ds, enforce_file_format=True)
+        return
+    fp = DicomFileLike(out)
+    fp.is_implicit_VR, fp.is_little_endian = ts.is_implicit_VR, ts.is_little_endian
+    preamble = getattr(ds, "preamble", None) or b"\x00" * 128
+    if len(preamble) != 128:
+        raise ValueError("'FileDataset.preamble' must be 128-bytes long")
+    fp.write(preamble)
+    fp.write(b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    write_dataset(fp, ds)
 
 
 def _pixels_end_the_file(source, pixels: int, size: int, ts: UID) -> bool:

@@ -49,6 +49,9 @@ _PARENT_LEVEL = ((PATIENT_ID, "Patient"), (STUDY_UID, "Study"), (SERIES_UID, "Se
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"})
 STRING_VRS = TEXT_VRS | {"UI"}
 UTF8 = "ISO_IR 192"
+# What the walk must read the value of (items to walk, UIDs to map), or whose VR it must learn first:
+# a raw element read with implicit VR has none (None), one written as UN may be a UID or a sequence.
+_CONVERTED_VRS = frozenset({"SQ", "UI", "UN", None})
 
 __all__ = ["apply", "dry_run", "prepare_uids", "REGENERATED"]
 
@@ -193,8 +196,12 @@ class _Run:
             del ds[tag]
             self.note(prefix, tag, "removed")
             return
-        elem = ds[tag]
         emptied = code in ("Z", "C", "D") and not protected
+        if not emptied and ds.get_item(tag).VR not in _CONVERTED_VRS:
+            # Kept as it is: left raw (not decoded here, to be encoded again when written).
+            self.note(prefix, tag, "kept")
+            return
+        elem = ds[tag]
         if emptied and nested and self.m.orthanc_profile and elem.VR not in STRING_VRS:
             # Orthanc 1.10.1, observed: inside an item, emptying a sequence or a binary value removes it.
             del ds[tag]

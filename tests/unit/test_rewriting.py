@@ -124,3 +124,23 @@ def test_files_are_written_at_their_places_when_given(tmp_path):
                                 [m, failing], UidMap(secret=b"k" * 32), "Study", Spool(str(tmp_path / "spool")),
                                 "ISO_IR 6", more)
     assert not any(os.path.exists(path) for _name, path in more)
+
+
+def test_kept_elements_are_written_with_the_bytes_they_were_read_with():
+    """What the profile keeps is not decoded and encoded again: a value padded with NULs (common,
+    though PS3.5 pads text with spaces) and a decimal string with a leading '+' come out as they were,
+    as DCMTK-based servers keep them, while what the profile changes is changed."""
+    ds = pydicom.dcmread(io.BytesIO(make_ct()))
+    ds.add(DataElement(0x00080070, "LO", b"ACME\0\0"))  # Manufacturer: kept by Table E.1-1
+    ds.add(DataElement(0x00180050, "DS", b"+2.50 "))  # SliceThickness: kept
+    ds.add(DataElement(0x00081030, "LO", b"HEAD\0\0"))  # StudyDescription: X
+    source = io.BytesIO()
+    pydicom.dcmwrite(source, ds, enforce_file_format=True)
+    data = source.getvalue()
+    m = parse_modification({}, "Study", anonymize=True)
+    out = io.BytesIO()
+    rewriting._rewrite_attributes(io.BytesIO(data), len(data), out, m, UidMap(secret=b"k" * 32), "Study")
+    written = out.getvalue()
+    assert b"\x08\x00\x70\x00LO\x06\x00ACME\0\0" in written
+    assert b"\x18\x00\x50\x00DS\x06\x00+2.50 " in written
+    assert b"HEAD" not in written and pydicom.dcmread(io.BytesIO(written)).PatientName != "DOE^JOHN"
