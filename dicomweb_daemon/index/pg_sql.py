@@ -86,6 +86,24 @@ STATISTICS = [f"CREATE STATISTICS IF NOT EXISTS {table}_tag_{column} (mcv, depen
               for table in ("main_tags", "study_patient_tags") for column in ("value", "norm")]
 
 
+# Wildcards inside a value (``*HEAD*``: a viewer's study list filters so) match through trigram indexes
+# (pg_trgm) instead of reading every value of the tag: at a million instances, a study description
+# or a series description that no study has is found absent in 3 ms instead of 0.3 s. Partial indexes,
+# on the textual main tags above the instance level only (few rows: one per patient, study or
+# series, and no UIDs, dates or numbers), so that storing instances does not feed them; a query
+# names its tag literally (qido.py, matching.py) for the planner to know that they cover it.
+TRIGRAM_TAGS = ("PatientName", "PatientID", "OtherPatientIDs", "StudyID", "StudyDescription", "AccessionNumber",
+                "RequestedProcedureDescription", "InstitutionName", "RequestingPhysician", "ReferringPhysicianName",
+                "Manufacturer", "StationName", "SeriesDescription", "SequenceName", "ProtocolName", "OperatorsName",
+                "PerformedProcedureStepDescription", "AcquisitionDeviceProcessingDescription", "ContrastBolusAgent")
+TRIGRAM_INDEXES = {f"{table}_{column}_trgm": (table, column)
+                   for table in ("main_tags", "study_patient_tags") for column in ("value", "norm")}
+TRIGRAMS = ["CREATE EXTENSION IF NOT EXISTS pg_trgm"] + [
+    f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops) "
+    f"WHERE tag IN ({', '.join(repr(tag) for tag in TRIGRAM_TAGS)})"
+    for name, (table, column) in TRIGRAM_INDEXES.items()]
+
+
 # The Python functions the SQLite connection registers for QIDO (index/qido_matching.py), in SQL:
 # upper-casing that knows more than ASCII, and upper-casing without accents.
 FUNCTIONS = [

@@ -26,7 +26,7 @@ from ..interfaces import IIndex
 from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
-from .pg_sql import STATISTICS, parameters, schema, translate
+from .pg_sql import STATISTICS, TRIGRAM_INDEXES, TRIGRAMS, parameters, schema, translate
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
 log = Logger()
@@ -190,6 +190,7 @@ class PostgresIndex(SqlIndex):
                               (str(SCHEMA_VERSION),))
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
                 self._create_statistics(c)
+                self._create_trigram_indexes(c)
                 self._create_totals(c)
             finally:
                 c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
@@ -218,6 +219,23 @@ class PostgresIndex(SqlIndex):
         if self.db.execute("SELECT count(*) > 64 FROM totals_delta").fetchone()[0]:
             with self.transaction(ROWS) as c:
                 c.execute(totals.PG_FOLD)
+
+    @staticmethod
+    def _create_trigram_indexes(c: Connection) -> None:
+        """pg_sql.TRIGRAMS, made at each start when missing (an index made before them gets them: a few
+        seconds at a million instances). Without pg_trgm (not installed, or not allowed), wildcards
+        inside values still match, by reading every value of their tag."""
+        missing = [name for name in TRIGRAM_INDEXES
+                   if c.execute("SELECT to_regclass(?)", (name,)).fetchone()[0] is None]
+        if not missing:
+            return
+        log.info("PostgreSQL: making the trigram indexes {names} (once)", names=", ".join(missing))
+        try:
+            for statement in TRIGRAMS:
+                c.execute(statement)
+        except Exception as e:  # noqa: BLE001 - an optional speed-up: the daemon serves without it
+            log.warn("PostgreSQL: no trigram indexes ({e}): wildcards inside values read every value "
+                     "of their tag", e=e)
 
     @staticmethod
     def _create_statistics(c: Connection) -> None:
