@@ -30,9 +30,10 @@ from zope.interface import implementer
 
 from ..errors import CorruptedFile, StorageUnavailable
 from ..interfaces import IDirectWrites, IReachable, IStorageArea
-from .encryption import HEADER, Cipher, EncryptionError, cipher_from
+from .encryption import CHUNK, HEADER, TAG, Cipher, EncryptionError, HeaderCache, cipher_from
 
 STRUCTURES = ("flat", "legacy")
+NEAR = 1 << 20  # chunks that end within this many bytes are read in the same GET as the header
 UUID_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -65,6 +66,7 @@ class ObjectStorage:
         self.store = store
         self.layout = layout
         self.cipher = cipher
+        self.headers = HeaderCache()  # of sealed objects read before
 
     def open(self, settings) -> ObjectStorage:
         section = settings.sections.get(self.section)
@@ -128,34 +130,41 @@ class ObjectStorage:
         return self._opened(uuid, lambda: self.cipher.open(stored)) if self.cipher else stored
 
     def read_range(self, uuid: str, kind: str, start: int, end: int) -> bytes:
-        import obstore
-
         name = self.layout.name(uuid)
         if end <= start:
             return b""
         if not self.cipher:
-            with _translated(uuid):
-                return obstore.get_range(self.store, name, start=start, end=end).to_bytes()
+            return self._get_range(uuid, name, start, end)
         return self._opened(uuid, lambda: self._sealed_range(name, uuid, start, end))
 
     def _sealed_range(self, name: str, uuid: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of a sealed object: its header, then the chunks that hold them (two
-        ranged GETs: where the chunks end in the object depends on the content size in the header)."""
-        import obstore
-
-        with _translated(uuid):
-            head = obstore.get_range(self.store, name, start=0, end=HEADER).to_bytes()
-        header = self.cipher.header(head)
+        """Bytes ``[start, end)`` of a sealed object: the chunks that hold them, after its header.
+        Most reads take one GET: the header of an object read before is remembered (``headers``), and
+        chunks that end within :data:`NEAR` bytes of the object's start (a single-frame instance's
+        pixel data, the attributes) come in the same GET as the header; farther ones take two."""
+        header, stored = self.headers.get(uuid), None
+        if header is None:
+            reach = HEADER + ((end - 1) // CHUNK + 1) * (CHUNK + TAG)  # (as this daemon seals)
+            stored = self._get_range(uuid, name, 0, reach if reach <= NEAR else HEADER)  # cut at the end
+            header = self.headers.put(uuid, self.cipher.header(stored[:HEADER]))
         end = min(end, header.size)
         if end <= start:
             return b""
         first, last = start // header.chunk, (end - 1) // header.chunk
         span = header.stored_span(first, last)
-        with _translated(uuid):
-            sealed = obstore.get_range(self.store, name, start=span[0], end=span[1]).to_bytes()
+        if stored is None or len(stored) < span[1]:  # (farther, or sealed with other chunks)
+            sealed = memoryview(self._get_range(uuid, name, *span))
+        else:
+            sealed = memoryview(stored)[span[0]:span[1]]
         content = header.open_chunks(sealed, first)
         skip = start - first * header.chunk
         return content[skip:skip + end - start]
+
+    def _get_range(self, uuid: str, name: str, start: int, end: int) -> bytes:
+        import obstore
+
+        with _translated(uuid):
+            return obstore.get_range(self.store, name, start=start, end=end).to_bytes()
 
     @staticmethod
     def _opened(uuid: str, open_content):

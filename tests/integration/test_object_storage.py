@@ -213,3 +213,31 @@ def test_azure_blob_storage(make_daemon, tmp_path):
     assert d.get("/health/ready").status_code == 200
     assert d.delete(f"/instances/{instance}").status_code == 200
     assert blobs(container) == {}
+
+
+def test_sealed_ranges_anywhere_in_the_object(tmp_path, monkeypatch):
+    """Ranged reads of a sealed object (the header with the chunks near it in one request, or remembered):
+    bytes in the first chunk, across chunks, in the last short one, past the end (none), far from the
+    start, and in a file sealed with chunks of another size (the header tells) are the content's, read
+    first from a daemon that never read the object, then again."""
+    from types import SimpleNamespace
+
+    from dicomweb_daemon.plugins.builtin import s3_storage
+    from dicomweb_daemon.storage import encryption
+
+    section = s3_section(StorageEncryption={"Enable": True, "MasterKey": [1, write_key(tmp_path, "k")]})
+    storage = s3_storage.open(SimpleNamespace(sections={"AwsS3Storage": section}))
+    chunk = encryption.CHUNK
+    content = os.urandom(20 * chunk + 1000)
+    storage.write("00000000-0000-4000-8000-000000000001", "dicom", content)
+    monkeypatch.setattr(encryption, "CHUNK", 4096)  # as sealed by a daemon with other chunks
+    storage.write("00000000-0000-4000-8000-000000000002", "dicom", content)
+    monkeypatch.undo()
+    ranges = [(0, 10), (100, chunk + 50), (chunk - 1, chunk + 1), (20 * chunk + 10, 20 * chunk + 1000),
+              (20 * chunk + 900, 22 * chunk), (len(content), len(content) + 10), (30 * chunk, 31 * chunk),
+              (17 * chunk + 5, 19 * chunk), (3, 20 * chunk + 1000)]
+    for uuid in ("00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"):
+        for start, end in ranges:  # each first from a storage that never read the object, then again
+            fresh = s3_storage.open(SimpleNamespace(sections={"AwsS3Storage": section}))
+            assert fresh.read_range(uuid, "dicom", start, end) == content[start:end], (uuid, start, end)
+            assert fresh.read_range(uuid, "dicom", start, end) == content[start:end], (uuid, start, end)
