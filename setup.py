@@ -34,7 +34,8 @@ setup(
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "object-storage": ["obstore>=0.12", "cryptography>=42"],
-        "test": ["pytest>=8", "pytest-twisted>=1.14", "pydicom-data", "requests>=2.31", "ruff>=0.5",
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "pytest-xdist>=3.5", "pydicom-data", "requests>=2.31",
+                 "ruff>=0.5",
                  "dicomweb-client>=0.59", "psycopg[binary]>=3.1", "obstore>=0.12", "cryptography>=42",
                  "moto[server]>=5", "azure-storage-blob>=12",
                  "httpx[http2]>=0.27", "selenium>=4.20"],
