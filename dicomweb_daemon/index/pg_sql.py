@@ -90,8 +90,9 @@ STATISTICS = [f"CREATE STATISTICS IF NOT EXISTS {table}_tag_{column} (mcv, depen
 # (pg_trgm) instead of reading every value of the tag: at a million instances, a study description
 # or a series description that no study has is found absent in 3 ms instead of 0.3 s. Partial indexes,
 # on the textual main tags above the instance level only (few rows: one per patient, study or
-# series, and no UIDs, dates or numbers), so that storing instances does not feed them; a query
-# names its tag literally (qido.py, matching.py) for the planner to know that they cover it.
+# series, and no UIDs, dates or numbers), so that storing instances does not feed them. A query with
+# a wildcard is planned for its values (CUSTOM_PLAN: qido.py, matching.py), so the planner sees that
+# its tag is one of these.
 TRIGRAM_TAGS = ("PatientName", "PatientID", "OtherPatientIDs", "StudyID", "StudyDescription", "AccessionNumber",
                 "RequestedProcedureDescription", "InstitutionName", "RequestingPhysician", "ReferringPhysicianName",
                 "Manufacturer", "StationName", "SeriesDescription", "SequenceName", "ProtocolName", "OperatorsName",
