@@ -32,6 +32,12 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 XSS = "<img src=x onerror=alert(1)>^<b>bold</b>"
 
 
+def waiting(driver, seconds: float) -> WebDriverWait:
+    """A wait that looks again when the page redrew an element between finding it and reading it (a
+    toast gone, a list redrawn): what it waits for is read again, not failed on."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+
 @pytest.fixture(scope="module")
 def downloads(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("downloads")
@@ -74,7 +80,7 @@ def open_page(driver, base: str, hash_: str, shot: str | None = None):
 
 
 def wait_rendered(driver, hash_: str) -> None:
-    WebDriverWait(driver, 15).until(
+    waiting(driver, 15).until(
         lambda d: d.find_element(By.ID, "main").get_attribute("data-ready") == hash_)
 
 
@@ -83,13 +89,13 @@ def click_row(driver, text: str) -> None:
     before = driver.current_url
     row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "tr.link") if text in r.text)
     row.click()
-    WebDriverWait(driver, 15).until(lambda d: d.current_url != before)
+    waiting(driver, 15).until(lambda d: d.current_url != before)
     wait_rendered(driver, "#" + driver.current_url.split("#", 1)[1])
 
 
 def preview_shown(driver) -> bool:
     image = driver.find_element(By.CSS_SELECTOR, "img[data-role=preview]")
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return arguments[0].complete", image))
+    waiting(driver, 15).until(lambda d: d.execute_script("return arguments[0].complete", image))
     return driver.execute_script("return arguments[0].naturalWidth", image) > 0
 
 
@@ -97,7 +103,7 @@ def test_root_leads_to_the_pages_and_every_page_loads_without_console_errors(dae
     ids = daemon.store(Path(get_testdata_file("CT_small.dcm")).read_bytes())
     multi = daemon.store(Path(get_testdata_file("emri_small.dcm")).read_bytes())
     browser.get(daemon.url + "/")
-    WebDriverWait(browser, 15).until(lambda d: d.current_url.startswith(daemon.url + "/ui/"))
+    waiting(browser, 15).until(lambda d: d.current_url.startswith(daemon.url + "/ui/"))
     pages = {"patients": "#/", "search": "#/search?PatientName=*", "upload": "#/upload",
              "patient": f"#/patients/{ids['ParentPatient']}", "study": f"#/studies/{ids['ParentStudy']}",
              "series": f"#/series/{ids['ParentSeries']}", "instance": f"#/instances/{ids['ID']}",
@@ -107,7 +113,7 @@ def test_root_leads_to_the_pages_and_every_page_loads_without_console_errors(dae
         main = browser.find_element(By.ID, "main").text
         assert "Error" not in browser.find_element(By.TAG_NAME, "h1").text, (name, main)
         if name == "search":
-            WebDriverWait(browser, 15).until(lambda d: "studies (wildcards" in d.find_element(By.ID, "main").text)
+            waiting(browser, 15).until(lambda d: "studies (wildcards" in d.find_element(By.ID, "main").text)
         assert console_errors(browser) == [], name
     open_page(browser, daemon.url, f"#/instances/{multi['ID']}")
     assert preview_shown(browser)
@@ -135,7 +141,7 @@ def test_upload_browse_preview_download_protect_delete_by_clicks(make_daemon, br
     open_page(browser, d.url, "#/upload")
     chooser = browser.find_element(By.CSS_SELECTOR, "input[data-role=files]")
     chooser.send_keys("\n".join(str(tmp_path / n) for n in ("one.dcm", "two.zip", "broken.dcm")))
-    WebDriverWait(browser, 30).until(
+    waiting(browser, 30).until(
         lambda b: "2 stored, 1 failed, 0 to go" in b.find_element(By.ID, "main").text)
     results = {r.get_attribute("data-file"): r.find_element(By.CSS_SELECTOR, "td.status")
                for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-file]")}
@@ -152,7 +158,7 @@ def test_upload_browse_preview_download_protect_delete_by_clicks(make_daemon, br
     protect = browser.find_element(By.CSS_SELECTOR, "button[data-action=protect]")
     patient = browser.current_url.rsplit("/", 1)[1]
     protect.click()
-    WebDriverWait(browser, 10).until(lambda b: protect.text == "Unprotect")
+    waiting(browser, 10).until(lambda b: protect.text == "Unprotect")
     assert d.get(f"/patients/{patient}/protected").text.strip() == "1"
     click_row(browser, "2024-01-31")  # the study
     click_row(browser, "CT")  # the series
@@ -170,7 +176,7 @@ def test_upload_browse_preview_download_protect_delete_by_clicks(make_daemon, br
 
     browser.find_element(By.CSS_SELECTOR, "button[data-action=delete]").click()
     browser.find_element(By.ID, "confirm-ok").click()
-    WebDriverWait(browser, 15).until(lambda b: "/instances/" not in b.current_url)
+    waiting(browser, 15).until(lambda b: "/instances/" not in b.current_url)
     assert d.get(f"/instances/{instance}").status_code == 404
     assert d.get(f"/patients/{patient}").status_code == 404  # it was its patient's only instance
     assert len(d.get("/instances").json()) == 2
@@ -184,7 +190,7 @@ def test_dicom_strings_show_as_text(make_daemon, browser):
                   "#/search?PatientID=XSS*"):
         open_page(browser, d.url, hash_)
         if "search" in hash_:
-            WebDriverWait(browser, 15).until(lambda b: "1 studies" in b.find_element(By.ID, "main").text)
+            waiting(browser, 15).until(lambda b: "1 studies" in b.find_element(By.ID, "main").text)
         main = browser.find_element(By.ID, "main")
         assert XSS in main.text
         assert main.find_elements(By.CSS_SELECTOR, "img[src='x'], b, script") == []
@@ -220,7 +226,7 @@ def test_another_site_cannot_make_the_browser_delete(make_daemon, browser):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         browser.get(f"http://localhost:{server.server_address[1]}/")  # another origin than 127.0.0.1:port
-        WebDriverWait(browser, 15).until(lambda b: b.current_url.startswith(d.url))
+        waiting(browser, 15).until(lambda b: b.current_url.startswith(d.url))
         assert '"HttpStatus": 403' in browser.find_element(By.TAG_NAME, "body").text
     finally:
         server.shutdown()
@@ -270,7 +276,7 @@ def test_page_files(daemon):
 
 def fill_dialog(driver, title: str, values: dict[str, str | bool]) -> None:
     """Fill the open dialog named ``title`` and press its OK button; wait for it to close."""
-    dialog = WebDriverWait(driver, 10).until(
+    dialog = waiting(driver, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, f"dialog[data-dialog='{title}']"))
     for name, value in values.items():
         control = dialog.find_element(By.NAME, name)
@@ -286,7 +292,7 @@ def fill_dialog(driver, title: str, values: dict[str, str | bool]) -> None:
     # Closed once its request succeeded; else it shows the error (read in one go: it may close meanwhile).
     state = f"""const dialog = document.querySelector("dialog[data-dialog='{title}']");
                 return dialog ? dialog.querySelector("[data-role=error]").textContent : "closed";"""
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(state))
+    waiting(driver, 30).until(lambda d: d.execute_script(state))
     assert driver.execute_script(state) == "closed"
 
 
@@ -298,7 +304,7 @@ def button(driver, action: str, row_text: str | None = None):
 
 
 def toast_saying(driver, text: str) -> None:
-    WebDriverWait(driver, 30).until(lambda d: any(text in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast")))
+    waiting(driver, 30).until(lambda d: any(text in t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast")))
 
 
 def job_states(driver) -> list[str]:
@@ -308,7 +314,7 @@ def job_states(driver) -> list[str]:
 
 def jobs_succeeded(driver, count: int) -> None:
     """On the jobs page: ``count`` jobs, all in Success."""
-    WebDriverWait(driver, 60).until(lambda d: job_states(d) == ["Success"] * count)
+    waiting(driver, 60).until(lambda d: job_states(d) == ["Success"] * count)
 
 
 def test_modalities_peers_dicomweb_servers_modify_anonymize_send_and_jobs_by_clicks(make_daemon, browser):
@@ -321,28 +327,28 @@ def test_modalities_peers_dicomweb_servers_modify_anonymize_send_and_jobs_by_cli
     button(browser, "add…").click()
     fill_dialog(browser, "Add a modality", {"Name": "self", "AET": aet, "Host": "127.0.0.1", "Port": str(d.dicom_port)})
     wait_rendered(browser, "#/modalities")
-    WebDriverWait(browser, 10).until(lambda b: "self" in b.find_element(By.ID, "main").text)
+    waiting(browser, 10).until(lambda b: "self" in b.find_element(By.ID, "main").text)
     button(browser, "echo", "self").click()
     toast_saying(browser, "C-ECHO to self succeeded")
     button(browser, "query", "self").click()
     fill_dialog(browser, "Query self (C-FIND)", {"PatientID": "REMOTE-1"})
-    WebDriverWait(browser, 30).until(lambda b: "1 answers from self" in b.find_element(By.ID, "main").text)
+    waiting(browser, 30).until(lambda b: "1 answers from self" in b.find_element(By.ID, "main").text)
     button(browser, "retrieve", "REMOTE^ONE").click()
     toast_saying(browser, "Retrieve started")
 
     open_page(browser, d.url, "#/peers")
     button(browser, "add…").click()
     fill_dialog(browser, "Add a peer", {"Name": "twin", "Url": d.url + "/"})
-    WebDriverWait(browser, 10).until(lambda b: "twin" in b.find_element(By.ID, "main").text)
+    waiting(browser, 10).until(lambda b: "twin" in b.find_element(By.ID, "main").text)
     button(browser, "test", "twin").click()
     toast_saying(browser, "twin answers")
 
     open_page(browser, d.url, "#/dicomweb")
     button(browser, "add…").click()
     fill_dialog(browser, "Add a DICOMweb server", {"Name": "me", "Url": d.url + "/dicom-web/", "HasDelete": True})
-    WebDriverWait(browser, 10).until(lambda b: "me" in b.find_element(By.ID, "main").text)
+    waiting(browser, 10).until(lambda b: "me" in b.find_element(By.ID, "main").text)
     button(browser, "browse", "allowed").click()
-    WebDriverWait(browser, 30).until(lambda b: "Studies on me" in b.find_element(By.ID, "main").text)
+    waiting(browser, 30).until(lambda b: "Studies on me" in b.find_element(By.ID, "main").text)
     listed = browser.find_element(By.ID, "main").text
     assert "REMOTE^ONE" in listed and "Knee" in listed
     button(browser, "retrieve", "REMOTE^ONE").click()
@@ -352,7 +358,7 @@ def test_modalities_peers_dicomweb_servers_modify_anonymize_send_and_jobs_by_cli
     open_page(browser, d.url, f"#/studies/{stored['ParentStudy']}")
     button(browser, "send").click()
     fill_dialog(browser, "Send this study", {"target": "peer:twin"})
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("#/jobs"))
+    waiting(browser, 10).until(lambda b: b.current_url.endswith("#/jobs"))
     open_page(browser, d.url, f"#/studies/{stored['ParentStudy']}")
     button(browser, "anonymize").click()
     fill_dialog(browser, "Anonymize this study", {"Keep": "StudyDescription", "DicomVersion": "2021b"})
@@ -375,7 +381,7 @@ def test_modalities_peers_dicomweb_servers_modify_anonymize_send_and_jobs_by_cli
     button(browser, "delete", "Knee, left").click()
     browser.find_element(By.ID, "confirm-ok").click()
     toast_saying(browser, "Study deleted on me")
-    WebDriverWait(browser, 15).until(
+    waiting(browser, 15).until(
         lambda b: len(b.find_elements(By.CSS_SELECTOR, "tbody tr[data-id]")) == rows_before - 1)
     assert len(d.get("/studies").json()) == 2
 
@@ -387,16 +393,16 @@ def test_a_failed_job_is_resubmitted_from_the_jobs_page(make_daemon, browser):
     button(browser, "send").click()
     fill_dialog(browser, "Send this instance", {"target": "modality:nobody"})
     wait_rendered(browser, "#/jobs")
-    WebDriverWait(browser, 60).until(lambda b: job_states(b) == ["Failure"])
+    waiting(browser, 60).until(lambda b: job_states(b) == ["Failure"])
     job = d.get("/jobs").json()[0]
     first = d.get(f"/jobs/{job}").json()
     assert first["ErrorDescription"] in browser.find_element(By.ID, "main").text
-    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+    waiting(browser, 10).until(
         lambda b: button(b, "resubmit").click() or True)
     # Run again (it fails again: nobody listens), with a new completion time.
-    WebDriverWait(browser, 60).until(
+    waiting(browser, 60).until(
         lambda b: d.get(f"/jobs/{job}").json().get("CompletionTime") not in (None, first["CompletionTime"]))
-    WebDriverWait(browser, 30).until(lambda b: job_states(b) == ["Failure"])
+    waiting(browser, 30).until(lambda b: job_states(b) == ["Failure"])
 
 
 def test_dropped_files_and_a_chosen_folder_are_uploaded(make_daemon, browser, tmp_path):
@@ -415,14 +421,14 @@ def test_dropped_files_and_a_chosen_folder_are_uploaded(make_daemon, browser, tm
         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true, cancelable: true}));
         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
     """, [["one.dcm", first.hex()], ["two.dcm", second.hex()]])
-    WebDriverWait(browser, 30).until(lambda b: "2 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
+    waiting(browser, 30).until(lambda b: "2 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
     # A folder, with a subfolder, through the folder chooser.
     folder = tmp_path / "exam"
     (folder / "sub").mkdir(parents=True)
     (folder / "a.dcm").write_bytes(make_ct("FOLDER-1", "FROM^FOLDER"))
     (folder / "sub" / "b.dcm").write_bytes(make_ct("FOLDER-1", "FROM^FOLDER"))
     browser.find_element(By.CSS_SELECTOR, "input[data-role=folder]").send_keys(str(folder))
-    WebDriverWait(browser, 30).until(lambda b: "4 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
+    waiting(browser, 30).until(lambda b: "4 stored, 0 failed, 0 to go" in b.find_element(By.ID, "main").text)
     rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-file]")
     names = sorted(r.find_element(By.TAG_NAME, "td").text for r in rows)
     assert names == ["exam/a.dcm", "exam/sub/b.dcm", "one.dcm", "two.dcm"]
