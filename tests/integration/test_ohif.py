@@ -96,9 +96,9 @@ return painted;
 
 
 def wait_painted(driver, timeout: float = 60) -> int:
-    """Pixels painted in the viewport once the image shows (0 means a blank canvas)."""
-    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(PAINTED) > 1000)
-    return driver.execute_script(PAINTED)
+    """Pixels painted in the viewport once the image shows (0 means a blank canvas): the count seen
+    when the wait ended (read again, the viewer may be drawing the canvas anew)."""
+    return WebDriverWait(driver, timeout).until(lambda d: (painted := d.execute_script(PAINTED)) > 1000 and painted)
 
 
 def shot(driver, name: str) -> None:
