@@ -121,15 +121,41 @@ class _WakingQueue(queue.Queue):
 
 class _WakingCheckpoint(threading.Event):
     """The association's pause checkpoint: a caller pausing the reactor (every send_*) clears it and
-    then waits for the reactor to notice, which it now does at once."""
+    then waits for the reactor to notice, which it now does at once.
 
-    def __init__(self, wake: Callable[[], None]):
+    pynetdicom's pause has a race: its reactor says it is paused (``_is_paused = True``) just before
+    waiting here, so a caller that clears the checkpoint while the reactor is between that line and
+    a wait that finds the checkpoint still set sees it "paused", sends its request, and the reactor,
+    running on, may read the response first (logged as an unexpected message; the caller times out).
+    It shows when a busy machine preempts the reactor there. Here ``clear`` returns once the reactor
+    waits here with the checkpoint cleared (at most WAIT later, then as pynetdicom would), unless it
+    is the reactor that clears it, or it is no more."""
+
+    def __init__(self, wake: Callable[[], None], assoc):
         super().__init__()
         self._wake = wake
+        self._assoc = weakref.ref(assoc)
+        self._parked = 0  # reactor threads waiting here with the checkpoint cleared
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            if self._flag:
+                return True
+            self._parked += 1
+            self._cond.notify_all()  # the callers in clear(): the reactor waits now
+            try:
+                return self._cond.wait_for(lambda: self._flag, timeout)
+            finally:
+                self._parked -= 1
 
     def clear(self) -> None:
         super().clear()
         self._wake()
+        assoc = self._assoc()
+        if assoc is None or threading.current_thread() is assoc:
+            return
+        with self._cond:
+            self._cond.wait_for(lambda: self._parked or self._flag or assoc._kill or not assoc.is_alive(), WAIT)
 
 
 def _wire(assoc) -> None:
@@ -142,7 +168,7 @@ def _wire(assoc) -> None:
     dul.event_queue = _WakingQueue(wakes.wake_dul)
     dul.to_user_queue = _WakingQueue(wakes.wake_assoc)
     assoc.dimse.msg_queue = _WakingQueue(wakes.wake_assoc)
-    checkpoint = _WakingCheckpoint(wakes.wake_assoc)
+    checkpoint = _WakingCheckpoint(wakes.wake_assoc, assoc)
     checkpoint.set()
     assoc._reactor_checkpoint = checkpoint
     for name in ("kill_dul", "stop_dul"):  # a kill is noticed at once, not at the next timeout
