@@ -32,7 +32,35 @@ def pytest_collection_modifyitems(config, items):
     items[:] = kept
 
 
+def _port_range() -> range:
+    """This test process's ports: below the kernel's ephemeral range (where the port of an outgoing
+    connection, or another process's ``bind(0)``, cannot take one between its check and its use),
+    a part of its own per pytest-xdist worker."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError):
+        ephemeral = 32768
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 4
+    size = (ephemeral - 12000) // 4
+    return range(12000 + worker * size, 12000 + (worker + 1) * size)
+
+
+_PORTS = _port_range()
+_next_port = iter(range(os.getpid() % len(_PORTS), 10**9))
+
+
 def free_port() -> int:
+    """A port nothing listens on, taken in turn from this process's range (never twice in a row of
+    its length); ``bind(0)`` when none of them is free."""
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
