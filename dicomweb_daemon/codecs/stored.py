@@ -9,9 +9,7 @@ as before (:func:`.frames.open_image`).
 from __future__ import annotations
 
 import json
-import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import BinaryIO
@@ -22,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from ..dicom.transfer_syntaxes import DEFLATED, NATIVE_LE
+from ..lru import LruCache
 from ..storage.compression import NONE
 from ..storage.reads import OpenedFile, ShortRead, StoredFile, read_ranges_at
 from . import limits
@@ -115,32 +114,27 @@ def _has_bulk(node) -> bool:
     return False
 
 
+_UNKNOWN = object()  # (a header known to be None: the file must be parsed)
+
+
 class HeaderCache:
     """Headers parsed from the stored JSON, by stored file (its storage UUID names one content for
     ever), so that a series scrolled through parses each instance's JSON once. Bounded, most
     recently used last; shared by the cpu threads."""
 
     def __init__(self, size: int = 2048):
-        self.size = size
-        self._items: OrderedDict[str, tuple[Dataset, dict, Dataset] | None] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items = LruCache(size)
 
     def get(self, key: str, metadata) -> tuple[Dataset, dict, Dataset] | None:
         """The header of ``key``, parsed from ``metadata`` when it is not known yet. Without
         ``metadata`` (an instance described without its JSON) nothing is learnt, and nothing kept:
         a later call that has the JSON must still parse it."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
+        found = self._items.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found
         if metadata is None:
             return None
-        found = _header(metadata)
-        with self._lock:
-            self._items[key] = found
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return found
+        return self._items.put(key, _header(metadata))
 
 
 def _header(metadata) -> tuple[Dataset, dict, Dataset] | None:

@@ -22,8 +22,6 @@ import base64
 import binascii
 import os
 import struct
-import threading
-from collections import OrderedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -71,31 +69,6 @@ class Header:
                 raise EncryptionError(f"chunk {index} of a sealed file fails authentication "
                                       "(damaged, or moved from another file)") from None
         return b"".join(out)
-
-
-class HeaderCache:
-    """Unwrapped headers of sealed files, by file (the most recently read ones, any thread): a frame
-    read after another of the same file needs no request for the header. Stored files never change
-    under their uuid. (The data keys are as safe here as the master key that opens them.)"""
-
-    def __init__(self, size: int = 10_000):
-        self.size = size
-        self._headers: OrderedDict[str, Header] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, uuid: str) -> Header | None:
-        with self._lock:
-            header = self._headers.get(uuid)
-            if header is not None:
-                self._headers.move_to_end(uuid)
-            return header
-
-    def put(self, uuid: str, header: Header) -> Header:
-        with self._lock:
-            self._headers[uuid] = header
-            if len(self._headers) > self.size:
-                self._headers.popitem(last=False)
-        return header
 
 
 class Cipher:

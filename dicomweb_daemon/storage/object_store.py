@@ -30,7 +30,8 @@ from zope.interface import implementer
 
 from ..errors import CorruptedFile, StorageUnavailable
 from ..interfaces import IDirectWrites, IReachable, IStorageArea
-from .encryption import CHUNK, HEADER, TAG, Cipher, EncryptionError, HeaderCache, cipher_from
+from ..lru import LruCache
+from .encryption import CHUNK, HEADER, TAG, Cipher, EncryptionError, cipher_from
 
 STRUCTURES = ("flat", "legacy")
 NEAR = 1 << 20  # chunks that end within this many bytes are read in the same GET as the header
@@ -66,7 +67,9 @@ class ObjectStorage:
         self.store = store
         self.layout = layout
         self.cipher = cipher
-        self.headers = HeaderCache()  # of sealed objects read before
+        # Unwrapped headers of the sealed objects read last (a file never changes under its uuid;
+        # their data keys are as safe here as the master key that opens them).
+        self.headers = LruCache(10_000)
 
     def open(self, settings) -> ObjectStorage:
         section = settings.sections.get(self.section)
