@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ def _port_range() -> range:
 
 
 _PORTS = _port_range()
-_next_port = iter(range(os.getpid() % len(_PORTS), 10**9))
+_next_port = itertools.count(os.getpid() % len(_PORTS))
 
 
 def free_port() -> int:
