@@ -3,10 +3,15 @@ known modality becomes a ``StorageCommitmentScp`` job that sends the report late
 an N-EVENT-REPORT completes a request this daemon (or one sharing its index) sent."""
 from __future__ import annotations
 
+import io
+
+from pydicom.uid import UID
+from pynetdicom.dsutils import decode as decode_dataset
 from twisted.logger import Logger
 
 from ..errors import DaemonError
 from ..jobs import commitment as jobs
+from . import commands
 from .commitment import REQUEST_COMMIT, parse_action, parse_report
 
 log = Logger()
@@ -16,44 +21,77 @@ PROCESSING_FAILURE, NO_SUCH_ACTION, MISSING_ATTRIBUTE = 0x0110, 0x0123, 0x0120
 REFUSED_NOT_AUTHORIZED = 0x0124
 
 
-class CommitmentHandlers:
-    """Needs ``daemon``, ``_modality_of(event)``, ``_in_reactor(f, *args)`` of the service."""
+def _information(association, message):
+    """The request's data set (action or event information), or None."""
+    if message.data is None:
+        return None
+    syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
+    try:
+        return decode_dataset(io.BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
+                              syntax.is_deflated)
+    except Exception:  # noqa: BLE001 - pydicom raises anything on garbage: read as no information
+        return None
 
-    def _on_n_action(self, event):
-        modality = self._modality_of(event)
+
+class CommitmentHandlers:
+    """Needs ``daemon`` and ``_modality_of(association)`` of the service."""
+
+    async def _n_action(self, association, message) -> None:
+        command = message.command
+        action = int(command.get("ActionTypeID", 0))
+
+        def answer(status: int) -> None:
+            association.respond(message, commands.N_ACTION_RSP, status,
+                                AffectedSOPInstanceUID=command.get("RequestedSOPInstanceUID"),
+                                ActionTypeID=action if status == SUCCESS else None)
+
+        modality = await self._modality_of(association)
         if modality is None or not modality.allows("AllowNAction"):
             log.info("storage commitment request from {aet} refused: not a modality allowed to ask",
-                     aet=event.assoc.requestor.ae_title)
-            return REFUSED_NOT_AUTHORIZED, None
-        if event.action_type != REQUEST_COMMIT:
-            return NO_SUCH_ACTION, None
+                     aet=association.calling_aet)
+            answer(REFUSED_NOT_AUTHORIZED)
+            return
+        if action != REQUEST_COMMIT:
+            answer(NO_SUCH_ACTION)
+            return
         try:
-            transaction, references = parse_action(event.action_information)
+            transaction, references = parse_action(_information(association, message))
         except (DaemonError, ValueError, TypeError) as e:
             log.info("storage commitment request from {aet} refused: {why}", aet=modality.aet, why=e)
-            return MISSING_ATTRIBUTE, None
+            answer(MISSING_ATTRIBUTE)
+            return
         request = {"Modality": modality.name, "TransactionUID": transaction,
-                   "CalledAet": str(event.assoc.acceptor.ae_title).strip(),
+                   "CalledAet": association.called_aet,
                    "References": [[r.sop_class, r.sop_instance] for r in references]}
         try:
-            self._in_reactor(self.daemon.jobs.submit, jobs.SCP_JOB, request)
+            await self.daemon.jobs.submit(jobs.SCP_JOB, request)
         except Exception:  # noqa: BLE001 - the requestor is told; the daemon keeps serving
             log.failure("storage commitment request from {aet} failed", aet=modality.aet)
-            return PROCESSING_FAILURE, None
-        return SUCCESS, None
+            answer(PROCESSING_FAILURE)
+            return
+        answer(SUCCESS)
 
-    def _on_n_event_report(self, event):
-        modality = self._modality_of(event)
+    async def _n_event_report(self, association, message) -> None:
+        command = message.command
+
+        def answer(status: int) -> None:
+            association.respond(message, commands.N_EVENT_REPORT_RSP, status,
+                                AffectedSOPInstanceUID=command.get("AffectedSOPInstanceUID"),
+                                EventTypeID=command.get("EventTypeID"))
+
+        modality = await self._modality_of(association)
         if modality is None or not modality.allows("AllowEventReport"):
             log.info("storage commitment report from {aet} refused: not a modality allowed to report",
-                     aet=event.assoc.requestor.ae_title)
-            return REFUSED_NOT_AUTHORIZED, None
+                     aet=association.calling_aet)
+            answer(REFUSED_NOT_AUTHORIZED)
+            return
         try:
-            transaction, committed, failures = parse_report(event.event_information)
+            transaction, committed, failures = parse_report(_information(association, message))
         except (DaemonError, ValueError, TypeError) as e:
             log.info("storage commitment report from {aet} refused: {why}", aet=modality.aet, why=e)
-            return MISSING_ATTRIBUTE, None
-        if not self._in_reactor(jobs.received, self.daemon.index, transaction, committed, failures):
+            answer(MISSING_ATTRIBUTE)
+            return
+        if not await jobs.received(self.daemon.index, transaction, committed, failures):
             log.info("storage commitment report from {aet} for an unknown transaction {uid}", aet=modality.aet,
                      uid=transaction)
-        return SUCCESS, None
+        answer(SUCCESS)

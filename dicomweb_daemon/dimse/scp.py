@@ -1,25 +1,24 @@
-"""The daemon's DICOM server (pynetdicom): C-ECHO, C-STORE into the one ingest pipeline, C-FIND
-answered from the index, C-MOVE to a known modality and C-GET, with Orthanc's access rules
+"""The daemon's DICOM server: C-ECHO, C-STORE into the one ingest pipeline, C-FIND answered from
+the index, C-MOVE to a known modality and C-GET, storage commitment, with Orthanc's access rules
 (``DicomCheckCalledAet``, ``DicomAlwaysAllow...``, the modalities' ``Allow...`` switches,
 ``DicomCheckModalityHost``).
 
-pynetdicom runs each association in a thread of its own: the handlers reach the reactor (the index,
-the ingest) only through ``blockingCallFromThread``, and read stored files themselves (a storage is
-safe to read from any thread). ``DicomScpTimeout`` bounds idle associations (pynetdicom polls every
-association while it is open) and ``MAX_ASSOCIATIONS`` their number. With ``DicomTlsEnabled`` the
-port speaks DICOM TLS only (``tls.py``), each handshake in its connection's thread within
-``DicomScpTimeout``.
+It runs in the reactor (``acceptor.py``, ``upper_layer.py``): pynetdicom gives the PDU codec and the
+presentation context negotiation, not the transport. An association costs no thread and no CPU
+while idle; ``DicomScpTimeout`` aborts an association silent that long (a TLS handshake included),
+``MAX_ASSOCIATIONS`` bounds their number. Blocking work goes where the HTTP routes send it (the
+index to its threads, files to the io threads); a C-STORE takes the very path of a STOW-RS.
 """
 from __future__ import annotations
 
 import fnmatch
 import io
 import time
-from collections.abc import Iterator
 
-from pydicom import dcmread
-from pynetdicom import AE, StoragePresentationContexts, build_context, evt, register_uid
-from pynetdicom.service_class import StorageServiceClass
+from pydicom.uid import UID
+from pynetdicom import StoragePresentationContexts, build_context
+from pynetdicom.dsutils import decode as decode_dataset
+from pynetdicom.dsutils import encode as encode_dataset
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -30,11 +29,11 @@ from pynetdicom.sop_class import (
     Verification,
 )
 from twisted.application import service
-from twisted.internet import defer, reactor
-from twisted.internet.threads import blockingCallFromThread
+from twisted.internet import reactor
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
-from ..client.bodies import OutgoingFile, read_content
+from ..client.bodies import OutgoingFile
 from ..client.dicomweb import outgoing_files
 from ..dicom.part10 import part10_file
 from ..dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE
@@ -42,12 +41,15 @@ from ..errors import DaemonError, FullStorage
 from ..index.writes import Origin
 from ..storage.sources import BytesSource
 from ..threads import in_db
+from . import commands, negotiation
+from .acceptor import AcceptorAssociation
 from .commitment import PUSH_MODEL
 from .commitment_scp import CommitmentHandlers
 from .find import FindRefused, answer_dataset, find_answers, find_request
-from .tls import TlsConfigurationError, client_context, dicom_tls, server_context
-from .tls import start_server as start_tls_server
-from .tuning import FastAssociationServer, no_delay, serve
+from .requestor import AssociationRefused, associate
+from .sub_operations import PENDING, Counts, Sender, finish, send_all
+from .tls import TlsConfigurationError, client_options, dicom_tls, server_factory
+from .upper_layer import Message
 
 log = Logger()
 
@@ -59,18 +61,33 @@ RETRIEVE_KEYS = {"Patient": OWN_KEYS["Patient"], "Study": OWN_KEYS["Patient"] + 
                  "Series": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"],
                  "Instance": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"] + OWN_KEYS["Instance"]}
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-_REGISTERED_STORAGE: set[str] = set()  # unknown SOP classes made storage classes (UnknownSopClassAccepted)
-# DICOM statuses (PS3.4 Annex B, C)
-SUCCESS, PENDING = 0x0000, 0xFF00
+STORAGE_CLASSES = frozenset(str(cx.abstract_syntax) for cx in StoragePresentationContexts)
+# DICOM statuses (PS3.4 Annex B, C; PS3.7 Annex C)
+SUCCESS = 0x0000
 OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0xA700, 0xC000
 REFUSED_NOT_AUTHORIZED = 0x0124
+UNRECOGNIZED_OPERATION = 0x0211
+SOP_CLASS_NOT_SUPPORTED = 0x0122
 MOVE_DESTINATION_UNKNOWN = 0xA801
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
+UNABLE_TO_DECODE = 0xC310
 QUERY_MODELS = {
     "find": (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind),
     "move": (PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove),
     "get": (PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet),
 }
+
+
+class _Factory(ServerFactory):
+    noisy = False
+
+    def __init__(self, server: DimseService):
+        self.server = server
+
+    def buildProtocol(self, addr):  # noqa: N802 - Twisted API
+        association = AcceptorAssociation(self.server)
+        association.factory = self
+        return association
 
 
 class DimseService(CommitmentHandlers, service.Service):
@@ -80,268 +97,285 @@ class DimseService(CommitmentHandlers, service.Service):
     def __init__(self, daemon):
         self.daemon = daemon
         self.settings = daemon.settings
-        self.server = None
+        self.port = None
+        self.associations: set[AcceptorAssociation] = set()
+        self._contexts: dict[tuple[str, ...], list] = {}
+        self._handlers = {commands.C_ECHO_RQ: self._echo, commands.C_STORE_RQ: self._store,
+                          commands.C_FIND_RQ: self._find, commands.C_MOVE_RQ: self._move,
+                          commands.C_GET_RQ: self._get, commands.N_ACTION_RQ: self._n_action,
+                          commands.N_EVENT_REPORT_RQ: self._n_event_report}
 
     # -- life -----------------------------------------------------------------------------------------
     def privilegedStartService(self):  # noqa: N802 - Twisted API
         """Listen before the reactor runs (as twistd binds ports): a port in use stops start-up."""
         super().privilegedStartService()
-        try:
-            self._listen()
-        except OSError as e:
-            raise SystemExit(f"dicomweb: cannot listen on DicomPort {self.settings.DicomPort}: {e.strerror or e}") \
-                from None
-        except TlsConfigurationError as e:
-            raise SystemExit(f"dicomweb: cannot start DICOM TLS: {e}") from None
-
-    def _listen(self) -> None:
         s = self.settings
-        ae = AE(ae_title=s.DicomAet)
-        ae.maximum_associations = MAX_ASSOCIATIONS
-        ae.maximum_pdu_size = s.MaximumPduLength
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = s.DicomScpTimeout
-        ae.require_called_aet = s.DicomCheckCalledAet
-        syntaxes = self._accepted_syntaxes()
-        for context in StoragePresentationContexts:
-            # scu_role: C-GET answers go back on the requestor's association, we store to it there.
-            ae.add_supported_context(context.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
-        ae.add_supported_context(Verification)
-        ae.add_supported_context(PUSH_MODEL)  # storage commitment: requests, and reports of ours
-        for models in QUERY_MODELS.values():
-            for model in models:
-                ae.add_supported_context(model)
-        handlers = [(evt.EVT_REQUESTED, self._on_request), (evt.EVT_C_ECHO, self._on_echo),
-                    (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find),
-                    (evt.EVT_C_MOVE, self._on_move), (evt.EVT_C_GET, self._on_get),
-                    (evt.EVT_N_ACTION, self._on_n_action), (evt.EVT_N_EVENT_REPORT, self._on_n_event_report),
-                    (evt.EVT_CONN_OPEN, no_delay)]
-        address = "" if s.RemoteAccessAllowed else "127.0.0.1"
+        factory = _Factory(self)
         if s.DicomTlsEnabled:
-            context = server_context(dicom_tls(s))  # the files read here, at start-up, once
-            self.server = start_tls_server(ae, (address, s.DicomPort), context, s.DicomScpTimeout, handlers)
-        else:
-            self.server = serve(ae.make_server((address, s.DicomPort), evt_handlers=handlers,
-                                               server_class=FastAssociationServer))
-        self.daemon.metrics.associations = lambda: len(getattr(self.server, "active_associations", ()))
+            try:
+                factory = server_factory(dicom_tls(s), factory)  # the files read here, at start-up, once
+            except TlsConfigurationError as e:
+                raise SystemExit(f"dicomweb: cannot start DICOM TLS: {e}") from None
+        try:
+            self.port = reactor.listenTCP(s.DicomPort, factory, backlog=MAX_ASSOCIATIONS,
+                                          interface="" if s.RemoteAccessAllowed else "127.0.0.1")
+        except Exception as e:  # noqa: BLE001 - CannotListenError and kin: said in one line
+            why = getattr(getattr(e, "socketError", None), "strerror", None) or str(e)
+            raise SystemExit(f"dicomweb: cannot listen on DicomPort {s.DicomPort}: {why}") from None
+        self.daemon.metrics.associations = lambda: len(self.associations)
         log.info("DICOM server {aet} listening on port {port}{tls}", aet=s.DicomAet, port=s.DicomPort,
                  tls=" (DICOM TLS)" if s.DicomTlsEnabled else "")
 
     def stopService(self):  # noqa: N802 - Twisted API
         super().stopService()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server = None
+        for association in list(self.associations):
+            association.abort(0)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+        return None
 
-    def _accepted_syntaxes(self) -> list[str]:
-        return accepted_syntaxes(self.settings.AcceptedTransferSyntaxes)
+    # -- negotiation ----------------------------------------------------------------------------------
+    async def refusal(self, association: AcceptorAssociation, request: negotiation.Request):
+        """Why an association is rejected (A-ASSOCIATE-RJ's result, source, reason), or None."""
+        s = self.settings
+        if s.DicomCheckCalledAet and request.called_aet != s.DicomAet:
+            log.info("DICOM association from {aet} ({ip}) to {called} refused: DicomAet is {ours}",
+                     aet=request.calling_aet, ip=association.peer_host, called=request.called_aet, ours=s.DicomAet)
+            return negotiation.CALLED_AET_UNKNOWN
+        if len(self.associations) > MAX_ASSOCIATIONS:
+            log.info("DICOM association from {aet} refused: {n} already open", aet=request.calling_aet,
+                     n=MAX_ASSOCIATIONS)
+            return negotiation.LOCAL_LIMIT_EXCEEDED
+        if (s.DicomAlwaysAllowEcho or s.DicomAlwaysAllowStore or s.DicomAlwaysAllowFind or s.DicomAlwaysAllowMove
+                or s.DicomAlwaysAllowGet):
+            return None
+        if await self._modality_of(association) is None:
+            log.info("DICOM association from unknown AET {aet} ({ip}) refused", aet=request.calling_aet,
+                     ip=association.peer_host)
+            return negotiation.CALLING_AET_UNKNOWN
+        return None
 
-    # -- reaching the reactor -----------------------------------------------------------------------------
-    @staticmethod
-    def _in_reactor(f, *args):
-        """(association thread) ``await f(*args)`` in the reactor, its result here."""
-        return blockingCallFromThread(reactor, lambda: defer.ensureDeferred(f(*args)))
+    def supported_contexts(self, request: negotiation.Request) -> list:
+        """The contexts we accept; with ``UnknownSopClassAccepted``, also storage of the SOP classes
+        the request proposes that we do not know."""
+        syntaxes = tuple(accepted_syntaxes(self.settings.AcceptedTransferSyntaxes))
+        contexts = self._contexts.get(syntaxes)
+        if contexts is None:
+            contexts = self._contexts[syntaxes] = _known_contexts(list(syntaxes))
+        if not self.settings.UnknownSopClassAccepted:
+            return contexts
+        known = {str(cx.abstract_syntax) for cx in contexts}
+        unknown = sorted({str(cx.abstract_syntax) for cx in request.contexts} - known)[:128]
+        return contexts + [build_context(uid, list(syntaxes)) for uid in unknown]
 
     # -- access ---------------------------------------------------------------------------------------
-    def _modality_of(self, event):
+    async def _modality_of(self, association: AcceptorAssociation):
         """The known modality of the calling AET (and host, with DicomCheckModalityHost), or None."""
-        requestor = event.assoc.requestor
-        calling = _calling_aet(event)
-        modalities = self._in_reactor(self.daemon.modalities.all)
-        for modality in modalities.values():
-            if modality.aet == calling:
-                if not self.settings.DicomCheckModalityHost or modality.host == requestor.address:
+        for modality in (await self.daemon.modalities.all()).values():
+            if modality.aet == association.calling_aet:
+                if not self.settings.DicomCheckModalityHost or modality.host == association.peer_host:
                     return modality
         return None
 
-    def _allowed(self, event, switch: str, always: bool) -> bool:
+    async def _allowed(self, association: AcceptorAssociation, switch: str, always: bool) -> bool:
         if always:
             return True
-        modality = self._modality_of(event)
+        modality = await self._modality_of(association)
         return modality is not None and modality.allows(switch)
 
-    def _on_request(self, event) -> None:
-        """An association from an unknown AET is refused unless some service is open to all. With
-        ``UnknownSopClassAccepted``, storage of SOP classes pynetdicom does not know is accepted."""
-        s = self.settings
-        if s.UnknownSopClassAccepted:
-            self._accept_unknown_classes(event)
-        if (s.DicomAlwaysAllowEcho or s.DicomAlwaysAllowStore or s.DicomAlwaysAllowFind or s.DicomAlwaysAllowMove
-                or s.DicomAlwaysAllowGet):
-            return
-        if self._modality_of(event) is None:
-            log.info("DICOM association from unknown AET {aet} ({ip}) refused",
-                     aet=_calling_aet(event), ip=event.assoc.requestor.address)
-            event.assoc.acse.send_reject(0x01, 0x01, 0x03)  # rejected-permanent, user, calling AET unknown
-            event.assoc.kill()
-
-    def _accept_unknown_classes(self, event) -> None:
-        """The SOP classes this association proposes that no context supports, added to its own
-        supported contexts (each association negotiates on its own copy of them)."""
-        acceptor = event.assoc.acceptor
-        supported = acceptor.supported_contexts
-        known = {str(cx.abstract_syntax) for cx in supported}
-        unknown = []
-        for context in event.assoc.requestor.primitive.presentation_context_definition_list or []:
-            uid = str(context.abstract_syntax)
-            if uid not in known and len(unknown) < 128:
-                if uid not in _REGISTERED_STORAGE:  # so that its C-STOREs reach the storage service
-                    register_uid(uid, "UnknownStorage_" + uid.replace(".", "_"), StorageServiceClass)
-                    _REGISTERED_STORAGE.add(uid)
-                unknown.append(build_context(uid, self._accepted_syntaxes()))
-                known.add(uid)
-        if unknown:
-            acceptor.supported_contexts = [*supported, *unknown]
-
     # -- services -------------------------------------------------------------------------------------
-    def _on_echo(self, event) -> int:
-        return SUCCESS if self._allowed(event, "AllowEcho", self.settings.DicomAlwaysAllowEcho) \
-            else REFUSED_NOT_AUTHORIZED
-
-    def _on_store(self, event) -> int:
-        if not self._allowed(event, "AllowStore", self.settings.DicomAlwaysAllowStore):
-            return REFUSED_NOT_AUTHORIZED
-        requestor = event.assoc.requestor
-        data = part10_file(event.encoded_dataset(include_meta=False), event.request.AffectedSOPClassUID,
-                           event.request.AffectedSOPInstanceUID, event.context.transfer_syntax)
-        origin = Origin("DicomProtocol", remote_aet=_calling_aet(event), remote_ip=requestor.address,
-                        called_aet=_called_aet(event))
-        try:
-            [result] = self._in_reactor(self.daemon.ingest.store, [BytesSource(data)], origin)
-        except Exception:  # noqa: BLE001 - the peer is told; the daemon keeps serving
-            log.failure("C-STORE from {aet} failed", aet=requestor.ae_title)
-            return OUT_OF_RESOURCES
-        if result.stored:
-            return SUCCESS
-        log.info("C-STORE from {aet} refused: {why}", aet=requestor.ae_title, why=result.error.details)
-        return OUT_OF_RESOURCES if isinstance(result.error, FullStorage) else CANNOT_UNDERSTAND
-
-    def _matches(self, identifier, limit: int):
-        request = find_request(identifier)
-        ids, values = self._answers(request, limit)
-        return request, ids, values
-
-    def _answers(self, request, limit: int):
-        return self._in_reactor(lambda: in_db(find_answers, self.daemon.index, request,
-                                              self.settings.CaseSensitivePN, limit))
-
-    def _on_find(self, event) -> Iterator:
-        if not self._allowed(event, "AllowFind", self.settings.DicomAlwaysAllowFind):
-            yield REFUSED_NOT_AUTHORIZED, None
+    async def serve(self, association: AcceptorAssociation, message: Message) -> None:
+        field = int(message.command.get("CommandField", 0))
+        handler = self._handlers.get(field)
+        if handler is None:
+            log.info("DICOM request {field:#06x} from {aet} not supported", field=field, aet=association.calling_aet)
+            association.respond(message, field | 0x8000, UNRECOGNIZED_OPERATION)
             return
-        identifier = event.identifier
-        level = str(identifier.get("QueryRetrieveLevel", "")).upper()
-        limit = self.settings.LimitFindInstances if level == "IMAGE" else self.settings.LimitFindResults
+        await handler(association, message)
+
+    async def _echo(self, association: AcceptorAssociation, message: Message) -> None:
+        allowed = await self._allowed(association, "AllowEcho", self.settings.DicomAlwaysAllowEcho)
+        association.respond(message, commands.C_ECHO_RSP, SUCCESS if allowed else REFUSED_NOT_AUTHORIZED)
+
+    async def _store(self, association: AcceptorAssociation, message: Message) -> None:
+        command = message.command
+        sop_class = str(command.get("AffectedSOPClassUID", ""))
+        sop_instance = str(command.get("AffectedSOPInstanceUID", ""))
+        context = association.contexts[message.context_id]
+
+        def answer(status: int) -> None:
+            association.respond(message, commands.C_STORE_RSP, status, AffectedSOPInstanceUID=sop_instance)
+
+        if not await self._allowed(association, "AllowStore", self.settings.DicomAlwaysAllowStore):
+            answer(REFUSED_NOT_AUTHORIZED)
+            return
+        if sop_class != str(context.abstract_syntax):
+            answer(SOP_CLASS_NOT_SUPPORTED)
+            return
+        if message.data is None or not sop_instance:
+            answer(CANNOT_UNDERSTAND)
+            return
+        data = part10_file(message.data, sop_class, sop_instance, str(context.transfer_syntax[0]))
+        origin = Origin("DicomProtocol", remote_aet=association.calling_aet, remote_ip=association.peer_host,
+                        called_aet=association.called_aet)
         try:
-            request, ids, values = self._matches(identifier, limit)
+            [result] = await self.daemon.ingest.store([BytesSource(data)], origin)
+        except Exception:  # noqa: BLE001 - the peer is told; the daemon keeps serving
+            log.failure("C-STORE from {aet} failed", aet=association.calling_aet)
+            answer(OUT_OF_RESOURCES)
+            return
+        if result.stored:
+            answer(SUCCESS)
+            return
+        log.info("C-STORE from {aet} refused: {why}", aet=association.calling_aet, why=result.error.details)
+        answer(OUT_OF_RESOURCES if isinstance(result.error, FullStorage) else CANNOT_UNDERSTAND)
+
+    async def _find(self, association: AcceptorAssociation, message: Message) -> None:
+        def answer(status: int, data: bytes | None = None) -> None:
+            association.respond(message, commands.C_FIND_RSP, status, data)
+
+        if not await self._allowed(association, "AllowFind", self.settings.DicomAlwaysAllowFind):
+            answer(REFUSED_NOT_AUTHORIZED)
+            return
+        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
+        identifier = _identifier(message, syntax)
+        if identifier is None:
+            answer(UNABLE_TO_DECODE)
+            return
+        level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+        s = self.settings
+        limit = s.LimitFindInstances if level == "IMAGE" else s.LimitFindResults
+        try:
+            request = find_request(identifier)
+            ids, values = await in_db(find_answers, self.daemon.index, request, s.CaseSensitivePN, limit)
         except (FindRefused, DaemonError) as e:
             log.info("C-FIND refused: {why}", why=e)
-            yield IDENTIFIER_DOES_NOT_MATCH, None
+            answer(IDENTIFIER_DOES_NOT_MATCH)
             return
         charset = self.daemon.ingest.charset
         for item in values[:limit or None]:
-            if event.is_cancelled:
-                yield 0xFE00, None
-                return
-            yield PENDING, answer_dataset(request, item, charset, self.settings.DicomAet)
+            answer(PENDING, encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
+                                           syntax.is_little_endian, syntax.is_deflated))
         if limit and len(ids) > limit:
             log.info("C-FIND: more than {limit} answers, the others dropped", limit=limit)
+        answer(SUCCESS)
 
-    def _instances(self, identifier) -> list[OutgoingFile]:
-        """(association thread) The stored instances an identifier of C-MOVE / C-GET names (none
-        when it has no constraint: a retrieve never means "everything")."""
+    async def _instances(self, message: Message, syntax: UID) -> list[OutgoingFile]:
+        """The stored instances the identifier of a C-MOVE / C-GET names (none when it has no
+        constraint: a retrieve never means "everything")."""
+        identifier = _identifier(message, syntax)
+        if identifier is None:
+            return []
         request = find_request(identifier, infer_level=True)
         # Only the identifying keys of the level and above select what moves (as Orthanc): a
         # study key in a PATIENT-level request matches nothing, rather than the whole patient.
         request.query = {k: v for k, v in request.query.items() if k in RETRIEVE_KEYS[request.level]}
         if not request.query or not set(request.query) & set(OWN_KEYS[request.level]):
             return []
-        ids, _values = self._answers(request, 0)
+        ids, _values = await in_db(find_answers, self.daemon.index, request, self.settings.CaseSensitivePN, 0)
         if not ids:
             return []
-        _levels, files = self._in_reactor(lambda: in_db(outgoing_files, self.daemon.index, ids))
+        _levels, files = await in_db(outgoing_files, self.daemon.index, ids)
         return files
 
-    def _datasets(self, files: list[OutgoingFile], event, accepted: dict[str, set[str]] | None = None) -> Iterator:
-        """The files as data sets, one at a time. With ``accepted`` (C-GET: SOP class -> the transfer
-        syntaxes the requestor took), a file in another syntax goes transcoded into one of them."""
-        storage = self.daemon.storage
-        for file in files:
-            if event.is_cancelled:
-                yield 0xFE00, None
-                return
-            syntaxes = (accepted or {}).get(file.sop_class_uid)
-            if accepted is not None and syntaxes and file.transfer_syntax not in syntaxes:
-                target = EXPLICIT_LE if EXPLICIT_LE in syntaxes else sorted(syntaxes)[0]
-                data = self._in_reactor(self._transcoded, file, target)
-            else:
-                data = read_content(storage, file)
-            yield PENDING, dcmread(io.BytesIO(data))
+    async def _retrieved(self, message: Message, syntax: UID, what: str) -> list[OutgoingFile]:
+        try:
+            return await self._instances(message, syntax)
+        except (FindRefused, DaemonError) as e:
+            log.info("{what} refused: {why}", what=what, why=e)
+            return []
 
     async def _transcoded(self, file: OutgoingFile, target: str) -> bytes:
         frames = self.daemon.frames
         return await frames.transcoded_file(await frames.instance(file.public_id), target)
 
-    def _on_move(self, event) -> Iterator:
-        if not self._allowed(event, "AllowMove", self.settings.DicomAlwaysAllowMove):
-            yield None, None
+    async def _move(self, association: AcceptorAssociation, message: Message) -> None:
+        def answer(status: int, data: bytes | None = None, **counts: int) -> None:
+            association.respond(message, commands.C_MOVE_RSP, status, data, **counts)
+
+        s = self.settings
+        if not await self._allowed(association, "AllowMove", s.DicomAlwaysAllowMove):
+            answer(MOVE_DESTINATION_UNKNOWN)
             return
-        destination = event.move_destination.strip() if isinstance(event.move_destination, str) else \
-            event.move_destination.decode("ascii", "replace").strip()
-        target = next((m for m in self._in_reactor(self.daemon.modalities.all).values()
-                       if m.aet == destination), None)
+        destination = str(message.command.get("MoveDestination", "")).strip()
+        target = next((m for m in (await self.daemon.modalities.all()).values() if m.aet == destination), None)
         if target is None:
             log.info("C-MOVE to unknown AET {aet} refused", aet=destination)
-            yield None, None
+            answer(MOVE_DESTINATION_UNKNOWN)
+            return
+        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
+        files = await self._retrieved(message, syntax, "C-MOVE")
+        if not files:
+            answer(SUCCESS, **Counts(0).elements(final=True))
             return
         try:
-            files = self._instances(event.identifier)
-        except (FindRefused, DaemonError) as e:
-            log.info("C-MOVE refused: {why}", why=e)
-            files = []
-        options = {"contexts": _storage_contexts(files), "ae_title": destination,
-                   "evt_handlers": [(evt.EVT_CONN_OPEN, no_delay)]}
-        if target.use_dicom_tls:
-            try:
-                options["tls_args"] = (client_context(dicom_tls(self.settings)), None)
-            except TlsConfigurationError as e:
-                log.info("C-MOVE to {aet} refused: {why}", aet=destination, why=e)
-                yield None, None
-                return
-        yield target.host, target.port, options
-        yield len(files)
-        if not files:
+            tls = client_options(dicom_tls(s)) if target.use_dicom_tls else None
+            destination_association = await associate(target.host, target.port, s.DicomAet, destination,
+                                                      _storage_contexts(files), s.MaximumPduLength,
+                                                      s.DicomScpTimeout, tls)
+        except (TlsConfigurationError, AssociationRefused) as e:
+            log.info("C-MOVE to {aet} refused: {why}", aet=destination, why=e)
+            answer(MOVE_DESTINATION_UNKNOWN)
             return
         # Shown in /jobs as Orthanc shows an incoming C-MOVE: a job storing to the destination.
-        job_id = self._in_reactor(self.daemon.jobs.track, "DicomModalityStore", {
-            "Description": "C-MOVE SCP", "RemoteAet": _calling_aet(event), "TargetAet": destination})
-        started, sent = time.monotonic(), 0
+        job_id = await self.daemon.jobs.track("DicomModalityStore", {
+            "Description": "C-MOVE SCP", "RemoteAet": association.calling_aet, "TargetAet": destination})
+        started = time.monotonic()
+        sender = Sender(destination_association, destination_association.contexts, self.daemon.storage,
+                        self._transcoded, (association.calling_aet, int(message.command.get("MessageID", 0))),
+                        s.DicomScpTimeout)
         try:
-            for item in self._datasets(files, event):
-                yield item
-                sent += 1
+            counts, cancelled = await send_all(association, message, sender, files, answer)
         finally:
-            content = {"Description": "C-MOVE SCP", "LocalAet": self.settings.DicomAet, "RemoteAet": destination,
-                       "InstancesCount": len(files), "FailedInstancesCount": len(files) - sent}
-            error = None if sent == len(files) else \
-                DaemonError("Error in the network protocol", f"the C-MOVE to {destination} stopped after {sent} of "
-                            f"{len(files)} instances")
-            self._in_reactor(self.daemon.jobs.tracked_done, job_id, time.monotonic() - started, content, error)
+            await destination_association.release()
+        sent = len(files) - counts.remaining
+        content = {"Description": "C-MOVE SCP", "LocalAet": s.DicomAet, "RemoteAet": destination,
+                   "InstancesCount": len(files), "FailedInstancesCount": len(files) - counts.completed - counts.warning}
+        error = None if sent == len(files) else \
+            DaemonError("Error in the network protocol", f"the C-MOVE to {destination} stopped after {sent} of "
+                        f"{len(files)} instances")
+        await self.daemon.jobs.tracked_done(job_id, time.monotonic() - started, content, error)
+        finish(answer, counts, len(files), cancelled, syntax)
 
-    def _on_get(self, event) -> Iterator:
-        if not self._allowed(event, "AllowGet", self.settings.DicomAlwaysAllowGet):
-            yield 0
+    async def _get(self, association: AcceptorAssociation, message: Message) -> None:
+        def answer(status: int, data: bytes | None = None, **counts: int) -> None:
+            association.respond(message, commands.C_GET_RSP, status, data, **counts)
+
+        if not await self._allowed(association, "AllowGet", self.settings.DicomAlwaysAllowGet):
+            answer(REFUSED_NOT_AUTHORIZED)  # as pynetdicom answered a C-GET handler that refused
             return
-        try:
-            files = self._instances(event.identifier)
-        except (FindRefused, DaemonError) as e:
-            log.info("C-GET refused: {why}", why=e)
-            files = []
-        accepted: dict[str, set[str]] = {}
-        for context in event.assoc.accepted_contexts:
-            if context.as_scu:  # we send in these (the requestor took the storage SCP role)
-                accepted.setdefault(str(context.abstract_syntax), set()).update(map(str, context.transfer_syntax))
-        yield len(files)
-        yield from self._datasets(files, event, accepted)
+        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
+        files = await self._retrieved(message, syntax, "C-GET")
+        if not files:
+            answer(SUCCESS, **Counts(0).elements(final=True))
+            return
+        ours = {i: cx for i, cx in association.contexts.items() if cx.as_scu}  # the requestor took the SCP role
+        sender = Sender(association, ours, self.daemon.storage, self._transcoded, None,
+                        self.settings.DicomScpTimeout)
+        counts, cancelled = await send_all(association, message, sender, files, answer)
+        finish(answer, counts, len(files), cancelled, syntax)
+
+
+def _identifier(message: Message, syntax: UID):
+    """The request's identifier as a data set, or None when it cannot be read."""
+    if message.data is None:
+        return None
+    try:
+        return decode_dataset(io.BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
+                              syntax.is_deflated)
+    except Exception:  # noqa: BLE001 - pydicom raises anything on garbage
+        return None
+
+
+def _known_contexts(syntaxes: list[str]) -> list:
+    contexts = [build_context(cx.abstract_syntax, syntaxes) for cx in StoragePresentationContexts]
+    for cx in contexts:  # C-GET answers go back on the requestor's association, we store to it there
+        cx.scu_role = cx.scp_role = True
+    contexts += [build_context(Verification), build_context(PUSH_MODEL)]
+    for models in QUERY_MODELS.values():
+        contexts += [build_context(model) for model in models]
+    return contexts
 
 
 def accepted_syntaxes(patterns: list[str]) -> list[str]:
@@ -354,19 +388,6 @@ def accepted_syntaxes(patterns: list[str]) -> list[str]:
     # explicit little endian), rather than re-encoded into implicit VR.
     preferred = [EXPLICIT_LE, *[u for u in chosen if u not in (EXPLICIT_LE, IMPLICIT_LE)], IMPLICIT_LE]
     return [u for u in preferred if u in chosen] or [EXPLICIT_LE, IMPLICIT_LE]
-
-
-def _calling_aet(event) -> str:
-    """The calling AET, also while the association is being negotiated (EVT_REQUESTED)."""
-    primitive = event.assoc.requestor.primitive
-    title = primitive.calling_ae_title if primitive is not None else event.assoc.requestor.ae_title
-    return (title.decode("ascii", "replace") if isinstance(title, bytes) else str(title or "")).strip()
-
-
-def _called_aet(event) -> str:
-    primitive = event.assoc.requestor.primitive
-    title = primitive.called_ae_title if primitive is not None else ""
-    return (title.decode("ascii", "replace") if isinstance(title, bytes) else str(title or "")).strip()
 
 
 def _storage_contexts(files: list[OutgoingFile]) -> list:

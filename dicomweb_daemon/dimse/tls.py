@@ -9,9 +9,9 @@ A DICOM node is known by the trust of its certificate, not by a host name (as wi
 Orthanc): host names are not checked. As Orthanc (>= 1.12.4), with
 ``DicomTlsRemoteCertificateRequired`` false no certificate is asked for or checked, either way.
 
-pynetdicom's server does the TLS handshake in the one thread that accepts connections, where a
-client that connects and says nothing would block every association after it:
-:class:`TlsAssociationServer` does it in the connection's own thread, within ``DicomScpTimeout``.
+The DICOM server and the C-MOVE sub-associations speak TLS through Twisted (pyOpenSSL) with the
+same settings: handshakes run in the reactor, a client that connects and says nothing is dropped
+after ``DicomScpTimeout`` and holds up no one. The SCU's pynetdicom associations use Python's ssl.
 """
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ import re
 import ssl
 from dataclasses import dataclass
 
-from pynetdicom import AE
+from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.logger import Logger
-
-from .tuning import FastAssociationServer, serve
+from zope.interface import implementer
 
 log = Logger()
 
@@ -31,6 +30,7 @@ log = Logger()
 #: (TLS 1.2 or later); 1 (SSL 3) is read as TLS 1.0: OpenSSL 3 no longer speaks SSL 3.
 MINIMUM_VERSIONS = {0: ssl.TLSVersion.TLSv1_2, 1: ssl.TLSVersion.TLSv1, 2: ssl.TLSVersion.TLSv1,
                     3: ssl.TLSVersion.TLSv1_1, 4: ssl.TLSVersion.TLSv1_2, 5: ssl.TLSVersion.TLSv1_3}
+_OPENSSL_VERSIONS = {0: 0x0303, 1: 0x0301, 2: 0x0301, 3: 0x0302, 4: 0x0303, 5: 0x0304}  # TLS1_x_VERSION
 #: The TLS 1.3 suites, which OpenSSL always offers (Python's ssl cannot choose among them).
 TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
                 "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"}
@@ -137,6 +137,13 @@ def _set_ciphers(context: ssl.SSLContext, ciphers: tuple[str, ...]) -> None:
 
 def reason(error: BaseException) -> str:
     """A TLS failure in one readable line (OpenSSL's words, without its source line)."""
+    from OpenSSL import SSL
+
+    if isinstance(error, SSL.Error):  # Twisted's TLS: a list of (library, function, reason)
+        texts = [r[2] for r in error.args[0] if isinstance(r, tuple) and len(r) == 3 and r[2]] \
+            if error.args and isinstance(error.args[0], list) else []
+        hints = [_HINTS[key] for key in (t.upper().replace(" ", "_") for t in texts) if key in _HINTS]
+        return "; ".join(texts or [str(error) or "TLS failure"]) + (f" ({hints[0]})" if hints else "")
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {error.verify_message}"
     if isinstance(error, ssl.SSLError):
@@ -149,44 +156,45 @@ def reason(error: BaseException) -> str:
     return str(error)
 
 
-class TlsAssociationServer(FastAssociationServer):
-    """pynetdicom's threaded server, with the TLS handshake moved out of the accepting thread into
-    the connection's own one, bounded by ``handshake_timeout`` (seconds per read)."""
+@implementer(IOpenSSLContextFactory)
+class _OpenSslContext:
+    """The same settings for Twisted's TLS (pyOpenSSL), which the reactor's DICOM connections use."""
 
-    daemon_threads = True  # a connection still shaking hands does not hold up the shutdown
+    def __init__(self, tls: DicomTls, server: bool):
+        from OpenSSL import SSL, crypto
 
-    def __init__(self, *args, handshake_timeout: float, **kwargs):
-        self.handshake_timeout = handshake_timeout
-        super().__init__(*args, **kwargs)
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(_OPENSSL_VERSIONS[tls.minimum_version])
+        older = [c for c in tls.ciphers if c not in TLS13_SUITES]
+        if older:
+            context.set_cipher_list(":".join(older).encode())
+        context.use_certificate_chain_file(tls.certificate)
+        context.use_privatekey_file(tls.private_key)
+        if tls.remote_certificate_required:
+            context.load_verify_locations(tls.trusted.encode())
+            context.get_cert_store().set_flags(crypto.X509StoreFlags.PARTIAL_CHAIN)
+            mode = SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if server else 0)
+            context.set_verify(mode, lambda _connection, _certificate, _error, _depth, ok: bool(ok))
+        else:
+            context.set_verify(SSL.VERIFY_NONE, lambda *_: True)
+        self.context = context
 
-    def get_request(self):
-        """(accepting thread) The connection, wrapped without a handshake yet: no read here."""
-        client, address = self.socket.accept()
-        try:
-            return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False), address
-        except OSError:
-            client.close()
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        """(connection thread) The handshake, then the association; a failed handshake closes this
-        connection only, told in one log line."""
-        try:
-            request.settimeout(self.handshake_timeout)
-            request.do_handshake()
-            request.settimeout(None)  # as pynetdicom's accepted sockets: its reactor polls them
-        except (OSError, ValueError) as e:
-            why = f"no handshake within {self.handshake_timeout:g} s" if isinstance(e, TimeoutError) else reason(e)
-            log.warn("DICOM TLS connection from {ip} refused: {why}", ip=client_address[0], why=why)
-            self.shutdown_request(request)
-            return
-        super().process_request_thread(request, client_address)
+    def getContext(self):  # noqa: N802 - Twisted API
+        return self.context
 
 
-def start_server(ae: AE, address: tuple[str, int], context: ssl.SSLContext, handshake_timeout: float,
-                 handlers: list) -> TlsAssociationServer:
-    """``ae.start_server(address, block=False, ...)`` with :class:`TlsAssociationServer` (pynetdicom
-    has no argument for the server class there)."""
-    server = ae.make_server(address, ssl_context=context, evt_handlers=handlers, server_class=TlsAssociationServer,
-                            handshake_timeout=handshake_timeout)
-    return serve(server, "DicomTlsAcceptor")
+def server_factory(tls: DicomTls, wrapped):
+    """(start-up) ``wrapped`` speaking DICOM TLS only: TlsConfigurationError, naming the key, when a
+    file is missing, unreadable or not what it should be."""
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    server_context(tls)  # the checks, with their messages
+    return TLSMemoryBIOFactory(_OpenSslContext(tls, server=True), False, wrapped)
+
+
+@functools.lru_cache(maxsize=4)
+def client_options(tls: DicomTls):
+    """Twisted's TLS options for an association to a ``UseDicomTls`` modality (the files read once;
+    a failure is not kept: mended files are read again)."""
+    client_context(tls)  # the checks, with their messages
+    return _OpenSslContext(tls, server=False)

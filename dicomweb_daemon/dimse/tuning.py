@@ -1,11 +1,10 @@
-"""pynetdicom made fit for a server that holds many associations, measured by ``bench/dimse.py``:
+"""pynetdicom made fit for the daemon's own associations (the SCU's: echo, store, query, retrieve,
+storage commitment; the DICOM server does not use pynetdicom's transport), measured by
+``bench/dimse.py``:
 
 - Nagle's algorithm off on every DIMSE socket (accepted and outgoing): a DIMSE exchange is a small
   request answered by a small response, and with Nagle on each waits for the peer's delayed ACK
   (~40 ms), which made a C-MOVE of 250 images 20 times slower than Orthanc's.
-- Each accepted association gets its own copy of the supported presentation contexts; pynetdicom
-  deep-copies them (every UID object of ~150 storage classes x ~35 syntaxes: ~65 ms of CPU per
-  association). :class:`FastAssociationServer` copies the contexts and shares the (immutable) UIDs.
 - Each association has two threads (its DUL and its own) that poll every millisecond while it is
   open: 20 idle associations cost half a core, and every step of a DIMSE exchange waited for the
   next poll. Here they wait to be woken instead: the DUL thread on its socket and an eventfd, the
@@ -29,7 +28,6 @@ from types import SimpleNamespace
 
 import pynetdicom.association as pn_association
 import pynetdicom.dul as pn_dul
-from pynetdicom.transport import ThreadedAssociationServer
 
 WAIT = 0.2  # longest a reactor thread waits unwoken: how late it sees a dead peer or a timeout
 LOOP_DELAY = 0.001  # what both of pynetdicom's loops sleep between polls (the only sleeps changed)
@@ -43,37 +41,6 @@ def no_delay(event) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # closed meanwhile
             pass
-
-
-# -- cheap copies of the supported contexts --------------------------------------------------------
-def _copy_context(cx):
-    new = object.__new__(type(cx))
-    new.__dict__.update(cx.__dict__)
-    new._transfer_syntax = list(cx._transfer_syntax)  # the UIDs themselves are immutable strings
-    return new
-
-
-class _Contexts(list):
-    """The server's supported contexts: a deep copy of it copies each context, not its UIDs."""
-
-    def __deepcopy__(self, memo):
-        return [_copy_context(cx) for cx in self]
-
-
-class FastAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server, its contexts copied cheaply per association."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.contexts = _Contexts(self.contexts)
-
-
-def serve(server: ThreadedAssociationServer, name: str = "DicomAcceptor") -> ThreadedAssociationServer:
-    """Accept on ``server`` in a thread of its own, as ``AE.start_server(block=False)`` does (which
-    has no argument for the server class)."""
-    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
-    server.ae._servers.append(server)  # where pynetdicom keeps its servers: shutdown takes it out
-    return server
 
 
 # -- association threads woken, not polling -------------------------------------------------------

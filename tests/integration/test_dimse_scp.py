@@ -193,6 +193,51 @@ def test_bad_input_never_hurts(make_daemon):
     assert _store(d, CT_SMALL).returncode == 0 and len(d.get("/instances").json()) == 1
 
 
+def _pdv(context_id: int, header: int, body: bytes) -> bytes:
+    """A P-DATA-TF PDU holding one PDV (PS3.8 §9.3.5)."""
+    return struct.pack(">BBIIBB", 4, 0, len(body) + 6, len(body) + 2, context_id, header) + body
+
+
+def _received(s: socket.socket) -> bytes:
+    s.settimeout(10)
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+def test_malformed_messages_are_aborted_or_refused(make_daemon):
+    """On an accepted association: a command set that is not one is aborted (A-ABORT, connection
+    closed); a C-ECHO answered; a C-STORE of a data set that is not one answered with a failure
+    status and nothing stored. The daemon serves the next association."""
+    d = make_daemon({"DicomAet": "OURS"})
+    from dicomweb_daemon.dimse import commands
+
+    with socket.create_connection(("127.0.0.1", d.dicom_port)) as s:
+        s.sendall(_associate_request("OURS", "BROKEN"))
+        assert s.recv(6)[0] == 0x02
+        s.sendall(_pdv(1, 0x03, b"\x08\x00\x10\x00" + b"\xff" * 20))  # group 0008 in a command set
+        assert _received(s)[-10:][:1] == b"\x07"  # the association's last PDU: A-ABORT
+    with socket.create_connection(("127.0.0.1", d.dicom_port)) as s:
+        s.sendall(_associate_request("OURS", "BROKEN"))
+        s.recv(65536)
+        echo = commands.encode(AffectedSOPClassUID="1.2.840.10008.1.1", CommandField=commands.C_ECHO_RQ, MessageID=3,
+                               CommandDataSetType=commands.NO_DATA_SET)
+        s.sendall(_pdv(1, 0x03, echo))
+        s.settimeout(10)
+        answer = s.recv(65536)
+        assert answer[0] == 0x04 and commands.decode(answer[12:])["Status"] == 0
+        store = commands.encode(AffectedSOPClassUID="1.2.840.10008.1.1", CommandField=commands.C_STORE_RQ,
+                                MessageID=4, CommandDataSetType=commands.DATA_SET, AffectedSOPInstanceUID="1.2.3")
+        s.sendall(_pdv(1, 0x03, store) + _pdv(1, 0x02, b"\x00" * 10))  # on the Verification context
+        answer = s.recv(65536)
+        assert answer[0] == 0x04 and commands.decode(answer[12:])["Status"] != 0
+        s.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))  # A-RELEASE-RQ
+        assert _received(s)[:1] == b"\x06"
+    assert d.get("/instances").json() == []
+    _run("echoscu", "-aec", "OURS", "127.0.0.1", str(d.dicom_port))
+
+
 def test_find_answers_in_the_default_encoding_and_move_infers_its_level(make_daemon, tmp_path):
     """C-FIND answers are written in DefaultEncoding's character set, characters it lacks left out
     (as Orthanc); a C-MOVE without QueryRetrieveLevel is taken at its most specific key's level."""

@@ -1,6 +1,5 @@
 """dimse/tuning.py: pynetdicom's association threads wait to be woken instead of polling every
-millisecond, each accepted association negotiates on its own copy of the contexts, and every
-DIMSE socket has Nagle's algorithm off. Real associations on loopback, in this process."""
+millisecond, and every DIMSE socket has Nagle's algorithm off. Real associations on loopback, in this process."""
 from __future__ import annotations
 
 import socket
@@ -17,8 +16,7 @@ def _server(handlers: list):
     ae = AE("TUNED")
     ae.add_supported_context(Verification)
     ae.network_timeout = ae.acse_timeout = 30
-    return tuning.serve(ae.make_server(("127.0.0.1", free_port()), evt_handlers=handlers,
-                                       server_class=tuning.FastAssociationServer))
+    return ae.start_server(("127.0.0.1", free_port()), block=False, evt_handlers=handlers)
 
 
 def test_idle_associations_wait_instead_of_polling(monkeypatch):
@@ -59,15 +57,3 @@ def test_idle_associations_wait_instead_of_polling(monkeypatch):
     assert idle_loops < 4 * (1.0 / tuning.WAIT) + 20, idle_loops
     assert echoes < 20 * tuning.WAIT, "each echo waited for a timeout instead of being woken"
     assert nodelay and all(nodelay)
-
-
-def test_each_association_negotiates_on_its_own_contexts():
-    server = _server([])
-    try:
-        copied = tuning._Contexts(server.contexts).__deepcopy__({})
-        assert [str(c.abstract_syntax) for c in copied] == [str(c.abstract_syntax) for c in server.contexts]
-        copied[0].transfer_syntax.append("1.2.840.10008.1.2.4.50")
-        assert "1.2.840.10008.1.2.4.50" not in server.contexts[0].transfer_syntax
-        assert copied[0] is not server.contexts[0]
-    finally:
-        server.shutdown()

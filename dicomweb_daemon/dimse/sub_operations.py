@@ -1,0 +1,175 @@
+"""The C-STORE sub-operations of a C-MOVE or a C-GET (PS3.4 C.4.2.3, C.4.3.3): stored files sent
+one after the other on an association (the destination's for a C-MOVE, the requestor's own for a
+C-GET), a pending response after each with the counts, and the final status (success, warning
+with the failed instances, failure when none went, cancel).
+
+A file goes as it is stored: the bytes after its file meta information are sent as they are
+when the association took its transfer syntax, converted otherwise (to another uncompressed
+syntax with pydicom, or decoded through the frame service). The next file is read while the
+current one travels.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom.dsutils import encode as encode_dataset
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+
+from ..client.bodies import OutgoingFile, read_content
+from ..dicom.part10 import SOP_INSTANCE, read_meta
+from ..dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE
+from ..threads import in_io
+from . import commands
+from .upper_layer import Message, UpperLayer
+
+log = Logger()
+
+SUCCESS, PENDING, CANCEL = 0x0000, 0xFF00, 0xFE00
+WARNING, ALL_FAILED = 0xB000, 0xA702
+UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE)
+Transcode = Callable[[OutgoingFile, str], Awaitable[bytes]]  # a file in another syntax, as a whole file
+
+
+@dataclass
+class Counts:
+    """What the sub-operations did so far."""
+
+    remaining: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    def elements(self, final: bool = False) -> dict[str, int]:
+        out = {"NumberOfCompletedSuboperations": min(self.completed, 0xFFFF),
+               "NumberOfFailedSuboperations": min(self.failed, 0xFFFF),
+               "NumberOfWarningSuboperations": min(self.warning, 0xFFFF)}
+        if not final:
+            out["NumberOfRemainingSuboperations"] = min(self.remaining, 0xFFFF)
+        return out
+
+    def count(self, status: int | None, uid: str) -> None:
+        self.remaining -= 1
+        if status == SUCCESS:
+            self.completed += 1
+        elif status is not None and status & 0xF000 == 0xB000:
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(uid)
+
+
+def failed_list(counts: Counts, syntax: str) -> bytes:
+    """The identifier of a final response: the instances that did not go."""
+    ds = Dataset()
+    ds.FailedSOPInstanceUIDList = counts.failed_uids
+    uid = UID(syntax)
+    return encode_dataset(ds, uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated)
+
+
+def final_status(counts: Counts, total: int, cancelled: bool) -> int:
+    if cancelled:
+        return CANCEL
+    if not counts.failed and not counts.warning:
+        return SUCCESS
+    return ALL_FAILED if counts.failed == total else WARNING
+
+
+class Sender:
+    """Sends files as C-STORE requests on ``association`` over the contexts it accepted for them
+    (``contexts``: ID -> pynetdicom context, those we may send on)."""
+
+    def __init__(self, association: UpperLayer, contexts: dict, storage, transcode: Transcode,
+                 originator: tuple[str, int] | None, timeout: float | None):
+        self.association, self.storage, self.transcode = association, storage, transcode
+        self.originator, self.timeout = originator, timeout
+        self.by_class: dict[str, list[tuple[int, str]]] = {}
+        for context_id, cx in sorted(contexts.items()):
+            self.by_class.setdefault(str(cx.abstract_syntax), []).append((context_id, str(cx.transfer_syntax[0])))
+
+    def read(self, file: OutgoingFile):
+        """The file's content, read in an io thread (a Deferred: started now, awaited later)."""
+        if file.data is not None:
+            return ensureDeferred(_given(file.data))
+        return ensureDeferred(in_io(read_content, self.storage, file))
+
+    async def send(self, file: OutgoingFile, content: bytes) -> int | None:
+        """C-STORE of one file; the status the peer answered (None: no context for it)."""
+        choice = self._context(file)
+        if choice is None:
+            return None
+        context_id, syntax = choice
+        start, meta = read_meta(content)
+        data = await self._in_syntax(file, content, start, syntax)
+        message_id = self.association.request_id()
+        aet, originator_id = self.originator or (None, None)
+        command = commands.encode(
+            AffectedSOPClassUID=file.sop_class_uid, CommandField=commands.C_STORE_RQ, MessageID=message_id,
+            Priority=0, CommandDataSetType=commands.DATA_SET, AffectedSOPInstanceUID=meta.get(SOP_INSTANCE, ""),
+            MoveOriginatorApplicationEntityTitle=aet, MoveOriginatorMessageID=originator_id)
+        response: Message = await self.association.ask(context_id, command, message_id, data, self.timeout)
+        return int(response.command.get("Status", 0xC000))
+
+    def _context(self, file: OutgoingFile) -> tuple[int, str] | None:
+        offered = self.by_class.get(file.sop_class_uid, [])
+        exact = next((c for c in offered if c[1] == file.transfer_syntax), None)
+        return exact or next((c for c in offered if c[1] == EXPLICIT_LE), None) or (offered[0] if offered else None)
+
+    async def _in_syntax(self, file: OutgoingFile, content: bytes, start: int, syntax: str) -> memoryview | bytes:
+        if syntax != file.transfer_syntax:
+            if not (syntax in UNCOMPRESSED and file.transfer_syntax in UNCOMPRESSED):
+                content = await self.transcode(file, syntax)
+                start = read_meta(content)[0]
+            else:
+                uid = UID(syntax)
+                return encode_dataset(dcmread(io.BytesIO(content)), uid.is_implicit_VR, uid.is_little_endian,
+                                      uid.is_deflated)
+        return memoryview(content)[start:]
+
+
+async def _given(data: bytes) -> bytes:
+    return data
+
+
+async def send_all(association, message: Message, sender: Sender, files: list[OutgoingFile], answer) \
+    -> tuple[Counts, bool]:
+    """Each file sent by ``sender``, a pending response after each; the counts, and whether a
+    C-CANCEL stopped them. A file that cannot go counts as failed; a lost association stops."""
+    counts = Counts(len(files))
+    message_id = int(message.command.get("MessageID", 0))
+    reading = sender.read(files[0])
+    for n, file in enumerate(files):
+        if message_id in association.cancelled or association.closed:
+            return counts, message_id in association.cancelled
+        try:
+            content = await reading
+        except Exception:  # noqa: BLE001 - the file is unreadable: it fails, the others go
+            log.failure("C-MOVE/C-GET: cannot read {id}", id=file.public_id)
+            content = None
+        if n + 1 < len(files):
+            reading = sender.read(files[n + 1])
+        status, uid = None, read_meta(content)[1].get(SOP_INSTANCE, "") if content is not None else ""
+        if content is not None:
+            try:
+                status = await sender.send(file, content)
+            except Exception as e:  # noqa: BLE001 - the peer went away, timed out, or refused the data
+                log.info("C-STORE sub-operation of {id} failed: {why}", id=file.public_id, why=repr(e))
+                if sender.association.closed:
+                    counts.count(None, uid)
+                    return counts, False
+        counts.count(status, uid)
+        answer(PENDING, **counts.elements())
+    return counts, False
+
+
+def finish(answer, counts: Counts, total: int, cancelled: bool, syntax: str) -> None:
+    status = final_status(counts, total, cancelled)
+    data = failed_list(counts, syntax) if status != SUCCESS else None
+    elements = counts.elements(final=not cancelled)
+    answer(status, data, **elements)
