@@ -12,7 +12,9 @@ Each round, for each server in turn (the order alternates between rounds):
   idle CPU   of the server process over 10 s with no association, then with 20 open idle ones
 Then, once per server, --find-instances tiny instances (10 per study) are stored (not timed) and a
 few study-level C-FIND queries are timed with pynetdicom on one association reused for every query
-(process start-up of findscu would dwarf them). Medians over rounds; the table marks lower-is-better.
+(process start-up of findscu would dwarf them), then again with DCMTK's findscu repeating each query
+on one association (``--repeat``: a C client, whose own cost per answer is far below pynetdicom's;
+the time of one query is left out). Medians over rounds; the table marks lower-is-better.
 The bench's own clients run with Nagle's algorithm off (see TCP_NODELAY below), so that its figures
 are the servers' and not delayed ACKs; the servers' own sockets are left as each server sets them.
 
@@ -251,6 +253,23 @@ class Bench:
         return out
 
 
+def find_dcmtk(server: Server, repeats: int) -> dict[str, float]:
+    """Milliseconds per query with DCMTK's findscu (a C client: its own cost per answer is small),
+    each query ``repeats`` times on one association (``--repeat``): the time of 1 + ``repeats``
+    queries less that of 1, so that the process start-up and the association are left out."""
+    def run(keys: dict, times: int) -> float:
+        args = [arg for key in RETURN_KEYS for arg in ("-k", f"{key}={keys.get(key, '')}")]
+        start = time.perf_counter()
+        done = subprocess.run(["findscu", "-S", "-aet", "BENCHSCU", "-aec", AETS[server.name], "--repeat",
+                               str(times), "-k", "QueryRetrieveLevel=STUDY", *args, "127.0.0.1",
+                               str(server.dicom_port)], capture_output=True)
+        if done.returncode:
+            raise SystemExit(f"findscu failed: {done.stderr.decode(errors='replace')[-2000:]}")
+        return time.perf_counter() - start
+
+    return {label: (run(keys, 1 + repeats) - run(keys, 1)) / repeats * 1000 for label, keys in QUERIES}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -329,6 +348,7 @@ def main() -> None:
                 print(f"round {r + 1}, {server.name}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in out.items()),
                       file=sys.stderr)
         finds: dict[str, dict[str, tuple[list[float], int]]] = {}
+        dcmtk_finds: dict[str, dict[str, list[float]]] = {}
         if not a.skip_find:
             db = write_set(work / f"find-{a.find_instances}", a.find_instances, instance)
             for server in servers:
@@ -337,6 +357,8 @@ def main() -> None:
                 for server in servers if r % 2 == 0 else servers[::-1]:
                     for label, (times, answers) in bench.find(server, a.find_repeats).items():
                         finds.setdefault(server.name, {}).setdefault(label, ([], answers))[0].extend(times)
+                    for label, ms in find_dcmtk(server, 5 * a.find_repeats).items():
+                        dcmtk_finds.setdefault(server.name, {}).setdefault(label, []).append(ms)
         ours, theirs = results["ours"], results["orthanc"]
 
         def row(label: str, key: str, lower: bool = False) -> tuple[str, float, float, bool]:
@@ -359,6 +381,9 @@ def main() -> None:
                          statistics.median(other), True))
             if n_mine != n_other:
                 bench.problems.append(f"C-FIND {label}: ours {n_mine} answers, Orthanc {n_other}")
+        for label, _ in QUERIES if finds else []:
+            rows.append((f"C-FIND STUDY {label}, DCMTK findscu (ms)", statistics.median(dcmtk_finds["ours"][label]),
+                         statistics.median(dcmtk_finds["orthanc"][label]), True))
         print(f"\n{a.rounds} round(s), medians; large set {large_mb:.0f} MB; HTTP under load: "
               f"{statistics.median(ours['loadn']):.0f} (ours) / {statistics.median(theirs['loadn']):.0f} (Orthanc) "
               f"requests; C-FIND on {a.find_instances} instances, one association reused, "

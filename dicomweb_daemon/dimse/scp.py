@@ -39,6 +39,7 @@ from ..dicom.part10 import part10_file
 from ..dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE
 from ..errors import DaemonError, FullStorage
 from ..index.writes import Origin
+from ..storage.coalescing import CoalescingIngest
 from ..storage.sources import BytesSource
 from ..threads import in_db
 from . import commands, negotiation
@@ -99,6 +100,7 @@ class DimseService(CommitmentHandlers, service.Service):
         self.settings = daemon.settings
         self.port = None
         self.associations: set[AcceptorAssociation] = set()
+        self.ingest = CoalescingIngest(daemon.ingest)  # C-STOREs on several associations go in together
         self._contexts: dict[tuple[str, ...], list] = {}
         self._handlers = {commands.C_ECHO_RQ: self._echo, commands.C_STORE_RQ: self._store,
                           commands.C_FIND_RQ: self._find, commands.C_MOVE_RQ: self._move,
@@ -220,7 +222,8 @@ class DimseService(CommitmentHandlers, service.Service):
         origin = Origin("DicomProtocol", remote_aet=association.calling_aet, remote_ip=association.peer_host,
                         called_aet=association.called_aet)
         try:
-            [result] = await self.daemon.ingest.store([BytesSource(data)], origin)
+            # A sender's instances are new nearly always: the file is written while it is parsed.
+            result = await self.ingest.store(BytesSource(data, store_while_parsed=True), origin)
         except Exception:  # noqa: BLE001 - the peer is told; the daemon keeps serving
             log.failure("C-STORE from {aet} failed", aet=association.calling_aet)
             answer(OUT_OF_RESOURCES)

@@ -196,15 +196,17 @@ class UpperLayer(Protocol, TimeoutMixin):
         pdus = self._pdus(context_id, 0x01, command, step)
         if data is not None:
             pdus += self._pdus(context_id, 0x00, data, step)
-        self.transport.writeSequence(pdus)
+        self.transport.write(b"".join(pdus))  # one copy; the transport takes bytes only
 
     @staticmethod
-    def _pdus(context_id: int, kind: int, payload: bytes | memoryview, step: int) -> list[bytes]:
+    def _pdus(context_id: int, kind: int, payload: bytes | memoryview, step: int) -> list:
+        """The PDUs of one command or data set: each PDU's header, then its piece of ``payload`` (a
+        view, joined once by ``send``)."""
         view, out = memoryview(payload), []
         for start in range(0, max(len(view), 1), step):
             piece = view[start:start + step]
             header = kind | (0x02 if start + step >= len(view) else 0)
-            out.append(_PDV_HEAD.pack(P_DATA_TF, 0, len(piece) + 6, len(piece) + 2, context_id, header) + piece)
+            out += (_PDV_HEAD.pack(P_DATA_TF, 0, len(piece) + 6, len(piece) + 2, context_id, header), piece)
         return out
 
     def send_pdu(self, pdu: bytes) -> None:

@@ -110,11 +110,14 @@ def _store_bytes(area: IStorageArea, uuid: str, data, spool: Spool) -> None:
 
 
 class BytesSource(Source):
-    """A file held in memory (small STOW-RS parts, request bodies, bytes made by the daemon)."""
+    """A file held in memory (small STOW-RS parts, request bodies, bytes made by the daemon). With
+    ``store_while_parsed``, written to the storage while it is parsed (for senders whose instances
+    are new nearly always: the write's fsync overlaps the parse)."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, store_while_parsed: bool = False):
         self.data = data
         self.size = len(data)
+        self.works_while_parsed = store_while_parsed
 
     @contextmanager
     def buffer(self):
@@ -128,6 +131,12 @@ class BytesSource(Source):
 
     def store(self, area, uuid, spool) -> None:
         _store_bytes(area, uuid, self.data, spool)
+
+    def while_parsed(self, area, uuid) -> bool:
+        if not self.works_while_parsed or not IDirectWrites.providedBy(area):
+            return False
+        area.write(uuid, KIND, self.data)
+        return True
 
     def discard(self) -> None:
         """Memory goes with the source."""

@@ -69,6 +69,38 @@ def test_echo_store_and_origin(node, tmp_path):
     assert len(node.get("/instances").json()) == 5
 
 
+def test_several_associations_at_once_each_instance_answered(node, tmp_path):
+    """Four storescu at once (their C-STOREs are ingested together): every instance stored once with
+    its origin, and a file the index refuses (no StudyInstanceUID) is answered with a failure on its
+    own association while the others go on."""
+    folders = []
+    for n in range(4):
+        folder = tmp_path / f"q{n}"
+        folder.mkdir()
+        for i in range(15):
+            (folder / f"{i:02d}.dcm").write_bytes(make_ct(patient_id=f"P{n}", study_uid=f"{STUDY}.{n}",
+                                                          series_uid=f"{STUDY}.{n}.1",
+                                                          sop_uid=f"{STUDY}.{n}.1.{i}", instance_number=i))
+        folders.append(folder)
+    broken = pydicom.dcmread(io.BytesIO(make_ct(sop_uid=f"{STUDY}.9.9")))
+    del broken.StudyInstanceUID  # the index needs it: refused
+    broken.save_as(folders[0] / "99-broken.dcm")
+    procs = [subprocess.Popen([_tool("storescu"), "-v", "-aet", f"SENDER{n}", "-aec", "OURS", "+sd", "127.0.0.1",
+                               str(node.dicom_port), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for n, folder in enumerate(folders)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs[1:]] == [0, 0, 0], outputs
+    after_broken = outputs[0][1].split("99-broken.dcm", 1)[1]
+    assert after_broken.split("Received Store Response", 1)[1].startswith(" (Error: CannotUnderstand)")
+    ids = node.get("/instances").json()
+    assert len(ids) == 60
+    senders = {node.get(f"/instances/{i}/metadata/RemoteAET").text for i in ids}
+    assert senders == {"SENDER0", "SENDER1", "SENDER2", "SENDER3"}
+    for n in range(4):
+        [series] = node.post("/tools/lookup", f"{STUDY}.{n}.1").json()
+        assert len(node.get(f"/series/{series['ID']}").json()["Instances"]) == 15
+
+
 def test_find_at_each_level_from_the_index(node, tmp_path):
     for i, (pid, date) in enumerate([("P1", "20200101"), ("P1", "20210101"), ("P2", "20220101")]):
         path = tmp_path / f"{i}.dcm"
