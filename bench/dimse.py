@@ -260,7 +260,7 @@ def find_dcmtk(server: Server, repeats: int) -> dict[str, float]:
     def run(keys: dict, times: int) -> float:
         args = [arg for key in RETURN_KEYS for arg in ("-k", f"{key}={keys.get(key, '')}")]
         start = time.perf_counter()
-        done = subprocess.run(["findscu", "-S", "-aet", "BENCHSCU", "-aec", AETS[server.name], "--repeat",
+        done = subprocess.run(["findscu", "-q", "-S", "-aet", "BENCHSCU", "-aec", AETS[server.name], "--repeat",
                                str(times), "-k", "QueryRetrieveLevel=STUDY", *args, "127.0.0.1",
                                str(server.dicom_port)], capture_output=True)
         if done.returncode:

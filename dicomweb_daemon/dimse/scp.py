@@ -44,6 +44,7 @@ from ..storage.sources import BytesSource
 from ..threads import in_db
 from . import commands, negotiation
 from .acceptor import AcceptorAssociation
+from .answers import AnswerWriter
 from .commitment import PUSH_MODEL
 from .commitment_scp import CommitmentHandlers
 from .find import FindRefused, answer_dataset, find_answers, find_request
@@ -257,9 +258,14 @@ class DimseService(CommitmentHandlers, service.Service):
             answer(IDENTIFIER_DOES_NOT_MATCH)
             return
         charset = self.daemon.ingest.charset
+        writer = AnswerWriter(request, charset, s.DicomAet, syntax.is_implicit_VR) \
+            if syntax in (IMPLICIT_LE, EXPLICIT_LE) else None
         for item in values[:limit or None]:
-            answer(PENDING, encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
-                                           syntax.is_little_endian, syntax.is_deflated))
+            data = writer.answer(item) if writer is not None else None
+            if data is None:
+                data = encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
+                                      syntax.is_little_endian, syntax.is_deflated)
+            answer(PENDING, data)
         if limit and len(ids) > limit:
             log.info("C-FIND: more than {limit} answers, the others dropped", limit=limit)
         answer(SUCCESS)

@@ -46,47 +46,38 @@ def _keyword(key: str) -> str:
 
 
 class ComputedMixin:
-    def descendants_count(self, internal: int, level: int, target: int) -> int:
-        sql = "SELECT COUNT(*) FROM resources r0 "
-        for k in range(1, target - level + 1):
-            sql += f"JOIN resources r{k} ON r{k}.parent = r{k - 1}.internal "
-        return self.db.execute(sql + "WHERE r0.internal = ?", (internal,)).fetchone()[0]
-
-    def computed_tag(self, name: str, internal: int, level: int) -> str | None:
-        if name == "InstanceAvailability":
-            return "ONLINE"
-        if COMPUTED[name] != {0: "Patient", 1: "Study", 2: "Series", 3: "Instance"}[level]:
-            return None
-        if name == "ModalitiesInStudy":
-            rows = self.db.execute(
-                "SELECT DISTINCT t.value FROM resources s JOIN main_tags t USING (internal) "
-                "WHERE s.parent = ? AND t.tag = 'Modality' ORDER BY t.value", (internal,))
-            return "\\".join(r[0] for r in rows if r[0])
-        if name == "SOPClassesInStudy":
-            rows = self.db.execute(
-                "SELECT DISTINCT i.sop_class_uid FROM resources s JOIN resources x ON x.parent = s.internal "
-                "JOIN instances i ON i.internal = x.internal WHERE s.parent = ? ORDER BY 1", (internal,))
-            return "\\".join(r[0] for r in rows if r[0])
-        what = name.rsplit("Related", 1)[1]
-        return str(self.descendants_count(internal, level, _COUNT_AT[what]))
-
     def requested_tags(self, ids: list[str], names: list[str]) -> dict[str, dict]:
-        """``{id: {name: value}}`` for RequestedTags (``/tools/find``, the resource lists): main
-        tags of the resource and its ancestors, computed tags, and any other tag of its first
-        instance (text, or a list of objects for a sequence)."""
+        """``{id: {name: value}}`` for RequestedTags (``/tools/find``, the resource lists, C-FIND):
+        main tags of the resource and its ancestors, computed tags, and any other tag of its first
+        instance (text, or a list of objects for a sequence). A few queries for all the resources
+        (not a few per resource: a C-FIND with 300 answers made 1,500)."""
+        found: dict[str, tuple[int, int]] = {}
+        parent_of: dict[int, int | None] = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for public_id, internal, level, parent in self.db.execute(
+                    "SELECT public_id, internal, level, parent FROM resources WHERE public_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                found[public_id] = (internal, level)
+                parent_of[internal] = parent
+        self._ancestors_into(parent_of)
+        chains = {pid: _chain(internal, parent_of) for pid, (internal, _level) in found.items()}
+        tags_of = self.main_tags(sorted({i for chain in chains.values() for i in chain}))
+        computed = {name: self._computed_many(name, list(found.values())) for name in names if name in COMPUTED}
         out: dict[str, dict[str, str]] = {}
         for public_id in ids:
-            internal, level = self.db.execute(
-                "SELECT internal, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
-            chain = [r[0] for r in self.db.execute(_ANCESTORS, (internal,))]
+            if public_id not in found:
+                out[public_id] = {}
+                continue
+            internal, level = found[public_id]
             tags: dict[str, str] = {}
-            for values in self.main_tags(chain).values():
-                tags.update(values)
+            for member in reversed(chains[public_id]):  # the resource's own values last: they win
+                tags.update(tags_of.get(member, {}))
             first = None
             result = {}
             for name in names:
                 if name in COMPUTED:
-                    value = self.computed_tag(name, internal, level)
+                    value = computed[name].get(internal)
                 elif name in tags:
                     value = tags[name]
                 else:
@@ -101,6 +92,39 @@ class ComputedMixin:
             out[public_id] = result
         return out
 
+    def _ancestors_into(self, parent_of: dict[int, int | None]) -> None:
+        """``parent_of`` completed with the ancestors of the resources it holds (a level at a time)."""
+        todo = sorted({p for p in parent_of.values() if p is not None and p not in parent_of})
+        while todo:
+            for internal, parents in self.rows_by_internal(
+                    "SELECT internal, parent FROM resources WHERE internal IN ({marks})", todo).items():
+                parent_of[internal] = parents[0]
+            todo = sorted({p for p in parent_of.values() if p is not None and p not in parent_of})
+
+    def _computed_many(self, name: str, resources: list[tuple[int, int]]) -> dict[int, str]:
+        """``computed_tag`` for many resources at once: ``{internal: value}`` (none for a resource of
+        another level than the tag's)."""
+        level = {"Patient": 0, "Study": 1, "Series": 2}.get(COMPUTED[name])
+        internals = [internal for internal, lvl in resources if lvl == level]
+        if name == "InstanceAvailability":
+            return {internal: "ONLINE" for internal, lvl in resources if lvl == level}
+        if not internals:
+            return {}
+        if name in ("ModalitiesInStudy", "SOPClassesInStudy"):
+            sql = ("SELECT s.parent, (SELECT t.value FROM main_tags t WHERE t.internal = s.internal AND "
+                   "t.tag = 'Modality') FROM resources s WHERE s.parent IN ({marks})") \
+                if name == "ModalitiesInStudy" else \
+                ("SELECT s.parent, i.sop_class_uid FROM resources s JOIN resources x ON x.parent = s.internal "
+                 "JOIN instances i ON i.internal = x.internal WHERE s.parent IN ({marks})")
+            values = self.rows_by_internal(sql, internals)
+            return {internal: "\\".join(sorted({v for v in values.get(internal, []) if v})) for internal in internals}
+        depth = _COUNT_AT[name.rsplit("Related", 1)[1]] - level
+        sql = "SELECT r0.internal, COUNT(*) FROM resources r0 "
+        for k in range(1, depth + 1):
+            sql += f"JOIN resources r{k} ON r{k}.parent = r{k - 1}.internal "
+        counts = self.rows_by_internal(sql + "WHERE r0.internal IN ({marks}) GROUP BY r0.internal", internals)
+        return {internal: str(counts[internal][0] if internal in counts else 0) for internal in internals}
+
     def _first_instance_json(self, internal: int, level: int) -> dict:
         sql = "SELECT i.metadata FROM resources r0 "
         depth = 3 - level
@@ -111,10 +135,10 @@ class ComputedMixin:
         return json.loads(self.decompress(row[0])) if row else {}
 
 
-_ANCESTORS = """
-WITH RECURSIVE up(internal, parent) AS (
-    SELECT internal, parent FROM resources WHERE internal = ?
-    UNION ALL SELECT r.internal, r.parent FROM resources r JOIN up ON r.internal = up.parent
-)
-SELECT internal FROM up
-"""
+
+def _chain(internal: int, parent_of: dict[int, int | None]) -> list[int]:
+    """The resource, then its parent, up to its patient."""
+    chain = [internal]
+    while (parent := parent_of.get(chain[-1])) is not None:
+        chain.append(parent)
+    return chain
