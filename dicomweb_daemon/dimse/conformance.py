@@ -6,7 +6,7 @@ from pydicom.uid import UID
 from pynetdicom import StoragePresentationContexts
 
 from .commitment import PUSH_MODEL
-from .scp import QUERY_MODELS, accepted_syntaxes
+from .contexts import QUERY_MODELS, accepted_syntaxes
 
 
 def dimse_conformance(settings) -> list[str]:

@@ -11,26 +11,17 @@ index to its threads, files to the io threads); a C-STORE takes the very path of
 """
 from __future__ import annotations
 
-import fnmatch
 import io
 import time
 
 from pydicom.uid import UID
-from pynetdicom import StoragePresentationContexts, build_context
+from pynetdicom import build_context
 from pynetdicom.dsutils import decode as decode_dataset
 from pynetdicom.dsutils import encode as encode_dataset
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
 from twisted.application import service
 from twisted.internet import reactor
 from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from ..client.bodies import OutgoingFile
@@ -45,8 +36,8 @@ from ..threads import in_db
 from . import commands, negotiation
 from .acceptor import AcceptorAssociation
 from .answers import AnswerWriter
-from .commitment import PUSH_MODEL
 from .commitment_scp import CommitmentHandlers
+from .contexts import accepted_syntaxes, known_contexts, storage_contexts
 from .find import FindRefused, answer_dataset, find_answers, find_request
 from .requestor import AssociationRefused, associate
 from .sub_operations import PENDING, Counts, Sender, finish, send_all
@@ -62,8 +53,6 @@ OWN_KEYS = {"Patient": ("PatientID",), "Study": ("StudyInstanceUID", "AccessionN
 RETRIEVE_KEYS = {"Patient": OWN_KEYS["Patient"], "Study": OWN_KEYS["Patient"] + OWN_KEYS["Study"],
                  "Series": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"],
                  "Instance": OWN_KEYS["Patient"] + OWN_KEYS["Study"] + OWN_KEYS["Series"] + OWN_KEYS["Instance"]}
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-STORAGE_CLASSES = frozenset(str(cx.abstract_syntax) for cx in StoragePresentationContexts)
 # DICOM statuses (PS3.4 Annex B, C; PS3.7 Annex C)
 SUCCESS = 0x0000
 OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0xA700, 0xC000
@@ -73,11 +62,8 @@ SOP_CLASS_NOT_SUPPORTED = 0x0122
 MOVE_DESTINATION_UNKNOWN = 0xA801
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_DECODE = 0xC310
-QUERY_MODELS = {
-    "find": (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind),
-    "move": (PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove),
-    "get": (PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet),
-}
+CANCELLED = 0xFE00
+FIND_BATCH = 256  # C-FIND answers written in one turn of the reactor
 
 
 class _Factory(ServerFactory):
@@ -165,7 +151,7 @@ class DimseService(CommitmentHandlers, service.Service):
         syntaxes = tuple(accepted_syntaxes(self.settings.AcceptedTransferSyntaxes))
         contexts = self._contexts.get(syntaxes)
         if contexts is None:
-            contexts = self._contexts[syntaxes] = _known_contexts(list(syntaxes))
+            contexts = self._contexts[syntaxes] = known_contexts(list(syntaxes))
         if not self.settings.UnknownSopClassAccepted:
             return contexts
         known = {str(cx.abstract_syntax) for cx in contexts}
@@ -260,7 +246,15 @@ class DimseService(CommitmentHandlers, service.Service):
         charset = self.daemon.ingest.charset
         writer = AnswerWriter(request, charset, s.DicomAet, syntax.is_implicit_VR) \
             if syntax in (IMPLICIT_LE, EXPLICIT_LE) else None
-        for item in values[:limit or None]:
+        message_id = int(message.command.get("MessageID", 0))
+        for n, item in enumerate(values[:limit or None]):
+            if n % FIND_BATCH == FIND_BATCH - 1:  # the reactor gets a turn: other work, a C-CANCEL, a loss
+                await deferLater(reactor, 0, lambda: None)
+                if association.closed:
+                    return
+                if message_id in association.cancelled:
+                    answer(CANCELLED)
+                    return
             data = writer.answer(item) if writer is not None else None
             if data is None:
                 data = encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
@@ -321,7 +315,7 @@ class DimseService(CommitmentHandlers, service.Service):
         try:
             tls = client_options(dicom_tls(s)) if target.use_dicom_tls else None
             destination_association = await associate(target.host, target.port, s.DicomAet, destination,
-                                                      _storage_contexts(files), s.MaximumPduLength,
+                                                      storage_contexts(files), s.MaximumPduLength,
                                                       s.DicomScpTimeout, tls)
         except (TlsConfigurationError, AssociationRefused) as e:
             log.info("C-MOVE to {aet} refused: {why}", aet=destination, why=e)
@@ -375,35 +369,3 @@ def _identifier(message: Message, syntax: UID):
                               syntax.is_deflated)
     except Exception:  # noqa: BLE001 - pydicom raises anything on garbage
         return None
-
-
-def _known_contexts(syntaxes: list[str]) -> list:
-    contexts = [build_context(cx.abstract_syntax, syntaxes) for cx in StoragePresentationContexts]
-    for cx in contexts:  # C-GET answers go back on the requestor's association, we store to it there
-        cx.scu_role = cx.scp_role = True
-    contexts += [build_context(Verification), build_context(PUSH_MODEL)]
-    for models in QUERY_MODELS.values():
-        contexts += [build_context(model) for model in models]
-    return contexts
-
-
-def accepted_syntaxes(patterns: list[str]) -> list[str]:
-    """The transfer syntaxes pydicom knows that ``patterns`` (``*`` and ``?`` wildcards) name."""
-    from pydicom.uid import UID_dictionary
-
-    known = [uid for uid, info in UID_dictionary.items() if info[1] == "Transfer Syntax"]
-    chosen = [uid for uid in known if any(fnmatch.fnmatchcase(uid, p) for p in patterns)]
-    # Where both ends offer several, the first one wins: files go as they are stored (most are
-    # explicit little endian), rather than re-encoded into implicit VR.
-    preferred = [EXPLICIT_LE, *[u for u in chosen if u not in (EXPLICIT_LE, IMPLICIT_LE)], IMPLICIT_LE]
-    return [u for u in preferred if u in chosen] or [EXPLICIT_LE, IMPLICIT_LE]
-
-
-def _storage_contexts(files: list[OutgoingFile]) -> list:
-    """Presentation contexts for sending ``files``: per SOP class, one for each stored transfer
-    syntax alone (so that the destination cannot pick another one for it: a file goes as it is
-    stored) and one offering the uncompressed syntaxes; at most 128."""
-    pairs = {(f.sop_class_uid or SECONDARY_CAPTURE, f.transfer_syntax or EXPLICIT_LE) for f in files}
-    contexts = [build_context(uid, [EXPLICIT_LE, IMPLICIT_LE]) for uid in sorted({uid for uid, _ in pairs})]
-    contexts += [build_context(uid, [ts]) for uid, ts in sorted(pairs) if ts not in (EXPLICIT_LE, IMPLICIT_LE)]
-    return contexts[:128] or [build_context(SECONDARY_CAPTURE)]

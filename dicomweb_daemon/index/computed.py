@@ -104,10 +104,10 @@ class ComputedMixin:
     def _computed_many(self, name: str, resources: list[tuple[int, int]]) -> dict[int, str]:
         """``computed_tag`` for many resources at once: ``{internal: value}`` (none for a resource of
         another level than the tag's)."""
+        if name == "InstanceAvailability":  # at any level
+            return {internal: "ONLINE" for internal, _level in resources}
         level = {"Patient": 0, "Study": 1, "Series": 2}.get(COMPUTED[name])
         internals = [internal for internal, lvl in resources if lvl == level]
-        if name == "InstanceAvailability":
-            return {internal: "ONLINE" for internal, lvl in resources if lvl == level}
         if not internals:
             return {}
         if name in ("ModalitiesInStudy", "SOPClassesInStudy"):

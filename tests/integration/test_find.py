@@ -166,3 +166,24 @@ def test_requested_tags_on_resource_lists(daemon, corpus):
     one = daemon.get(f"/studies/{study}?requestedTags=NumberOfStudyRelatedSeries").json()
     assert one["RequestedTags"] == {"NumberOfStudyRelatedSeries": "2"}
     assert "RequestedTags" not in daemon.get(f"/studies/{study}").json()
+
+
+def test_computed_tags_at_every_level_for_many_resources(daemon, corpus):
+    """Computed tags read for all the resources of a list at once: each at its own level (counts of
+    another level left out), InstanceAvailability at every level, ModalitiesInStudy sorted."""
+    patient, study = corpus["F1"]["ParentPatient"], corpus["F1"]["ParentStudy"]
+    asked = ("NumberOfPatientRelatedStudies;NumberOfPatientRelatedInstances;NumberOfStudyRelatedInstances;"
+             "NumberOfSeriesRelatedInstances;ModalitiesInStudy;SOPClassesInStudy;InstanceAvailability")
+    [p] = [x for x in daemon.get(f"/patients?expand&requested-tags={asked}").json() if x["ID"] == patient]
+    assert p["RequestedTags"] == {"NumberOfPatientRelatedStudies": "1", "NumberOfPatientRelatedInstances": "2",
+                                  "InstanceAvailability": "ONLINE"}
+    [s] = daemon.get(f"/patients/{patient}/studies?expand&requested-tags={asked}").json()
+    assert s["ID"] == study and s["RequestedTags"]["NumberOfStudyRelatedInstances"] == "2"
+    assert s["RequestedTags"]["ModalitiesInStudy"] == "CT\\SR" and len(s["RequestedTags"]) == 4
+    series = daemon.get(f"/studies/{study}/series?expand&requested-tags={asked}").json()
+    assert [x["RequestedTags"] for x in series] == [{"NumberOfSeriesRelatedInstances": "1",
+                                                     "InstanceAvailability": "ONLINE"}] * 2
+    instances = daemon.get(f"/studies/{study}/instances?expand&requested-tags={asked}").json()
+    assert [x["RequestedTags"] for x in instances] == [{"InstanceAvailability": "ONLINE"}] * 2
+    classes = sorted({daemon.get(f"/instances/{x['ID']}/simplified-tags").json()["SOPClassUID"] for x in instances})
+    assert s["RequestedTags"]["SOPClassesInStudy"] == "\\".join(classes)
