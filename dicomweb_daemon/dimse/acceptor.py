@@ -31,6 +31,8 @@ from .upper_layer import (
 
 log = Logger()
 
+MAX_CANCELLED = 256  # C-CANCELs kept per association
+
 
 class AcceptorAssociation(UpperLayer):
     def __init__(self, server) -> None:
@@ -109,7 +111,8 @@ class AcceptorAssociation(UpperLayer):
     # -- messages --------------------------------------------------------------------------------------
     def message_received(self, message: Message) -> None:
         if message.command.get("CommandField") == commands.C_CANCEL_RQ:
-            self.cancelled.add(int(message.command.get("MessageIDBeingRespondedTo", -1)))
+            if len(self.cancelled) < MAX_CANCELLED:  # a peer cancelling without end grows nothing
+                self.cancelled.add(int(message.command.get("MessageIDBeingRespondedTo", -1)))
         else:
             self._queue.append(message)
             self._next()

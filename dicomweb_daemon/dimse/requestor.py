@@ -26,6 +26,7 @@ class RequestorAssociation(UpperLayer):
         self.idle_timeout = timeout
         self.accepted: defer.Deferred = defer.Deferred()
         self._released: defer.Deferred | None = None
+        self._release_wait = None  # the close after RELEASE_WAIT
 
     def connectionMade(self):  # noqa: N802 - Twisted API
         super().connectionMade()
@@ -62,6 +63,8 @@ class RequestorAssociation(UpperLayer):
                                                      "association negotiation"))
         if self._released is not None and not self._released.called:
             self._released.callback(None)
+        if self._release_wait is not None and self._release_wait.active():
+            self._release_wait.cancel()
 
     def release(self) -> defer.Deferred:
         """A-RELEASE-RQ, then the connection closed once answered (or after RELEASE_WAIT)."""
@@ -69,7 +72,7 @@ class RequestorAssociation(UpperLayer):
             return defer.succeed(None)
         self._released = defer.Deferred()
         self.send_pdu(release_pdu(RELEASE_RQ))
-        reactor.callLater(RELEASE_WAIT, self.close)
+        self._release_wait = reactor.callLater(RELEASE_WAIT, self.close)
         return self._released
 
 

@@ -332,7 +332,7 @@ class DimseService(CommitmentHandlers, service.Service):
             counts, cancelled = await send_all(association, message, sender, files, answer)
         finally:
             await destination_association.release()
-        sent = len(files) - counts.remaining
+        sent = counts.attempted
         content = {"Description": "C-MOVE SCP", "LocalAet": s.DicomAet, "RemoteAet": destination,
                    "InstancesCount": len(files), "FailedInstancesCount": len(files) - counts.completed - counts.warning}
         error = None if sent == len(files) else \

@@ -5,12 +5,13 @@ with the failed instances, failure when none went, cancel).
 
 A file goes as it is stored: the bytes after its file meta information are sent as they are
 when the association took its transfer syntax, converted otherwise (to another uncompressed
-syntax with pydicom, or decoded through the frame service). The next file is read while the
-current one travels.
+syntax with pydicom, or decoded through the frame service). The files after it are read while
+it travels (READ_AHEAD bytes at most).
 """
 from __future__ import annotations
 
 import io
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ log = Logger()
 SUCCESS, PENDING, CANCEL = 0x0000, 0xFF00, 0xFE00
 WARNING, ALL_FAILED = 0xB000, 0xA702
 UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE)
+READ_AHEAD = 32 << 20  # bytes of the files after the one on its way, read meanwhile
 Transcode = Callable[[OutgoingFile, str], Awaitable[bytes]]  # a file in another syntax, as a whole file
 
 
@@ -45,6 +47,7 @@ class Counts:
     failed: int = 0
     warning: int = 0
     failed_uids: list[str] = field(default_factory=list)
+    attempted: int = 0  # sent (whatever the answer), unlike those that failed because the rest stopped
 
     def elements(self, final: bool = False) -> dict[str, int]:
         out = {"NumberOfCompletedSuboperations": min(self.completed, 0xFFFF),
@@ -56,6 +59,7 @@ class Counts:
 
     def count(self, status: int | None, uid: str) -> None:
         self.remaining -= 1
+        self.attempted += 1
         if status == SUCCESS:
             self.completed += 1
         elif status is not None and status & 0xF000 == 0xB000:
@@ -138,34 +142,64 @@ async def _given(data: bytes) -> bytes:
 
 
 async def send_all(association, message: Message, sender: Sender, files: list[OutgoingFile], answer) \
-    -> tuple[Counts, bool]:
+        -> tuple[Counts, bool]:
     """Each file sent by ``sender``, a pending response after each; the counts, and whether a
-    C-CANCEL stopped them. A file that cannot go counts as failed; a lost association stops."""
+    C-CANCEL stopped them. A file that cannot go counts as failed; a lost association stops. The
+    files after the one on its way are read meanwhile (READ_AHEAD bytes at most)."""
     counts = Counts(len(files))
     message_id = int(message.command.get("MessageID", 0))
-    reading = sender.read(files[0])
-    for n, file in enumerate(files):
-        if message_id in association.cancelled or association.closed:
-            return counts, message_id in association.cancelled
-        try:
-            content = await reading
-        except Exception:  # noqa: BLE001 - the file is unreadable: it fails, the others go
-            log.failure("C-MOVE/C-GET: cannot read {id}", id=file.public_id)
-            content = None
-        if n + 1 < len(files):
-            reading = sender.read(files[n + 1])
-        status, uid = None, read_meta(content)[1].get(SOP_INSTANCE, "") if content is not None else ""
-        if content is not None:
+    ahead = _ReadAhead(sender, files)
+    try:
+        for file, reading in ahead:
+            if message_id in association.cancelled or association.closed:
+                return counts, message_id in association.cancelled
             try:
-                status = await sender.send(file, content)
-            except Exception as e:  # noqa: BLE001 - the peer went away, timed out, or refused the data
-                log.info("C-STORE sub-operation of {id} failed: {why}", id=file.public_id, why=repr(e))
-                if sender.association.closed:
-                    counts.count(None, uid)
-                    return counts, False
-        counts.count(status, uid)
-        answer(PENDING, **counts.elements())
-    return counts, False
+                content = await reading
+            except Exception:  # noqa: BLE001 - the file is unreadable: it fails, the others go
+                log.failure("C-MOVE/C-GET: cannot read {id}", id=file.public_id)
+                content = None
+            ahead.fill()
+            status, uid = None, read_meta(content)[1].get(SOP_INSTANCE, "") if content is not None else ""
+            if content is not None:
+                try:
+                    status = await sender.send(file, content)
+                except Exception as e:  # noqa: BLE001 - the peer went away, timed out, or refused the data
+                    log.info("C-STORE sub-operation of {id} failed: {why}", id=file.public_id, why=repr(e))
+                    if sender.association.closed:  # this one and those after it fail
+                        counts.count(None, uid)
+                        counts.failed, counts.remaining = counts.failed + counts.remaining, 0
+                        return counts, False
+            counts.count(status, uid)
+            answer(PENDING, **counts.elements())
+        return counts, False
+    finally:
+        ahead.drop()
+
+
+class _ReadAhead:
+    """The files with their reads (Deferreds), the next ones started while earlier ones are sent."""
+
+    def __init__(self, sender: Sender, files: list[OutgoingFile]):
+        self.sender, self.files, self.next = sender, files, 0
+        self.pending: deque = deque()
+        self.fill()
+
+    def fill(self) -> None:
+        while self.next < len(self.files) and (not self.pending or sum(
+                f.size for f, _ in self.pending) + self.files[self.next].size <= READ_AHEAD):
+            file = self.files[self.next]
+            self.pending.append((file, self.sender.read(file)))
+            self.next += 1
+
+    def __iter__(self):
+        while self.pending:
+            yield self.pending.popleft()
+
+    def drop(self) -> None:
+        """Reads no one will wait for: their failures are not reported."""
+        for _file, reading in self.pending:
+            reading.addErrback(lambda _: None)
+        self.pending.clear()
 
 
 def finish(answer, counts: Counts, total: int, cancelled: bool, syntax: str) -> None:

@@ -167,6 +167,33 @@ def test_move_and_get_are_byte_exact(node, tmp_path):
     assert "Refused: MoveDestinationUnknown" in refused.stderr
 
 
+def test_a_destination_that_goes_away_fails_the_move(node, tmp_path):
+    """A storescp that aborts after the first C-STORE request: the C-MOVE ends in failure (every
+    sub-operation failed: A702), the job says where it stopped, and the daemon keeps serving."""
+    for i in range(3):
+        path = tmp_path / f"{i}.dcm"
+        path.write_bytes(make_ct(patient_id="GONE", study_uid=f"{STUDY}.5", series_uid=f"{STUDY}.5.1",
+                                 sop_uid=f"{STUDY}.5.1.{i}", instance_number=i))
+        _store(node, str(path))
+    received = tmp_path / "received"
+    received.mkdir()
+    scp = subprocess.Popen([_tool("storescp"), "--abort-after", "-aet", "STORESCP", "-od", str(received),
+                            str(node.scp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        moved = _run("movescu", "-v", "-S", "-aet", "FINDER", "-aem", "STORESCP", "-aec", "OURS", "-k",
+                     "QueryRetrieveLevel=SERIES", "-k", f"SeriesInstanceUID={STUDY}.5.1", "127.0.0.1",
+                     str(node.dicom_port), ok=False)
+    finally:
+        scp.kill()
+        scp.wait()
+    assert "Final Move Response (Refused: OutOfResourcesSubOperations)" in moved.stderr, moved.stderr  # A702
+    [job] = [j for j in node.get("/jobs?expand").json() if j["Content"].get("Description") == "C-MOVE SCP"]
+    assert job["State"] == "Failure" and "stopped after 1 of 3" in job["ErrorDetails"]
+    assert job["Content"]["FailedInstancesCount"] == 3
+    _run("echoscu", "-aec", "OURS", "127.0.0.1", str(node.dicom_port))
+
+
 def test_access_rules(make_daemon):
     d = make_daemon({"DicomAet": "OURS", "DicomCheckCalledAet": True, "DicomAlwaysAllowEcho": False,
                      "DicomAlwaysAllowStore": False, "DicomModalities": {"known": ["KNOWN", "127.0.0.1", 104]}})
