@@ -38,16 +38,21 @@ def known_contexts(syntaxes: list[str]) -> list:
     return contexts
 
 
-def accepted_syntaxes(patterns: list[str]) -> list[str]:
-    """The transfer syntaxes pydicom knows that ``patterns`` (``*`` and ``?`` wildcards) name."""
+def matching_syntaxes(patterns: list[str]) -> list[str]:
+    """The transfer syntaxes pydicom knows that ``patterns`` (``*`` and ``?`` wildcards) name, in
+    the order the server prefers them: where both ends offer several, the first one wins, so files
+    go as they are stored (most are explicit little endian) rather than re-encoded into implicit VR."""
     from pydicom.uid import UID_dictionary
 
     known = [uid for uid, info in UID_dictionary.items() if info[1] == "Transfer Syntax"]
     chosen = [uid for uid in known if any(fnmatch.fnmatchcase(uid, p) for p in patterns)]
-    # Where both ends offer several, the first one wins: files go as they are stored (most are
-    # explicit little endian), rather than re-encoded into implicit VR.
     preferred = [EXPLICIT_LE, *[u for u in chosen if u not in (EXPLICIT_LE, IMPLICIT_LE)], IMPLICIT_LE]
-    return [u for u in preferred if u in chosen] or [EXPLICIT_LE, IMPLICIT_LE]
+    return [u for u in preferred if u in chosen]
+
+
+def accepted_syntaxes(patterns: list[str]) -> list[str]:
+    """``matching_syntaxes``, the uncompressed ones when none match."""
+    return matching_syntaxes(patterns) or [EXPLICIT_LE, IMPLICIT_LE]
 
 
 def storage_contexts(files: list[OutgoingFile]) -> list:

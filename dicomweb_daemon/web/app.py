@@ -8,6 +8,7 @@ from .rest.archive import ArchiveRoutes
 from .rest.attachments import AttachmentRoutes
 from .rest.bulk_content import BulkContentRoutes
 from .rest.create_dicom import CreateDicomRoutes
+from .rest.dicom_server import DicomServerRoutes
 from .rest.images import ImageRoutes
 from .rest.instances import InstanceRoutes
 from .rest.jobs import JobRoutes
@@ -41,8 +42,8 @@ def build_app(daemon):
                  JobRoutes(daemon), PeerRoutes(daemon)]
     modalities = ModalityRoutes(daemon)
     families += [modalities, QueryRoutes(daemon, modalities), StorageCommitmentRoutes(daemon),
-                 ModificationRoutes(daemon), CreateDicomRoutes(daemon), ReconstructRoutes(daemon),
-                 LabelRoutes(daemon), OperationsRoutes(daemon), PageRoutes(daemon),
+                 DicomServerRoutes(daemon), ModificationRoutes(daemon), CreateDicomRoutes(daemon),
+                 ReconstructRoutes(daemon), LabelRoutes(daemon), OperationsRoutes(daemon), PageRoutes(daemon),
                  OhifRoutes(daemon)]
     return mount([*families, ToolListRoutes(families, daemon.settings)])
 

@@ -5,6 +5,7 @@ associations at once) refused or aborted while HTTP keeps answering."""
 from __future__ import annotations
 
 import io
+import json
 import socket
 import struct
 import subprocess
@@ -342,3 +343,42 @@ def test_unknown_sop_classes_only_when_accepted(make_daemon):
     assert send(accepting.dicom_port) == 0
     [instance] = accepting.get("/instances").json()
     assert accepting.get(f"/instances/{instance}/file").content.find(private_class.encode()) > 0
+
+
+def test_accepted_syntaxes_and_unknown_classes_change_at_run_time(make_daemon):
+    """Orthanc's /tools/accepted-transfer-syntaxes and /tools/unknown-sop-class-accepted: the next
+    associations negotiate with what was PUT (a JPEG file and a private SOP class refused, then
+    stored); bad values are 400 and change nothing."""
+    from pydicom.data import get_testdata_file
+    from pynetdicom import AE
+
+    d = make_daemon({"DicomAet": "OURS"})
+    jpeg = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    private = pydicom.dcmread(io.BytesIO(make_ct(sop_uid=f"{STUDY}.8.1",
+                                                 extra={"SOPClassUID": "1.2.826.0.1.3680043.8.498.999.2"})))
+
+    def send(ds) -> int | None:
+        ae = AE("SENDER")
+        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+        assoc = ae.associate("127.0.0.1", d.dicom_port, ae_title="OURS")
+        try:
+            if not assoc.is_established or not assoc.accepted_contexts:
+                return None
+            return int(assoc.send_c_store(ds).Status)
+        finally:
+            assoc.release()
+
+    uncompressed = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]
+    assert sorted(d.put("/tools/accepted-transfer-syntaxes", json.dumps(uncompressed)).json()) == uncompressed
+    assert d.put("/tools/accepted-transfer-syntaxes", "9.9.*").status_code == 400  # matches nothing
+    assert sorted(d.get("/tools/accepted-transfer-syntaxes").json()) == uncompressed
+    assert d.put("/tools/unknown-sop-class-accepted", "nope").status_code == 400
+    d.put("/tools/unknown-sop-class-accepted", "0")
+    assert d.get("/tools/unknown-sop-class-accepted").json() == 0
+    assert send(jpeg) is None and send(private) is None and d.get("/instances").json() == []
+
+    everything = d.put("/tools/accepted-transfer-syntaxes", "*", headers={"Content-Type": "text/plain"}).json()
+    assert len(everything) >= 42 and "1.2.840.10008.1.2.4.50" in everything
+    d.put("/tools/unknown-sop-class-accepted", "true")
+    assert d.get("/tools/unknown-sop-class-accepted").json() == 1
+    assert send(jpeg) == 0 and send(private) == 0 and len(d.get("/instances").json()) == 2
