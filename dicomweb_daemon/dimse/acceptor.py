@@ -40,6 +40,7 @@ class AcceptorAssociation(UpperLayer):
         self.server = server
         self.idle_timeout = server.settings.DicomScpTimeout or None
         self.pdu_limit = max(4 * server.settings.MaximumPduLength, 1 << 20)
+        self.data_set_limit = server.settings.MaximumBodySize << 20  # as an HTTP body's
         self.request: negotiation.Request | None = None
         self.established = False
         self.cancelled: set[int] = set()  # message IDs of the requests a C-CANCEL named

@@ -39,6 +39,7 @@ class Message:
     data: bytes | None = None
     _command_parts: list = field(default_factory=list)
     _data_parts: list = field(default_factory=list)
+    _data_size: int = 0
 
 
 class AssociationClosed(Exception):
@@ -68,6 +69,7 @@ class UpperLayer(Protocol, TimeoutMixin):
 
     idle_timeout: float | None = None  # seconds without a byte from the peer before an abort
     pdu_limit: int = 1 << 24  # bytes of the longest PDU taken from the peer
+    data_set_limit: int = 4096 << 20  # bytes of the largest data set taken (held in memory until whole)
 
     def __init__(self) -> None:
         self.contexts: dict = {}
@@ -154,6 +156,10 @@ class UpperLayer(Protocol, TimeoutMixin):
             if message is None or not message.command:
                 raise ProtocolViolation(INVALID_PDU_PARAMETER, "a data set fragment before its command")
             message._data_parts.append(fragment)
+            message._data_size += len(fragment)
+            if message._data_size > self.data_set_limit:
+                raise ProtocolViolation(0, f"a data set larger than {self.data_set_limit >> 20} MB "
+                                           "(MaximumBodySize)")
             if header & 0x02:
                 message.data = b"".join(message._data_parts)
                 self._deliver()

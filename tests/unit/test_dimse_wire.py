@@ -171,3 +171,13 @@ def test_find_answers_are_the_bytes_pydicom_writes(charset, implicit):
             assert ours == theirs, values
             written += 1
     assert written >= 3
+
+
+def test_a_data_set_over_the_limit_aborts_the_association():
+    layer, wire = _connected()
+    layer.data_set_limit = 10_000
+    command = commands.encode(CommandField=commands.C_STORE_RQ, MessageID=1, CommandDataSetType=commands.DATA_SET)
+    sender, sent = _connected(peer_max_pdu=4096)
+    sender.send(1, command, bytes(12_000))
+    layer.dataReceived(sent.value())
+    assert layer.received == [] and layer.closed and wire.value()[-10:][:1] == bytes([ABORT])
