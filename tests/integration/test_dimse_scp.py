@@ -320,27 +320,14 @@ def test_find_answers_in_the_default_encoding_and_move_infers_its_level(make_dae
 def test_unknown_sop_classes_only_when_accepted(make_daemon):
     """A SOP class pynetdicom does not know is refused (no presentation context), unless
     ``UnknownSopClassAccepted``: then stored like any other instance."""
-    from pynetdicom import AE
-
     private_class = "1.2.826.0.1.3680043.8.498.999.1"
     data = make_ct(sop_uid=f"{STUDY}.999.1", extra={"SOPClassUID": private_class})
     ds = pydicom.dcmread(io.BytesIO(data))
 
-    def send(port: int) -> int | None:
-        ae = AE("SENDER")
-        ae.add_requested_context(private_class, ds.file_meta.TransferSyntaxUID)
-        assoc = ae.associate("127.0.0.1", port, ae_title="OURS")
-        try:
-            if not assoc.is_established or not assoc.accepted_contexts:
-                return None
-            return int(assoc.send_c_store(ds).Status)
-        finally:
-            assoc.release()
-
     refusing = make_daemon({"DicomAet": "OURS"})
-    assert send(refusing.dicom_port) is None and refusing.get("/instances").json() == []
+    assert _c_store(refusing.dicom_port, ds) is None and refusing.get("/instances").json() == []
     accepting = make_daemon({"DicomAet": "OURS", "UnknownSopClassAccepted": True})
-    assert send(accepting.dicom_port) == 0
+    assert _c_store(accepting.dicom_port, ds) == 0
     [instance] = accepting.get("/instances").json()
     assert accepting.get(f"/instances/{instance}/file").content.find(private_class.encode()) > 0
 
@@ -350,7 +337,6 @@ def test_accepted_syntaxes_and_unknown_classes_change_at_run_time(make_daemon):
     associations negotiate with what was PUT (a JPEG file and a private SOP class refused, then
     stored); bad values are 400 and change nothing."""
     from pydicom.data import get_testdata_file
-    from pynetdicom import AE
 
     d = make_daemon({"DicomAet": "OURS"})
     jpeg = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
@@ -358,16 +344,7 @@ def test_accepted_syntaxes_and_unknown_classes_change_at_run_time(make_daemon):
                                                  extra={"SOPClassUID": "1.2.826.0.1.3680043.8.498.999.2"})))
 
     def send(ds) -> int | None:
-        ae = AE("SENDER")
-        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-        assoc = ae.associate("127.0.0.1", d.dicom_port, ae_title="OURS")
-        try:
-            if not assoc.is_established or not assoc.accepted_contexts:
-                return None
-            return int(assoc.send_c_store(ds).Status)
-        finally:
-            assoc.release()
-
+        return _c_store(d.dicom_port, ds)
     uncompressed = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]
     assert sorted(d.put("/tools/accepted-transfer-syntaxes", json.dumps(uncompressed)).json()) == uncompressed
     assert d.put("/tools/accepted-transfer-syntaxes", "9.9.*").status_code == 400  # matches nothing
@@ -382,3 +359,19 @@ def test_accepted_syntaxes_and_unknown_classes_change_at_run_time(make_daemon):
     d.put("/tools/unknown-sop-class-accepted", "true")
     assert d.get("/tools/unknown-sop-class-accepted").json() == 1
     assert send(jpeg) == 0 and send(private) == 0 and len(d.get("/instances").json()) == 2
+
+
+def _c_store(port: int, ds) -> int | None:
+    """C-STORE of ``ds`` proposed in its own SOP class and transfer syntax only: the status, or None
+    when the daemon accepted no context for it."""
+    from pynetdicom import AE
+
+    ae = AE("SENDER")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="OURS")
+    try:
+        if not assoc.is_established or not assoc.accepted_contexts:
+            return None
+        return int(assoc.send_c_store(ds).Status)
+    finally:
+        assoc.release()
