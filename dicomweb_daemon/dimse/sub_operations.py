@@ -23,9 +23,9 @@ from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from ..client.bodies import OutgoingFile, read_content
-from ..dicom.part10 import SOP_INSTANCE, read_meta
+from ..dicom.part10 import SOP_CLASS, SOP_INSTANCE, TRANSFER_SYNTAX, read_meta
 from ..dicom.transfer_syntaxes import EXPLICIT_LE, IMPLICIT_LE
-from ..threads import in_io
+from ..threads import in_cpu, in_io
 from . import commands
 from .upper_layer import Message, UpperLayer
 
@@ -104,37 +104,45 @@ class Sender:
         return ensureDeferred(in_io(read_content, self.storage, file))
 
     async def send(self, file: OutgoingFile, content: bytes) -> int | None:
-        """C-STORE of one file; the status the peer answered (None: no context for it)."""
-        choice = self._context(file)
+        """C-STORE of one file; the status the peer answered (None: no context for it). The file's
+        own meta information says what it is (the index may not know its class or syntax)."""
+        start, meta = read_meta(content)
+        sop_class = meta.get(SOP_CLASS) or file.sop_class_uid
+        stored = meta.get(TRANSFER_SYNTAX) or file.transfer_syntax
+        choice = self._context(sop_class, stored)
         if choice is None:
             return None
         context_id, syntax = choice
-        start, meta = read_meta(content)
-        data = await self._in_syntax(file, content, start, syntax)
+        data = await self._in_syntax(file, content, start, stored, syntax)
         message_id = self.association.request_id()
         aet, originator_id = self.originator or (None, None)
         command = commands.encode(
-            AffectedSOPClassUID=file.sop_class_uid, CommandField=commands.C_STORE_RQ, MessageID=message_id,
+            AffectedSOPClassUID=sop_class, CommandField=commands.C_STORE_RQ, MessageID=message_id,
             Priority=0, CommandDataSetType=commands.DATA_SET, AffectedSOPInstanceUID=meta.get(SOP_INSTANCE, ""),
             MoveOriginatorApplicationEntityTitle=aet, MoveOriginatorMessageID=originator_id)
         response: Message = await self.association.ask(context_id, command, message_id, data, self.timeout)
         return int(response.command.get("Status", 0xC000))
 
-    def _context(self, file: OutgoingFile) -> tuple[int, str] | None:
-        offered = self.by_class.get(file.sop_class_uid, [])
-        exact = next((c for c in offered if c[1] == file.transfer_syntax), None)
+    def _context(self, sop_class: str, stored: str) -> tuple[int, str] | None:
+        offered = self.by_class.get(sop_class, [])
+        exact = next((c for c in offered if c[1] == stored), None)
         return exact or next((c for c in offered if c[1] == EXPLICIT_LE), None) or (offered[0] if offered else None)
 
-    async def _in_syntax(self, file: OutgoingFile, content: bytes, start: int, syntax: str) -> memoryview | bytes:
-        if syntax != file.transfer_syntax:
-            if not (syntax in UNCOMPRESSED and file.transfer_syntax in UNCOMPRESSED):
+    async def _in_syntax(self, file: OutgoingFile, content: bytes, start: int, stored: str,
+                         syntax: str) -> memoryview | bytes:
+        if syntax != stored:
+            if not (syntax in UNCOMPRESSED and stored in UNCOMPRESSED):
                 content = await self.transcode(file, syntax)
                 start = read_meta(content)[0]
             else:
-                uid = UID(syntax)
-                return encode_dataset(dcmread(io.BytesIO(content)), uid.is_implicit_VR, uid.is_little_endian,
-                                      uid.is_deflated)
+                return await in_cpu(_reencoded, content, syntax)
         return memoryview(content)[start:]
+
+
+def _reencoded(content: bytes, syntax: str) -> bytes:
+    """(cpu thread) A file's data set in another uncompressed transfer syntax."""
+    uid = UID(syntax)
+    return encode_dataset(dcmread(io.BytesIO(content)), uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated)
 
 
 async def _given(data: bytes) -> bytes:

@@ -16,7 +16,7 @@ import pydicom
 import pytest
 
 from tests.conftest import free_port
-from tests.dcmtk import dataset_bytes, same_content
+from tests.dcmtk import dataset_bytes, received, same_content, wait_port
 from tests.dcmtk import tool as _tool
 from tests.dicom_files import CT_SMALL, MR_SMALL, make_ct
 
@@ -142,9 +142,9 @@ def test_move_and_get_are_byte_exact(node, tmp_path):
     """What reaches a C-MOVE destination or a C-GET requestor is the stored data set, byte for byte."""
     _store(node, CT_SMALL, MR_SMALL)
     originals = {dataset_bytes(node.get(f"/instances/{i}/file").content) for i in node.get("/instances").json()}
-    received = tmp_path / "received"
-    received.mkdir()
-    scp = subprocess.Popen([_tool("storescp"), "-od", str(received), "-aet", "STORESCP", str(node.scp_port)],
+    received_dir = tmp_path / "received"
+    received_dir.mkdir()
+    scp = subprocess.Popen([_tool("storescp"), "-od", str(received_dir), "-aet", "STORESCP", str(node.scp_port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
@@ -154,7 +154,7 @@ def test_move_and_get_are_byte_exact(node, tmp_path):
     finally:
         scp.terminate()
         scp.wait()
-    assert {dataset_bytes(p.read_bytes()) for p in received.iterdir()} == originals
+    assert {dataset_bytes(p.read_bytes()) for p in received_dir.iterdir()} == originals
 
     fetched = tmp_path / "fetched"
     fetched.mkdir()
@@ -176,9 +176,9 @@ def test_a_destination_that_goes_away_fails_the_move(node, tmp_path):
         path.write_bytes(make_ct(patient_id="GONE", study_uid=f"{STUDY}.5", series_uid=f"{STUDY}.5.1",
                                  sop_uid=f"{STUDY}.5.1.{i}", instance_number=i))
         _store(node, str(path))
-    received = tmp_path / "received"
-    received.mkdir()
-    scp = subprocess.Popen([_tool("storescp"), "--abort-after", "-aet", "STORESCP", "-od", str(received),
+    received_dir = tmp_path / "received"
+    received_dir.mkdir()
+    scp = subprocess.Popen([_tool("storescp"), "--abort-after", "-aet", "STORESCP", "-od", str(received_dir),
                             str(node.scp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
@@ -193,6 +193,31 @@ def test_a_destination_that_goes_away_fails_the_move(node, tmp_path):
     assert job["State"] == "Failure" and "stopped after 1 of 3" in job["ErrorDetails"]
     assert job["Content"]["FailedInstancesCount"] == 3
     _run("echoscu", "-aec", "OURS", "127.0.0.1", str(node.dicom_port))
+
+
+def test_move_to_a_destination_taking_implicit_vr_only(node, tmp_path):
+    """A destination that takes implicit VR little endian only (storescp +xi): the stored explicit
+    VR files are sent converted, their content unchanged, the received files in implicit VR."""
+    originals = []
+    for i in range(2):
+        data = make_ct(patient_id="IMPLICIT", study_uid=f"{STUDY}.6", series_uid=f"{STUDY}.6.1",
+                       sop_uid=f"{STUDY}.6.1.{i}", instance_number=i)
+        originals.append(data)
+        node.store(data)
+    received_dir = tmp_path / "received"
+    received_dir.mkdir()
+    scp = subprocess.Popen([_tool("storescp"), "+xi", "-aet", "STORESCP", "-od", str(received_dir),
+                            str(node.scp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(node.scp_port)
+        _run("movescu", "-S", "-aet", "FINDER", "-aem", "STORESCP", "-aec", "OURS", "-k",
+             "QueryRetrieveLevel=SERIES", "-k", f"SeriesInstanceUID={STUDY}.6.1", "127.0.0.1", str(node.dicom_port))
+        files = received(received_dir, 2)
+    finally:
+        scp.kill()
+        scp.wait()
+    assert {pydicom.dcmread(io.BytesIO(f)).file_meta.TransferSyntaxUID for f in files} == {"1.2.840.10008.1.2"}
+    assert all(any(same_content(f, o) for o in originals) for f in files)
 
 
 def test_access_rules(make_daemon):
