@@ -6,6 +6,9 @@ import json
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
+from .resources import _marks
+from .schema import LEVEL_NUMBER
+
 COMPUTED = {
     "ModalitiesInStudy": "Study", "SOPClassesInStudy": "Study",
     "NumberOfStudyRelatedSeries": "Study", "NumberOfStudyRelatedInstances": "Study",
@@ -56,8 +59,8 @@ class ComputedMixin:
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
             for public_id, internal, level, parent in self.db.execute(
-                    "SELECT public_id, internal, level, parent FROM resources WHERE public_id IN "
-                    f"({','.join('?' * len(chunk))})", chunk):
+                    "SELECT public_id, internal, level, parent FROM resources "
+                    f"WHERE public_id IN ({_marks(len(chunk))})", chunk):
                 found[public_id] = (internal, level)
                 parent_of[internal] = parent
         self._ancestors_into(parent_of)
@@ -102,11 +105,11 @@ class ComputedMixin:
             todo = sorted({p for p in parent_of.values() if p is not None and p not in parent_of})
 
     def _computed_many(self, name: str, resources: list[tuple[int, int]]) -> dict[int, str]:
-        """``computed_tag`` for many resources at once: ``{internal: value}`` (none for a resource of
-        another level than the tag's)."""
+        """The computed tag ``name`` of many resources at once: ``{internal: value}`` (none for a
+        resource of another level than the tag's)."""
         if name == "InstanceAvailability":  # at any level
             return {internal: "ONLINE" for internal, _level in resources}
-        level = {"Patient": 0, "Study": 1, "Series": 2}.get(COMPUTED[name])
+        level = LEVEL_NUMBER[COMPUTED[name]]
         internals = [internal for internal, lvl in resources if lvl == level]
         if not internals:
             return {}
