@@ -3,13 +3,16 @@ answered, then DIMSE requests served one after the other in the order they came 
 operations window), C-CANCEL and the responses to our own requests (C-GET's C-STORE
 sub-operations) seen as they come, A-RELEASE answered once the requests before it are served, and
 an A-ABORT or a lost connection stopping whatever runs. The services themselves are the server's
-(``scp.py``): ``AcceptorAssociation.server`` answers ``negotiate(request, peer_host)`` and
-``serve(association, message)``.
+(``scp.py``): ``AcceptorAssociation.server`` answers ``refusal(association, request)``,
+``supported_contexts(request)`` and ``serve(association, message)``.
 """
 from __future__ import annotations
 
+import io
 from collections import deque
 
+from pydicom.uid import UID
+from pynetdicom.dsutils import decode as decode_dataset
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -142,6 +145,22 @@ class AcceptorAssociation(UpperLayer):
             return
         log.failure("DICOM association from {aet}: {what} failed", failure, aet=self.calling_aet, what=what)
         self.abort(0)
+
+    def syntax_of(self, message: Message) -> UID:
+        """The transfer syntax of the context a message came on."""
+        return UID(str(self.contexts[message.context_id].transfer_syntax[0]))
+
+    def data_set_of(self, message: Message):
+        """A request's data set (identifier, action or event information), or None when it has none
+        or it cannot be read."""
+        if message.data is None:
+            return None
+        syntax = self.syntax_of(message)
+        try:
+            return decode_dataset(io.BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
+                                  syntax.is_deflated)
+        except Exception:  # noqa: BLE001 - pydicom raises anything on garbage
+            return None
 
     def respond(self, request: Message, field: int, status: int, data: bytes | None = None, **more) -> None:
         self.send(request.context_id, commands.response(request.command, field, status, data is not None, **more),

@@ -3,10 +3,6 @@ known modality becomes a ``StorageCommitmentScp`` job that sends the report late
 an N-EVENT-REPORT completes a request this daemon (or one sharing its index) sent."""
 from __future__ import annotations
 
-import io
-
-from pydicom.uid import UID
-from pynetdicom.dsutils import decode as decode_dataset
 from twisted.logger import Logger
 
 from ..errors import DaemonError
@@ -19,18 +15,6 @@ log = Logger()
 SUCCESS = 0x0000
 PROCESSING_FAILURE, NO_SUCH_ACTION, MISSING_ATTRIBUTE = 0x0110, 0x0123, 0x0120
 REFUSED_NOT_AUTHORIZED = 0x0124
-
-
-def _information(association, message):
-    """The request's data set (action or event information), or None."""
-    if message.data is None:
-        return None
-    syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
-    try:
-        return decode_dataset(io.BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
-                              syntax.is_deflated)
-    except Exception:  # noqa: BLE001 - pydicom raises anything on garbage: read as no information
-        return None
 
 
 class CommitmentHandlers:
@@ -55,7 +39,7 @@ class CommitmentHandlers:
             answer(NO_SUCH_ACTION)
             return
         try:
-            transaction, references = parse_action(_information(association, message))
+            transaction, references = parse_action(association.data_set_of(message))
         except (DaemonError, ValueError, TypeError) as e:
             log.info("storage commitment request from {aet} refused: {why}", aet=modality.aet, why=e)
             answer(MISSING_ATTRIBUTE)
@@ -86,7 +70,7 @@ class CommitmentHandlers:
             answer(REFUSED_NOT_AUTHORIZED)
             return
         try:
-            transaction, committed, failures = parse_report(_information(association, message))
+            transaction, committed, failures = parse_report(association.data_set_of(message))
         except (DaemonError, ValueError, TypeError) as e:
             log.info("storage commitment report from {aet} refused: {why}", aet=modality.aet, why=e)
             answer(MISSING_ATTRIBUTE)

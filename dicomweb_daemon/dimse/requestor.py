@@ -1,7 +1,7 @@
 """An association we request, in the reactor (PS3.8 §9.2 as the requestor): connect, negotiate,
 send requests and wait for their responses, release. The DICOM server's C-MOVE sends its C-STORE
-sub-operations on one (``store_files``): each file goes as it is stored, its bytes after the file
-meta information sent as they are, not read into a data set and encoded again.
+sub-operations on one (``sub_operations.Sender``): each file goes as it is stored, its bytes after
+the file meta information sent as they are, not read into a data set and encoded again.
 """
 from __future__ import annotations
 

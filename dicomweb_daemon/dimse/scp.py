@@ -11,12 +11,9 @@ index to its threads, files to the io threads); a C-STORE takes the very path of
 """
 from __future__ import annotations
 
-import io
 import time
 
-from pydicom.uid import UID
 from pynetdicom import build_context
-from pynetdicom.dsutils import decode as decode_dataset
 from pynetdicom.dsutils import encode as encode_dataset
 from twisted.application import service
 from twisted.internet import reactor
@@ -228,8 +225,8 @@ class DimseService(CommitmentHandlers, service.Service):
         if not await self._allowed(association, "AllowFind", self.settings.DicomAlwaysAllowFind):
             answer(REFUSED_NOT_AUTHORIZED)
             return
-        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
-        identifier = _identifier(message, syntax)
+        syntax = association.syntax_of(message)
+        identifier = association.data_set_of(message)
         if identifier is None:
             answer(UNABLE_TO_DECODE)
             return
@@ -264,10 +261,10 @@ class DimseService(CommitmentHandlers, service.Service):
             log.info("C-FIND: more than {limit} answers, the others dropped", limit=limit)
         answer(SUCCESS)
 
-    async def _instances(self, message: Message, syntax: UID) -> list[OutgoingFile]:
+    async def _instances(self, association: AcceptorAssociation, message: Message) -> list[OutgoingFile]:
         """The stored instances the identifier of a C-MOVE / C-GET names (none when it has no
         constraint: a retrieve never means "everything")."""
-        identifier = _identifier(message, syntax)
+        identifier = association.data_set_of(message)
         if identifier is None:
             return []
         request = find_request(identifier, infer_level=True)
@@ -282,9 +279,9 @@ class DimseService(CommitmentHandlers, service.Service):
         _levels, files = await in_db(outgoing_files, self.daemon.index, ids)
         return files
 
-    async def _retrieved(self, message: Message, syntax: UID, what: str) -> list[OutgoingFile]:
+    async def _retrieved(self, association: AcceptorAssociation, message: Message, what: str) -> list[OutgoingFile]:
         try:
-            return await self._instances(message, syntax)
+            return await self._instances(association, message)
         except (FindRefused, DaemonError) as e:
             log.info("{what} refused: {why}", what=what, why=e)
             return []
@@ -307,8 +304,8 @@ class DimseService(CommitmentHandlers, service.Service):
             log.info("C-MOVE to unknown AET {aet} refused", aet=destination)
             answer(MOVE_DESTINATION_UNKNOWN)
             return
-        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
-        files = await self._retrieved(message, syntax, "C-MOVE")
+        syntax = association.syntax_of(message)
+        files = await self._retrieved(association, message, "C-MOVE")
         if not files:
             answer(SUCCESS, **Counts(0).elements(final=True))
             return
@@ -348,8 +345,8 @@ class DimseService(CommitmentHandlers, service.Service):
         if not await self._allowed(association, "AllowGet", self.settings.DicomAlwaysAllowGet):
             answer(REFUSED_NOT_AUTHORIZED)  # as pynetdicom answered a C-GET handler that refused
             return
-        syntax = UID(str(association.contexts[message.context_id].transfer_syntax[0]))
-        files = await self._retrieved(message, syntax, "C-GET")
+        syntax = association.syntax_of(message)
+        files = await self._retrieved(association, message, "C-GET")
         if not files:
             answer(SUCCESS, **Counts(0).elements(final=True))
             return
@@ -358,14 +355,3 @@ class DimseService(CommitmentHandlers, service.Service):
                         self.settings.DicomScpTimeout)
         counts, cancelled = await send_all(association, message, sender, files, answer)
         finish(answer, counts, len(files), cancelled, syntax)
-
-
-def _identifier(message: Message, syntax: UID):
-    """The request's identifier as a data set, or None when it cannot be read."""
-    if message.data is None:
-        return None
-    try:
-        return decode_dataset(io.BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
-                              syntax.is_deflated)
-    except Exception:  # noqa: BLE001 - pydicom raises anything on garbage
-        return None

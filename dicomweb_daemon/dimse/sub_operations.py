@@ -19,7 +19,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import encode as encode_dataset
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, succeed
 from twisted.logger import Logger
 
 from ..client.bodies import OutgoingFile, read_content
@@ -100,13 +100,13 @@ class Sender:
     def read(self, file: OutgoingFile):
         """The file's content, read in an io thread (a Deferred: started now, awaited later)."""
         if file.data is not None:
-            return ensureDeferred(_given(file.data))
+            return succeed(file.data)
         return ensureDeferred(in_io(read_content, self.storage, file))
 
-    async def send(self, file: OutgoingFile, content: bytes) -> int | None:
-        """C-STORE of one file; the status the peer answered (None: no context for it). The file's
-        own meta information says what it is (the index may not know its class or syntax)."""
-        start, meta = read_meta(content)
+    async def send(self, file: OutgoingFile, content: bytes, start: int, meta: dict[int, str]) -> int | None:
+        """C-STORE of one file (``start``, ``meta``: its ``read_meta``); the status the peer answered
+        (None: no context for it). The file's own meta information says what it is (the index may
+        not know its class or syntax)."""
         sop_class = meta.get(SOP_CLASS) or file.sop_class_uid
         stored = meta.get(TRANSFER_SYNTAX) or file.transfer_syntax
         choice = self._context(sop_class, stored)
@@ -145,10 +145,6 @@ def _reencoded(content: bytes, syntax: str) -> bytes:
     return encode_dataset(dcmread(io.BytesIO(content)), uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated)
 
 
-async def _given(data: bytes) -> bytes:
-    return data
-
-
 async def send_all(association, message: Message, sender: Sender, files: list[OutgoingFile], answer) \
         -> tuple[Counts, bool]:
     """Each file sent by ``sender``, a pending response after each; the counts, and whether a
@@ -167,10 +163,12 @@ async def send_all(association, message: Message, sender: Sender, files: list[Ou
                 log.failure("C-MOVE/C-GET: cannot read {id}", id=file.public_id)
                 content = None
             ahead.fill()
-            status, uid = None, read_meta(content)[1].get(SOP_INSTANCE, "") if content is not None else ""
+            status, uid = None, ""
             if content is not None:
+                start, meta = read_meta(content)
+                uid = meta.get(SOP_INSTANCE, "")
                 try:
-                    status = await sender.send(file, content)
+                    status = await sender.send(file, content, start, meta)
                 except Exception as e:  # noqa: BLE001 - the peer went away, timed out, or refused the data
                     log.info("C-STORE sub-operation of {id} failed: {why}", id=file.public_id, why=repr(e))
                     if sender.association.closed:  # this one and those after it fail
@@ -190,18 +188,22 @@ class _ReadAhead:
     def __init__(self, sender: Sender, files: list[OutgoingFile]):
         self.sender, self.files, self.next = sender, files, 0
         self.pending: deque = deque()
+        self.pending_bytes = 0
         self.fill()
 
     def fill(self) -> None:
-        while self.next < len(self.files) and (not self.pending or sum(
-                f.size for f, _ in self.pending) + self.files[self.next].size <= READ_AHEAD):
+        while self.next < len(self.files) and (
+                not self.pending or self.pending_bytes + self.files[self.next].size <= READ_AHEAD):
             file = self.files[self.next]
             self.pending.append((file, self.sender.read(file)))
+            self.pending_bytes += file.size
             self.next += 1
 
     def __iter__(self):
         while self.pending:
-            yield self.pending.popleft()
+            file, reading = self.pending.popleft()
+            self.pending_bytes -= file.size
+            yield file, reading
 
     def drop(self) -> None:
         """Reads no one will wait for: their failures are not reported."""

@@ -23,7 +23,7 @@ log = Logger()
 ASSOCIATE_RQ, ASSOCIATE_AC, ASSOCIATE_RJ, P_DATA_TF = 0x01, 0x02, 0x03, 0x04
 RELEASE_RQ, RELEASE_RP, ABORT = 0x05, 0x06, 0x07
 # A-ABORT sources and reasons (PS3.8 §9.3.8)
-SERVICE_USER, SERVICE_PROVIDER = 0x00, 0x02
+SERVICE_PROVIDER = 0x02
 UNEXPECTED_PDU, INVALID_PDU_PARAMETER = 0x02, 0x06
 UNLIMITED_FRAGMENT = 1 << 20  # the fragments sent to a peer that sets no maximum PDU length
 _PDU_HEAD = struct.Struct(">BBI")
