@@ -89,7 +89,11 @@ def _values(value) -> list:
 def find_answers(index, request: FindRequest, case_sensitive: bool, limit: int) -> tuple[list[str], list[dict]]:
     """(db thread) The matching resources' IDs and, for each, ``{keyword: value}`` of the keys asked
     (one more than ``limit`` at most, so the caller knows the limit was reached)."""
-    ids = index.find(request.level, request.query, case_sensitive=case_sensitive, limit=limit + 1 if limit else 0)
+    limit = limit + 1 if limit else 0
+    found = index.find_with_values(request.level, request.query, request.asked, case_sensitive, limit)
+    if found is not None:
+        return found
+    ids = index.find(request.level, request.query, case_sensitive=case_sensitive, limit=limit)
     values = index.requested_tags(ids, request.asked) if request.asked else {}
     return ids, [values.get(i, {}) for i in ids]
 

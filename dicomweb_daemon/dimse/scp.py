@@ -244,8 +244,12 @@ class DimseService(CommitmentHandlers, service.Service):
         writer = AnswerWriter(request, charset, s.DicomAet, syntax.is_implicit_VR) \
             if syntax in (IMPLICIT_LE, EXPLICIT_LE) else None
         message_id = int(message.command.get("MessageID", 0))
+        pending = commands.response(message.command, commands.C_FIND_RSP, PENDING, True)  # the same for each
+        batch: list[tuple[bytes, bytes]] = []
         for n, item in enumerate(values[:limit or None]):
             if n % FIND_BATCH == FIND_BATCH - 1:  # the reactor gets a turn: other work, a C-CANCEL, a loss
+                association.send_many(message.context_id, batch)
+                batch = []
                 await deferLater(reactor, 0, lambda: None)
                 if association.closed:
                     return
@@ -256,7 +260,8 @@ class DimseService(CommitmentHandlers, service.Service):
             if data is None:
                 data = encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
                                       syntax.is_little_endian, syntax.is_deflated)
-            answer(PENDING, data)
+            batch.append((pending, data))
+        association.send_many(message.context_id, batch)
         if limit and len(ids) > limit:
             log.info("C-FIND: more than {limit} answers, the others dropped", limit=limit)
         answer(SUCCESS)

@@ -11,6 +11,7 @@ from .changes import ChangesMixin
 from .commitments import CommitmentsMixin
 from .computed import ComputedMixin
 from .dicomweb_reads import DicomwebMixin
+from .find_values import FindValuesMixin
 from .jobs import JobsMixin
 from .journal import JournalMixin
 from .labels import LabelsMixin
@@ -25,7 +26,7 @@ from .writes import WritesMixin
 
 
 class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
-               ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
+               FindValuesMixin, ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
                CommitmentsMixin, LabelsMixin):
     """The index's queries, on whatever engine the subclass connects to."""
 

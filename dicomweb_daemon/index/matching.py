@@ -95,9 +95,10 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
 
 
 def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
-             labels: tuple[str, list] = ("", [])) -> tuple[str, list]:
-    """One SELECT of the public IDs at ``level`` that satisfy every constraint (and ``labels``, a
-    condition on the resource ``r`` with its parameters: see labels.labels_filter)."""
+             labels: tuple[str, list] = ("", []), columns: str = "r.public_id") -> tuple[str, list]:
+    """One SELECT of the public IDs (or other ``columns`` of the resource ``r``) at ``level`` that
+    satisfy every constraint (and ``labels``, a condition on ``r`` with its parameters: see
+    labels.labels_filter)."""
     target = LEVEL_NUMBER[level]
     joins, where, params = [], ["r.level = ?"], [target]
     if labels[0]:
@@ -125,7 +126,7 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
             where.append(f"EXISTS (SELECT 1 FROM resources d1 {chain} JOIN main_tags t ON "
                          f"t.internal = d{depth}.internal WHERE d1.parent = r.internal AND t.tag = ? AND {c.sql})")
             params += [c.keyword, *c.params]
-    sql = (f"SELECT r.public_id FROM resources r {' '.join(joins)} WHERE {' AND '.join(where)} "
+    sql = (f"SELECT {columns} FROM resources r {' '.join(joins)} WHERE {' AND '.join(where)} "
            "ORDER BY r.internal LIMIT ? OFFSET ?")
     # A wildcard's plan depends on its pattern (PostgreSQL: a trigram index for "*HEAD*", see pg_sql.py).
     return (CUSTOM_PLAN + sql if " GLOB " in sql else sql), params + [limit or NO_LIMIT, since]

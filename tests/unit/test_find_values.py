@@ -1,0 +1,76 @@
+"""A search and its answers' values in one SQL query (the C-FIND path): the same IDs, in the same
+order, with the same values as ``find`` followed by ``requested_tags``, at every level, on the
+engine the suite runs against (SQLite, or PostgreSQL with DICOMWEB_TEST_POSTGRESQL)."""
+from __future__ import annotations
+
+import pytest_twisted
+
+from dicomweb_daemon.index.writes import Origin
+from dicomweb_daemon.storage.sources import BytesSource
+from dicomweb_daemon.threads import in_db
+from tests.dicom_files import make_ct
+
+NAMES = {
+    "Patient": ["PatientName", "PatientID", "PatientBirthDate", "NumberOfPatientRelatedStudies",
+                "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances", "NumberOfStudyRelatedInstances",
+                "InstanceAvailability"],
+    "Study": ["StudyDate", "AccessionNumber", "ModalitiesInStudy", "SOPClassesInStudy", "PatientName", "PatientID",
+              "StudyInstanceUID", "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries",
+              "NumberOfSeriesRelatedInstances", "InstanceAvailability"],
+    "Series": ["Modality", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "NumberOfSeriesRelatedInstances",
+               "StudyDate", "ModalitiesInStudy"],
+    "Instance": ["SOPInstanceUID", "InstanceNumber", "SeriesInstanceUID", "StudyInstanceUID", "PatientName",
+                 "Modality", "StudyDate"],
+}
+QUERIES = [{}, {"PatientName": "SMITH*"}, {"PatientName": "smith^j?hn*"}, {"StudyDate": "20150101-20151231"},
+           {"PatientID": "P2"}, {"Modality": "MR"}, {"ModalitiesInStudy": "CT\\SR"}, {"AccessionNumber": "NONE"}]
+
+
+async def _corpus(d) -> None:
+    """Three patients, five studies, CT + MR or SR series, 1 to 3 instances each."""
+    files = []
+    for p, (name, dates) in enumerate([("SMITH^JOHN", ["20150203", "20160101"]), ("Smith^Jane", ["20150707"]),
+                                       ("DOE^ANN", ["20140101", "20150909"])]):
+        for s, date in enumerate(dates):
+            study = f"1.2.826.0.1.3680043.10.543.{p}.{s}"
+            for k, (modality, count) in enumerate([("CT", 1 + s), ("MR" if p != 2 else "SR", 3 - s)]):
+                for n in range(count):
+                    files.append(make_ct(f"P{p}", name, study_uid=study, series_uid=f"{study}.{k}",
+                                         modality=modality, study_date=date, instance_number=n + 1,
+                                         extra={"AccessionNumber": f"ACC{p}{s}"}))
+    results = await d.ingest.store([BytesSource(f) for f in files], Origin("RestApi"))
+    assert all(r.stored for r in results)
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_query_gives_what_find_and_requested_tags_give(local_daemon):
+    d = local_daemon
+    await _corpus(d)
+    index = d.index
+    for level, names in NAMES.items():
+        for query in QUERIES:
+            for limit in (0, 2):
+                found = await in_db(index.find_with_values, level, query, names, False, limit)
+                assert found is not None, (level, query)
+                ids = await in_db(index.find, level, query, False, limit)
+                values = await in_db(index.requested_tags, ids, names)
+                assert found[0] == ids, (level, query, limit)
+                assert found[1] == [values[i] for i in ids], (level, query, limit)
+    studies, answers = await in_db(index.find_with_values, "Study", {"PatientName": "SMITH*"}, NAMES["Study"],
+                                   False, 0)
+    assert len(studies) == 3  # case-insensitive: both Smiths
+    first = answers[0]
+    assert first["ModalitiesInStudy"] == "CT\\MR" and first["NumberOfStudyRelatedInstances"] == "4"
+    assert "NumberOfSeriesRelatedInstances" not in first and first["InstanceAvailability"] == "ONLINE"
+
+
+@pytest_twisted.ensureDeferred
+async def test_keys_outside_the_index_take_the_general_way(local_daemon):
+    """A key or a constraint that is not a main tag at the level or above (read from the stored
+    DICOM JSON of the first instance): None, and the caller runs find + requested_tags."""
+    d = local_daemon
+    await _corpus(d)
+    assert await in_db(d.index.find_with_values, "Study", {}, ["Modality"], False, 0) is None
+    assert await in_db(d.index.find_with_values, "Study", {}, ["SliceThickness"], False, 0) is None
+    assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": "1"}, ["PatientID"], False, 0) is None
+    assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": ""}, ["PatientID"], False, 0) is not None
