@@ -49,6 +49,7 @@ class AcceptorAssociation(UpperLayer):
         self.cancelled: set[int] = set()  # message IDs of the requests a C-CANCEL named
         self._queue: deque[Message | None] = deque()  # requests to serve; None: the release
         self._serving = False
+        self._peer_host: str | None = None
 
     @property
     def calling_aet(self) -> str:
@@ -60,7 +61,9 @@ class AcceptorAssociation(UpperLayer):
 
     @property
     def peer_host(self) -> str:
-        return getattr(self.transport.getPeer(), "host", "")
+        if self._peer_host is None:
+            self._peer_host = getattr(self.transport.getPeer(), "host", "")
+        return self._peer_host
 
     def connectionMade(self):  # noqa: N802 - Twisted API
         super().connectionMade()
@@ -130,14 +133,14 @@ class AcceptorAssociation(UpperLayer):
             self.close()
             return
         self._serving = True
-        self.setTimeout(None)  # the peer waits for us meanwhile
+        self.pause_idle(True)  # the peer waits for us meanwhile
         defer.ensureDeferred(self.server.serve(self, message)).addErrback(self._failed, "a request") \
             .addBoth(self._served)
 
     def _served(self, _) -> None:
         self._serving = False
         if not self.closed:
-            self.setTimeout(self.idle_timeout)
+            self.pause_idle(False)
             self._next()
 
     def _failed(self, failure, what: str) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 
 from . import commands
 
@@ -25,6 +24,7 @@ RELEASE_RQ, RELEASE_RP, ABORT = 0x05, 0x06, 0x07
 # A-ABORT sources and reasons (PS3.8 §9.3.8)
 SERVICE_PROVIDER = 0x02
 UNEXPECTED_PDU, INVALID_PDU_PARAMETER = 0x02, 0x06
+SEND_LIMIT = 8 << 20  # bytes handed to one send()
 UNLIMITED_FRAGMENT = 1 << 20  # the fragments sent to a peer that sets no maximum PDU length
 _PDU_HEAD = struct.Struct(">BBI")
 _PDV_HEAD = struct.Struct(">BBIIBB")  # a P-DATA-TF PDU holding one PDV: its header and the PDV's
@@ -62,11 +62,12 @@ def release_pdu(kind: int) -> bytes:
     return _PDU_HEAD.pack(kind, 0, 4) + bytes(4)
 
 
-class UpperLayer(Protocol, TimeoutMixin):
+class UpperLayer(Protocol):
     """PDUs in, PDUs out. Subclasses implement ``pdu_received`` for the PDUs other than P-DATA, and
     ``message_received``; they set ``contexts`` (accepted presentation context ID -> pynetdicom's
     context) and ``peer_max_pdu`` once associated."""
 
+    clock = reactor  # callLater and seconds (a test's Clock)
     idle_timeout: float | None = None  # seconds without a byte from the peer before an abort
     pdu_limit: int = 1 << 24  # bytes of the longest PDU taken from the peer
     data_set_limit: int = 4096 << 20  # bytes of the largest data set taken (held in memory until whole)
@@ -80,6 +81,11 @@ class UpperLayer(Protocol, TimeoutMixin):
         self._message: Message | None = None
         self._answers: dict[int, defer.Deferred] = {}  # our requests' message IDs -> their responses
         self._next_id = 0
+        # The idle timeout: one timer per association that looks at when the peer was last heard,
+        # rather than a timer moved at each PDU (what TimeoutMixin does, a cost on every C-STORE).
+        self._heard = 0.0
+        self._idle_paused = False
+        self._idle_call = None
 
     # -- in --------------------------------------------------------------------------------------------
     def connectionMade(self):  # noqa: N802 - Twisted API
@@ -88,12 +94,40 @@ class UpperLayer(Protocol, TimeoutMixin):
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)
-        self.setTimeout(self.idle_timeout)
+        if isinstance(getattr(self.transport, "SEND_LIMIT", None), int):
+            # A data set goes out in one send() as far as the socket takes it, not 128 KB per turn
+            # of the reactor (Twisted's default): a 512x512 image was five turns.
+            self.transport.SEND_LIMIT = SEND_LIMIT
+        self._heard = self.clock.seconds()
+        if self.idle_timeout:
+            self._idle_call = self.clock.callLater(self.idle_timeout, self._idle_check)
 
     def dataReceived(self, data: bytes):  # noqa: N802 - Twisted API
-        self.resetTimeout()
+        self._heard = self.clock.seconds()
         self._buffer += data
         self._drain()
+
+    def pause_idle(self, paused: bool) -> None:
+        """Stop counting idle time (the peer waits for us: a request being served), or count it
+        again from now."""
+        self._idle_paused = paused
+        if not paused:
+            self._heard = self.clock.seconds()
+
+    def _idle_check(self) -> None:
+        self._idle_call = None
+        if self.closed:
+            return
+        left = self.idle_timeout if self._idle_paused else self._heard + self.idle_timeout - self.clock.seconds()
+        if left > 0:
+            self._idle_call = self.clock.callLater(left, self._idle_check)
+        else:
+            self.timeoutConnection()
+
+    def _stop_idle(self) -> None:
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
 
     def hold(self, held: bool) -> None:
         """Stop (or go on) reading PDUs, e.g. while an answer is prepared for an A-ASSOCIATE-RQ."""
@@ -243,10 +277,10 @@ class UpperLayer(Protocol, TimeoutMixin):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.setTimeout(None)
+            self._stop_idle()
             self.transport.loseConnection()
 
-    def timeoutConnection(self):  # noqa: N802 - TimeoutMixin API
+    def timeoutConnection(self):  # noqa: N802 - named as Twisted's TimeoutMixin names it
         if self.contexts:
             self.abort(0, f"nothing received for {self.idle_timeout:g} s")
             return
@@ -261,7 +295,7 @@ class UpperLayer(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason=None):  # noqa: N802 - Twisted API
         self.closed = True
-        self.setTimeout(None)
+        self._stop_idle()
         answers, self._answers = self._answers, {}
         for waiting in answers.values():
             waiting.errback(AssociationClosed())

@@ -11,7 +11,6 @@ batches of the same origin (the index records one origin per batch).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import astuple
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -27,28 +26,27 @@ class CoalescingIngest:
     def __init__(self, ingest: Ingest, max_batch: int = MAX_BATCH):
         self.ingest = ingest
         self.max_batch = max_batch
-        self._waiting: dict[tuple, list[tuple[Source, defer.Deferred]]] = defaultdict(list)
-        self._busy: set[tuple] = set()
+        self._waiting: dict[Origin, list[tuple[Source, defer.Deferred]]] = defaultdict(list)  # by origin
+        self._busy: set[Origin] = set()
 
     def store(self, source: Source, origin: Origin) -> defer.Deferred:
         """The result of ingesting ``source`` (a Deferred; fails only when its whole batch broke)."""
-        key = astuple(origin)
         done: defer.Deferred = defer.Deferred()
-        self._waiting[key].append((source, done))
-        if key not in self._busy:
-            self._busy.add(key)
-            defer.ensureDeferred(self._drain(key, origin))
+        self._waiting[origin].append((source, done))
+        if origin not in self._busy:
+            self._busy.add(origin)
+            defer.ensureDeferred(self._drain(origin))
         return done
 
-    async def _drain(self, key: tuple, origin: Origin) -> None:
+    async def _drain(self, origin: Origin) -> None:
         try:
-            while self._waiting.get(key):
-                batch = self._waiting[key][:self.max_batch]
-                del self._waiting[key][:len(batch)]
+            while self._waiting.get(origin):
+                batch = self._waiting[origin][:self.max_batch]
+                del self._waiting[origin][:len(batch)]
                 await self._ingest(batch, origin)
         finally:
-            self._busy.discard(key)
-            del self._waiting[key]
+            self._busy.discard(origin)
+            del self._waiting[origin]
 
     async def _ingest(self, batch: list[tuple[Source, defer.Deferred]], origin: Origin) -> None:
         try:

@@ -112,7 +112,12 @@ class Ingest:
         Raises only when the whole batch broke (a worker process died, the index is unreachable): then
         none of it is stored."""
         given = parsed is not None
-        started = executor("store").submit(self._start, sources, not given, names)
+        at_hand = self.journal.names_at_hand(len(sources)) if names is None else None
+        if at_hand is not None:  # nothing to wait for: the stores are set going from here, one hop less
+            started: Future = Future()
+            started.set_result(self._start(sources, not given, at_hand))
+        else:
+            started = executor("store").submit(self._start, sources, not given, names)
         self.in_flight += 1
         try:
             parsed = list(parsed) if given else [None] * len(sources)
@@ -146,9 +151,10 @@ class Ingest:
     # -- store thread ------------------------------------------------------------------------
     def _start(self, sources: Sequence[Source], to_parse: bool = True,
                names: Sequence[str] | None = None) -> _Started:
-        """Journaled names for the sources (unless given), then the sources that work while parsed
-        set going (not under StorageCompression: what is stored is compressed after the parse; nor
-        when they come parsed: there is no parse for that work to overlap)."""
+        """Journaled names for the sources (unless given: then this does not block), then the
+        sources that work while parsed set going (not under StorageCompression: what is stored is
+        compressed after the parse; nor when they come parsed: there is no parse for that work to
+        overlap)."""
         names = list(names) if names is not None else self.journal.names(len(sources))
         if self.settings.StorageCompression or not to_parse:
             return _Started(names, {})

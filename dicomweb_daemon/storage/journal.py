@@ -43,6 +43,19 @@ class FileJournal:
             names, self._stock = self._stock[:n], self._stock[n:]
         return names
 
+    def names_at_hand(self, n: int) -> list[str] | None:
+        """``n`` names from the stock without waiting (the reactor may call this), or None when the
+        stock is short or another thread is refilling it."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if len(self._stock) < n:
+                return None
+            names, self._stock = self._stock[:n], self._stock[n:]
+            return names
+        finally:
+            self._lock.release()
+
     def settled(self, uuids: list[str]) -> None:
         """These files are referenced by committed instances now, or removed."""
         if uuids:

@@ -15,6 +15,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from pynetdicom.dimse_messages import C_STORE_RQ as PynetdicomStore
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import decode as pynetdicom_decode
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from dicomweb_daemon.dicom.part10 import IMPLEMENTATION_VERSION, file_meta, part10_file, read_meta
@@ -181,3 +182,32 @@ def test_a_data_set_over_the_limit_aborts_the_association():
     sender.send(1, command, bytes(12_000))
     layer.dataReceived(sent.value())
     assert layer.received == [] and layer.closed and wire.value()[-10:][:1] == bytes([ABORT])
+
+
+def test_the_idle_timeout_counts_from_the_last_byte_and_not_while_a_request_is_served():
+    """DicomScpTimeout: an association is aborted once nothing came from the peer for that long;
+    bytes push the moment on, and time spent serving a request (the peer waits for us) is not idle."""
+    clock = Clock()
+    layer, transport = _Recorder(), StringTransport()
+    layer.clock, layer.idle_timeout = clock, 10
+    layer.makeConnection(transport)
+    clock.advance(6)
+    layer.dataReceived(b"")  # a byte heard (no whole PDU yet)
+    clock.advance(6)
+    assert not layer.closed  # 6 s since it was heard
+    clock.advance(4.5)
+    assert layer.closed and transport.value()[:1] == bytes([ABORT])  # 10.5 s: aborted
+
+    layer, transport = _Recorder(), StringTransport()
+    layer.clock, layer.idle_timeout = clock, 10
+    layer.makeConnection(transport)
+    layer.pause_idle(True)  # a long C-MOVE being served
+    clock.advance(60)
+    assert not layer.closed
+    layer.pause_idle(False)
+    clock.advance(9)
+    assert not layer.closed
+    clock.advance(2)
+    assert layer.closed
+    layer.connectionLost()
+    assert not clock.getDelayedCalls()  # no timer left behind
