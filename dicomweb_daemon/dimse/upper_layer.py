@@ -234,9 +234,9 @@ class UpperLayer(Protocol):
 
     def send_many(self, context_id: int, messages: list[tuple[bytes, bytes | memoryview | None]]) -> None:
         """DIMSE messages (command, data set or None) on one context, in one write. Each fragment
-        goes in a P-DATA-TF PDU of its own, as DCMTK sends them (packing several in one PDU was
-        measured: no faster for DCMTK's findscu, and its peers drop a second message's fragments
-        from a PDU)."""
+        goes in a P-DATA-TF PDU of its own, as DCMTK sends them (tried: several C-FIND answers in
+        one PDU were no faster for DCMTK's findscu, which also lost all but the first message of
+        such a PDU)."""
         if self.closed or not messages:
             return
         step = self.peer_max_pdu - 6 if self.peer_max_pdu > 6 else UNLIMITED_FRAGMENT
