@@ -1,6 +1,7 @@
 """A search and the values of its answers' keys in ONE SQL query (C-FIND): the matching resources'
 internal IDs and their ancestors' in a materialized CTE, then one scalar subquery per key (a main
-tag of the resource or of an ancestor, a count, the modalities of a study), as QIDO-RS does
+tag of the resource or of an ancestor, a count, the modalities of a study, an instance's SOP
+class), as QIDO-RS does
 (``qido_render.py``). Reading them with ``requested_tags`` after the search took three times as
 long: a look-up of the IDs found, the main tags of every resource in the chain, and a query per
 computed tag.
@@ -36,6 +37,8 @@ def _value_sql(name: str, level: int) -> str | None:
         frm, leaf = descend(depth, "m.c1")
         frm = frm.replace(" WHERE ", f" CROSS JOIN {join.format(leaf=leaf)} WHERE ", 1)
         return f"(SELECT group_concat(DISTINCT {column}) {frm})"
+    if name == "SOPClassUID" and level == 3:  # asked in most image-level queries; kept beside the file
+        return "(SELECT NULLIF(sop_class_uid, '') FROM instances WHERE internal = m.c3)"
     levels = sorted((lv for lv in LEVELS_OF.get(name, []) if lv <= level), reverse=True)  # own level first
     if not levels:
         return None

@@ -19,8 +19,8 @@ NAMES = {
               "NumberOfSeriesRelatedInstances", "InstanceAvailability"],
     "Series": ["Modality", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "NumberOfSeriesRelatedInstances",
                "StudyDate", "ModalitiesInStudy"],
-    "Instance": ["SOPInstanceUID", "InstanceNumber", "SeriesInstanceUID", "StudyInstanceUID", "PatientName",
-                 "Modality", "StudyDate"],
+    "Instance": ["SOPInstanceUID", "SOPClassUID", "InstanceNumber", "SeriesInstanceUID", "StudyInstanceUID",
+                 "PatientName", "Modality", "StudyDate"],
 }
 QUERIES = [{}, {"PatientName": "SMITH*"}, {"PatientName": "smith^j?hn*"}, {"StudyDate": "20150101-20151231"},
            {"PatientID": "P2"}, {"Modality": "MR"}, {"ModalitiesInStudy": "CT\\SR"}, {"AccessionNumber": "NONE"}]
@@ -72,5 +72,6 @@ async def test_keys_outside_the_index_take_the_general_way(local_daemon):
     await _corpus(d)
     assert await in_db(d.index.find_with_values, "Study", {}, ["Modality"], False, 0) is None
     assert await in_db(d.index.find_with_values, "Study", {}, ["SliceThickness"], False, 0) is None
+    assert await in_db(d.index.find_with_values, "Series", {}, ["SOPClassUID"], False, 0) is None
     assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": "1"}, ["PatientID"], False, 0) is None
     assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": ""}, ["PatientID"], False, 0) is not None
