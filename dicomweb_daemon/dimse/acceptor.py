@@ -50,6 +50,8 @@ class AcceptorAssociation(UpperLayer):
         self._queue: deque[Message | None] = deque()  # requests to serve; None: the release
         self._serving = False
         self._peer_host: str | None = None
+        self.modality = None  # the calling modality's definition (the DICOM server's look-up), or None
+        self.modality_looked_up = False
 
     @property
     def calling_aet(self) -> str:

@@ -157,12 +157,15 @@ class DimseService(CommitmentHandlers, service.Service):
 
     # -- access ---------------------------------------------------------------------------------------
     async def _modality_of(self, association: AcceptorAssociation):
-        """The known modality of the calling AET (and host, with DicomCheckModalityHost), or None."""
-        for modality in (await self.daemon.modalities.all()).values():
-            if modality.aet == association.calling_aet:
-                if not self.settings.DicomCheckModalityHost or modality.host == association.peer_host:
-                    return modality
-        return None
+        """The known modality of the calling AET (and host, with DicomCheckModalityHost), or None;
+        looked up once per association (with DicomModalitiesInDatabase, a query: not one per
+        C-STORE). A modality changed over the REST API applies from its next association."""
+        if not association.modality_looked_up:
+            association.modality = next(
+                (m for m in (await self.daemon.modalities.all()).values() if m.aet == association.calling_aet
+                 and (not self.settings.DicomCheckModalityHost or m.host == association.peer_host)), None)
+            association.modality_looked_up = True
+        return association.modality
 
     async def _allowed(self, association: AcceptorAssociation, switch: str, always: bool) -> bool:
         if always:

@@ -231,6 +231,14 @@ def test_access_rules(make_daemon):
     assert stranger.returncode != 0
     assert _run("storescu", "-aet", "STRANGER", "-aec", "OURS", "127.0.0.1", port, CT_SMALL, ok=False).returncode
     assert d.get("/instances").json() == []
+    # A known modality stores; its rights changed over the REST API apply from its next association.
+    _run("storescu", "-aet", "KNOWN", "-aec", "OURS", "127.0.0.1", port, CT_SMALL)
+    assert len(d.get("/instances").json()) == 1
+    d.delete(f"/instances/{d.get('/instances').json()[0]}")
+    assert d.put("/modalities/known", json={"AET": "KNOWN", "Host": "127.0.0.1", "Port": 104,
+                                            "AllowStore": False}).status_code == 200
+    _run("storescu", "-aet", "KNOWN", "-aec", "OURS", "127.0.0.1", port, CT_SMALL, ok=False)
+    assert d.get("/instances").json() == []
 
 
 def _associate_request(called: str, calling: str) -> bytes:
