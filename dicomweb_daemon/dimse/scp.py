@@ -109,6 +109,8 @@ class DimseService(CommitmentHandlers, service.Service):
             why = getattr(getattr(e, "socketError", None), "strerror", None) or str(e)
             raise SystemExit(f"dicomweb: cannot listen on DicomPort {s.DicomPort}: {why}") from None
         self.daemon.metrics.associations = lambda: len(self.associations)
+        # The contexts made now (~50 ms), not while the first association waits for its answer.
+        self._known_contexts(tuple(accepted_syntaxes(s.AcceptedTransferSyntaxes)))
         log.info("DICOM server {aet} listening on port {port}{tls}", aet=s.DicomAet, port=s.DicomPort,
                  tls=" (DICOM TLS)" if s.DicomTlsEnabled else "")
 
@@ -146,14 +148,19 @@ class DimseService(CommitmentHandlers, service.Service):
         """The contexts we accept; with ``UnknownSopClassAccepted``, also storage of the SOP classes
         the request proposes that we do not know."""
         syntaxes = tuple(accepted_syntaxes(self.settings.AcceptedTransferSyntaxes))
-        contexts = self._contexts.get(syntaxes)
-        if contexts is None:
-            contexts = self._contexts[syntaxes] = known_contexts(list(syntaxes))
+        contexts = self._known_contexts(syntaxes)
         if not self.settings.UnknownSopClassAccepted:
             return contexts
         known = {str(cx.abstract_syntax) for cx in contexts}
         unknown = sorted({str(cx.abstract_syntax) for cx in request.contexts} - known)[:128]
         return contexts + [build_context(uid, list(syntaxes)) for uid in unknown]
+
+    def _known_contexts(self, syntaxes: tuple[str, ...]) -> list:
+        """The contexts of every known SOP class in ``syntaxes`` (made once per set of syntaxes)."""
+        contexts = self._contexts.get(syntaxes)
+        if contexts is None:
+            contexts = self._contexts[syntaxes] = known_contexts(list(syntaxes))
+        return contexts
 
     # -- access ---------------------------------------------------------------------------------------
     async def _modality_of(self, association: AcceptorAssociation):
