@@ -52,6 +52,7 @@ class ThreadsService(service.Service):
         super().startService()
         for name, size in POOL_SIZES.items():
             tp = _pools[name] = ThreadPool(minthreads=0, maxthreads=size, name=f"dicomweb-{name}")
+            _most_recent_first(tp)
             tp.start()
         for name, size in EXECUTOR_SIZES.items():
             _executors[name] = ThreadPoolExecutor(size, thread_name_prefix=f"dicomweb-{name}")
@@ -68,6 +69,24 @@ class ThreadsService(service.Service):
             _executors.pop(name).shutdown(wait=False, cancel_futures=True)
         for name in list(_pools):
             _pools.pop(name).stop()
+
+
+class _MostRecentFirst(list):
+    """A pool's idle threads, the one that went idle last given the next task: its stack, its
+    SQLite connection (one per thread) and the pages that connection read are still in the CPU's
+    caches. Twisted keeps them in a set, whose pop() goes round all of them: a C-FIND of 167 studies
+    took 15-30% more CPU (three interleaved pairs of 150 queries)."""
+
+    def add(self, thread) -> None:
+        self.append(thread)
+
+
+def _most_recent_first(tp: ThreadPool) -> None:
+    """Make ``tp`` hand work to its most recently idle thread (Twisted's pool keeps its idle
+    workers in ``_team._idle``, a set: replaced when it is one, left alone if Twisted changed)."""
+    team = getattr(tp, "_team", None)
+    if isinstance(getattr(team, "_idle", None), set):
+        team._idle = _MostRecentFirst(team._idle)
 
 
 def _start_processes(workers: int, preload: tuple[str, ...]):
