@@ -1,10 +1,9 @@
 """A search and the values of its answers' keys in ONE SQL query (C-FIND): the matching resources'
 internal IDs and their ancestors' in a materialized CTE, then one scalar subquery per key (a main
 tag of the resource or of an ancestor, a count, the modalities of a study, an instance's SOP
-class), as QIDO-RS does
-(``qido_render.py``). Reading them with ``requested_tags`` after the search took three times as
-long: a look-up of the IDs found, the main tags of every resource in the chain, and a query per
-computed tag.
+class), as QIDO-RS does (``qido_render.py``). Reading them with ``requested_tags`` after the search
+took twice as long: a look-up of the IDs found, the main tags of every resource in the chain, and a
+query per computed tag.
 
 Keys that are not main tags at the resource's level or above (a tag read from the stored DICOM
 JSON of the first instance), and queries on such tags, take the general way: ``find`` then
