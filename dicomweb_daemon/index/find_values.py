@@ -1,4 +1,5 @@
-"""A search and the values of its answers' keys in ONE SQL query (C-FIND): the matching resources'
+"""A search and the values of its answers' keys in ONE SQL query (C-FIND, ``/tools/find`` with
+RequestedTags): the matching resources'
 internal IDs and their ancestors' in a materialized CTE, then one scalar subquery per key (a main
 tag of the resource or of an ancestor, a count, the modalities of a study, an instance's SOP
 class), as QIDO-RS does (``qido_render.py``). Reading them with ``requested_tags`` after the search
@@ -11,6 +12,7 @@ JSON of the first instance), and queries on such tags, take the general way: ``f
 """
 from __future__ import annotations
 
+from .labels import labels_filter
 from .matching import constraint, find_sql, split_query
 from .qido_render import COUNTS, LEVELS_OF, descend
 from .schema import CUSTOM_PLAN, LEVEL_NUMBER
@@ -47,10 +49,12 @@ def _value_sql(name: str, level: int) -> str | None:
 
 class FindValuesMixin:
     def find_with_values(self, level: str, query: dict[str, str], names: list[str], case_sensitive: bool,
-                         limit: int) -> tuple[list[str], list[dict[str, str]]] | None:
-        """The public IDs at ``level`` matching ``query`` and, for each, ``{name: value}`` of
-        ``names`` (the values ``requested_tags`` gives); None when a key or a constraint is not on
-        the indexed main tags (the caller then runs ``find`` and ``requested_tags``)."""
+                         limit: int, since: int = 0, labels: list[str] = (), labels_constraint: str = "All"
+                         ) -> tuple[list[str], list[dict[str, str]]] | None:
+        """The public IDs at ``level`` that ``find`` gives for the same arguments and, for each,
+        ``{name: value}`` of ``names`` (the values ``requested_tags`` gives); None when a key or a
+        constraint is not on the indexed main tags (the caller then runs ``find`` and
+        ``requested_tags``)."""
         target = LEVEL_NUMBER[level]
         main, other = split_query(query)
         if any(v != "" for v in other.values()):
@@ -64,7 +68,8 @@ class FindValuesMixin:
                 return None
             columns.append((name, sql))
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
-        page, params = find_sql(level, constraints, limit, 0, columns=_ids(target))
+        page, params = find_sql(level, constraints, limit, since, labels_filter(list(labels), labels_constraint),
+                                columns=_ids(target))
         custom = page.startswith(CUSTOM_PLAN)
         # m{k}: the rows with the internal IDs c{target} .. c{k}; a level of ancestors at a time.
         lowest = max(target - 1, 0)

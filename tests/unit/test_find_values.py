@@ -7,7 +7,7 @@ import pytest_twisted
 
 from dicomweb_daemon.index.writes import Origin
 from dicomweb_daemon.storage.sources import BytesSource
-from dicomweb_daemon.threads import in_db
+from dicomweb_daemon.threads import in_db, in_db_write
 from tests.dicom_files import make_ct
 
 NAMES = {
@@ -75,3 +75,25 @@ async def test_keys_outside_the_index_take_the_general_way(local_daemon):
     assert await in_db(d.index.find_with_values, "Series", {}, ["SOPClassUID"], False, 0) is None
     assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": "1"}, ["PatientID"], False, 0) is None
     assert await in_db(d.index.find_with_values, "Study", {"SliceThickness": ""}, ["PatientID"], False, 0) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_since_and_labels_as_find_takes_them(local_daemon):
+    """``/tools/find`` pages with Since and filters by Labels: the one-query path takes both as
+    ``find`` does."""
+    d = local_daemon
+    await _corpus(d)
+    studies = await in_db(d.index.find, "Study", {}, False, 0)
+    for public_id in studies[1:4]:
+        await in_db_write(d.index.add_label, public_id, "Study", "teaching")
+    await in_db_write(d.index.add_label, studies[2], "Study", "research")
+    names = ["PatientID", "StudyDate", "NumberOfStudyRelatedSeries"]
+    for labels, constraint in (([], "All"), (["teaching"], "All"), (["teaching", "research"], "Any"),
+                               (["research"], "None"), (["teaching", "research"], "All")):
+        for since, limit in ((0, 0), (1, 2), (2, 0)):
+            ids = await in_db(d.index.find, "Study", {"PatientName": "*"}, False, limit, since, labels, constraint)
+            found = await in_db(d.index.find_with_values, "Study", {"PatientName": "*"}, names, False, limit,
+                                since, labels, constraint)
+            values = await in_db(d.index.requested_tags, ids, names)
+            assert found == (ids, [values[i] for i in ids]), (labels, constraint, since, limit)
+    assert len(await in_db(d.index.find, "Study", {}, False, 0, 0, ["teaching"], "All")) == 3

@@ -85,13 +85,21 @@ class ToolsRoutes:
     @route("/tools/find", methods=("POST",))
     async def find(self, request):
         q = find_request(read_json_body(request), case_default=self.daemon.settings.CaseSensitivePN)
-        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=q.case_sensitive, limit=q.limit,
-                          since=q.since, labels=q.labels, labels_constraint=q.labels_constraint)
+        found = None
+        if q.expand and q.requested:  # the search and the requested tags in one query when they are indexed
+            found = await in_db(self.index.find_with_values, q.level, q.query, q.requested, q.case_sensitive,
+                                q.limit, q.since, q.labels, q.labels_constraint)
+        if found is not None:
+            ids, values = found[0], dict(zip(*found, strict=True))
+        else:
+            ids = await in_db(self.index.find, q.level, q.query, case_sensitive=q.case_sensitive, limit=q.limit,
+                              since=q.since, labels=q.labels, labels_constraint=q.labels_constraint)
         if not q.expand:
             return json_response(request, ids)
         described = await in_db(self.index.describe, ids)
         if q.requested:
-            values = await self.daemon.requested_tags(q.level, ids, q.requested)
+            if found is None:
+                values = await self.daemon.requested_tags(q.level, ids, q.requested)
             for item in described:
                 item["RequestedTags"] = values.get(item["ID"], {})
         return json_response(request, [formatted(item, q.form) for item in described])
