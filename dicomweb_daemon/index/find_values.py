@@ -14,36 +14,23 @@ from __future__ import annotations
 
 from .labels import labels_filter
 from .matching import constraint, find_sql, split_query
-from .qido_render import COUNTS, LEVELS_OF, descend
+from .qido_render import COUNTS, LEVELS_OF, STUDY_LISTS, count_sql, main_sql, study_list_sql
 from .schema import CUSTOM_PLAN, LEVEL_NUMBER
-
-_LIST_OF_STUDY = {
-    "ModalitiesInStudy": ("main_tags t ON t.internal = {leaf}.internal AND t.tag = 'Modality'", "t.value", 1),
-    "SOPClassesInStudy": ("instances i ON i.internal = {leaf}.internal", "i.sop_class_uid", 2),
-}
 
 
 def _value_sql(name: str, level: int) -> str | None:
     """The SQL of key ``name`` over ``m.c{level}`` .. ``m.c0``, or None when it is not indexed."""
     if name in COUNTS:
-        at, depth = COUNTS[name]
-        if at != level:
-            return "NULL"  # a count of another level: not answered (as requested_tags, as Orthanc)
-        frm, _leaf = descend(depth, f"m.c{at}")
-        return f"(SELECT COUNT(*) {frm})"
-    if name in _LIST_OF_STUDY:
-        if level != 1:
-            return "NULL"
-        join, column, depth = _LIST_OF_STUDY[name]
-        frm, leaf = descend(depth, "m.c1")
-        frm = frm.replace(" WHERE ", f" CROSS JOIN {join.format(leaf=leaf)} WHERE ", 1)
-        return f"(SELECT group_concat(DISTINCT {column}) {frm})"
+        sql, at = count_sql(name)
+        return sql if at == level else "NULL"  # a count of another level: not answered (as requested_tags)
+    if name in STUDY_LISTS:
+        return study_list_sql(name) if level == 1 else "NULL"
     if name == "SOPClassUID" and level == 3:  # asked in most image-level queries; kept beside the file
         return "(SELECT NULLIF(sop_class_uid, '') FROM instances WHERE internal = m.c3)"
     levels = sorted((lv for lv in LEVELS_OF.get(name, []) if lv <= level), reverse=True)  # own level first
     if not levels:
         return None
-    values = [f"(SELECT value FROM main_tags WHERE internal = m.c{lv} AND tag = '{name}')" for lv in levels]
+    values = [main_sql(name, lv) for lv in levels]
     return values[0] if len(values) == 1 else f"COALESCE({', '.join(values)})"
 
 
@@ -87,7 +74,7 @@ class FindValuesMixin:
             for (name, _sql), value in zip(columns, row[1:], strict=True):
                 if value is None:
                     continue
-                if name in _LIST_OF_STUDY:
+                if name in STUDY_LISTS:
                     value = "\\".join(sorted({v for v in value.split(",") if v}))
                 answer[name] = str(value)
             if "InstanceAvailability" in names:

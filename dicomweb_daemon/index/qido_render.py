@@ -64,6 +64,34 @@ def descend(depth: int, top: str) -> tuple[str, str]:
     return f"FROM resources x1{joins} WHERE x1.parent {test}", f"x{depth}"
 
 
+# -- a result's values as scalar subqueries over the page CTE ``m`` (columns c{level} .. c0) -------
+def main_sql(kw: str, at: int) -> str:
+    """The main tag ``kw`` of the resource ``m.c{at}`` (NULL when it has none)."""
+    return f"(SELECT value FROM main_tags WHERE internal = m.c{at} AND tag = '{kw}')"
+
+
+def count_sql(kw: str) -> tuple[str, int]:
+    """The count ``kw`` (one of COUNTS) of the resource ``m.c{at}``, and ``at``."""
+    at, depth = COUNTS[kw]
+    frm, _leaf = descend(depth, f"m.c{at}")
+    return f"(SELECT COUNT(*) {frm})", at
+
+
+# name -> (what each descendant gives: a join, its column; how many levels below the study)
+STUDY_LISTS = {
+    "ModalitiesInStudy": ("main_tags t ON t.internal = {leaf}.internal AND t.tag = 'Modality'", "t.value", 1),
+    "SOPClassesInStudy": ("instances i ON i.internal = {leaf}.internal", "i.sop_class_uid", 2),
+}
+
+
+def study_list_sql(kw: str) -> str:
+    """The distinct values of ``kw`` (one of STUDY_LISTS) under the study ``m.c1``, comma-joined."""
+    join, column, depth = STUDY_LISTS[kw]
+    frm, leaf = descend(depth, "m.c1")
+    frm = frm.replace(" WHERE ", f" CROSS JOIN {join.format(leaf=leaf)} WHERE ", 1)
+    return f"(SELECT group_concat(DISTINCT {column}) {frm})"
+
+
 # -- JSON text of one attribute (cached: values repeat across results) --------------------------
 @lru_cache(maxsize=65536)
 def text_fragment(key: str, vr: str, text: str) -> str:
@@ -109,7 +137,7 @@ class ResultPlan:
         for tag in fields:
             key, kw = tag_hex(tag), keyword_of(tag)
             if kw == "RetrieveURL":
-                uids = [self._column(self._main_sql(_UID_OF_LEVEL[lv], lv), lv) for lv in range(1, level + 1)]
+                uids = [self._column(main_sql(_UID_OF_LEVEL[lv], lv), lv) for lv in range(1, level + 1)]
                 items[key] = ("url", uids)
             elif kw == "SpecificCharacterSet":
                 items[key] = ("charset", key)
@@ -119,22 +147,14 @@ class ResultPlan:
                 sql = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
                 items[key] = ("sql", key, "UI", self._column(f"COALESCE({sql}, '')", 3))
             elif kw in COUNTS:
-                at, depth = COUNTS[kw]
+                sql, at = count_sql(kw)
                 if at <= level:
-                    frm, _leaf = descend(depth, f"m.c{at}")
-                    items[key] = ("count", key, self._column(f"(SELECT COUNT(*) {frm})", at))
-            elif kw == "ModalitiesInStudy":
-                frm, leaf = descend(1, "m.c1")
-                frm = frm.replace(" WHERE ", f" CROSS JOIN main_tags t ON t.internal = {leaf}.internal "
-                                  "AND t.tag = 'Modality' WHERE ", 1)
-                items[key] = ("list", key, "CS", self._column(f"(SELECT group_concat(DISTINCT t.value) {frm})", 1))
-            elif kw == "SOPClassesInStudy":
-                frm, leaf = descend(2, "m.c1")
-                frm = frm.replace(" WHERE ", f" CROSS JOIN instances i ON i.internal = {leaf}.internal WHERE ", 1)
-                items[key] = ("list", key, "UI",
-                              self._column(f"(SELECT group_concat(DISTINCT i.sop_class_uid) {frm})", 1))
+                    items[key] = ("count", key, self._column(sql, at))
+            elif kw in STUDY_LISTS:
+                vr = "CS" if kw == "ModalitiesInStudy" else "UI"
+                items[key] = ("list", key, vr, self._column(study_list_sql(kw), 1))
             elif (at := main_level(kw, level)) is not None and at <= level:
-                items[key] = ("sql", key, vr_of(tag), self._column(self._main_sql(kw, at), at))
+                items[key] = ("sql", key, vr_of(tag), self._column(main_sql(kw, at), at))
             else:
                 items[key] = ("meta", key)
         self.items = [items[k] for k in sorted(items)]
@@ -143,10 +163,6 @@ class ResultPlan:
         # The stored attributes to read: all of them only for instance level's includefield=all.
         self.wanted: list[str] | None = None if self.meta_all else self.meta_keys
         self.keys = set(items)
-
-    @staticmethod
-    def _main_sql(kw: str, at: int) -> str:
-        return f"(SELECT value FROM main_tags WHERE internal = m.c{at} AND tag = '{kw}')"
 
     def _column(self, sql: str, at: int) -> int:
         """Index of ``sql`` (an expression of ``m.c{at}`` only) among the row's values (after the
