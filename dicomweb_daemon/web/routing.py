@@ -112,6 +112,12 @@ def paging(request) -> tuple[int, int] | None:
     return int_arg(request, "since"), int_arg(request, "limit")
 
 
+def read_text_body(request) -> str:
+    """The request's body as text, without surrounding blanks (a UID, a level, a switch)."""
+    request.content.seek(0)
+    return request.content.read().decode("utf-8", "replace").strip()
+
+
 def read_json_body(request) -> Any:
     request.content.seek(0)
     raw = request.content.read()

@@ -8,14 +8,9 @@ import json
 
 from ...dimse.contexts import accepted_syntaxes, matching_syntaxes
 from ...errors import BadRequest
-from ..routing import json_response, route
+from ..routing import json_response, read_text_body, route
 
 TRUE, FALSE = {"1", "true"}, {"0", "false"}
-
-
-def _body(request) -> str:
-    request.content.seek(0)
-    return request.content.read().decode("utf-8", "replace").strip()
 
 
 class DicomServerRoutes:
@@ -28,7 +23,7 @@ class DicomServerRoutes:
 
     @route("/tools/accepted-transfer-syntaxes", methods=("PUT",))
     def put_syntaxes(self, request):
-        text = _body(request)
+        text = read_text_body(request)
         try:
             patterns = json.loads(text)
         except ValueError:
@@ -50,7 +45,7 @@ class DicomServerRoutes:
 
     @route("/tools/unknown-sop-class-accepted", methods=("PUT",))
     def put_unknown(self, request):
-        value = _body(request).lower()
+        value = read_text_body(request).lower()
         if value not in TRUE | FALSE:
             raise BadRequest("Bad request", f"expected 1, 0, true or false, not {value!r}")
         self.settings.values["UnknownSopClassAccepted"] = value in TRUE

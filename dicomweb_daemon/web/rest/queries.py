@@ -19,7 +19,7 @@ from ...dimse.identifiers import (
 )
 from ...errors import BadFileFormat, BadRequest, ParameterOutOfRange, UnknownResource
 from ...threads import in_db, in_db_write
-from ..routing import has_flag, json_response, route
+from ..routing import has_flag, json_response, read_text_body, route
 from .modalities import bool_field, int_field, object_body, run_or_submit, str_field
 
 CHILD_QUERIES = "<any('query-studies','query-series','query-instances'):child>"
@@ -41,8 +41,7 @@ def text_response(request, text: str) -> bytes:
 def retrieve_body(request) -> dict:
     """A retrieve's body: an AET as text, or ``{"TargetAet", "RetrieveMethod", "Synchronous",
     "Priority", "Timeout", "Permissive"}``, or nothing (C-MOVE to this daemon's AET)."""
-    request.content.seek(0)
-    text = request.content.read().decode("utf-8", "replace").strip()
+    text = read_text_body(request)
     if not text:
         return {}
     if text.startswith("{"):

@@ -14,7 +14,7 @@ from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...storage.summaries import rebuild_summaries
 from ...threads import in_db
-from ..routing import MAX_INTEGER, json_response, read_json_body, route
+from ..routing import MAX_INTEGER, json_response, read_json_body, read_text_body, route
 from .tag_formats import formatted
 
 log = Logger()
@@ -114,8 +114,7 @@ class ToolsRoutes:
 
     @route("/tools/lookup", methods=("POST",))
     async def lookup(self, request):
-        request.content.seek(0)
-        value = request.content.read().decode("utf-8", "replace").strip()
+        value = read_text_body(request)
         if not value:
             raise BadRequest("Bad request", "the body of /tools/lookup must be an identifier")
         return json_response(request, await in_db(self.index.lookup, value))
@@ -148,8 +147,7 @@ class ToolsRoutes:
 
     @route("/tools/default-encoding", methods=("PUT",))
     async def put_encoding(self, request):
-        request.content.seek(0)
-        value = request.content.read().decode("utf-8", "replace").strip()
+        value = read_text_body(request)
         if value not in DEFAULT_ENCODINGS:
             raise BadRequest("Bad request", f"unknown encoding {value!r}; one of {', '.join(DEFAULT_ENCODINGS)}")
         # As in Orthanc: a run-time change, until the next start reads the configuration again.
@@ -166,7 +164,7 @@ class ToolsRoutes:
     @route("/tools/log-level", methods=("PUT",))
     def put_log_level(self, request):
         try:
-            LOG_LEVELS.set_all(_text_body(request))
+            LOG_LEVELS.set_all(read_text_body(request))
         except ValueError as e:
             raise BadRequest("Bad request", f"{e}: one of {', '.join(LOG_LEVEL_NAMES)}") from None
         return json_response(request, {})
@@ -183,7 +181,7 @@ class ToolsRoutes:
         if category not in CATEGORIES:
             raise UnknownResource("Unknown resource", f"no log category {category!r}")
         try:
-            LOG_LEVELS.set(category, _text_body(request))
+            LOG_LEVELS.set(category, read_text_body(request))
         except ValueError as e:
             raise BadRequest("Bad request", f"{e}: one of {', '.join(LOG_LEVEL_NAMES)}") from None
         return json_response(request, {})
@@ -204,8 +202,3 @@ def _count(body: dict, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > MAX_INTEGER:
         raise BadRequest("Bad request", f"{key} must be a non-negative 64-bit integer")
     return value
-
-
-def _text_body(request) -> str:
-    request.content.seek(0)
-    return request.content.read().decode("utf-8", "replace").strip()
