@@ -114,9 +114,11 @@ class QidoMixin:
                    charset: str, hint: str = "") -> list[str]:
         """The JSON texts of the page that ``page_sql`` selects (``metas``: each result's stored
         instance JSON, when already known; ``hint``: CUSTOM_PLAN, GENERIC_PLAN or nothing)."""
-        rows = self.db.execute(hint + plan.select(page_sql), params).fetchall()
-        if plan.needs_meta and metas is None:
-            metas = self._qido_metadata(plan.level, [row[0] for row in rows], plan.wanted)
+        with_metadata = plan.needs_meta and metas is None
+        rows = self.db.execute(hint + plan.select(page_sql, with_metadata), params).fetchall()
+        if with_metadata:
+            metas = {row[0]: stored_attributes(self.decompress(row[-1]), plan.wanted)
+                     for row in rows if row[-1] is not None}
         metas = metas or {}
         return [plan.render(row, metas.get(row[0]), charset) for row in rows]
 
@@ -222,25 +224,6 @@ class QidoMixin:
             if len(ds) == len(tops) and all(f.matches_dataset(ds) for f in keys):
                 found[owner] = stored_attributes(raw, wanted)
         return found
-
-    def _qido_metadata(self, level: int, owners: list[int], wanted: list[str] | None) -> dict[int, dict]:
-        """The ``wanted`` stored attributes (None: all) of each resource's first instance (its own at
-        instance level)."""
-        first: dict[int, int] = {}
-        if level == 3:
-            first = {i: i for i in owners}
-        else:
-            for chunk in _chunks(owners):
-                frm, leaf = descend(3 - level, f"IN ({_marks(len(chunk))})")
-                first.update(self.db.execute(
-                    f"{GENERIC_PLAN}SELECT x1.parent, MIN({leaf}.internal) {frm} GROUP BY x1.parent", chunk))
-        by_instance: dict[int, dict] = {}
-        for chunk in _chunks(list(set(first.values()))):
-            for internal, blob in self.db.execute(
-                    f"{GENERIC_PLAN}SELECT internal, metadata FROM instances WHERE internal IN ({_marks(len(chunk))})",
-                    chunk):
-                by_instance[internal] = stored_attributes(self.decompress(blob), wanted)
-        return {owner: by_instance.get(inst, {}) for owner, inst in first.items()}
 
 
 def stored_attributes(raw: bytes, keys: list[str] | None) -> dict:

@@ -84,6 +84,15 @@ STUDY_LISTS = {
 }
 
 
+def first_instance_metadata_sql(level: int) -> str:
+    """The stored DICOM JSON of the instance that stands for the resource ``m.c{level}``: itself at
+    instance level, else its descendant instance of lowest internal ID (the one stored first)."""
+    if level == 3:
+        return "(SELECT metadata FROM instances WHERE internal = m.c3)"
+    frm, leaf = descend(3 - level, f"m.c{level}")
+    return f"(SELECT metadata FROM instances WHERE internal = (SELECT MIN({leaf}.internal) {frm}))"
+
+
 def study_list_sql(kw: str) -> str:
     """The distinct values of ``kw`` (one of STUDY_LISTS) under the study ``m.c1``, comma-joined."""
     join, column, depth = STUDY_LISTS[kw]
@@ -172,8 +181,10 @@ class ResultPlan:
             self.columns.append((sql, at))
         return self._column_of[sql]
 
-    def select(self, page_sql: str) -> str:
-        """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``.
+    def select(self, page_sql: str, with_metadata: bool = False) -> str:
+        """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``;
+        ``with_metadata``: each row ends with the stored JSON of the instance that stands for it (the
+        attributes that are not indexed come in the same round trip as the others).
 
         An ancestor's values (a study's attributes and counts beside each of its 250 instances) are
         computed once per distinct ancestor of the page, in a CTE ``p{at}`` joined to the rows."""
@@ -191,6 +202,8 @@ class ResultPlan:
             + "".join(f", {sql} AS v{j}" for j, sql in enumerate(sqls))
             + f" FROM (SELECT DISTINCT c{at} FROM m) AS m)" for at, sqls in sorted(ancestors.items()))
         joins = "".join(f" LEFT JOIN p{at} ON p{at}.id = m.c{at}" for at in sorted(ancestors))
+        if with_metadata:
+            cols.append(first_instance_metadata_sql(self.level))
         values = "".join(f", {c}" for c in cols)
         return (f"WITH m AS MATERIALIZED ({page_sql}){ctes} SELECT {ids}{values} FROM m{joins} "
                 f"ORDER BY m.c{self.level}")

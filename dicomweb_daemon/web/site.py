@@ -8,6 +8,7 @@ from http import HTTPStatus
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor
+from twisted.internet.interfaces import ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.server import Request, Site
@@ -149,11 +150,6 @@ class SpoolingRequest(Request):
     def requestReceived(self, command, path, version):  # noqa: N802 - Twisted API
         if self.too_large:
             return  # answered when the size was known
-        transport = getattr(self.channel, "transport", None)
-        if transport is not None and hasattr(transport, "setTcpNoDelay"):
-            # Answers leave in several writes (headers, body, the last chunk): with Nagle's algorithm
-            # and the client's delayed ACK each small request would wait ~40 ms.
-            transport.setTcpNoDelay(True)
         super().requestReceived(command, path, version)
 
     def take_body(self) -> Source:
@@ -198,6 +194,22 @@ class DaemonChannel(http.HTTPChannel):
     get 431 Request Header Fields Too Large (RFC 6585 §5), a request line too long 414."""
 
     refused = False
+    _host = None
+
+    def connectionMade(self):  # noqa: N802 - Twisted API
+        super().connectionMade()
+        # Answers leave in several writes (headers, body, the last chunk): with Nagle's algorithm and
+        # the client's delayed ACK each small request would wait ~40 ms. Twisted turns Nagle off on
+        # plain TCP only; a TLS transport passes the call to its socket.
+        if not ITCPTransport.providedBy(self.transport) and hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+
+    def getHost(self):  # noqa: N802 - Twisted API
+        """The local address, asked of the socket once per connection (each request asks for it,
+        and each asking was a getsockname() system call)."""
+        if self._host is None:
+            self._host = self.transport.getHost()
+        return self._host
 
     def lineReceived(self, line):  # noqa: N802 - Twisted API
         if self.refused:

@@ -359,6 +359,21 @@ def test_study_and_series_match_when_any_instance_matches_a_key_not_indexed(daem
     assert qido(daemon, "/studies?PatientID=VARIED-1&InstitutionalDepartmentName=Dept-D").json() == []
 
 
+def test_attributes_not_indexed_come_from_the_first_instance(daemon, varied):
+    """Without a key on them, a series' or study's attributes that are not indexed (the series'
+    default RequestAttributesSequence, an includefield) are those of its first stored instance."""
+    series = qido(daemon, f"/studies/{varied['study']}/series").json()
+    requested = {values(s, "0020000E")[0]: [values(item, "00401001")[0] for item in values(s, "00400275")]
+                 for s in series}
+    assert requested == {varied["first"]: ["RP-1"], varied["second"]: ["RP-9", "RP-3"]}
+    [study] = qido(daemon, f"/studies?StudyInstanceUID={varied['study']}&includefield=InstitutionalDepartmentName"
+                           "&includefield=00400275").json()
+    assert values(study, "00081040") == ["Dept-A"]
+    assert [values(item, "00401001") for item in values(study, "00400275")] == [["RP-1"]]
+    [instance] = qido(daemon, f"/studies/{varied['study']}/series/{varied['second']}/instances").json()
+    assert values(instance, "00280010") == [64]
+
+
 def test_not_indexed_keys_must_match_on_one_instance_with_paging(daemon, varied):
     """Several keys that are not indexed must all match one instance; limit and offset apply to the matches."""
     base = f"/studies/{varied['study']}/series?InstitutionalDepartmentName=Dept-*"
