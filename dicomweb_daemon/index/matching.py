@@ -5,6 +5,7 @@ lists of values separated by ``\\``, and ranges ``a-b``, ``a-``, ``-b`` for date
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -94,13 +95,16 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
     return Constraint(keyword, level, f"{col} = ?", [norm(pattern)])
 
 
+_TAG_ALIAS = re.compile(r"\bt\.")
+
+
 def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
              labels: tuple[str, list] = ("", []), columns: str = "r.public_id") -> tuple[str, list]:
     """One SELECT of the public IDs (or other ``columns`` of the resource ``r``) at ``level`` that
     satisfy every constraint (and ``labels``, a condition on ``r`` with its parameters: see
     labels.labels_filter)."""
     target = LEVEL_NUMBER[level]
-    joins, where, params = [], ["r.level = ?"], [target]
+    joins, join_params, where, params = [], [], [], []
     if labels[0]:
         where.append(labels[0])
         params += labels[1]
@@ -117,15 +121,22 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
                         ancestors[lvl] = f"a{lvl}"
                         joins.append(f"JOIN resources a{lvl} ON a{lvl}.internal = {ancestors[lvl + 1]}.parent")
                 alias = ancestors[level]
-            where.append(f"EXISTS (SELECT 1 FROM {table} t WHERE t.internal = {alias}.internal "
-                         f"AND t.tag = ? AND {c.sql})")
-            params += [c.keyword, *c.params]
+            # A join (one row at most: (internal, tag) is the key), so that the search starts from
+            # the tag's index rather than test every resource of the level in turn.
+            t = f"t{len(joins)}"
+            joins.append(f"JOIN {table} {t} ON {t}.internal = {alias}.internal AND {t}.tag = ? "
+                         f"AND {_TAG_ALIAS.sub(t + '.', c.sql)}")
+            join_params += [c.keyword, *c.params]
         else:
             depth = c.level - target
             chain = " ".join(f"JOIN resources d{k} ON d{k}.parent = d{k - 1}.internal" for k in range(2, depth + 1))
             where.append(f"EXISTS (SELECT 1 FROM resources d1 {chain} JOIN main_tags t ON "
                          f"t.internal = d{depth}.internal WHERE d1.parent = r.internal AND t.tag = ? AND {c.sql})")
             params += [c.keyword, *c.params]
+    # With a key on a tag, "+" keeps SQLite from walking the level's index in order (which it prefers
+    # for the ORDER BY) and testing each resource: 0.7 against 0.1 ms for 167 of 2,000 studies.
+    where.insert(0, f"{'+' if join_params else ''}r.level = ?")
+    params = join_params + [target] + params
     sql = (f"SELECT {columns} FROM resources r {' '.join(joins)} WHERE {' AND '.join(where)} "
            "ORDER BY r.internal LIMIT ? OFFSET ?")
     # A wildcard's plan depends on its pattern (PostgreSQL: a trigram index for "*HEAD*", see pg_sql.py).
