@@ -32,6 +32,7 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
 
     owner = ""
     transient_errors: tuple[type[BaseException], ...] = ()  # retried (locking.retried): none on one writer
+    from_tags = True  # searches without a limit start from the tags' index (matching.find_sql)
     skip_locked = ""  # appended to the job queue's SELECT: rows another transaction locked are skipped
 
     def lock(self, c, name: str) -> None:

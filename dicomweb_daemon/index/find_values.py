@@ -56,7 +56,7 @@ class FindValuesMixin:
             columns.append((name, sql))
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
         page, params = find_sql(level, constraints, limit, since, labels_filter(list(labels), labels_constraint),
-                                columns=_ids(target))
+                                columns=_ids(target), from_tags=self.from_tags and not limit)
         custom = page.startswith(CUSTOM_PLAN)
         # m{k}: the rows with the internal IDs c{target} .. c{k}; a level of ancestors at a time.
         lowest = max(target - 1, 0)

@@ -129,6 +129,7 @@ class PostgresIndex(SqlIndex):
 
     name = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    from_tags = False  # its planner chooses by cost (matching.find_sql)
 
     def __init__(self, dsn: str | None = None, owner: str = ""):
         self.dsn = dsn
