@@ -11,7 +11,10 @@ queries run ``--reps`` times per size, the servers taking turns; each answer's r
 checked against what the copies make it (a fast wrong answer is reported, not counted).
 
     python ../shared/bench/make_dataset.py --out /tmp/qs-data --preset scale
-    python bench/qido_scale.py --data /tmp/qs-data [--sizes 1,10,50] [--reps 15]
+    python bench/qido_scale.py --data /tmp/qs-data [--sizes 1,10,50] [--reps 15] [--keep /tmp/qs-keep]
+
+With ``--keep`` the cluster and both databases stay in that folder: a later run with the same folder
+measures them again without the 30 minutes of building (a larger size adds the missing copies).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from transfers import PLUGIN, free_port, wait_for  # noqa: E402
 
-from tests.postgres import new_database, run_sql, start, stop  # noqa: E402
+from tests.postgres import new_database, restart, run_sql, start, stop  # noqa: E402
 
 PG_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 BOUNDARY = "qidoscale"
@@ -335,6 +338,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+COLUMNS = "SELECT column_name FROM information_schema.columns WHERE table_name = 'instances' ORDER BY ordinal_position"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the folder make_dataset.py wrote (with scale/)")
@@ -343,51 +349,76 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=30, help="a query slower than this (seconds) is called "
                         "once per server and size")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--keep", help="a folder that keeps the cluster and both databases between runs: the "
+                        "first run builds them there, later ones reuse them (a larger size adds copies)")
     args = parser.parse_args()
     manifest = json.loads((pathlib.Path(args.data) / "scale" / "manifest.json").read_text())
     files = sorted((pathlib.Path(args.data) / "scale").rglob("*.dcm"))
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    work = pathlib.Path(tempfile.mkdtemp(prefix="qido-scale-"))
+    work = pathlib.Path(args.keep) if args.keep else pathlib.Path(tempfile.mkdtemp(prefix="qido-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    admin = start(str(work / "pg"))
-    targets = [Target("ours", new_database(admin), work / "ours"), Target("orthanc", new_database(admin),
-                                                                             work / "orthanc")]
+    state_file = work / "state.json"
+    state = json.loads(state_file.read_text()) if args.keep and state_file.exists() else None
+    if args.keep and not state and (work / "pg").exists():
+        raise SystemExit(f"{work}: a cluster without state.json (a first run that did not finish): remove the folder")
+    if state:
+        admin = restart(str(work / "pg"), state["port"])
+        targets = [Target(name, state["uris"][name], work / name) for name in ("ours", "orthanc")]
+    else:
+        admin = start(str(work / "pg"))
+        targets = [Target(name, new_database(admin), work / name) for name in ("ours", "orthanc")]
     figures: dict = {}
     try:
         for t in targets:
             t.start()
+            if state:
+                continue
             started = time.perf_counter()
             stow_all(t, files)
             print(f"{t.name}: {len(files)} instances stored by STOW-RS in {time.perf_counter() - started:.0f} s",
                   flush=True)
-        columns = [r[0] for r in run_sql(targets[0].uri, "SELECT column_name FROM information_schema.columns "
-                                                         "WHERE table_name = 'instances' ORDER BY ordinal_position")]
-        offsets = {t.name: run_sql(t.uri, "SELECT max(internal) + 1 FROM resources" if t.name == "ours"
-                                   else "SELECT max(internalid) + 1 FROM resources")[0][0] for t in targets}
-        copies = 1
+        if not state:
+            columns = [r[0] for r in run_sql(targets[0].uri, COLUMNS)]
+            offsets = {t.name: run_sql(t.uri, "SELECT max(internal) + 1 FROM resources" if t.name == "ours"
+                                       else "SELECT max(internalid) + 1 FROM resources")[0][0] for t in targets}
+            state = {"port": int(admin.rsplit(":", 1)[1].split("/")[0]), "uris": {t.name: t.uri for t in targets},
+                     "columns": columns, "offsets": offsets, "copies": 1}
+            if args.keep:
+                state_file.write_text(json.dumps(state))
         for size in sizes:
-            if size > copies:
+            if size < state["copies"]:
+                print(f"size {size}: the kept databases hold {state['copies']} copies already; skipped", flush=True)
+                continue
+            if size > state["copies"]:
                 for t in targets:
                     t.stop()
                 for t in targets:
                     started = time.perf_counter()
-                    for statement in copy_sql(t.name, offsets[t.name], copies, size - 1, columns):
+                    for statement in copy_sql(t.name, state["offsets"][t.name], state["copies"], size - 1,
+                                              state["columns"]):
                         run_sql(t.uri, statement)
-                    print(f"{t.name}: copies {copies}..{size - 1} made in SQL in {time.perf_counter() - started:.0f} s",
-                          flush=True)
-                copies = size
+                    print(f"{t.name}: copies {state['copies']}..{size - 1} made in SQL in "
+                          f"{time.perf_counter() - started:.0f} s", flush=True)
+                state["copies"] = size
+                if args.keep:
+                    state_file.write_text(json.dumps(state))
                 for t in targets:
                     t.start()
+            copies = state["copies"]
             instances = run_sql(targets[0].uri, "SELECT count(*) FROM instances")[0][0]
             figures[instances] = measure(targets, queries(manifest, copies), args.reps, args.budget)
             report(figures[instances], queries(manifest, copies), instances, copies, args)
+        if args.keep:
+            state_file.write_text(json.dumps(state))
     finally:
         for t in targets:
             t.stop()
         stop(str(work / "pg"))
         if args.out:
             pathlib.Path(args.out).write_text(json.dumps(figures, indent=1))
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"\n{os.cpu_count()} cores; PostgreSQL {run_version()}")
 
 

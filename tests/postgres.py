@@ -72,11 +72,17 @@ def start(folder: str) -> str:
     data = os.path.join(folder, "data")
     subprocess.run(_as_cluster_owner([_bin("initdb"), "-D", data, "-A", "trust", "-U", "dicomweb", "-E", "UTF8",
                                       "--no-sync", "--locale=C.UTF-8"]), check=True, stdout=subprocess.DEVNULL)
+    return restart(folder, port)
+
+
+def restart(folder: str, port: int) -> str:
+    """The cluster that ``start`` made in ``folder``, started again on ``port``; its admin URI."""
     # A test cluster: durability traded for speed (the suite's crash tests are about the daemon).
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " \
               "-c full_page_writes=off -c max_connections=400"
-    subprocess.run(_as_cluster_owner([_bin("pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(folder, "log"),
-                                      "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
+    command = [_bin("pg_ctl"), "-D", os.path.join(folder, "data"), "-o", options, "-l", os.path.join(folder, "log"),
+               "-w", "start"]
+    subprocess.run(_as_cluster_owner(command), check=True, stdout=subprocess.DEVNULL)
     return f"postgresql://dicomweb@127.0.0.1:{port}/postgres"
 
 
