@@ -34,6 +34,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from psycopg.conninfo import conninfo_to_dict
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -69,8 +71,6 @@ class Target:
             command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
                        "dicomweb", "--config", str(self.work / "config.json")]
         else:
-            from psycopg.conninfo import conninfo_to_dict
-
             params = conninfo_to_dict(self.uri)
             config = {"Name": "orthanc", "HttpPort": self.port, "DicomPort": free_port(),
                       "StorageDirectory": str(self.work / "files"), "IndexDirectory": str(self.work / "files"),
@@ -382,7 +382,7 @@ def main() -> None:
             columns = [r[0] for r in run_sql(targets[0].uri, COLUMNS)]
             offsets = {t.name: run_sql(t.uri, "SELECT max(internal) + 1 FROM resources" if t.name == "ours"
                                        else "SELECT max(internalid) + 1 FROM resources")[0][0] for t in targets}
-            state = {"port": int(admin.rsplit(":", 1)[1].split("/")[0]), "uris": {t.name: t.uri for t in targets},
+            state = {"port": int(conninfo_to_dict(admin)["port"]), "uris": {t.name: t.uri for t in targets},
                      "columns": columns, "offsets": offsets, "copies": 1}
             if args.keep:
                 state_file.write_text(json.dumps(state))
@@ -409,8 +409,6 @@ def main() -> None:
             instances = run_sql(targets[0].uri, "SELECT count(*) FROM instances")[0][0]
             figures[instances] = measure(targets, queries(manifest, copies), args.reps, args.budget)
             report(figures[instances], queries(manifest, copies), instances, copies, args)
-        if args.keep:
-            state_file.write_text(json.dumps(state))
     finally:
         for t in targets:
             t.stop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .labels import labels_filter
 from .matching import constraint, find_sql, split_query
-from .qido_render import COUNTS, LEVELS_OF, STUDY_LISTS, count_sql, main_sql, study_list_sql
+from .qido_render import COUNTS, LEVELS_OF, SOP_CLASS_SQL, STUDY_LISTS, count_sql, main_sql, study_list_sql
 from .schema import CUSTOM_PLAN, LEVEL_NUMBER
 
 
@@ -26,7 +26,7 @@ def _value_sql(name: str, level: int) -> str | None:
     if name in STUDY_LISTS:
         return study_list_sql(name) if level == 1 else "NULL"
     if name == "SOPClassUID" and level == 3:  # asked in most image-level queries; kept beside the file
-        return "(SELECT NULLIF(sop_class_uid, '') FROM instances WHERE internal = m.c3)"
+        return f"NULLIF({SOP_CLASS_SQL}, '')"
     levels = sorted((lv for lv in LEVELS_OF.get(name, []) if lv <= level), reverse=True)  # own level first
     if not levels:
         return None
@@ -56,7 +56,7 @@ class FindValuesMixin:
             columns.append((name, sql))
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
         page, params = find_sql(level, constraints, limit, since, labels_filter(list(labels), labels_constraint),
-                                columns=_ids(target), from_tags=self.from_tags and not limit)
+                                columns=_ids(target), from_tags=self.from_tags)
         custom = page.startswith(CUSTOM_PLAN)
         # m{k}: the rows with the internal IDs c{target} .. c{k}; a level of ancestors at a time.
         lowest = max(target - 1, 0)

@@ -77,6 +77,10 @@ def count_sql(kw: str) -> tuple[str, int]:
     return f"(SELECT COUNT(*) {frm})", at
 
 
+#: The SOP class of the instance ``m.c3`` (kept beside its file).
+SOP_CLASS_SQL = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
+
+
 # name -> (what each descendant gives: a join, its column; how many levels below the study)
 STUDY_LISTS = {
     "ModalitiesInStudy": ("main_tags t ON t.internal = {leaf}.internal AND t.tag = 'Modality'", "t.value", 1),
@@ -153,8 +157,7 @@ class ResultPlan:
             elif kw == "InstanceAvailability":
                 items[key] = ("const", f'"{key}":{{"vr":"CS","Value":["ONLINE"]}}')
             elif kw == "SOPClassUID" and level == 3:
-                sql = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
-                items[key] = ("sql", key, "UI", self._column(f"COALESCE({sql}, '')", 3))
+                items[key] = ("sql", key, "UI", self._column(f"COALESCE({SOP_CLASS_SQL}, '')", 3))
             elif kw in COUNTS:
                 sql, at = count_sql(kw)
                 if at <= level:
