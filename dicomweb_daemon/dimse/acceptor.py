@@ -74,6 +74,7 @@ class AcceptorAssociation(UpperLayer):
     def connectionLost(self, reason=None):  # noqa: N802 - Twisted API
         super().connectionLost(reason)
         self.server.associations.discard(self)
+        self.server.ingest.leave(self)
         if not self.established and reason is not None and _is_tls_failure(reason):
             log.warn("DICOM TLS connection from {ip} refused: {why}", ip=self.peer_host, why=tls_reason(reason.value))
         self._queue.clear()

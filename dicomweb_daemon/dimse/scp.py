@@ -217,7 +217,7 @@ class DimseService(CommitmentHandlers, service.Service):
                         called_aet=association.called_aet)
         try:
             # A sender's instances are new nearly always: the file is written while it is parsed.
-            result = await self.ingest.store(BytesSource(data, store_while_parsed=True), origin)
+            result = await self.ingest.store(BytesSource(data, store_while_parsed=True), origin, association)
         except Exception:  # noqa: BLE001 - the peer is told; the daemon keeps serving
             log.failure("C-STORE from {aet} failed", aet=association.calling_aet)
             answer(OUT_OF_RESOURCES)
