@@ -5,6 +5,7 @@ computed tags such as NumberOfStudyRelatedInstances, other tags of the resource'
 No file is read."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydicom.charset import python_encoding
@@ -27,6 +28,7 @@ COMPUTED_LEVEL = {"NumberOfPatientRelatedStudies": "Patient", "NumberOfPatientRe
                   "NumberOfStudyRelatedInstances": "Study", "NumberOfSeriesRelatedInstances": "Series",
                   "ModalitiesInStudy": "Study", "SOPClassesInStudy": "Study"}
 TEXT_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC"}
+MAX_CHUNK = 256  # answers handed over at once by stream_answers
 COMPUTED = {"NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances",
             "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
             "ModalitiesInStudy", "SOPClassesInStudy"}
@@ -96,6 +98,35 @@ def find_answers(index, request: FindRequest, case_sensitive: bool, limit: int) 
     ids = index.find(request.level, request.query, case_sensitive=case_sensitive, limit=limit)
     values = index.requested_tags(ids, request.asked) if request.asked else {}
     return ids, [values.get(i, {}) for i in ids]
+
+
+def stream_answers(index, request: FindRequest, case_sensitive: bool, limit: int, chunk: int,
+                   deliver: Callable[[list[dict] | None], None], stopped: Callable[[], bool]) -> None:
+    """(db thread) :func:`find_answers`' values handed to ``deliver`` as the query reads them,
+    ``chunk`` first, then three times as many each time (MAX_CHUNK at most), then None (also when
+    it fails: the exception follows): the first answers travel while the rest are read.
+    ``stopped()`` true ends the reading early (the association was cancelled or lost)."""
+    try:
+        rows = index.find_value_rows(request.level, request.query, request.asked, case_sensitive,
+                                     limit + 1 if limit else 0, in_order=False)
+        if rows is None:  # keys off the index: the values come all at once, and go MAX_CHUNK at a time
+            values = find_answers(index, request, case_sensitive, limit)[1]
+            for start in range(0, len(values), MAX_CHUNK):
+                deliver(values[start:start + MAX_CHUNK])
+            return
+        answers: list[dict] = []
+        for _public_id, answer in rows:
+            answers.append(answer)
+            if len(answers) == chunk:
+                deliver(answers)
+                answers = []
+                chunk = min(chunk * 3, MAX_CHUNK)  # the first answers at once, the others in fewer turns
+                if stopped():
+                    return
+        if answers:
+            deliver(answers)
+    finally:
+        deliver(None)
 
 
 def answer_dataset(request: FindRequest, values: dict, charset: str, retrieve_aet: str) -> Dataset:

@@ -16,7 +16,7 @@ import time
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode as encode_dataset
 from twisted.application import service
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -35,7 +35,7 @@ from .acceptor import AcceptorAssociation
 from .answers import AnswerWriter
 from .commitment_scp import CommitmentHandlers
 from .contexts import accepted_syntaxes, known_contexts, storage_contexts
-from .find import FindRefused, answer_dataset, find_answers, find_request
+from .find import FindRefused, answer_dataset, find_answers, find_request, stream_answers
 from .requestor import AssociationRefused, associate
 from .sub_operations import PENDING, Counts, Sender, finish, send_all
 from .tls import TlsConfigurationError, client_options, dicom_tls, server_factory
@@ -60,7 +60,7 @@ MOVE_DESTINATION_UNKNOWN = 0xA801
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_DECODE = 0xC310
 CANCELLED = 0xFE00
-FIND_BATCH = 256  # C-FIND answers written in one turn of the reactor
+FIND_CHUNK = 32  # C-FIND answers in the first chunk read, then written, in one turn of the reactor
 
 
 class _Factory(ServerFactory):
@@ -245,8 +245,7 @@ class DimseService(CommitmentHandlers, service.Service):
         limit = s.LimitFindInstances if level == "IMAGE" else s.LimitFindResults
         try:
             request = find_request(identifier)
-            ids, values = await in_db(find_answers, self.daemon.index, request, s.CaseSensitivePN, limit)
-        except (FindRefused, DaemonError) as e:
+        except FindRefused as e:
             log.info("C-FIND refused: {why}", why=e)
             answer(IDENTIFIER_DOES_NOT_MATCH)
             return
@@ -255,24 +254,45 @@ class DimseService(CommitmentHandlers, service.Service):
             if syntax in (IMPLICIT_LE, EXPLICIT_LE) else None
         message_id = int(message.command.get("MessageID", 0))
         pending = commands.response(message.command, commands.C_FIND_RSP, PENDING, True)  # the same for each
-        batch: list[tuple[bytes, bytes]] = []
-        for n, item in enumerate(values[:limit or None]):
-            if n % FIND_BATCH == FIND_BATCH - 1:  # the reactor gets a turn: other work, a C-CANCEL, a loss
-                association.send_many(message.context_id, batch)
-                batch = []
-                await deferLater(reactor, 0, lambda: None)
-                if association.closed:
-                    return
-                if message_id in association.cancelled:
-                    answer(CANCELLED)
-                    return
-            data = writer.answer(item) if writer is not None else None
-            if data is None:
-                data = encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
-                                      syntax.is_little_endian, syntax.is_deflated)
-            batch.append((pending, data))
-        association.send_many(message.context_id, batch)
-        if limit and len(ids) > limit:
+        # The answers travel while the index reads the rest (stream_answers): a chunk at a time,
+        # each sent before the next is written, the reactor getting a turn in between (other work,
+        # a C-CANCEL, a loss).
+        chunks: defer.DeferredQueue = defer.DeferredQueue()
+        stop: list[bool] = []
+        reading = defer.ensureDeferred(in_db(
+            stream_answers, self.daemon.index, request, s.CaseSensitivePN, limit, FIND_CHUNK,
+            lambda answers: reactor.callFromThread(chunks.put, answers), lambda: bool(stop)))
+        sent = dropped = 0
+        while (answers := await chunks.get()) is not None:
+            if stop:
+                continue  # read before the stop was seen: dropped
+            batch: list[tuple[bytes, bytes]] = []
+            for item in answers:
+                if limit and sent == limit:
+                    dropped += 1
+                    continue
+                data = writer.answer(item) if writer is not None else None
+                if data is None:
+                    data = encode_dataset(answer_dataset(request, item, charset, s.DicomAet), syntax.is_implicit_VR,
+                                          syntax.is_little_endian, syntax.is_deflated)
+                batch.append((pending, data))
+                sent += 1
+            association.send_many(message.context_id, batch)
+            await deferLater(reactor, 0, lambda: None)
+            if association.closed or message_id in association.cancelled:
+                stop.append(True)
+        try:
+            await reading
+        except DaemonError as e:
+            log.info("C-FIND refused: {why}", why=e)
+            answer(IDENTIFIER_DOES_NOT_MATCH)
+            return
+        if association.closed:
+            return
+        if message_id in association.cancelled:
+            answer(CANCELLED)
+            return
+        if dropped:
             log.info("C-FIND: more than {limit} answers, the others dropped", limit=limit)
         answer(SUCCESS)
 

@@ -12,6 +12,8 @@ JSON of the first instance), and queries on such tags, take the general way: ``f
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .labels import labels_filter
 from .matching import constraint, find_sql, split_query
 from .qido_render import COUNTS, LEVELS_OF, SOP_CLASS_SQL, STUDY_LISTS, count_sql, main_sql, study_list_sql
@@ -42,6 +44,23 @@ class FindValuesMixin:
         ``{name: value}`` of ``names`` (the values ``requested_tags`` gives); None when a key or a
         constraint is not on the indexed main tags (the caller then runs ``find`` and
         ``requested_tags``)."""
+        rows = self.find_value_rows(level, query, names, case_sensitive, limit, since, labels, labels_constraint)
+        if rows is None:
+            return None
+        ids, answers = [], []
+        for public_id, answer in rows:
+            ids.append(public_id)
+            answers.append(answer)
+        return ids, answers
+
+    def find_value_rows(self, level: str, query: dict[str, str], names: list[str], case_sensitive: bool,
+                        limit: int, since: int = 0, labels: list[str] = (), labels_constraint: str = "All",
+                        in_order: bool = True) -> Iterator[tuple[str, dict[str, str]]] | None:
+        """:meth:`find_with_values` as ``(public ID, values)`` pairs read as the query goes (None as
+        there). Without ``in_order`` the rows come in the order of the search's page (the order of
+        the internal IDs with both engines), as soon as each is read: SQLite then computes each row's
+        values when it is fetched, where sorting the whole result first delayed the first row
+        (288 studies: 1.6 ms before the first, against 0.1)."""
         target = LEVEL_NUMBER[level]
         main, other = split_query(query)
         if any(v != "" for v in other.values()):
@@ -66,21 +85,24 @@ class FindValuesMixin:
             ctes.append(f"m{lv} AS MATERIALIZED (SELECT p, {above}, (SELECT parent FROM resources "
                         f"WHERE internal = c{lv + 1}) AS c{lv} FROM m{lv + 1})")
         values = "".join(f", {sql}" for _name, sql in columns)
-        sql = f"WITH {', '.join(ctes)} SELECT m.p{values} FROM m0 AS m ORDER BY m.c{target}"
-        ids, answers = [], []
-        for row in self.db.execute((CUSTOM_PLAN if custom else "") + sql, params):
-            ids.append(row[0])
-            answer = {}
-            for (name, _sql), value in zip(columns, row[1:], strict=True):
-                if value is None:
-                    continue
-                if name in STUDY_LISTS:
-                    value = "\\".join(sorted({v for v in value.split(",") if v}))
-                answer[name] = str(value)
-            if "InstanceAvailability" in names:
-                answer["InstanceAvailability"] = "ONLINE"
-            answers.append(answer)
-        return ids, answers
+        order = f" ORDER BY m.c{target}" if in_order else ""
+        sql = f"WITH {', '.join(ctes)} SELECT m.p{values} FROM m0 AS m{order}"
+        return _answers(self.db.execute((CUSTOM_PLAN if custom else "") + sql, params), columns,
+                        "InstanceAvailability" in names)
+
+
+def _answers(rows, columns: list[tuple[str, str]], availability: bool) -> Iterator[tuple[str, dict[str, str]]]:
+    for row in rows:
+        answer = {}
+        for (name, _sql), value in zip(columns, row[1:], strict=True):
+            if value is None:
+                continue
+            if name in STUDY_LISTS:
+                value = "\\".join(sorted({v for v in value.split(",") if v}))
+            answer[name] = str(value)
+        if availability:
+            answer["InstanceAvailability"] = "ONLINE"
+        yield row[0], answer
 
 
 def _ids(target: int) -> str:

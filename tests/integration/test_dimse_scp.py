@@ -350,6 +350,38 @@ def test_find_answers_in_the_default_encoding_and_move_infers_its_level(make_dae
     assert len(d.get("/jobs").json()) == job_count  # empty keys: nothing to move, no job
 
 
+def test_find_answers_go_in_chunks_up_to_the_limit(make_daemon):
+    """More answers than one chunk (the index hands over 32, then more at a time, while it reads
+    the rest): each study once, ``LimitFindResults`` of them, then success."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+    d = make_daemon({"DicomAet": "OURS", "LimitFindResults": 70,
+                     "DicomModalities": {"finder": ["FINDER", "127.0.0.1", free_port()]}})
+    uids = {f"{STUDY}.{i}" for i in range(75)}
+    for i, uid in enumerate(sorted(uids)):
+        d.store(make_ct(patient_id=f"P{i}", study_uid=uid, series_uid=f"{uid}.1", sop_uid=f"{uid}.1.1"))
+    ae = AE("FINDER")
+    ae.add_requested_context(FIND)
+    assoc = ae.associate("127.0.0.1", d.dicom_port, ae_title="OURS")
+    assert assoc.is_established
+    try:
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID, query.PatientID = "STUDY", "", ""
+        answers, final = [], None
+        for status, identifier in assoc.send_c_find(query, FIND):
+            if status.Status == 0xFF00:
+                answers.append((identifier.StudyInstanceUID, identifier.PatientID))
+            else:
+                final = status.Status
+    finally:
+        assoc.release()
+    assert final == 0x0000 and len(answers) == 70
+    assert len({uid for uid, _ in answers}) == 70 and {uid for uid, _ in answers} <= uids
+    assert all(pid == f"P{sorted(uids).index(uid)}" for uid, pid in answers)
+
+
 def test_unknown_sop_classes_only_when_accepted(make_daemon):
     """A SOP class pynetdicom does not know is refused (no presentation context), unless
     ``UnknownSopClassAccepted``: then stored like any other instance."""

@@ -3,6 +3,7 @@ order, with the same values as ``find`` followed by ``requested_tags``, at every
 engine the suite runs against (SQLite, or PostgreSQL with DICOMWEB_TEST_POSTGRESQL)."""
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 
 from dicomweb_daemon.index.writes import Origin
@@ -97,3 +98,45 @@ async def test_since_and_labels_as_find_takes_them(local_daemon):
             values = await in_db(d.index.requested_tags, ids, names)
             assert found == (ids, [values[i] for i in ids]), (labels, constraint, since, limit)
     assert len(await in_db(d.index.find, "Study", {}, False, 0, 0, ["teaching"], "All")) == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_streamed_answers_come_in_growing_chunks_then_none(local_daemon):
+    """C-FIND's reading (``dimse.find.stream_answers``): the same answers as ``find_answers``, in
+    chunks of 2, 6, 18... then None; the keys off the index (all at once) too; ``stopped`` ends it
+    after the chunk under way."""
+    from dicomweb_daemon.dimse.find import FindRequest, find_answers, stream_answers
+
+    d = local_daemon
+    await _corpus(d)
+    for asked in (NAMES["Instance"], ["SOPInstanceUID", "SliceThickness"]):  # the second: not indexed
+        request = FindRequest("Instance", {"StudyDate": "2015*"}, asked)
+        _ids, expected = await in_db(find_answers, d.index, request, False, 0)
+        for stop_after in (None, 1):
+            chunks: list = []
+
+            def stopped(chunks=chunks, stop_after=stop_after) -> bool:
+                return stop_after is not None and len(chunks) >= stop_after
+
+            await in_db(stream_answers, d.index, request, False, 0, 2, chunks.append, stopped)
+            assert chunks[-1] is None
+            got = [answer for chunk in chunks[:-1] for answer in chunk]
+            if stop_after is not None and asked == NAMES["Instance"]:
+                assert len(chunks) == 2 and got == expected[:2]
+                continue
+            assert sorted(got, key=str) == sorted(expected, key=str) and len(expected) == 12
+            if asked == NAMES["Instance"]:
+                assert [len(c) for c in chunks[:-1]] == [2, 6, 4]
+            else:
+                assert len(chunks) == 2  # all at once
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_streamed_search_that_fails_still_ends_with_none(local_daemon):
+    from dicomweb_daemon.dimse.find import FindRequest, stream_answers
+
+    chunks: list = []
+    request = FindRequest("Nowhere", {}, ["StudyDate"])  # no such level: the index raises
+    with pytest.raises(KeyError):
+        await in_db(stream_answers, local_daemon.index, request, False, 0, 2, chunks.append, lambda: False)
+    assert chunks == [None]
