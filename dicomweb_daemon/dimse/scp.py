@@ -63,6 +63,11 @@ CANCELLED = 0xFE00
 FIND_CHUNK = 32  # C-FIND answers in the first chunk read, then written, in one turn of the reactor
 
 
+def _end_of(failure, chunks: defer.DeferredQueue):
+    chunks.put(None)
+    return failure
+
+
 class _Factory(ServerFactory):
     noisy = False
 
@@ -262,6 +267,7 @@ class DimseService(CommitmentHandlers, service.Service):
         reading = defer.ensureDeferred(in_db(
             stream_answers, self.daemon.index, request, s.CaseSensitivePN, limit, FIND_CHUNK,
             lambda answers: reactor.callFromThread(chunks.put, answers), lambda: bool(stop)))
+        reading.addErrback(_end_of, chunks)  # a reading that never started ends the loop below too
         sent = dropped = 0
         while (answers := await chunks.get()) is not None:
             if stop:
