@@ -14,7 +14,8 @@ Then, once per server, --find-instances tiny instances (10 per study) are stored
 few study-level C-FIND queries are timed with pynetdicom on one association reused for every query
 (process start-up of findscu would dwarf them), then again with DCMTK's findscu repeating each query
 on one association (``--repeat``: a C client, whose own cost per answer is far below pynetdicom's;
-the time of one query is left out). Medians over rounds; the table marks lower-is-better.
+the time of one query is left out; --find-samples such runs per round, as one run moves by 20-30 %
+on a busy machine). Medians over rounds; the table marks lower-is-better.
 The bench's own clients run with Nagle's algorithm off (see TCP_NODELAY below), so that its figures
 are the servers' and not delayed ACKs; the servers' own sockets are left as each server sets them.
 
@@ -297,6 +298,8 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=250, help="512x512 instances for C-STORE and C-MOVE")
     ap.add_argument("--find-instances", type=int, default=20000, help="size of the C-FIND database")
     ap.add_argument("--find-repeats", type=int, default=10, help="each query, per round and server")
+    ap.add_argument("--find-samples", type=int, default=3,
+                    help="findscu runs per round, server and query (the median of all is reported)")
     ap.add_argument("--skip-find", action="store_true", help="no C-FIND figures (its database is slow to make)")
     ap.add_argument("--work-dir", default=None, help="data sets (kept) and the servers' folders")
     a = ap.parse_args()
@@ -357,8 +360,9 @@ def main() -> None:
                 for server in servers if r % 2 == 0 else servers[::-1]:
                     for label, (times, answers) in bench.find(server, a.find_repeats).items():
                         finds.setdefault(server.name, {}).setdefault(label, ([], answers))[0].extend(times)
-                    for label, ms in find_dcmtk(server, 5 * a.find_repeats).items():
-                        dcmtk_finds.setdefault(server.name, {}).setdefault(label, []).append(ms)
+                    for _ in range(a.find_samples):
+                        for label, ms in find_dcmtk(server, 5 * a.find_repeats).items():
+                            dcmtk_finds.setdefault(server.name, {}).setdefault(label, []).append(ms)
         ours, theirs = results["ours"], results["orthanc"]
 
         def row(label: str, key: str, lower: bool = False) -> tuple[str, float, float, bool]:
