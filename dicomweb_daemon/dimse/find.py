@@ -93,8 +93,12 @@ def find_answers(index, request: FindRequest, case_sensitive: bool, limit: int) 
     (one more than ``limit`` at most, so the caller knows the limit was reached)."""
     limit = limit + 1 if limit else 0
     found = index.find_with_values(request.level, request.query, request.asked, case_sensitive, limit)
-    if found is not None:
-        return found
+    return found if found is not None else _found_off_index(index, request, case_sensitive, limit)
+
+
+def _found_off_index(index, request: FindRequest, case_sensitive: bool, limit: int) -> tuple[list[str], list[dict]]:
+    """:func:`find_answers` when a key is not on the indexed main tags: the search, then the values
+    (``limit`` as the index takes it)."""
     ids = index.find(request.level, request.query, case_sensitive=case_sensitive, limit=limit)
     values = index.requested_tags(ids, request.asked) if request.asked else {}
     return ids, [values.get(i, {}) for i in ids]
@@ -107,10 +111,11 @@ def stream_answers(index, request: FindRequest, case_sensitive: bool, limit: int
     it fails: the exception follows): the first answers travel while the rest are read.
     ``stopped()`` true ends the reading early (the association was cancelled or lost)."""
     try:
-        rows = index.find_value_rows(request.level, request.query, request.asked, case_sensitive,
-                                     limit + 1 if limit else 0, in_order=False)
+        limit = limit + 1 if limit else 0  # one more: the caller knows the limit was reached
+        rows = index.find_value_rows(request.level, request.query, request.asked, case_sensitive, limit,
+                                     in_order=False)
         if rows is None:  # keys off the index: the values come all at once, and go MAX_CHUNK at a time
-            values = find_answers(index, request, case_sensitive, limit)[1]
+            values = _found_off_index(index, request, case_sensitive, limit)[1]
             for start in range(0, len(values), MAX_CHUNK):
                 deliver(values[start:start + MAX_CHUNK])
             return

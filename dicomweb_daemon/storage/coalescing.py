@@ -92,10 +92,7 @@ class CoalescingIngest:
         for origin, lane in list(self._lanes.items()):
             if not lane.forget(sender):
                 continue
-            if lane.waiting:
-                self._consider(origin, lane)
-            elif not lane.busy and not lane.last_batch:
-                del self._lanes[origin]
+            self._next(origin, lane)
 
     def _consider(self, origin: Origin, lane: _Lane) -> None:
         """Start the next batch when its company is there, else in ``max_wait`` at most."""
@@ -129,10 +126,15 @@ class CoalescingIngest:
                 if sender is not None:
                     lane.answered[sender] = now
             lane.busy = False
-            if lane.waiting:
-                self._consider(origin, lane)
-            elif not lane.last_batch:
-                self._lanes.pop(origin, None)  # nobody sends from there
+            self._next(origin, lane)
+
+    def _next(self, origin: Origin, lane: _Lane) -> None:
+        """The lane's next batch, if anything waits; the lane gone when nothing does and nobody
+        sends from there."""
+        if lane.waiting:
+            self._consider(origin, lane)
+        elif not lane.busy and not lane.last_batch:
+            self._lanes.pop(origin, None)
 
     async def _ingest(self, batch: list[_Waiting], origin: Origin) -> None:
         try:
