@@ -48,8 +48,11 @@ class IDirectWrites(Interface):
     """Optional capability of a storage area: it stores bytes already in memory itself (small or
     shared STOW-RS parts), without a temp file given to ``create``."""
 
-    def write(uuid, kind, data):  # noqa: N805
-        """Store the bytes-like ``data`` durably under ``(uuid, kind)``.
+    def write(uuid, kind, data, waiting=None):  # noqa: N805
+        """Store the bytes-like ``data`` durably under ``(uuid, kind)``; call ``waiting()`` (when
+        given) once the bytes are handed over and only their durability is awaited (the fsync, the
+        upload's answer): a thread that waits for that moment can then take the CPU (a parse) without
+        holding up the write for want of the GIL.
 
         Need not be atomic: the index row comes after it returns, and a crash meanwhile leaves a
         file the start-up recovery removes (the file journal names it)."""

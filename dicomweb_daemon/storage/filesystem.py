@@ -5,6 +5,7 @@ import os
 import pathlib
 import shutil
 import uuid as uuidlib
+from collections.abc import Callable
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -71,7 +72,7 @@ class FilesystemStorage:
         if self.sync:
             _fsync_path(os.path.dirname(target))
 
-    def write(self, uuid: str, kind: str, data) -> None:
+    def write(self, uuid: str, kind: str, data, waiting: Callable[[], None] | None = None) -> None:
         """IDirectWrites: bytes already in memory (STOW-RS parts, any bytes-like object) written in
         place, no temp file; big ones around the page cache (see uncached.py).
 
@@ -85,6 +86,8 @@ class FilesystemStorage:
         except BaseException:
             out.abort()
             raise
+        if waiting is not None:
+            waiting()
         out.close(sync=self.sync)
         if self.sync:
             _fsync_path(os.path.dirname(target))

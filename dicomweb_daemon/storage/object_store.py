@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime
 import pathlib
 import re
+from collections.abc import Callable
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -111,10 +112,12 @@ class ObjectStorage:
         with _translated(uuid):  # streamed from the file (a multipart upload when it is big)
             obstore.put(self.store, self.layout.name(uuid), pathlib.Path(source_path))
 
-    def write(self, uuid: str, kind: str, data) -> None:
+    def write(self, uuid: str, kind: str, data, waiting: Callable[[], None] | None = None) -> None:
         import obstore
 
         payload = self.cipher.seal(data) if self.cipher else data
+        if waiting is not None:
+            waiting()
         with _translated(uuid):
             obstore.put(self.store, self.layout.name(uuid), payload)
 

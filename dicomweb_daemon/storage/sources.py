@@ -15,7 +15,7 @@ import io
 import mmap
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -28,6 +28,7 @@ from .spool import Spool
 from .uncached import read_uncached
 
 KIND = "dicom"  # the attachment kind of a DICOM file in the storage area
+Waiting = Callable[[], None] | None  # see Source.while_parsed
 
 
 class Source(ABC):
@@ -87,9 +88,11 @@ class Source(ABC):
         _store_bytes(area, uuid, stored, spool)
         return form
 
-    def while_parsed(self, area: IStorageArea, uuid: str) -> bool:
+    def while_parsed(self, area: IStorageArea, uuid: str, waiting: Waiting = None) -> bool:
         """Called while the source is parsed: start storing it if that is worth it. True when the
-        file is now stored under ``uuid`` (it is removed again if the instance is not kept)."""
+        file is now stored under ``uuid`` (it is removed again if the instance is not kept).
+        ``waiting``: called, when the store only waits for the disk, by a storage that says so
+        (``IDirectWrites.write``); the parse in this process waits for it."""
         return False
 
     @abstractmethod
@@ -132,10 +135,10 @@ class BytesSource(Source):
     def store(self, area, uuid, spool) -> None:
         _store_bytes(area, uuid, self.data, spool)
 
-    def while_parsed(self, area, uuid) -> bool:
+    def while_parsed(self, area, uuid, waiting: Waiting = None) -> bool:
         if not self.works_while_parsed or not IDirectWrites.providedBy(area):
             return False
-        area.write(uuid, KIND, self.data)
+        area.write(uuid, KIND, self.data, waiting)
         return True
 
     def discard(self) -> None:
@@ -189,11 +192,11 @@ class SharedSource(Source):
     def discard(self) -> None:
         """The body's memory goes back to the pool once no source of it is left."""
 
-    def while_parsed(self, area, uuid) -> bool:
+    def while_parsed(self, area, uuid, waiting: Waiting = None) -> bool:
         # Big parts go to the storage while the workers parse them: written once, in place.
         if not IDirectWrites.providedBy(area):
             return False
-        area.write(uuid, KIND, self._view())
+        area.write(uuid, KIND, self._view(), waiting)
         return True
 
 
@@ -227,8 +230,10 @@ class FileSource(Source):
         area.create(uuid, KIND, self.path)  # moved when the spool is on the storage's filesystem
         self.discard()  # what create() copied rather than moved
 
-    def while_parsed(self, area, uuid) -> bool:
+    def while_parsed(self, area, uuid, waiting: Waiting = None) -> bool:
         if IStaging.providedBy(area):
+            if waiting is not None:
+                waiting()
             area.prepare(self.path)  # its fsync starts now, not when it is stored
         return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 import pytest
 import pytest_twisted
@@ -179,12 +180,12 @@ async def test_a_storage_without_direct_writes_gets_files_by_path(local_daemon):
 class BrokenStorage(FilesystemStorage):
     """A disk that fails on the second file it is given (a full disk, say)."""
 
-    def write(self, uuid, kind, data):
+    def write(self, uuid, kind, data, waiting=None):
         self.calls = getattr(self, "calls", 0) + 1
         if self.calls == 2:
             super().write(uuid, kind, bytes(data)[:10])  # a partial file first
             raise OSError(28, "No space left on device")
-        super().write(uuid, kind, data)
+        super().write(uuid, kind, data, waiting)
 
 
 @pytest_twisted.ensureDeferred
@@ -200,3 +201,58 @@ async def test_a_batch_that_breaks_leaves_no_file_and_no_row(local_daemon):
     assert d.index.list_ids("Instance", 0, 0) == []
     assert storage_names(d) == set()
     assert os.listdir(d.spool.folder) == []
+
+
+class WatchedStorage(FilesystemStorage):
+    """Records when a write hands its bytes over (and only waits on the disk), and in which thread."""
+
+    def __init__(self, root, events):
+        super().__init__(root, sync=True)
+        self.events = events
+
+    def write(self, uuid, kind, data, waiting=None):
+        def handed():
+            self.events.append(("handed", threading.get_ident()))
+            if waiting is not None:
+                waiting()
+        super().write(uuid, kind, data, handed)
+
+
+class WatchedIngest(Ingest):
+    def _parse_here(self, source):
+        self.events.append(("parse", threading.get_ident()))
+        return super()._parse_here(source)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lone_file_reaches_the_disk_before_its_parse_takes_the_cpu(local_daemon):
+    """A lone C-STORE's file is written and its fsync under way before the parse starts, in another
+    thread than the parse (the thread back from the fsync goes on to the index): stored as it came."""
+    d = local_daemon
+    events: list = []
+    ingest = WatchedIngest(WatchedStorage(d.storage.root_text, events), d.index, d.settings, d.spool)
+    ingest.events = events
+    data = make_ct("LONE-1", size=64)
+    [result] = await ingest.store([BytesSource(data, store_while_parsed=True)], ORIGIN)
+    assert result.status == "Success"
+    assert [what for what, _ in events] == ["handed", "parse"]
+    assert events[0][1] != events[1][1]
+    assert stored_bytes(d, result) == data
+
+
+class FailingStorage(FilesystemStorage):
+    def write(self, uuid, kind, data, waiting=None):
+        super().write(uuid, kind, bytes(data)[:10])  # a partial file first
+        raise OSError(28, "No space left on device")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lone_file_whose_write_fails_leaves_no_file_and_no_row(local_daemon):
+    """The write of a lone file, done while a hash thread parses it, fails: the error is raised,
+    nothing is indexed, the partial file is removed and its name settled."""
+    d = local_daemon
+    ingest = Ingest(FailingStorage(d.storage.root_text, sync=False), d.index, d.settings, d.spool)
+    with pytest.raises(OSError):
+        await ingest.store([BytesSource(make_ct("LONE-2"), store_while_parsed=True)], ORIGIN)
+    assert d.index.list_ids("Instance", 0, 0) == []
+    assert storage_names(d) == set()
