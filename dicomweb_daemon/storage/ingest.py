@@ -40,8 +40,8 @@ from .spool import Spool
 log = Logger()
 
 SUCCESS, ALREADY_STORED, FAILURE = "Success", "AlreadyStored", "Failure"
-# Seconds a parse in the ingest thread waits for the writes set going beside it to reach the disk
-# (their fsync), at most: see Ingest._after_handover.
+# Seconds a parse in the daemon waits, at most, for the writes set going beside it to have handed
+# their bytes over (only their fsync left): see Ingest._after_handover and Ingest._parse_beside.
 HANDOVER_WAIT = 0.002
 
 
