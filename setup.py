@@ -30,6 +30,7 @@ setup(
         "imagecodecs>=2024.1",
         "pynetdicom>=3.0,<3.1",  # dimse/tuning.py wraps its internals
         "prometheus_client>=0.17",
+        "ujson>=5.10",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],

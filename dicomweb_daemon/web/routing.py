@@ -13,6 +13,7 @@ from klein import Klein
 
 from ..errors import BadRequest
 from .errors import render_error
+from .json_text import indented
 from .xml_answers import json_to_xml, wants_xml
 
 
@@ -53,7 +54,7 @@ def json_response(request, body: Any, status: int = 200) -> bytes:
         request.setHeader(b"Content-Length", str(len(data)).encode())
         return data
     request.setHeader(b"Content-Type", b"application/json")
-    data = json.dumps(body, indent=3, ensure_ascii=False).encode("utf-8")
+    data = indented(body)
     request.setHeader(b"Content-Length", str(len(data)).encode())
     return data
 
