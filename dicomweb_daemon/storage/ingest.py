@@ -187,16 +187,16 @@ class Ingest:
         kept: set[int] = set()
         try:
             todo = [i for i, item in enumerate(parsed) if item is None]
-            if done.alone and todo == [0]:
+            if done.alone:  # one source, never parsed yet (_start)
                 parsed[0] = self._parse_beside(sources[0], done)
             elif todo:
                 self._after_handover(done)
-            if len(todo) > 1:  # their MD5s run in parallel, without the GIL
-                for i, item in zip(todo, executor("hash").map(lambda i: self._parse_here(sources[i]), todo),
-                                   strict=True):
-                    parsed[i] = item
-            elif todo and not done.alone:
-                parsed[todo[0]] = self._parse_here(sources[todo[0]])
+                if len(todo) > 1:  # their MD5s run in parallel, without the GIL
+                    for i, item in zip(todo, executor("hash").map(lambda i: self._parse_here(sources[i]), todo),
+                                       strict=True):
+                        parsed[i] = item
+                else:
+                    parsed[todo[0]] = self._parse_here(sources[todo[0]])
             results: list = []
             for item in parsed:
                 if isinstance(item, BaseException) and not isinstance(item, DaemonError):
