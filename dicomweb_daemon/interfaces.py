@@ -263,6 +263,19 @@ class IIndex(Interface):
     def qido(query):  # noqa: N805
         """QIDO-RS: the DICOM JSON of each matching study, series or instance (no file is read)."""
 
+    def qido_json(query):  # noqa: N805
+        """QIDO-RS: the same results, each as its DICOM JSON text."""
+
+    def qido_statement(query):  # noqa: N805
+        """The one SQL statement that answers a QIDO-RS search on identifiers only, or None (no I/O:
+        any thread, the reactor's included); ``qido_render`` turns the rows it selects into texts."""
+
+    def qido_render(statement, rows):  # noqa: N805
+        """The JSON texts of a ``qido_statement``'s rows (a thread, or the reactor for a few rows)."""
+
+    reactor_reads = Attribute("None, or reads the reactor thread runs itself without blocking "
+                              "(index/pg_reactor.ReactorReads: ``await query(sql, params)``)")
+
     def wado_instances(study, series=None, sop=None, columns=()):  # noqa: N805
         """Instances named by UIDs, in series then InstanceNumber order, as dicts of ``columns``."""
 

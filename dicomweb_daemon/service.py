@@ -128,7 +128,10 @@ class MaintenanceService(service.Service):
         return defer.ensureDeferred(self._close_connections())
 
     async def _close_connections(self) -> None:
-        """Kept-alive connections to other servers, and DICOM associations kept for the next store."""
+        """Kept-alive connections to other servers, DICOM associations kept for the next store, and
+        the index's connections that the reactor reads on."""
+        if self.daemon.index.reactor_reads is not None:
+            self.daemon.index.reactor_reads.close()
         await self.daemon.http.close()
         await in_dimse(KEPT.close_all)
 

@@ -34,6 +34,7 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
     transient_errors: tuple[type[BaseException], ...] = ()  # retried (locking.retried): none on one writer
     from_tags = True  # searches without a limit start from the tags' index (matching.find_sql)
     skip_locked = ""  # appended to the job queue's SELECT: rows another transaction locked are skipped
+    reactor_reads = None  # reads the reactor thread may run itself (pg_reactor.ReactorReads), if any
 
     def lock(self, c, name: str) -> None:
         """Inside a write transaction: wait for the others holding the named lock (locking.py).

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
@@ -26,6 +28,7 @@ from ..interfaces import IIndex
 from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
+from .pg_reactor import ReactorReads
 from .pg_sql import STATISTICS, TRIGRAM_INDEXES, TRIGRAMS, parameters, schema, translate
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
@@ -68,31 +71,40 @@ class Cursor:
 
 class Connection:
     """One psycopg connection (autocommit: each statement its own transaction, unless ``BEGIN``),
-    taking the index's SQL."""
+    taking the index's SQL; statements marked GENERIC_PLAN run, outside transactions, on a second
+    connection of the same thread whose session plans them so."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, connect: Callable[[], Any] | None = None):
         self.conn = conn
-        self.plan_mode = "auto"  # the session's plan_cache_mode
+        self._connect = connect  # opens the second connection, when a GENERIC_PLAN statement first comes
+        self._generic = None
 
     def execute(self, sql: str, params=()) -> Cursor:
         """Statements marked CUSTOM_PLAN are planned for their values each time (how selective a
         QIDO key is decides between walking the resources in order and reading every match, a
         factor of 40 at a million instances); those marked GENERIC_PLAN are prepared at once and
         planned once (planning a QIDO query on identifiers costs 0.5-2 ms, running it 0.1-0.2);
-        the others as PostgreSQL chooses (prepared after five runs)."""
+        the others as PostgreSQL chooses (prepared after five runs).
+
+        The plan mode is a session's setting: switching one session between both kinds took a
+        ``SET`` round trip, as long as the query itself on a cold machine (~0.3 ms). So a
+        GENERIC_PLAN statement outside a transaction goes to the second connection, set once
+        (inside one, it must see the transaction: it runs there, planned as the session plans)."""
         statement, globs = translate(sql)
+        conn = self.conn
         generic = sql.startswith(GENERIC_PLAN)
-        self._plan_mode("force_generic_plan" if generic else "auto")
-        cursor = self.conn.cursor()
+        if generic and self._connect is not None and conn.info.transaction_status == IDLE:
+            conn = self._generic_connection()
+        cursor = conn.cursor()
         cursor.execute(statement, parameters(params, globs) if params else None,
                        prepare=True if generic else False if sql.startswith(CUSTOM_PLAN) else None)
         return Cursor(cursor)
 
-    def _plan_mode(self, mode: str) -> None:
-        """Set between transactions only: a SET inside one is undone by its rollback."""
-        if mode != self.plan_mode and self.conn.info.transaction_status == IDLE:
-            self.conn.execute(f"SET plan_cache_mode = {mode}")
-            self.plan_mode = mode
+    def _generic_connection(self):
+        if self._generic is None or self._generic.closed:
+            self._generic = self._connect()
+            self._generic.execute("SET plan_cache_mode = force_generic_plan")
+        return self._generic
 
     def executemany(self, sql: str, rows) -> Cursor:
         statement, globs = translate(sql)
@@ -105,6 +117,8 @@ class Connection:
 
     def close(self) -> None:
         self.conn.close()
+        if self._generic is not None:
+            self._generic.close()
 
 
 def _key(space: int, key: int) -> int:
@@ -135,6 +149,7 @@ class PostgresIndex(SqlIndex):
         self.dsn = dsn
         self.owner = owner
         self._local = threading.local()
+        self.reactor_reads = ReactorReads(dsn) if dsn else None
         if dsn:
             self._create_schema()
 
@@ -168,11 +183,14 @@ class PostgresIndex(SqlIndex):
                 value = bytes(data).decode()
                 return float(value) if "." in value else int(value)
 
-        conn = psycopg.connect(self.dsn, autocommit=True)
-        conn.adapters.register_dumper(bool, BoolAsInteger)
-        conn.adapters.register_dumper(int, Int8Dumper)  # one type for every int (UNIONs, recursive CTEs)
-        conn.adapters.register_loader("numeric", IntegerOrFloat)
-        return Connection(conn)
+        def connect():
+            conn = psycopg.connect(self.dsn, autocommit=True)
+            conn.adapters.register_dumper(bool, BoolAsInteger)
+            conn.adapters.register_dumper(int, Int8Dumper)  # one type for every int (UNIONs, recursive CTEs)
+            conn.adapters.register_loader("numeric", IntegerOrFloat)
+            return conn
+
+        return Connection(connect(), connect)
 
     def _create_schema(self) -> None:
         with contextlib.closing(self._connect()) as c:

@@ -35,6 +35,17 @@ class QidoQuery:
     charset: str = UTF8  # the SpecificCharacterSet results report (Orthanc's DefaultEncoding)
 
 
+@dataclass
+class QidoStatement:
+    """The one SQL statement that answers a QIDO query, and how its rows become JSON texts."""
+
+    plan: ResultPlan
+    sql: str
+    params: list
+    with_metadata: bool  # each row ends with the stored JSON of the instance that stands for it
+    charset: str
+
+
 #: Keys that identify: one value selects a handful of resources whatever it is, so a plan made once
 #: serves every value (GENERIC_PLAN); the others (a modality, a date range, a name, no key but a
 #: page) are planned for their values (CUSTOM_PLAN).
@@ -76,15 +87,10 @@ class QidoMixin:
         if getattr(self._local, "qido_conn", None) is not conn:
             register_functions(conn)
             self._local.qido_conn = conn
-        fields = list(dict.fromkeys([*q.fields, *((f.path or (f.tag,))[0] for f in q.filters)]))
-        plan = _plan(q.level, tuple(fields), q.all_fields)
-        joins, conds, params, post = self._qido_conditions(q.level, [f for f in q.filters if not f.universal])
-        sql = self._qido_select(q.level, joins, conds)
-        keys = [f for f in q.filters if not f.universal]
-        hint = GENERIC_PLAN if keys and all(_identifier(f) for f in keys) else CUSTOM_PLAN
+        plan, sql, params, hint, post = self._qido_prepared(q)
         if not post:
-            return self._qido_page(plan, f"{sql} LIMIT ? OFFSET ?", [*params, q.limit or NO_LIMIT, q.offset], None,
-                                   q.charset, hint)
+            page = self._qido_statement(plan, sql, params, hint, q)
+            return self.qido_render(page, self.db.execute(page.sql, page.params).fetchall())
         chosen: list[int] = []
         metas: dict[int, dict] = {}
         skipped = 0
@@ -106,21 +112,45 @@ class QidoMixin:
         cursor.close()
         out: list[str] = []
         for chunk in _chunks(chosen):
-            page = self._qido_select(q.level, [], [f"r.internal IN ({_marks(len(chunk))})"])
-            out += self._qido_page(plan, page, chunk, metas, q.charset)
+            page_sql = self._qido_select(q.level, [], [f"r.internal IN ({_marks(len(chunk))})"])
+            rows = self.db.execute(plan.select(page_sql, False), chunk).fetchall()
+            out += [plan.render(row, metas.get(row[0]), q.charset) for row in rows]
         return out
 
-    def _qido_page(self, plan: ResultPlan, page_sql: str, params: list, metas: dict | None,
-                   charset: str, hint: str = "") -> list[str]:
-        """The JSON texts of the page that ``page_sql`` selects (``metas``: each result's stored
-        instance JSON, when already known; ``hint``: CUSTOM_PLAN, GENERIC_PLAN or nothing)."""
-        with_metadata = plan.needs_meta and metas is None
-        rows = self.db.execute(hint + plan.select(page_sql, with_metadata), params).fetchall()
-        if with_metadata:
+    def qido_statement(self, q: QidoQuery) -> QidoStatement | None:
+        """The one statement that answers ``q`` when its keys are on identifiers only (a handful of
+        results whatever the values; the reactor may run it, see pg_reactor), else None."""
+        plan, sql, params, hint, post = self._qido_prepared(q)
+        if post or hint != GENERIC_PLAN:
+            return None
+        return self._qido_statement(plan, sql, params, hint, q)
+
+    def qido_render(self, page: QidoStatement, rows: list[tuple]) -> list[str]:
+        """The JSON texts of the rows of ``page``'s statement (each row's stored instance JSON last,
+        when the plan needs attributes that are not indexed)."""
+        plan = page.plan
+        metas = {}
+        if page.with_metadata:
             metas = {row[0]: stored_attributes(self.decompress(row[-1]), plan.wanted)
                      for row in rows if row[-1] is not None}
-        metas = metas or {}
-        return [plan.render(row, metas.get(row[0]), charset) for row in rows]
+        return [plan.render(row, metas.get(row[0]), page.charset) for row in rows]
+
+    def _qido_prepared(self, q: QidoQuery) -> tuple[ResultPlan, str, list, str, list[Filter]]:
+        """The plan of ``q``'s results, the SQL of its matches and their parameters, the plan hint,
+        and the keys left to test on the stored DICOM JSON."""
+        fields = list(dict.fromkeys([*q.fields, *((f.path or (f.tag,))[0] for f in q.filters)]))
+        plan = _plan(q.level, tuple(fields), q.all_fields)
+        keys = [f for f in q.filters if not f.universal]
+        joins, conds, params, post = self._qido_conditions(q.level, keys)
+        hint = GENERIC_PLAN if keys and all(_identifier(f) for f in keys) else CUSTOM_PLAN
+        return plan, self._qido_select(q.level, joins, conds), params, hint, post
+
+    @staticmethod
+    def _qido_statement(plan: ResultPlan, sql: str, params: list, hint: str, q: QidoQuery) -> QidoStatement:
+        """The page of the matches of ``sql``, paged in SQL, with the values of its results."""
+        page_sql = f"{sql} LIMIT ? OFFSET ?"
+        return QidoStatement(plan, hint + plan.select(page_sql, plan.needs_meta), [*params, q.limit or NO_LIMIT,
+                             q.offset], plan.needs_meta, q.charset)
 
     # -- matching ---------------------------------------------------------------------------
     @staticmethod

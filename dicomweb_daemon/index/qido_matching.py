@@ -20,6 +20,8 @@ RANGE_VRS = {"DA", "TM", "DT"}
 EXACT_VRS = RANGE_VRS | {"UI", "IS", "DS", "SL", "SS", "UL", "US", "FL", "FD", "SV", "UV", "AT"}
 # Above every character of dates and times: "-20200131" must keep 20200131 and 20200131.5.
 _TOP = "~"
+_UID_SEPARATORS = re.compile(r"[\\,]")  # lists of UIDs: backslash or comma (PS3.18 §8.3.4.1)
+_SEPARATOR = re.compile(r"\\")
 
 
 @dataclass
@@ -65,8 +67,7 @@ class Filter:
 
     @property
     def values(self) -> list[str]:
-        sep = re.compile(r"[\\,]") if self.vr == "UI" else re.compile(r"\\")
-        return [v for v in sep.split(self.pattern)] or [""]
+        return (_UID_SEPARATORS if self.vr == "UI" else _SEPARATOR).split(self.pattern) or [""]
 
     @cached_property
     def _regexes(self) -> list[re.Pattern]:

@@ -140,6 +140,7 @@ class ResultPlan:
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
         self.columns: list[tuple[str, int]] = []  # (SQL over m.c{at}, at)
+        self._selects: dict[tuple[str, bool], str] = {}  # select()'s statements, by kind of page
         self._column_of: dict[str, int] = {}
         self.meta_all = all_fields and level == 3
         items: dict[str, tuple] = {}
@@ -190,7 +191,17 @@ class ResultPlan:
         attributes that are not indexed come in the same round trip as the others).
 
         An ancestor's values (a study's attributes and counts beside each of its 250 instances) are
-        computed once per distinct ancestor of the page, in a CTE ``p{at}`` joined to the rows."""
+        computed once per distinct ancestor of the page, in a CTE ``p{at}`` joined to the rows.
+        Built once per kind of page (its keys, not their values): a viewer repeats a few kinds."""
+        key = (page_sql, with_metadata)
+        sql = self._selects.get(key)
+        if sql is None:
+            sql = self._select(page_sql, with_metadata)
+            if len(self._selects) < 16:  # pages by lists of IDs come in every length: not kept past that
+                self._selects[key] = sql
+        return sql
+
+    def _select(self, page_sql: str, with_metadata: bool) -> str:
         ids = ", ".join(f"m.c{k}" for k in range(self.level, -1, -1))
         ancestors: dict[int, list[str]] = {}
         cols = []

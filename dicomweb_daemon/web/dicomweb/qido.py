@@ -3,6 +3,7 @@ answer in DICOM JSON or in a multipart of PS3.19 XML documents."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from pydicom.datadict import tag_for_keyword
 
@@ -10,6 +11,7 @@ from ...dicom.charsets import charset_for
 from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import attribute_tag, default_fields, keyword_of, vr_of
 from ...errors import BadRequest
+from ...index.pg_reactor import Unavailable
 from ...index.qido import QidoQuery
 from ...index.qido_matching import Filter
 from ...threads import in_db
@@ -21,6 +23,7 @@ from .urls import base_url
 # that browsers' JavaScript adds.
 CONTROL = {"limit", "offset", "fuzzymatching", "includefield", "accept", "charset", "_"}
 STUDY_UID, SERIES_UID = 0x0020000D, 0x0020000E
+RENDERED_HERE = 16  # results of a reactor read rendered in the reactor thread; more: in a db thread
 
 
 def _uid(value: str, what: str) -> str:
@@ -45,6 +48,11 @@ def _path(name: str, where: str) -> tuple[int, ...]:
     return tags
 
 
+@lru_cache(maxsize=16)
+def _default_tags(level: int, study_key: bool, series_key: bool) -> tuple[int, ...]:
+    return tuple(tag_for_keyword(kw) for kw in default_fields(level, study_key, series_key))
+
+
 def parse_query(request, level: int, study: str | None, series: str | None, case_sensitive: bool) -> QidoQuery:
     """A QidoQuery from the URL: matching keys, includefield, fuzzymatching, limit, offset."""
     fuzzy_arg = (arg(request, "fuzzymatching") or "false").lower()
@@ -56,7 +64,7 @@ def parse_query(request, level: int, study: str | None, series: str | None, case
     # PS3.18 Tables 6.7.1-2a/2b: a study's (series') attributes come with series (instance)
     # results unless its UID is a matching key; Orthanc returns them in /studies/{uid}/series too.
     named = {path[0] for path in keys.values() if len(path) == 1}
-    fields = [tag_for_keyword(kw) for kw in default_fields(level, STUDY_UID in named, SERIES_UID in named)]
+    fields = list(_default_tags(level, STUDY_UID in named, SERIES_UID in named))
     for value in query(request).get("includefield", []):
         for name in value.split(","):
             name = name.strip()
@@ -94,10 +102,27 @@ class QidoRoutes:
             results = await in_db(self.daemon.index.qido, q)
             return xml_multipart_answer(request, self.daemon, results)
         # DICOM JSON (PS3.18 Annex F): the index renders each result as text; they are joined here.
-        texts = await in_db(self.daemon.index.qido_json, q)
+        texts = await self._texts(q)
         base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
         request.setHeader(b"Content-Type", JSON.encode())
         return ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8")
+
+    async def _texts(self, q: QidoQuery) -> list[str]:
+        """The results' JSON texts. A search on identifiers only is one statement, which the reactor
+        runs itself where the index lets it (PostgreSQL): a few rows, rendered here; more go to a
+        thread. Any other search, or no connection free, runs in a db thread."""
+        index = self.daemon.index
+        reads = index.reactor_reads
+        page = index.qido_statement(q) if reads is not None else None
+        if page is None:
+            return await in_db(index.qido_json, q)
+        try:
+            result = await reads.query(page.sql, page.params)
+        except Unavailable:
+            return await in_db(index.qido_json, q)
+        if result.count <= RENDERED_HERE:
+            return index.qido_render(page, result.rows())
+        return await in_db(lambda: index.qido_render(page, result.rows()))
 
     @route("/studies")
     async def studies(self, request):

@@ -1,0 +1,51 @@
+"""How the PostgreSQL index plans its statements (index/postgresql.py ``Connection``): QIDO queries on
+identifiers (GENERIC_PLAN) are planned once, on a second connection of the thread whose session is
+set so once; the others on a session left to PostgreSQL's choice, never switched back and forth
+(each switch was one more round trip); inside a transaction every statement sees the transaction.
+
+Run in every pass of the suite, on the suite's PostgreSQL cluster or a throwaway one."""
+from __future__ import annotations
+
+import pytest
+
+from dicomweb_daemon.index.locking import ROWS
+from dicomweb_daemon.index.postgresql import PostgresIndex
+from dicomweb_daemon.index.schema import CUSTOM_PLAN, GENERIC_PLAN
+from tests.postgres import any_cluster, new_database
+
+SETTING = "SELECT current_setting('plan_cache_mode'), pg_backend_pid()"
+
+
+@pytest.fixture
+def index():
+    index = PostgresIndex(new_database(any_cluster()), owner="test")
+    yield index
+    index.close()
+
+
+def test_identifier_queries_are_planned_once_on_their_own_session(index):
+    generic = index.db.execute(GENERIC_PLAN + SETTING).fetchone()
+    custom = index.db.execute(CUSTOM_PLAN + SETTING).fetchone()
+    other = index.db.execute(SETTING).fetchone()
+    assert generic[0] == "force_generic_plan"
+    assert custom[0] == other[0] == "auto"
+    assert generic[1] != custom[1] == other[1]  # two sessions of the one thread
+    for _ in range(3):  # taking turns changes neither session
+        assert index.db.execute(GENERIC_PLAN + SETTING).fetchone() == generic
+        assert index.db.execute(CUSTOM_PLAN + SETTING).fetchone() == custom
+
+
+def test_inside_a_transaction_every_statement_sees_it(index):
+    read = GENERIC_PLAN + "SELECT value FROM globals WHERE name = ?"
+    with pytest.raises(RuntimeError), index.transaction(ROWS) as c:
+        c.execute("INSERT INTO globals VALUES ('plans-test', 'uncommitted')")
+        assert c.execute(read, ("plans-test",)).fetchone() == ("uncommitted",)
+        raise RuntimeError("rolled back")
+    assert index.db.execute(read, ("plans-test",)).fetchone() is None
+
+
+def test_a_closed_index_opens_both_sessions_again(index):
+    index.db.execute(GENERIC_PLAN + SETTING).fetchone()
+    index.close()
+    assert index.db.execute(GENERIC_PLAN + SETTING).fetchone()[0] == "force_generic_plan"
+    assert index.db.execute(SETTING).fetchone()[0] == "auto"
