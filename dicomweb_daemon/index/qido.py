@@ -149,7 +149,7 @@ class QidoMixin:
     def _qido_statement(plan: ResultPlan, sql: str, params: list, hint: str, q: QidoQuery) -> QidoStatement:
         """The page of the matches of ``sql``, paged in SQL, with the values of its results."""
         page_sql = f"{sql} LIMIT ? OFFSET ?"
-        return QidoStatement(plan, hint + plan.select(page_sql, plan.needs_meta), [*params, q.limit or NO_LIMIT,
+        return QidoStatement(plan, plan.select(page_sql, plan.needs_meta, hint), [*params, q.limit or NO_LIMIT,
                              q.offset], plan.needs_meta, q.charset)
 
     # -- matching ---------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class ResultPlan:
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
         self.columns: list[tuple[str, int]] = []  # (SQL over m.c{at}, at)
-        self._selects: dict[tuple[str, bool], str] = {}  # select()'s statements, by kind of page
+        self._selects: dict[tuple[str, bool, str], str] = {}  # select()'s statements, by kind of page
         self._column_of: dict[str, int] = {}
         self.meta_all = all_fields and level == 3
         items: dict[str, tuple] = {}
@@ -185,18 +185,20 @@ class ResultPlan:
             self.columns.append((sql, at))
         return self._column_of[sql]
 
-    def select(self, page_sql: str, with_metadata: bool = False) -> str:
+    def select(self, page_sql: str, with_metadata: bool = False, hint: str = "") -> str:
         """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``;
         ``with_metadata``: each row ends with the stored JSON of the instance that stands for it (the
         attributes that are not indexed come in the same round trip as the others).
 
         An ancestor's values (a study's attributes and counts beside each of its 250 instances) are
         computed once per distinct ancestor of the page, in a CTE ``p{at}`` joined to the rows.
-        Built once per kind of page (its keys, not their values): a viewer repeats a few kinds."""
-        key = (page_sql, with_metadata)
+        Built once per kind of page (its keys, not their values): a viewer repeats a few kinds, and
+        the same text (its hash kept) finds its prepared statement at once. ``hint``: its prefix
+        (schema.CUSTOM_PLAN, GENERIC_PLAN)."""
+        key = (page_sql, with_metadata, hint)
         sql = self._selects.get(key)
         if sql is None:
-            sql = self._select(page_sql, with_metadata)
+            sql = hint + self._select(page_sql, with_metadata)
             if len(self._selects) < 16:  # pages by lists of IDs come in every length: not kept past that
                 self._selects[key] = sql
         return sql

@@ -120,7 +120,7 @@ def _override_method(request) -> None:
 def _method_argument(request) -> bytes | None:
     """``_method`` of the query string, or of a small form-encoded POST body."""
     _, _, qs = request.uri.partition(b"?")
-    values = parse_qs(qs.decode("latin-1")).get("_method")
+    values = parse_qs(qs.decode("latin-1")).get("_method") if b"method" in qs else None
     if values:
         return values[-1].encode("latin-1", "replace")
     content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
