@@ -417,3 +417,13 @@ def test_sequence_paths_must_go_through_sequences(daemon):
     assert r.status_code == 400 and "PatientName" in r.json()["Details"]
     r = qido(daemon, "/studies?RequestAttributesSequence.Nope=x")
     assert r.status_code == 400 and "Nope" in r.json()["Details"]
+
+
+def test_answers_carry_their_length_not_chunks(daemon, study):
+    """JSON and multipart XML answers are sent with a Content-Length (no chunked framing to undo)."""
+    for path, accept in ((f"/studies/{study['study']}/series", "application/dicom+json"),
+                         ("/studies?PatientID=QIDO-1", "multipart/related; type=\"application/dicom+xml\"")):
+        r = qido(daemon, path, headers={"Accept": accept})
+        assert r.status_code == 200
+        assert "Transfer-Encoding" not in r.headers
+        assert int(r.headers["Content-Length"]) == len(r.content) > 0

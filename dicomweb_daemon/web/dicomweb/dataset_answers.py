@@ -67,7 +67,7 @@ def json_answer(request, daemon, body, status: int = 200) -> bytes:
     request.setResponseCode(status)
     # Exactly the media type: some clients compare the header as a whole, and JSON is UTF-8 anyway.
     request.setHeader(b"Content-Type", JSON.encode())
-    return text.encode("utf-8")
+    return sized(request, text.encode("utf-8"))
 
 
 def xml_answer(request, daemon, dataset: dict, status: int = 200) -> bytes:
@@ -89,4 +89,10 @@ def xml_multipart_answer(request, daemon, datasets: list[dict]) -> bytes:
     chunks.append(writer.close())
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", writer.content_type())
-    return b"".join(chunks)
+    return sized(request, b"".join(chunks))
+
+
+def sized(request, body: bytes) -> bytes:
+    """``body``, its Content-Length set: an answer known whole goes out without chunked framing."""
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    return body

@@ -16,7 +16,7 @@ from ...index.qido import QidoQuery
 from ...index.qido_matching import Filter
 from ...threads import in_db
 from ..routing import arg, int_arg, query, route
-from .dataset_answers import JSON, accepted_format, xml_multipart_answer
+from .dataset_answers import JSON, accepted_format, sized, xml_multipart_answer
 from .urls import base_url
 
 # Query parameters that are not attributes (PS3.18 §8.3.4, §8.3.3.1); ``_`` is a cache buster
@@ -105,7 +105,8 @@ class QidoRoutes:
         texts = await self._texts(q)
         base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
         request.setHeader(b"Content-Type", JSON.encode())
-        return ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8")
+        # With its length, not in chunks: the client reads it in one go, without chunk framing.
+        return sized(request, ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8"))
 
     async def _texts(self, q: QidoQuery) -> list[str]:
         """The results' JSON texts. A search on identifiers only is one statement, which the reactor
