@@ -160,6 +160,19 @@ class PostgresIndex(SqlIndex):
 
         return errors.SerializationFailure, errors.DeadlockDetected
 
+    @property
+    def db(self) -> Connection:
+        """This thread's connection, opened again when the last one was found broken (the server
+        restarted, the backend was terminated): the statement that found it so failed, the next
+        ones run. Reading threads open no transaction, where a broken connection was replaced."""
+        c = getattr(self._local, "conn", None)
+        if c is None or c.conn.closed:
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+            c = self._local.conn = self._connect()
+        return c
+
     def open(self, settings) -> PostgresIndex:
         return PostgresIndex(conninfo(settings.sections.get("PostgreSQL", {})), settings.node)
 

@@ -6,12 +6,13 @@ set so once; the others on a session left to PostgreSQL's choice, never switched
 Run in every pass of the suite, on the suite's PostgreSQL cluster or a throwaway one."""
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from dicomweb_daemon.index.locking import ROWS
 from dicomweb_daemon.index.postgresql import PostgresIndex
 from dicomweb_daemon.index.schema import CUSTOM_PLAN, GENERIC_PLAN
-from tests.postgres import any_cluster, new_database
+from tests.postgres import any_cluster, new_database, run_sql
 
 SETTING = "SELECT current_setting('plan_cache_mode'), pg_backend_pid()"
 
@@ -49,3 +50,14 @@ def test_a_closed_index_opens_both_sessions_again(index):
     index.close()
     assert index.db.execute(GENERIC_PLAN + SETTING).fetchone()[0] == "force_generic_plan"
     assert index.db.execute(SETTING).fetchone()[0] == "auto"
+
+
+def test_a_thread_whose_connection_was_lost_reads_on_a_new_one(index):
+    """After the server ended a session (a restart, a terminated backend), the statement that finds
+    it fails and the thread's next reads run on a new connection, not on the dead one forever."""
+    pid = index.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    run_sql(index.dsn, f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(psycopg.OperationalError):
+        index.db.execute("SELECT 1").fetchone()
+    assert index.db.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+    assert index.db.execute(CUSTOM_PLAN + SETTING).fetchone()[0] == "auto"
