@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
-from .pg_sql import parameters, translate
+from .pg_sql import numeric_value, parameters, translate
 
 SIZE = 4  # connections at most; past that, reads take the threads' way
 PREPARED = 256  # statements prepared per connection at most (each holds memory in its backend)
@@ -60,11 +60,6 @@ def encode(value: Any) -> tuple[bytes | None, int]:
     raise TypeError(f"no reactor read with a {type(value).__name__} parameter")
 
 
-def _numeric(data: bytes) -> int | float:
-    text = data.decode()
-    return float(text) if "." in text else int(text)
-
-
 def _loader(oid: int) -> Callable[[bytes], Any]:
     """How a value of type ``oid`` in text format becomes what psycopg would have given."""
     if oid in INT_OIDS:
@@ -76,7 +71,7 @@ def _loader(oid: int) -> Callable[[bytes], Any]:
     if oid == BYTEA_OID:
         return lambda data: bytes.fromhex(data[2:].decode("ascii"))  # "\x..." (bytea_output hex)
     if oid == NUMERIC_OID:
-        return _numeric
+        return numeric_value
     return lambda data: data.decode("utf-8")
 
 

@@ -36,6 +36,13 @@ def translate(sql: str) -> tuple[str, tuple[int, ...]]:
     return "".join(out), tuple(globs)
 
 
+def numeric_value(data) -> int | float:
+    """A NUMERIC in text form (what ``SUM()`` of integers gives in PostgreSQL) as an int, a float
+    if it has decimals: what SQLite gives."""
+    value = bytes(data).decode()
+    return float(value) if "." in value else int(value)
+
+
 def like_pattern(glob: str) -> str:
     """A GLOB pattern (``*``, ``?``, ``[c]`` for a literal character) as a LIKE pattern (``%``,
     ``_``, and backslash, LIKE's default escape, before a literal ``%``, ``_`` or backslash)."""

@@ -29,7 +29,7 @@ from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
 from .pg_reactor import ReactorReads
-from .pg_sql import STATISTICS, TRIGRAM_INDEXES, TRIGRAMS, parameters, schema, translate
+from .pg_sql import STATISTICS, TRIGRAM_INDEXES, TRIGRAMS, numeric_value, parameters, schema, translate
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
 log = Logger()
@@ -193,8 +193,7 @@ class PostgresIndex(SqlIndex):
             """SUM() of integers is NUMERIC in PostgreSQL: back to an int (a float if it has decimals)."""
 
             def load(self, data) -> int | float:
-                value = bytes(data).decode()
-                return float(value) if "." in value else int(value)
+                return numeric_value(data)
 
         def connect():
             conn = psycopg.connect(self.dsn, autocommit=True)

@@ -50,13 +50,15 @@ def json_response(request, body: Any, status: int = 200) -> bytes:
     request.setResponseCode(status)
     if wants_xml(request):
         request.setHeader(b"Content-Type", b"application/xml; charset=utf-8")
-        data = json_to_xml(body)
-        request.setHeader(b"Content-Length", str(len(data)).encode())
-        return data
+        return sized(request, json_to_xml(body))
     request.setHeader(b"Content-Type", b"application/json")
-    data = indented(body)
-    request.setHeader(b"Content-Length", str(len(data)).encode())
-    return data
+    return sized(request, indented(body))
+
+
+def sized(request, body: bytes) -> bytes:
+    """``body``, its Content-Length set: an answer known whole goes out without chunked framing."""
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    return body
 
 
 def query(request) -> dict[str, list[str]]:

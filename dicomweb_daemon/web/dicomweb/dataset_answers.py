@@ -10,7 +10,7 @@ from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import native_xml
 from ...errors import NotAcceptable
 from ...storage.multipart import MultipartWriter
-from ..routing import arg
+from ..routing import arg, sized
 from .urls import base_url
 
 JSON = "application/dicom+json"
@@ -90,9 +90,3 @@ def xml_multipart_answer(request, daemon, datasets: list[dict]) -> bytes:
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", writer.content_type())
     return sized(request, b"".join(chunks))
-
-
-def sized(request, body: bytes) -> bytes:
-    """``body``, its Content-Length set: an answer known whole goes out without chunked framing."""
-    request.setHeader(b"Content-Length", str(len(body)).encode())
-    return body

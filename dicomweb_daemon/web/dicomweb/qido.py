@@ -15,8 +15,8 @@ from ...index.pg_reactor import Unavailable
 from ...index.qido import QidoQuery
 from ...index.qido_matching import Filter
 from ...threads import in_db
-from ..routing import arg, int_arg, query, route
-from .dataset_answers import JSON, accepted_format, sized, xml_multipart_answer
+from ..routing import arg, int_arg, query, route, sized
+from .dataset_answers import JSON, accepted_format, xml_multipart_answer
 from .urls import base_url
 
 # Query parameters that are not attributes (PS3.18 §8.3.4, §8.3.3.1); ``_`` is a cache buster
