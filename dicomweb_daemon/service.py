@@ -2,6 +2,7 @@
 threads, store (crash recovery), maintenance, HTTP."""
 from __future__ import annotations
 
+import gc
 import os
 
 from twisted.application import internet, service
@@ -101,6 +102,19 @@ class StoreService(service.Service):
         if swept:
             log.info("recovery: removed {count} temp files of interrupted uploads", count=swept)
         journal.recover(self.daemon.index, self.daemon.storage)
+
+
+class FreezeService(service.Service):
+    """Started last: what start-up made (modules, pydicom's dictionaries, routes, configuration)
+    lives as long as the process. ``gc.freeze()`` takes it out of the collector's generations, so
+    that a full collection no longer walks it: one, timed inside the daemon, took 74 ms in the middle
+    of a 2 ms search."""
+
+    def startService(self):  # noqa: N802 - Twisted API
+        super().startService()
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(gc.freeze)
 
 
 class MaintenanceService(service.Service):

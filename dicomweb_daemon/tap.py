@@ -39,7 +39,15 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         sys.stderr.write(f"dicomweb: {e}\n")
         raise SystemExit(1) from None
 
-    from .service import Daemon, InOrder, MaintenanceService, StoreService, make_http_service, make_threads_service
+    from .service import (
+        Daemon,
+        FreezeService,
+        InOrder,
+        MaintenanceService,
+        StoreService,
+        make_http_service,
+        make_threads_service,
+    )
     from .systemd import NotifyService
     from .web.tls import TlsError
 
@@ -59,5 +67,6 @@ def makeService(options) -> service.MultiService:  # noqa: N802 - twistd API
         from .dimse.scp import DimseService
 
         DimseService(daemon).setServiceParent(top)
+    FreezeService().setServiceParent(top)
     NotifyService().setServiceParent(top)  # last: READY=1 once everything above has started
     return top

@@ -102,6 +102,9 @@ class _Connection:
     """One non-blocking libpq connection and the statement it runs (one at a time)."""
 
     def __init__(self, pgconn, reactor):
+        from psycopg import pq
+
+        self._ok = pq.ConnStatus.OK
         self.pgconn = pgconn
         self.reactor = reactor
         self.prepared: dict[str, bytes] = {}  # SQL -> name of its prepared statement here
@@ -129,8 +132,7 @@ class _Connection:
     def exchange(self, send: Callable[[], None]) -> defer.Deferred:
         """``send()`` a request, then the Deferred of its last result (a PGresult); fails with
         Unavailable when the connection is lost, with PostgreSQL's error when the statement fails."""
-        from psycopg import pq
-
+        ok = self._ok
         done: defer.Deferred = defer.Deferred()
         last: list = []
 
@@ -140,7 +142,7 @@ class _Connection:
                 while not self.pgconn.is_busy():
                     result = self.pgconn.get_result()
                     if result is None:
-                        if self.pgconn.status != pq.ConnStatus.OK:
+                        if self.pgconn.status != ok:
                             break  # the server ended the session (its error is the last result)
                         self._finish()
                         if not done.called:  # unless cancelled: the connection is dropped then
@@ -150,7 +152,7 @@ class _Connection:
             except Exception as e:  # noqa: BLE001 - the connection broke: the caller reads in a thread
                 self._fail(done, Unavailable(str(e)))
                 return
-            if self.pgconn.status != pq.ConnStatus.OK:  # it ended (the server's last words read)
+            if self.pgconn.status != ok:  # it ended (the server's last words read)
                 self._fail(done, Unavailable(_message(self.pgconn)))
 
         try:

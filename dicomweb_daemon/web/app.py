@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from . import dicomweb
+from .dispatch import AppResource
+from .errors import render_error
 from .ohif import OhifRoutes
 from .pages.routes import PageRoutes
 from .rest.archive import ArchiveRoutes
@@ -49,7 +51,7 @@ def build_app(daemon):
 
 
 def build_site(daemon) -> DaemonSite:
-    root = RootResource(build_app(daemon).resource(), daemon.settings, daemon.metrics)
+    root = RootResource(AppResource(build_app(daemon), render_error), daemon.settings, daemon.metrics)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
     return DaemonSite(root, daemon.spool, daemon.body_memory, max_body, http2=daemon.settings.EnableHttp2,
                       access_log=daemon.settings.HttpAccessLog)

@@ -13,6 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
+from dicomweb_daemon.errors import BadRequest
 from dicomweb_daemon.index.pg_reactor import ReactorReads, Unavailable
 from dicomweb_daemon.index.postgresql import PostgresIndex
 from dicomweb_daemon.index.writes import Origin
@@ -129,12 +130,18 @@ async def test_identifier_searches_read_by_the_reactor_answer_as_the_threads(tmp
 
     monkeypatch.setattr(d.index.reactor_reads, "query", counted)
     routes = QidoRoutes(d)
-    for level, uri, study_uid in ((2, b"/series", study), (1, b"/studies?PatientID=REACTOR", None)):
+    charset = "ISO_IR 100"
+    # A study's series twice (the second from the statement made for the first, given its own UID).
+    for level, uri, study_uid, count in ((2, b"/series", study, 3), (2, b"/series", f"{study}.9.3", 1),
+                                         (1, b"/studies?PatientID=REACTOR", None, 21)):
         request = type("Request", (), {"uri": uri})()
         q = parse_query(request, level, study_uid, None, False)
-        texts = await routes._texts(q)
+        q.charset = charset
+        texts = await routes._texts(request, level, study_uid, None, charset)
         assert texts == await in_db(d.index.qido_json, q)
-        assert len(texts) == (3 if level == 2 else 21)
-    assert len(sent) == 2
+        assert len(texts) == count
+    assert len(sent) == 3 and sent[0] == sent[1]
+    with pytest.raises(BadRequest):  # a UID given to the statement made once is checked as parse_query does
+        await routes._texts(type("Request", (), {"uri": b"/series"})(), 2, "1.2.*", None, charset)
     assert qido_routes.RENDERED_HERE < 21
     d.index.reactor_reads.close()

@@ -2,6 +2,7 @@
 answer in DICOM JSON or in a multipart of PS3.19 XML documents."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import lru_cache
 
@@ -12,7 +13,7 @@ from ...dicom.parsing import ROOT_TOKEN
 from ...dicom.qido_model import attribute_tag, default_fields, keyword_of, vr_of
 from ...errors import BadRequest
 from ...index.pg_reactor import Unavailable
-from ...index.qido import QidoQuery
+from ...index.qido import QidoQuery, QidoStatement
 from ...index.qido_matching import Filter
 from ...threads import in_db
 from ..routing import arg, int_arg, query, route, sized
@@ -23,7 +24,10 @@ from .urls import base_url
 # that browsers' JavaScript adds.
 CONTROL = {"limit", "offset", "fuzzymatching", "includefield", "accept", "charset", "_"}
 STUDY_UID, SERIES_UID = 0x0020000D, 0x0020000E
+UID_NAMES = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
 RENDERED_HERE = 16  # results of a reactor read rendered in the reactor thread; more: in a db thread
+# What a statement template holds in place of the UIDs of the URL (see QidoRoutes._statement).
+STAND_IN = {"study": "\x00study", "series": "\x00series"}
 
 
 def _uid(value: str, what: str) -> str:
@@ -92,38 +96,77 @@ class QidoRoutes:
         self.daemon = daemon
         self.config = daemon.settings.sections["DicomWeb"]
         self.prefix = self.config["Root"]
+        # (level, study?, series?, charset) -> the statement of a search without query parameters
+        self._templates: dict[tuple, QidoStatement | None] = {}
 
     async def _search(self, request, level: int, study: str | None = None, series: str | None = None) -> bytes:
         form = accepted_format(request, xml_in_multipart=True)
-        q = parse_query(request, level, study, series, self.config["QidoCaseSensitive"])
-        q.charset = charset_for(self.daemon.ingest.default_encoding)
+        charset = charset_for(self.daemon.ingest.default_encoding)
         request.setHeader(b"Cache-Control", b"no-cache")
         if form == "xml":
+            q = self._query(request, level, study, series, charset)
             results = await in_db(self.daemon.index.qido, q)
             return xml_multipart_answer(request, self.daemon, results)
         # DICOM JSON (PS3.18 Annex F): the index renders each result as text; they are joined here.
-        texts = await self._texts(q)
+        texts = await self._texts(request, level, study, series, charset)
         base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
         request.setHeader(b"Content-Type", JSON.encode())
         # With its length, not in chunks: the client reads it in one go, without chunk framing.
         return sized(request, ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8"))
 
-    async def _texts(self, q: QidoQuery) -> list[str]:
+    def _query(self, request, level: int, study: str | None, series: str | None, charset: str) -> QidoQuery:
+        q = parse_query(request, level, study, series, self.config["QidoCaseSensitive"])
+        q.charset = charset
+        return q
+
+    async def _texts(self, request, level: int, study: str | None, series: str | None, charset: str) -> list[str]:
         """The results' JSON texts. A search on identifiers only is one statement, which the reactor
         runs itself where the index lets it (PostgreSQL): a few rows, rendered here; more go to a
         thread. Any other search, or no connection free, runs in a db thread."""
         index = self.daemon.index
         reads = index.reactor_reads
-        page = index.qido_statement(q) if reads is not None else None
-        if page is None:
-            return await in_db(index.qido_json, q)
-        try:
-            result = await reads.query(page.sql, page.params)
-        except Unavailable:
-            return await in_db(index.qido_json, q)
-        if result.count <= RENDERED_HERE:
-            return index.qido_render(page, result.rows())
-        return await in_db(lambda: index.qido_render(page, result.rows()))
+        page, q = self._statement(request, level, study, series, charset) if reads is not None else (None, None)
+        if page is not None:
+            try:
+                result = await reads.query(page.sql, page.params)
+            except Unavailable:
+                pass
+            else:
+                if result.count <= RENDERED_HERE:
+                    return index.qido_render(page, result.rows())
+                return await in_db(lambda: index.qido_render(page, result.rows()))
+        return await in_db(index.qido_json, q or self._query(request, level, study, series, charset))
+
+    def _statement(self, request, level: int, study: str | None, series: str | None,
+                   charset: str) -> tuple[QidoStatement | None, QidoQuery | None]:
+        """The index's one statement for this search if it has one (QidoMixin.qido_statement), and
+        the query when it was parsed.
+
+        A search without query parameters (a viewer's "series of this study") differs from the
+        last one of its kind by its UIDs only: its statement is made once per kind, with stand-ins
+        for the UIDs (STAND_IN), and given the request's UIDs (validated as parse_query does)."""
+        uids = {"study": study, "series": series}
+        kind = (level, study is not None, series is not None, charset)
+        if b"?" not in request.uri and kind not in self._templates:
+            self._templates[kind] = self._template(request, level, uids, charset)
+        template = self._templates.get(kind) if b"?" not in request.uri else None
+        if template is None:
+            q = self._query(request, level, study, series, charset)
+            return self.daemon.index.qido_statement(q), q
+        given = {STAND_IN[name]: _uid(uid, UID_NAMES[name]) for name, uid in uids.items() if uid is not None}
+        params = [given.get(p, p) if isinstance(p, str) else p for p in template.params]
+        return dataclasses.replace(template, params=params), None
+
+    def _template(self, request, level: int, uids: dict, charset: str) -> QidoStatement | None:
+        """The statement of a kind of search without query parameters, stand-ins in place of its
+        UIDs; None when it has none or holds a UID otherwise than as a parameter of its own."""
+        stand_ins = {name: STAND_IN[name] if uid is not None else None for name, uid in uids.items()}
+        page = self.daemon.index.qido_statement(
+            self._query(request, level, stand_ins["study"], stand_ins["series"], charset))
+        wanted = [v for v in stand_ins.values() if v is not None]
+        if page is None or sorted(p for p in page.params if p in STAND_IN.values()) != sorted(wanted):
+            return None
+        return page
 
     @route("/studies")
     async def studies(self, request):
