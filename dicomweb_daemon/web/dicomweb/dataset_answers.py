@@ -4,6 +4,7 @@ bodies, with the request's base URL put in place of ROOT_TOKEN."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from xml.sax.saxutils import escape
 
 from ...dicom.parsing import ROOT_TOKEN
@@ -18,8 +19,10 @@ XML = "application/dicom+xml"
 _JSON_TYPES = {JSON, "application/json", "*/*", "application/*"}
 
 
-def _media_ranges(header: str) -> list[tuple[str, dict[str, str], float]]:
-    """``Accept`` as (type, parameters, q) sorted by preference, q=0 left out."""
+@lru_cache(maxsize=64)
+def _media_ranges(header: str) -> tuple[tuple[str, dict[str, str], float], ...]:
+    """``Accept`` as (type, parameters, q) sorted by preference, q=0 left out (kept for the few
+    headers clients send: not to be changed by callers)."""
     out = []
     for position, item in enumerate(header.split(",")):
         pieces = [p.strip() for p in item.split(";")]
@@ -36,7 +39,7 @@ def _media_ranges(header: str) -> list[tuple[str, dict[str, str], float]]:
         if q > 0:
             out.append((pieces[0].lower(), params, q, position))
     out.sort(key=lambda r: (-r[2], r[3]))
-    return [r[:3] for r in out]
+    return tuple(r[:3] for r in out)
 
 
 def accepted_format(request, xml_in_multipart: bool) -> str:

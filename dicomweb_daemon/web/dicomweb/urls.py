@@ -6,9 +6,15 @@ import re
 _FORWARDED_PAIR = re.compile(r'(\w+)=("[^"]*"|[^;,\s]*)')
 
 
+def _header(request, name: bytes) -> str | None:
+    """A request header as text (asked by its bytes name: Twisted converts no name then)."""
+    value = request.getHeader(name)
+    return None if value is None else value.decode("utf-8")
+
+
 def _forwarded(request) -> dict[str, str]:
     """The first element of an RFC 7239 ``Forwarded`` header, as a dict."""
-    header = request.getHeader("forwarded")
+    header = _header(request, b"forwarded")
     if not header:
         return {}
     first = header.split(",")[0]
@@ -18,10 +24,10 @@ def _forwarded(request) -> dict[str, str]:
 def base_url(request, config: dict) -> str:
     """``scheme://host[:port]`` + the DICOMweb root as clients see it, without a trailing slash."""
     fwd = _forwarded(request)
-    scheme = fwd.get("proto") or request.getHeader("x-forwarded-proto") or (
+    scheme = fwd.get("proto") or _header(request, b"x-forwarded-proto") or (
         "https" if config.get("Ssl") or request.isSecure() else "http")
-    host = fwd.get("host") or request.getHeader("x-forwarded-host") or config.get("Host") or \
-        request.getHeader("host")
+    host = fwd.get("host") or _header(request, b"x-forwarded-host") or config.get("Host") or \
+        _header(request, b"host")
     if not host:
         addr = request.getHost()
         host = f"{addr.host}:{addr.port}"
