@@ -246,6 +246,12 @@ class IIndex(Interface):
     def replace_summaries(rows):  # noqa: N805
         """Instances' metadata and frame ranges derived again from their files (invalidate-tags)."""
 
+    def qido_extras_missing(after, limit):  # noqa: N805
+        """(internal, QIDO_EXTRAS) of instances stored before the index kept them apart ([]: none)."""
+
+    def keep_qido_extras(rows):  # noqa: N805
+        """Those QIDO_EXTRAS kept; none given: noted as done for every instance."""
+
     # -- storage commitment -------------------------------------------------------------------
     def sop_classes_of(sop_uids):  # noqa: N805
         """{SOP instance UID: (SOP class UID, public ID)} of the instances stored here."""

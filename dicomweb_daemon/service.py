@@ -133,6 +133,21 @@ class MaintenanceService(service.Service):
         self.loop.start(min(1.0, age / 2), now=False)
         defer.ensureDeferred(journal.sweep_unjournaled(self.daemon.index, self.daemon.storage)).addErrback(
             lambda f: log.failure("the sweep of unreferenced files failed", f))
+        defer.ensureDeferred(self._keep_qido_extras()).addErrback(
+            lambda f: log.failure("keeping the QIDO-RS attributes of earlier instances apart failed", f))
+
+    async def _keep_qido_extras(self, batch: int = 500) -> None:
+        """Once per index: the instances stored before their QIDO_EXTRAS were kept apart get them
+        (stored_json.py), a batch at a time while the daemon serves; until then a search reads them
+        from the whole stored JSON, as before."""
+        index, after, done = self.daemon.index, 0, 0
+        while self.running and (rows := await in_db(index.qido_extras_missing, after, batch)):
+            await in_db_write(index.keep_qido_extras, rows)
+            after, done = rows[-1][0], done + len(rows)
+        if self.running:
+            await in_db_write(index.keep_qido_extras, [])
+        if done:
+            log.info("kept the QIDO-RS attributes of {count} earlier instances apart", count=done)
 
     def stopService(self):  # noqa: N802 - Twisted API
         if self.loop.running:

@@ -22,6 +22,7 @@ from .fast_json import Header, Unsupported, read_header
 from .identifiers import is_storable_uid, resource_ids
 from .layout import TruncatedFile, frame_ranges, walk
 from .pixel_vr import file_pixel_vr, unexpected_pixel_vr
+from .stored_json import qido_extras
 from .tags import MAIN_TAGS
 from .transfer_syntaxes import IMPLICIT_LE, syntax_of_encoding
 
@@ -51,6 +52,8 @@ class ParsedInstance:
     # The same, zlib-compressed as the index stores it: done here, in the parsing worker process,
     # rather than in the index's single writer thread.
     metadata_zlib: bytes = b""
+    # Its QIDO_EXTRAS (stored_json.py), kept apart by the index: also done in the parsing worker.
+    qido_extras: bytes = b""
     frames: list = field(default_factory=list)
     index_in_series: int | None = None
     expected_instances: int | None = None
@@ -332,7 +335,7 @@ def _describe(fields: _Fields, ts: str, size: int, md5: str, pixels, metadata) -
         patient_id=patient_id, study_uid=study, series_uid=series, sop_uid=sop,
         sop_class_uid=fields.text("SOPClassUID") or "", transfer_syntax=ts, ids=ids,
         main_tags=fields.main_tags(), size=size, md5=md5, metadata_json=metadata_json,
-        metadata_zlib=zlib.compress(metadata_json, 1),
+        metadata_zlib=zlib.compress(metadata_json, 1), qido_extras=qido_extras(metadata_json),
         frames=frames, index_in_series=index, expected_instances=expected,
         number_of_frames=frames_n if pixels is not None else 0,
         pixel_data_offset=pixels.element_offset if pixels is not None else None,

@@ -18,6 +18,7 @@ from .labels import LabelsMixin
 from .locking import HELD
 from .matching import FindMixin
 from .qido import QidoMixin
+from .qido_extras import QidoExtrasMixin
 from .queries import QueriesMixin
 from .remote_servers import RemoteServersMixin
 from .resources import ResourcesMixin
@@ -27,7 +28,7 @@ from .writes import WritesMixin
 
 class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMixin, ChangesMixin, FindMixin,
                FindValuesMixin, ComputedMixin, DicomwebMixin, QidoMixin, RemoteServersMixin, QueriesMixin,
-               CommitmentsMixin, LabelsMixin):
+               CommitmentsMixin, LabelsMixin, QidoExtrasMixin):
     """The index's queries, on whatever engine the subclass connects to."""
 
     owner = ""

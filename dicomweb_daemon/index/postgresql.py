@@ -29,8 +29,17 @@ from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
 from .pg_reactor import ReactorReads
-from .pg_sql import STATISTICS, TRIGRAM_INDEXES, TRIGRAMS, numeric_value, parameters, schema, translate
-from .schema import CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
+from .pg_sql import (
+    STATISTICS,
+    TRIGRAM_INDEXES,
+    TRIGRAMS,
+    numeric_value,
+    parameters,
+    pg_types,
+    schema,
+    translate,
+)
+from .schema import ADDED_COLUMNS, CUSTOM_PLAN, GENERIC_PLAN, SCHEMA_VERSION
 
 log = Logger()
 IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
@@ -220,11 +229,21 @@ class PostgresIndex(SqlIndex):
                     c.execute("INSERT INTO globals VALUES ('SchemaVersion', ?) ON CONFLICT DO NOTHING",
                               (str(SCHEMA_VERSION),))
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
+                self._add_columns(c)
                 self._create_statistics(c)
                 self._create_trigram_indexes(c)
                 self._create_totals(c)
             finally:
                 c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
+
+    @staticmethod
+    def _add_columns(c: Connection) -> None:
+        """The columns added since an index was created (schema.ADDED_COLUMNS), added when missing
+        (asked first: ALTER TABLE would lock the table even when it has the column)."""
+        for table, column, definition in ADDED_COLUMNS:
+            if c.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                         "AND table_name = ? AND column_name = ?", (table, column)).fetchone() is None:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {pg_types(definition)}")
 
     @classmethod
     def _create_totals(cls, c: Connection) -> None:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..dicom.qido_model import UTF8
+from ..dicom.stored_json import stored_attributes
 from .qido_matching import Filter, register_functions
 from .qido_render import ResultPlan, descend, main_level
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, NO_LIMIT
 
 _BATCH = 256
-_DECODER = json.JSONDecoder()
 
 
 @dataclass
@@ -131,9 +131,17 @@ class QidoMixin:
         plan = page.plan
         metas = {}
         if page.with_metadata:
-            metas = {row[0]: stored_attributes(self.decompress(row[-1]), plan.wanted)
-                     for row in rows if row[-1] is not None}
+            metas = {row[0]: self._stored(row[-1], plan.wanted) for row in rows if row[-1] is not None}
         return [plan.render(row, metas.get(row[0]), page.charset) for row in rows]
+
+    def _stored(self, raw: bytes, wanted: list[str] | None) -> dict:
+        """The ``wanted`` attributes of an instance from what the page's statement read of it: its
+        QIDO_EXTRAS (a small JSON object, see ResultPlan.extras_suffice), or its whole stored JSON,
+        compressed (an instance stored before the extras were kept apart, or other attributes)."""
+        if raw[:1] == b"{":  # a zlib stream starts with 0x78, never with "{"
+            extras = json.loads(raw)
+            return {k: extras[k] for k in wanted if k in extras} if wanted is not None else extras
+        return stored_attributes(self.decompress(raw), wanted)
 
     def _qido_prepared(self, q: QidoQuery) -> tuple[ResultPlan, str, list, str, list[Filter]]:
         """The plan of ``q``'s results, the SQL of its matches and their parameters, the plan hint,
@@ -254,27 +262,3 @@ class QidoMixin:
             if len(ds) == len(tops) and all(f.matches_dataset(ds) for f in keys):
                 found[owner] = stored_attributes(raw, wanted)
         return found
-
-
-def stored_attributes(raw: bytes, keys: list[str] | None) -> dict:
-    """The attributes ``keys`` (None: all) present at the top level of an instance's stored DICOM JSON.
-
-    Parsing a whole instance is most of the cost of a scan: without sequences (``"SQ"``) every
-    ``"gggg eeee":`` is a top-level key (inside a JSON string a quote is escaped), so only the
-    wanted attributes are parsed."""
-    if keys is None:
-        return json.loads(raw)
-    present = [k for k in keys if f'"{k}":'.encode() in raw]
-    if not present:
-        return {}
-    if b'"SQ"' in raw:
-        ds = json.loads(raw)
-        return {k: ds[k] for k in present if k in ds}
-    text = raw.decode("utf-8")
-    out = {}
-    for k in present:
-        start = text.index(f'"{k}":') + 11
-        while text[start] in " \t\r\n":
-            start += 1
-        out[k] = _DECODER.raw_decode(text, start)[0]
-    return out

@@ -16,6 +16,7 @@ from pydicom.datadict import tag_for_keyword
 
 from ..dicom.parsing import ROOT_TOKEN
 from ..dicom.qido_model import UTF8, keyword_of, tag_hex, text_attr, vr_of
+from ..dicom.stored_json import QIDO_EXTRAS
 from ..dicom.tags import MAIN_TAGS
 from .schema import LEVEL_NUMBER
 
@@ -88,13 +89,16 @@ STUDY_LISTS = {
 }
 
 
-def first_instance_metadata_sql(level: int) -> str:
+def first_instance_metadata_sql(level: int, extras: bool = False) -> str:
     """The stored DICOM JSON of the instance that stands for the resource ``m.c{level}``: itself at
-    instance level, else its descendant instance of lowest internal ID (the one stored first)."""
+    instance level, else its descendant instance of lowest internal ID (the one stored first).
+    ``extras``: its QIDO_EXTRAS only where it has them apart (stored_json.qido_extras), its whole
+    stored JSON otherwise (instances stored before they were kept apart)."""
+    column = "COALESCE(qido_extras, metadata)" if extras else "metadata"
     if level == 3:
-        return "(SELECT metadata FROM instances WHERE internal = m.c3)"
+        return f"(SELECT {column} FROM instances WHERE internal = m.c3)"
     frm, leaf = descend(3 - level, f"m.c{level}")
-    return f"(SELECT metadata FROM instances WHERE internal = (SELECT MIN({leaf}.internal) {frm}))"
+    return f"(SELECT {column} FROM instances WHERE internal = (SELECT MIN({leaf}.internal) {frm}))"
 
 
 def study_list_sql(kw: str) -> str:
@@ -173,6 +177,8 @@ class ResultPlan:
         self.items = [items[k] for k in sorted(items)]
         self.meta_keys = [it[1] for it in self.items if it[0] == "meta"]
         self.needs_meta = bool(self.meta_keys) or self.meta_all
+        # The attributes read from the stored JSON are all among those kept apart at ingest.
+        self.extras_suffice = not self.meta_all and set(self.meta_keys) <= set(QIDO_EXTRAS)
         # The stored attributes to read: all of them only for instance level's includefield=all.
         self.wanted: list[str] | None = None if self.meta_all else self.meta_keys
         self.keys = set(items)
@@ -219,7 +225,7 @@ class ResultPlan:
             + f" FROM (SELECT DISTINCT c{at} FROM m) AS m)" for at, sqls in sorted(ancestors.items()))
         joins = "".join(f" LEFT JOIN p{at} ON p{at}.id = m.c{at}" for at in sorted(ancestors))
         if with_metadata:
-            cols.append(first_instance_metadata_sql(self.level))
+            cols.append(first_instance_metadata_sql(self.level, self.extras_suffice))
         values = "".join(f", {c}" for c in cols)
         return (f"WITH m AS MATERIALIZED ({page_sql}){ctes} SELECT {ids}{values} FROM m{joins} "
                 f"ORDER BY m.c{self.level}")

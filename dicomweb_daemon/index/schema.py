@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS instances (
     compression INTEGER NOT NULL DEFAULT 0,
     compressed_size INTEGER,
     compressed_md5 TEXT,
-    called_aet TEXT NOT NULL DEFAULT ''
+    called_aet TEXT NOT NULL DEFAULT '',
+    qido_extras BLOB  -- stored_json.qido_extras (NULL: stored before they were kept apart)
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 
@@ -248,6 +249,7 @@ ADDED_COLUMNS = [
     ("attachments", "compressed_size", "INTEGER"),
     ("attachments", "compressed_md5", "TEXT"),
     ("instances", "called_aet", "TEXT NOT NULL DEFAULT ''"),
+    ("instances", "qido_extras", "BLOB"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

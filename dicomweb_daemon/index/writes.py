@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..dicom.parsing import ParsedInstance
+from ..dicom.stored_json import qido_extras
 from ..errors import DaemonError, FullStorage, UnknownResource
 from .changes import ChangeLog
 from .changes import stamp as change_stamp
@@ -138,7 +139,8 @@ class WritesMixin:
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
-             p.pixel_data_vr, *stored_columns(stored), origin.called_aet))
+             p.pixel_data_vr, *stored_columns(stored), origin.called_aet,
+             p.qido_extras or qido_extras(p.metadata_json)))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         logged.add(created[::-1])
         series = internals[2]
@@ -318,9 +320,10 @@ class WritesMixin:
     def _replace_summary(self, c, internal: int, md5: str, p: ParsedInstance) -> int:
         return c.execute(
             "UPDATE instances SET metadata = ?, frames = ?, number_of_frames = ?, pixel_data_offset = ?, "
-            "pixel_data_vr = ? WHERE internal = ? AND md5 = ?",
+            "pixel_data_vr = ?, qido_extras = ? WHERE internal = ? AND md5 = ?",
             (p.metadata_zlib or self.compress(p.metadata_json), json.dumps(p.frames), p.number_of_frames,
-             p.pixel_data_offset, p.pixel_data_vr, internal, md5)).rowcount
+             p.pixel_data_offset, p.pixel_data_vr, p.qido_extras or qido_extras(p.metadata_json), internal,
+             md5)).rowcount
 
     # -- reconstruction of main DICOM tags (Orthanc's /reconstruct, and after a modification) -------
     def instance_files_under(self, public_id: str) -> list[tuple[int, str, int, str]]:
@@ -369,7 +372,7 @@ def _insert_tags(c, internal: int, level: str, p: ParsedInstance) -> None:
 _INSTANCE_COLUMNS = ("internal, file_uuid, file_size, md5, transfer_syntax, sop_class_uid, index_in_series, "
                      "number_of_frames, frames, metadata, reception_date, origin, remote_aet, charset, "
                      "pixel_data_offset, remote_ip, http_username, pixel_data_vr, compression, compressed_size, "
-                     "compressed_md5, called_aet")
+                     "compressed_md5, called_aet, qido_extras")
 _INSTANCE_MARKS = ",".join("?" * len(_INSTANCE_COLUMNS.split(",")))
 _PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 _DESCENDANT_FILES = """

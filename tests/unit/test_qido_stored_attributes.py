@@ -6,7 +6,7 @@ import json
 import pydicom
 import pytest
 
-from dicomweb_daemon.index.qido import stored_attributes
+from dicomweb_daemon.dicom.stored_json import stored_attributes
 from tests.dicom_files import CT_SMALL, MR_SMALL, testdata
 
 FILES = [CT_SMALL, MR_SMALL, testdata("rtplan.dcm"), testdata("SC_rgb_jpeg_gdcm.dcm")]

@@ -1,0 +1,29 @@
+"""The QIDO_EXTRAS (dicom/stored_json.py) of instances stored before the index kept them apart:
+derived from their stored JSON once, a batch at a time, while the daemon serves (service.py)."""
+from __future__ import annotations
+
+from ..dicom.stored_json import qido_extras
+from .locking import retried
+
+
+class QidoExtrasMixin:
+    """Finding the instances without their QIDO_EXTRAS, and keeping them."""
+
+    def qido_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """``(internal, QIDO_EXTRAS)`` of up to ``limit`` instances after ``after`` that lack them,
+        derived from their stored JSON; [] when none is left (and it is noted, see below)."""
+        if self.db.execute("SELECT 1 FROM globals WHERE name = 'QidoExtras'").fetchone() is not None:
+            return []
+        rows = self.db.execute("SELECT internal, metadata FROM instances WHERE qido_extras IS NULL AND internal > ? "
+                               "ORDER BY internal LIMIT ?", (after, limit)).fetchall()
+        return [(internal, qido_extras(self.decompress(blob))) for internal, blob in rows]
+
+    @retried
+    def keep_qido_extras(self, rows: list[tuple[int, bytes]]) -> None:
+        """Each instance's QIDO_EXTRAS kept, unless it has them already; none given: every instance
+        has them (noted: later starts do not look again)."""
+        with self.transaction() as c:
+            if not rows:
+                c.execute("INSERT INTO globals (name, value) VALUES ('QidoExtras', '1') ON CONFLICT (name) DO NOTHING")
+            c.executemany("UPDATE instances SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
+                          [(extras, internal) for internal, extras in rows])
