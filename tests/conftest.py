@@ -191,6 +191,16 @@ def wait_job(server, job_id: str, timeout: float = 120) -> dict:
     return job
 
 
+def raw_answer(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """What the daemon sends back for raw ``request`` bytes on a new connection, until it closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
 @pytest.fixture
 def make_daemon(tmp_path):
     """Start daemons with a given config; all are stopped at the end of the test."""

@@ -3,12 +3,13 @@
 Klein's ``KleinResource.render`` wraps every request in two ``maybeDeferred``, three
 ``notifyFinish`` Deferreds, half a dozen closures, and interface checks for answers our routes
 never give (resources, templates, ``klein.Response``). Timed inside the daemon on a study's series
-(a 2-result QIDO-RS search on PostgreSQL), that was a sixth of the request's time once the machine
-had idled between requests. Here the same routes (Klein's ``url_map``, matched by werkzeug) run the
-same handlers (``execute_endpoint``), and what a handler gives, now or later, is written directly:
-bytes, text, or nothing (a handler that wrote its answer itself). Its errors go to the error
-handler it was mounted with, as in Klein. A URL that matches no route (404, 405, a redirect) or
-does not decode goes Klein's own way, unchanged.
+(a 2-result QIDO-RS search on PostgreSQL, the machine idle between requests), Klein's render took
+0.18 ms of the request's 1.8 up to our handler; this one 0.13 (werkzeug's matching is most of it).
+Here the same routes (Klein's ``url_map``, matched by werkzeug) run the same handlers
+(``execute_endpoint``), and what a handler gives, now or later, is written directly: bytes, text,
+or nothing (a handler that wrote its answer itself). Its errors go to the error handler it was
+mounted with, as in Klein. A URL that matches no route (404, 405, a redirect) or does not decode
+goes Klein's own way, unchanged.
 """
 from __future__ import annotations
 

@@ -4,16 +4,8 @@ that asks to close gets its whole answer before the connection closes."""
 from __future__ import annotations
 
 import json
-import socket
 
-
-def _exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(payload)
-        received = b""
-        while chunk := s.recv(65536):
-            received += chunk
-    return received
+from tests.conftest import raw_answer
 
 
 def _answers(received: bytes) -> list[tuple[bytes, bytes]]:
@@ -43,7 +35,7 @@ def test_pipelined_requests_get_whole_answers_in_order_and_close_ends_the_connec
             b"GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAccept: application/dicom+json\r\n\r\n",
             b"GET /system HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
-    answers = _answers(_exchange(daemon.port, b"".join(asks)))  # read until the daemon closed
+    answers = _answers(raw_answer(daemon.port, b"".join(asks), timeout=30))  # read until the daemon closed
     assert [code for code, _ in answers] == [b"200", b"404", b"200", b"200"]
     assert json.loads(answers[0][1])["Name"] == json.loads(answers[3][1])["Name"]
     assert b"no route for GET /no/such/route" in answers[1][1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import socket
 import zipfile
 import zlib
 
@@ -18,6 +17,7 @@ from pydicom.fileset import FileSet
 from pydicom.filewriter import write_dataset
 from pydicom.uid import ImplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
+from tests.conftest import raw_answer
 from tests.dicom_files import CT_SMALL, eight_bit_image, make_ct
 
 pytestmark = pytest.mark.storage  # runs again with the files in an S3 bucket (tests/object_store.py)
@@ -280,15 +280,6 @@ def test_method_overrides(d):
 
 
 # -- request heads over the limits ----------------------------------------------------------------
-def raw_answer(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(request)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out
-
-
 def test_header_fields_over_the_limits_get_431(d):
     """Too many header bytes, too long a header line, or too many fields: 431 with a JSON body, the
     answer read whole before the connection closes; a request line too long is 414."""
