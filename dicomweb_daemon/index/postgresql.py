@@ -84,8 +84,11 @@ class Connection:
     connection of the same thread whose session plans them so."""
 
     def __init__(self, conn, connect: Callable[[], Any] | None = None):
+        from psycopg import OperationalError
+
+        self._lost = OperationalError  # what a statement raises when the session has ended
         self.conn = conn
-        self._connect = connect  # opens the second connection, when a GENERIC_PLAN statement first comes
+        self._connect = connect  # opens the second connection (or a new one after the session ended)
         self._generic = None
 
     def execute(self, sql: str, params=()) -> Cursor:
@@ -102,11 +105,26 @@ class Connection:
         statement, globs = translate(sql)
         conn = self.conn
         generic = sql.startswith(GENERIC_PLAN)
-        if generic and self._connect is not None and conn.info.transaction_status == IDLE:
+        idle = conn.info.transaction_status == IDLE
+        if generic and self._connect is not None and idle:
             conn = self._generic_connection()
+        values = parameters(params, globs) if params else None
+        prepare = True if generic else False if sql.startswith(CUSTOM_PLAN) else None
         cursor = conn.cursor()
-        cursor.execute(statement, parameters(params, globs) if params else None,
-                       prepare=True if generic else False if sql.startswith(CUSTOM_PLAN) else None)
+        try:
+            cursor.execute(statement, values, prepare=prepare)
+        except self._lost:
+            # The server ended the session (a restart, a terminated backend): a read outside a
+            # transaction runs once more on a new session; anything else fails (a write may have
+            # been done before the session ended).
+            if not (idle and conn.closed and self._connect is not None and _reads_only(sql)):
+                raise
+            if conn is self.conn:
+                conn = self.conn = self._connect()
+            else:
+                conn = self._generic_connection()
+            cursor = conn.cursor()
+            cursor.execute(statement, values, prepare=prepare)
         return Cursor(cursor)
 
     def _generic_connection(self):
@@ -128,6 +146,14 @@ class Connection:
         self.conn.close()
         if self._generic is not None:
             self._generic.close()
+
+
+def _reads_only(sql: str) -> bool:
+    """Whether a statement of the index only reads (a SELECT, or a WITH that writes nothing)."""
+    body = sql.removeprefix(GENERIC_PLAN).removeprefix(CUSTOM_PLAN).lstrip().upper()
+    if body.startswith("SELECT"):
+        return "PG_ADVISORY" not in body and " FOR UPDATE" not in body
+    return body.startswith("WITH") and not any(w in body for w in ("INSERT ", "UPDATE ", "DELETE "))
 
 
 def _key(space: int, key: int) -> int:
@@ -172,8 +198,8 @@ class PostgresIndex(SqlIndex):
     @property
     def db(self) -> Connection:
         """This thread's connection, opened again when the last one was found broken (the server
-        restarted, the backend was terminated): the statement that found it so failed, the next
-        ones run. Reading threads open no transaction, where a broken connection was replaced."""
+        restarted, the backend was terminated) by a statement that failed (a write, or any statement
+        inside a transaction; a read outside one runs again on a new session: Connection.execute)."""
         c = getattr(self._local, "conn", None)
         if c is None or c.conn.closed:
             if c is not None:
