@@ -247,7 +247,8 @@ class IIndex(Interface):
         """Instances' metadata and frame ranges derived again from their files (invalidate-tags)."""
 
     def qido_extras_missing(after, limit):  # noqa: N805
-        """(internal, QIDO_EXTRAS) of instances stored before the index kept them apart ([]: none)."""
+        """(internal, QIDO_EXTRAS) of instances stored before the index kept them apart ([]: none
+        left; None: noted done before)."""
 
     def keep_qido_extras(rows):  # noqa: N805
         """Those QIDO_EXTRAS kept; none given: noted as done for every instance."""

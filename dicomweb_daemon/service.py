@@ -140,11 +140,15 @@ class MaintenanceService(service.Service):
         """Once per index: the instances stored before their QIDO_EXTRAS were kept apart get them
         (stored_json.py), a batch at a time while the daemon serves; until then a search reads them
         from the whole stored JSON, as before."""
-        index, after, done = self.daemon.index, 0, 0
-        while self.running and (rows := await in_db(index.qido_extras_missing, after, batch)):
+        index, done = self.daemon.index, 0
+        rows = await in_db(index.qido_extras_missing, 0, batch)
+        if rows is None:  # noted done at an earlier start: no write at each start
+            return
+        while self.running and rows:
             await in_db_write(index.keep_qido_extras, rows)
-            after, done = rows[-1][0], done + len(rows)
-        if self.running:
+            done += len(rows)
+            rows = await in_db(index.qido_extras_missing, rows[-1][0], batch)
+        if self.running and rows is not None:
             await in_db_write(index.keep_qido_extras, [])
         if done:
             log.info("kept the QIDO-RS attributes of {count} earlier instances apart", count=done)

@@ -149,10 +149,11 @@ class Connection:
 
 
 def _reads_only(sql: str) -> bool:
-    """Whether a statement of the index only reads (a SELECT, or a WITH that writes nothing)."""
+    """Whether a statement of the index only reads (a SELECT that takes no lock, advisory or of rows,
+    or a WITH that writes nothing)."""
     body = sql.removeprefix(GENERIC_PLAN).removeprefix(CUSTOM_PLAN).lstrip().upper()
     if body.startswith("SELECT"):
-        return "PG_ADVISORY" not in body and " FOR UPDATE" not in body
+        return "ADVISORY" not in body and " FOR UPDATE" not in body
     return body.startswith("WITH") and not any(w in body for w in ("INSERT ", "UPDATE ", "DELETE "))
 
 

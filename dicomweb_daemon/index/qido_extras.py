@@ -9,11 +9,11 @@ from .locking import retried
 class QidoExtrasMixin:
     """Finding the instances without their QIDO_EXTRAS, and keeping them."""
 
-    def qido_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+    def qido_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes]] | None:
         """``(internal, QIDO_EXTRAS)`` of up to ``limit`` instances after ``after`` that lack them,
-        derived from their stored JSON; [] when none is left (and it is noted, see below)."""
+        derived from their stored JSON; [] when none is left, None when that was noted already."""
         if self.db.execute("SELECT 1 FROM globals WHERE name = 'QidoExtras'").fetchone() is not None:
-            return []
+            return None
         rows = self.db.execute("SELECT internal, metadata FROM instances WHERE qido_extras IS NULL AND internal > ? "
                                "ORDER BY internal LIMIT ?", (after, limit)).fetchall()
         return [(internal, qido_extras(self.decompress(blob))) for internal, blob in rows]

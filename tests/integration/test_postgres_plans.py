@@ -69,3 +69,15 @@ def test_a_thread_whose_connection_was_lost_reads_on_a_new_one(index):
     with pytest.raises(psycopg.OperationalError):
         index.db.execute("UPDATE globals SET value = value WHERE name = 'SchemaVersion'")
     assert index.db.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
+def test_only_reads_run_again_on_a_new_session():
+    """What Connection.execute runs again after the session ended: reads only, no lock taken."""
+    from dicomweb_daemon.index.postgresql import _reads_only
+
+    assert _reads_only(GENERIC_PLAN + "WITH m AS MATERIALIZED (SELECT 1) SELECT * FROM m")
+    assert _reads_only(CUSTOM_PLAN + "SELECT value FROM main_tags WHERE tag = ?")
+    for statement in ("SELECT pg_try_advisory_lock(?)", "SELECT pg_advisory_unlock(?)",
+                      "SELECT internal FROM jobs FOR UPDATE SKIP LOCKED", "UPDATE globals SET value = ?",
+                      "WITH x AS (DELETE FROM changes RETURNING seq) SELECT count(*) FROM x"):
+        assert not _reads_only(statement), statement
