@@ -253,6 +253,13 @@ class IIndex(Interface):
     def keep_qido_extras(rows):  # noqa: N805
         """Those QIDO_EXTRAS kept; none given: noted as done for every instance."""
 
+    def series_extras_missing(after, limit):  # noqa: N805
+        """(internal, QIDO_EXTRAS of its first instance) of series made before each series kept its
+        own ([]: none left; None: noted done before)."""
+
+    def keep_series_extras(rows):  # noqa: N805
+        """Those series' QIDO_EXTRAS kept; none given: noted as done for every series."""
+
     # -- storage commitment -------------------------------------------------------------------
     def sop_classes_of(sop_uids):  # noqa: N805
         """{SOP instance UID: (SOP class UID, public ID)} of the instances stored here."""

@@ -138,20 +138,27 @@ class MaintenanceService(service.Service):
 
     async def _keep_qido_extras(self, batch: int = 500) -> None:
         """Once per index: the instances stored before their QIDO_EXTRAS were kept apart get them
-        (stored_json.py), a batch at a time while the daemon serves; until then a search reads them
-        from the whole stored JSON, as before."""
-        index, done = self.daemon.index, 0
-        rows = await in_db(index.qido_extras_missing, 0, batch)
+        (stored_json.py), then the series made before each kept its own get those of their first
+        instance; a batch at a time while the daemon serves; until then a search reads them from
+        the whole stored JSON (of the series' first instance), as before."""
+        index = self.daemon.index
+        await self._backfill(index.qido_extras_missing, index.keep_qido_extras, "instances", batch)
+        await self._backfill(index.series_extras_missing, index.keep_series_extras, "series", batch)
+
+    async def _backfill(self, missing, keep, what: str, batch: int) -> None:
+        """``keep`` what ``missing`` finds, a batch at a time, until it finds nothing (then noted)."""
+        done = 0
+        rows = await in_db(missing, 0, batch)
         if rows is None:  # noted done at an earlier start: no write at each start
             return
         while self.running and rows:
-            await in_db_write(index.keep_qido_extras, rows)
+            await in_db_write(keep, rows)
             done += len(rows)
-            rows = await in_db(index.qido_extras_missing, rows[-1][0], batch)
+            rows = await in_db(missing, rows[-1][0], batch)
         if self.running and rows is not None:
-            await in_db_write(index.keep_qido_extras, [])
+            await in_db_write(keep, [])
         if done:
-            log.info("kept the QIDO-RS attributes of {count} earlier instances apart", count=done)
+            log.info("kept the QIDO-RS attributes of {count} earlier {what} apart", count=done, what=what)
 
     def stopService(self):  # noqa: N802 - Twisted API
         if self.loop.running:

@@ -27,6 +27,7 @@ from .pg_sql import numeric_value, parameters, translate
 
 SIZE = 4  # connections at most; past that, reads take the threads' way
 PREPARED = 256  # statements prepared per connection at most (each holds memory in its backend)
+LOADERS_KEPT = 1024  # statements whose columns' conversions are kept
 INT_OIDS = frozenset({20, 21, 23, 26})  # int8, int2, int4, oid
 FLOAT_OIDS = frozenset({700, 701})
 BOOL_OID, BYTEA_OID, NUMERIC_OID = 16, 17, 1700
@@ -75,24 +76,28 @@ def _loader(oid: int) -> Callable[[bytes], Any]:
     return lambda data: data.decode("utf-8")
 
 
-class Result:
-    """One statement's answer, converted when asked (in whatever thread asks)."""
+def loaders_of(result) -> list[Callable[[bytes], Any]]:
+    """How each column of ``result`` converts (_loader of its type)."""
+    return [_loader(result.ftype(i)) for i in range(result.nfields)]
 
-    def __init__(self, result):
+
+class Result:
+    """One statement's answer, converted when asked (in whatever thread asks), by ``loaders``."""
+
+    def __init__(self, result, loaders: list[Callable[[bytes], Any]]):
         self._result = result
         self.count = result.ntuples
+        self.loaders = loaders
 
     def rows(self) -> list[tuple]:
         res = self._result
-        loaders = [_loader(res.ftype(i)) for i in range(res.nfields)]
+        loaders = self.loaders
         get = res.get_value
+        columns = range(len(loaders))
         out = []
         for r in range(res.ntuples):
-            row = []
-            for c, load in enumerate(loaders):
-                value = get(r, c)
-                row.append(None if value is None else load(value))
-            out.append(tuple(row))
+            values = [get(r, c) for c in columns]
+            out.append(tuple([None if v is None else load(v) for v, load in zip(values, loaders, strict=True)]))
         res.clear()
         return out
 
@@ -112,6 +117,10 @@ class _Connection:
         # ends the session, which would leave the reactor watching a closed (or reused) number.
         self.fd = os.dup(pgconn.socket)
         self._step: Callable[[], None] | None = None  # what to do when the socket is readable
+        # Watched from now to close(): adding and removing it around each statement cost two
+        # epoll_ctl system calls per read. Readable while idle: the server's words (its end).
+        self.ended = False
+        reactor.addReader(self)
 
     # -- IReadDescriptor --------------------------------------------------------------------
     def fileno(self) -> int:
@@ -123,10 +132,25 @@ class _Connection:
     def doRead(self):  # noqa: N802 - Twisted API
         if self._step is not None:
             self._step()
+        else:
+            self._idle_read()
 
     def connectionLost(self, reason) -> None:  # noqa: N802 - Twisted API
         if self._step is not None:
             self._step()  # reads what came before the end, fails the exchange if it is not complete
+        self.ended = True
+
+    def _idle_read(self) -> None:
+        """Something came while no statement runs: read (the socket is watched level-triggered); a
+        session that ended is no longer watched, and not used again (see ``ended``)."""
+        try:
+            self.pgconn.consume_input()
+            ended = self.pgconn.status != self._ok
+        except Exception:  # noqa: BLE001 - the connection broke
+            ended = True
+        if ended:
+            self.ended = True
+            self.reactor.removeReader(self)
 
     # -- one exchange -----------------------------------------------------------------------
     def exchange(self, send: Callable[[], None]) -> defer.Deferred:
@@ -162,7 +186,6 @@ class _Connection:
         except Exception as e:  # noqa: BLE001
             return defer.fail(Unavailable(str(e)))
         self._step = read
-        self.reactor.addReader(self)
         return done
 
     @property
@@ -172,7 +195,6 @@ class _Connection:
 
     def _finish(self) -> None:
         self._step = None
-        self.reactor.removeReader(self)
 
     def _fail(self, done: defer.Deferred, error: Exception) -> None:
         self._finish()
@@ -180,8 +202,8 @@ class _Connection:
             done.errback(error)
 
     def close(self) -> None:
-        if self._step is not None:
-            self._finish()
+        self._step = None
+        self.reactor.removeReader(self)
         os.close(self.fd)
         self.pgconn.finish()
 
@@ -191,12 +213,18 @@ def _message(obj) -> str:
     return bytes(obj.error_message or b"").decode("utf-8", errors="replace").strip()
 
 
+@lru_cache(maxsize=1)
+def _succeeded() -> frozenset:
+    from psycopg import pq
+
+    return frozenset({pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK})
+
+
 def _checked(result):
     """``result`` when it holds rows (or a command's success), else PostgreSQL's error raised."""
-    from psycopg import errors, pq
-
-    if result is None or result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+    if result is None or result.status in _succeeded():
         return result
+    from psycopg import errors
     try:
         error = errors.error_from_result(result, encoding="utf-8")
     except Exception:  # noqa: BLE001 - an older psycopg: its message at least
@@ -214,6 +242,7 @@ class ReactorReads:
         self._idle: list[_Connection] = []
         self._count = 0  # connections open or opening
         self._closed = False
+        self._loaders: dict[tuple, list] = {}  # (SQL, parameter types) -> how its columns convert
 
     @property
     def reactor(self):
@@ -251,13 +280,23 @@ class ReactorReads:
             self._drop(conn) if conn.busy else self._give_back(conn)
             raise
         self._give_back(conn)
-        return Result(result)
+        # A statement's columns and their types are the same at each run: how they convert is kept.
+        key = (sql, tuple(types))
+        loaders = self._loaders.get(key)
+        if loaders is None:
+            loaders = loaders_of(result)
+            if len(self._loaders) < LOADERS_KEPT:
+                self._loaders[key] = loaders
+        return Result(result, loaders)
 
     async def _take(self) -> _Connection:
         if self._closed:
             raise Unavailable("closed")
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.ended:
+                return conn
+            self._drop(conn)  # its session ended while idle (a server restart): a new one is opened
         if self._count >= self.size:
             raise Unavailable("every connection is busy")
         self._count += 1

@@ -138,10 +138,8 @@ class QidoMixin:
         """The ``wanted`` attributes of an instance from what the page's statement read of it: its
         QIDO_EXTRAS (a small JSON object, see ResultPlan.extras_suffice), or its whole stored JSON,
         compressed (an instance stored before the extras were kept apart, or other attributes)."""
-        if raw[:1] == b"{":  # a zlib stream starts with 0x78, never with "{"
-            extras = json.loads(raw)
-            return {k: extras[k] for k in wanted if k in extras} if wanted is not None else extras
-        return stored_attributes(self.decompress(raw), wanted)
+        # A zlib stream starts with 0x78, never with "{". The wanted ones absent: nothing is parsed.
+        return stored_attributes(raw if raw[:1] == b"{" else self.decompress(raw), wanted)
 
     def _qido_prepared(self, q: QidoQuery) -> tuple[ResultPlan, str, list, str, list[Filter]]:
         """The plan of ``q``'s results, the SQL of its matches and their parameters, the plan hint,

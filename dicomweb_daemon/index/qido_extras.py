@@ -1,5 +1,6 @@
 """The QIDO_EXTRAS (dicom/stored_json.py) of instances stored before the index kept them apart:
-derived from their stored JSON once, a batch at a time, while the daemon serves (service.py)."""
+derived from their stored JSON once, a batch at a time, while the daemon serves (service.py); then
+those of series made before each series kept its own (series_info), from their first instance."""
 from __future__ import annotations
 
 from ..dicom.stored_json import qido_extras
@@ -27,3 +28,26 @@ class QidoExtrasMixin:
                 c.execute("INSERT INTO globals (name, value) VALUES ('QidoExtras', '1') ON CONFLICT (name) DO NOTHING")
             c.executemany("UPDATE instances SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
                           [(extras, internal) for internal, extras in rows])
+
+    def series_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes | None]] | None:
+        """``(internal, QIDO_EXTRAS of its first instance)`` of up to ``limit`` series after
+        ``after`` that do not keep them; [] when none is left, None when that was noted already."""
+        if self.db.execute("SELECT 1 FROM globals WHERE name = 'SeriesQidoExtras'").fetchone() is not None:
+            return None
+        rows = self.db.execute(
+            "SELECT s.internal, (SELECT i.qido_extras FROM instances i WHERE i.internal = "
+            "(SELECT MIN(x.internal) FROM resources x WHERE x.parent = s.internal)) "
+            "FROM series_info s WHERE s.qido_extras IS NULL AND s.internal > ? ORDER BY s.internal LIMIT ?",
+            (after, limit)).fetchall()
+        return [(internal, None if extras is None else bytes(extras)) for internal, extras in rows]
+
+    @retried
+    def keep_series_extras(self, rows: list[tuple[int, bytes | None]]) -> None:
+        """Each series' QIDO_EXTRAS kept, unless it has them already (or none were found); none
+        given: every series has them (noted)."""
+        with self.transaction() as c:
+            if not rows:
+                c.execute("INSERT INTO globals (name, value) VALUES ('SeriesQidoExtras', '1') "
+                          "ON CONFLICT (name) DO NOTHING")
+            c.executemany("UPDATE series_info SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
+                          [(extras, internal) for internal, extras in rows if extras is not None])

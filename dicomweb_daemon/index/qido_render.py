@@ -93,12 +93,16 @@ def first_instance_metadata_sql(level: int, extras: bool = False) -> str:
     """The stored DICOM JSON of the instance that stands for the resource ``m.c{level}``: itself at
     instance level, else its descendant instance of lowest internal ID (the one stored first).
     ``extras``: its QIDO_EXTRAS only where it has them apart (stored_json.qido_extras), its whole
-    stored JSON otherwise (instances stored before they were kept apart)."""
+    stored JSON otherwise (instances stored before they were kept apart); a series' QIDO_EXTRAS are
+    those it keeps itself (series_info), read without looking for its first instance."""
     column = "COALESCE(qido_extras, metadata)" if extras else "metadata"
     if level == 3:
         return f"(SELECT {column} FROM instances WHERE internal = m.c3)"
     frm, leaf = descend(3 - level, f"m.c{level}")
-    return f"(SELECT {column} FROM instances WHERE internal = (SELECT MIN({leaf}.internal) {frm}))"
+    first = f"(SELECT {column} FROM instances WHERE internal = (SELECT MIN({leaf}.internal) {frm}))"
+    if extras and level == 2:
+        return f"COALESCE((SELECT qido_extras FROM series_info WHERE internal = m.c2), {first})"
+    return first
 
 
 def study_list_sql(kw: str) -> str:

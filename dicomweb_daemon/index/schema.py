@@ -77,9 +77,13 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS instances_file ON instances(file_uuid);
 
+-- qido_extras: the QIDO_EXTRAS of the instance that made the series (NULL: made before they were
+-- kept here), where a series search reads the series' own (its performed procedure step's start,
+-- RequestAttributesSequence) without looking for its first instance.
 CREATE TABLE IF NOT EXISTS series_info (
     internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
-    expected_instances INTEGER
+    expected_instances INTEGER,
+    qido_extras BLOB
 );
 
 -- User-defined metadata, by number (1024-65535) as text.
@@ -250,6 +254,7 @@ ADDED_COLUMNS = [
     ("attachments", "compressed_md5", "TEXT"),
     ("instances", "called_aet", "TEXT NOT NULL DEFAULT ''"),
     ("instances", "qido_extras", "BLOB"),
+    ("series_info", "qido_extras", "BLOB"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

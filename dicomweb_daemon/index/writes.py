@@ -108,6 +108,7 @@ class WritesMixin:
         if recycled:
             seen.clear()  # recycling may have deleted resources met before
         parent = None
+        extras = p.qido_extras or qido_extras(p.metadata_json)
         created = []
         internals = []  # of the patient, study, series and instance
         for depth, level in enumerate(LEVELS):
@@ -132,15 +133,15 @@ class WritesMixin:
                 seen[public_id] = parent
             _insert_tags(c, parent, level, p)
             if level == "Series":
-                c.execute("INSERT INTO series_info VALUES (?, ?)", (parent, p.expected_instances))
+                c.execute("INSERT INTO series_info (internal, expected_instances, qido_extras) VALUES (?, ?, ?)",
+                          (parent, p.expected_instances, extras))
             created.append((f"New{level}", depth, public_id, stamp, parent))
         c.execute(
             f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES ({_INSTANCE_MARKS})",
             (parent, file_uuid, p.size, p.md5, p.transfer_syntax, p.sop_class_uid, p.index_in_series,
              p.number_of_frames, json.dumps(p.frames), p.metadata_zlib or self.compress(p.metadata_json), stamp,
              origin.name, origin.remote_aet, p.charset, p.pixel_data_offset, origin.remote_ip, origin.username,
-             p.pixel_data_vr, *stored_columns(stored), origin.called_aet,
-             p.qido_extras or qido_extras(p.metadata_json)))
+             p.pixel_data_vr, *stored_columns(stored), origin.called_aet, extras))
         # Orthanc logs the instance first, then the resources it created, bottom-up.
         logged.add(created[::-1])
         series = internals[2]
@@ -338,9 +339,10 @@ class WritesMixin:
     @retried
     def set_main_tags(self, parsed: list[ParsedInstance], summaries: list[tuple[int, str]] | None = None) -> None:
         """The main DICOM tags of each instance's resources (itself and its three ancestors) set from
-        it, the last one winning where several share a resource; with ``summaries`` (``(internal,
-        md5 of the file read)`` each) the instance's summary is replaced too, as
-        ``replace_summaries`` does. Resources no longer in the index are left alone."""
+        it (and its series' QIDO extras), the last one winning where several share a resource;
+        with ``summaries`` (``(internal, md5 of the file read)`` each) the instance's summary is
+        replaced too, as ``replace_summaries`` does. Resources no longer in the index are left
+        alone."""
         with self.transaction() as c:
             if summaries is not None:
                 for (internal, md5), p in zip(summaries, parsed, strict=True):
@@ -356,6 +358,9 @@ class WritesMixin:
                 c.execute("DELETE FROM main_tags WHERE internal = ?", row)
                 c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
                 _insert_tags(c, row[0], level, p)
+                if level == "Series":
+                    c.execute("UPDATE series_info SET qido_extras = ? WHERE internal = ?",
+                              (p.qido_extras or qido_extras(p.metadata_json), row[0]))
 
 
 def _insert_tags(c, internal: int, level: str, p: ParsedInstance) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from klein import Klein
-from klein._resource import KleinResource, extractURLparts
+from klein._resource import KleinResource
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,14 +31,18 @@ class AppResource(KleinResource):
     def __init__(self, app: Klein, on_error: Callable):
         super().__init__(app)
         self.on_error = on_error  # (request, failure) -> the error's answer, as Klein's handle_errors
+        self._adapter = None  # the url_map's binding (werkzeug's MapAdapter), made at the first request
 
     def render(self, request):
         app = self._app
         try:
-            scheme, server, _port, path, script = extractURLparts(request)
-            mapper = app.url_map.bind(server, script, path_info=path, url_scheme=scheme,
-                                      default_method=request.method.decode("utf-8"))
-            rule, kwargs = mapper.match(return_rule=True)
+            # The routes match on the path and method only (no host matching, no subdomains): one
+            # binding serves every request, given each request's path and method.
+            if self._adapter is None:
+                self._adapter = app.url_map.bind("localhost")
+            path = b"/".join(request.postpath)
+            rule, kwargs = self._adapter.match(path_info="/" + path.decode("utf-8") if path else "",
+                                               method=request.method.decode("utf-8"), return_rule=True)
         except Exception:  # no route, wrong method, a redirect, an undecodable URL: Klein's way
             return super().render(request)
         count = app.endpoints[rule.endpoint].segment_count

@@ -123,10 +123,12 @@ def _method_argument(request) -> bytes | None:
     values = parse_qs(qs.decode("latin-1")).get("_method") if b"method" in qs else None
     if values:
         return values[-1].encode("latin-1", "replace")
+    if request.method != b"POST":
+        return None
     content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
     content = getattr(request, "content", None)
     # Only a small body held in memory is looked at: reading a spooled one would block the reactor.
-    if request.method != b"POST" or content_type != FORM or not isinstance(content, io.BytesIO):
+    if content_type != FORM or not isinstance(content, io.BytesIO):
         return None
     body = content.getvalue()
     values = parse_qs(body.decode("latin-1")).get("_method")

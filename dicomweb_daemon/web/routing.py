@@ -66,7 +66,8 @@ def query(request) -> dict[str, list[str]]:
     cached = getattr(request, "_query", None)
     if cached is None:
         _, _, qs = request.uri.decode("latin-1").partition("?")
-        cached = request._query = parse_qs(qs, keep_blank_values=True, encoding="utf-8", errors="replace")
+        cached = request._query = parse_qs(qs, keep_blank_values=True, encoding="utf-8",
+                                           errors="replace") if qs else {}
     return cached
 
 

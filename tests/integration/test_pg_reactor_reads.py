@@ -85,14 +85,17 @@ async def test_a_read_while_every_connection_is_busy_is_unavailable(reads):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_lost_connection_is_unavailable_then_replaced(dsn, reads):
+async def test_a_connection_lost_while_idle_is_replaced_one_lost_while_reading_is_unavailable(dsn, reads):
     [(pid,)] = (await backend_pid(reads)).rows()
     run_sql(dsn, f"SELECT pg_terminate_backend({pid})")
     await task.deferLater(__import__("twisted.internet.reactor").internet.reactor, 0.1, lambda: None)
-    with pytest.raises(Unavailable):
-        await reads.query("SELECT 1")
+    # The idle connection's socket told of the end: the next read opens a new session.
     [(again,)] = (await backend_pid(reads)).rows()
     assert again != pid
+    with pytest.raises(Unavailable):
+        await reads.query("SELECT pg_terminate_backend(pg_backend_pid())")
+    [(third,)] = (await backend_pid(reads)).rows()
+    assert third not in (pid, again)
 
 
 @pytest_twisted.ensureDeferred

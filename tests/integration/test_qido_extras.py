@@ -1,5 +1,6 @@
 """The default QIDO-RS attributes that are not main tags (Rows, Columns, BitsAllocated, the performed
-procedure step's start, RequestAttributesSequence) kept apart at ingest (dicom/stored_json.py), on
+procedure step's start, RequestAttributesSequence) kept apart at ingest (dicom/stored_json.py), each
+series keeping those of the instance that made it, on
 the suite's index engine: a search gives the same answers from them as from the whole stored JSON,
 instances stored before they were kept apart are answered from the stored JSON and get them later,
 and attributes beyond them still come from the stored JSON."""
@@ -53,6 +54,10 @@ def _stored_extras(d) -> list:
     return [row[0] for row in d.index.db.execute("SELECT qido_extras FROM instances ORDER BY internal").fetchall()]
 
 
+def _series_extras(d) -> list:
+    return [row[0] for row in d.index.db.execute("SELECT qido_extras FROM series_info ORDER BY internal").fetchall()]
+
+
 @pytest_twisted.ensureDeferred
 async def test_searches_answer_the_same_from_the_extras_before_and_after_they_are_kept(local_daemon):
     d = local_daemon
@@ -67,27 +72,37 @@ async def test_searches_answer_the_same_from_the_extras_before_and_after_they_ar
     kept = [json.loads(bytes(e)) for e in _stored_extras(d)]
     assert [sorted(k) for k in kept] == [["00280010", "00280011", "00280100", "00400244", "00400275"]] * 2
     assert kept[0]["00400275"]["Value"][0]["00401001"]["Value"] == ["RP7"]
+    # The series keeps those of the instance that made it, and a series search reads them there.
+    assert [json.loads(bytes(e)) for e in _series_extras(d)] == [kept[0]]
     series, instances = await _search(d, 2), await _search(d, 3, series=f"{STUDY}.1")
     assert series[0]["00400244"] == {"vr": "DA", "Value": ["20240102"]}
+    with d.index.transaction() as c:
+        c.execute("UPDATE series_info SET qido_extras = ?", (b'{"00400244":{"vr":"DA","Value":["19990101"]}}',))
+    assert (await _search(d, 2))[0]["00400244"] == {"vr": "DA", "Value": ["19990101"]}
     assert [i["00280010"] for i in instances] == [{"vr": "US", "Value": [64]}] * 2
     # An attribute beyond the extras comes from the stored JSON.
     more = await _search(d, 3, b"/x?includefield=SliceThickness", f"{STUDY}.1")
     assert [i["00180050"]["Value"] for i in more] == [[2.5]] * 2 and more[0]["00280011"] == instances[0]["00280011"]
 
     # Instances stored before the extras were kept apart: answered from the stored JSON, then kept.
+    # Series made before they kept their own: answered from their first instance, then kept.
     with d.index.transaction() as c:
         c.execute("UPDATE instances SET qido_extras = NULL")
-        c.execute("DELETE FROM globals WHERE name = 'QidoExtras'")
+        c.execute("UPDATE series_info SET qido_extras = NULL")
+        c.execute("DELETE FROM globals WHERE name IN ('QidoExtras', 'SeriesQidoExtras')")
     assert await _search(d, 2) == series and await _search(d, 3, series=f"{STUDY}.1") == instances
     service = MaintenanceService(d)
     service.running = True
     await service._keep_qido_extras(batch=1)
     assert [json.loads(bytes(e)) for e in _stored_extras(d)] == kept
+    assert [json.loads(bytes(e)) for e in _series_extras(d)] == [kept[0]]
     assert await _search(d, 2) == series and await _search(d, 3, series=f"{STUDY}.1") == instances
     # Noted as done: later starts do not look again.
     with d.index.transaction() as c:
         c.execute("UPDATE instances SET qido_extras = NULL")
+        c.execute("UPDATE series_info SET qido_extras = NULL")
     assert await in_db(d.index.qido_extras_missing, 0, 10) is None
+    assert await in_db(d.index.series_extras_missing, 0, 10) is None
 
 
 def test_an_index_made_before_the_extras_gets_their_column(tmp_path):
@@ -96,5 +111,7 @@ def test_an_index_made_before_the_extras_gets_their_column(tmp_path):
     d = local_daemon_in(tmp_path, config)
     with d.index.transaction() as c:
         c.execute("ALTER TABLE instances DROP COLUMN qido_extras")
+        c.execute("ALTER TABLE series_info DROP COLUMN qido_extras")
     d = local_daemon_in(tmp_path, config)
     assert d.index.db.execute("SELECT COUNT(qido_extras) FROM instances").fetchone() == (0,)
+    assert d.index.db.execute("SELECT COUNT(qido_extras) FROM series_info").fetchone() == (0,)

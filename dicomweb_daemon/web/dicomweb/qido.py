@@ -2,11 +2,11 @@
 answer in DICOM JSON or in a multipart of PS3.19 XML documents."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from functools import lru_cache
 
 from pydicom.datadict import tag_for_keyword
+from twisted.internet import defer
 
 from ...dicom.charsets import charset_for
 from ...dicom.parsing import ROOT_TOKEN
@@ -102,15 +102,24 @@ class QidoRoutes:
     async def _search(self, request, level: int, study: str | None = None, series: str | None = None) -> bytes:
         form = accepted_format(request, xml_in_multipart=True)
         charset = charset_for(self.daemon.ingest.default_encoding)
-        request.setHeader(b"Cache-Control", b"no-cache")
         if form == "xml":
+            request.setHeader(b"Cache-Control", b"no-cache")
             q = self._query(request, level, study, series, charset)
             results = await in_db(self.daemon.index.qido, q)
             return xml_multipart_answer(request, self.daemon, results)
         # DICOM JSON (PS3.18 Annex F): the index renders each result as text; they are joined here.
-        texts = await self._texts(request, level, study, series, charset)
-        base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
-        request.setHeader(b"Content-Type", JSON.encode())
+        # The search starts first (a statement the reactor reads goes out now), and what else the
+        # answer needs is done while the index works.
+        pending = defer.ensureDeferred(self._texts(request, level, study, series, charset))
+        try:
+            request.setHeader(b"Cache-Control", b"no-cache")
+            request.setHeader(b"Content-Type", JSON.encode())
+            base = json.dumps(base_url(request, self.config), ensure_ascii=False)[1:-1]
+        except BaseException:
+            pending.cancel()
+            pending.addErrback(lambda _failure: None)
+            raise
+        texts = await pending
         # With its length, not in chunks: the client reads it in one go, without chunk framing.
         return sized(request, ("[" + ",".join(texts) + "]").replace(ROOT_TOKEN, base).encode("utf-8"))
 
@@ -155,7 +164,8 @@ class QidoRoutes:
             return self.daemon.index.qido_statement(q), q
         given = {STAND_IN[name]: _uid(uid, UID_NAMES[name]) for name, uid in uids.items() if uid is not None}
         params = [given.get(p, p) if isinstance(p, str) else p for p in template.params]
-        return dataclasses.replace(template, params=params), None
+        return QidoStatement(plan=template.plan, sql=template.sql, params=params,
+                             with_metadata=template.with_metadata, charset=template.charset), None
 
     def _template(self, request, level: int, uids: dict, charset: str) -> QidoStatement | None:
         """The statement of a kind of search without query parameters, stand-ins in place of its
