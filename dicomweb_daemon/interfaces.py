@@ -260,6 +260,13 @@ class IIndex(Interface):
     def keep_series_extras(rows):  # noqa: N805
         """Those series' QIDO_EXTRAS kept; none given: noted as done for every series."""
 
+    def tags_missing(after, limit):  # noqa: N805
+        """(internal, main tags in one piece) of resources made before each kept them ([]: none
+        left; None: noted done before)."""
+
+    def keep_tags(rows):  # noqa: N805
+        """Those resources' main tags kept in one piece; none given: noted as done for every one."""
+
     # -- storage commitment -------------------------------------------------------------------
     def sop_classes_of(sop_uids):  # noqa: N805
         """{SOP instance UID: (SOP class UID, public ID)} of the instances stored here."""

@@ -139,11 +139,13 @@ class MaintenanceService(service.Service):
     async def _keep_qido_extras(self, batch: int = 500) -> None:
         """Once per index: the instances stored before their QIDO_EXTRAS were kept apart get them
         (stored_json.py), then the series made before each kept its own get those of their first
-        instance; a batch at a time while the daemon serves; until then a search reads them from
-        the whole stored JSON (of the series' first instance), as before."""
+        instance, then the resources made before they kept their main tags in one piece get them;
+        a batch at a time while the daemon serves; until then a search reads them as before (the
+        whole stored JSON, the series' first instance, a resource's rows of main tags)."""
         index = self.daemon.index
         await self._backfill(index.qido_extras_missing, index.keep_qido_extras, "instances", batch)
         await self._backfill(index.series_extras_missing, index.keep_series_extras, "series", batch)
+        await self._backfill(index.tags_missing, index.keep_tags, "resources", batch)
 
     async def _backfill(self, missing, keep, what: str, batch: int) -> None:
         """``keep`` what ``missing`` finds, a batch at a time, until it finds nothing (then noted)."""
@@ -158,7 +160,7 @@ class MaintenanceService(service.Service):
         if self.running and rows is not None:
             await in_db_write(keep, [])
         if done:
-            log.info("kept the QIDO-RS attributes of {count} earlier {what} apart", count=done, what=what)
+            log.info("kept what QIDO-RS reads of {count} earlier {what} in one piece", count=done, what=what)
 
     def stopService(self):  # noqa: N802 - Twisted API
         if self.loop.running:

@@ -5,9 +5,9 @@ remains SQLite's is translated here, once per statement text (cached): ``?`` pla
 psycopg's ``%s`` (and a literal ``%`` is doubled), ``x GLOB ?`` becomes ``x LIKE ?`` with the GLOB
 pattern given as a LIKE pattern (PostgreSQL's LIKE is case-sensitive as GLOB is, and uses a btree
 index for a fixed prefix under the ``C`` collation of these columns), ``group_concat(DISTINCT x)``
-becomes ``string_agg(DISTINCT x, ',')``, ``CROSS JOIN ... ON`` (SQLite's way of fixing the order
-of a join) a plain ``JOIN``. The schema's types are mapped (64-bit integers, ``BYTEA``,
-identity columns for SQLite's row ids)."""
+becomes ``string_agg(DISTINCT x, ',')``, ``json_group_object`` ``json_object_agg``, ``CROSS JOIN
+... ON`` (SQLite's way of fixing the order of a join) a plain ``JOIN``. The schema's types are
+mapped (64-bit integers, ``BYTEA``, identity columns for SQLite's row ids)."""
 from __future__ import annotations
 
 import re
@@ -22,6 +22,7 @@ _GROUP_CONCAT = re.compile(r"group_concat\(DISTINCT ([^()]+)\)")
 def translate(sql: str) -> tuple[str, tuple[int, ...]]:
     """``(statement for psycopg, positions of the parameters that are GLOB patterns)``."""
     sql = _GROUP_CONCAT.sub(r"string_agg(DISTINCT \1, ',')", sql)
+    sql = sql.replace("json_group_object(", "json_object_agg(")
     sql = sql.replace(" CROSS JOIN ", " JOIN ")  # SQLite's loop-order hint, an inner join with its ON
     pieces = sql.replace("%", "%%").split("?")
     out = [pieces[0]]

@@ -1,10 +1,15 @@
-"""The QIDO_EXTRAS (dicom/stored_json.py) of instances stored before the index kept them apart:
-derived from their stored JSON once, a batch at a time, while the daemon serves (service.py); then
-those of series made before each series kept its own (series_info), from their first instance."""
+"""What a search's results read in one piece, for what was stored before the index kept it so:
+the QIDO_EXTRAS (dicom/stored_json.py) of instances, derived from their stored JSON; those of
+series (series_info), from their first instance; each resource's main tags (resources.tags_json),
+from its rows of main_tags. Each once per index, a batch at a time, while the daemon serves
+(service.py)."""
 from __future__ import annotations
+
+from itertools import groupby
 
 from ..dicom.stored_json import qido_extras
 from .locking import retried
+from .writes import tags_json
 
 
 class QidoExtrasMixin:
@@ -51,3 +56,25 @@ class QidoExtrasMixin:
                           "ON CONFLICT (name) DO NOTHING")
             c.executemany("UPDATE series_info SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
                           [(extras, internal) for internal, extras in rows if extras is not None])
+
+    def tags_missing(self, after: int, limit: int) -> list[tuple[int, str]] | None:
+        """``(internal, its main tags in one piece)`` of up to ``limit`` resources after ``after``
+        that do not keep them; [] when none is left, None when that was noted already."""
+        if self.db.execute("SELECT 1 FROM globals WHERE name = 'TagsJson'").fetchone() is not None:
+            return None
+        rows = self.db.execute(
+            "SELECT r.internal, t.tag, t.value FROM resources r LEFT JOIN main_tags t ON t.internal = r.internal "
+            "WHERE r.internal IN (SELECT internal FROM resources WHERE tags_json IS NULL AND internal > ? "
+            "ORDER BY internal LIMIT ?) ORDER BY r.internal", (after, limit)).fetchall()
+        return [(internal, tags_json({tag: value for _i, tag, value in group if tag is not None}))
+                for internal, group in groupby(rows, key=lambda row: row[0])]
+
+    @retried
+    def keep_tags(self, rows: list[tuple[int, str]]) -> None:
+        """Each resource's main tags in one piece kept, unless it has them already; none given:
+        every resource has them (noted)."""
+        with self.transaction() as c:
+            if not rows:
+                c.execute("INSERT INTO globals (name, value) VALUES ('TagsJson', '1') ON CONFLICT (name) DO NOTHING")
+            c.executemany("UPDATE resources SET tags_json = ? WHERE internal = ? AND tags_json IS NULL",
+                          [(tags, internal) for internal, tags in rows])

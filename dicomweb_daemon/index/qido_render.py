@@ -78,6 +78,27 @@ def count_sql(kw: str) -> tuple[str, int]:
     return f"(SELECT COUNT(*) {frm})", at
 
 
+def main_tags_sql(at: int) -> str:
+    """The main tags of the resource ``m.c{at}`` in one piece (resources.tags_json): read with the
+    page's own rows (``m.t{at}``, see QidoMixin._qido_select) down to the study, the patient's by
+    its ID; where a resource was made before they were kept, from its rows of main_tags."""
+    if at == 0:
+        kept = f"COALESCE(x.tags_json, {_tags_from_rows('x.internal')})"
+        return f"(SELECT {kept} FROM resources x WHERE x.internal = m.c0)"
+    return f"COALESCE(m.t{at}, {_tags_from_rows(f'm.c{at}')})"
+
+
+def _tags_from_rows(ref: str) -> str:
+    return f"(SELECT CAST(json_group_object(tag, value) AS TEXT) FROM main_tags WHERE internal = {ref})"
+
+
+@lru_cache(maxsize=8192)
+def parsed_tags(text: str | None) -> dict[str, str]:
+    """A resource's main tags from their text in one piece (cached: a page's 250 instances carry
+    the same study's, and a viewer asks for the same study's series again and again)."""
+    return json.loads(text) if text else {}
+
+
 #: The SOP class of the instance ``m.c3`` (kept beside its file).
 SOP_CLASS_SQL = "(SELECT sop_class_uid FROM instances WHERE internal = m.c3)"
 
@@ -141,9 +162,11 @@ class ResultPlan:
     """The result attributes of a query at ``level`` and where each comes from.
 
     ``columns`` are SQL expressions over the page CTE ``m`` (columns ``c{level}`` .. ``c0``, the
-    internal IDs of the resource and its ancestors); ``items`` say, in tag order, how to turn the
-    row into JSON: ("sql", key, vr, column), ("count", key, column), ("list", key, vr, column),
-    ("url", uid columns), ("const", fragment), ("charset", key), ("meta", key)."""
+    internal IDs of the resource and its ancestors, and ``t{level}`` .. ``t1``, their main tags in
+    one piece); ``items`` say, in tag order, how to turn the row into JSON: ("tag", key, vr, column,
+    keyword) a main tag from the column of its resource's main tags, ("sql", key, vr, column),
+    ("count", key, column), ("list", key, vr, column), ("url", (column, keyword) of each UID),
+    ("const", fragment), ("charset", key), ("meta", key)."""
 
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
@@ -159,7 +182,7 @@ class ResultPlan:
         for tag in fields:
             key, kw = tag_hex(tag), keyword_of(tag)
             if kw == "RetrieveURL":
-                uids = [self._column(main_sql(_UID_OF_LEVEL[lv], lv), lv) for lv in range(1, level + 1)]
+                uids = [(self._tags_column(lv), _UID_OF_LEVEL[lv]) for lv in range(1, level + 1)]
                 items[key] = ("url", uids)
             elif kw == "SpecificCharacterSet":
                 items[key] = ("charset", key)
@@ -175,7 +198,7 @@ class ResultPlan:
                 vr = "CS" if kw == "ModalitiesInStudy" else "UI"
                 items[key] = ("list", key, vr, self._column(study_list_sql(kw), 1))
             elif (at := main_level(kw, level)) is not None and at <= level:
-                items[key] = ("sql", key, vr_of(tag), self._column(main_sql(kw, at), at))
+                items[key] = ("tag", key, vr_of(tag), self._tags_column(at), kw)
             else:
                 items[key] = ("meta", key)
         self.items = [items[k] for k in sorted(items)]
@@ -194,6 +217,12 @@ class ResultPlan:
             self._column_of[sql] = self.level + 1 + len(self.columns)
             self.columns.append((sql, at))
         return self._column_of[sql]
+
+    def _tags_column(self, at: int) -> int:
+        """Index of the main tags of the resource at level ``at`` among the row's values: a column
+        of the page's own rows from the study down (beside each row), the patient's computed once
+        per patient of the page."""
+        return self._column(main_tags_sql(at), at if at == 0 else self.level)
 
     def select(self, page_sql: str, with_metadata: bool = False, hint: str = "") -> str:
         """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``;
@@ -241,7 +270,11 @@ class ResultPlan:
         out = []
         for item in self.items:
             kind = item[0]
-            if kind == "sql":
+            if kind == "tag":
+                value = parsed_tags(row[item[3]]).get(item[4])
+                if value is not None:
+                    out.append(text_fragment(item[1], item[2], value))
+            elif kind == "sql":
                 value = row[item[3]]
                 if value is not None:
                     out.append(text_fragment(item[1], item[2], value))
@@ -254,8 +287,8 @@ class ResultPlan:
             elif kind == "list":
                 out.append(list_fragment(item[1], item[2], row[item[3]]))
             elif kind == "url":
-                url = ROOT_TOKEN + "".join(f"/{_URL_SEGMENT[lv]}/{row[c] or ''}"
-                                           for lv, c in enumerate(item[1], start=1))
+                url = ROOT_TOKEN + "".join(f"/{_URL_SEGMENT[lv]}/{parsed_tags(row[c]).get(kw) or ''}"
+                                           for lv, (c, kw) in enumerate(item[1], start=1))
                 out.append(f'"00081190":{{"vr":"UR","Value":[{_dumps(url)}]}}')
             else:
                 attr = (meta or {}).get(item[1])

@@ -12,6 +12,9 @@ LEVEL_NUMBER = {"Patient": 0, "Study": 1, "Series": 2, "Instance": 3}
 LEVEL_NAME = {v: k for k, v in LEVEL_NUMBER.items()}
 
 SCHEMA = """
+-- tags_json: the resource's main tags in one piece, a JSON object (keyword -> value) of its rows of
+-- main_tags, which a search's results read (qido_render.py) instead of a lookup per attribute; NULL:
+-- made before it was kept (read from main_tags then).
 CREATE TABLE IF NOT EXISTS resources (
     internal INTEGER PRIMARY KEY,
     public_id TEXT NOT NULL UNIQUE,
@@ -19,7 +22,8 @@ CREATE TABLE IF NOT EXISTS resources (
     parent INTEGER REFERENCES resources(internal) ON DELETE CASCADE,
     last_update TEXT NOT NULL,
     last_update_ts REAL NOT NULL,
-    stable INTEGER NOT NULL DEFAULT 0
+    stable INTEGER NOT NULL DEFAULT 0,
+    tags_json TEXT
 );
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent);
 CREATE INDEX IF NOT EXISTS resources_level ON resources(level, internal);
@@ -255,6 +259,7 @@ ADDED_COLUMNS = [
     ("instances", "called_aet", "TEXT NOT NULL DEFAULT ''"),
     ("instances", "qido_extras", "BLOB"),
     ("series_info", "qido_extras", "BLOB"),
+    ("resources", "tags_json", "TEXT"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

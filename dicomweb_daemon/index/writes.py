@@ -127,8 +127,9 @@ class WritesMixin:
                               "WHERE internal = ?", (stamp, now, parent))
                     continue
             parent = c.execute(
-                "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING internal", (public_id, depth, parent, stamp, now)).fetchone()[0]
+                "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts, tags_json) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING internal",
+                (public_id, depth, parent, stamp, now, tags_json(p.main_tags[level]))).fetchone()[0]
             if depth < 3:
                 seen[public_id] = parent
             _insert_tags(c, parent, level, p)
@@ -358,9 +359,16 @@ class WritesMixin:
                 c.execute("DELETE FROM main_tags WHERE internal = ?", row)
                 c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
                 _insert_tags(c, row[0], level, p)
+                c.execute("UPDATE resources SET tags_json = ? WHERE internal = ?",
+                          (tags_json(p.main_tags[level]), row[0]))
                 if level == "Series":
                     c.execute("UPDATE series_info SET qido_extras = ? WHERE internal = ?",
                               (p.qido_extras or qido_extras(p.metadata_json), row[0]))
+
+
+def tags_json(tags: dict[str, str]) -> str:
+    """A resource's main tags in one piece (resources.tags_json)."""
+    return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
 
 
 def _insert_tags(c, internal: int, level: str, p: ParsedInstance) -> None:

@@ -112,6 +112,8 @@ def test_an_index_made_before_the_extras_gets_their_column(tmp_path):
     with d.index.transaction() as c:
         c.execute("ALTER TABLE instances DROP COLUMN qido_extras")
         c.execute("ALTER TABLE series_info DROP COLUMN qido_extras")
+        c.execute("ALTER TABLE resources DROP COLUMN tags_json")
     d = local_daemon_in(tmp_path, config)
     assert d.index.db.execute("SELECT COUNT(qido_extras) FROM instances").fetchone() == (0,)
     assert d.index.db.execute("SELECT COUNT(qido_extras) FROM series_info").fetchone() == (0,)
+    assert d.index.db.execute("SELECT COUNT(tags_json) FROM resources").fetchone() == (0,)
