@@ -172,28 +172,26 @@ def copy_sql(name: str, offset: int, first: int, last: int, columns: list[str]) 
     setup = ["CREATE EXTENSION IF NOT EXISTS pgcrypto", PUBLIC_ID, "DROP TABLE IF EXISTS bench_paths",
              paths_sql(name, offset), "CREATE INDEX ON bench_paths(id)"]
     if name == "ours":
-        def copied_value(column: str) -> str:
-            return (f"CASE WHEN tag IN ({uids}) THEN {column} || '.' || k WHEN tag IN ({suffixed}) "
-                    f"THEN {column} || '-' || k ELSE {column} END")
-
         def tagged(table: str) -> str:
-            return (f"INSERT INTO {table} SELECT internal + k * {offset}, tag, {copied_value('value')}, "
-                    f"{copied_value('norm')} FROM {table}, {k} WHERE internal < {offset}")
+            return (f"INSERT INTO {table} SELECT internal + k * {offset}, tag, "
+                    f"CASE WHEN tag IN ({uids}) THEN value || '.' || k WHEN tag IN ({suffixed}) THEN value || '-' || k "
+                    f"ELSE value END, CASE WHEN tag IN ({uids}) THEN norm || '.' || k "
+                    f"WHEN tag IN ({suffixed}) THEN norm || '-' || k ELSE norm END "
+                    f"FROM {table}, {k} WHERE internal < {offset}")
         copied = ", ".join(f"internal + k * {offset}" if c == "internal" else c for c in columns)
-        # Each copy's main tags in one piece (resources.tags_json), as its rows of main_tags will be.
-        tags = (f"(SELECT CAST(json_object_agg(tag, {copied_value('value')}) AS TEXT) FROM main_tags t "
-                f"WHERE t.internal = resources.internal)")
         return setup + [
-            f"INSERT INTO resources (internal, public_id, level, parent, last_update, last_update_ts, stable, "
-            f"tags_json) SELECT internal + k * {offset}, bench_public_id(p.pid, p.uids, k), level, "
-            f"parent + k * {offset}, last_update, last_update_ts, stable, {tags} FROM resources "
-            f"JOIN bench_paths p ON p.id = internal, {k} WHERE internal < {offset}",
+            f"INSERT INTO resources (internal, public_id, level, parent, last_update, last_update_ts, stable) "
+            f"SELECT internal + k * {offset}, bench_public_id(p.pid, p.uids, k), level, parent + k * {offset}, "
+            f"last_update, last_update_ts, stable FROM resources JOIN bench_paths p ON p.id = internal, {k} "
+            f"WHERE internal < {offset}",
             tagged("main_tags"), tagged("study_patient_tags"),
+            # Each copy's main tags in one piece (resource_tags), from its rows.
+            f"INSERT INTO resource_tags SELECT internal, CAST(json_object_agg(tag, value) AS TEXT) FROM main_tags "
+            f"WHERE internal >= {offset} * {first} AND internal < {offset} * ({last} + 1) GROUP BY internal",
             f"INSERT INTO instances ({', '.join(columns)}) SELECT {copied} FROM instances, {k} "
             f"WHERE internal < {offset}",
             f"INSERT INTO series_info (internal, expected_instances, qido_extras) SELECT internal + k * {offset}, "
             f"expected_instances, qido_extras FROM series_info, {k} WHERE internal < {offset}",
-
             "SELECT setval(pg_get_serial_sequence('resources', 'internal'), (SELECT max(internal) FROM resources))",
             "DROP TABLE bench_paths", "ANALYZE"]
 

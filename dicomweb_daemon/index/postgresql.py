@@ -15,6 +15,7 @@ Transactions that fail on a serialization failure or a deadlock run again (locki
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -256,12 +257,22 @@ class PostgresIndex(SqlIndex):
                     c.execute("INSERT INTO globals VALUES ('SchemaVersion', ?) ON CONFLICT DO NOTHING",
                               (str(SCHEMA_VERSION),))
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
+                self._add_tables(c)
                 self._add_columns(c)
                 self._create_statistics(c)
                 self._create_trigram_indexes(c)
                 self._create_totals(c)
             finally:
                 c.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
+
+    @staticmethod
+    def _add_tables(c: Connection) -> None:
+        """The tables added since an index was created (as the schema makes them), made when missing
+        (asked first: nothing is locked when they are there)."""
+        for statement in schema():
+            found = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", statement)
+            if found and c.execute("SELECT to_regclass(?)", (found.group(1),)).fetchone()[0] is None:
+                c.execute(statement)
 
     @staticmethod
     def _add_columns(c: Connection) -> None:

@@ -112,7 +112,7 @@ class QidoMixin:
         cursor.close()
         out: list[str] = []
         for chunk in _chunks(chosen):
-            page_sql = self._qido_select(q.level, [], [f"r.internal IN ({_marks(len(chunk))})"], tags=True)
+            page_sql = self._qido_select(q.level, [], [f"r.internal IN ({_marks(len(chunk))})"])
             rows = self.db.execute(plan.select(page_sql, False), chunk).fetchall()
             out += [plan.render(row, metas.get(row[0]), q.charset) for row in rows]
         return out
@@ -143,14 +143,13 @@ class QidoMixin:
 
     def _qido_prepared(self, q: QidoQuery) -> tuple[ResultPlan, str, list, str, list[Filter]]:
         """The plan of ``q``'s results, the SQL of its matches and their parameters, the plan hint,
-        and the keys left to test on the stored DICOM JSON (none left: the matches are the page of
-        results, with their main tags)."""
+        and the keys left to test on the stored DICOM JSON."""
         fields = list(dict.fromkeys([*q.fields, *((f.path or (f.tag,))[0] for f in q.filters)]))
         plan = _plan(q.level, tuple(fields), q.all_fields)
         keys = [f for f in q.filters if not f.universal]
         joins, conds, params, post = self._qido_conditions(q.level, keys)
         hint = GENERIC_PLAN if keys and all(_identifier(f) for f in keys) else CUSTOM_PLAN
-        return plan, self._qido_select(q.level, joins, conds, tags=not post), params, hint, post
+        return plan, self._qido_select(q.level, joins, conds), params, hint, post
 
     @staticmethod
     def _qido_statement(plan: ResultPlan, sql: str, params: list, hint: str, q: QidoQuery) -> QidoStatement:
@@ -169,15 +168,11 @@ class QidoMixin:
             return "r.parent"
         return f"a{k + 1}.parent"
 
-    def _qido_select(self, level: int, tag_joins: list[str], conds: list[str], tags: bool = False) -> str:
-        """The matches in order, as internal IDs ``c{level}`` (the resource) .. ``c0`` (its patient);
-        ``tags``: for a page of results, with the main tags in one piece of the resource and of its
-        ancestors down from the study (``t{level}`` .. ``t1``, from the rows the page reads anyway)."""
+    def _qido_select(self, level: int, tag_joins: list[str], conds: list[str]) -> str:
+        """The matches in order, as internal IDs ``c{level}`` (the resource) .. ``c0`` (its patient)."""
         joins = "".join(f" JOIN resources a{k} ON a{k}.internal = {self._qido_ref(level, k)}"
                         for k in range(level - 1, 0, -1)) + "".join(tag_joins)
         cols = ", ".join(f"{self._qido_ref(level, k)} AS c{k}" for k in range(level, -1, -1))
-        if tags:
-            cols += "".join(f", {'r' if k == level else f'a{k}'}.tags_json AS t{k}" for k in range(level, 0, -1))
         # With keys on main tags, "+" keeps SQLite from walking the level index in order (which it
         # prefers for the ORDER BY) so that it starts from the keys' index; without keys, the level
         # index in order is the best plan, paging included.

@@ -1,7 +1,7 @@
 """What a search's results read in one piece, for what was stored before the index kept it so:
 the QIDO_EXTRAS (dicom/stored_json.py) of instances, derived from their stored JSON; those of
-series (series_info), from their first instance; each resource's main tags (resources.tags_json),
-from its rows of main_tags. Each once per index, a batch at a time, while the daemon serves
+series (series_info), from their first instance; each resource's main tags in one piece
+(resource_tags), from its rows of main_tags. Each once per index, a batch at a time, while the daemon serves
 (service.py)."""
 from __future__ import annotations
 
@@ -64,17 +64,19 @@ class QidoExtrasMixin:
             return None
         rows = self.db.execute(
             "SELECT r.internal, t.tag, t.value FROM resources r LEFT JOIN main_tags t ON t.internal = r.internal "
-            "WHERE r.internal IN (SELECT internal FROM resources WHERE tags_json IS NULL AND internal > ? "
-            "ORDER BY internal LIMIT ?) ORDER BY r.internal", (after, limit)).fetchall()
+            "WHERE r.internal IN (SELECT x.internal FROM resources x WHERE x.internal > ? AND NOT EXISTS "
+            "(SELECT 1 FROM resource_tags k WHERE k.internal = x.internal) ORDER BY x.internal LIMIT ?) "
+            "ORDER BY r.internal", (after, limit)).fetchall()
         return [(internal, tags_json({tag: value for _i, tag, value in group if tag is not None}))
                 for internal, group in groupby(rows, key=lambda row: row[0])]
 
     @retried
     def keep_tags(self, rows: list[tuple[int, str]]) -> None:
-        """Each resource's main tags in one piece kept, unless it has them already; none given:
-        every resource has them (noted)."""
+        """Each resource's main tags in one piece kept, unless it has them already (or is gone);
+        none given: every resource has them (noted)."""
         with self.transaction() as c:
             if not rows:
                 c.execute("INSERT INTO globals (name, value) VALUES ('TagsJson', '1') ON CONFLICT (name) DO NOTHING")
-            c.executemany("UPDATE resources SET tags_json = ? WHERE internal = ? AND tags_json IS NULL",
+            c.executemany("INSERT INTO resource_tags (internal, tags_json) SELECT internal, ? FROM resources "
+                          "WHERE internal = ? ON CONFLICT (internal) DO NOTHING",
                           [(tags, internal) for internal, tags in rows])

@@ -79,13 +79,10 @@ def count_sql(kw: str) -> tuple[str, int]:
 
 
 def main_tags_sql(at: int) -> str:
-    """The main tags of the resource ``m.c{at}`` in one piece (resources.tags_json): read with the
-    page's own rows (``m.t{at}``, see QidoMixin._qido_select) down to the study, the patient's by
-    its ID; where a resource was made before they were kept, from its rows of main_tags."""
-    if at == 0:
-        kept = f"COALESCE(x.tags_json, {_tags_from_rows('x.internal')})"
-        return f"(SELECT {kept} FROM resources x WHERE x.internal = m.c0)"
-    return f"COALESCE(m.t{at}, {_tags_from_rows(f'm.c{at}')})"
+    """The main tags of the resource ``m.c{at}`` in one piece (resource_tags); where a resource was
+    made before they were kept so, from its rows of main_tags."""
+    return (f"COALESCE((SELECT tags_json FROM resource_tags WHERE internal = m.c{at}), "
+            f"{_tags_from_rows(f'm.c{at}')})")
 
 
 def _tags_from_rows(ref: str) -> str:
@@ -162,11 +159,11 @@ class ResultPlan:
     """The result attributes of a query at ``level`` and where each comes from.
 
     ``columns`` are SQL expressions over the page CTE ``m`` (columns ``c{level}`` .. ``c0``, the
-    internal IDs of the resource and its ancestors, and ``t{level}`` .. ``t1``, their main tags in
-    one piece); ``items`` say, in tag order, how to turn the row into JSON: ("tag", key, vr, column,
-    keyword) a main tag from the column of its resource's main tags, ("sql", key, vr, column),
-    ("count", key, column), ("list", key, vr, column), ("url", (column, keyword) of each UID),
-    ("const", fragment), ("charset", key), ("meta", key)."""
+    internal IDs of the resource and its ancestors); ``items`` say, in tag order, how to turn the
+    row into JSON: ("tag", key, vr, column, keyword) a main tag from the column of its resource's
+    main tags in one piece, ("sql", key, vr, column), ("count", key, column), ("list", key, vr,
+    column), ("url", (column, keyword) of each UID), ("const", fragment), ("charset", key),
+    ("meta", key)."""
 
     def __init__(self, level: int, fields: list[int], all_fields: bool):
         self.level = level
@@ -219,10 +216,9 @@ class ResultPlan:
         return self._column_of[sql]
 
     def _tags_column(self, at: int) -> int:
-        """Index of the main tags of the resource at level ``at`` among the row's values: a column
-        of the page's own rows from the study down (beside each row), the patient's computed once
-        per patient of the page."""
-        return self._column(main_tags_sql(at), at if at == 0 else self.level)
+        """Index of the main tags in one piece of the resource at level ``at`` among the row's
+        values (an ancestor's read once per ancestor of the page)."""
+        return self._column(main_tags_sql(at), at)
 
     def select(self, page_sql: str, with_metadata: bool = False, hint: str = "") -> str:
         """The query of the page's rows and values, ``page_sql`` giving the IDs ``c{level}`` .. ``c0``;

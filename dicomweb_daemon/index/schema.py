@@ -12,9 +12,6 @@ LEVEL_NUMBER = {"Patient": 0, "Study": 1, "Series": 2, "Instance": 3}
 LEVEL_NAME = {v: k for k, v in LEVEL_NUMBER.items()}
 
 SCHEMA = """
--- tags_json: the resource's main tags in one piece, a JSON object (keyword -> value) of its rows of
--- main_tags, which a search's results read (qido_render.py) instead of a lookup per attribute; NULL:
--- made before it was kept (read from main_tags then).
 CREATE TABLE IF NOT EXISTS resources (
     internal INTEGER PRIMARY KEY,
     public_id TEXT NOT NULL UNIQUE,
@@ -22,12 +19,20 @@ CREATE TABLE IF NOT EXISTS resources (
     parent INTEGER REFERENCES resources(internal) ON DELETE CASCADE,
     last_update TEXT NOT NULL,
     last_update_ts REAL NOT NULL,
-    stable INTEGER NOT NULL DEFAULT 0,
-    tags_json TEXT
+    stable INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent);
 CREATE INDEX IF NOT EXISTS resources_level ON resources(level, internal);
 CREATE INDEX IF NOT EXISTS resources_unstable ON resources(last_update_ts) WHERE stable = 0;
+
+-- A resource's main tags in one piece: a JSON object (keyword -> value) of its rows of main_tags,
+-- which a search's results read (qido_render.py) instead of a lookup per attribute; no row: made
+-- before they were kept so (read from main_tags then). A table of its own: resources stays narrow
+-- for the searches that walk it.
+CREATE TABLE IF NOT EXISTS resource_tags (
+    internal INTEGER PRIMARY KEY REFERENCES resources(internal) ON DELETE CASCADE,
+    tags_json TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS main_tags (
     internal INTEGER NOT NULL REFERENCES resources(internal) ON DELETE CASCADE,
@@ -259,7 +264,6 @@ ADDED_COLUMNS = [
     ("instances", "called_aet", "TEXT NOT NULL DEFAULT ''"),
     ("instances", "qido_extras", "BLOB"),
     ("series_info", "qido_extras", "BLOB"),
-    ("resources", "tags_json", "TEXT"),
 ]
 
 # Filled once in an index made before the table existed: each study gets its patient's tags.

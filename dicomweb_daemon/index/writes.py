@@ -127,9 +127,8 @@ class WritesMixin:
                               "WHERE internal = ?", (stamp, now, parent))
                     continue
             parent = c.execute(
-                "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts, tags_json) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING internal",
-                (public_id, depth, parent, stamp, now, tags_json(p.main_tags[level]))).fetchone()[0]
+                "INSERT INTO resources (public_id, level, parent, last_update, last_update_ts) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING internal", (public_id, depth, parent, stamp, now)).fetchone()[0]
             if depth < 3:
                 seen[public_id] = parent
             _insert_tags(c, parent, level, p)
@@ -359,24 +358,26 @@ class WritesMixin:
                 c.execute("DELETE FROM main_tags WHERE internal = ?", row)
                 c.execute("DELETE FROM study_patient_tags WHERE internal = ?", row)
                 _insert_tags(c, row[0], level, p)
-                c.execute("UPDATE resources SET tags_json = ? WHERE internal = ?",
-                          (tags_json(p.main_tags[level]), row[0]))
                 if level == "Series":
                     c.execute("UPDATE series_info SET qido_extras = ? WHERE internal = ?",
                               (p.qido_extras or qido_extras(p.metadata_json), row[0]))
 
 
 def tags_json(tags: dict[str, str]) -> str:
-    """A resource's main tags in one piece (resources.tags_json)."""
+    """A resource's main tags in one piece (resource_tags.tags_json)."""
     return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
 
 
 def _insert_tags(c, internal: int, level: str, p: ParsedInstance) -> None:
     """The main tag rows of a resource at ``level`` from the instance ``p``; a study also keeps the
     patient's tags as its instances had them (Orthanc's PatientMainDicomTags): studies of one
-    PatientID under other names are found by their own."""
+    PatientID under other names are found by their own. The same tags in one piece too (set again
+    when a resource's main tags are)."""
+    tags = p.main_tags[level]
     c.executemany("INSERT INTO main_tags VALUES (?, ?, ?, ?)",
-                  [(internal, k, v, normalize(v)) for k, v in p.main_tags[level].items()])
+                  [(internal, k, v, normalize(v)) for k, v in tags.items()])
+    c.execute("INSERT INTO resource_tags (internal, tags_json) VALUES (?, ?) "
+              "ON CONFLICT (internal) DO UPDATE SET tags_json = excluded.tags_json", (internal, tags_json(tags)))
     if level == "Study":
         c.executemany("INSERT INTO study_patient_tags VALUES (?, ?, ?, ?)",
                       [(internal, k, v, normalize(v)) for k, v in p.main_tags["Patient"].items()])

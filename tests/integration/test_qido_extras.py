@@ -106,14 +106,15 @@ async def test_searches_answer_the_same_from_the_extras_before_and_after_they_ar
 
 
 def test_an_index_made_before_the_extras_gets_their_column(tmp_path):
-    """Opened again after the column is dropped (an index of an earlier version), the index adds it."""
+    """Opened again after the columns (and the main tags' table in one piece) are dropped (an index of
+    an earlier version), the index adds them."""
     config = index_config()
     d = local_daemon_in(tmp_path, config)
     with d.index.transaction() as c:
         c.execute("ALTER TABLE instances DROP COLUMN qido_extras")
         c.execute("ALTER TABLE series_info DROP COLUMN qido_extras")
-        c.execute("ALTER TABLE resources DROP COLUMN tags_json")
+        c.execute("DROP TABLE resource_tags")
     d = local_daemon_in(tmp_path, config)
     assert d.index.db.execute("SELECT COUNT(qido_extras) FROM instances").fetchone() == (0,)
     assert d.index.db.execute("SELECT COUNT(qido_extras) FROM series_info").fetchone() == (0,)
-    assert d.index.db.execute("SELECT COUNT(tags_json) FROM resources").fetchone() == (0,)
+    assert d.index.db.execute("SELECT COUNT(*) FROM resource_tags").fetchone() == (0,)

@@ -1,4 +1,4 @@
-"""Each resource's main tags kept in one piece (resources.tags_json), on the suite's index engine:
+"""Each resource's main tags kept in one piece (resource_tags), on the suite's index engine:
 written at ingest and when main tags are set again, equal to its rows of main_tags; a search reads
 its results' attributes from them, and answers the same for resources made before they were kept
 (from their rows of main_tags), which get them later, once."""
@@ -20,7 +20,8 @@ STUDY = "1.2.826.0.1.3680043.8.498.5151"
 
 
 def _kept(d) -> dict[int, dict | None]:
-    rows = d.index.db.execute("SELECT internal, tags_json FROM resources ORDER BY internal").fetchall()
+    rows = d.index.db.execute("SELECT r.internal, k.tags_json FROM resources r "
+                              "LEFT JOIN resource_tags k ON k.internal = r.internal ORDER BY r.internal").fetchall()
     return {internal: None if text is None else json.loads(text) for internal, text in rows}
 
 
@@ -63,7 +64,7 @@ async def test_resources_keep_their_main_tags_in_one_piece_and_searches_read_the
     # What a search reads is the piece (not the rows).
     study = next(internal for internal, tags in kept.items() if "StudyDescription" in tags)
     with d.index.transaction() as c:
-        c.execute("UPDATE resources SET tags_json = ? WHERE internal = ?",
+        c.execute("UPDATE resource_tags SET tags_json = ? WHERE internal = ?",
                   (json.dumps({**kept[study], "StudyDescription": "ONE PIECE"}), study))
     assert (await _searches(d))[0][0]["00081030"] == {"vr": "LO", "Value": ["ONE PIECE"]}
 
@@ -83,7 +84,7 @@ async def test_resources_made_before_are_answered_from_their_rows_then_get_their
     await _store(d, extra={"StudyDescription": "BEFORE"})
     kept, searches = _kept(d), await _searches(d)
     with d.index.transaction() as c:
-        c.execute("UPDATE resources SET tags_json = NULL")
+        c.execute("DELETE FROM resource_tags")
         c.execute("DELETE FROM globals WHERE name = 'TagsJson'")
     assert await _searches(d) == searches
     service = MaintenanceService(d)
