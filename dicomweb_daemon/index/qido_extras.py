@@ -1,8 +1,8 @@
 """What a search's results read in one piece, for what was stored before the index kept it so:
 the QIDO_EXTRAS (dicom/stored_json.py) of instances, derived from their stored JSON; those of
 series (series_info), from their first instance; each resource's main tags in one piece
-(resource_tags), from its rows of main_tags. Each once per index, a batch at a time, while the daemon serves
-(service.py)."""
+(resource_tags), from its rows of main_tags. Each once per index, a batch at a time, while the
+daemon serves (service.py)."""
 from __future__ import annotations
 
 from itertools import groupby
