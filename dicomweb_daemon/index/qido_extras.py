@@ -12,13 +12,22 @@ from .locking import retried
 from .writes import tags_json
 
 
+def _note(c, name: str) -> None:
+    """A pass noted as done for the whole index (a row of globals): later starts do not look again."""
+    c.execute("INSERT INTO globals (name, value) VALUES (?, '1') ON CONFLICT (name) DO NOTHING", (name,))
+
+
 class QidoExtrasMixin:
     """Finding the instances without their QIDO_EXTRAS, and keeping them."""
+
+    def _noted(self, name: str) -> bool:
+        """Whether the pass ``name`` was noted as done (_note)."""
+        return self.db.execute("SELECT 1 FROM globals WHERE name = ?", (name,)).fetchone() is not None
 
     def qido_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes]] | None:
         """``(internal, QIDO_EXTRAS)`` of up to ``limit`` instances after ``after`` that lack them,
         derived from their stored JSON; [] when none is left, None when that was noted already."""
-        if self.db.execute("SELECT 1 FROM globals WHERE name = 'QidoExtras'").fetchone() is not None:
+        if self._noted("QidoExtras"):
             return None
         rows = self.db.execute("SELECT internal, metadata FROM instances WHERE qido_extras IS NULL AND internal > ? "
                                "ORDER BY internal LIMIT ?", (after, limit)).fetchall()
@@ -30,14 +39,14 @@ class QidoExtrasMixin:
         has them (noted: later starts do not look again)."""
         with self.transaction() as c:
             if not rows:
-                c.execute("INSERT INTO globals (name, value) VALUES ('QidoExtras', '1') ON CONFLICT (name) DO NOTHING")
+                _note(c, "QidoExtras")
             c.executemany("UPDATE instances SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
                           [(extras, internal) for internal, extras in rows])
 
     def series_extras_missing(self, after: int, limit: int) -> list[tuple[int, bytes | None]] | None:
         """``(internal, QIDO_EXTRAS of its first instance)`` of up to ``limit`` series after
         ``after`` that do not keep them; [] when none is left, None when that was noted already."""
-        if self.db.execute("SELECT 1 FROM globals WHERE name = 'SeriesQidoExtras'").fetchone() is not None:
+        if self._noted("SeriesQidoExtras"):
             return None
         rows = self.db.execute(
             "SELECT s.internal, (SELECT i.qido_extras FROM instances i WHERE i.internal = "
@@ -52,15 +61,14 @@ class QidoExtrasMixin:
         given: every series has them (noted)."""
         with self.transaction() as c:
             if not rows:
-                c.execute("INSERT INTO globals (name, value) VALUES ('SeriesQidoExtras', '1') "
-                          "ON CONFLICT (name) DO NOTHING")
+                _note(c, "SeriesQidoExtras")
             c.executemany("UPDATE series_info SET qido_extras = ? WHERE internal = ? AND qido_extras IS NULL",
                           [(extras, internal) for internal, extras in rows if extras is not None])
 
     def tags_missing(self, after: int, limit: int) -> list[tuple[int, str]] | None:
         """``(internal, its main tags in one piece)`` of up to ``limit`` resources after ``after``
         that do not keep them; [] when none is left, None when that was noted already."""
-        if self.db.execute("SELECT 1 FROM globals WHERE name = 'TagsJson'").fetchone() is not None:
+        if self._noted("TagsJson"):
             return None
         rows = self.db.execute(
             "SELECT r.internal, t.tag, t.value FROM resources r LEFT JOIN main_tags t ON t.internal = r.internal "
@@ -76,7 +84,7 @@ class QidoExtrasMixin:
         none given: every resource has them (noted)."""
         with self.transaction() as c:
             if not rows:
-                c.execute("INSERT INTO globals (name, value) VALUES ('TagsJson', '1') ON CONFLICT (name) DO NOTHING")
+                _note(c, "TagsJson")
             c.executemany("INSERT INTO resource_tags (internal, tags_json) SELECT internal, ? FROM resources "
                           "WHERE internal = ? ON CONFLICT (internal) DO NOTHING",
                           [(tags, internal) for internal, tags in rows])
