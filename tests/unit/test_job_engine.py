@@ -100,6 +100,14 @@ async def test_pause_resume_cancel_resubmit(tmp_path, pools):
         engine.stopService()
 
 
+def crash(engine: JobEngine) -> None:
+    """Stop as a crash would: the running jobs end where they are (not at their next step, which a
+    graceful stop waits for and which makes a job that can run again Pending), their rows Running."""
+    for running in list(engine.active.values()):
+        running.cancel()
+    engine.stopService()
+
+
 async def _is(daemon, job_id: str, wanted: str) -> bool:
     return await state(daemon, job_id) == wanted
 
@@ -113,7 +121,7 @@ async def test_interrupted_jobs_run_again_or_fail_at_the_next_start(tmp_path, po
     engine.startService()
     job = await engine.submit("Gate", {"name": "again"})
     await until(lambda: _is(daemon, job, "Running"))
-    engine.stopService()  # the row stays Running, as after a crash
+    crash(engine)
     assert await state(daemon, job) == "Running"
     gate.open = True
     restarted = JobEngine(daemon)
@@ -130,7 +138,7 @@ async def test_interrupted_jobs_run_again_or_fail_at_the_next_start(tmp_path, po
     other.startService()
     once = await other.submit("Gate", {"name": "once"})
     await until(lambda: _is(daemon, once, "Running"))
-    other.stopService()
+    crash(other)
     last = JobEngine(daemon)
     last.register(JobKind("Gate", gate.run, rerunnable=False))
     last.startService()
