@@ -150,3 +150,11 @@ class ParameterOutOfRange(BadRequest):
 
     orthanc_error = "Parameter out of range"
     orthanc_status = 3
+
+
+class RangeNotSatisfiable(DaemonError):
+    """A byte range that starts past the end of the content, or that cannot be read."""
+
+    status = 416
+    orthanc_error = "Range not satisfiable"
+    orthanc_status = 3003

@@ -210,8 +210,8 @@ class IIndex(Interface):
     def fold_totals():  # noqa: N805
         """(maintenance) Keep the running totals that ``statistics()`` reads compact."""
 
-    def changes(since, limit):  # noqa: N805
-        """Orthanc's /changes answer."""
+    def changes(since, limit, types=(), to=None, backwards=False):  # noqa: N805
+        """Orthanc's /changes answer (with its ExtendedChanges: by type, up to ``to``)."""
 
     def last_changes(limit):  # noqa: N805
         """Orthanc's /changes?last answer."""
@@ -219,8 +219,9 @@ class IIndex(Interface):
     def exports(since, limit):  # noqa: N805
         """Orthanc's /exports answer."""
 
-    def find(level, query, case_sensitive=True, limit=0, since=0):  # noqa: N805
-        """Public IDs matching an Orthanc /tools/find query."""
+    def find(level, query, case_sensitive=True, limit=0, since=0, labels=(), labels_constraint="All",  # noqa: N805
+             scope=None):
+        """Public IDs matching an Orthanc /tools/find query (``scope``: its extended parts, find_scope.py)."""
 
     def study_months():  # noqa: N805
         """The months (``YYYYMM``) of the studies' StudyDate (the WebDAV share's by-dates view)."""

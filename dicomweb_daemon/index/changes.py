@@ -55,21 +55,40 @@ class ChangeLog:
         self.rows = []
 
 
+#: Orthanc's types of change (its ChangeType), the values ``GET /changes?type=`` takes.
+CHANGE_TYPES = ("CompletedSeries", "Deleted", "NewChildInstance", "NewInstance", "NewPatient", "NewSeries",
+                "NewStudy", "AnonymizedStudy", "AnonymizedSeries", "ModifiedStudy", "ModifiedSeries",
+                "AnonymizedPatient", "ModifiedPatient", "StablePatient", "StableStudy", "StableSeries",
+                "UpdatedAttachment", "UpdatedMetadata")
+
+
 class ChangesMixin:
-    def changes(self, since: int = 0, limit: int = 100) -> dict:
-        """``GET /changes``: entries with ``Seq > since``, at most ``limit``; ``Done`` when all given."""
+    def changes(self, since: int = 0, limit: int = 100, types: tuple[str, ...] = (), to: int | None = None,
+                backwards: bool = False) -> dict:
+        """``GET /changes``: entries with ``Seq > since`` (and ``<= to``; of ``types`` only), at most
+        ``limit``, oldest first; ``Done`` when all of them are given. ``backwards`` (Orthanc's ``to``
+        without ``since``): the newest ``limit`` up to ``to``, still given oldest first, never Done."""
+        where, params = ["seq > ?"], [since]
+        if to is not None:
+            where.append("seq <= ?")
+            params.append(to)
+        if types:
+            where.append(f"change_type IN ({', '.join('?' * len(types))})")
+            params += types
         rows = self.db.execute(
-            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            (since, limit + 1)).fetchall()
-        done = len(rows) <= limit
+            "SELECT seq, change_type, level, public_id, date FROM changes WHERE " + " AND ".join(where)
+            + f" ORDER BY seq {'DESC' if backwards else ''} LIMIT ?", (*params, limit + 1)).fetchall()
+        done = len(rows) <= limit and not backwards
         rows = rows[:limit]
+        if backwards:
+            rows.reverse()
         entries = []
         for seq, change_type, level, public_id, date in rows:
             name = LEVEL_NAME[level]
             entries.append({"ChangeType": change_type, "Date": date, "ID": public_id,
                             "Path": f"/{_PLURAL[name]}/{public_id}", "ResourceType": name, "Seq": seq})
         last = rows[-1][0] if rows else self.last_change()
-        return {"Changes": entries, "Done": done, "Last": last}
+        return {"Changes": entries, "Done": done, "First": rows[0][0] if rows else last, "Last": last}
 
     def last_change(self) -> int:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
@@ -78,7 +97,7 @@ class ChangesMixin:
     def last_changes(self, limit: int) -> dict:
         """``GET /changes?last``: the newest entry (Orthanc ignores ``limit`` there)."""
         last = self.last_change()
-        return self.changes(max(last - 1, 0), 1) if last else {"Changes": [], "Done": True, "Last": 0}
+        return self.changes(max(last - 1, 0), 1) if last else {"Changes": [], "Done": True, "First": 0, "Last": 0}
 
     def last_exports(self) -> dict:
         """``GET /exports?last``: the newest entry."""

@@ -13,8 +13,9 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..dicom.tags import LEVEL_OF_KEYWORD
 from ..errors import BadRequest
+from .find_scope import FindScope, OrderKey, as_number, order_by_sql, order_columns, scope_sql, sort_rows
 from .labels import labels_filter
-from .normalize import normalize
+from .normalize import dicom_glob, normalize
 from .schema import CUSTOM_PLAN, LEVEL_NUMBER, NO_LIMIT
 
 RANGE_VRS = {"DA", "TM", "DT"}
@@ -38,15 +39,6 @@ class Constraint:
     params: list
 
 
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "[]" else c for c in text)
-
-
-def _glob(pattern: str) -> str:
-    """DICOM wildcards to a SQLite GLOB pattern (``[`` and ``]`` are literal in DICOM)."""
-    return "".join(c if c in "*?" else _glob_escape(c) for c in pattern)
-
-
 def vr_of(keyword: str) -> str:
     tag = tag_for_keyword(keyword)
     try:
@@ -63,7 +55,7 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
             return None
         level, keyword = 2, "Modality"
         cond = " OR ".join("t.value GLOB ?" for _ in values)
-        return Constraint(keyword, level, f"({cond})", [_glob(v) for v in values])
+        return Constraint(keyword, level, f"({cond})", [dicom_glob(v) for v in values])
     if keyword not in LEVEL_OF_KEYWORD:
         raise KeyError(keyword)
     if pattern == "":
@@ -89,9 +81,9 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
         values = [norm(v) for v in pattern.split("\\")]
         conds = [f"{col} GLOB ?" if ("*" in v or "?" in v) else f"{col} = ?" for v in values]
         return Constraint(keyword, level, "(" + " OR ".join(conds) + ")",
-                          [_glob(v) if ("*" in v or "?" in v) else v for v in values])
+                          [dicom_glob(v) if ("*" in v or "?" in v) else v for v in values])
     if "*" in pattern or "?" in pattern:
-        return Constraint(keyword, level, f"{col} GLOB ?", [_glob(norm(pattern))])
+        return Constraint(keyword, level, f"{col} GLOB ?", [dicom_glob(norm(pattern))])
     return Constraint(keyword, level, f"{col} = ?", [norm(pattern)])
 
 
@@ -100,10 +92,12 @@ _TAG_ALIAS = re.compile(r"\bt\.")
 
 def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
              labels: tuple[str, list] = ("", []), columns: str = "r.public_id",
-             from_tags: bool = False) -> tuple[str, list]:
-    """One SELECT of the public IDs (or other ``columns`` of the resource ``r``) at ``level`` that
-    satisfy every constraint (and ``labels``, a condition on ``r`` with its parameters: see
-    labels.labels_filter).
+             from_tags: bool = False, scope: tuple[str, list] = ("", []), order: tuple[str, list] = ("", []),
+             column_params: list = ()) -> tuple[str, list]:
+    """One SELECT of the public IDs (or other ``columns`` of the resource ``r``, with their
+    parameters) at ``level`` that satisfy every constraint (and ``labels`` and ``scope``,
+    conditions on ``r`` with their parameters: see labels.labels_filter, find_scope.scope_sql), in
+    the ``order`` given (``ORDER BY`` terms that the creation order follows: find_scope.order_by_sql).
 
     A key on the resource's or an ancestor's main tags is a join (one row at most: (internal, tag)
     is the key). ``from_tags`` (the engine's choice: SQLite's) starts a search without a limit, which
@@ -141,11 +135,14 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
             where.append(f"EXISTS (SELECT 1 FROM resources d1 {chain} JOIN main_tags t ON "
                          f"t.internal = d{depth}.internal WHERE d1.parent = r.internal AND t.tag = ? AND {c.sql})")
             params += [c.keyword, *c.params]
+    if scope[0]:
+        where.append(scope[0])
+        params += scope[1]
     # "+": SQLite would rather walk the level's index, in the ORDER BY's order.
     where.insert(0, f"{'+' if from_tags and join_params else ''}r.level = ?")
-    params = join_params + [target] + params
+    params = [*column_params, *join_params, target, *params, *order[1]]
     sql = (f"SELECT {columns} FROM resources r {' '.join(joins)} WHERE {' AND '.join(where)} "
-           "ORDER BY r.internal LIMIT ? OFFSET ?")
+           f"ORDER BY {order[0]}r.internal LIMIT ? OFFSET ?")
     # A wildcard's plan depends on its pattern (PostgreSQL: a trigram index for "*HEAD*", see pg_sql.py).
     return (CUSTOM_PLAN + sql if " GLOB " in sql else sql), params + [limit or NO_LIMIT, since]
 
@@ -161,6 +158,15 @@ def value_matches(pattern: str, value: str, vr: str, case_sensitive: bool) -> bo
         return (not low or value >= low) and (not high or value[: len(high)] <= high)
     options = pattern.split("\\")
     return any(fnmatchcase(value, _fnmatch(o)) if ("*" in o or "?" in o) else value == o for o in options)
+
+
+def _json_order_value(attrs: dict, key: OrderKey):
+    """A key of an order read from a resource's stored DICOM JSON (a tag outside the main tags)."""
+    from .computed import json_value_text
+
+    attr = attrs.get(f"{tag_for_keyword(key.keyword):08X}")
+    text = json_value_text(attr) if attr is not None and attr.get("Value") else None
+    return as_number(text) if key.numeric else text
 
 
 def _fnmatch(pattern: str) -> str:
@@ -182,9 +188,12 @@ def split_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 class FindMixin:
     def find(self, level: str, query: dict[str, str], case_sensitive: bool = True, limit: int = 0,
-             since: int = 0, labels: list[str] = (), labels_constraint: str = "All") -> list[str]:
-        """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``, and that
-        have all, any or none (``labels_constraint``) of ``labels``.
+             since: int = 0, labels: list[str] = (), labels_constraint: str = "All",
+             scope: FindScope | None = None) -> list[str]:
+        """Public IDs at ``level`` whose tags (or ancestors' / descendants') match ``query``, that
+        have all, any or none (``labels_constraint``) of ``labels``, and that are in ``scope``
+        (descendants of a resource, metadata, order: find_scope.py), in creation order unless the
+        scope orders them.
 
         Main tags are matched in SQL; other tags against the DICOM JSON stored at ingest for the
         resource's first instance (as Orthanc reads a file for them), never against the files."""
@@ -192,18 +201,37 @@ class FindMixin:
         constraints = [c for k, v in main.items() if (c := constraint(k, v, case_sensitive)) is not None]
         other = {k: v for k, v in other.items() if v != ""}
         labelled = labels_filter(list(labels), labels_constraint)
-        if not other:
-            sql, params = find_sql(level, constraints, limit, since, labelled, from_tags=self.from_tags)
+        target = LEVEL_NUMBER[level]
+        scope = scope or FindScope()
+        parent = None
+        if scope.parent is not None:
+            row = self.db.execute("SELECT internal, level FROM resources WHERE public_id = ?",
+                                  (scope.parent[1],)).fetchone()
+            if row is None or row[1] != scope.parent[0]:
+                return []  # as Orthanc: no descendants of a resource it does not have
+            parent = row[0]
+        where = scope_sql(scope, target, parent)
+        keys = order_columns(scope.order, target)
+        if not other and None not in keys:
+            order = order_by_sql(keys, scope.order)
+            sql, params = find_sql(level, constraints, limit, since, labelled, from_tags=self.from_tags,
+                                   scope=where, order=order)
             return [r[0] for r in self.db.execute(sql, params)]
-        sql, params = find_sql(level, constraints, 0, 0, labelled, from_tags=self.from_tags)
-        found = []
-        depth = LEVEL_NUMBER[level]
-        for (public_id,) in self.db.execute(sql, params).fetchall():
-            internal = self.internal_of(public_id)
-            attrs = self._first_instance_json(internal, depth)
-            if all(_json_matches(attrs, k, v, case_sensitive) for k, v in other.items()):
-                found.append(public_id)
-        return found[since : since + limit if limit else None]
+        # Tags outside the main tags: matched, and ordered by, in Python after the SQL search.
+        in_sql = [k for k in keys if k is not None]
+        sql, params = find_sql(level, constraints, 0, 0, labelled, from_tags=self.from_tags, scope=where,
+                               columns="r.public_id, r.internal" + "".join(f", {v}" for v, _ in in_sql),
+                               column_params=[p for _, ps in in_sql for p in ps])
+        rows = []
+        for public_id, internal, *values in self.db.execute(sql, params).fetchall():
+            attrs = self._first_instance_json(internal, target) if other or len(in_sql) < len(keys) else {}
+            if not all(_json_matches(attrs, k, v, case_sensitive) for k, v in other.items()):
+                continue
+            given = iter(values)
+            rows.append([public_id, *(next(given) if k is not None else _json_order_value(attrs, o)
+                                      for k, o in zip(keys, scope.order, strict=True))])
+        rows = sort_rows(rows, scope.order, 1)
+        return [r[0] for r in rows[since : since + limit if limit else None]]
 
     def study_months(self) -> list[str]:
         """The months (``YYYYMM``) that studies were made in, from their StudyDate (WebDAV by-dates)."""

@@ -78,7 +78,7 @@ def schema() -> list[str]:
     text = text.replace("internal INTEGER PRIMARY KEY,", f"internal {identity},")  # resources: a row id
     text = pg_types(text.replace(") WITHOUT ROWID;", ");"))
     statements = [s.strip() for s in re.sub(r"--[^\n]*", "", text).split(";")]
-    return [s for s in statements if s] + FUNCTIONS
+    return [s for s in statements if s] + FUNCTIONS + ADDED_FUNCTIONS
 
 
 def pg_types(text: str) -> str:
@@ -117,12 +117,20 @@ TRIGRAMS = ["CREATE EXTENSION IF NOT EXISTS pg_trgm"] + [
     for name, (table, column) in TRIGRAM_INDEXES.items()]
 
 
-# The Python functions the SQLite connection registers for QIDO (index/qido_matching.py), in SQL:
-# upper-casing that knows more than ASCII, and upper-casing without accents.
+# The Python functions the SQLite connection registers (index/qido_matching.py), in SQL: upper-casing
+# that knows more than ASCII, upper-casing without accents, and a text as a number (NULL when it is
+# not one: an OrderBy of /tools/find, find_scope.py).
 FUNCTIONS = [
     "CREATE EXTENSION IF NOT EXISTS unaccent",
     """CREATE OR REPLACE FUNCTION qido_upper(t TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
        AS $$ SELECT upper(t COLLATE "und-x-icu") COLLATE "C" $$""",
     """CREATE OR REPLACE FUNCTION qido_normalize(t TEXT) RETURNS TEXT LANGUAGE sql STABLE PARALLEL SAFE
        AS $$ SELECT upper(unaccent(t) COLLATE "und-x-icu") COLLATE "C" $$""",
+]
+#: Functions added since the first indexes were made: made again at each start (postgresql.py).
+#: (No "?" in them: statements go through ``translate``.)
+ADDED_FUNCTIONS = [
+    r"""CREATE OR REPLACE FUNCTION as_number(t TEXT) RETURNS DOUBLE PRECISION LANGUAGE sql IMMUTABLE PARALLEL SAFE
+       AS $$ SELECT CASE WHEN t ~ '^\s*[-+]{0,1}([0-9]+\.{0,1}[0-9]*|\.[0-9]+)([eE][-+]{0,1}[0-9]+){0,1}\s*$'
+       THEN CAST(t AS DOUBLE PRECISION) END $$""",
 ]

@@ -31,6 +31,7 @@ from .base import SqlIndex
 from .locking import EVERYTHING, ROWS, Patients, Scope, lock_key, retried
 from .pg_reactor import ReactorReads
 from .pg_sql import (
+    ADDED_FUNCTIONS,
     STATISTICS,
     TRIGRAM_INDEXES,
     TRIGRAMS,
@@ -258,6 +259,8 @@ class PostgresIndex(SqlIndex):
                               (str(SCHEMA_VERSION),))
                     c.execute("INSERT INTO globals VALUES ('StudyPatientTags', '1') ON CONFLICT DO NOTHING")
                 self._add_tables(c)
+                for statement in ADDED_FUNCTIONS:
+                    c.execute(statement)
                 self._add_columns(c)
                 self._create_statistics(c)
                 self._create_trigram_indexes(c)

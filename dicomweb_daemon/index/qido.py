@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from ..dicom.qido_model import UTF8
 from ..dicom.stored_json import stored_attributes
-from .qido_matching import Filter, register_functions
+from .qido_matching import Filter
 from .qido_render import ResultPlan, descend, main_level
 from .schema import CUSTOM_PLAN, GENERIC_PLAN, NO_LIMIT
 
@@ -84,9 +84,6 @@ class QidoMixin:
     def qido_json(self, q: QidoQuery) -> list[str]:
         """The matches of ``q``, each as DICOM JSON text (RetrieveURL still carries ROOT_TOKEN)."""
         conn = self.db
-        if getattr(self._local, "qido_conn", None) is not conn:
-            register_functions(conn)
-            self._local.qido_conn = conn
         plan, sql, params, hint, post = self._qido_prepared(q)
         if not post:
             page = self._qido_statement(plan, sql, params, hint, q)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..dicom.qido_model import json_texts, tag_hex
-from .normalize import normalize
+from .find_scope import as_number
+from .normalize import dicom_glob, normalize
 
 RANGE_VRS = {"DA", "TM", "DT"}
 EXACT_VRS = RANGE_VRS | {"UI", "IS", "DS", "SL", "SS", "UL", "US", "FL", "FD", "SV", "UV", "AT"}
@@ -120,7 +121,7 @@ class Filter:
             return self._person_name(v, value_col, norm_col)
         wild = "*" in v or "?" in v
         op = "GLOB" if wild else "="
-        arg = _glob if wild else (lambda s: s)
+        arg = dicom_glob if wild else (lambda s: s)
         if self.insensitive and norm_col:
             # The normalized column finds candidates through its index; the upper-cased value keeps
             # accents significant.
@@ -133,23 +134,18 @@ class Filter:
     def _person_name(self, v: str, value_col: str, norm_col: str | None) -> tuple[str, list]:
         """A name is ``alphabetic=ideographic=phonetic``: the pattern may match any group."""
         if self.fuzzy:
-            start = _glob(normalize(v)).rstrip("*") + "*"
+            start = dicom_glob(normalize(v)).rstrip("*") + "*"
             col = norm_col or f"qido_normalize({value_col})"
             return "(" + " OR ".join(f"{col} GLOB ?" for _ in range(4)) + ")", \
                 [start] + [f"*{sep}{start}" for sep in "^ ="]
         forms = ("{}", "{}=*", "*={}", "*={}=*")
-        upper = [f.format(_glob(v.upper())) for f in forms]
+        upper = [f.format(dicom_glob(v.upper())) for f in forms]
         cond = "(" + " OR ".join(f"qido_upper({value_col}) GLOB ?" for _ in forms) + ")"
         if not norm_col:
             return cond, upper
         # Normalized forms first: a cheap filter before the accent-keeping comparison.
-        norm = [f.format(_glob(normalize(v))) for f in forms]
+        norm = [f.format(dicom_glob(normalize(v))) for f in forms]
         return ("((" + " OR ".join(f"{norm_col} GLOB ?" for _ in forms) + f") AND {cond})", norm + upper)
-
-
-def _glob(pattern: str) -> str:
-    """DICOM wildcards to a GLOB pattern: only ``*`` and ``?`` are special in DICOM."""
-    return "".join(c if c in "*?" else f"[{c}]" if c in "[]" else c for c in pattern)
 
 
 def qido_upper(value: str | None) -> str | None:
@@ -162,6 +158,8 @@ def qido_normalize(value: str | None) -> str | None:
 
 
 def register_functions(conn) -> None:
-    """The Python functions that conditions of :meth:`Filter.sql` call, on one connection."""
+    """The Python functions of the index's SQL (the conditions of :meth:`Filter.sql`, an order of
+    /tools/find), on each SQLite connection (PostgreSQL: pg_sql.FUNCTIONS)."""
     conn.create_function("qido_upper", 1, qido_upper, deterministic=True)
     conn.create_function("qido_normalize", 1, qido_normalize, deterministic=True)
+    conn.create_function("as_number", 1, as_number, deterministic=True)  # /tools/find's OrderBy (find_scope.py)

@@ -13,6 +13,7 @@ from ..interfaces import IIndex
 from . import totals
 from .base import SqlIndex
 from .locking import EVERYTHING, Scope
+from .qido_matching import register_functions
 from .schema import ADDED_COLUMNS, BACKFILL_STUDY_PATIENT_TAGS, SCHEMA, SCHEMA_VERSION
 
 
@@ -53,6 +54,7 @@ class SqliteIndex(SqlIndex):
         c.execute("PRAGMA foreign_keys=ON")
         c.execute("PRAGMA cache_size=-65536")
         c.execute("PRAGMA temp_store=MEMORY")
+        register_functions(c)
         return c
 
     @contextlib.contextmanager

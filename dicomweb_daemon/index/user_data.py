@@ -8,12 +8,14 @@ with ``CheckRevisions`` a change of an existing value without the right one is a
 from __future__ import annotations
 
 import hashlib
+import json
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from ..dicom.tags import MAIN_TAGS, tag_key
 from ..errors import Conflict, InexistentItem, UnknownResource
 from .changes import log_change
+from .computed import json_value_text
 from .locking import retried
 from .schema import LEVEL_NAME
 
@@ -21,6 +23,34 @@ from .schema import LEVEL_NAME
 #: made of, as stored for every resource of that level.
 MAIN_TAGS_SIGNATURES = {level: ";".join(tag_key(tag_for_keyword(keyword)) for keyword in keywords)
                         for level, keywords in MAIN_TAGS.items()}
+
+
+#: The sequences a series keeps among its main tags (Orthanc >= 1.12.5: its MainDicomSequences).
+MAIN_SEQUENCES = ("00400275",)  # RequestAttributesSequence
+
+
+def main_sequences(extras: bytes) -> str | None:
+    """A series' ``MainDicomSequences`` metadata from its QIDO extras (a DICOM JSON object): the
+    sequences among them in Orthanc's full JSON (``{"0040,0275": {"Name", "Type", "Value"}}``);
+    None when it has none."""
+    attrs = json.loads(bytes(extras))
+    found = {key: attrs[key] for key in MAIN_SEQUENCES if key in attrs}
+    return json.dumps(_full_json(found), ensure_ascii=False) if found else None
+
+
+def _full_json(attrs: dict) -> dict:
+    out = {}
+    for key in sorted(attrs):
+        attr, tag = attrs[key], int(key, 16)
+        name = keyword_for_tag(tag) or "Unknown Tag & Data"
+        if attr.get("vr") == "SQ":
+            out[tag_key(tag)] = {"Name": name, "Type": "Sequence",
+                                 "Value": [_full_json(item) for item in attr.get("Value", [])]}
+        elif attr.get("Value"):
+            out[tag_key(tag)] = {"Name": name, "Type": "String", "Value": json_value_text(attr)}
+        else:
+            out[tag_key(tag)] = {"Name": name, "Type": "Null", "Value": None}
+    return out
 
 
 def md5_of(value: str | bytes) -> str:
@@ -61,10 +91,13 @@ class UserDataMixin:
                 "SELECT i.remote_aet FROM resources r JOIN instances i USING (internal) WHERE r.parent = ? "
                 "ORDER BY i.internal DESC LIMIT 1", (internal,)).fetchone()
             values["RemoteAET"] = aet[0] if aet else ""
-            expected = self.db.execute("SELECT expected_instances FROM series_info WHERE internal = ?",
-                                       (internal,)).fetchone()
-            if expected and expected[0] is not None:
-                values["ExpectedNumberOfInstances"] = str(expected[0])
+            info = self.db.execute("SELECT expected_instances, qido_extras FROM series_info WHERE internal = ?",
+                                   (internal,)).fetchone()
+            if info and info[0] is not None:
+                values["ExpectedNumberOfInstances"] = str(info[0])
+            sequences = main_sequences(info[1]) if info and info[1] is not None else None
+            if sequences:
+                values["MainDicomSequences"] = sequences
         if name == "Instance":
             info = self.db.execute(
                 "SELECT index_in_series, reception_date, remote_aet, origin, transfer_syntax, sop_class_uid, "

@@ -106,7 +106,8 @@ MAX_INTEGER = (1 << 63) - 1
 
 def paging(request) -> tuple[int, int] | None:
     """Orthanc's ``since`` and ``limit`` of a resource list: both or neither (400 otherwise); None
-    when neither is given (the whole list). ``limit=0`` is an empty page, as in Orthanc < 1.12.5."""
+    when neither is given (the whole list). ``limit=0`` means no limit, as in Orthanc >= 1.12.5 (and
+    its /tools/find); before, it was an empty page."""
     since, limit = arg(request, "since"), arg(request, "limit")
     if since is None and limit is None:
         return None

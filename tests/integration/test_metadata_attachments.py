@@ -4,9 +4,12 @@ resource stored as files, counted in the statistics and removed with their resou
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 
 from tests.dicom_files import make_ct
 
@@ -28,6 +31,22 @@ def daemon(tmp_path_factory):
     d.stop()
 
 
+def test_a_series_keeps_its_request_attributes_as_main_sequences(daemon):
+    """A series made by an instance with a RequestAttributesSequence lists it as its
+    MainDicomSequences metadata (Orthanc >= 1.12.5), in Orthanc's full JSON."""
+    item = Dataset()
+    item.ScheduledProcedureStepID = "SPS-7"
+    item.RequestedProcedureID = "RP-9"
+    a = daemon.store(make_ct("META-SEQ", extra={"RequestAttributesSequence": Sequence([item])}))
+    names = daemon.get(f"/series/{a['ParentSeries']}/metadata").json()
+    assert sorted(names) == ["LastUpdate", "MainDicomSequences", "MainDicomTagsSignature", "RemoteAET"]
+    sequences = json.loads(daemon.get(f"/series/{a['ParentSeries']}/metadata/MainDicomSequences").text)
+    [attributes] = sequences["0040,0275"]["Value"]
+    assert sequences["0040,0275"]["Type"] == "Sequence"
+    assert attributes["0040,0009"] == {"Name": "ScheduledProcedureStepID", "Type": "String", "Value": "SPS-7"}
+    assert attributes["0040,1001"]["Value"] == "RP-9"
+
+
 def test_core_metadata_per_level(daemon):
     """Each level lists Orthanc's core metadata (LastUpdate, MainDicomTagsSignature; a series its
     RemoteAET; an instance its reception facts), by name or by number; they cannot be changed."""
@@ -35,7 +54,7 @@ def test_core_metadata_per_level(daemon):
     patient = daemon.get(f"/patients/{a['ParentPatient']}/metadata").json()
     assert patient == ["LastUpdate", "MainDicomTagsSignature"]
     series = daemon.get(f"/series/{a['ParentSeries']}/metadata?expand").json()
-    assert series["RemoteAET"] == "" and "LastUpdate" in series
+    assert series["RemoteAET"] == "" and "LastUpdate" in series and "MainDicomSequences" not in series
     instance = daemon.get(f"/instances/{a['ID']}/metadata?expand").json()
     assert {"IndexInSeries", "ReceptionDate", "Origin", "TransferSyntax", "SopClassUid", "RemoteIP",
             "HttpUsername", "PixelDataOffset", "MainDicomTagsSignature"} <= set(instance)
@@ -118,6 +137,32 @@ def test_dicom_attachment_of_an_instance(daemon):
     assert r.content == data and r.headers["ETag"] == f'"0-{md5(data)}"'
     assert daemon.get(f"{base}/dicom/md5").text == md5(data)
     assert daemon.delete(f"{base}/dicom").status_code == 403
+
+
+def test_ranges_of_attachments(daemon):
+    """An attachment's data and compressed data are read by byte ranges as Orthanc (>= 1.12.5) reads
+    them: 206 with Content-Range, ``bytes=-N`` the bytes 0 to N, ``bytes=-`` everything, 416 past
+    the end; the whole DICOM file is application/dicom, a range or compressed bytes octet-stream."""
+    data = make_ct("ATT-RANGE", size=128)
+    base = f"/instances/{daemon.store(data)['ID']}/attachments/dicom"
+    whole = daemon.get(f"{base}/data")
+    assert whole.status_code == 200 and whole.headers["Content-Type"] == "application/dicom"
+    assert "Content-Range" not in whole.headers
+    total = len(data)
+    for spec, (start, end) in {"128-131": (128, 132), "128-": (128, total), "-": (0, total), "-131": (0, 132)}.items():
+        r = daemon.get(f"{base}/data", headers={"Range": f"bytes={spec}"})
+        assert r.status_code == 206, spec
+        assert r.content == data[start:end] and r.headers["Content-Range"] == f"bytes {start}-{end - 1}/{total}"
+        assert r.headers["Content-Type"] == "application/octet-stream"
+    past = daemon.get(f"{base}/data", headers={"Range": f"bytes={total}-"})
+    assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{total}"
+    assert daemon.post(f"{base}/compress").status_code == 200
+    compressed = daemon.get(f"{base}/compressed-data")
+    assert compressed.headers["Content-Type"] == "application/octet-stream" and len(compressed.content) < total
+    part = daemon.get(f"{base}/compressed-data", headers={"Range": "bytes=10-20"})
+    assert part.status_code == 206 and part.content == compressed.content[10:21]
+    assert daemon.get(f"{base}/data", headers={"Range": "bytes=128-131"}).content == data[128:132]
+    assert daemon.get(f"{base}/data").headers["Content-Type"] == "application/dicom"
 
 
 def test_deleting_a_child_updates_its_ancestors(daemon):

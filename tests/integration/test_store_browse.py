@@ -244,10 +244,14 @@ def test_overwrite_instances_replaces_the_stored_file(make_daemon):
 
 
 def test_paging_follows_orthanc_rules(daemon):
-    """since and limit go together (400 when one is missing), limit=0 is an empty page, and numbers
-    an index cannot hold, or that are not numbers, are 400 with a JSON body, never a 5xx."""
+    """since and limit go together (400 when one is missing), limit=0 is no limit (Orthanc >= 1.12.5),
+    and numbers an index cannot hold, or that are not numbers, are 400 with a JSON body, never a 5xx."""
     daemon.store(make_ct("PAGE-RULES"))
-    assert daemon.get("/patients?since=0&limit=0").json() == []
+    daemon.store(make_ct("PAGE-RULES-2"))
+    everyone = daemon.get("/patients").json()
+    assert len(everyone) >= 2
+    assert daemon.get("/patients?since=0&limit=0").json() == everyone
+    assert daemon.get("/patients?since=1&limit=0").json() == everyone[1:]
     for query in ("since=0", "limit=1", "since=99999999999999999999&limit=1", "since=0&limit=1.5",
                   "since=-1&limit=1"):
         r = daemon.get(f"/patients?{query}")

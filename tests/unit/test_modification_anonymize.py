@@ -11,6 +11,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName
 
+from dicomweb_daemon import ORTHANC_API_VERSION
 from dicomweb_daemon.anonymization.profiles import (
     DEIDENTIFICATION_METHOD,
     DUMMY_VALUES,
@@ -139,8 +140,9 @@ def test_marks_and_pseudonyms():
     """Patient's Name and ID become the job's pair, Patient Identity Removed YES, and the method
     names the edition when the request is not customised."""
     for body, method in (({}, deidentification_method("2023b")),
-                         ({"DicomVersion": "2008"}, "Orthanc 1.12.4 - PS 3.15-2008 Table E.1-1"),
-                         ({"DicomVersion": "2017c"}, "Orthanc 1.12.4 - PS 3.15-2017c Table E.1-1 Basic Profile"),
+                         ({"DicomVersion": "2008"}, f"Orthanc {ORTHANC_API_VERSION} - PS 3.15-2008 Table E.1-1"),
+                         ({"DicomVersion": "2017c"},
+                          f"Orthanc {ORTHANC_API_VERSION} - PS 3.15-2017c Table E.1-1 Basic Profile"),
                          ({"Replace": {"StationName": "tutu"}}, None), ({"KeepPrivateTags": True}, None)):
         after = anonymized(file("CT_small.dcm"), body)
         assert (str(after.PatientName), after.PatientID) == (PAIR.patient_name, PAIR.patient_id)

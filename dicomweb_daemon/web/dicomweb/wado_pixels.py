@@ -15,11 +15,12 @@ from twisted.internet import defer
 from ...codecs.instance import StoredInstance
 from ...dicom.bulk import bulk_value
 from ...dicom.transfer_syntaxes import BIG_ENDIAN, NATIVE
-from ...errors import BadRequest, DaemonError, UnknownResource
+from ...errors import BadRequest, UnknownResource
 from ...storage.multipart import MultipartWriter
 from ...storage.reads import local_ranges, read_file
 from ...threads import in_cpu, in_db
 from ..negotiation import MediaRange, NotAcceptableAccept, accept_of
+from ..ranges import answer_range
 from ..streaming import CHUNK, direct_transport, send_direct, stream_stored, streamed
 from .cors import cors_route
 from .retrieve import frame_answer
@@ -27,12 +28,6 @@ from .urls import base_url
 
 _FRAME_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 _TAG = re.compile(r"^([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})$")  # 7fe00010, or 7fe0,0010 as Orthanc takes it
-
-
-class RangeNotSatisfiable(DaemonError):
-    status = 416
-    orthanc_error = "Range not satisfiable"
-    orthanc_status = 3003
 
 
 def http_date(orthanc_stamp: str) -> str:
@@ -52,36 +47,6 @@ def parse_frame_list(text: str) -> list[int]:
     if any(n < 1 for n in numbers):
         raise BadRequest("Bad request", "frame numbers start at 1")
     return numbers
-
-
-def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
-    """A single ``bytes=`` range as ``[start, end)`` (RFC 9110 §14.1.2); None when absent or several.
-
-    Raises 416 when the range starts past the end."""
-    if not header:
-        return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    try:
-        if first == "":
-            n = int(last)
-            start, end = max(0, total - n), total
-            if n == 0:
-                raise ValueError
-        else:
-            start = int(first)
-            end = min(total, int(last) + 1) if last else total
-            if int(last or start) < start:
-                return None
-    except ValueError:
-        raise RangeNotSatisfiable("Range not satisfiable", f"bad range {header!r} for {total} bytes") from None
-    if start >= total:
-        raise RangeNotSatisfiable("Range not satisfiable", f"the range {header!r} starts past the end ({total} bytes)")
-    return start, end
 
 
 def _bulk_wants_multipart(ranges: list[MediaRange]) -> bool:
@@ -122,7 +87,7 @@ class PixelRoutesMixin:
     def _answer_bytes(self, request, value: bytes, multipart: bool) -> bytes:
         """A small in-memory value, whole or as the requested range, single or multipart."""
         request.setHeader(b"Accept-Ranges", b"bytes")
-        span = self._range(request, len(value))
+        span = answer_range(request, len(value))
         if span is not None:
             value = value[span[0]:span[1]]
         if not multipart:
@@ -132,17 +97,6 @@ class PixelRoutesMixin:
         request.setHeader(b"Content-Type", writer.content_type())
         head = writer.part_header(None, {"Content-Length": str(len(value))})
         return head + value + writer.part_end() + writer.close()
-
-    def _range(self, request, total: int) -> tuple[int, int] | None:
-        try:
-            span = parse_range(request.getHeader("range"), total)
-        except RangeNotSatisfiable:
-            request.setHeader(b"Content-Range", f"bytes */{total}".encode())
-            raise
-        if span is not None:
-            request.setResponseCode(206)
-            request.setHeader(b"Content-Range", f"bytes {span[0]}-{span[1] - 1}/{total}".encode())
-        return span
 
     async def send_pixel_data(self, request, study, series, sop, ranges: list[MediaRange]):
         """PixelData's bulk value: native bytes (ranged) or, when encapsulated, every frame."""
@@ -167,7 +121,7 @@ class PixelRoutesMixin:
             return self._answer_bytes(request, data, multipart)
         start, end = table[0][0][0], table[-1][0][0] + table[-1][0][1]
         request.setHeader(b"Accept-Ranges", b"bytes")
-        span = self._range(request, end - start)
+        span = answer_range(request, end - start)
         first, last = (start + span[0], start + span[1]) if span else (start, end)
         uuid, size, compression = instance.file_uuid, instance.file_size, instance.compression
         # A big value goes from the page cache to the socket (sendfile) over plain TCP, unless the

@@ -11,6 +11,7 @@ from ...errors import BadFileFormat, Forbidden, InexistentItem, UnknownResource
 from ...storage.compression import NONE
 from ...storage.reads import StoredFile
 from ...threads import in_db, in_io
+from ..ranges import answer_range, orthanc_range
 from ..routing import has_flag, json_response, route
 from ..streaming import send_file
 from .metadata import FIRST_USER, LAST_USER, user_number
@@ -52,6 +53,22 @@ class Attachment:
         return cls(content_type, row["uuid"], row["size"], row["md5"], row["revision"], row["compression"],
                    row["compressed_size"], row["compressed_md5"])
 
+    def info(self) -> dict:
+        """Orthanc's JSON of the attachment (``.../attachments/{name}/info``)."""
+        return {"CompressedMD5": self.compressed_md5, "CompressedSize": self.compressed_size,
+                "ContentType": self.content_type, "UncompressedMD5": self.md5, "UncompressedSize": self.size,
+                "Uuid": self.uuid}
+
+
+def attachments_of(index, public_id: str, level: str) -> dict[int, Attachment]:
+    """(db thread) Every attachment of a resource of ``level``, the DICOM file of an instance
+    included, by content type."""
+    index.internal_of(public_id, level)
+    found = {number: Attachment.of_row(number, a) for number, a in index.attachments(public_id).items()}
+    if level == "Instance":
+        found[CORE_TYPES["dicom"]] = Attachment.of_row(CORE_TYPES["dicom"], index.instance(public_id))
+    return found
+
 
 class AttachmentRoutes:
     """``/{patients,studies,series,instances}/{id}/attachments[/{name}[/{operation}]]``."""
@@ -82,16 +99,7 @@ class AttachmentRoutes:
 
     async def _attachments(self, plural: str, public_id: str) -> dict[int, Attachment]:
         """Every attachment of the resource, the DICOM file of an instance included (one db call)."""
-        level = LEVEL_OF_PLURAL[plural]
-
-        def read() -> dict[int, Attachment]:
-            self.index.internal_of(public_id, level)
-            found = {number: Attachment.of_row(number, a) for number, a in self.index.attachments(public_id).items()}
-            if level == "Instance":
-                found[CORE_TYPES["dicom"]] = Attachment.of_row(CORE_TYPES["dicom"], self.index.instance(public_id))
-            return found
-
-        return await in_db(read)
+        return await in_db(attachments_of, self.index, public_id, LEVEL_OF_PLURAL[plural])
 
     async def _one(self, plural: str, public_id: str, name: str) -> Attachment:
         number = self.content_type(name)
@@ -120,11 +128,18 @@ class AttachmentRoutes:
         found = await self._one(plural, id, name)
         if not_modified(request, found.revision, found.md5):
             return b""
-        request.setHeader(b"Content-Type", b"application/octet-stream")
+        total = found.size if what == "data" else found.compressed_size
+        span = answer_range(request, total, orthanc_range)
+        # As Orthanc (>= 1.12.5): a whole DICOM file is application/dicom; a range of it, or its
+        # compressed bytes, application/octet-stream.
+        whole_file = found.content_type == CORE_TYPES["dicom"] and span is None and \
+            (what == "data" or found.compression == NONE)
+        request.setHeader(b"Content-Type", b"application/dicom" if whole_file else b"application/octet-stream")
+        start, end = span or (0, total)
         if what == "data":
-            await send_file(request, self.storage, found.uuid, found.size, compression=found.compression)
+            await send_file(request, self.storage, found.uuid, found.size, start, end, compression=found.compression)
         else:  # the bytes as stored, compressed or not (Orthanc's compressed-data)
-            await send_file(request, self.storage, found.uuid, found.compressed_size, compression=NONE)
+            await send_file(request, self.storage, found.uuid, found.compressed_size, start, end, compression=NONE)
         return None
 
     @route(f"/{LEVEL_PATTERN}/<id>/attachments/<name>/<what>")
@@ -139,10 +154,7 @@ class AttachmentRoutes:
         if not_modified(request, found.revision, md5):
             return b""
         if what == "info":
-            return json_response(request, {"CompressedMD5": found.compressed_md5,
-                                           "CompressedSize": found.compressed_size,
-                                           "ContentType": found.content_type, "UncompressedMD5": md5,
-                                           "UncompressedSize": found.size, "Uuid": found.uuid})
+            return json_response(request, found.info())
         request.setHeader(b"Content-Type", b"text/plain")
         return facts[what].encode()
 

@@ -63,12 +63,8 @@ class ResourceRoutes:
     @route(f"/{LEVEL_PATTERN}")
     async def list_level(self, request, plural):
         level = LEVEL_OF_PLURAL[plural]
-        page = paging(request)
-        if page is not None and page[1] == 0:
-            ids = []
-        else:
-            since, limit = page or (0, 0)
-            ids = await in_db(self.index.list_ids, level, since, limit)
+        since, limit = paging(request) or (0, 0)
+        ids = await in_db(self.index.list_ids, level, since, limit)
         if has_flag(request, "expand"):
             return json_response(request, await self._describe(ids, request))
         return json_response(request, ids)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from ... import DICOMWEB_PLUGIN_VERSION, ORTHANC_API_VERSION, ORTHANC_REST_API_LEVEL, __version__
-from ...errors import UnknownResource
+from ...errors import ParameterOutOfRange, UnknownResource
+from ...index.changes import CHANGE_TYPES
 from ...index.schema import SCHEMA_VERSION
 from ...index.user_data import MAIN_TAGS_SIGNATURES
 from ...threads import in_db, in_db_write
-from ..routing import has_flag, int_arg, json_response, route
+from ..routing import arg, has_flag, int_arg, json_response, route
 
 DICOMWEB_PLUGIN = {
     "ID": "dicom-web",
@@ -28,6 +29,9 @@ class SystemRoutes:
         s = self.settings
         return json_response(request, {
             "ApiVersion": ORTHANC_REST_API_LEVEL,
+            # Orthanc >= 1.12.5: /changes by type and up to a number, /tools/find's order, metadata
+            # and parents, on either engine.
+            "Capabilities": {"HasExtendedChanges": True, "HasExtendedFind": True},
             "CheckRevisions": s.CheckRevisions,
             "DatabaseBackendPlugin": None if s.backends["Index"] == "sqlite" else s.backends["Index"],
             "DatabaseServerIdentifier": "dicomweb-daemon",
@@ -67,7 +71,16 @@ class SystemRoutes:
         if has_flag(request, "last"):
             return json_response(request, await in_db(self.index.last_changes, 1))
         limit = min(int_arg(request, "limit", 100) or 100, 10000)
-        return json_response(request, await in_db(self.index.changes, int_arg(request, "since"), limit))
+        types = tuple(t for t in (arg(request, "type") or "").split(";") if t)
+        unknown = [t for t in types if t not in CHANGE_TYPES]
+        if unknown:
+            raise ParameterOutOfRange("Parameter out of range", f"unknown type of change {unknown[0]!r} (one of "
+                             f"{', '.join(CHANGE_TYPES)}, several separated by ';')")
+        to = int_arg(request, "to", -1)
+        since = arg(request, "since")
+        return json_response(request, await in_db(
+            self.index.changes, int_arg(request, "since"), limit, types, None if to < 0 else to,
+            backwards=to >= 0 and since in (None, "")))
 
     @route("/changes", methods=("DELETE",))
     async def clear_changes(self, request):

@@ -2,101 +2,48 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
 from ...config.settings import DEFAULT_ENCODINGS
-from ...dicom.identifiers import LEVELS
 from ...errors import BadRequest, UnknownResource
-from ...index.labels import CONSTRAINTS, check_label
 from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...storage.summaries import rebuild_summaries
 from ...threads import in_db
-from ..routing import MAX_INTEGER, json_response, read_json_body, read_text_body, route
+from ..routing import json_response, read_json_body, read_text_body, route
+from .find_body import find_request
+from .find_content import find_content
+from .metadata import MetadataNames
 from .tag_formats import formatted
 
 log = Logger()
-
-LEVEL_NAMES = {name.lower(): name for name in LEVELS}
-# Orthanc takes a level by any of its names, in any case (its StringToResourceType).
-LEVEL_NAMES.update({"patients": "Patient", "studies": "Study", "instances": "Instance", "image": "Instance",
-                    "images": "Instance"})
-
-
-@dataclass
-class FindRequest:
-    """The body of ``/tools/find`` (and ``/tools/count-resources``), checked."""
-
-    level: str
-    query: dict[str, str]
-    case_sensitive: bool
-    limit: int
-    since: int
-    expand: bool
-    requested: list[str]
-    form: str = "human"  # how tags are written: Short, Full, or by name
-    labels: list[str] = field(default_factory=list)
-    labels_constraint: str = "All"
-
-
-def find_request(body, allow_case: bool = True, case_default: bool = False) -> FindRequest:
-    """A checked find request; 400 naming what is wrong. Without ``allow_case`` (count-resources),
-    matching is case-insensitive and asking for case-sensitive matching is refused."""
-    if not isinstance(body, dict):
-        raise BadRequest("Bad request", "the body must be a JSON object")
-    level = LEVEL_NAMES.get(str(body.get("Level", "")).lower())
-    if level is None:
-        raise BadRequest("Bad request", "Level must be one of Patient, Study, Series, Instance")
-    query = body.get("Query", {})
-    if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
-        raise BadRequest("Bad request", "Query must be a JSON object of strings")
-    case_sensitive = body.get("CaseSensitive", case_default and allow_case)
-    if not isinstance(case_sensitive, bool):
-        raise BadRequest("Bad request", "CaseSensitive must be a boolean")
-    if case_sensitive and not allow_case:
-        raise BadRequest("Bad request", "case-sensitive matching is not available in /tools/count-resources")
-    requested = body.get("RequestedTags", [])
-    if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
-        raise BadRequest("Bad request", "RequestedTags must be a list of strings")
-    since = _count(body, "Since")
-    if case_sensitive and since and any(v != v.upper() for v in query.values()):
-        # As in Orthanc, whose index keeps identifiers upper-cased: such a search is filtered after
-        # the index, where paging from "Since" cannot be done.
-        raise BadRequest("Bad request", "CaseSensitive cannot be combined with Since when a value has "
-                         "lower-case letters")
-    form = "short" if body.get("Short") else "full" if body.get("Full") else "human"
-    labels = body.get("Labels", [])
-    if not isinstance(labels, list):
-        raise BadRequest("Bad request", "Labels must be a list of labels")
-    constraint = body.get("LabelsConstraint", "All")
-    if constraint not in CONSTRAINTS:
-        raise BadRequest("Bad request", f"LabelsConstraint must be one of {', '.join(CONSTRAINTS)}")
-    return FindRequest(level, query, case_sensitive, _count(body, "Limit"), since,
-                       bool(body.get("Expand", False)), requested, form, [check_label(x) for x in labels], constraint)
-
 
 class ToolsRoutes:
     def __init__(self, daemon):
         self.daemon = daemon
         self.index = daemon.index
+        self.names = MetadataNames(daemon.settings.UserMetadata)
 
     @route("/tools/find", methods=("POST",))
     async def find(self, request):
-        q = find_request(read_json_body(request), case_default=self.daemon.settings.CaseSensitivePN)
+        q = find_request(read_json_body(request), self.names, case_default=self.daemon.settings.CaseSensitivePN)
         found = None
-        if q.expand and q.requested:  # the search and the requested tags in one query when they are indexed
+        if q.expand and q.requested and not q.scope and q.content is None:
+            # the search and the requested tags in one query when they are indexed
             found = await in_db(self.index.find_with_values, q.level, q.query, q.requested, q.case_sensitive,
                                 q.limit, q.since, q.labels, q.labels_constraint)
         if found is not None:
             ids, values = found[0], dict(zip(*found, strict=True))
         else:
             ids = await in_db(self.index.find, q.level, q.query, case_sensitive=q.case_sensitive, limit=q.limit,
-                              since=q.since, labels=q.labels, labels_constraint=q.labels_constraint)
-        if not q.expand:
+                              since=q.since, labels=q.labels, labels_constraint=q.labels_constraint, scope=q.scope)
+        if q.content is not None:
+            described = await in_db(find_content, self.index, self.names, ids, q.level, q.content)
+        elif q.expand:
+            described = await in_db(self.index.describe, ids)
+        else:
             return json_response(request, ids)
-        described = await in_db(self.index.describe, ids)
         if q.requested:
             if found is None:
                 values = await self.daemon.requested_tags(q.level, ids, q.requested)
@@ -107,9 +54,9 @@ class ToolsRoutes:
     @route("/tools/count-resources", methods=("POST",))
     async def count(self, request):
         """How many resources ``/tools/find`` would answer (Limit and Since are ignored)."""
-        q = find_request(read_json_body(request), allow_case=False)
+        q = find_request(read_json_body(request), self.names, allow_case=False)
         ids = await in_db(self.index.find, q.level, q.query, case_sensitive=False, labels=q.labels,
-                          labels_constraint=q.labels_constraint)
+                          labels_constraint=q.labels_constraint, scope=q.scope)
         return json_response(request, {"Count": len(ids)})
 
     @route("/tools/lookup", methods=("POST",))
@@ -196,9 +143,3 @@ class ToolsRoutes:
         request.setHeader(b"Content-Type", b"text/plain")
         return time.strftime("%Y%m%dT%H%M%S", time.localtime()).encode()
 
-
-def _count(body: dict, key: str) -> int:
-    value = body.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > MAX_INTEGER:
-        raise BadRequest("Bad request", f"{key} must be a non-negative 64-bit integer")
-    return value
