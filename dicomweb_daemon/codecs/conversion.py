@@ -82,8 +82,9 @@ def convert_stored_frame(file: StoredFile | OpenedFile, ranges: list, stored: st
     return transcode_frame(header, data, stored, target), attrs
 
 
-def transcode_stored_file(file: StoredFile, stored: str, target: str) -> bytes:
-    """A whole stored file in ``target`` (cpu): native re-encodings with pydicom, else the codecs."""
+def transcode_stored_file(file: StoredFile, stored: str, target: str, quality: int | None = None) -> bytes:
+    """A whole stored file in ``target`` (cpu; a lossy one at ``quality``): native re-encodings with
+    pydicom, else the codecs."""
     if natively_reencoded(stored, target):
         return native_to_explicit_le(file.read())
-    return transcode_file(file.source(), target)
+    return transcode_file(file.source(), target, quality)

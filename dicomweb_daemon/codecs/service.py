@@ -223,9 +223,9 @@ class FrameService:
         return await in_cpu(lambda: video(self.file(instance).source()))
 
     # -- whole files ------------------------------------------------------------------------------
-    async def transcoded_file(self, instance: StoredInstance, target: str) -> bytes:
-        """The whole stored file in transfer syntax ``target`` (not as stored), in one cpu job;
-        identical requests at once share it."""
-        return await self.flights.run((instance.file_uuid, target), lambda: in_cpu(
-            transcode_stored_file, self.file(instance), instance.transfer_syntax, target))
+    async def transcoded_file(self, instance: StoredInstance, target: str, quality: int | None = None) -> bytes:
+        """The whole stored file in transfer syntax ``target`` (not as stored; a lossy one at
+        ``quality``, 1-100), in one cpu job; identical requests at once share it."""
+        return await self.flights.run((instance.file_uuid, target, quality), lambda: in_cpu(
+            transcode_stored_file, self.file(instance), instance.transfer_syntax, target, quality))
 

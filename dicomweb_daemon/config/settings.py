@@ -31,6 +31,7 @@ class Option:
     doc: str
     minimum: int | None = None
     choices: tuple | None = None
+    maximum: int | None = None
 
 
 TOP: dict[str, Option] = {
@@ -58,6 +59,8 @@ TOP: dict[str, Option] = {
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
     "MaximumStorageMode": Option(str, "Recycle", "Over a quota: Recycle (delete the oldest unprotected "
                                  "patients) or Reject (refuse the new instance).", choices=("Recycle", "Reject")),
+    "DicomLossyTranscodingQuality": Option(int, 90, "Quality (1-100) of lossy transcoding (JPEG) when a request "
+                                           "names none (lossy-quality, LossyQuality).", minimum=1, maximum=100),
     "StableAge": Option(int, 60, "Seconds without a new instance before a resource is stable.", minimum=1),
     "LogExportedResources": Option(bool, False, "Record exported resources in /exports."),
     "OrthancPeers": Option(dict, {}, "Other Orthanc servers: name -> [url, user, password] or {Url, Username, "
@@ -220,6 +223,8 @@ def _check(path: str, value: Any, opt: Option) -> Any:
         raise ValueError(f"configuration key {path} must be of type {name}, not {type(value).__name__}")
     if opt.minimum is not None and value < opt.minimum:
         raise ValueError(f"configuration key {path} must be >= {opt.minimum}, not {value}")
+    if opt.maximum is not None and value > opt.maximum:
+        raise ValueError(f"configuration key {path} must be <= {opt.maximum}, not {value}")
     if opt.choices and value not in opt.choices:
         raise ValueError(f"configuration key {path} must be one of {', '.join(opt.choices)}, not {value!r}")
     return value

@@ -21,7 +21,7 @@ async def run_archive(context: JobContext) -> dict:
     entries = await in_db(entries_of, daemon.index, request["Resources"])
     await context.step(0.0, InstancesCount=len(entries), UncompressedSizeMB=sum(e.size for e in entries) // MB,
                        ArchiveSizeMB=0, Description=request.get("Description", "REST API"))
-    fetch = transcoding_fetch(daemon.frames, request.get("Transcode"))
+    fetch = transcoding_fetch(daemon.frames, request.get("Transcode"), request.get("LossyQuality"))
     path = daemon.spool.new_path("archive-")
     try:
         def write() -> int:

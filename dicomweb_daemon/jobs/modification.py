@@ -51,7 +51,8 @@ def modification_of(daemon, request: dict, pseudonyms: Pseudonyms | None = None)
     if pseudonyms is None and request.get("Pseudonyms"):
         pseudonyms = Pseudonyms(*request["Pseudonyms"])
     return parse_modification(request["Body"], request["Level"], anonymize=request["Anonymize"],
-                              dictionary=parse_dictionary(daemon.settings.Dictionary), pseudonyms=pseudonyms)
+                              dictionary=parse_dictionary(daemon.settings.Dictionary), pseudonyms=pseudonyms,
+                              lossy_quality=daemon.settings.DicomLossyTranscodingQuality)
 
 
 def configured_secret(daemon) -> bytes | None:

@@ -66,7 +66,7 @@ def rewritten_dataset(ds, m: Modification, uid_map: UidMap, level: str):
                        str(ds.SOPInstanceUID))
     apply(ds, m, uid_map, level)
     if m.transcode and m.transcode != ds.file_meta.TransferSyntaxUID:
-        transcode_dataset(ds, m.transcode)  # the codecs' errors say what cannot be converted
+        transcode_dataset(ds, m.transcode, m.lossy_quality)  # the codecs' errors say what cannot be converted
         if m.transcode in LOSSY_SYNTAXES:  # other pixels: another instance (PS3.3 C.12.1.1.1)
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=None)
     return ds, tuple(old)

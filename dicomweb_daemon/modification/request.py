@@ -66,6 +66,7 @@ class Modification:
     force: bool = False
     keep_source: bool = True
     transcode: str | None = None
+    lossy_quality: int | None = None  # of a lossy Transcode, 1-100 (None: the codec's default)
     dicom_version: str = profiles.DEFAULT_EDITION
     options: frozenset[str] = frozenset()
     keep_labels: bool = False
@@ -101,8 +102,9 @@ def normalize_level(level: str) -> str:
 
 
 def parse_modification(body: Any, level: str, *, anonymize: bool, dictionary: TagDictionary | None = None,
-                       pseudonyms: Pseudonyms | None = None) -> Modification:
-    """The ``Modification`` of a request body (a JSON object, its text, or empty for ``{}``)."""
+                       pseudonyms: Pseudonyms | None = None, lossy_quality: int | None = None) -> Modification:
+    """The ``Modification`` of a request body (a JSON object, its text, or empty for ``{}``);
+    ``lossy_quality``: a lossy Transcode's quality when the body gives no ``LossyQuality``."""
     level = normalize_level(level)
     body = _as_object(body)
     get = _Getter(body)
@@ -129,6 +131,9 @@ def parse_modification(body: Any, level: str, *, anonymize: bool, dictionary: Ta
     transcode = get.string("Transcode")
     if transcode is not None and not UID(transcode).is_transfer_syntax:
         raise bad(f'"Transcode": {transcode!r} is not a transfer syntax UID')
+    lossy_quality = get.integer("LossyQuality", lossy_quality)
+    if lossy_quality is not None and not 1 <= lossy_quality <= 100:
+        raise bad(f'"LossyQuality" must be from 1 to 100, not {lossy_quality}')
     asynchronous = get.boolean("Asynchronous", None)
     if asynchronous is None:
         asynchronous = not get.boolean("Synchronous", True)
@@ -136,15 +141,16 @@ def parse_modification(body: Any, level: str, *, anonymize: bool, dictionary: Ta
         anonymize=anonymize, level=level, replace=replace, remove=remove, keep=keep,
         remove_private_tags=get.boolean("RemovePrivateTags", False),
         keep_private_tags=get.boolean("KeepPrivateTags", False), private_creator=creator, force=force,
-        keep_source=get.boolean("KeepSource", True), transcode=transcode, dicom_version=version, options=options,
+        keep_source=get.boolean("KeepSource", True), transcode=transcode, lossy_quality=lossy_quality,
+        dicom_version=version, options=options,
         keep_labels=get.boolean("KeepLabels", False), dry_run=get.boolean("DryRun", False),
         asynchronous=asynchronous, priority=get.integer("Priority", 0),
         pseudonyms=pseudonyms, unknown_keys=tuple(sorted(set(body) - _KNOWN_KEYS)))
 
 
 _KNOWN_KEYS = frozenset({"Replace", "Remove", "Keep", "RemovePrivateTags", "KeepPrivateTags", "PrivateCreator",
-                         "Force", "KeepSource", "Transcode", "DicomVersion", "Options", "KeepLabels", "DryRun",
-                         "Asynchronous", "Synchronous", "Priority"})
+                         "Force", "KeepSource", "Transcode", "LossyQuality", "DicomVersion", "Options", "KeepLabels",
+                         "DryRun", "Asynchronous", "Synchronous", "Priority"})
 
 
 def _as_object(body: Any) -> dict:
@@ -172,9 +178,9 @@ class _Getter:
             raise bad(f'Member "{key}" should be a Boolean value')
         return value
 
-    def integer(self, key: str, default: int) -> int:
+    def integer(self, key: str, default: int | None) -> int | None:
         value = self.body.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
+        if value is not default and (isinstance(value, bool) or not isinstance(value, int)):
             raise bad(f'Member "{key}" should be an integer value')
         return value
 

@@ -27,8 +27,9 @@ def entries_of(index, ids: list[str]) -> list[ArchiveEntry]:
     return entries
 
 
-def transcoding_fetch(frames, target: str | None) -> Fetch | None:
-    """The hook that gives an instance's file in ``target`` through the frame service ``frames``,
+def transcoding_fetch(frames, target: str | None, quality: int | None = None) -> Fetch | None:
+    """The hook that gives an instance's file in ``target`` (a lossy one at ``quality``) through the
+    frame service ``frames``,
     called from the archive's io thread; None (the stored file) when it already is, or when no codec
     can make it (the file then goes as it is, rather than the whole archive failing)."""
     if target is None:
@@ -39,7 +40,7 @@ def transcoding_fetch(frames, target: str | None) -> Fetch | None:
         if instance.transfer_syntax == target or not frames.can_send_file(instance.transfer_syntax, target):
             return None
         try:
-            return await frames.transcoded_file(instance, target)
+            return await frames.transcoded_file(instance, target, quality)
         except CodecError as e:
             log.warn("archive: instance {id} kept in {syntax}: {error}", id=entry.public_id,
                      syntax=instance.transfer_syntax, error=e)

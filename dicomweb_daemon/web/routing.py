@@ -130,3 +130,10 @@ def read_json_body(request) -> Any:
         return json.loads(raw) if raw.strip() else None
     except ValueError as e:
         raise BadRequest("Bad request", f"the body is not valid JSON: {e}") from None
+
+
+def safe_filename(filename: str | None, default: str) -> str:
+    """A file name for a Content-Disposition header (``?filename=``, ``Filename``) that cannot break
+    out of it (quotes, line breaks: as Orthanc >= 1.12.11, which drops them) nor name a folder."""
+    kept = "".join(c for c in filename or "" if c.isprintable() and c not in '"\\/\r\n')
+    return kept or default

@@ -12,7 +12,7 @@ from ...storage.compression import NONE
 from ...storage.reads import StoredFile
 from ...threads import in_db, in_io
 from ..ranges import answer_range, orthanc_range
-from ..routing import has_flag, json_response, route
+from ..routing import arg, has_flag, json_response, route, safe_filename
 from ..streaming import send_file
 from .metadata import FIRST_USER, LAST_USER, user_number
 from .resources import LEVEL_PATTERN
@@ -135,6 +135,9 @@ class AttachmentRoutes:
         whole_file = found.content_type == CORE_TYPES["dicom"] and span is None and \
             (what == "data" or found.compression == NONE)
         request.setHeader(b"Content-Type", b"application/dicom" if whole_file else b"application/octet-stream")
+        if arg(request, "filename"):  # Orthanc >= 1.12.7
+            request.setHeader(b"Content-Disposition",
+                              f'filename="{safe_filename(arg(request, "filename"), "attachment")}"'.encode())
         start, end = span or (0, total)
         if what == "data":
             await send_file(request, self.storage, found.uuid, found.size, start, end, compression=found.compression)

@@ -8,10 +8,12 @@ from ...dicom.content_paths import content, parse_path
 from ...dicom.modules import MODULES
 from ...dicom.orthanc_json import SIMPLIFY
 from ...dicom.stored_dataset import file_dicom_json
+from ...errors import BadRequest
 from ...threads import in_cpu, in_db
-from ..routing import has_flag, json_response, route
+from ..routing import arg, has_flag, json_response, route, safe_filename
 from ..streaming import send_file
 from .tags_service import TagsService
+from .transcode_options import query_quality, transcode_option
 
 DICOM_JSON = "application/dicom+json"
 
@@ -39,8 +41,19 @@ class InstanceRoutes:
             response = json_response(request, body)
             request.setHeader(b"Content-Type", DICOM_JSON.encode())
             return response
+        # Orthanc >= 1.12.2: in another transfer syntax (?transcode=, and ?lossy-quality= for a lossy
+        # one, 1.12.7), under another name (?filename=, 1.12.7).
+        target = transcode_option(arg(request, "transcode"))
+        quality = query_quality(arg(request, "lossy-quality"), self.daemon.settings.DicomLossyTranscodingQuality)
         request.setHeader(b"Content-Type", b"application/dicom")
-        request.setHeader(b"Content-Disposition", f'filename="{id}.dcm"'.encode())
+        request.setHeader(b"Content-Disposition",
+                          f'filename="{safe_filename(arg(request, "filename"), f"{id}.dcm")}"'.encode())
+        if target is not None and target != info["transfer_syntax"]:
+            frames = self.daemon.frames
+            if not frames.can_send_file(info["transfer_syntax"], target):
+                raise BadRequest("Bad request", f"the instance is stored as {info['transfer_syntax']}: it cannot "
+                                 f"be transcoded to {target} here")
+            return await frames.transcoded_file(await frames.instance(id), target, quality)
         await send_file(request, self.storage, info["file_uuid"], info["file_size"], compression=info["compression"])
         return None
 

@@ -87,7 +87,8 @@ class ModificationRoutes:
         anonymize = action == "anonymize"
         body = self._body(request)
         m = parse_modification(body, "Instance", anonymize=anonymize, dictionary=self.dictionary,
-                               pseudonyms=self._pseudonyms(anonymize))
+                               pseudonyms=self._pseudonyms(anonymize),
+                               lossy_quality=self.daemon.settings.DicomLossyTranscodingQuality)
         await in_db(self.daemon.index.internal_of, id, "Instance")  # 404 for what is not an instance
         if m.dry_run:
             return await self._dry_run(request, id, m, "Instance")
@@ -104,7 +105,8 @@ class ModificationRoutes:
         body = self._body(request)
         pseudonyms = self._pseudonyms(anonymize)
         # Checked here, so that a bad body is a 400 before any job (the job parses it again).
-        m = parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms)
+        m = parse_modification(body, level, anonymize=anonymize, dictionary=self.dictionary, pseudonyms=pseudonyms,
+                               lossy_quality=self.daemon.settings.DicomLossyTranscodingQuality)
         # A resource of this level or above: its instances are rewritten, and the answer names the
         # resource at the route's level they are in (Orthanc: /series/{study}/modify is the study's).
         source_level = await in_db(self.daemon.index.level_of, id)

@@ -7,8 +7,8 @@ import json
 
 from ...errors import BadFileFormat
 from ..routing import has_flag, json_response, read_json_body, route
-from .archive import transcode_option
 from .jobs import run_or_submit
+from .transcode_options import transcode_option
 
 
 def store_request(raw: bytes) -> dict:
