@@ -223,6 +223,9 @@ class IIndex(Interface):
              scope=None):
         """Public IDs matching an Orthanc /tools/find query (``scope``: its extended parts, find_scope.py)."""
 
+    def count(level, query, labels=(), labels_constraint="All", scope=None):  # noqa: N805
+        """How many resources ``find`` gives for the same search, case-insensitively (/tools/count-resources)."""
+
     def study_months():  # noqa: N805
         """The months (``YYYYMM``) of the studies' StudyDate (the WebDAV share's by-dates view)."""
 

@@ -6,14 +6,24 @@ lists of values separated by ``\\``, and ranges ``a-b``, ``a-``, ``-b`` for date
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..dicom.tags import LEVEL_OF_KEYWORD
 from ..errors import BadRequest
-from .find_scope import FindScope, OrderKey, as_number, order_by_sql, order_columns, scope_sql, sort_rows
+from .find_scope import (
+    FindScope,
+    OrderKey,
+    absent_tag_sql,
+    as_number,
+    indexed_level,
+    order_by_sql,
+    order_columns,
+    scope_sql,
+    sort_rows,
+)
 from .labels import labels_filter
 from .normalize import dicom_glob, normalize
 from .schema import CUSTOM_PLAN, LEVEL_NUMBER, NO_LIMIT
@@ -37,6 +47,7 @@ class Constraint:
     level: int  # level holding the tag (0 patient .. 3 instance)
     sql: str  # condition on main_tags alias t
     params: list
+    alias: str = ""  # the join's alias when a statement names it (an order: find_scope.indexed_level)
 
 
 def vr_of(keyword: str) -> str:
@@ -125,8 +136,10 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
                         ancestors[lvl] = f"a{lvl}"
                         joins.append(f"JOIN resources a{lvl} ON a{lvl}.internal = {ancestors[lvl + 1]}.parent")
                 alias = ancestors[level]
-            t = f"t{len(joins)}"
-            joins.append(f"{'' if from_tags else 'CROSS '}JOIN {table} {t} ON {t}.internal = {alias}.internal "
+            t = c.alias or f"t{len(joins)}"
+            # An order's join is the engine's to place (walked first when its index gives the order).
+            cross = "" if from_tags or c.alias else "CROSS "
+            joins.append(f"{cross}JOIN {table} {t} ON {t}.internal = {alias}.internal "
                          f"AND {t}.tag = ? AND {_TAG_ALIAS.sub(t + '.', c.sql)}")
             join_params += [c.keyword, *c.params]
         else:
@@ -203,15 +216,13 @@ class FindMixin:
         labelled = labels_filter(list(labels), labels_constraint)
         target = LEVEL_NUMBER[level]
         scope = scope or FindScope()
-        parent = None
-        if scope.parent is not None:
-            row = self.db.execute("SELECT internal, level FROM resources WHERE public_id = ?",
-                                  (scope.parent[1],)).fetchone()
-            if row is None or row[1] != scope.parent[0]:
-                return []  # as Orthanc: no descendants of a resource it does not have
-            parent = row[0]
-        where = scope_sql(scope, target, parent)
+        where = self._scope_conditions(scope, target)
+        if where is None:
+            return []  # as Orthanc: no descendants of a resource it does not have
         keys = order_columns(scope.order, target)
+        if not other and None not in keys and (level_of_first := indexed_level(scope.order, target)) is not None:
+            return self._find_in_tag_order(level, constraints, limit, since, labelled, where, keys, scope.order,
+                                           level_of_first)
         if not other and None not in keys:
             order = order_by_sql(keys, scope.order)
             sql, params = find_sql(level, constraints, limit, since, labelled, from_tags=self.from_tags,
@@ -232,6 +243,68 @@ class FindMixin:
                                       for k, o in zip(keys, scope.order, strict=True))])
         rows = sort_rows(rows, scope.order, 1)
         return [r[0] for r in rows[since : since + limit if limit else None]]
+
+    def count(self, level: str, query: dict[str, str], labels: list[str] = (), labels_constraint: str = "All",
+              scope: FindScope | None = None) -> int:
+        """How many resources ``find`` gives for the same search (case-insensitive, any order),
+        counted by the engine when the search is all SQL."""
+        main, other = split_query(query)
+        if any(v != "" for v in other.values()):
+            return len(self.find(level, query, False, labels=labels, labels_constraint=labels_constraint,
+                                 scope=scope))
+        constraints = [c for k, v in main.items() if (c := constraint(k, v, False)) is not None]
+        where = self._scope_conditions(scope or FindScope(), LEVEL_NUMBER[level])
+        if where is None:
+            return 0
+        sql, params = find_sql(level, constraints, 0, 0, labels_filter(list(labels), labels_constraint),
+                               from_tags=self.from_tags, scope=where)
+        return self.db.execute(f"SELECT COUNT(*) FROM ({sql}) AS found", params).fetchone()[0]
+
+    def _scope_conditions(self, scope: FindScope, target: int) -> tuple[str, list] | None:
+        """The scope's conditions on ``r`` (find_scope.scope_sql); None when its parent is not a
+        resource of the level it is given for."""
+        parent = None
+        if scope.parent is not None:
+            row = self.db.execute("SELECT internal, level FROM resources WHERE public_id = ?",
+                                  (scope.parent[1],)).fetchone()
+            if row is None or row[1] != scope.parent[0]:
+                return None
+            parent = row[0]
+        return scope_sql(scope, target, parent)
+
+    def _find_in_tag_order(self, level: str, constraints: list[Constraint], limit: int, since: int,
+                           labelled: tuple[str, list], where: tuple[str, list], keys: list, order: list[OrderKey],
+                           level_of_first: int) -> list[str]:
+        """A search ordered first by a main tag (find_scope.indexed_level): those that have the tag
+        by its index (a join the engine may walk first, stopping at the page's end), then those
+        without it, as Orthanc puts missing values last; each part ordered by the other keys next."""
+        first = order[0]
+        rest = order_by_sql(keys[1:], order[1:])
+        by_tag = (f"o.value{' DESC' if first.descending else ''}, {rest[0]}", rest[1])
+        # A condition on the same tag is the join the order walks (its matches all have the tag).
+        matched = next((i for i, c in enumerate(constraints) if c.keyword == first.keyword), None)
+        if matched is not None:
+            joined = [*constraints[:matched], replace(constraints[matched], alias="o"), *constraints[matched + 1:]]
+            sql, params = find_sql(level, joined, limit, since, labelled, from_tags=self.from_tags, scope=where,
+                                   order=by_tag)
+            return [r[0] for r in self.db.execute(sql, params)]
+        present = Constraint(first.keyword, level_of_first, "1 = 1", [], alias="o")
+        sql, params = find_sql(level, [*constraints, present], limit, since, labelled, from_tags=self.from_tags,
+                               scope=where, order=by_tag)
+        found = [r[0] for r in self.db.execute(sql, params)]
+        if limit and len(found) == limit:
+            return found
+        if found or not since:
+            with_tag = since + len(found)
+        else:  # the page starts past those with the tag: how many there are
+            sql, params = find_sql(level, [*constraints, present], 0, 0, labelled, from_tags=self.from_tags,
+                                   scope=where)
+            with_tag = self.db.execute(f"SELECT COUNT(*) FROM ({sql}) AS found", params).fetchone()[0]
+        absent = absent_tag_sql(first.keyword, LEVEL_NUMBER[level])
+        without = (f"{where[0]} AND {absent}" if where[0] else absent, where[1])
+        sql, params = find_sql(level, constraints, limit - len(found) if limit else 0, max(0, since - with_tag),
+                               labelled, from_tags=self.from_tags, scope=without, order=rest)
+        return found + [r[0] for r in self.db.execute(sql, params)]
 
     def study_months(self) -> list[str]:
         """The months (``YYYYMM``) that studies were made in, from their StudyDate (WebDAV by-dates)."""

@@ -111,6 +111,14 @@ def test_order_puts_missing_values_last_and_reads_other_tags(daemon, corpus):
         found = find(daemon, {"Level": "Series", "Query": {},
                               "OrderBy": [{"Type": "DicomTag", "Key": "BodyPartExamined", "Direction": direction}]})
         assert found[0] == s["KNEE"] and set(found[1:]) == {s["T1"], s["T2"]}
+    # Paged across those with the value and those without, which the next key orders.
+    by_part = [{"Type": "DicomTag", "Key": "BodyPartExamined", "Direction": "DESC"},
+               {"Type": "DicomTag", "Key": "SeriesTime", "Direction": "DESC"}]
+    pages = [find(daemon, {"Level": "Series", "Query": {}, "OrderBy": by_part, "Since": since, "Limit": limit})
+             for since, limit in ((0, 2), (1, 1), (2, 5), (3, 5), (1, 0))]
+    assert pages == [[s["KNEE"], s["T1"]], [s["T1"]], [s["T2"]], [], [s["T1"], s["T2"]]]
+    assert find(daemon, {"Level": "Series", "Query": {"SeriesDescription": "T*"}, "OrderBy": by_part}) == \
+        [s["T1"], s["T2"]]
     body = {"Level": "Instance", "Query": {}, "ParentSeries": s["T1"], "Expand": True,
             "RequestedTags": ["WindowCenter"],
             "OrderBy": [{"Type": "DicomTagAsFloat", "Key": "WindowCenter", "Direction": "DESC"}]}

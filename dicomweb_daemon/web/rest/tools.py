@@ -55,9 +55,9 @@ class ToolsRoutes:
     async def count(self, request):
         """How many resources ``/tools/find`` would answer (Limit and Since are ignored)."""
         q = find_request(read_json_body(request), self.names, allow_case=False)
-        ids = await in_db(self.index.find, q.level, q.query, case_sensitive=False, labels=q.labels,
-                          labels_constraint=q.labels_constraint, scope=q.scope)
-        return json_response(request, {"Count": len(ids)})
+        count = await in_db(self.index.count, q.level, q.query, labels=q.labels,
+                            labels_constraint=q.labels_constraint, scope=q.scope)
+        return json_response(request, {"Count": count})
 
     @route("/tools/lookup", methods=("POST",))
     async def lookup(self, request):
