@@ -13,16 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..dicom.tags import MAIN_TAGS
 from .normalize import dicom_glob
-from .schema import LEVEL_NAME, LEVEL_NUMBER
+from .qido_render import LEVELS_OF
+from .schema import LEVEL_NAME
 from .user_data import MAIN_TAGS_SIGNATURES
-
-#: The levels at which each keyword is a main tag.
-_LEVELS_OF: dict[str, list[int]] = {}
-for _name, _keywords in MAIN_TAGS.items():
-    for _kw in _keywords:
-        _LEVELS_OF.setdefault(_kw, []).append(LEVEL_NUMBER[_name])
 
 #: The core metadata kept as a column of an instance: Orthanc's name -> the column (as text).
 _INSTANCE_COLUMNS = {
@@ -31,7 +25,7 @@ _INSTANCE_COLUMNS = {
     "HttpUsername": "NULLIF(http_username, '')", "CalledAET": "NULLIF(called_aet, '')",
     "PixelDataOffset": "CAST(pixel_data_offset AS TEXT)", "PixelDataVR": "pixel_data_vr",
 }
-#: Core metadata kept beside the user's, by name (modification/anonymization.py).
+#: Core metadata kept beside the user's, by name (jobs/modification.py).
 _NAMED_USER = ("ModifiedFrom", "AnonymizedFrom")
 
 
@@ -79,16 +73,22 @@ def descendant_of_sql(target: int, level: int) -> str:
     return f"r.parent IN ({inner})"
 
 
+def tag_table(level: int, target: int) -> tuple[str, int]:
+    """Where a search at ``target`` reads a main tag of ``level``: (table, level of the resource
+    whose rows they are). Below the patient level, a patient's tag is the study's copy of it
+    (Orthanc's PatientMainDicomTags), as Orthanc matches it."""
+    return ("study_patient_tags", 1) if level == 0 and target >= 1 else ("main_tags", level)
+
+
 def tag_sql(keyword: str, target: int) -> str | None:
     """The value of main tag ``keyword`` of the resource or of its nearest ancestor that keeps it;
     None when no level from the patient's to ``target`` keeps it."""
-    levels = sorted((lv for lv in _LEVELS_OF.get(keyword, []) if lv <= target), reverse=True)
+    levels = sorted((lv for lv in LEVELS_OF.get(keyword, []) if lv <= target), reverse=True)
     if not levels:
         return None
     values = []
     for lv in levels:
-        # Below the patient level, a patient's tag is the study's copy (as a search matches it).
-        table, at = ("study_patient_tags", 1) if lv == 0 and target >= 1 else ("main_tags", lv)
+        table, at = tag_table(lv, target)
         values.append(f"(SELECT value FROM {table} WHERE internal = {ancestor_sql(target, at)} "
                       f"AND tag = '{keyword}')")
     return values[0] if len(values) == 1 else f"COALESCE({', '.join(values)})"
@@ -101,15 +101,15 @@ def indexed_level(order: list[OrderKey], target: int) -> int | None:
     a second sorting them all. None otherwise."""
     if not order or order[0].metadata is not None or order[0].numeric:
         return None
-    levels = [lv for lv in _LEVELS_OF.get(order[0].keyword, []) if lv <= target]
+    levels = [lv for lv in LEVELS_OF.get(order[0].keyword, []) if lv <= target]
     return levels[0] if len(levels) == 1 else None
 
 
 def absent_tag_sql(keyword: str, target: int) -> str:
     """A condition on ``r``: neither it nor its ancestor keeps main tag ``keyword`` (the keyword is a
     pydicom keyword: letters and digits only)."""
-    [lv] = [lv for lv in _LEVELS_OF[keyword] if lv <= target]
-    table, at = ("study_patient_tags", 1) if lv == 0 and target >= 1 else ("main_tags", lv)
+    [lv] = [lv for lv in LEVELS_OF[keyword] if lv <= target]
+    table, at = tag_table(lv, target)
     return f"NOT EXISTS (SELECT 1 FROM {table} WHERE internal = {ancestor_sql(target, at)} AND tag = '{keyword}')"
 
 

@@ -23,6 +23,7 @@ from .find_scope import (
     order_columns,
     scope_sql,
     sort_rows,
+    tag_table,
 )
 from .labels import labels_filter
 from .normalize import dicom_glob, normalize
@@ -126,9 +127,7 @@ def find_sql(level: str, constraints: list[Constraint], limit: int, since: int,
     ancestors = {target: "r"}
     for c in constraints:
         if c.level <= target:
-            # Below the patient level, a patient's tag is matched on the study's own copy of the
-            # patient's tags (Orthanc's PatientMainDicomTags), as Orthanc does.
-            level, table = (1, "study_patient_tags") if c.level == 0 and target >= 1 else (c.level, "main_tags")
+            table, level = tag_table(c.level, target)
             alias = ancestors.get(level)
             if alias is None:
                 for lvl in range(target - 1, level - 1, -1):
