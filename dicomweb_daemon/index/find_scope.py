@@ -11,6 +11,7 @@ sorted in Python (``sort_rows``), as tags outside the main tags are matched ther
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .normalize import dicom_glob
@@ -202,14 +203,16 @@ def order_by_sql(columns: list[tuple[str, list]], order: list[OrderKey]) -> tupl
     return "".join(f"{t}, " for t in terms), params
 
 
+#: A decimal number as DICOM writes one (DS, IS): what PostgreSQL's as_number takes too (pg_sql.py).
+_NUMBER = re.compile(r"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*")
+
+
 def as_number(text) -> float | None:
-    """A value as a number, None when it is not one (both engines' ``as_number``)."""
-    if text is None:
+    """A value as a number, None when it is not one (no "nan", "inf" or "1_000", which Python's
+    float() would take): SQLite's ``as_number``, and the numeric order of tags read from files."""
+    if text is None or not _NUMBER.fullmatch(str(text)):
         return None
-    try:
-        return float(str(text).strip())
-    except ValueError:
-        return None
+    return float(text)
 
 
 def sort_rows(rows: list[list], order: list[OrderKey], first: int) -> list[list]:

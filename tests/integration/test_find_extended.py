@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import generate_uid
 
+from tests.conftest import local_daemon_in
 from tests.dicom_files import make_ct
 
 
@@ -203,3 +204,17 @@ def test_changes_by_type_and_up_to_a_number(daemon, corpus):
     assert [c["Seq"] for c in backwards["Changes"]] == new_instances[3:6] and not backwards["Done"]
     r = daemon.get("/changes?type=NoSuchChange")
     assert r.status_code == 400 and "NoSuchChange" in r.json()["Details"]
+
+
+@pytest.mark.parametrize("text", ["40", " 7 ", "-2.5", "+3.", ".5", "1e3", "2E-2", "", "abc", "1.2.3", "12abc",
+                                  "--1", "1e", "0x10", "nan", "inf", "1_000", "\t5\n"])
+def test_each_engine_reads_numbers_alike(tmp_path, text):
+    """as_number, the function a numeric order compares by, gives the same on the index's engine
+    (PostgreSQL's is SQL) as in Python (SQLite's, and the order of tags read from files)."""
+    from dicomweb_daemon.index.find_scope import as_number
+
+    index = local_daemon_in(tmp_path).index
+    try:
+        assert index.db.execute("SELECT as_number(?)", (text,)).fetchone()[0] == as_number(text)
+    finally:
+        index.close()
