@@ -196,6 +196,10 @@ class IIndex(Interface):
     def user_metadata(public_id):  # noqa: N805
         """``{number as text: (value, revision)}`` of user-defined metadata."""
 
+    def metadata_of(public_ids, level):  # noqa: N805
+        """``{public ID: {name: value}}``: every metadata of many resources of a level (core ones by
+        Orthanc's names, user ones by their numbers as text)."""
+
     def attachments(public_id):  # noqa: N805
         """``{content type: {uuid, size, md5, revision, compression, compressed_size, compressed_md5}}``
         of user-defined attachments."""

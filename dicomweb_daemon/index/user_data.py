@@ -82,41 +82,68 @@ class UserDataMixin:
         if row is None:
             raise UnknownResource("Unknown resource", f"no resource with ID {public_id}")
         internal, level, last_update = row
+        return LEVEL_NAME[level], self._core_metadata_of(level, {internal: last_update})[internal]
+
+    def metadata_of(self, public_ids: list[str], level: int) -> dict[str, dict[str, str]]:
+        """Every metadata of many resources of ``level`` (its number) in a few statements (a page of /tools/find
+        with ResponseContent Metadata): ``{public ID: {name: value}}``, the core ones by Orthanc's
+        names, the user-defined ones by their numbers as text."""
+        resources = {r[0]: r[1:] for r in self._chunked(
+            "SELECT internal, public_id, last_update FROM resources WHERE public_id IN ({marks})", public_ids)}
+        core = self._core_metadata_of(level, {i: r[1] for i, r in resources.items()})
+        for internal, name, value in self._chunked(
+                "SELECT internal, name, value FROM user_metadata WHERE internal IN ({marks})", list(resources)):
+            core[internal][name] = value
+        return {resources[i][0]: values for i, values in core.items()}
+
+    def _chunked(self, sql: str, keys: list) -> list[tuple]:
+        """The rows of ``sql`` for ``keys`` (its ``{marks}``), 900 at a time."""
+        rows = []
+        for i in range(0, len(keys), 900):
+            chunk = keys[i : i + 900]
+            rows += self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    def _core_metadata_of(self, level: int, last_updates: dict[int, str]) -> dict[int, dict[str, str]]:
+        """The core metadata of resources of ``level`` (internal ID -> its LastUpdate)."""
         name = LEVEL_NAME[level]
-        values: dict[str, str] = {"MainDicomTagsSignature": MAIN_TAGS_SIGNATURES[name]}
+        out = {internal: {"MainDicomTagsSignature": MAIN_TAGS_SIGNATURES[name]} for internal in last_updates}
         if name != "Instance":
-            values["LastUpdate"] = last_update
+            for internal, last_update in last_updates.items():
+                out[internal]["LastUpdate"] = last_update
         if name == "Series":
-            aet = self.db.execute(
-                "SELECT i.remote_aet FROM resources r JOIN instances i USING (internal) WHERE r.parent = ? "
-                "ORDER BY i.internal DESC LIMIT 1", (internal,)).fetchone()
-            values["RemoteAET"] = aet[0] if aet else ""
-            info = self.db.execute("SELECT expected_instances, qido_extras FROM series_info WHERE internal = ?",
-                                   (internal,)).fetchone()
-            if info and info[0] is not None:
-                values["ExpectedNumberOfInstances"] = str(info[0])
-            sequences = main_sequences(info[1]) if info and info[1] is not None else None
-            if sequences:
-                values["MainDicomSequences"] = sequences
+            for internal, aet, expected, extras in self._chunked(
+                    "SELECT s.internal, (SELECT i.remote_aet FROM resources c JOIN instances i ON i.internal = "
+                    "c.internal WHERE c.parent = s.internal ORDER BY i.internal DESC LIMIT 1), si.expected_instances, "
+                    "si.qido_extras FROM resources s LEFT JOIN series_info si ON si.internal = s.internal "
+                    "WHERE s.internal IN ({marks})", list(last_updates)):
+                values = out[internal]
+                values["RemoteAET"] = aet or ""
+                if expected is not None:
+                    values["ExpectedNumberOfInstances"] = str(expected)
+                sequences = main_sequences(extras) if extras is not None else None
+                if sequences:
+                    values["MainDicomSequences"] = sequences
         if name == "Instance":
-            info = self.db.execute(
-                "SELECT index_in_series, reception_date, remote_aet, origin, transfer_syntax, sop_class_uid, "
-                "remote_ip, http_username, pixel_data_offset, pixel_data_vr, called_aet FROM instances "
-                "WHERE internal = ?", (internal,)).fetchone()
-            index, received, aet, origin, syntax, sop_class, ip, user, offset, vr, called = info
-            values.update({"ReceptionDate": received, "RemoteAET": aet, "Origin": origin,
-                           "TransferSyntax": syntax, "SopClassUid": sop_class, "RemoteIP": ip})
-            if origin == "DicomProtocol":  # as Orthanc: the called AET of a DICOM sender, else the HTTP user
-                values["CalledAET"] = called
-            else:
-                values["HttpUsername"] = user
-            if index is not None:
-                values["IndexInSeries"] = str(index)
-            if offset is not None:
-                values["PixelDataOffset"] = str(offset)
-            if vr is not None:
-                values["PixelDataVR"] = vr
-        return name, values
+            for row in self._chunked(
+                    "SELECT internal, index_in_series, reception_date, remote_aet, origin, transfer_syntax, "
+                    "sop_class_uid, remote_ip, http_username, pixel_data_offset, pixel_data_vr, called_aet "
+                    "FROM instances WHERE internal IN ({marks})", list(last_updates)):
+                internal, index, received, aet, origin, syntax, sop_class, ip, user, offset, vr, called = row
+                values = out[internal]
+                values.update({"ReceptionDate": received, "RemoteAET": aet, "Origin": origin,
+                               "TransferSyntax": syntax, "SopClassUid": sop_class, "RemoteIP": ip})
+                if origin == "DicomProtocol":  # as Orthanc: the called AET of a DICOM sender, else the HTTP user
+                    values["CalledAET"] = called
+                else:
+                    values["HttpUsername"] = user
+                if index is not None:
+                    values["IndexInSeries"] = str(index)
+                if offset is not None:
+                    values["PixelDataOffset"] = str(offset)
+                if vr is not None:
+                    values["PixelDataVR"] = vr
+        return out
 
     # -- user metadata -------------------------------------------------------------------------
     def user_metadata(self, public_id: str) -> dict[str, tuple[str, int]]:

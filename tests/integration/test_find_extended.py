@@ -166,6 +166,11 @@ def test_response_content(daemon, corpus):
                                 "ResponseContent": ["Attachments"]})
     assert len(attachments) == 2 and attachments[0]["Attachments"][0]["ContentType"] == 1
     assert attachments[0]["Attachments"][0]["UncompressedSize"] > 0
+    for level, plural in (("Patient", "patients"), ("Study", "studies"), ("Series", "series"),
+                          ("Instance", "instances")):  # every metadata, as each resource lists them
+        answers = find(daemon, {"Level": level, "Query": {"PatientID": "EXT-A"}, "ResponseContent": ["Metadata"]})
+        for answer in answers:
+            assert answer["Metadata"] == daemon.get(f"/{plural}/{answer['ID']}/metadata?expand").json(), level
     bare = find(daemon, {"Level": "Patient", "Query": {"PatientID": "EXT-B"}, "ResponseContent": ["IsProtected"]})
     assert bare == [{"ID": corpus["EXT-B"][0], "Type": "Patient", "IsProtected": False}]
 

@@ -4,8 +4,9 @@ it, ``Expand`` gives the resource's JSON as ``/{level}/{id}`` does)."""
 from __future__ import annotations
 
 from ...index.resources import CHILD_KEY, PARENT_KEY
+from ...index.schema import LEVEL_NUMBER
 from .attachments import attachments_of
-from .metadata import MetadataNames, read_metadata
+from .metadata import MetadataNames
 
 #: The keys of a resource's JSON (``describe``) that each part of ResponseContent gives.
 _KEYS_OF_PART = {
@@ -22,13 +23,13 @@ def find_content(index, names: MetadataNames, ids: list[str], level: str, parts:
     """(db thread) What ``parts`` ask of each of the resources ``ids`` of ``level``, in their order."""
     keys = {key for part in parts for key in _KEYS_OF_PART.get(part, ())}
     described = index.describe(ids) if keys else [{"ID": i, "Type": level} for i in ids]
+    metadata = index.metadata_of(ids, LEVEL_NUMBER[level]) if "Metadata" in parts else {}
     out = []
     for item in described:
         answer = {"ID": item["ID"], "Type": item["Type"]}
         answer.update((k, v) for k, v in item.items() if k in keys)
         if "Metadata" in parts:
-            answer["Metadata"] = {name: value for name, (value, _rev) in
-                                  read_metadata(index, names, item["ID"], level).items()}
+            answer["Metadata"] = {names.name_of(key): value for key, value in metadata[item["ID"]].items()}
         if "Attachments" in parts:
             answer["Attachments"] = [a.info() for _n, a in sorted(attachments_of(index, item["ID"], level).items())]
         if "IsProtected" in parts and level == "Patient":
