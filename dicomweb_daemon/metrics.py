@@ -1,10 +1,13 @@
-"""What ``GET /metrics`` shows, in Prometheus' text format (``prometheus_client``): counters the
-daemon keeps as it works (HTTP requests and their latency per route family, instances ingested by
-outcome), and figures read when scraped (jobs by state, resources and bytes stored, index size, pool
-backlogs, open DICOM associations). One registry per daemon: two daemons in one process (the tests)
+"""What ``GET /metrics`` (and Orthanc's ``/tools/metrics-prometheus``) shows, in Prometheus' text
+format (``prometheus_client``): counters the daemon keeps as it works (HTTP requests and their latency
+per route family, instances ingested by outcome), and figures read when scraped (jobs by state,
+resources and bytes stored, index size, pool backlogs, open DICOM associations; the ones Orthanc
+publishes also under its names, ``orthanc_count_instances``...). ``MetricsEnabled`` off (or ``PUT
+/tools/metrics 0``): nothing is counted nor published. One registry per daemon: two daemons in one process (the tests)
 do not mix their figures."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -45,8 +48,12 @@ class Metrics:
         self.associations: Callable[[], int] | None = None  # set by the DICOM server when it runs
         self._counted: dict[tuple, tuple] = {}  # (family, method, status) -> its counter and histogram
         self.registry.register(_Scraped(self))
+        self.enabled = bool(daemon.settings.MetricsEnabled)  # Orthanc's MetricsEnabled, PUT /tools/metrics
+        self.started = time.monotonic()
 
     def request_done(self, family: str, method: str, status: int, seconds: float) -> None:
+        if not self.enabled:
+            return
         # The labelled series, kept: prometheus_client's labels() takes a lock and checks its
         # arguments at every call (~3 % of a small request's reactor time).
         key = (family, method, status)
@@ -58,12 +65,14 @@ class Metrics:
         counted[1].observe(seconds)
 
     def ingest_done(self, outcomes: list[str]) -> None:
+        if not self.enabled:
+            return
         for outcome in outcomes:
             self.ingested.labels(outcome).inc()
 
     def scrape(self) -> bytes:
-        """(db thread) The text format."""
-        return generate_latest(self.registry)
+        """(db thread) The text format; nothing while the metrics are disabled."""
+        return generate_latest(self.registry) if self.enabled else b""
 
 
 class _Scraped:
@@ -81,7 +90,9 @@ class _Scraped:
         for state, count in index.job_counts().items():
             jobs.add_metric([state], count)
         yield jobs
+        counts = index.job_counts()
         stats = index.statistics()
+        yield from _orthanc_names(counts, stats, index.last_change(), time.monotonic() - self.metrics.started)
         resources = GaugeMetricFamily("dicomweb_resources", "Resources in the index by level", labels=["level"])
         for level in ("Patients", "Studies", "Series", "Instances"):
             resources.add_metric([level], stats[f"Count{level}"])
@@ -96,3 +107,22 @@ class _Scraped:
         if self.metrics.associations is not None:
             yield GaugeMetricFamily("dicomweb_dicom_associations", "Open DICOM associations (this daemon's SCP)",
                                     value=self.metrics.associations())
+
+
+def _orthanc_names(jobs: dict[str, int], stats: dict, last_change: int, up_seconds: float):
+    """The figures Orthanc publishes under its own names (its book, "Instrumentation with
+    Prometheus"), for the dashboards and alerts made for it."""
+    for level in ("Patients", "Studies", "Series", "Instances"):
+        yield GaugeMetricFamily(f"orthanc_count_{level.lower()}", f"The number of {level.lower()} stored in DB",
+                                value=stats[f"Count{level}"])
+    yield GaugeMetricFamily("orthanc_disk_size_mb", "The size [MB] of all DICOM files stored",
+                            value=int(stats["TotalDiskSize"]) / 1048576)
+    yield GaugeMetricFamily("orthanc_uncompressed_size_mb", "The size [MB] of all DICOM files stored, uncompressed",
+                            value=int(stats["TotalUncompressedSize"]) / 1048576)
+    success, failed = jobs.get("Success", 0), jobs.get("Failure", 0)
+    for name, value in (("pending", jobs.get("Pending", 0) + jobs.get("Retry", 0) + jobs.get("Paused", 0)),
+                        ("running", jobs.get("Running", 0)), ("success", success), ("failed", failed),
+                        ("completed", success + failed)):
+        yield GaugeMetricFamily(f"orthanc_jobs_{name}", f"The current number of {name} jobs", value=value)
+    yield GaugeMetricFamily("orthanc_last_change", "The current id of the last change event", value=last_change)
+    yield GaugeMetricFamily("orthanc_up_time_s", "The time [s] spent since the daemon started", value=int(up_seconds))

@@ -59,6 +59,8 @@ TOP: dict[str, Option] = {
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
     "MaximumStorageMode": Option(str, "Recycle", "Over a quota: Recycle (delete the oldest unprotected "
                                  "patients) or Reject (refuse the new instance).", choices=("Recycle", "Reject")),
+    "MetricsEnabled": Option(bool, True, "Count and publish metrics (/metrics, /tools/metrics-prometheus); "
+                             "PUT /tools/metrics changes it until the next start."),
     "DicomLossyTranscodingQuality": Option(int, 90, "Quality (1-100) of lossy transcoding (JPEG) when a request "
                                            "names none (lossy-quality, LossyQuality).", minimum=1, maximum=100),
     "StableAge": Option(int, 60, "Seconds without a new instance before a resource is stable.", minimum=1),

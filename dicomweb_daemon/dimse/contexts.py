@@ -38,6 +38,12 @@ def known_contexts(syntaxes: list[str]) -> list:
     return contexts
 
 
+def accepted_sop_classes() -> list[str]:
+    """The storage SOP classes the DICOM server accepts (``/tools/accepted-sop-classes``; with
+    UnknownSopClassAccepted, others too, as an association proposes them)."""
+    return sorted({cx.abstract_syntax for cx in StoragePresentationContexts})
+
+
 def matching_syntaxes(patterns: list[str]) -> list[str]:
     """The transfer syntaxes pydicom knows that ``patterns`` (``*`` and ``?`` wildcards) name, in
     the order the server prefers them: where both ends offer several, the first one wins, so files

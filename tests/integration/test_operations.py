@@ -73,3 +73,53 @@ def test_health_and_metrics(make_daemon):
     staging.unlink()
     staging.mkdir()
     assert d.get("/health/ready").status_code == 200
+
+
+def test_orthanc_metrics_routes(make_daemon):
+    """Orthanc's /tools/metrics-prometheus (its own names too: orthanc_count_instances...) and the
+    /tools/metrics switch: off, nothing is counted nor published; a bad value is 400."""
+    d = make_daemon()
+    data = make_ct("OPS-ORTHANC")
+    d.post("/instances", data)
+    samples = _samples(d.get("/tools/metrics-prometheus").text)
+    assert samples[("orthanc_count_instances", ())] == 1 and samples[("orthanc_count_patients", ())] == 1
+    assert samples[("orthanc_disk_size_mb", ())] == len(data) / 1048576
+    assert samples[("orthanc_last_change", ())] == d.get("/changes?last").json()["Last"]
+    assert samples[("orthanc_jobs_running", ())] == 0 and samples[("orthanc_up_time_s", ())] >= 0
+    assert ("dicomweb_resources", (("level", "Instances"),)) in samples
+    assert d.get("/tools/metrics").text == "1"
+    assert d.put("/tools/metrics", "0").status_code == 200
+    assert d.get("/tools/metrics").text == "0" and d.get("/metrics").text == ""
+    d.get("/patients")
+    assert d.put("/tools/metrics", "maybe").status_code == 400
+    assert d.put("/tools/metrics", "1").status_code == 200
+    patients = ("dicomweb_http_requests_total", (("family", "patients"), ("method", "GET"), ("status", "200")))
+    assert _samples(d.get("/metrics").text).get(patients, 0) == 0  # not counted while off
+    d.get("/patients")
+    assert _samples(d.get("/metrics").text)[patients] == 1
+    assert _samples(make_daemon({"MetricsEnabled": False}).get("/metrics").text) == {}
+
+
+def test_small_orthanc_tools(make_daemon):
+    """/tools/generate-uid by level, /tools/accepted-sop-classes, a raw frame gzipped, /tools/shutdown."""
+    import gzip
+
+    import pydicom
+
+    d = make_daemon()
+    for level in ("study", "Series", "instance"):
+        assert pydicom.uid.UID(d.get(f"/tools/generate-uid?level={level}").text).is_valid
+    assert len(d.get("/tools/generate-uid?level=patient").text) == 36  # a UUID, as Orthanc
+    assert d.get("/tools/generate-uid?level=frame").status_code == 400
+    classes = d.get("/tools/accepted-sop-classes").json()
+    assert "1.2.840.10008.5.1.4.1.1.2" in classes and len(classes) > 100
+    instance = d.post("/instances", make_ct("OPS-RAW")).json()["ID"]
+    raw = d.get(f"/instances/{instance}/frames/0/raw").content
+    gz = d.get(f"/instances/{instance}/frames/0/raw.gz")
+    assert gz.headers["Content-Type"] == "application/gzip" and gzip.decompress(gz.content) == raw
+    assert d.post("/tools/shutdown").json() == {}
+    deadline = time.time() + 30
+    while d.proc.poll() is None:
+        assert time.time() < deadline, "the daemon did not stop"
+        time.sleep(0.1)
+    assert d.proc.returncode == 0

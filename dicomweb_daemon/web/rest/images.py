@@ -3,6 +3,8 @@
 numbers them from 1, as PS3.18 does."""
 from __future__ import annotations
 
+import gzip
+
 from ... import codecs
 from ...codecs.render import parse_window
 from ...errors import BadRequest, NotAcceptable, UnknownResource
@@ -159,15 +161,25 @@ class ImageRoutes:
     async def raw(self, request, id, frame):  # noqa: A002
         """The frame's stored bytes, read through the frame table without parsing the file (images
         without a frame table, such as single-bit or Elscint-compressed ones, are read parsed)."""
+        data, media_type = await self._raw_frame(id, frame)
+        request.setHeader(b"Content-Type", media_type.encode())
+        return data
+
+    @route("/instances/<id>/frames/<frame>/raw.gz")
+    async def raw_gzipped(self, request, id, frame):  # noqa: A002
+        """The frame's stored bytes, gzipped (Orthanc's ``raw.gz``)."""
+        data, _media_type = await self._raw_frame(id, frame)
+        request.setHeader(b"Content-Type", b"application/gzip")
+        return await in_cpu(gzip.compress, data, 6)
+
+    async def _raw_frame(self, public_id: str, frame: str) -> tuple[bytes, str]:
         index = _frame_number(frame)
-        instance = await self.frame_service.instance(id)
+        instance = await self.frame_service.instance(public_id)
         if instance.frames and index >= len(instance.frames):
             raise UnknownResource("Unknown resource", f"frame {index} does not exist "
                                   f"(the instance has {len(instance.frames)})")
         data = await self.frame_service.raw_frame(instance, index + 1)
-        request.setHeader(b"Content-Type",
-                          _RAW_TYPES.get(instance.transfer_syntax, "application/octet-stream").encode())
-        return data
+        return data, _RAW_TYPES.get(instance.transfer_syntax, "application/octet-stream")
 
     @route("/instances/<id>/frames/<frame>/numpy")
     async def frame_numpy(self, request, id, frame):  # noqa: A002

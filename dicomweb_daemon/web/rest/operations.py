@@ -1,12 +1,14 @@
 """Routes for operations: ``/health`` (live: the daemon answers; no credentials needed, it tells
 nothing), ``/health/ready`` (ready to serve: the index answers and the storage takes a file; 503
 with the failing check otherwise), and ``/metrics`` (Prometheus' text format, behind the same
-authentication as the API)."""
+authentication as the API; also Orthanc's ``/tools/metrics-prometheus``, with ``/tools/metrics`` to
+turn them off and on)."""
 from __future__ import annotations
 
+from ...errors import BadRequest
 from ...interfaces import IReachable
 from ...threads import in_db, in_io
-from ..routing import json_response, route
+from ..routing import json_response, read_text_body, route
 
 TEXT_FORMAT = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -33,10 +35,25 @@ class OperationsRoutes:
             self.daemon.storage.check()
 
     @route("/metrics")
+    @route("/tools/metrics-prometheus")
     async def metrics(self, request):
         body = await in_db(self.daemon.metrics.scrape)
         request.setHeader(b"Content-Type", TEXT_FORMAT)
         return body
+
+    @route("/tools/metrics")
+    def metrics_enabled(self, request):
+        request.setHeader(b"Content-Type", b"text/plain")
+        return b"1" if self.daemon.metrics.enabled else b"0"
+
+    @route("/tools/metrics", methods=("PUT",))
+    def enable_metrics(self, request):
+        """Orthanc's switch: ``1`` (or ``true``) counts and publishes metrics, ``0`` (or ``false``) stops."""
+        value = read_text_body(request).lower()
+        if value not in ("0", "1", "true", "false"):
+            raise BadRequest("Bad request", "the body must be 1 (or true) or 0 (or false)")
+        self.daemon.metrics.enabled = value in ("1", "true")
+        return json_response(request, {})
 
     @staticmethod
     async def _check(pending) -> str:

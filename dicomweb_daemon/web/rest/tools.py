@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import time
+import uuid
 
+from pydicom.uid import generate_uid
+from twisted.internet import reactor
 from twisted.logger import Logger
 
 from ...config.settings import DEFAULT_ENCODINGS
+from ...dimse.contexts import accepted_sop_classes
 from ...errors import BadRequest, UnknownResource
 from ...logs import CATEGORIES, LOG_LEVELS
 from ...logs import LEVELS as LOG_LEVEL_NAMES
 from ...storage.summaries import rebuild_summaries
 from ...threads import in_db
-from ..routing import json_response, read_json_body, read_text_body, route
+from ..routing import arg, json_response, read_json_body, read_text_body, route
 from .find_body import find_request
 from .find_content import find_content
 from .metadata import MetadataNames
@@ -131,6 +135,27 @@ class ToolsRoutes:
             LOG_LEVELS.set(category, read_text_body(request))
         except ValueError as e:
             raise BadRequest("Bad request", f"{e}: one of {', '.join(LOG_LEVEL_NAMES)}") from None
+        return json_response(request, {})
+
+    @route("/tools/generate-uid")
+    def new_uid(self, request):
+        """A new identifier for a resource of ``level``: a UID (a UUID for a patient's ID, as Orthanc)."""
+        level = (arg(request, "level") or "").lower()
+        if level not in ("patient", "study", "series", "instance"):
+            raise BadRequest("Bad request", "level must be one of patient, study, series, instance")
+        request.setHeader(b"Content-Type", b"text/plain")
+        return (str(uuid.uuid4()) if level == "patient" else generate_uid()).encode()
+
+    @route("/tools/accepted-sop-classes")
+    def accepted_sop_classes(self, request):
+        return json_response(request, accepted_sop_classes())
+
+    @route("/tools/shutdown", methods=("POST",))
+    def shutdown(self, request):
+        """The daemon stops as on SIGTERM (in-flight requests and jobs' current step finish first),
+        once this answer is sent."""
+        log.info("shutdown asked through the REST API")
+        reactor.callLater(0, reactor.stop)
         return json_response(request, {})
 
     @route("/tools/now")
