@@ -126,7 +126,7 @@ def parse_query(query: Any, field: str = "Query") -> dict[int, str]:
     return out
 
 
-def _vr(tag: int) -> str | None:
+def vr_of_tag(tag: int) -> str | None:
     try:
         vr = dictionary_VR(tag)
     except KeyError:
@@ -134,9 +134,9 @@ def _vr(tag: int) -> str | None:
     return vr.split(" or ")[0]
 
 
-def _put(ds: Dataset, tag: int, text: str) -> None:
+def put_key(ds: Dataset, tag: int, text: str) -> None:
     """``text`` as the value of ``tag`` (empty: asked for, without constraint)."""
-    vr = _vr(tag)
+    vr = vr_of_tag(tag)
     if vr is None or vr == "SQ":
         raise BadFileFormat(None, f"{tag_key(tag)} cannot be a key of a query")
     if vr in _NUMBERS:
@@ -168,7 +168,7 @@ def find_identifier(level: str, query: dict[int, str], charset: str, normalize: 
     ds.SpecificCharacterSet = charset
     ds.QueryRetrieveLevel = DICOM_LEVEL[level]
     for tag in sorted(keys):
-        _put(ds, tag, _fixed(tag, keys[tag], manufacturer))
+        put_key(ds, tag, _fixed(tag, keys[tag], manufacturer))
     return ds
 
 
@@ -176,7 +176,7 @@ def _fixed(tag: int, value: str, manufacturer: str) -> str:
     """Orthanc's manufacturer fix-ups: some modalities take ``*`` for a literal, not a wildcard."""
     if manufacturer == "GenericNoUniversalWildcard" and value == "*":
         return ""
-    if manufacturer == "GenericNoWildcardInDates" and _vr(tag) in _DATE_VRS and "*" in value:
+    if manufacturer == "GenericNoWildcardInDates" and vr_of_tag(tag) in _DATE_VRS and "*" in value:
         return ""
     return value
 
@@ -189,7 +189,7 @@ def retrieve_identifier(level: str, keys: dict[int, str]) -> Dataset:
     for keyword in UNIQUE_KEYS[level]:
         tag = parse_tag(keyword)
         if tag in keys:
-            _put(ds, tag, keys[tag])
+            put_key(ds, tag, keys[tag])
     return ds
 
 

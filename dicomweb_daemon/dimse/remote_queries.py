@@ -8,8 +8,10 @@ retrieve or a child query reads the identifying values back from it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from ..dicom.charsets import python_encodings
 from ..dicom.orthanc_json import FULL, SIMPLIFY, TagsOptions, TagsReader, full_to_view, render
@@ -20,6 +22,7 @@ from ..threads import in_db_write, in_dimse
 from . import scu
 from .association import peer_of
 from .identifiers import find_identifier, short
+from .worklist import worklist_identifier
 
 
 class RemoteQueries:
@@ -43,6 +46,13 @@ class RemoteQueries:
         identifier: Dataset = find_identifier(level, keys, self.daemon.ingest.charset,
                                               options.get("Normalize", True), modality.manufacturer)
         return await in_dimse(scu.find, peer, level, identifier, self._renderer())
+
+    async def worklist(self, modality_name: str, query: Any, options: dict) -> list[dict]:
+        """(reactor) The answers of a C-FIND on the modality's worklist, as Orthanc's full JSON."""
+        modality = await self.daemon.modalities.get(modality_name)
+        peer = peer_of(modality, self.daemon.settings, options.get("LocalAet") or None, options.get("Timeout"))
+        identifier = worklist_identifier(query, self.daemon.ingest.charset)
+        return await in_dimse(scu.find, peer, "worklist", identifier, self._renderer(), ModalityWorklistInformationFind)
 
     async def create(self, modality_name: str, level: str, keys: dict[int, str], options: dict) -> str:
         """A query run and kept in the index (the oldest dropped past ``QueryRetrieveSize``); its ID."""

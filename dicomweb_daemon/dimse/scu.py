@@ -57,9 +57,10 @@ def echo(peer: Peer) -> None:
         check_status("C-ECHO", peer, assoc.send_c_echo())
 
 
-def find(peer: Peer, level: str, identifier: Dataset, render: Render) -> list[dict]:
-    """(dimse thread) The answers of a C-FIND, rendered."""
-    model = find_model(level)
+def find(peer: Peer, level: str, identifier: Dataset, render: Render, model: str | None = None) -> list[dict]:
+    """(dimse thread) The answers of a C-FIND, rendered; on the level's query model, or ``model``
+    (a worklist: ModalityWorklistInformationFind)."""
+    model = model or find_model(level)
     answers: list[dict] = []
     refused = no_context("C-FIND", peer, f"the {level} level", orthanc_status=2016)
     with associated(peer, [build_context(model)], refused=refused) as assoc:

@@ -20,6 +20,7 @@ import requests
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
+    ModalityWorklistInformationFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -339,6 +340,47 @@ def test_query_identifiers_are_normalized_as_orthanc(make_daemon, pynetdicom_scp
     # C-MOVE to a node that offers no C-MOVE, likewise.
     r = d.post("/modalities/finder/move", json.dumps({"Level": "Study", "Resources": [{"StudyInstanceUID": STUDY}]}))
     assert r.status_code == 500 and r.json()["OrthancStatus"] == 2017
+
+
+def test_find_worklist(make_daemon, pynetdicom_scp):
+    """find-worklist: a C-FIND on the Modality Worklist model with the body's keys (sequences as
+    lists of objects), each item answered as its tags by name (Short: by number; Full: both);
+    keys that cannot be are 400; a remote without the worklist model refuses."""
+    seen: list[pydicom.Dataset] = []
+
+    def on_find(event):
+        seen.append(event.identifier)
+        for name in ("DOE^JOHN", "ROE^JANE"):
+            item = pydicom.Dataset()
+            item.PatientName, item.AccessionNumber = name, "A1"
+            step = pydicom.Dataset()
+            step.Modality, step.ScheduledStationAETitle = "CT", "CT01"
+            item.ScheduledProcedureStepSequence = [step]
+            yield 0xFF00, item
+
+    port = pynetdicom_scp("RIS", [ModalityWorklistInformationFind], [(evt.EVT_C_FIND, on_find)])
+    finder = pynetdicom_scp("FINDER", [StudyRootQueryRetrieveInformationModelFind], [])
+    d = scu_daemon(make_daemon, {"ris": ["RIS", "127.0.0.1", port], "finder": ["FINDER", "127.0.0.1", finder]})
+    assert "find-worklist" in d.get("/modalities/ris").json()
+    query = {"PatientName": "", "AccessionNumber": "A*",
+             "ScheduledProcedureStepSequence": [{"Modality": "CT", "ScheduledStationAETitle": ""}]}
+    r = d.post("/modalities/ris/find-worklist", json.dumps({"Query": query}))
+    assert r.status_code == 200, r.text
+    answers = r.json()
+    assert [a["PatientName"] for a in answers] == ["DOE^JOHN", "ROE^JANE"]
+    assert answers[0]["ScheduledProcedureStepSequence"] == [{"Modality": "CT", "ScheduledStationAETitle": "CT01"}]
+    sent = seen[-1]
+    assert sent.AccessionNumber == "A*" and sent.ScheduledProcedureStepSequence[0].Modality == "CT"
+    assert "QueryRetrieveLevel" not in sent
+    short = d.post("/modalities/ris/find-worklist", json.dumps({"Query": query, "Short": True})).json()
+    assert short[0]["0010,0010"] == "DOE^JOHN"
+    full = d.post("/modalities/ris/find-worklist", json.dumps({"Query": query, "Full": True})).json()
+    assert full[0]["0010,0010"] == {"Name": "PatientName", "Type": "String", "Value": "DOE^JOHN"}
+    for bad in ({"Query": {"Nope": ""}}, {"Query": {"PatientName": 3}}, {"Query": {"PatientName": []}},
+                {"Query": {"ScheduledProcedureStepSequence": ["x"]}}, {"Query": []}):
+        assert d.post("/modalities/ris/find-worklist", json.dumps(bad)).status_code == 400, bad
+    r = d.post("/modalities/finder/find-worklist", json.dumps({"Query": query}))
+    assert r.status_code == 500 and r.json()["OrthancStatus"] == 2016
 
 
 def test_move_sends_only_the_unique_keys(make_daemon, pynetdicom_scp):

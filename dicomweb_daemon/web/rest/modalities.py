@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from ...client.bodies import OutgoingFile
 from ...client.dicomweb import outgoing_files
+from ...dicom.orthanc_json import FULL, SHORT, SIMPLIFY, full_to_view
 from ...dimse import store_scu
 from ...dimse.association import peer_of
 from ...dimse.identifiers import (
@@ -28,8 +29,8 @@ from ..routing import has_flag, json_response, read_json_body, route
 from .jobs import run_or_submit
 from .peers import store_request
 
-OPERATIONS = ["configuration", "echo", "find", "find-instance", "find-patient", "find-series", "find-study", "get",
-              "move", "query", "storage-commitment", "store", "store-straight"]
+OPERATIONS = ["configuration", "echo", "find", "find-instance", "find-patient", "find-series", "find-study",
+              "find-worklist", "get", "move", "query", "storage-commitment", "store", "store-straight"]
 FIND_LEVELS = "<any(patient,study,series,instance):level>"
 
 
@@ -207,6 +208,16 @@ class ModalityRoutes:
     async def find_level(self, request, name, level):
         body = object_body(request, allow_empty=False)
         return json_response(request, await self.queries.find_level(name, parse_level(level), body))
+
+    @route("/modalities/<name>/find-worklist", methods=("POST",))
+    async def find_worklist(self, request, name):
+        """``{"Query": {tag: text, sequence: [{...}]}, "Short", "Full", "Timeout", "LocalAet"}``: the
+        worklist items the modality answers, each as its tags (by name, ``Short``: by number,
+        ``Full``: both with their VR)."""
+        body = object_body(request, allow_empty=False)
+        answers = await self.queries.worklist(name, body.get("Query"), scu_options(body))
+        view = FULL if bool_field(body, "Full") else SHORT if bool_field(body, "Short") else SIMPLIFY
+        return json_response(request, [full_to_view(a, view) for a in answers])
 
     @route("/modalities/<name>/find", methods=("POST",))
     async def find_tree(self, request, name):
