@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydicom.datadict import keyword_for_tag
 
 from ...dicom.identifiers import LEVEL_OF_PLURAL
+from ...dicom.ordered_slices import ordered_slices
 from ...dicom.tags import parse_tag
 from ...errors import BadRequest, UnknownResource
 from ...threads import in_db, in_db_write
@@ -94,6 +95,15 @@ class ResourceRoutes:
         if has_flag(request, "expand") or arg(request, "expand") is None:
             return json_response(request, await self._describe(ids, request))
         return json_response(request, ids)
+
+    @route("/series/<id>/ordered-slices")
+    async def ordered_slices(self, request, id):  # noqa: A002
+        """The series' slices in the order a viewer stacks them (dicom/ordered_slices.py)."""
+
+        def read() -> list[dict]:
+            return self.index.describe(self.index.relatives(id, "Series", "Instance"))
+
+        return json_response(request, ordered_slices(await in_db(read)))
 
     @route(f"/{LEVEL_PATTERN}/<id>/statistics")
     async def statistics(self, request, plural, id):  # noqa: A002
