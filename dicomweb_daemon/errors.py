@@ -158,3 +158,11 @@ class RangeNotSatisfiable(DaemonError):
     status = 416
     orthanc_error = "Range not satisfiable"
     orthanc_status = 3003
+
+
+class CannotWriteFile(DaemonError):
+    """A file the API was asked to write on the server's file system could not be written."""
+
+    status = 500
+    orthanc_error = "Cannot write to file"
+    orthanc_status = 14

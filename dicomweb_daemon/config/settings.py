@@ -59,6 +59,9 @@ TOP: dict[str, Option] = {
     "MaximumPatientCount": Option(int, 0, "Maximum number of patients (0 = unlimited).", minimum=0),
     "MaximumStorageMode": Option(str, "Recycle", "Over a quota: Recycle (delete the oldest unprotected "
                                  "patients) or Reject (refuse the new instance).", choices=("Recycle", "Reject")),
+    "RestApiWriteToFileSystemEnabled": Option(bool, False, "Let POST /instances/{id}/export write a file where "
+                                              "its body says on the server (anyone reaching the API could "
+                                              "overwrite any file the daemon may write)."),
     "MetricsEnabled": Option(bool, True, "Count and publish metrics (/metrics, /tools/metrics-prometheus); "
                              "PUT /tools/metrics changes it until the next start."),
     "DicomLossyTranscodingQuality": Option(int, 90, "Quality (1-100) of lossy transcoding (JPEG) when a request "

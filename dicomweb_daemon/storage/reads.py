@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import uuid
 from typing import BinaryIO
 
 from ..threads import in_io
@@ -135,6 +136,18 @@ class StoredFile:
         if self.path is not None:
             return read_whole(self.path)
         return inflated(self.read_stored(), self.compression)
+
+    def copy_to(self, path: str) -> None:
+        """(io thread) The whole content written at ``path`` (a file of the server, not of the
+        storage), through a temporary name: ``path`` never holds a partial file."""
+        partial = f"{path}.{uuid.uuid4().hex}.part"
+        try:
+            with open(partial, "wb") as out:
+                out.write(self.read())
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
 
     def read_ranges(self, ranges: Ranges) -> bytes:
         """The bytes of ``ranges`` joined (one frame)."""

@@ -117,3 +117,25 @@ def test_modify_at_a_quality(daemon, image):
     for bad in (0, 101, "90", True):
         r = daemon.post(f"/instances/{image['ID']}/modify", json={"Transcode": JPEGBaseline8Bit, "LossyQuality": bad})
         assert r.status_code == 400, bad
+
+
+def test_export_to_the_servers_file_system(make_daemon, tmp_path):
+    """/instances/{id}/export writes the file where the body says only with
+    RestApiWriteToFileSystemEnabled (403 otherwise, nothing written); a path that cannot be written
+    is a 500 naming it, with nothing left behind."""
+    data = eight_bit_image(8, 8, bytes(64))
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "exported.dcm"
+    closed = make_daemon()
+    r = closed.post(f"/instances/{closed.store(data)['ID']}/export", str(target))
+    assert r.status_code == 403 and "RestApiWriteToFileSystemEnabled" in r.json()["Details"]
+    assert not target.exists()
+    opened = make_daemon({"RestApiWriteToFileSystemEnabled": True, "StorageCompression": True})
+    instance = opened.store(data)["ID"]
+    assert opened.post(f"/instances/{instance}/export", str(target)).json() == {}
+    assert target.read_bytes() == data  # the content, though stored compressed
+    r = opened.post(f"/instances/{instance}/export", str(out / "no-such-folder" / "x.dcm"))
+    assert r.status_code == 500 and "no-such-folder" in r.json()["Details"]
+    assert [p.name for p in out.iterdir()] == ["exported.dcm"]
+    assert opened.post(f"/instances/{instance}/export", "").status_code == 400

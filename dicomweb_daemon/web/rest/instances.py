@@ -8,9 +8,10 @@ from ...dicom.content_paths import content, parse_path
 from ...dicom.modules import MODULES
 from ...dicom.orthanc_json import SIMPLIFY
 from ...dicom.stored_dataset import file_dicom_json
-from ...errors import BadRequest
-from ...threads import in_cpu, in_db
-from ..routing import arg, has_flag, json_response, route, safe_filename
+from ...errors import BadRequest, CannotWriteFile, Forbidden
+from ...storage.reads import StoredFile
+from ...threads import in_cpu, in_db, in_io
+from ..routing import arg, has_flag, json_response, read_text_body, route, safe_filename
 from ..streaming import send_file
 from .tags_service import TagsService
 from .transcode_options import query_quality, transcode_option
@@ -57,6 +58,24 @@ class InstanceRoutes:
         await send_file(request, self.storage, info["file_uuid"], info["file_size"], compression=info["compression"])
         return None
 
+    @route("/instances/<id>/export", methods=("POST",))
+    async def export(self, request, id):  # noqa: A002
+        """The instance's file written at the path the body gives, on the server (Orthanc's route;
+        refused unless RestApiWriteToFileSystemEnabled): whole, through a temporary name."""
+        if not self.daemon.settings.RestApiWriteToFileSystemEnabled:
+            raise Forbidden("Forbidden access", "writing to the server's file system is disabled "
+                            "(RestApiWriteToFileSystemEnabled)")
+        path = read_text_body(request)
+        if not path:
+            raise BadRequest("Bad request", "the body must be the path of the file to write")
+        info = await self._file(id)
+        stored = StoredFile(self.storage, info["file_uuid"], compression=info["compression"])
+        try:
+            await in_io(stored.copy_to, path)
+        except OSError as e:
+            raise CannotWriteFile("Cannot write to file", f"cannot write {path}: {e.strerror or e}") from None
+        return json_response(request, {})
+
     @route("/instances/<id>/tags")
     async def tags(self, request, id):  # noqa: A002
         options = self.tags_service.options(request)
@@ -89,3 +108,4 @@ class InstanceRoutes:
             return json_response(request, value)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         return value
+
