@@ -123,3 +123,25 @@ def test_small_orthanc_tools(make_daemon):
         assert time.time() < deadline, "the daemon did not stop"
         time.sleep(0.1)
     assert d.proc.returncode == 0
+
+
+def test_reset_restarts_with_the_configuration_read_again(make_daemon):
+    """POST /tools/reset: the daemon stops, then runs again in the same process, with its
+    configuration file read again; what it stored is still there."""
+    import json as json_module
+
+    d = make_daemon({"Name": "before"})
+    instance = d.post("/instances", make_ct("OPS-RESET")).json()["ID"]
+    pid = d.proc.pid
+    d.config_path.write_text(json_module.dumps({**d.config, "Name": "after"}))
+    assert d.post("/tools/reset").json() == {}
+    deadline = time.time() + 30
+    while True:
+        try:
+            if d.get("/system").json()["Name"] == "after":
+                break
+        except Exception:  # noqa: BLE001 - not listening while it restarts
+            pass
+        assert time.time() < deadline and d.proc.poll() is None, "the daemon did not come back"
+        time.sleep(0.2)
+    assert d.proc.pid == pid and d.get(f"/instances/{instance}").status_code == 200

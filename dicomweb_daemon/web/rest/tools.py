@@ -1,6 +1,8 @@
 """The /tools routes: find, lookup, bulk-delete, default-encoding, invalidate-tags, now."""
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
 
@@ -158,6 +160,16 @@ class ToolsRoutes:
         reactor.callLater(0, reactor.stop)
         return json_response(request, {})
 
+    @route("/tools/reset", methods=("POST",))
+    def reset(self, request):
+        """Orthanc's restart, once this answer is sent: the daemon stops as on SIGTERM, then runs
+        its own command again in the same process (same PID, so a service manager sees it stay),
+        reading its configuration again."""
+        log.info("restart asked through the REST API")
+        reactor.addSystemEventTrigger("after", "shutdown", run_again)
+        reactor.callLater(0, reactor.stop)
+        return json_response(request, {})
+
     @route("/tools/now")
     def now(self, request):
         request.setHeader(b"Content-Type", b"text/plain")
@@ -168,3 +180,8 @@ class ToolsRoutes:
         request.setHeader(b"Content-Type", b"text/plain")
         return time.strftime("%Y%m%dT%H%M%S", time.localtime()).encode()
 
+
+
+def run_again() -> None:
+    """(after the reactor stopped) This process replaced by its own command line, run anew."""
+    os.execv(sys.executable, sys.orig_argv)
