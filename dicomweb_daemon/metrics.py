@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .storage.reads import FILE_READS
 from .threads import backlogs
 
 # The first path segment names a route family; anything else is "other" (a client cannot grow the
@@ -93,6 +94,8 @@ class _Scraped:
         counts = index.job_counts()
         stats = index.statistics()
         yield from _orthanc_names(counts, stats, index.last_change(), time.monotonic() - self.metrics.started)
+        yield CounterMetricFamily("dicomweb_stored_file_reads", "Stored files read (whole, by ranges or sent by "
+                                  "sendfile), by every daemon of the process", value=FILE_READS.value)
         resources = GaugeMetricFamily("dicomweb_resources", "Resources in the index by level", labels=["level"])
         for level in ("Patients", "Studies", "Series", "Instances"):
             resources.add_metric([level], stats[f"Count{level}"])
@@ -125,4 +128,8 @@ def _orthanc_names(jobs: dict[str, int], stats: dict, last_change: int, up_secon
                         ("completed", success + failed)):
         yield GaugeMetricFamily(f"orthanc_jobs_{name}", f"The current number of {name} jobs", value=value)
     yield GaugeMetricFamily("orthanc_last_change", "The current id of the last change event", value=last_change)
+    # Orthanc's storage accesses: it counts reads through its storage cache; every read here goes to
+    # the storage (the answers' precomputed parts never read it), so none is a hit.
+    yield GaugeMetricFamily("orthanc_storage_cache_miss_count", "Stored files read", value=FILE_READS.value)
+    yield GaugeMetricFamily("orthanc_storage_cache_hit_count", "Stored files read from a cache", value=0)
     yield GaugeMetricFamily("orthanc_up_time_s", "The time [s] spent since the daemon started", value=int(up_seconds))

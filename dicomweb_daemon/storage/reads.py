@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import uuid
 from typing import BinaryIO
 
@@ -25,6 +26,23 @@ from .compression import NONE, CorruptCompressedFile, decompress
 
 #: ``[offset, length]`` pairs: a frame's fragments, or one range of native pixel data.
 Ranges = list
+
+
+class _Count:
+    """A number that threads add to."""
+
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+#: How many times the process read stored files (each StoredFile, each file sent by sendfile):
+#: /metrics shows it, as Orthanc's storage accesses.
+FILE_READS = _Count()
 
 
 class ShortRead(OSError):
@@ -120,6 +138,7 @@ class StoredFile:
     __slots__ = ("storage", "uuid", "kind", "path", "compression")
 
     def __init__(self, storage, uuid: str, *, compression: int, kind: str = "dicom"):
+        FILE_READS.add()
         self.storage = storage
         self.uuid = uuid
         self.kind = kind
@@ -239,6 +258,7 @@ def local_ranges(storage, uuid: str, ranges: Ranges, *, compression: int) -> lis
     path = storage.path(uuid, "dicom")
     if path is None:
         return None
+    FILE_READS.add()
     return [(path, offset, offset + length) for offset, length in ranges]
 
 

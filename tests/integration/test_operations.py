@@ -87,6 +87,15 @@ def test_orthanc_metrics_routes(make_daemon):
     assert samples[("orthanc_last_change", ())] == d.get("/changes?last").json()["Last"]
     assert samples[("orthanc_jobs_running", ())] == 0 and samples[("orthanc_up_time_s", ())] >= 0
     assert ("dicomweb_resources", (("level", "Instances"),)) in samples
+    reads = samples[("orthanc_storage_cache_miss_count", ())]
+    d.post("/tools/find", json={"Level": "Series", "Query": {"PatientID": "*"}, "Expand": True,
+                                "RequestedTags": ["StudyDate", "ModalitiesInStudy", "NumberOfStudyRelatedSeries"]})
+    after_find = _samples(d.get("/tools/metrics-prometheus").text)
+    assert after_find[("orthanc_storage_cache_miss_count", ())] == reads  # answered without reading a file
+    d.get(f"/instances/{d.get('/instances').json()[0]}/file")
+    after_file = _samples(d.get("/tools/metrics-prometheus").text)
+    assert after_file[("orthanc_storage_cache_miss_count", ())] == reads + 1
+    assert after_file[("dicomweb_stored_file_reads_total", ())] == reads + 1
     assert d.get("/tools/metrics").text == "1"
     assert d.put("/tools/metrics", "0").status_code == 200
     assert d.get("/tools/metrics").text == "0" and d.get("/metrics").text == ""
