@@ -7,6 +7,7 @@ publishes also under its names, ``orthanc_count_instances``...). ``MetricsEnable
 do not mix their figures."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ FAMILIES = frozenset({
     "peers", "plugins", "queries", "series", "statistics", "storage-commitment", "studies", "system", "tools",
     "wado", "webdav",
 })
+_ORTHANC_WHOLE = re.compile(rb"^(orthanc_\w+ -?\d+)\.0$", re.MULTILINE)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -72,8 +74,11 @@ class Metrics:
             self.ingested.labels(outcome).inc()
 
     def scrape(self) -> bytes:
-        """(db thread) The text format; nothing while the metrics are disabled."""
-        return generate_latest(self.registry) if self.enabled else b""
+        """(db thread) The text format; nothing while the metrics are disabled. Orthanc's names
+        with whole values written as integers, as Orthanc writes them (scripts read them with int())."""
+        if not self.enabled:
+            return b""
+        return _ORTHANC_WHOLE.sub(rb"\1", generate_latest(self.registry))
 
 
 class _Scraped:

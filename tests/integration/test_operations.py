@@ -81,7 +81,9 @@ def test_orthanc_metrics_routes(make_daemon):
     d = make_daemon()
     data = make_ct("OPS-ORTHANC")
     d.post("/instances", data)
-    samples = _samples(d.get("/tools/metrics-prometheus").text)
+    text = d.get("/tools/metrics-prometheus").text
+    assert "\northanc_count_instances 1\n" in text  # a whole number as Orthanc writes it (scripts int() it)
+    samples = _samples(text)
     assert samples[("orthanc_count_instances", ())] == 1 and samples[("orthanc_count_patients", ())] == 1
     assert samples[("orthanc_disk_size_mb", ())] == len(data) / 1048576
     assert samples[("orthanc_last_change", ())] == d.get("/changes?last").json()["Last"]
