@@ -72,6 +72,9 @@ TOP: dict[str, Option] = {
                            "Password, HttpHeaders, Timeout, CertificateFile, CertificateKeyFile, "
                            "CertificateKeyPassword, ...}."),
     "OrthancPeersInDatabase": Option(bool, False, "Peers added over the REST API are kept in the index."),
+    "HttpRequestTimeout": Option(int, 30, "Seconds a client's connection may stay silent between requests, or "
+                                 "while sending one, before it is closed (not while its answer is made).",
+                                 minimum=1),
     "HttpTimeout": Option(int, 60, "Seconds an outbound HTTP request may wait for the remote server "
                           "(connection, answer, or the next bytes of a body).", minimum=1),
     "HttpProxy": Option(str, "", "host:port of the HTTP proxy of outbound http:// requests."),

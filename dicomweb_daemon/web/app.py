@@ -54,4 +54,4 @@ def build_site(daemon) -> DaemonSite:
     root = RootResource(AppResource(build_app(daemon), render_error), daemon.settings, daemon.metrics)
     max_body = daemon.settings.MaximumBodySize * 1024 * 1024
     return DaemonSite(root, daemon.spool, daemon.body_memory, max_body, http2=daemon.settings.EnableHttp2,
-                      access_log=daemon.settings.HttpAccessLog)
+                      access_log=daemon.settings.HttpAccessLog, timeout=daemon.settings.HttpRequestTimeout)

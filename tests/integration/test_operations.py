@@ -156,3 +156,24 @@ def test_reset_restarts_with_the_configuration_read_again(make_daemon):
         assert time.time() < deadline and d.proc.poll() is None, "the daemon did not come back"
         time.sleep(0.2)
     assert d.proc.pid == pid and d.get(f"/instances/{instance}").status_code == 200
+
+
+def test_silent_connections_are_closed_after_http_request_timeout(make_daemon):
+    """HttpRequestTimeout: a connection silent that long (between requests, or in the middle of
+    one) is closed; one that speaks in time is answered."""
+    import socket
+
+    d = make_daemon({"HttpRequestTimeout": 1})
+    quick = socket.create_connection(("127.0.0.1", d.port))
+    quick.sendall(b"GET /tools/now HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert quick.recv(1024).startswith(b"HTTP/1.1 200")
+    halfway = socket.create_connection(("127.0.0.1", d.port))
+    halfway.sendall(b"GET /tools/now HTTP/1.1\r\n")  # the rest never comes
+    time.sleep(2.5)
+    for connection in (quick, halfway):
+        connection.settimeout(5)
+        left = [connection.recv(1024)]
+        while left[-1]:  # anything the daemon says before it closes (an HTTP 408), then the end
+            left.append(connection.recv(1024))
+        assert not left[0] or left[0].startswith(b"HTTP/1.1 408")
+        connection.close()
