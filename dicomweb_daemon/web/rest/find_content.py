@@ -29,7 +29,7 @@ def find_content(index, names: MetadataNames, ids: list[str], level: str, parts:
         answer = {"ID": item["ID"], "Type": item["Type"]}
         answer.update((k, v) for k, v in item.items() if k in keys)
         if "Metadata" in parts:
-            answer["Metadata"] = {names.name_of(key): value for key, value in metadata[item["ID"]].items()}
+            answer["Metadata"] = {names.name_of(key): value for key, value in metadata.get(item["ID"], {}).items()}
         if "Attachments" in parts:
             answer["Attachments"] = [a.info() for _n, a in sorted(attachments_of(index, item["ID"], level).items())]
         if "IsProtected" in parts and level == "Patient":
