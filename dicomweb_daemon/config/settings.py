@@ -114,13 +114,14 @@ TOP: dict[str, Option] = {
     "DicomAssociationCloseDelay": Option(int, 5, "Seconds an outgoing association stays open for the next "
                                          "store to the same modality.", minimum=0),
     "MaximumPduLength": Option(int, 16384, "Largest PDU received, in bytes.", minimum=4096),
-    "LimitFindResults": Option(int, 0, "Most answers of a C-FIND at patient, study or series level (0: all).",
-                               minimum=0),
+    "LimitFindResults": Option(int, 0, "Most answers of a C-FIND, or of /tools/find, at patient, study or series "
+                               "level (0: all).", minimum=0),
     "QueryRetrieveSize": Option(int, 100, "C-FIND queries to modalities kept for /queries (the oldest dropped).",
                                 minimum=0),
     "StorageCommitmentReportsSize": Option(int, 100, "Storage commitment requests sent and their reports kept "
                                            "for /storage-commitment (the oldest dropped; 0: all).", minimum=0),
-    "LimitFindInstances": Option(int, 0, "Most answers of a C-FIND at instance level (0: all).", minimum=0),
+    "LimitFindInstances": Option(int, 0, "Most answers of a C-FIND, or of /tools/find, at instance level (0: all).",
+                                 minimum=0),
     "UnknownSopClassAccepted": Option(bool, False, "Accept C-STORE of SOP classes pynetdicom does not know."),
     "AcceptedTransferSyntaxes": Option(list, ["1.2.840.10008.1.*"], "Transfer syntaxes accepted by the SCP "
                                        "(UIDs, * and ? wildcards)."),

@@ -223,3 +223,23 @@ def test_each_engine_reads_numbers_alike(tmp_path, text):
         assert index.db.execute("SELECT as_number(?)", (text,)).fetchone()[0] == as_number(text)
     finally:
         index.close()
+
+
+def test_find_limits_cap_the_answers(make_daemon):
+    """LimitFindResults / LimitFindInstances cap /tools/find's answers (a smaller Limit wins; Since
+    pages past the cap), as Orthanc >= 1.12.5; count-resources still counts everything."""
+    d = make_daemon({"LimitFindResults": 2, "LimitFindInstances": 3})
+    study, series = generate_uid(), generate_uid()
+    for n in range(5):
+        d.store(make_ct(f"CAP-{n}", study_uid=None if n else study, series_uid=None if n else series))
+    for n in range(4):
+        d.store(make_ct("CAP-0", study_uid=study, series_uid=series, instance_number=n + 2))
+
+    def find_in(body):
+        return find(d, {"Query": {}, **body})
+
+    assert len(find_in({"Level": "Patient"})) == 2 and len(find_in({"Level": "Patient", "Limit": 1})) == 1
+    assert len(find_in({"Level": "Patient", "Limit": 10})) == 2
+    assert find_in({"Level": "Patient", "Since": 4}) == [find_in({"Level": "Patient", "Since": 4, "Limit": 1})[0]]
+    assert len(find_in({"Level": "Instance"})) == 3
+    assert find(d, {"Level": "Instance", "Query": {}}, "/tools/count-resources") == {"Count": 9}

@@ -34,6 +34,11 @@ class ToolsRoutes:
     @route("/tools/find", methods=("POST",))
     async def find(self, request):
         q = find_request(read_json_body(request), self.names, case_default=self.daemon.settings.CaseSensitivePN)
+        # As Orthanc >= 1.12.5: LimitFindInstances / LimitFindResults cap a search's answers here too.
+        settings = self.daemon.settings
+        cap = settings.LimitFindInstances if q.level == "Instance" else settings.LimitFindResults
+        if cap:
+            q.limit = min(q.limit, cap) if q.limit else cap
         found = None
         if q.expand and q.requested and not q.scope and q.content is None:
             # the search and the requested tags in one query when they are indexed
