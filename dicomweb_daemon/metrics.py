@@ -92,11 +92,11 @@ class _Scraped:
 
     def collect(self):
         index = self.metrics.daemon.index
+        counts = index.job_counts()
         jobs = GaugeMetricFamily("dicomweb_jobs", "Jobs in the index by state", labels=["state"])
-        for state, count in index.job_counts().items():
+        for state, count in counts.items():
             jobs.add_metric([state], count)
         yield jobs
-        counts = index.job_counts()
         stats = index.statistics()
         yield from _orthanc_names(counts, stats, index.last_change(), time.monotonic() - self.metrics.started)
         yield CounterMetricFamily("dicomweb_stored_file_reads", "Stored files read (whole, by ranges or sent by "

@@ -62,14 +62,20 @@ class SqlIndex(ResourcesMixin, WritesMixin, JournalMixin, UserDataMixin, JobsMix
         """One query: raises when the database does not answer (/health/ready)."""
         self.db.execute("SELECT 1 FROM globals LIMIT 1").fetchall()
 
+    def rows_for(self, sql: str, keys: list) -> list[tuple]:
+        """The rows of ``sql`` for ``keys``: it selects them for up to 900 keys at a time, whose
+        placeholders it writes as ``{marks}``."""
+        rows = []
+        for i in range(0, len(keys), 900):
+            chunk = keys[i:i + 900]
+            rows += self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
     def rows_by_internal(self, sql: str, internals: list[int]) -> dict[int, list]:
-        """The second column of the rows of ``sql``, grouped by the first; ``sql`` selects them for up
-        to 900 resources at a time, whose placeholders it writes as ``{marks}``."""
+        """The second column of the rows of ``sql`` (see ``rows_for``), grouped by the first."""
         out: dict[int, list] = defaultdict(list)
-        for i in range(0, len(internals), 900):
-            chunk = internals[i:i + 900]
-            for internal, value in self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk):
-                out[internal].append(value)
+        for internal, value in self.rows_for(sql, internals):
+            out[internal].append(value)
         return out
 
     @staticmethod

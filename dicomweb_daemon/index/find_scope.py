@@ -133,9 +133,9 @@ def metadata_sql(core: bool, key: str, target: int) -> tuple[str | None, list]:
     return None, []
 
 
-def _pattern_sql(value: str, pattern: str) -> tuple[str, list]:
+def pattern_sql(value: str, pattern: str) -> tuple[str, list]:
     """``value`` matching a pattern as a DICOM query value: ``*`` and ``?``, a list split by
-    backslashes, case-sensitive."""
+    backslashes; compared as given (a caller that ignores case gives normalized values and column)."""
     options = pattern.split("\\")
     conds = [f"{value} GLOB ?" if ("*" in o or "?" in o) else f"{value} = ?" for o in options]
     return "(" + " OR ".join(conds) + ")", [dicom_glob(o) if ("*" in o or "?" in o) else o for o in options]
@@ -158,7 +158,7 @@ def scope_sql(scope: FindScope, target: int, parent_internal: int | None) -> tup
             conds.append(f"{value} IS NOT NULL")
             params += value_params
             continue
-        cond, cond_params = _pattern_sql(value, pattern)
+        cond, cond_params = pattern_sql(value, pattern)
         conds.append(cond)
         params += _interleave(value_params, cond_params)
     return " AND ".join(conds), params

@@ -21,6 +21,7 @@ from .find_scope import (
     indexed_level,
     order_by_sql,
     order_columns,
+    pattern_sql,
     scope_sql,
     sort_rows,
     tag_table,
@@ -89,14 +90,9 @@ def constraint(keyword: str, pattern: str, case_sensitive: bool) -> Constraint |
             conds.append("t.value <= ?")
             params.append(high + ("235959.999999" if vr == "DT" and len(high) == 8 else ""))
         return Constraint(keyword, level, " AND ".join(conds) or "1", params)
-    if "\\" in pattern:
-        values = [norm(v) for v in pattern.split("\\")]
-        conds = [f"{col} GLOB ?" if ("*" in v or "?" in v) else f"{col} = ?" for v in values]
-        return Constraint(keyword, level, "(" + " OR ".join(conds) + ")",
-                          [dicom_glob(v) if ("*" in v or "?" in v) else v for v in values])
-    if "*" in pattern or "?" in pattern:
-        return Constraint(keyword, level, f"{col} GLOB ?", [dicom_glob(norm(pattern))])
-    return Constraint(keyword, level, f"{col} = ?", [norm(pattern)])
+    # A value, a wildcard, or a list of them (backslashes), each normalized unless case-sensitive.
+    cond, params = pattern_sql(col, "\\".join(norm(v) for v in pattern.split("\\")))
+    return Constraint(keyword, level, cond, params)
 
 
 _TAG_ALIAS = re.compile(r"\bt\.")
@@ -257,6 +253,10 @@ class FindMixin:
             return 0
         sql, params = find_sql(level, constraints, 0, 0, labels_filter(list(labels), labels_constraint),
                                from_tags=self.from_tags, scope=where)
+        return self._count_rows(sql, params)
+
+    def _count_rows(self, sql: str, params: list) -> int:
+        """How many rows a search's statement gives, counted by the engine."""
         return self.db.execute(f"SELECT COUNT(*) FROM ({sql}) AS found", params).fetchone()[0]
 
     def _scope_conditions(self, scope: FindScope, target: int) -> tuple[str, list] | None:
@@ -298,7 +298,7 @@ class FindMixin:
         else:  # the page starts past those with the tag: how many there are
             sql, params = find_sql(level, [*constraints, present], 0, 0, labelled, from_tags=self.from_tags,
                                    scope=where)
-            with_tag = self.db.execute(f"SELECT COUNT(*) FROM ({sql}) AS found", params).fetchone()[0]
+            with_tag = self._count_rows(sql, params)
         absent = absent_tag_sql(first.keyword, LEVEL_NUMBER[level])
         without = (f"{where[0]} AND {absent}" if where[0] else absent, where[1])
         sql, params = find_sql(level, constraints, limit - len(found) if limit else 0, max(0, since - with_tag),

@@ -88,21 +88,13 @@ class UserDataMixin:
         """Every metadata of many resources of ``level`` (its number) in a few statements (a page of /tools/find
         with ResponseContent Metadata): ``{public ID: {name: value}}``, the core ones by Orthanc's
         names, the user-defined ones by their numbers as text."""
-        resources = {r[0]: r[1:] for r in self._chunked(
+        resources = {r[0]: r[1:] for r in self.rows_for(
             "SELECT internal, public_id, last_update FROM resources WHERE public_id IN ({marks})", public_ids)}
         core = self._core_metadata_of(level, {i: r[1] for i, r in resources.items()})
-        for internal, name, value in self._chunked(
+        for internal, name, value in self.rows_for(
                 "SELECT internal, name, value FROM user_metadata WHERE internal IN ({marks})", list(resources)):
             core[internal][name] = value
         return {resources[i][0]: values for i, values in core.items()}
-
-    def _chunked(self, sql: str, keys: list) -> list[tuple]:
-        """The rows of ``sql`` for ``keys`` (its ``{marks}``), 900 at a time."""
-        rows = []
-        for i in range(0, len(keys), 900):
-            chunk = keys[i : i + 900]
-            rows += self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
-        return rows
 
     def _core_metadata_of(self, level: int, last_updates: dict[int, str]) -> dict[int, dict[str, str]]:
         """The core metadata of resources of ``level`` (internal ID -> its LastUpdate)."""
@@ -112,7 +104,7 @@ class UserDataMixin:
             for internal, last_update in last_updates.items():
                 out[internal]["LastUpdate"] = last_update
         if name == "Series":
-            for internal, aet, expected, extras in self._chunked(
+            for internal, aet, expected, extras in self.rows_for(
                     "SELECT s.internal, (SELECT i.remote_aet FROM resources c JOIN instances i ON i.internal = "
                     "c.internal WHERE c.parent = s.internal ORDER BY i.internal DESC LIMIT 1), si.expected_instances, "
                     "si.qido_extras FROM resources s LEFT JOIN series_info si ON si.internal = s.internal "
@@ -125,7 +117,7 @@ class UserDataMixin:
                 if sequences:
                     values["MainDicomSequences"] = sequences
         if name == "Instance":
-            for row in self._chunked(
+            for row in self.rows_for(
                     "SELECT internal, index_in_series, reception_date, remote_aet, origin, transfer_syntax, "
                     "sop_class_uid, remote_ip, http_username, pixel_data_offset, pixel_data_vr, called_aet "
                     "FROM instances WHERE internal IN ({marks})", list(last_updates)):
